@@ -1,0 +1,79 @@
+//! The command line, as clap derive structs whose doc comments are the help.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Garbage collector and auditor for container-registry storage (CNCF Distribution layout).
+#[derive(Debug, Parser)]
+#[command(name = "regsweep", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Find (and with --delete, remove) blobs, links and manifests that nothing needs.
+    ///
+    /// A dry run unless --delete is given; both compute the same plan.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// The store: the registry's rootdirectory (the folder holding docker/registry/v2), or the
+    /// registry's config.yml.
+    pub storage: String,
+    /// Untagged manifests are garbage too; children of tagged lists/indexes and referrers (subject)
+    /// of kept manifests stay.
+    #[arg(short = 'm', long)]
+    pub delete_untagged: bool,
+    /// Delete what the plan lists. Without it nothing is deleted.
+    #[arg(long)]
+    pub delete: bool,
+    /// Hold back data written within this window (30m, 2h, 0s).
+    #[arg(long, default_value = "2h", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Write the plan to FILE as NDJSON, one item per line.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 30m, 2h or 0s: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_human_units() {
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("2").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1h").is_err());
+    }
+
+    #[test]
+    fn gc_defaults_to_a_dry_run_with_two_hours_of_grace() {
+        let cli = Cli::try_parse_from(["regsweep", "gc", "/srv"]).unwrap();
+        let Command::Gc(a) = cli.command;
+        assert!(!a.delete && !a.delete_untagged && !a.json);
+        assert_eq!(a.grace, Duration::from_secs(7200));
+        let cli =
+            Cli::try_parse_from(["regsweep", "gc", "-m", "--delete", "--grace", "0s", "/srv"])
+                .unwrap();
+        let Command::Gc(a) = cli.command;
+        assert!(a.delete && a.delete_untagged);
+        assert_eq!(a.grace, Duration::ZERO);
+    }
+}

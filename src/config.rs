@@ -1,0 +1,204 @@
+//! Where the store is: a folder, or the registry's own `config.yml`.
+//!
+//! Reading the registry's configuration means the operator names the store exactly as the registry
+//! sees it, and lets later safety checks read `storage.maintenance.readonly`.
+
+use crate::storage::fs::FsStorage;
+use crate::storage::{Storage, StorageError};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A store's address, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageSpec {
+    /// A local folder: the registry's `rootdirectory` (the one holding `docker/registry/v2`).
+    Filesystem { root: PathBuf },
+}
+
+/// What the `STORAGE` argument resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub spec: StorageSpec,
+    /// `storage.maintenance.readonly.enabled` when STORAGE was a registry config; `None` otherwise.
+    pub readonly: Option<bool>,
+}
+
+/// Why STORAGE could not be resolved or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read registry config: {message}")]
+    Read { path: String, message: String },
+    #[error("{path}: not a registry config: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: storage driver {driver:?} is not supported (supported: filesystem)")]
+    UnsupportedDriver { path: String, driver: String },
+    #[error("{path}: no storage section with a supported driver (filesystem)")]
+    NoStorage { path: String },
+    #[error("{0}: no such folder or file")]
+    NotFound(String),
+    #[error(
+        "{0}: S3 addresses are not supported by this build; give a folder or a registry config.yml"
+    )]
+    S3NotSupported(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Deserialize)]
+struct RegistryConfig {
+    storage: Option<serde_norway::Mapping>,
+}
+
+#[derive(Deserialize)]
+struct FilesystemSection {
+    rootdirectory: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Maintenance {
+    readonly: Option<ReadOnly>,
+}
+
+#[derive(Deserialize, Default)]
+struct ReadOnly {
+    #[serde(default)]
+    enabled: bool,
+}
+
+/// The registry's default `rootdirectory` for the filesystem driver.
+const DEFAULT_ROOT: &str = "/var/lib/registry";
+
+/// Sections of `storage` that are settings, not drivers.
+const NOT_DRIVERS: [&str; 5] = ["maintenance", "delete", "cache", "redirect", "tag"];
+
+/// Resolves the STORAGE argument: a folder, or a registry config file.
+pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
+    if arg.starts_with("s3://") {
+        return Err(ConfigError::S3NotSupported(arg.to_owned()));
+    }
+    let path = Path::new(arg);
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(Target {
+            spec: StorageSpec::Filesystem { root: path.into() },
+            readonly: None,
+        }),
+        Ok(_) => from_registry_config(path),
+        Err(_) => Err(ConfigError::NotFound(arg.to_owned())),
+    }
+}
+
+/// Reads a registry `config.yml`.
+pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    let parse_err = |e: serde_norway::Error| ConfigError::Parse {
+        path: shown.clone(),
+        message: e.to_string(),
+    };
+    let cfg: RegistryConfig = serde_norway::from_str(&text).map_err(parse_err)?;
+    let storage = cfg.storage.ok_or_else(|| ConfigError::NoStorage {
+        path: shown.clone(),
+    })?;
+    let section = |name: &str| storage.get(name).cloned();
+    let readonly = match section("maintenance") {
+        Some(v) => serde_norway::from_value::<Maintenance>(v)
+            .map_err(parse_err)?
+            .readonly
+            .map(|r| r.enabled),
+        None => None,
+    }
+    .unwrap_or(false);
+    if let Some(fs) = section("filesystem") {
+        let fs: FilesystemSection = if fs.is_null() {
+            FilesystemSection {
+                rootdirectory: None,
+            }
+        } else {
+            serde_norway::from_value(fs).map_err(parse_err)?
+        };
+        let root = fs.rootdirectory.unwrap_or_else(|| DEFAULT_ROOT.to_owned());
+        return Ok(Target {
+            spec: StorageSpec::Filesystem { root: root.into() },
+            readonly: Some(readonly),
+        });
+    }
+    let driver = storage
+        .keys()
+        .filter_map(|k| k.as_str())
+        .find(|k| !NOT_DRIVERS.contains(k));
+    match driver {
+        Some(d) => Err(ConfigError::UnsupportedDriver {
+            path: shown,
+            driver: d.to_owned(),
+        }),
+        None => Err(ConfigError::NoStorage { path: shown }),
+    }
+}
+
+/// Opens the store a spec names.
+pub fn open(spec: &StorageSpec) -> Result<Box<dyn Storage>, ConfigError> {
+    match spec {
+        StorageSpec::Filesystem { root } => Ok(Box::new(FsStorage::open(root.clone())?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<Target, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.yml");
+        std::fs::write(&p, text).unwrap();
+        from_registry_config(&p)
+    }
+
+    #[test]
+    fn reads_the_filesystem_root_and_read_only_mode() {
+        let t = config(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /srv/reg\n  delete:\n    enabled: true\n  \
+             maintenance:\n    readonly:\n      enabled: true\nhttp:\n  addr: :5000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            t.spec,
+            StorageSpec::Filesystem {
+                root: "/srv/reg".into()
+            }
+        );
+        assert_eq!(t.readonly, Some(true));
+        let t = config("storage:\n  filesystem:\n    rootdirectory: /x\n").unwrap();
+        assert_eq!(t.readonly, Some(false));
+    }
+
+    #[test]
+    fn names_the_file_when_the_config_is_unusable() {
+        let e = config("storage:\n  gcs:\n    bucket: b\n").unwrap_err();
+        assert!(e.to_string().contains("\"gcs\""), "{e}");
+        assert!(e.to_string().contains("config.yml"), "{e}");
+        let e = config("storage: [1, 2\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+        let e = config("http:\n  addr: :5000\n").unwrap_err();
+        assert!(matches!(e, ConfigError::NoStorage { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_folder_is_a_filesystem_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = resolve(dir.path().to_str().unwrap()).unwrap();
+        assert_eq!(
+            t.spec,
+            StorageSpec::Filesystem {
+                root: dir.path().into()
+            }
+        );
+        assert_eq!(t.readonly, None);
+        assert!(matches!(
+            resolve("/no/such/place"),
+            Err(ConfigError::NotFound(_))
+        ));
+    }
+}

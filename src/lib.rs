@@ -1,0 +1,21 @@
+//! regsweep: a garbage collector and auditor for container-registry storage.
+//!
+//! The pipeline shows in the modules, data flowing one way:
+//! [`layout`] (keys) → [`inventory`] (the walk) → [`catalog`] (manifests, via [`manifest`]) →
+//! [`mark`] → [`plan`] → [`sweep`] → [`report`]. [`gc`] strings them together; [`storage`] is the seam
+//! between the collector and where the store lives, and [`config`] resolves what the user named.
+#![deny(unsafe_code)]
+
+pub mod catalog;
+pub mod config;
+pub mod digest;
+pub mod gc;
+pub mod inventory;
+pub mod layout;
+pub mod manifest;
+pub mod mark;
+pub mod plan;
+pub mod problem;
+pub mod report;
+pub mod storage;
+pub mod sweep;

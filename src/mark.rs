@@ -1,0 +1,180 @@
+//! Mark: every blob that a root reaches.
+//!
+//! Reaching a manifest marks its own data, its config and layers (foreign ones too, when present),
+//! and, for a list or an index, each child manifest with everything the child reaches. Subjects are
+//! not followed downwards: a signature keeps nothing of the image it signs.
+//!
+//! Roots:
+//! - by default, every manifest revision with a link, in every repository, plus every tag's target
+//!   (the reference's roots, plus tag targets whose revision link is gone: keeping them costs nothing
+//!   and a tag is a promise);
+//! - with `delete_untagged`, per repository: the tags' targets, then every revision whose `subject` is
+//!   a manifest already kept (OCI 1.1 referrers: signatures, SBOMs, attestations), transitively, and
+//!   every revision whose data was written within the grace window (a push in progress writes an
+//!   index's children before the tag). Revisions of the repository that stay unreached are untagged.
+//!
+//! Work is split over rayon by roots (default) or by repository (`delete_untagged`); each task keeps
+//! its own bitmap and the bitmaps are united once at the end.
+
+use crate::catalog::Catalog;
+use crate::digest::Digest;
+use crate::inventory::{BlobTable, Inventory, Repository};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+use std::collections::{HashMap, HashSet};
+
+/// How to mark.
+#[derive(Debug, Clone, Copy)]
+pub struct MarkOptions {
+    /// Only tags (and what they reach) keep manifests alive.
+    pub delete_untagged: bool,
+    /// Blobs modified after this Unix time are within the grace window.
+    pub grace_cutoff: i64,
+}
+
+/// The result of marking.
+#[derive(Debug, Default)]
+pub struct Marks {
+    /// Ids of the blobs that are reached.
+    pub blobs: RoaringBitmap,
+    /// Per repository (in inventory order), the revisions no root reaches; empty without
+    /// `delete_untagged`.
+    pub untagged: Vec<Vec<Digest>>,
+    /// Untagged revisions kept only because they are within the grace window.
+    pub manifests_held_by_grace: u64,
+}
+
+/// Marks what the roots reach.
+pub fn mark(inv: &Inventory, catalog: &Catalog, opts: MarkOptions) -> Marks {
+    if opts.delete_untagged {
+        mark_tagged(inv, catalog, opts)
+    } else {
+        mark_all_revisions(inv, catalog)
+    }
+}
+
+/// Walks from `start`, adding every manifest reached to `kept` and every blob to `marks`. With
+/// `referrers`, a manifest newly kept also keeps the revisions whose subject it is.
+fn reach(
+    start: Digest,
+    catalog: &Catalog,
+    blobs: &BlobTable,
+    referrers: Option<&HashMap<Digest, Vec<Digest>>>,
+    kept: &mut HashSet<Digest>,
+    marks: &mut RoaringBitmap,
+) {
+    let mut stack = vec![start];
+    while let Some(d) = stack.pop() {
+        if !kept.insert(d) {
+            continue;
+        }
+        if let Some(id) = blobs.id(&d) {
+            marks.insert(id);
+        }
+        if let Some(refs) = catalog.refs(&d) {
+            marks.extend(refs.blobs.iter().copied());
+            stack.extend(refs.children.iter().copied());
+        }
+        if let Some(r) = referrers.and_then(|r| r.get(&d)) {
+            stack.extend(r.iter().copied());
+        }
+    }
+}
+
+fn mark_all_revisions(inv: &Inventory, catalog: &Catalog) -> Marks {
+    let mut roots: Vec<Digest> = inv
+        .repositories
+        .iter()
+        .flat_map(|r| {
+            r.revisions
+                .iter()
+                .copied()
+                .chain(r.tags.iter().filter_map(|t| t.current))
+        })
+        .collect();
+    roots.par_sort_unstable();
+    roots.dedup();
+    let chunk = (roots.len() / (rayon::current_num_threads() * 4)).max(256);
+    let blobs = roots
+        .par_chunks(chunk)
+        .map(|part| {
+            let (mut kept, mut marks) = (HashSet::new(), RoaringBitmap::new());
+            for d in part {
+                reach(*d, catalog, &inv.blobs, None, &mut kept, &mut marks);
+            }
+            marks
+        })
+        .reduce(RoaringBitmap::new, |a, b| a | b);
+    Marks {
+        blobs,
+        untagged: vec![Vec::new(); inv.repositories.len()],
+        manifests_held_by_grace: 0,
+    }
+}
+
+fn mark_tagged(inv: &Inventory, catalog: &Catalog, opts: MarkOptions) -> Marks {
+    let per_repo: Vec<(RoaringBitmap, Vec<Digest>, u64)> = inv
+        .repositories
+        .par_iter()
+        .map(|r| mark_repository(r, inv, catalog, opts))
+        .collect();
+    let mut out = Marks::default();
+    for (marks, untagged, held) in per_repo {
+        out.blobs |= marks;
+        out.untagged.push(untagged);
+        out.manifests_held_by_grace += held;
+    }
+    out
+}
+
+fn mark_repository(
+    repo: &Repository,
+    inv: &Inventory,
+    catalog: &Catalog,
+    opts: MarkOptions,
+) -> (RoaringBitmap, Vec<Digest>, u64) {
+    let mut referrers: HashMap<Digest, Vec<Digest>> = HashMap::new();
+    for rev in &repo.revisions {
+        if let Some(subject) = catalog.refs(rev).and_then(|r| r.subject) {
+            referrers.entry(subject).or_default().push(*rev);
+        }
+    }
+    let (mut kept, mut marks) = (HashSet::new(), RoaringBitmap::new());
+    for t in repo.tags.iter().filter_map(|t| t.current) {
+        reach(
+            t,
+            catalog,
+            &inv.blobs,
+            Some(&referrers),
+            &mut kept,
+            &mut marks,
+        );
+    }
+    let count_kept =
+        |kept: &HashSet<Digest>| repo.revisions.iter().filter(|r| kept.contains(r)).count();
+    let before_grace = count_kept(&kept);
+    for rev in &repo.revisions {
+        let recent = inv
+            .blobs
+            .id(rev)
+            .is_some_and(|id| inv.blobs.modified(id) > opts.grace_cutoff);
+        if recent {
+            reach(
+                *rev,
+                catalog,
+                &inv.blobs,
+                Some(&referrers),
+                &mut kept,
+                &mut marks,
+            );
+        }
+    }
+    let held = (count_kept(&kept) - before_grace) as u64;
+    let untagged = repo
+        .revisions
+        .iter()
+        .filter(|r| !kept.contains(r))
+        .copied()
+        .collect();
+    (marks, untagged, held)
+}

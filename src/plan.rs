@@ -1,0 +1,163 @@
+//! The plan: what a sweep would delete, as a value.
+//!
+//! A plan is computed the same way for a dry run and for `--delete`; a dry run renders it, `--delete`
+//! hands it to [`crate::sweep`]. Items are listed in sweep order: untagged manifests, then `_layers`
+//! links, then blob data. A blob is planned only when no root reaches it and its data is older than
+//! the grace window; a `_layers` link only when its blob is planned.
+
+use crate::digest::Digest;
+use crate::inventory::Inventory;
+use crate::mark::Marks;
+use roaring::RoaringBitmap;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+/// One thing to delete. Serialized as one NDJSON line per item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PlanItem {
+    /// An untagged manifest revision: its revision link and every tag index entry that names it.
+    Manifest {
+        repo: String,
+        digest: Digest,
+        /// The tags whose index names this digest (their entries go first).
+        #[serde(skip)]
+        tags: Vec<String>,
+    },
+    /// A repository's link to a blob that is being swept.
+    LayerLink { repo: String, digest: Digest },
+    /// A blob's data.
+    Blob { digest: Digest, size: u64 },
+}
+
+/// A plan and the figures that explain it.
+#[derive(Debug, Default, Clone)]
+pub struct Plan {
+    pub items: Vec<PlanItem>,
+    /// Unreached blobs kept because their data is within the grace window.
+    pub blobs_held_by_grace: u64,
+    pub bytes_held_by_grace: u64,
+}
+
+impl Plan {
+    /// Builds the plan from an inventory and its marks.
+    pub fn build(inv: &Inventory, marks: &Marks, grace_cutoff: i64) -> Plan {
+        let mut plan = Plan::default();
+        for (repo, untagged) in inv.repositories.iter().zip(&marks.untagged) {
+            for d in untagged {
+                let tags = repo
+                    .tags
+                    .iter()
+                    .filter(|t| t.index.binary_search(d).is_ok())
+                    .map(|t| t.name.clone());
+                plan.items.push(PlanItem::Manifest {
+                    repo: repo.name.clone(),
+                    digest: *d,
+                    tags: tags.collect(),
+                });
+            }
+        }
+        let mut swept = RoaringBitmap::new();
+        for id in 0..inv.blobs.len() as u32 {
+            if marks.blobs.contains(id) {
+                continue;
+            }
+            if inv.blobs.modified(id) > grace_cutoff {
+                plan.blobs_held_by_grace += 1;
+                plan.bytes_held_by_grace += inv.blobs.size(id);
+            } else {
+                swept.insert(id);
+            }
+        }
+        for repo in &inv.repositories {
+            for d in &repo.layer_links {
+                if inv.blobs.id(d).is_some_and(|id| swept.contains(id)) {
+                    plan.items.push(PlanItem::LayerLink {
+                        repo: repo.name.clone(),
+                        digest: *d,
+                    });
+                }
+            }
+        }
+        for id in &swept {
+            plan.items.push(PlanItem::Blob {
+                digest: inv.blobs.digest(id),
+                size: inv.blobs.size(id),
+            });
+        }
+        plan
+    }
+
+    pub fn manifests(&self) -> impl Iterator<Item = (&str, &Digest)> {
+        self.items.iter().filter_map(|i| match i {
+            PlanItem::Manifest { repo, digest, .. } => Some((repo.as_str(), digest)),
+            _ => None,
+        })
+    }
+
+    pub fn layer_links(&self) -> impl Iterator<Item = (&str, &Digest)> {
+        self.items.iter().filter_map(|i| match i {
+            PlanItem::LayerLink { repo, digest } => Some((repo.as_str(), digest)),
+            _ => None,
+        })
+    }
+
+    pub fn blobs(&self) -> impl Iterator<Item = (&Digest, u64)> {
+        self.items.iter().filter_map(|i| match i {
+            PlanItem::Blob { digest, size } => Some((digest, *size)),
+            _ => None,
+        })
+    }
+
+    /// Bytes of blob data the plan frees.
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs().map(|(_, s)| s).sum()
+    }
+
+    /// Writes the plan as NDJSON, one item a line.
+    pub fn write_ndjson(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        for item in &self.items {
+            serde_json::to_writer(&mut *out, item)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_items_serialize_to_the_documented_shapes() {
+        let d = Digest::from_hex(&"ab".repeat(32)).unwrap();
+        let items = vec![
+            PlanItem::Manifest {
+                repo: "a/b".into(),
+                digest: d,
+                tags: vec!["x".into()],
+            },
+            PlanItem::LayerLink {
+                repo: "a/b".into(),
+                digest: d,
+            },
+            PlanItem::Blob {
+                digest: d,
+                size: 42,
+            },
+        ];
+        let plan = Plan {
+            items,
+            ..Plan::default()
+        };
+        let mut out = Vec::new();
+        plan.write_ndjson(&mut out).unwrap();
+        let hex = "ab".repeat(32);
+        let expected = format!(
+            "{{\"kind\":\"manifest\",\"repo\":\"a/b\",\"digest\":\"sha256:{hex}\"}}\n\
+             {{\"kind\":\"layer_link\",\"repo\":\"a/b\",\"digest\":\"sha256:{hex}\"}}\n\
+             {{\"kind\":\"blob\",\"digest\":\"sha256:{hex}\",\"size\":42}}\n"
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+}

@@ -1,0 +1,70 @@
+//! Problems found in a store: what is broken, where, and in words.
+//!
+//! Problems arrive as values and never stop a walk. Every kind here leaves the collector unsure of what
+//! some manifest or tag keeps alive, so any problem forbids `--delete` (the dry run still reports).
+
+use crate::digest::Digest;
+use serde::Serialize;
+
+/// The kinds of problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// A link file whose content is not `sha256:<64 hex>` or not its folder's digest.
+    BadLink,
+    /// A manifest revision whose data does not parse as a known manifest.
+    CorruptManifest,
+    /// A key or object that could not be read or listed (permissions, I/O errors, symbolic links).
+    Unreadable,
+}
+
+/// One problem, with every coordinate that applies.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// The file or key.
+    pub path: String,
+    /// What is wrong, as a sentence.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `path` with no repository, tag or digest.
+    pub fn at(kind: ProblemKind, path: impl Into<String>, message: impl Into<String>) -> Problem {
+        Problem {
+            kind,
+            repo: None,
+            tag: None,
+            digest: None,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn repo(mut self, repo: &str) -> Problem {
+        self.repo = Some(repo.to_owned());
+        self
+    }
+
+    pub fn tag(mut self, tag: &str) -> Problem {
+        self.tag = Some(tag.to_owned());
+        self
+    }
+
+    pub fn digest(mut self, d: Digest) -> Problem {
+        self.digest = Some(d);
+        self
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}

@@ -1,0 +1,95 @@
+//! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
+
+use crate::cli::{Cli, Command, GcArgs};
+use anyhow::Context;
+use regsweep::gc::{self, GcOptions, Progress, Quiet};
+use std::io::{IsTerminal, Write};
+use std::time::{Instant, SystemTime};
+
+/// Exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The job ran and did all it was asked.
+    Success = 0,
+    /// The job ran, but some deletes failed (listed in the output).
+    Partial = 1,
+    /// The job could not run, or refused to delete.
+    Error = 2,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// Progress lines on stderr, with the time since start; only when stderr is a terminal.
+struct StderrProgress(Instant);
+
+impl Progress for StderrProgress {
+    fn phase(&self, name: &str) {
+        eprintln!("[{:>6.1}s] {name}", self.0.elapsed().as_secs_f64());
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Gc(args) => gc(args),
+    }
+}
+
+fn gc(args: GcArgs) -> anyhow::Result<Exit> {
+    let target = regsweep::config::resolve(&args.storage)?;
+    let storage = regsweep::config::open(&target.spec)?;
+    let options = GcOptions {
+        delete_untagged: args.delete_untagged,
+        grace: args.grace,
+        now: SystemTime::now(),
+    };
+    let progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+        Box::new(StderrProgress(Instant::now()))
+    } else {
+        Box::new(Quiet)
+    };
+
+    let analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref());
+    if let Some(path) = &args.plan {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("{}: cannot write plan", path.display()))?;
+        analysis
+            .plan
+            .write_ndjson(&mut std::io::BufWriter::new(file))
+            .with_context(|| format!("{}: cannot write plan", path.display()))?;
+    }
+    let mut report = analysis.report(&storage.describe(), &options);
+    let mut exit = Exit::Success;
+    if args.delete {
+        match gc::execute(storage.as_ref(), &analysis, progress.as_ref()) {
+            Ok(deleted) => {
+                if !deleted.failures.is_empty() {
+                    exit = Exit::Partial;
+                }
+                report = report.with_deleted(deleted);
+            }
+            Err(refused) => {
+                render(&report, args.json)?;
+                eprintln!("regsweep: {refused}");
+                return Ok(Exit::Error);
+            }
+        }
+    }
+    render(&report, args.json)?;
+    Ok(exit)
+}
+
+fn render(report: &regsweep::report::GcReport, json: bool) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        report.write_json(&mut out)
+    } else {
+        report.write_human(&mut out)
+    }
+    .context("writing to stdout")?;
+    out.flush().context("writing to stdout")
+}

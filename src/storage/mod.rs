@@ -1,0 +1,93 @@
+//! The storage seam: the only thing the collector knows about where the store lives.
+//!
+//! It is deliberately small and blocking, in the project's own types: list a prefix flat (paging and
+//! folders hidden), list the child "folders" of a prefix (to find shards), read a small object, and
+//! delete a batch of keys with one result per key. Backends own their concurrency (the S3 backend its
+//! runtime and request bound); the collector drives them from rayon threads, hence `Sync`.
+//!
+//! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
+
+pub mod fs;
+
+use std::time::SystemTime;
+
+/// One object found by a listing.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The full key, relative to the store's root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub modified: SystemTime,
+    /// The object's ETag where the backend has one (S3); lets a link be checked without reading it.
+    pub etag: Option<String>,
+}
+
+/// Why a storage operation failed, always naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The object does not exist (for example it vanished between listing and reading).
+    #[error("{key}: not found")]
+    NotFound { key: String },
+    /// The object is larger than the caller allows reading.
+    #[error("{key}: larger than {limit} bytes")]
+    TooLarge { key: String, limit: u64 },
+    /// The key names a symbolic link, which the collector never follows.
+    #[error("{key}: is a symbolic link; regsweep never follows links out of the store")]
+    Symlink { key: String },
+    /// Any other failure of the backend.
+    #[error("{key}: {message}")]
+    Other { key: String, message: String },
+}
+
+impl StorageError {
+    /// The key the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            StorageError::NotFound { key }
+            | StorageError::TooLarge { key, .. }
+            | StorageError::Symlink { key }
+            | StorageError::Other { key, .. } => key,
+        }
+    }
+
+    /// True when the object is simply not there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
+
+/// What a backend found odd while listing, without stopping the listing.
+#[derive(Debug, Clone)]
+pub struct ListingNote {
+    pub key: String,
+    pub message: String,
+}
+
+/// A store of objects addressed by key.
+pub trait Storage: Sync {
+    /// Calls `visit` for every object whose key starts with `prefix`, in no particular order.
+    /// Problems with single entries (unreadable folders, symbolic links) go to `note` and the listing
+    /// goes on; an error is returned only when the listing as a whole failed.
+    fn list(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(Entry),
+        note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError>;
+
+    /// The names of the immediate children "folders" of `prefix` (which ends with `/`): the next key
+    /// component of every key below it that has one more `/`. Empty when nothing is there.
+    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+
+    /// Reads a whole object of at most `limit` bytes.
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError>;
+
+    /// Deletes objects. Returns one result per key, in order; a key that is already gone is a success,
+    /// so that a run that was cut off converges when repeated.
+    fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;
+
+    /// A short human description (`/srv/registry`, `s3://bucket/prefix`).
+    fn describe(&self) -> String;
+}
