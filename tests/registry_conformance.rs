@@ -1,0 +1,319 @@
+//! Conformance against the real registry: stores written by `docker-registry serve` from skopeo
+//! pushes, compared with `docker-registry garbage-collect --dry-run`, swept, and pulled back.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use support::oci::{self, Image};
+use support::registry::Registry;
+use support::{PlanSets, diff, files_ending, reference_dry_run, regsweep_plan, run, skopeo_copy};
+
+/// A store built through the registry, with what the test knows of it.
+struct Store {
+    registry: Registry,
+    /// Tag `v1` of `team/app` pointed here first, then moved to a Docker-format image.
+    moved_from: Image,
+    /// The platform images of the tagged index `multi/app:latest`.
+    platforms: Vec<Image>,
+    /// Deleted through the API from `gone/img`.
+    deleted: Image,
+    /// A blob pushed to `orphan/layers` with no manifest.
+    orphan: String,
+    /// The tags that must pull after any sweep, and whether they are multi-arch.
+    tags: Vec<(&'static str, &'static str, bool)>,
+}
+
+fn build_store(dir: &Path) -> Store {
+    let registry = Registry::start(dir);
+    let layouts = dir.join("layouts");
+    let layout = |name: &str| layouts.join(name);
+    let oci_ref = |name: &str| format!("oci:{}:latest", layout(name).display());
+
+    let a = oci::single(&layout("a"), &["base", "a-only"]);
+    skopeo_copy(&oci_ref("a"), &registry.image("team/app", "v1"), &[]);
+    oci::single(&layout("b"), &["base", "b-only"]);
+    skopeo_copy(
+        &oci_ref("b"),
+        &registry.image("team/app", "v1"),
+        &["--format", "v2s2"],
+    );
+
+    oci::single(&layout("c"), &["shared-image"]);
+    skopeo_copy(
+        &oci_ref("c"),
+        &registry.image("library/base", "latest"),
+        &[],
+    );
+    skopeo_copy(&oci_ref("c"), &registry.image("mirror/base", "latest"), &[]);
+
+    oci::single(&layout("d"), &["nested"]);
+    skopeo_copy(&oci_ref("d"), &registry.image("team/x/tool", "1.0"), &[]);
+
+    let (_, platforms) = oci::multi(
+        &layout("m"),
+        &[("amd64", &["m-amd64"]), ("arm64", &["m-arm64"])],
+    );
+    skopeo_copy(
+        &oci_ref("m"),
+        &registry.image("multi/app", "latest"),
+        &["--all"],
+    );
+
+    let deleted = oci::single(&layout("f"), &["to-be-deleted"]);
+    skopeo_copy(&oci_ref("f"), &registry.image("gone/img", "t"), &[]);
+    registry.delete_manifest("gone/img", &deleted.manifest);
+
+    registry.abandon_upload(
+        "team/app",
+        b"the first bytes of an upload that never finished",
+    );
+    let orphan = registry.push_blob("orphan/layers", b"a blob no manifest refers to");
+
+    Store {
+        registry,
+        moved_from: a,
+        platforms,
+        deleted,
+        orphan,
+        tags: vec![
+            ("team/app", "v1", false),
+            ("library/base", "latest", false),
+            ("mirror/base", "latest", false),
+            ("team/x/tool", "1.0", false),
+            ("multi/app", "latest", true),
+        ],
+    }
+}
+
+fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> BTreeSet<String> {
+    items.into_iter().map(Into::into).collect()
+}
+
+fn blob_size(root: &Path, digest: &str) -> u64 {
+    let hex = &digest["sha256:".len()..];
+    let p = root
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    std::fs::metadata(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .len()
+}
+
+#[test]
+fn plans_match_the_reference_where_it_is_right_and_keep_every_platform_where_it_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = build_store(dir.path());
+    let config = &s.registry.config;
+    let root = &s.registry.root;
+
+    // Plain: the same blobs as the reference, no manifests.
+    let reference = reference_dry_run(config, false);
+    let (ours, summary) = regsweep_plan(config, &["--grace", "0s"]);
+    assert_eq!(
+        ours.blobs,
+        reference.blobs,
+        "{}",
+        diff(&ours.blobs, &reference.blobs)
+    );
+    assert!(ours.manifests.is_empty() && reference.manifests.is_empty());
+    let expected_garbage = set([&s.deleted.manifest, &s.deleted.config, &s.orphan])
+        .into_iter()
+        .chain(s.deleted.layers.iter().cloned())
+        .collect::<BTreeSet<_>>();
+    assert_eq!(
+        ours.blobs,
+        expected_garbage,
+        "{}",
+        diff(&ours.blobs, &expected_garbage)
+    );
+    // The layers-only repository the reference never visits: its link goes with the blob.
+    assert!(
+        ours.layer_links
+            .contains(&("orphan/layers".to_owned(), s.orphan.clone())),
+        "{:?}",
+        ours.layer_links
+    );
+    assert!(
+        ours.layer_links
+            .contains(&("gone/img".to_owned(), s.deleted.layers[0].clone()))
+    );
+    let bytes: u64 = ours.blobs.iter().map(|d| blob_size(root, d)).sum();
+    assert_eq!(summary["blobs"]["eligible"], ours.blobs.len() as u64);
+    assert_eq!(summary["blobs"]["eligible_bytes"], bytes);
+    assert_eq!(summary["manifests"]["eligible"], 0);
+    assert_eq!(summary["repositories"], 7, "{summary}");
+    assert_eq!(summary["uploads"]["count"], 1);
+
+    // Addressed by folder instead of config: the same plan.
+    let (by_root, _) = regsweep_plan(root, &["--grace", "0s"]);
+    assert_eq!(by_root, ours);
+
+    // Default grace (2h): everything was just written, so nothing is planned and all of it is held.
+    let (held, summary) = regsweep_plan(config, &[]);
+    assert!(
+        held.blobs.is_empty() && held.layer_links.is_empty(),
+        "{held:?}"
+    );
+    assert_eq!(summary["blobs"]["held_by_grace"], ours.blobs.len() as u64);
+
+    // -m: exactly the untagged image goes (its layer shared with the moved tag's image stays).
+    let (ours_m, summary_m) = regsweep_plan(config, &["-m", "--grace", "0s"]);
+    let a = &s.moved_from;
+    let expected_manifests: BTreeSet<(String, String)> =
+        [("team/app".to_owned(), a.manifest.clone())].into();
+    assert_eq!(ours_m.manifests, expected_manifests);
+    let untagged_blobs = set([&a.manifest, &a.config, &a.layers[1]]);
+    let expected_blobs: BTreeSet<String> = ours.blobs.union(&untagged_blobs).cloned().collect();
+    assert_eq!(
+        ours_m.blobs,
+        expected_blobs,
+        "{}",
+        diff(&ours_m.blobs, &expected_blobs)
+    );
+    assert!(
+        !ours_m.blobs.contains(&a.layers[0]),
+        "the shared base layer must stay"
+    );
+    assert_eq!(summary_m["manifests"]["eligible"], 1);
+
+    // The reference's -m deletes the untagged children of the tagged index and their blobs: we differ
+    // from it exactly there.
+    let reference_m = reference_dry_run(config, true);
+    let children: BTreeSet<(String, String)> = s
+        .platforms
+        .iter()
+        .map(|p| ("multi/app".to_owned(), p.manifest.clone()))
+        .collect();
+    let ref_extra_manifests: BTreeSet<_> = reference_m
+        .manifests
+        .difference(&ours_m.manifests)
+        .cloned()
+        .collect();
+    assert_eq!(ref_extra_manifests, children);
+    assert!(ours_m.manifests.is_subset(&reference_m.manifests));
+    let children_blobs: BTreeSet<String> = s
+        .platforms
+        .iter()
+        .flat_map(|p| std::iter::once(p.config.clone()).chain(p.layers.clone()))
+        .collect();
+    let ref_extra_blobs: BTreeSet<String> = reference_m
+        .blobs
+        .difference(&ours_m.blobs)
+        .cloned()
+        .collect();
+    assert_eq!(
+        ref_extra_blobs,
+        children_blobs,
+        "{}",
+        diff(&ref_extra_blobs, &children_blobs)
+    );
+    assert!(ours_m.blobs.is_subset(&reference_m.blobs));
+}
+
+fn assert_no_link_points_at_something_gone(root: &Path) {
+    let v2 = root.join("docker/registry/v2");
+    let data = |hex: &str| {
+        v2.join("blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    };
+    for link in files_ending(&v2.join("repositories"), "/link") {
+        let parts: Vec<&str> = link.split('/').collect();
+        let n = parts.len();
+        if parts.contains(&"current") {
+            continue;
+        }
+        let hex = parts[n - 2];
+        assert!(data(hex).exists(), "{link} points at missing blob data");
+        if let Some(t) = parts.iter().position(|p| *p == "tags") {
+            let repo = parts[..t - 1].join("/");
+            let revision = v2
+                .join("repositories")
+                .join(&repo)
+                .join("_manifests/revisions/sha256")
+                .join(hex)
+                .join("link");
+            assert!(
+                revision.exists(),
+                "{link}: tag index entry names a revision that is gone"
+            );
+        }
+    }
+}
+
+#[test]
+fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = build_store(dir.path());
+    let config = &s.registry.config;
+    let root = &s.registry.root;
+    let (planned, _) = regsweep_plan(config, &["-m", "--grace", "0s"]);
+
+    let out = run(support::regsweep()
+        .args(["gc", "-m", "--delete", "--grace", "0s", "--json"])
+        .arg(config));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let deleted = &summary["deleted"];
+    assert_eq!(deleted["blobs"], planned.blobs.len() as u64, "{summary}");
+    assert_eq!(deleted["manifests"], planned.manifests.len() as u64);
+    assert_eq!(deleted["layer_links"], planned.layer_links.len() as u64);
+    assert_eq!(deleted["failures"].as_array().unwrap().len(), 0);
+    assert!(
+        summary["notice"]
+            .as_str()
+            .unwrap()
+            .contains("restart the registry")
+    );
+    for d in &planned.blobs {
+        let hex = &d["sha256:".len()..];
+        assert!(
+            !root
+                .join("docker/registry/v2/blobs/sha256")
+                .join(&hex[..2])
+                .join(hex)
+                .exists(),
+            "{d} still there"
+        );
+    }
+
+    // Every tag, every platform, pulls back with all its blobs verified by skopeo.
+    for (i, (repo, tag, all)) in s.tags.iter().enumerate() {
+        let dest = format!(
+            "oci:{}:pulled",
+            dir.path().join(format!("pull-{i}")).display()
+        );
+        let extra: &[&str] = if *all { &["--all"] } else { &[] };
+        skopeo_copy(&s.registry.image(repo, tag), &dest, extra);
+    }
+    assert_no_link_points_at_something_gone(root);
+
+    // Nothing left for the reference, nor for us.
+    let reference = reference_dry_run(config, false);
+    assert_eq!(
+        reference,
+        PlanSets::default(),
+        "the reference still finds garbage"
+    );
+    let (again, _) = regsweep_plan(config, &["-m", "--grace", "0s"]);
+    assert_eq!(again, PlanSets::default());
+
+    // The abandoned upload is not gc's to remove; the orphan's link went with its blob.
+    assert_eq!(
+        files_ending(
+            &root.join("docker/registry/v2/repositories/team/app/_uploads"),
+            "startedat"
+        )
+        .len(),
+        1
+    );
+    assert!(
+        !root
+            .join("docker/registry/v2/repositories/orphan/layers/_layers/sha256")
+            .join(&s.orphan[7..])
+            .exists()
+    );
+}

@@ -1,0 +1,145 @@
+//! Test support: the real registry on loopback, OCI layouts written by the test, skopeo, the
+//! reference collector, and the regsweep binary.
+#![allow(dead_code)]
+
+pub mod oci;
+pub mod registry;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `skopeo copy` with TLS checks off for the loopback registry.
+pub fn skopeo_copy(src: &str, dst: &str, extra: &[&str]) {
+    run(Command::new("skopeo")
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+        ])
+        .args(extra)
+        .args([src, dst]));
+}
+
+/// What a collector plans, as sets of digests (and repository/digest pairs for manifests).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PlanSets {
+    pub blobs: BTreeSet<String>,
+    pub manifests: BTreeSet<(String, String)>,
+    pub layer_links: BTreeSet<(String, String)>,
+}
+
+/// Runs `docker-registry garbage-collect --dry-run [-m] CONFIG` and reads what it would delete.
+pub fn reference_dry_run(config: &Path, untagged: bool) -> PlanSets {
+    let mut cmd = Command::new("docker-registry");
+    cmd.env_remove("AWS_CA_BUNDLE")
+        .args(["garbage-collect", "--dry-run"]);
+    if untagged {
+        cmd.arg("-m");
+    }
+    let out = run(cmd.arg(config));
+    let mut sets = PlanSets::default();
+    let mut repo = String::new();
+    for line in out.lines() {
+        if let Some(d) = line.strip_prefix("blob eligible for deletion: ") {
+            sets.blobs.insert(d.trim().to_owned());
+        } else if let Some(d) = line.strip_prefix("manifest eligible for deletion: ") {
+            sets.manifests.insert((repo.clone(), d.trim().to_owned()));
+        } else if !line.trim().is_empty() && !line.contains(':') && !line.contains(' ') {
+            repo = line.trim().to_owned();
+        }
+    }
+    sets
+}
+
+/// The regsweep binary.
+pub fn regsweep() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_regsweep"))
+}
+
+/// Runs `regsweep gc STORAGE ARGS --plan FILE --json` and returns the plan's sets and the summary.
+pub fn regsweep_plan(storage: &Path, args: &[&str]) -> (PlanSets, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let plan_path = dir.path().join("plan.ndjson");
+    let out = run(regsweep()
+        .arg("gc")
+        .arg(storage)
+        .args(args)
+        .arg("--plan")
+        .arg(&plan_path)
+        .arg("--json"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&out).expect("--json prints one JSON object");
+    (read_plan(&plan_path), summary)
+}
+
+/// Reads an NDJSON plan file into sets.
+pub fn read_plan(path: &Path) -> PlanSets {
+    let mut sets = PlanSets::default();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let s = |k: &str| v[k].as_str().unwrap().to_owned();
+        match v["kind"].as_str().unwrap() {
+            "blob" => {
+                assert!(v["size"].is_u64(), "blob item without size: {line}");
+                sets.blobs.insert(s("digest"));
+            }
+            "manifest" => {
+                sets.manifests.insert((s("repo"), s("digest")));
+            }
+            "layer_link" => {
+                sets.layer_links.insert((s("repo"), s("digest")));
+            }
+            other => panic!("unknown plan item kind {other}"),
+        }
+    }
+    sets
+}
+
+/// Every file below `dir` whose path ends with `suffix`, relative to `dir`.
+pub fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                if rel.ends_with(suffix) {
+                    out.push(rel);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Prints a readable difference of two sets in an assertion message.
+pub fn diff<T: Ord + std::fmt::Debug>(ours: &BTreeSet<T>, theirs: &BTreeSet<T>) -> String {
+    let only_ours: Vec<_> = ours.difference(theirs).collect();
+    let only_theirs: Vec<_> = theirs.difference(ours).collect();
+    format!("only in ours: {only_ours:#?}\nonly in theirs: {only_theirs:#?}")
+}

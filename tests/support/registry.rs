@@ -1,0 +1,208 @@
+//! The real registry (`docker-registry serve`) on a loopback port with a temporary root.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running registry; stopped when dropped.
+pub struct Registry {
+    pub root: PathBuf,
+    pub config: PathBuf,
+    pub port: u16,
+    child: Child,
+}
+
+/// An HTTP response: status and headers (lower-case names).
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    /// Starts a registry whose filesystem root is `dir/root`, with deletes enabled.
+    pub fn start(dir: &Path) -> Registry {
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let port = free_port();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
+                 delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .env_remove("AWS_CA_BUNDLE")
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry must be installed (apt-get install docker-registry)");
+        let mut reg = Registry {
+            root,
+            config,
+            port,
+            child,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reg.try_http("GET", "/v2/", &[], &[])
+                && r.status == 200
+            {
+                break;
+            }
+            if let Ok(Some(status)) = reg.child.try_wait() {
+                panic!(
+                    "registry exited early ({status}); see {}",
+                    dir.join("registry.log").display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registry did not answer on port {port} within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        reg
+    }
+
+    /// `docker://127.0.0.1:PORT/repo:tag`
+    pub fn image(&self, repo: &str, tag: &str) -> String {
+        format!("docker://127.0.0.1:{}/{repo}:{tag}", self.port)
+    }
+
+    fn try_http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Response> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.port,
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes())?;
+        s.write_all(body)?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw);
+        let head = text.split("\r\n\r\n").next().unwrap_or("");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| std::io::Error::other(format!("bad response: {head}")))?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Ok(Response { status, headers })
+    }
+
+    /// Sends one request to the registry's API.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        self.try_http(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Deletes a manifest through the API.
+    pub fn delete_manifest(&self, repo: &str, digest: &str) {
+        let r = self.http(
+            "DELETE",
+            &format!("/v2/{repo}/manifests/{digest}"),
+            &[],
+            &[],
+        );
+        assert_eq!(r.status, 202, "DELETE manifest {repo}@{digest}");
+    }
+
+    /// Starts an upload; returns its id and the path to continue it at.
+    fn start_upload(&self, repo: &str) -> (String, String) {
+        let r = self.http("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], &[]);
+        assert_eq!(r.status, 202, "POST upload");
+        let id = r
+            .header("docker-upload-uuid")
+            .expect("upload uuid")
+            .to_owned();
+        let location = r.header("location").expect("location");
+        let path = location
+            .split_once(&format!("127.0.0.1:{}", self.port))
+            .map_or(location, |p| p.1);
+        (id, path.to_owned())
+    }
+
+    /// Starts an upload, sends part of a blob, and abandons it; returns the upload's id.
+    pub fn abandon_upload(&self, repo: &str, data: &[u8]) -> String {
+        let (id, path) = self.start_upload(repo);
+        let r = self.http(
+            "PATCH",
+            &path,
+            &[("Content-Type", "application/octet-stream")],
+            data,
+        );
+        assert_eq!(r.status, 202, "PATCH upload");
+        id
+    }
+
+    /// Pushes a blob on its own (no manifest refers to it): the repository gets a `_layers` link.
+    pub fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let d = super::oci::sha256(data);
+        let (_, path) = self.start_upload(repo);
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let r = self.http(
+            "PUT",
+            &format!("{path}{sep}digest={d}"),
+            &[("Content-Type", "application/octet-stream")],
+            data,
+        );
+        assert_eq!(r.status, 201, "PUT blob");
+        d
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
