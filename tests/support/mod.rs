@@ -4,6 +4,7 @@
 
 pub mod oci;
 pub mod registry;
+pub mod store;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -142,4 +143,13 @@ pub fn diff<T: Ord + std::fmt::Debug>(ours: &BTreeSet<T>, theirs: &BTreeSet<T>) 
     let only_ours: Vec<_> = ours.difference(theirs).collect();
     let only_theirs: Vec<_> = theirs.difference(ours).collect();
     format!("only in ours: {only_ours:#?}\nonly in theirs: {only_theirs:#?}")
+}
+
+/// Runs regsweep with `args` plus `--json`; returns the exit code, the parsed summary and stderr.
+pub fn regsweep_json(args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value, String) {
+    let out = regsweep().args(args).arg("--json").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let summary = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), summary, stderr)
 }
