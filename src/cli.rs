@@ -41,6 +41,24 @@ pub struct GcArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// Options that apply when STORAGE is in S3.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "S3")]
+pub struct S3Args {
+    /// A non-AWS S3 endpoint (MinIO, Ceph, …); implies path-style addressing. Also read from
+    /// AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub max_in_flight: usize,
+    /// Requests started per second at most (default: no cap). Protects a bucket the registry shares.
+    #[arg(long, value_name = "N")]
+    pub max_rps: Option<u32>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -4,6 +4,7 @@
 //! sees it, and lets later safety checks read `storage.maintenance.readonly`.
 
 use crate::storage::fs::FsStorage;
+use crate::storage::s3::{S3Options, S3Storage};
 use crate::storage::{Storage, StorageError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 pub enum StorageSpec {
     /// A local folder: the registry's `rootdirectory` (the one holding `docker/registry/v2`).
     Filesystem { root: PathBuf },
+    /// A bucket and the key prefix of the store.
+    S3(S3Options),
 }
 
 /// What the `STORAGE` argument resolved to.
@@ -30,16 +33,14 @@ pub enum ConfigError {
     Read { path: String, message: String },
     #[error("{path}: not a registry config: {message}")]
     Parse { path: String, message: String },
-    #[error("{path}: storage driver {driver:?} is not supported (supported: filesystem)")]
+    #[error("{path}: storage driver {driver:?} is not supported (supported: filesystem, s3)")]
     UnsupportedDriver { path: String, driver: String },
-    #[error("{path}: no storage section with a supported driver (filesystem)")]
+    #[error("{path}: no storage section with a supported driver (filesystem, s3)")]
     NoStorage { path: String },
     #[error("{0}: no such folder or file")]
     NotFound(String),
-    #[error(
-        "{0}: S3 addresses are not supported by this build; give a folder or a registry config.yml"
-    )]
-    S3NotSupported(String),
+    #[error("{0}: not an S3 address of the form s3://bucket/prefix")]
+    BadS3Url(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -52,6 +53,18 @@ struct RegistryConfig {
 #[derive(Deserialize)]
 struct FilesystemSection {
     rootdirectory: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct S3Section {
+    bucket: String,
+    region: Option<String>,
+    regionendpoint: Option<String>,
+    rootdirectory: Option<String>,
+    accesskey: Option<String>,
+    secretkey: Option<String>,
+    forcepathstyle: Option<bool>,
+    secure: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -73,8 +86,20 @@ const NOT_DRIVERS: [&str; 5] = ["maintenance", "delete", "cache", "redirect", "t
 
 /// Resolves the STORAGE argument: a folder, or a registry config file.
 pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
-    if arg.starts_with("s3://") {
-        return Err(ConfigError::S3NotSupported(arg.to_owned()));
+    if let Some(rest) = arg.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(ConfigError::BadS3Url(arg.to_owned()));
+        }
+        let opts = S3Options {
+            bucket: bucket.to_owned(),
+            prefix: key_prefix(prefix),
+            ..S3Options::default()
+        };
+        return Ok(Target {
+            spec: StorageSpec::S3(opts),
+            readonly: None,
+        });
     }
     let path = Path::new(arg);
     match std::fs::metadata(path) {
@@ -125,6 +150,32 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
             readonly: Some(readonly),
         });
     }
+    if let Some(s3) = section("s3") {
+        let s3: S3Section = serde_norway::from_value(s3).map_err(parse_err)?;
+        let endpoint = s3.regionendpoint.filter(|e| !e.is_empty()).map(|e| {
+            if e.contains("://") {
+                e
+            } else if s3.secure.unwrap_or(true) {
+                format!("https://{e}")
+            } else {
+                format!("http://{e}")
+            }
+        });
+        let opts = S3Options {
+            bucket: s3.bucket,
+            prefix: key_prefix(s3.rootdirectory.as_deref().unwrap_or("")),
+            region: s3.region,
+            endpoint,
+            force_path_style: s3.forcepathstyle,
+            access_key: s3.accesskey.filter(|k| !k.is_empty()),
+            secret_key: s3.secretkey.filter(|k| !k.is_empty()),
+            ..S3Options::default()
+        };
+        return Ok(Target {
+            spec: StorageSpec::S3(opts),
+            readonly: Some(readonly),
+        });
+    }
     let driver = storage
         .keys()
         .filter_map(|k| k.as_str())
@@ -138,10 +189,21 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
     }
 }
 
+/// The key prefix of a store from a root directory: no leading `/`, a trailing `/` unless empty.
+fn key_prefix(root: &str) -> String {
+    let trimmed = root.trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
+}
+
 /// Opens the store a spec names.
 pub fn open(spec: &StorageSpec) -> Result<Box<dyn Storage>, ConfigError> {
     match spec {
         StorageSpec::Filesystem { root } => Ok(Box::new(FsStorage::open(root.clone())?)),
+        StorageSpec::S3(opts) => Ok(Box::new(S3Storage::open(opts.clone())?)),
     }
 }
 
@@ -183,6 +245,47 @@ mod tests {
         assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
         let e = config("http:\n  addr: :5000\n").unwrap_err();
         assert!(matches!(e, ConfigError::NoStorage { .. }), "{e}");
+    }
+
+    #[test]
+    fn reads_the_s3_section_as_the_registry_does() {
+        let t = config(
+            "storage:\n  s3:\n    bucket: reg\n    region: eu-west-1\n    regionendpoint: 127.0.0.1:9000\n    \
+             rootdirectory: /store/v\n    accesskey: a\n    secretkey: b\n    secure: false\n",
+        )
+        .unwrap();
+        let StorageSpec::S3(o) = t.spec else {
+            panic!("not s3")
+        };
+        assert_eq!(o.bucket, "reg");
+        assert_eq!(o.prefix, "store/v/");
+        assert_eq!(o.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(o.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            (o.access_key.as_deref(), o.secret_key.as_deref()),
+            (Some("a"), Some("b"))
+        );
+        assert_eq!(o.force_path_style, None);
+    }
+
+    #[test]
+    fn s3_urls_name_a_bucket_and_a_prefix() {
+        for (url, bucket, prefix) in [
+            ("s3://b", "b", ""),
+            ("s3://b/", "b", ""),
+            ("s3://b/x/y/", "b", "x/y/"),
+            ("s3://b/r", "b", "r/"),
+        ] {
+            let StorageSpec::S3(o) = resolve(url).unwrap().spec else {
+                panic!("not s3")
+            };
+            assert_eq!(
+                (o.bucket.as_str(), o.prefix.as_str()),
+                (bucket, prefix),
+                "{url}"
+            );
+        }
+        assert!(matches!(resolve("s3:///x"), Err(ConfigError::BadS3Url(_))));
     }
 
     #[test]

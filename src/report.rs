@@ -2,6 +2,7 @@
 
 use crate::gc::{Analysis, GcOptions};
 use crate::problem::Problem;
+use crate::storage::RequestCounts;
 use crate::sweep::Deleted;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -60,6 +61,9 @@ pub struct GcReport {
     /// Objects that disappeared between listing and reading.
     pub vanished: u64,
     pub elapsed_ms: u64,
+    /// Requests made, when the store is remote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<RequestCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
     /// What the operator must do after a sweep.
@@ -121,6 +125,7 @@ impl GcReport {
             problems: a.problems().cloned().collect(),
             vanished: inv.vanished,
             elapsed_ms: a.elapsed.as_millis() as u64,
+            s3: None,
             deleted: None,
             notice: None,
         }
@@ -225,6 +230,13 @@ impl GcReport {
                     writeln!(out, "  failed        {}: {}", f.key, f.error)?;
                 }
             }
+        }
+        if let Some(r) = &self.s3 {
+            writeln!(
+                out,
+                "  requests      {} list, {} get, {} delete, {} retries",
+                r.list_requests, r.get_requests, r.delete_requests, r.retries
+            )?;
         }
         if let Some(n) = &self.notice {
             writeln!(out, "Note: {n}.")?;

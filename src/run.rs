@@ -1,8 +1,10 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
-use crate::cli::{Cli, Command, GcArgs};
+use crate::cli::{Cli, Command, GcArgs, S3Args};
 use anyhow::Context;
+use regsweep::config::{StorageSpec, Target};
 use regsweep::gc::{self, GcOptions, Progress, Quiet};
+use regsweep::storage::Storage;
 use std::io::{IsTerminal, Write};
 use std::time::{Instant, SystemTime};
 
@@ -38,9 +40,26 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     }
 }
 
-fn gc(args: GcArgs) -> anyhow::Result<Exit> {
-    let target = regsweep::config::resolve(&args.storage)?;
+/// Resolves STORAGE, applies the S3 options, opens the store, and sizes the thread pool to it.
+fn open_storage(arg: &str, s3: &S3Args) -> anyhow::Result<(Target, Box<dyn Storage>)> {
+    let mut target = regsweep::config::resolve(arg)?;
+    if let StorageSpec::S3(opts) = &mut target.spec {
+        if s3.endpoint_url.is_some() {
+            opts.endpoint = s3.endpoint_url.clone();
+        }
+        opts.max_in_flight = s3.max_in_flight;
+        opts.max_rps = s3.max_rps;
+    }
     let storage = regsweep::config::open(&target.spec)?;
+    // Remote backends wait on the network: more threads than cores keep requests in flight.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(storage.parallelism())
+        .build_global();
+    Ok((target, storage))
+}
+
+fn gc(args: GcArgs) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3)?;
     let options = GcOptions {
         delete_untagged: args.delete_untagged,
         grace: args.grace,
@@ -72,12 +91,14 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
                 report = report.with_deleted(deleted);
             }
             Err(refused) => {
+                report.s3 = storage.request_counts();
                 render(&report, args.json)?;
                 eprintln!("regsweep: {refused}");
                 return Ok(Exit::Error);
             }
         }
     }
+    report.s3 = storage.request_counts();
     render(&report, args.json)?;
     Ok(exit)
 }

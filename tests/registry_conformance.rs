@@ -5,86 +5,9 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use support::oci::{self, Image};
 use support::registry::Registry;
+use support::scenario::build_store;
 use support::{PlanSets, diff, files_ending, reference_dry_run, regsweep_plan, run, skopeo_copy};
-
-/// A store built through the registry, with what the test knows of it.
-struct Store {
-    registry: Registry,
-    /// Tag `v1` of `team/app` pointed here first, then moved to a Docker-format image.
-    moved_from: Image,
-    /// The platform images of the tagged index `multi/app:latest`.
-    platforms: Vec<Image>,
-    /// Deleted through the API from `gone/img`.
-    deleted: Image,
-    /// A blob pushed to `orphan/layers` with no manifest.
-    orphan: String,
-    /// The tags that must pull after any sweep, and whether they are multi-arch.
-    tags: Vec<(&'static str, &'static str, bool)>,
-}
-
-fn build_store(dir: &Path) -> Store {
-    let registry = Registry::start(dir);
-    let layouts = dir.join("layouts");
-    let layout = |name: &str| layouts.join(name);
-    let oci_ref = |name: &str| format!("oci:{}:latest", layout(name).display());
-
-    let a = oci::single(&layout("a"), &["base", "a-only"]);
-    skopeo_copy(&oci_ref("a"), &registry.image("team/app", "v1"), &[]);
-    oci::single(&layout("b"), &["base", "b-only"]);
-    skopeo_copy(
-        &oci_ref("b"),
-        &registry.image("team/app", "v1"),
-        &["--format", "v2s2"],
-    );
-
-    oci::single(&layout("c"), &["shared-image"]);
-    skopeo_copy(
-        &oci_ref("c"),
-        &registry.image("library/base", "latest"),
-        &[],
-    );
-    skopeo_copy(&oci_ref("c"), &registry.image("mirror/base", "latest"), &[]);
-
-    oci::single(&layout("d"), &["nested"]);
-    skopeo_copy(&oci_ref("d"), &registry.image("team/x/tool", "1.0"), &[]);
-
-    let (_, platforms) = oci::multi(
-        &layout("m"),
-        &[("amd64", &["m-amd64"]), ("arm64", &["m-arm64"])],
-    );
-    skopeo_copy(
-        &oci_ref("m"),
-        &registry.image("multi/app", "latest"),
-        &["--all"],
-    );
-
-    let deleted = oci::single(&layout("f"), &["to-be-deleted"]);
-    skopeo_copy(&oci_ref("f"), &registry.image("gone/img", "t"), &[]);
-    registry.delete_manifest("gone/img", &deleted.manifest);
-
-    registry.abandon_upload(
-        "team/app",
-        b"the first bytes of an upload that never finished",
-    );
-    let orphan = registry.push_blob("orphan/layers", b"a blob no manifest refers to");
-
-    Store {
-        registry,
-        moved_from: a,
-        platforms,
-        deleted,
-        orphan,
-        tags: vec![
-            ("team/app", "v1", false),
-            ("library/base", "latest", false),
-            ("mirror/base", "latest", false),
-            ("team/x/tool", "1.0", false),
-            ("multi/app", "latest", true),
-        ],
-    }
-}
 
 fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> BTreeSet<String> {
     items.into_iter().map(Into::into).collect()
@@ -105,7 +28,7 @@ fn blob_size(root: &Path, digest: &str) -> u64 {
 #[test]
 fn plans_match_the_reference_where_it_is_right_and_keep_every_platform_where_it_is_not() {
     let dir = tempfile::tempdir().unwrap();
-    let s = build_store(dir.path());
+    let s = build_store(dir.path(), Registry::start(dir.path()));
     let config = &s.registry.config;
     let root = &s.registry.root;
 
@@ -248,7 +171,7 @@ fn assert_no_link_points_at_something_gone(root: &Path) {
 #[test]
 fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
     let dir = tempfile::tempdir().unwrap();
-    let s = build_store(dir.path());
+    let s = build_store(dir.path(), Registry::start(dir.path()));
     let config = &s.registry.config;
     let root = &s.registry.root;
     let (planned, _) = regsweep_plan(config, &["-m", "--grace", "0s"]);

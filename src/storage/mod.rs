@@ -8,6 +8,7 @@
 //! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
 
 pub mod fs;
+pub mod s3;
 
 use std::time::SystemTime;
 
@@ -90,4 +91,24 @@ pub trait Storage: Sync {
 
     /// A short human description (`/srv/registry`, `s3://bucket/prefix`).
     fn describe(&self) -> String;
+
+    /// How many calls the backend serves well at once: the collector sizes its thread pool to it.
+    fn parallelism(&self) -> usize {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+
+    /// Requests made so far, for backends that make requests.
+    fn request_counts(&self) -> Option<RequestCounts> {
+        None
+    }
+}
+
+/// Requests a remote backend has made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    pub list_requests: u64,
+    pub get_requests: u64,
+    pub delete_requests: u64,
+    /// Attempts beyond the first of each request (throttling, 5xx, dropped connections).
+    pub retries: u64,
 }

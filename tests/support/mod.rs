@@ -4,6 +4,8 @@
 
 pub mod oci;
 pub mod registry;
+pub mod s3;
+pub mod scenario;
 pub mod store;
 
 use std::collections::BTreeSet;
@@ -70,9 +72,16 @@ pub fn reference_dry_run(config: &Path, untagged: bool) -> PlanSets {
     sets
 }
 
-/// The regsweep binary.
+/// The regsweep binary, with the credentials of the loopback S3 server in its environment.
 pub fn regsweep() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_regsweep"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regsweep"));
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_CA_BUNDLE");
+    cmd
 }
 
 /// Runs `regsweep gc STORAGE ARGS --plan FILE --json` and returns the plan's sets and the summary.

@@ -29,7 +29,7 @@ impl Response {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -42,14 +42,30 @@ impl Registry {
     pub fn start(dir: &Path) -> Registry {
         let root = dir.join("root");
         std::fs::create_dir_all(&root).unwrap();
+        let section = format!("  filesystem:\n    rootdirectory: {}\n", root.display());
+        Registry::start_with(dir, &section, root)
+    }
+
+    /// Starts a registry on S3: a bucket of the loopback S3 server, keys under `store/`.
+    pub fn start_s3(dir: &Path, s3: &super::s3::S3Server, bucket: &str) -> Registry {
+        let section = format!(
+            "  s3:\n    bucket: {bucket}\n    region: us-east-1\n    regionendpoint: {}\n    \
+             rootdirectory: /store\n    accesskey: test\n    secretkey: test\n    forcepathstyle: true\n    \
+             secure: false\n    v4auth: true\n",
+            s3.endpoint()
+        );
+        Registry::start_with(dir, &section, dir.join("no-local-root"))
+    }
+
+    /// Starts a registry with the given `storage:` driver section (indented by two spaces).
+    pub fn start_with(dir: &Path, storage_section: &str, root: PathBuf) -> Registry {
         let port = free_port();
         let config = dir.join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-                 delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                root.display()
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n{storage_section}  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n"
             ),
         )
         .unwrap();
@@ -103,34 +119,7 @@ impl Registry {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<Response> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.port,
-            body.len()
-        );
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        s.write_all(req.as_bytes())?;
-        s.write_all(body)?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
-        let text = String::from_utf8_lossy(&raw);
-        let head = text.split("\r\n\r\n").next().unwrap_or("");
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("bad response: {head}")))?;
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        Ok(Response { status, headers })
+        http_to(self.port, method, path, headers, body)
     }
 
     /// Sends one request to the registry's API.
@@ -205,4 +194,42 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends one HTTP/1.1 request to a loopback port and reads the status and headers.
+pub fn http_to(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        port,
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad response: {head}")))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(Response { status, headers })
 }

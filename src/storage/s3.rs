@@ -1,0 +1,404 @@
+//! The S3 backend: a store is a bucket and a prefix (the registry's `rootdirectory`).
+//!
+//! It reads the layout as keys: flat listings (no delimiter, 1000 keys a page) carry size,
+//! last-modified and ETag, so no blob is ever HEADed; only links and manifests are read. Deletes use
+//! DeleteObjects, 1000 keys a request, with a result per key.
+//!
+//! The backend owns a tokio runtime; the collector calls it from rayon threads, each call blocking on
+//! its own request(s). Requests in flight are bounded by a semaphore, and an optional pacer spaces
+//! request starts to a requests-per-second cap, so a run cannot flood a bucket the registry shares.
+//! Throttling (503 SlowDown), 5xx and dropped connections are retried by the SDK's standard retry
+//! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
+
+use super::{Entry, ListingNote, RequestCounts, Storage, StorageError};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How to reach a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct S3Options {
+    pub bucket: String,
+    /// Key prefix of the store: the registry's `rootdirectory` without its leading `/`; empty or
+    /// ending with `/`.
+    pub prefix: String,
+    pub region: Option<String>,
+    /// A non-AWS endpoint (MinIO, Ceph, a local server); implies path-style unless `force_path_style`
+    /// says otherwise.
+    pub endpoint: Option<String>,
+    pub force_path_style: Option<bool>,
+    /// Static credentials (from a registry config); otherwise aws-config's default chain.
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    /// Requests in flight at most.
+    pub max_in_flight: usize,
+    /// Requests started per second at most (`None`: no cap).
+    pub max_rps: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    list: AtomicU64,
+    get: AtomicU64,
+    delete: AtomicU64,
+    attempts: AtomicU64,
+}
+
+/// Counts every attempt the SDK makes (first tries and retries alike).
+#[derive(Debug)]
+struct CountAttempts(Arc<Counters>);
+
+impl Intercept for CountAttempts {
+    fn name(&self) -> &'static str {
+        "regsweep-count-attempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        self.0.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Spaces request starts evenly to honour a requests-per-second cap.
+#[derive(Debug)]
+struct Pacer {
+    interval: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    async fn wait(&self) {
+        let start = {
+            let mut next = self.next.lock().await;
+            let start = (*next).max(Instant::now());
+            *next = start + self.interval;
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+    }
+}
+
+/// A store in an S3 bucket.
+#[derive(Debug)]
+pub struct S3Storage {
+    runtime: tokio::runtime::Runtime,
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+    in_flight: tokio::sync::Semaphore,
+    max_in_flight: usize,
+    pacer: Option<Pacer>,
+    counters: Arc<Counters>,
+}
+
+fn other(key: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Other {
+        key: key.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// The full message of an SDK error, with its source chain (the SDK's Display is terse).
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl S3Storage {
+    /// Builds the client. Fails only when the options cannot make one (no network access happens).
+    pub fn open(opts: S3Options) -> Result<S3Storage, StorageError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| other(&opts.bucket, e))?;
+        let counters = Arc::new(Counters::default());
+        let endpoint = opts
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+        let client = runtime.block_on(async {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(region) = &opts.region {
+                loader = loader.region(aws_config::Region::new(region.clone()));
+            }
+            let sdk = loader.load().await;
+            let mut b = aws_sdk_s3::config::Builder::from(&sdk)
+                .retry_config(
+                    aws_sdk_s3::config::retry::RetryConfig::standard()
+                        .with_max_attempts(8)
+                        .with_initial_backoff(Duration::from_millis(100))
+                        .with_max_backoff(Duration::from_secs(10)),
+                )
+                .timeout_config(
+                    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                        .connect_timeout(Duration::from_secs(10))
+                        .operation_attempt_timeout(Duration::from_secs(120))
+                        .build(),
+                )
+                .interceptor(CountAttempts(counters.clone()));
+            if sdk.region().is_none() {
+                b = b.region(aws_config::Region::new("us-east-1"));
+            }
+            if let Some(url) = &endpoint {
+                b = b.endpoint_url(url);
+            }
+            b = b.force_path_style(opts.force_path_style.unwrap_or(endpoint.is_some()));
+            if let (Some(ak), Some(sk)) = (&opts.access_key, &opts.secret_key) {
+                b = b.credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    ak,
+                    sk,
+                    None,
+                    None,
+                    "registry-config",
+                ));
+            }
+            aws_sdk_s3::Client::from_conf(b.build())
+        });
+        let pacer = opts.max_rps.filter(|r| *r > 0).map(|r| Pacer {
+            interval: Duration::from_secs_f64(1.0 / f64::from(r)),
+            next: Instant::now().into(),
+        });
+        Ok(S3Storage {
+            runtime,
+            client,
+            bucket: opts.bucket,
+            prefix: opts.prefix,
+            in_flight: tokio::sync::Semaphore::new(opts.max_in_flight.max(1)),
+            max_in_flight: opts.max_in_flight.max(1),
+            pacer,
+            counters,
+        })
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Waits for a place among the requests in flight and for the pacer.
+    async fn admit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        let permit = self
+            .in_flight
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
+        if let Some(p) = &self.pacer {
+            p.wait().await;
+        }
+        permit
+    }
+
+    async fn list_async(
+        &self,
+        prefix: &str,
+        delimiter: bool,
+        visit: &mut dyn FnMut(Entry),
+        dirs: &mut Vec<String>,
+    ) -> Result<(), StorageError> {
+        let full_prefix = self.full(prefix);
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full_prefix)
+                .max_keys(1000);
+            if delimiter {
+                req = req.delimiter("/");
+            }
+            let page = {
+                let _permit = self.admit().await;
+                self.counters.list.fetch_add(1, Ordering::Relaxed);
+                req.set_continuation_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| other(prefix, describe(&e)))?
+            };
+            for obj in page.contents() {
+                let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                let modified = obj
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                visit(Entry {
+                    key: key.to_owned(),
+                    size: obj.size().unwrap_or(0).max(0) as u64,
+                    modified: modified.unwrap_or(SystemTime::UNIX_EPOCH),
+                    etag: obj.e_tag().map(str::to_owned),
+                });
+            }
+            for cp in page.common_prefixes() {
+                if let Some(name) = cp.prefix().and_then(|p| p.strip_prefix(&full_prefix)) {
+                    dirs.push(name.trim_end_matches('/').to_owned());
+                }
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn delete_batch(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        let objects: Result<Vec<ObjectIdentifier>, _> = keys
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(self.full(k)).build())
+            .collect();
+        let request =
+            objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return keys.iter().map(|k| Err(other(k, &e))).collect(),
+        };
+        let _permit = self.admit().await;
+        self.counters.delete.fetch_add(1, Ordering::Relaxed);
+        match self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(request)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let failed: std::collections::HashMap<&str, String> = out
+                    .errors()
+                    .iter()
+                    .filter_map(|e| {
+                        let msg = format!(
+                            "{} {}",
+                            e.code().unwrap_or("error"),
+                            e.message().unwrap_or("")
+                        );
+                        e.key().map(|k| (k, msg))
+                    })
+                    .collect();
+                keys.iter()
+                    .map(|k| match failed.get(self.full(k).as_str()) {
+                        Some(msg) => Err(other(k, msg.trim())),
+                        None => Ok(()),
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                let msg = describe(&e);
+                keys.iter().map(|k| Err(other(k, &msg))).collect()
+            }
+        }
+    }
+}
+
+impl Storage for S3Storage {
+    fn list(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(Entry),
+        _note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        self.runtime
+            .block_on(self.list_async(prefix, false, visit, &mut Vec::new()))
+    }
+
+    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let mut dirs = Vec::new();
+        self.runtime
+            .block_on(self.list_async(prefix, true, &mut |_| {}, &mut dirs))?;
+        dirs.sort();
+        dirs.dedup();
+        Ok(dirs)
+    }
+
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        self.runtime.block_on(async {
+            let _permit = self.admit().await;
+            self.counters.get.fetch_add(1, Ordering::Relaxed);
+            let out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .send()
+                .await
+            {
+                Ok(o) => o,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Err(StorageError::NotFound {
+                        key: key.to_owned(),
+                    });
+                }
+                Err(e) => return Err(other(key, describe(&e))),
+            };
+            if out.content_length().unwrap_or(0) as u64 > limit {
+                return Err(StorageError::TooLarge {
+                    key: key.to_owned(),
+                    limit,
+                });
+            }
+            let bytes = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| other(key, describe(&e)))?
+                .into_bytes();
+            if bytes.len() as u64 > limit {
+                return Err(StorageError::TooLarge {
+                    key: key.to_owned(),
+                    limit,
+                });
+            }
+            Ok(bytes.to_vec())
+        })
+    }
+
+    fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        // The sweep hands out batches of at most 1000 keys from several threads at once; a longer
+        // list is split here and sent batch after batch.
+        self.runtime.block_on(async {
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(1000) {
+                out.extend(self.delete_batch(chunk).await);
+            }
+            out
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+    }
+
+    fn parallelism(&self) -> usize {
+        self.max_in_flight
+    }
+
+    fn request_counts(&self) -> Option<RequestCounts> {
+        let c = &self.counters;
+        let (list, get, delete) = (
+            c.list.load(Ordering::Relaxed),
+            c.get.load(Ordering::Relaxed),
+            c.delete.load(Ordering::Relaxed),
+        );
+        let attempts = c.attempts.load(Ordering::Relaxed);
+        Some(RequestCounts {
+            list_requests: list,
+            get_requests: get,
+            delete_requests: delete,
+            retries: attempts.saturating_sub(list + get + delete),
+        })
+    }
+}

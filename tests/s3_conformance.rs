@@ -1,0 +1,169 @@
+//! The conformance scenario again on S3: the real registry writes through its `s3` driver into a
+//! loopback S3 server; regsweep reads the bucket both as `s3://bucket/prefix` and through the
+//! registry's config.yml.
+
+mod support;
+
+use regsweep::storage::Storage;
+use regsweep::storage::s3::{S3Options, S3Storage};
+use std::collections::BTreeSet;
+use std::path::Path;
+use support::registry::Registry;
+use support::s3::S3Server;
+use support::scenario::build_store;
+use support::{PlanSets, diff, reference_dry_run, regsweep_plan, run, skopeo_copy};
+
+/// Every key in the bucket below `store/`, through the library's own backend.
+fn keys(s3: &S3Server, bucket: &str) -> BTreeSet<String> {
+    let storage = S3Storage::open(S3Options {
+        bucket: bucket.into(),
+        prefix: "store/".into(),
+        endpoint: Some(s3.endpoint()),
+        access_key: Some("test".into()),
+        secret_key: Some("test".into()),
+        region: Some("us-east-1".into()),
+        max_in_flight: 4,
+        ..S3Options::default()
+    })
+    .unwrap();
+    let mut out = BTreeSet::new();
+    storage
+        .list(
+            "",
+            &mut |e| {
+                out.insert(e.key);
+            },
+            &mut |n| panic!("{n:?}"),
+        )
+        .unwrap();
+    out
+}
+
+fn assert_no_link_points_at_something_gone(keys: &BTreeSet<String>) {
+    for k in keys
+        .iter()
+        .filter(|k| k.ends_with("/link") && !k.contains("/current/"))
+    {
+        let parts: Vec<&str> = k.split('/').collect();
+        let hex = parts[parts.len() - 2];
+        let data = format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]);
+        assert!(keys.contains(&data), "{k} points at missing blob data");
+        if let Some(t) = parts.iter().position(|p| *p == "tags") {
+            let repo_prefix = parts[..t].join("/");
+            let revision = format!("{repo_prefix}/revisions/sha256/{hex}/link");
+            assert!(
+                keys.contains(&revision),
+                "{k}: tag index entry names a revision that is gone"
+            );
+        }
+    }
+}
+
+#[test]
+fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("registry");
+    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let config = s.registry.config.clone();
+    let endpoint = s3.endpoint();
+    let url = Path::new("s3://registry/store");
+    let by_url = |extra: &[&str]| {
+        let mut args = vec!["--endpoint-url", endpoint.as_str(), "--grace", "0s"];
+        args.extend_from_slice(extra);
+        regsweep_plan(url, &args)
+    };
+
+    // Plain: the reference's blobs, by URL and by config alike.
+    let reference = reference_dry_run(&config, false);
+    let (ours, summary) = by_url(&[]);
+    assert!(!ours.blobs.is_empty());
+    assert_eq!(
+        ours.blobs,
+        reference.blobs,
+        "{}",
+        diff(&ours.blobs, &reference.blobs)
+    );
+    let (by_config, _) = regsweep_plan(&config, &["--grace", "0s"]);
+    assert_eq!(by_config, ours);
+    assert!(
+        ours.layer_links
+            .contains(&("orphan/layers".to_owned(), s.orphan.clone()))
+    );
+
+    // Requests: links are checked from their ETags, so the only GETs are tags and manifests.
+    let requests = &summary["s3"];
+    let manifests = 7; // team/app's two images, the image in two repositories (read once), the nested
+    // image, the index and its two children
+    assert_eq!(
+        requests["get_requests"],
+        (s.tags.len() + manifests) as u64,
+        "{summary}"
+    );
+    assert_eq!(requests["retries"], 0);
+    assert!(
+        requests["list_requests"].as_u64().unwrap() >= 257,
+        "{summary}"
+    );
+    assert_eq!(requests["delete_requests"], 0);
+
+    // -m: the untagged image only; the reference also deletes the tagged index's children.
+    let (ours_m, _) = by_url(&["-m"]);
+    let a = &s.moved_from;
+    assert_eq!(
+        ours_m.manifests,
+        [("team/app".to_owned(), a.manifest.clone())].into()
+    );
+    let reference_m = reference_dry_run(&config, true);
+    let children: BTreeSet<(String, String)> = s
+        .platforms
+        .iter()
+        .map(|p| ("multi/app".to_owned(), p.manifest.clone()))
+        .collect();
+    let extra: BTreeSet<_> = reference_m
+        .manifests
+        .difference(&ours_m.manifests)
+        .cloned()
+        .collect();
+    assert_eq!(extra, children);
+
+    // Delete through the config, then every tag pulls back through the registry.
+    let out = run(support::regsweep()
+        .args(["gc", "-m", "--delete", "--grace", "0s", "--json"])
+        .arg(&config));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        summary["deleted"]["blobs"],
+        ours_m.blobs.len() as u64,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["deleted"]["layer_links"],
+        ours_m.layer_links.len() as u64
+    );
+    assert_eq!(summary["deleted"]["failures"].as_array().unwrap().len(), 0);
+    assert!(
+        summary["s3"]["delete_requests"].as_u64().unwrap() >= 3,
+        "{summary}"
+    );
+    for (i, (repo, tag, all)) in s.tags.iter().enumerate() {
+        let dest = format!(
+            "oci:{}:pulled",
+            dir.path().join(format!("pull-{i}")).display()
+        );
+        let extra: &[&str] = if *all { &["--all"] } else { &[] };
+        skopeo_copy(&s.registry.image(repo, tag), &dest, extra);
+    }
+    let remaining = keys(&s3, "registry");
+    for d in &ours_m.blobs {
+        let data = format!(
+            "docker/registry/v2/blobs/sha256/{}/{}/data",
+            &d[7..9],
+            &d[7..]
+        );
+        assert!(!remaining.contains(&data), "{d} still in the bucket");
+    }
+    assert_no_link_points_at_something_gone(&remaining);
+    assert_eq!(reference_dry_run(&config, false), PlanSets::default());
+    assert_eq!(by_url(&["-m"]).0, PlanSets::default());
+}

@@ -1,0 +1,54 @@
+//! A real S3 API server on loopback (`moto_server`, from PyPI's `moto[server]`).
+
+use super::registry::{free_port, http_to};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running S3 server; stopped when dropped.
+pub struct S3Server {
+    pub port: u16,
+    child: Child,
+}
+
+impl S3Server {
+    pub fn start(log: &std::path::Path) -> S3Server {
+        let port = free_port();
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("moto_server must be installed (pip install 'moto[server]')");
+        let mut server = S3Server { port, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http_to(port, "GET", "/", &[], &[]).is_err() {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("moto_server exited early ({status})");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer on port {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let r = http_to(self.port, "PUT", &format!("/{bucket}"), &[], &[]).unwrap();
+        assert_eq!(r.status, 200, "create bucket {bucket}");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

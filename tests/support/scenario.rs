@@ -1,0 +1,83 @@
+//! The conformance scenario: a store built through the real registry by skopeo pushes and API calls.
+
+use super::oci::{self, Image};
+use super::registry::Registry;
+use super::skopeo_copy;
+use std::path::Path;
+
+/// A store built through the registry, with what the test knows of it.
+pub struct Store {
+    pub registry: Registry,
+    /// Tag `v1` of `team/app` pointed here first, then moved to a Docker-format image.
+    pub moved_from: Image,
+    /// The platform images of the tagged index `multi/app:latest`.
+    pub platforms: Vec<Image>,
+    /// Deleted through the API from `gone/img`.
+    pub deleted: Image,
+    /// A blob pushed to `orphan/layers` with no manifest.
+    pub orphan: String,
+    /// The tags that must pull after any sweep, and whether they are multi-arch.
+    pub tags: Vec<(&'static str, &'static str, bool)>,
+}
+
+/// Builds the scenario through `registry`; `dir` holds the OCI layouts the test writes.
+pub fn build_store(dir: &Path, registry: Registry) -> Store {
+    let layouts = dir.join("layouts");
+    let layout = |name: &str| layouts.join(name);
+    let oci_ref = |name: &str| format!("oci:{}:latest", layout(name).display());
+
+    let a = oci::single(&layout("a"), &["base", "a-only"]);
+    skopeo_copy(&oci_ref("a"), &registry.image("team/app", "v1"), &[]);
+    oci::single(&layout("b"), &["base", "b-only"]);
+    skopeo_copy(
+        &oci_ref("b"),
+        &registry.image("team/app", "v1"),
+        &["--format", "v2s2"],
+    );
+
+    oci::single(&layout("c"), &["shared-image"]);
+    skopeo_copy(
+        &oci_ref("c"),
+        &registry.image("library/base", "latest"),
+        &[],
+    );
+    skopeo_copy(&oci_ref("c"), &registry.image("mirror/base", "latest"), &[]);
+
+    oci::single(&layout("d"), &["nested"]);
+    skopeo_copy(&oci_ref("d"), &registry.image("team/x/tool", "1.0"), &[]);
+
+    let (_, platforms) = oci::multi(
+        &layout("m"),
+        &[("amd64", &["m-amd64"]), ("arm64", &["m-arm64"])],
+    );
+    skopeo_copy(
+        &oci_ref("m"),
+        &registry.image("multi/app", "latest"),
+        &["--all"],
+    );
+
+    let deleted = oci::single(&layout("f"), &["to-be-deleted"]);
+    skopeo_copy(&oci_ref("f"), &registry.image("gone/img", "t"), &[]);
+    registry.delete_manifest("gone/img", &deleted.manifest);
+
+    registry.abandon_upload(
+        "team/app",
+        b"the first bytes of an upload that never finished",
+    );
+    let orphan = registry.push_blob("orphan/layers", b"a blob no manifest refers to");
+
+    Store {
+        registry,
+        moved_from: a,
+        platforms,
+        deleted,
+        orphan,
+        tags: vec![
+            ("team/app", "v1", false),
+            ("library/base", "latest", false),
+            ("mirror/base", "latest", false),
+            ("team/x/tool", "1.0", false),
+            ("multi/app", "latest", true),
+        ],
+    }
+}
