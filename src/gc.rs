@@ -10,7 +10,7 @@ use crate::mark::{self, MarkOptions, Marks};
 use crate::plan::Plan;
 use crate::problem::Problem;
 use crate::report::GcReport;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use crate::sweep::{self, Deleted};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -69,11 +69,15 @@ impl Progress for Quiet {
     fn phase(&self, _: &str) {}
 }
 
-/// Computes the plan.
-pub fn analyse(storage: &dyn Storage, options: &GcOptions, progress: &dyn Progress) -> Analysis {
+/// Computes the plan. Fails when the store cannot be listed (see [`inventory::scan`]).
+pub fn analyse(
+    storage: &dyn Storage,
+    options: &GcOptions,
+    progress: &dyn Progress,
+) -> Result<Analysis, StorageError> {
     let start = Instant::now();
     progress.phase("walking blobs and repositories");
-    let inventory = inventory::scan(storage);
+    let inventory = inventory::scan(storage)?;
     progress.phase(&format!(
         "reading manifests ({} blobs, {} repositories)",
         inventory.blobs.len(),
@@ -90,13 +94,13 @@ pub fn analyse(storage: &dyn Storage, options: &GcOptions, progress: &dyn Progre
         },
     );
     let plan = Plan::build(&inventory, &marks, options.grace_cutoff());
-    Analysis {
+    Ok(Analysis {
         inventory,
         catalog,
         marks,
         plan,
         elapsed: start.elapsed(),
-    }
+    })
 }
 
 /// Why a sweep did not start.

@@ -1,7 +1,7 @@
 //! The walk: what a store holds, read from listings plus the few small links that must be opened.
 //!
 //! Two parallel walks over known shards, each with local state merged once at the end:
-//! - the blob tree, over its 256 shards `blobs/sha256/00/` … `ff/`. A blob's digest is its folder name
+//! - the blob tree, over 16 shards `blobs/sha256/0` … `f` (each 16 of its 256 folders). A blob's digest is its folder name
 //!   and its size and age come from the listing: no blob is opened. The result is the [`BlobTable`], a
 //!   table of digests sorted so that a digest's index is its compact [`BlobId`];
 //! - the repositories, one shard per top-level folder of `repositories/`. Keys are classified by
@@ -135,34 +135,31 @@ pub struct Inventory {
 }
 
 /// Reads a store's inventory.
-pub fn scan(storage: &dyn Storage) -> Inventory {
-    let (blobs, mut problems) = scan_blobs(storage);
-    let (repositories, repo_problems, vanished) = scan_repositories(storage);
+///
+/// A listing that fails as a whole (no credentials, no bucket, an unreadable shard folder) ends the
+/// scan with that error: an inventory missing a shard would make its blobs look unreferenced or its
+/// repositories' blobs look orphaned, so no plan may be made from it. Problems with single entries are
+/// collected and the scan goes on.
+pub fn scan(storage: &dyn Storage) -> Result<Inventory, StorageError> {
+    let (blobs, mut problems) = scan_blobs(storage)?;
+    let (repositories, repo_problems, vanished) = scan_repositories(storage)?;
     problems.extend(repo_problems);
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
-    Inventory {
+    Ok(Inventory {
         blobs,
         repositories,
         problems,
         vanished,
-    }
+    })
 }
 
 fn note_problem(n: ListingNote) -> Problem {
     Problem::at(ProblemKind::Unreadable, n.key, n.message)
 }
 
-fn listing_problem(e: StorageError) -> Problem {
-    Problem::at(
-        ProblemKind::Unreadable,
-        e.key().to_owned(),
-        format!("could not be listed: {e}"),
-    )
-}
-
-fn scan_blobs(storage: &dyn Storage) -> (BlobTable, Vec<Problem>) {
-    type Shard = (Vec<(Digest, u64, i64)>, Vec<Problem>);
-    let shards: Vec<Shard> = (0..=255u8)
+fn scan_blobs(storage: &dyn Storage) -> Result<(BlobTable, Vec<Problem>), StorageError> {
+    type Shard = Result<(Vec<(Digest, u64, i64)>, Vec<Problem>), StorageError>;
+    let shards: Vec<Shard> = (0..layout::BLOB_SHARDS)
         .into_par_iter()
         .map(|byte| {
             let (mut rows, mut problems) = (Vec::new(), Vec::new());
@@ -175,19 +172,17 @@ fn scan_blobs(storage: &dyn Storage) -> (BlobTable, Vec<Problem>) {
                 },
                 &mut |n| problems.push(note_problem(n)),
             );
-            if let Err(e) = result {
-                problems.push(listing_problem(e));
-            }
-            (rows, problems)
+            result.map(|()| (rows, problems))
         })
         .collect();
-    let mut rows = Vec::with_capacity(shards.iter().map(|s| s.0.len()).sum());
+    let mut rows = Vec::new();
     let mut problems = Vec::new();
-    for (r, p) in shards {
+    for shard in shards {
+        let (r, p) = shard?;
         rows.extend(r);
         problems.extend(p);
     }
-    (BlobTable::from_rows(rows), problems)
+    Ok((BlobTable::from_rows(rows), problems))
 }
 
 /// A link whose content must be read: a revision link or a tag's current link.
@@ -237,16 +232,13 @@ fn classify(builders: &mut HashMap<String, RepoBuilder>, e: Entry) {
     }
 }
 
-fn scan_repositories(storage: &dyn Storage) -> (Vec<Repository>, Vec<Problem>, u64) {
+type RepoScan = (Vec<Repository>, Vec<Problem>, u64);
+
+fn scan_repositories(storage: &dyn Storage) -> Result<RepoScan, StorageError> {
     let mut problems = Vec::new();
-    let tops = match storage.list_dirs(layout::REPOSITORIES) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(listing_problem(e));
-            Vec::new()
-        }
-    };
-    let shards: Vec<(HashMap<String, RepoBuilder>, Vec<Problem>)> = tops
+    let tops = storage.list_dirs(layout::REPOSITORIES)?;
+    type Shard = Result<(HashMap<String, RepoBuilder>, Vec<Problem>), StorageError>;
+    let shards: Vec<Shard> = tops
         .par_iter()
         .map(|top| {
             let (mut builders, mut problems) = (HashMap::new(), Vec::new());
@@ -254,15 +246,13 @@ fn scan_repositories(storage: &dyn Storage) -> (Vec<Repository>, Vec<Problem>, u
             let result = storage.list(&prefix, &mut |e| classify(&mut builders, e), &mut |n| {
                 problems.push(note_problem(n))
             });
-            if let Err(e) = result {
-                problems.push(listing_problem(e));
-            }
-            (builders, problems)
+            result.map(|()| (builders, problems))
         })
         .collect();
 
     let mut builders: Vec<(String, RepoBuilder)> = Vec::new();
-    for (b, p) in shards {
+    for shard in shards {
+        let (b, p) = shard?;
         builders.extend(b);
         problems.extend(p);
     }
@@ -344,7 +334,7 @@ fn scan_repositories(storage: &dyn Storage) -> (Vec<Repository>, Vec<Problem>, u
         }
     }
     // A tag whose current link vanished is not a tag any more; one with a bad link stays, target unknown.
-    (repos, problems, vanished)
+    Ok((repos, problems, vanished))
 }
 
 /// What reading a link gave.

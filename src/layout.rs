@@ -14,9 +14,16 @@ pub const BLOBS: &str = "docker/registry/v2/blobs/sha256/";
 /// Prefix of all repositories.
 pub const REPOSITORIES: &str = "docker/registry/v2/repositories/";
 
-/// The listing shard of the blob tree whose digests start with `byte`: `blobs/sha256/ab/`.
-pub fn blob_shard(byte: u8) -> String {
-    format!("{BLOBS}{byte:02x}/")
+/// How many listing shards the blob tree is split into: one per first hex digit.
+///
+/// Sixteen keeps every core (and, on S3, sixteen listing streams) busy while a small bucket still
+/// costs only sixteen list requests; 256 shards would cost 256 requests however small the store.
+pub const BLOB_SHARDS: u8 = 16;
+
+/// The listing prefix of blob shard `n` (`0..BLOB_SHARDS`): `blobs/sha256/a`, which covers the
+/// folders `a0/` … `af/`.
+pub fn blob_shard(n: u8) -> String {
+    format!("{BLOBS}{n:x}")
 }
 
 /// The key of a blob's data.

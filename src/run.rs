@@ -71,7 +71,8 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
         Box::new(Quiet)
     };
 
-    let analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref());
+    let analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
+        .with_context(|| format!("cannot list {}", storage.describe()))?;
     if let Some(path) = &args.plan {
         let file = std::fs::File::create(path)
             .with_context(|| format!("{}: cannot write plan", path.display()))?;

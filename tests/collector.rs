@@ -255,3 +255,21 @@ fn one_thread_and_many_threads_plan_the_same() {
         10
     );
 }
+
+#[test]
+fn a_store_that_cannot_be_listed_is_an_error_not_an_empty_store() {
+    let s = HandStore::new();
+    s.blob(b"some blob");
+    // `repositories` is a file where a folder must be: the walk cannot list it.
+    s.write("repositories", b"not a folder");
+    let (code, summary, stderr) = gc(&s.root, &["--grace", "0s"]);
+    assert_eq!(code, 2, "{summary}");
+    assert!(
+        stderr.contains("repositories"),
+        "the error names what could not be listed: {stderr}"
+    );
+    assert!(
+        summary.is_null(),
+        "no plan may be printed from a partial walk"
+    );
+}

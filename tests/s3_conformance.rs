@@ -101,11 +101,34 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
         "{summary}"
     );
     assert_eq!(requests["retries"], 0);
-    assert!(
-        requests["list_requests"].as_u64().unwrap() >= 257,
-        "{summary}"
-    );
+    // One list a blob shard (a small bucket fits one page each), one for the top-level repository
+    // folders, and one per top-level folder.
+    let repos = [
+        "team/app",
+        "library/base",
+        "mirror/base",
+        "team/x/tool",
+        "multi/app",
+        "gone/img",
+        "orphan/layers",
+    ];
+    let tops: BTreeSet<&str> = repos.iter().map(|r| r.split('/').next().unwrap()).collect();
+    let lists = u64::from(regsweep::layout::BLOB_SHARDS) + 1 + tops.len() as u64;
+    assert_eq!(requests["list_requests"], lists, "{summary}");
     assert_eq!(requests["delete_requests"], 0);
+
+    // A bucket that is not there is an error naming it, never an empty store.
+    let out = support::regsweep()
+        .args([
+            "gc",
+            "s3://no-such-bucket/store",
+            "--endpoint-url",
+            &endpoint,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("s3://no-such-bucket/store"));
 
     // -m: the untagged image only; the reference also deletes the tagged index's children.
     let (ours_m, _) = by_url(&["-m"]);
