@@ -7,7 +7,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use support::registry::Registry;
 use support::scenario::build_store;
-use support::{PlanSets, diff, files_ending, reference_dry_run, regsweep_plan, run, skopeo_copy};
+use support::{
+    PlanSets, assert_no_link_points_at_something_gone, diff, files_ending, reference_dry_run,
+    regsweep_plan, run,
+};
 
 fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> BTreeSet<String> {
     items.into_iter().map(Into::into).collect()
@@ -136,38 +139,6 @@ fn plans_match_the_reference_where_it_is_right_and_keep_every_platform_where_it_
     assert!(ours_m.blobs.is_subset(&reference_m.blobs));
 }
 
-fn assert_no_link_points_at_something_gone(root: &Path) {
-    let v2 = root.join("docker/registry/v2");
-    let data = |hex: &str| {
-        v2.join("blobs/sha256")
-            .join(&hex[..2])
-            .join(hex)
-            .join("data")
-    };
-    for link in files_ending(&v2.join("repositories"), "/link") {
-        let parts: Vec<&str> = link.split('/').collect();
-        let n = parts.len();
-        if parts.contains(&"current") {
-            continue;
-        }
-        let hex = parts[n - 2];
-        assert!(data(hex).exists(), "{link} points at missing blob data");
-        if let Some(t) = parts.iter().position(|p| *p == "tags") {
-            let repo = parts[..t - 1].join("/");
-            let revision = v2
-                .join("repositories")
-                .join(&repo)
-                .join("_manifests/revisions/sha256")
-                .join(hex)
-                .join("link");
-            assert!(
-                revision.exists(),
-                "{link}: tag index entry names a revision that is gone"
-            );
-        }
-    }
-}
-
 #[test]
 fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
     let dir = tempfile::tempdir().unwrap();
@@ -204,15 +175,9 @@ fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
     }
 
     // Every tag, every platform, pulls back with all its blobs verified by skopeo.
-    for (i, (repo, tag, all)) in s.tags.iter().enumerate() {
-        let dest = format!(
-            "oci:{}:pulled",
-            dir.path().join(format!("pull-{i}")).display()
-        );
-        let extra: &[&str] = if *all { &["--all"] } else { &[] };
-        skopeo_copy(&s.registry.image(repo, tag), &dest, extra);
-    }
-    assert_no_link_points_at_something_gone(root);
+    s.pull_every_tag(dir.path());
+    let keys: BTreeSet<String> = files_ending(root, "").into_iter().collect();
+    assert_no_link_points_at_something_gone(&keys);
 
     // Nothing left for the reference, nor for us.
     let reference = reference_dry_run(config, false);

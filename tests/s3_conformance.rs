@@ -11,7 +11,9 @@ use std::path::Path;
 use support::registry::Registry;
 use support::s3::S3Server;
 use support::scenario::build_store;
-use support::{PlanSets, diff, reference_dry_run, regsweep_plan, run, skopeo_copy};
+use support::{
+    PlanSets, assert_no_link_points_at_something_gone, diff, reference_dry_run, regsweep_plan, run,
+};
 
 /// Every key in the bucket below `store/`, through the library's own backend.
 fn keys(s3: &S3Server, bucket: &str) -> BTreeSet<String> {
@@ -37,26 +39,6 @@ fn keys(s3: &S3Server, bucket: &str) -> BTreeSet<String> {
         )
         .unwrap();
     out
-}
-
-fn assert_no_link_points_at_something_gone(keys: &BTreeSet<String>) {
-    for k in keys
-        .iter()
-        .filter(|k| k.ends_with("/link") && !k.contains("/current/"))
-    {
-        let parts: Vec<&str> = k.split('/').collect();
-        let hex = parts[parts.len() - 2];
-        let data = format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]);
-        assert!(keys.contains(&data), "{k} points at missing blob data");
-        if let Some(t) = parts.iter().position(|p| *p == "tags") {
-            let repo_prefix = parts[..t].join("/");
-            let revision = format!("{repo_prefix}/revisions/sha256/{hex}/link");
-            assert!(
-                keys.contains(&revision),
-                "{k}: tag index entry names a revision that is gone"
-            );
-        }
-    }
 }
 
 #[test]
@@ -169,14 +151,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
         summary["s3"]["delete_requests"].as_u64().unwrap() >= 3,
         "{summary}"
     );
-    for (i, (repo, tag, all)) in s.tags.iter().enumerate() {
-        let dest = format!(
-            "oci:{}:pulled",
-            dir.path().join(format!("pull-{i}")).display()
-        );
-        let extra: &[&str] = if *all { &["--all"] } else { &[] };
-        skopeo_copy(&s.registry.image(repo, tag), &dest, extra);
-    }
+    s.pull_every_tag(dir.path());
     let remaining = keys(&s3, "registry");
     for d in &ours_m.blobs {
         let data = format!(

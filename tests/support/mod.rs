@@ -162,3 +162,25 @@ pub fn regsweep_json(args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value, Stri
     let summary = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
     (out.status.code().unwrap_or(-1), summary, stderr)
 }
+
+/// Asserts that no `_layers` link, revision link or tag index entry names blob data that is gone,
+/// and that every tag index entry names a revision that is there. `keys` are store keys
+/// (`docker/registry/v2/...`), from a folder or a bucket alike.
+pub fn assert_no_link_points_at_something_gone(keys: &BTreeSet<String>) {
+    for k in keys
+        .iter()
+        .filter(|k| k.ends_with("/link") && !k.contains("/current/"))
+    {
+        let parts: Vec<&str> = k.split('/').collect();
+        let hex = parts[parts.len() - 2];
+        let data = format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]);
+        assert!(keys.contains(&data), "{k} points at missing blob data");
+        if let Some(t) = parts.iter().position(|p| *p == "tags") {
+            let revision = format!("{}/revisions/sha256/{hex}/link", parts[..t].join("/"));
+            assert!(
+                keys.contains(&revision),
+                "{k}: tag index entry names a revision that is gone"
+            );
+        }
+    }
+}

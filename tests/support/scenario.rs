@@ -81,3 +81,15 @@ pub fn build_store(dir: &Path, registry: Registry) -> Store {
         ],
     }
 }
+
+impl Store {
+    /// Pulls every tag (every platform of multi-arch ones) into OCI layouts under `dir`: skopeo
+    /// verifies every blob's digest, so a pull that succeeds proves the image is whole.
+    pub fn pull_every_tag(&self, dir: &Path) {
+        for (i, (repo, tag, all)) in self.tags.iter().enumerate() {
+            let dest = format!("oci:{}:pulled", dir.join(format!("pull-{i}")).display());
+            let extra: &[&str] = if *all { &["--all"] } else { &[] };
+            skopeo_copy(&self.registry.image(repo, tag), &dest, extra);
+        }
+    }
+}
