@@ -1,4 +1,5 @@
-//! A real S3 API server on loopback (`moto_server`, from PyPI's `moto[server]`).
+//! A real S3 API server on loopback (moto's server, from PyPI's `moto[server]`), started as
+//! `python3 -m moto.server` so that it does not depend on where pip put the `moto_server` script.
 
 use super::registry::{free_port, http_to};
 use std::process::{Child, Command, Stdio};
@@ -14,13 +15,20 @@ impl S3Server {
     pub fn start(log: &std::path::Path) -> S3Server {
         let port = free_port();
         let log = std::fs::File::create(log).unwrap();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("moto_server must be installed (pip install 'moto[server]')");
+            .expect("python3 with moto[server] must be installed (pip install 'moto[server]')");
         let mut server = S3Server { port, child };
         let deadline = Instant::now() + Duration::from_secs(30);
         while http_to(port, "GET", "/", &[], &[]).is_err() {
