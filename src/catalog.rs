@@ -46,10 +46,6 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    pub fn get(&self, d: &Digest) -> Option<&Entry> {
-        self.manifests.get(d)
-    }
-
     /// The parsed references of `d`, when it is a manifest the collector understands.
     pub fn refs(&self, d: &Digest) -> Option<&Refs> {
         match self.manifests.get(d) {
@@ -77,12 +73,7 @@ pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
         let mut next = HashSet::new();
         for (d, entry, problem) in results {
             if let Entry::Parsed(refs) = &entry {
-                next.extend(
-                    refs.children
-                        .iter()
-                        .filter(|c| !catalog.manifests.contains_key(c))
-                        .copied(),
-                );
+                next.extend(refs.children.iter().copied());
             }
             catalog.problems.extend(problem);
             catalog.manifests.insert(d, entry);

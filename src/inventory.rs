@@ -333,7 +333,8 @@ fn scan_repositories(storage: &dyn Storage) -> Result<RepoScan, StorageError> {
             (LinkOutcome::Bad(p), _) => problems.push(p),
         }
     }
-    // A tag whose current link vanished is not a tag any more; one with a bad link stays, target unknown.
+    // A tag whose current link vanished or is bad stays listed with no target (`current: None`); a bad
+    // one is also a problem, which keeps --delete from running.
     Ok((repos, problems, vanished))
 }
 

@@ -7,8 +7,6 @@
 
 use crate::digest::Digest;
 
-/// Where the registry's data starts below the root directory.
-pub const V2: &str = "docker/registry/v2/";
 /// Prefix of all blob data.
 pub const BLOBS: &str = "docker/registry/v2/blobs/sha256/";
 /// Prefix of all repositories.
@@ -43,11 +41,6 @@ pub fn revision_link(repo: &str, d: &Digest) -> String {
         "{REPOSITORIES}{repo}/_manifests/revisions/sha256/{}/link",
         d.hex()
     )
-}
-
-/// The key of a tag's `current` link.
-pub fn tag_current(repo: &str, tag: &str) -> String {
-    format!("{REPOSITORIES}{repo}/_manifests/tags/{tag}/current/link")
 }
 
 /// The key of a tag's index entry for `d`.
@@ -156,7 +149,7 @@ mod tests {
         );
         let k = revision_link("a", &x);
         assert_eq!(parse_repo_key(&k), Some(("a", RepoKey::RevisionLink(x))));
-        let k = tag_current("a/b", "v1.0");
+        let k = format!("{REPOSITORIES}a/b/_manifests/tags/v1.0/current/link");
         assert_eq!(
             parse_repo_key(&k),
             Some(("a/b", RepoKey::TagCurrent("v1.0")))

@@ -83,6 +83,7 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
     }
     let mut report = analysis.report(&storage.describe(), &options);
     let mut exit = Exit::Success;
+    let mut refused = None;
     if args.delete {
         match gc::execute(storage.as_ref(), &analysis, progress.as_ref()) {
             Ok(deleted) => {
@@ -91,16 +92,15 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
                 }
                 report = report.with_deleted(deleted);
             }
-            Err(refused) => {
-                report.s3 = storage.request_counts();
-                render(&report, args.json)?;
-                eprintln!("regsweep: {refused}");
-                return Ok(Exit::Error);
-            }
+            Err(e) => refused = Some(e),
         }
     }
     report.s3 = storage.request_counts();
     render(&report, args.json)?;
+    if let Some(e) = refused {
+        eprintln!("regsweep: {e}");
+        exit = Exit::Error;
+    }
     Ok(exit)
 }
 
