@@ -2,7 +2,8 @@
 
 use super::oci::{self, Image};
 use super::registry::Registry;
-use super::skopeo_copy;
+use super::{PlanSets, diff, skopeo_copy};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// A store built through the registry, with what the test knows of it.
@@ -83,6 +84,57 @@ pub fn build_store(dir: &Path, registry: Registry) -> Store {
 }
 
 impl Store {
+    /// The scenario's `-m` expectations. Beyond the plain plan, ours removes exactly the untagged image
+    /// (not its base layer, which the image the tag moved to shares). The reference's `-m` removes, in
+    /// addition, exactly the tagged index's untagged children with their configs and layers: that is
+    /// where it breaks the image and we differ.
+    pub fn assert_untagged_plans(
+        &self,
+        plain: &PlanSets,
+        ours_m: &PlanSets,
+        reference_m: &PlanSets,
+    ) {
+        let a = &self.moved_from;
+        let expected: BTreeSet<(String, String)> =
+            [("team/app".to_owned(), a.manifest.clone())].into();
+        assert_eq!(ours_m.manifests, expected);
+        let untagged: BTreeSet<String> = [&a.manifest, &a.config, &a.layers[1]]
+            .into_iter()
+            .cloned()
+            .collect();
+        let expected: BTreeSet<String> = plain.blobs.union(&untagged).cloned().collect();
+        assert_eq!(ours_m.blobs, expected, "{}", diff(&ours_m.blobs, &expected));
+        assert!(
+            !ours_m.blobs.contains(&a.layers[0]),
+            "the shared base layer must stay"
+        );
+
+        let children: BTreeSet<(String, String)> = self
+            .platforms
+            .iter()
+            .map(|p| ("multi/app".to_owned(), p.manifest.clone()))
+            .collect();
+        let extra: BTreeSet<_> = reference_m
+            .manifests
+            .difference(&ours_m.manifests)
+            .cloned()
+            .collect();
+        assert_eq!(extra, children);
+        assert!(ours_m.manifests.is_subset(&reference_m.manifests));
+        let children_blobs: BTreeSet<String> = self
+            .platforms
+            .iter()
+            .flat_map(|p| std::iter::once(p.config.clone()).chain(p.layers.clone()))
+            .collect();
+        let extra: BTreeSet<String> = reference_m
+            .blobs
+            .difference(&ours_m.blobs)
+            .cloned()
+            .collect();
+        assert_eq!(extra, children_blobs, "{}", diff(&extra, &children_blobs));
+        assert!(ours_m.blobs.is_subset(&reference_m.blobs));
+    }
+
     /// Pulls every tag (every platform of multi-arch ones) into OCI layouts under `dir`: skopeo
     /// verifies every blob's digest, so a pull that succeeds proves the image is whole.
     pub fn pull_every_tag(&self, dir: &Path) {
