@@ -30,61 +30,90 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
     }
 }
 
-/// Every blob in the store: digests sorted, with size and modification time, as parallel columns.
+/// An entry's modification time in Unix seconds; an entry listed without one counts as written now,
+/// which holds it back under any grace period rather than making it look old.
+fn modified_seconds(e: &Entry) -> i64 {
+    unix_seconds(e.modified.unwrap_or_else(SystemTime::now))
+}
+
+/// One blob: its digest, size and modification time (Unix seconds).
+#[derive(Debug, Clone, Copy)]
+struct BlobRow {
+    digest: Digest,
+    size: u64,
+    modified: i64,
+}
+
+/// Every blob in the store, sorted by digest, so that a digest's position is its [`BlobId`]
+/// (48 bytes a blob).
+///
+/// Lookups go through a radix index of the digests' first 16 bits (256 KiB whatever the store's size),
+/// then a binary search over the few rows sharing them: a lookup touches two or three cache lines
+/// where a binary search over the whole table would miss the cache some twenty times.
 #[derive(Debug, Default)]
 pub struct BlobTable {
-    digests: Vec<Digest>,
-    sizes: Vec<u64>,
-    modified: Vec<i64>,
+    rows: Vec<BlobRow>,
+    /// `starts[p]` is the first row whose digest's first 16 bits are at least `p`; 65,537 entries.
+    starts: Vec<u32>,
+}
+
+fn prefix16(d: &Digest) -> usize {
+    u16::from_be_bytes([d.0[0], d.0[1]]) as usize
 }
 
 impl BlobTable {
-    /// Builds the table from unsorted rows.
-    pub fn from_rows(mut rows: Vec<(Digest, u64, i64)>) -> BlobTable {
-        rows.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        rows.dedup_by(|a, b| a.0 == b.0);
-        let mut t = BlobTable {
-            digests: Vec::with_capacity(rows.len()),
-            sizes: Vec::with_capacity(rows.len()),
-            modified: Vec::with_capacity(rows.len()),
-        };
-        for (d, s, m) in rows {
-            t.digests.push(d);
-            t.sizes.push(s);
-            t.modified.push(m);
+    /// Joins shards that each are sorted and that cover increasing ranges of digests, moving one
+    /// shard at a time so that the table is never held twice.
+    fn from_sorted_shards(shards: Vec<Vec<BlobRow>>) -> BlobTable {
+        let mut rows = Vec::with_capacity(shards.iter().map(Vec::len).sum());
+        for shard in shards {
+            rows.extend(shard);
         }
-        t
+        rows.dedup_by(|a: &mut BlobRow, b: &mut BlobRow| a.digest == b.digest);
+        let mut starts = Vec::with_capacity((1 << 16) + 1);
+        for (i, row) in rows.iter().enumerate() {
+            while starts.len() <= prefix16(&row.digest) {
+                starts.push(i as u32);
+            }
+        }
+        starts.resize((1 << 16) + 1, rows.len() as u32);
+        BlobTable { rows, starts }
     }
 
     /// The id of a digest, when the store holds its data.
     pub fn id(&self, d: &Digest) -> Option<BlobId> {
-        self.digests.binary_search(d).ok().map(|i| i as BlobId)
+        let p = prefix16(d);
+        let (start, end) = (*self.starts.get(p)? as usize, self.starts[p + 1] as usize);
+        self.rows[start..end]
+            .binary_search_by(|r| r.digest.cmp(d))
+            .ok()
+            .map(|i| (start + i) as BlobId)
     }
 
     pub fn len(&self) -> usize {
-        self.digests.len()
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
+        self.rows.is_empty()
     }
 
     pub fn digest(&self, id: BlobId) -> Digest {
-        self.digests[id as usize]
+        self.rows[id as usize].digest
     }
 
     pub fn size(&self, id: BlobId) -> u64 {
-        self.sizes[id as usize]
+        self.rows[id as usize].size
     }
 
     /// Modification time of the blob's data, in Unix seconds.
     pub fn modified(&self, id: BlobId) -> i64 {
-        self.modified[id as usize]
+        self.rows[id as usize].modified
     }
 
     /// Sum of all blobs' sizes.
     pub fn total_bytes(&self) -> u64 {
-        self.sizes.iter().sum()
+        self.rows.iter().map(|r| r.size).sum()
     }
 }
 
@@ -118,8 +147,10 @@ pub struct Repository {
     pub revisions: Vec<Digest>,
     /// Tags, sorted by name.
     pub tags: Vec<Tag>,
-    /// `_layers` links, sorted.
-    pub layer_links: Vec<Digest>,
+    /// `_layers` links to blobs the store holds, sorted.
+    pub layer_links: Vec<BlobId>,
+    /// `_layers` links to blobs the store has no data for, sorted.
+    pub dangling_layer_links: Vec<Digest>,
     pub uploads: Vec<Upload>,
 }
 
@@ -142,7 +173,7 @@ pub struct Inventory {
 /// collected and the scan goes on.
 pub fn scan(storage: &dyn Storage) -> Result<Inventory, StorageError> {
     let (blobs, mut problems) = scan_blobs(storage)?;
-    let (repositories, repo_problems, vanished) = scan_repositories(storage)?;
+    let (repositories, repo_problems, vanished) = scan_repositories(storage, &blobs)?;
     problems.extend(repo_problems);
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok(Inventory {
@@ -158,75 +189,106 @@ fn note_problem(n: ListingNote) -> Problem {
 }
 
 fn scan_blobs(storage: &dyn Storage) -> Result<(BlobTable, Vec<Problem>), StorageError> {
-    type Shard = Result<(Vec<(Digest, u64, i64)>, Vec<Problem>), StorageError>;
+    type Shard = Result<(Vec<BlobRow>, Vec<Problem>), StorageError>;
+    // Shard `n` holds exactly the digests whose first hex digit is `n`, so the sorted shards joined in
+    // order are the sorted table.
     let shards: Vec<Shard> = (0..layout::BLOB_SHARDS)
         .into_par_iter()
-        .map(|byte| {
+        .map(|n| {
             let (mut rows, mut problems) = (Vec::new(), Vec::new());
             let result = storage.list(
-                &layout::blob_shard(byte),
+                &layout::blob_shard(n),
                 &mut |e: Entry| {
-                    if let BlobKey::Data(d) = layout::parse_blob_key(&e.key) {
-                        rows.push((d, e.size, unix_seconds(e.modified)));
+                    if let BlobKey::Data(digest) = layout::parse_blob_key(&e.key) {
+                        rows.push(BlobRow {
+                            digest,
+                            size: e.size,
+                            modified: modified_seconds(&e),
+                        });
                     }
                 },
                 &mut |n| problems.push(note_problem(n)),
             );
+            rows.sort_unstable_by_key(|r| r.digest);
+            rows.shrink_to_fit();
             result.map(|()| (rows, problems))
         })
         .collect();
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(shards.len());
     let mut problems = Vec::new();
     for shard in shards {
         let (r, p) = shard?;
-        rows.extend(r);
+        rows.push(r);
         problems.extend(p);
     }
-    Ok((BlobTable::from_rows(rows), problems))
+    Ok((BlobTable::from_sorted_shards(rows), problems))
 }
 
-/// A link whose content must be read: a revision link or a tag's current link.
-struct LinkToRead {
-    repo: usize,
-    key: String,
-    /// For a revision: the digest its folder names.
-    revision: Option<Digest>,
-    /// For a tag: its index in the repository's tag list, and its name.
-    tag: Option<(usize, String)>,
+/// A link whose content must be read (by index of its repository): a revision link, to check that
+/// it names its own folder, or a tag's current link (by index in the repository's tags).
+enum LinkToRead {
+    Revision { repo: usize, digest: Digest },
+    Tag { repo: usize, tag: usize },
 }
 
 #[derive(Default)]
 struct RepoBuilder {
     revisions: Vec<Digest>,
     tags: BTreeMap<String, Tag>,
-    layer_links: Vec<Digest>,
+    layer_links: Vec<BlobId>,
+    dangling_layer_links: Vec<Digest>,
     uploads: BTreeMap<String, Upload>,
-    /// Keys of revision links and of tags' current links, to be read.
-    revision_keys: Vec<(Digest, String, Option<String>)>,
-    current_keys: Vec<(String, String)>,
+    /// Revisions whose link must be read to be checked (all of them, unless an ETag vouched).
+    unverified: Vec<Digest>,
+    /// Tags that have a `current/link` (all are read).
+    current: Vec<String>,
 }
 
-fn classify(builders: &mut HashMap<String, RepoBuilder>, e: Entry) {
+fn classify(
+    builders: &mut HashMap<String, RepoBuilder>,
+    problems: &mut Vec<Problem>,
+    blobs: &BlobTable,
+    e: Entry,
+) {
     let Some((name, kind)) = layout::parse_repo_key(&e.key) else {
         return;
     };
-    let b = builders.entry(name.to_owned()).or_default();
+    let b = match builders.get_mut(name) {
+        Some(b) => b,
+        None => builders.entry(name.to_owned()).or_default(),
+    };
     match kind {
-        RepoKey::LayerLink(d) => b.layer_links.push(d),
+        RepoKey::LayerLink(d) => match blobs.id(&d) {
+            Some(id) => b.layer_links.push(id),
+            None => b.dangling_layer_links.push(d),
+        },
         RepoKey::RevisionLink(d) => {
             b.revisions.push(d);
-            b.revision_keys.push((d, e.key.clone(), e.etag.clone()));
+            if let Some(content) = &e.content {
+                if let LinkOutcome::Bad(p) = check_link(content, &e.key, name, Some(d), None) {
+                    problems.push(p);
+                }
+            } else if !e.etag.is_some_and(|etag| etag_matches_link(&etag, &d)) {
+                b.unverified.push(d);
+            }
         }
         RepoKey::TagCurrent(tag) => {
             let t = b.tags.entry(tag.to_owned()).or_default();
-            t.moved = unix_seconds(e.modified);
-            b.current_keys.push((tag.to_owned(), e.key.clone()));
+            t.moved = modified_seconds(&e);
+            match &e.content {
+                Some(content) => match check_link(content, &e.key, name, None, Some(tag)) {
+                    LinkOutcome::Names(d) => t.current = Some(d),
+                    LinkOutcome::Bad(p) => problems.push(p),
+                    LinkOutcome::Vanished => {}
+                },
+                None => b.current.push(tag.to_owned()),
+            }
         }
         RepoKey::TagIndexEntry(tag, d) => b.tags.entry(tag.to_owned()).or_default().index.push(d),
         RepoKey::Upload { id, .. } => {
             let u = b.uploads.entry(id.to_owned()).or_default();
             u.size += e.size;
-            u.modified = u.modified.max(unix_seconds(e.modified));
+            u.modified = u.modified.max(modified_seconds(&e));
         }
         RepoKey::Other => {}
     }
@@ -234,7 +296,7 @@ fn classify(builders: &mut HashMap<String, RepoBuilder>, e: Entry) {
 
 type RepoScan = (Vec<Repository>, Vec<Problem>, u64);
 
-fn scan_repositories(storage: &dyn Storage) -> Result<RepoScan, StorageError> {
+fn scan_repositories(storage: &dyn Storage, blobs: &BlobTable) -> Result<RepoScan, StorageError> {
     let mut problems = Vec::new();
     let tops = storage.list_dirs(layout::REPOSITORIES)?;
     type Shard = Result<(HashMap<String, RepoBuilder>, Vec<Problem>), StorageError>;
@@ -243,9 +305,13 @@ fn scan_repositories(storage: &dyn Storage) -> Result<RepoScan, StorageError> {
         .map(|top| {
             let (mut builders, mut problems) = (HashMap::new(), Vec::new());
             let prefix = format!("{}{top}/", layout::REPOSITORIES);
-            let result = storage.list(&prefix, &mut |e| classify(&mut builders, e), &mut |n| {
-                problems.push(note_problem(n))
-            });
+            let mut notes = Vec::new();
+            let result = storage.list(
+                &prefix,
+                &mut |e| classify(&mut builders, &mut problems, blobs, e),
+                &mut |n| notes.push(note_problem(n)),
+            );
+            problems.extend(notes);
             result.map(|()| (builders, problems))
         })
         .collect();
@@ -265,30 +331,12 @@ fn scan_repositories(storage: &dyn Storage) -> Result<RepoScan, StorageError> {
         b.revisions.dedup();
         b.layer_links.sort_unstable();
         b.layer_links.dedup();
-        let tag_names: Vec<String> = b.tags.keys().cloned().collect();
-        for (d, key, etag) in b.revision_keys {
-            if etag.is_some_and(|etag| etag_matches_link(&etag, &d)) {
-                continue;
-            }
-            to_read.push(LinkToRead {
-                repo: i,
-                key,
-                revision: Some(d),
-                tag: None,
-            });
+        b.dangling_layer_links.sort_unstable();
+        b.dangling_layer_links.dedup();
+        for d in b.unverified {
+            to_read.push(LinkToRead::Revision { repo: i, digest: d });
         }
-        for (tag, key) in b.current_keys {
-            let t = tag_names
-                .binary_search(&tag)
-                .expect("tag was recorded with its key");
-            to_read.push(LinkToRead {
-                repo: i,
-                key,
-                revision: None,
-                tag: Some((t, tag)),
-            });
-        }
-        let tags = b
+        let tags: Vec<Tag> = b
             .tags
             .into_iter()
             .map(|(name, mut t)| {
@@ -297,6 +345,11 @@ fn scan_repositories(storage: &dyn Storage) -> Result<RepoScan, StorageError> {
                 t
             })
             .collect();
+        for name in b.current {
+            let tag = tags.binary_search_by(|t| t.name.cmp(&name));
+            let tag = tag.expect("tag was recorded with its link");
+            to_read.push(LinkToRead::Tag { repo: i, tag });
+        }
         let uploads = b
             .uploads
             .into_iter()
@@ -310,25 +363,22 @@ fn scan_repositories(storage: &dyn Storage) -> Result<RepoScan, StorageError> {
             revisions: b.revisions,
             tags,
             layer_links: b.layer_links,
+            dangling_layer_links: b.dangling_layer_links,
             uploads,
         });
     }
 
-    let read: Vec<(usize, Option<usize>, LinkOutcome)> = to_read
+    let read: Vec<LinkOutcome> = to_read
         .par_iter()
-        .map(|l| {
-            (
-                l.repo,
-                l.tag.as_ref().map(|t| t.0),
-                read_link(storage, l, &repos[l.repo].name),
-            )
-        })
+        .map(|l| read_link(storage, l, &repos))
         .collect();
     let mut vanished = 0;
-    for (repo, tag, result) in read {
-        match (result, tag) {
-            (LinkOutcome::Names(d), Some(t)) => repos[repo].tags[t].current = Some(d),
-            (LinkOutcome::Names(_), None) => {}
+    for (l, result) in to_read.iter().zip(read) {
+        match (result, l) {
+            (LinkOutcome::Names(d), LinkToRead::Tag { repo, tag }) => {
+                repos[*repo].tags[*tag].current = Some(d)
+            }
+            (LinkOutcome::Names(_), LinkToRead::Revision { .. }) => {}
             (LinkOutcome::Vanished, _) => vanished += 1,
             (LinkOutcome::Bad(p), _) => problems.push(p),
         }
@@ -337,6 +387,9 @@ fn scan_repositories(storage: &dyn Storage) -> Result<RepoScan, StorageError> {
     // one is also a problem, which keeps --delete from running.
     Ok((repos, problems, vanished))
 }
+
+/// The most a link file may hold: `sha256:` and 64 hex digits, with room for a newline or two.
+const LINK_LIMIT: u64 = 256;
 
 /// What reading a link gave.
 enum LinkOutcome {
@@ -356,15 +409,30 @@ fn etag_matches_link(etag: &str, d: &Digest) -> bool {
     etag.trim_matches('"') == hex
 }
 
-fn read_link(storage: &dyn Storage, l: &LinkToRead, repo: &str) -> LinkOutcome {
-    let bytes = match storage.read(&l.key, 256) {
+fn read_link(storage: &dyn Storage, l: &LinkToRead, repos: &[Repository]) -> LinkOutcome {
+    let (repo, key, revision, tag) = match *l {
+        LinkToRead::Revision { repo, digest } => {
+            let name = &repos[repo].name;
+            (
+                name,
+                layout::revision_link(name, &digest),
+                Some(digest),
+                None,
+            )
+        }
+        LinkToRead::Tag { repo, tag } => {
+            let (name, tag) = (&repos[repo].name, &repos[repo].tags[tag].name);
+            (name, layout::tag_current(name, tag), None, Some(tag))
+        }
+    };
+    let bytes = match storage.read(&key, LINK_LIMIT) {
         Ok(b) => b,
         Err(e) if e.is_not_found() => return LinkOutcome::Vanished,
         Err(StorageError::TooLarge { .. }) => {
             return LinkOutcome::Bad(
                 Problem::at(
                     ProblemKind::BadLink,
-                    &l.key,
+                    &key,
                     "link file is too large to hold a digest",
                 )
                 .repo(repo),
@@ -372,27 +440,77 @@ fn read_link(storage: &dyn Storage, l: &LinkToRead, repo: &str) -> LinkOutcome {
         }
         Err(e) => {
             return LinkOutcome::Bad(
-                Problem::at(ProblemKind::Unreadable, &l.key, e.to_string()).repo(repo),
+                Problem::at(ProblemKind::Unreadable, &key, e.to_string()).repo(repo),
             );
         }
     };
-    let text = String::from_utf8_lossy(&bytes);
-    let mut problem = match (Digest::parse(&text), l.revision) {
-        (Ok(d), Some(folder)) if d == folder => return LinkOutcome::Names(d),
-        (Ok(d), None) => return LinkOutcome::Names(d),
-        (Ok(d), Some(folder)) => Problem::at(
+    check_link(&bytes, &key, repo, revision, tag.map(String::as_str))
+}
+
+/// Checks a link's content: a digest, and for a revision link its own folder's.
+fn check_link(
+    bytes: &[u8],
+    key: &str,
+    repo: &str,
+    revision: Option<Digest>,
+    tag: Option<&str>,
+) -> LinkOutcome {
+    let mut problem = if bytes.len() > LINK_LIMIT as usize {
+        Problem::at(
             ProblemKind::BadLink,
-            &l.key,
-            format!("revision link names {d}, not its folder's digest {folder}"),
-        ),
-        (Err(e), _) => Problem::at(ProblemKind::BadLink, &l.key, format!("link content is {e}")),
+            key,
+            "link file is too large to hold a digest",
+        )
+    } else {
+        let text = String::from_utf8_lossy(bytes);
+        match (Digest::parse(&text), revision) {
+            (Ok(d), Some(folder)) if d == folder => return LinkOutcome::Names(d),
+            (Ok(d), None) => return LinkOutcome::Names(d),
+            (Ok(d), Some(folder)) => Problem::at(
+                ProblemKind::BadLink,
+                key,
+                format!("revision link names {d}, not its folder's digest {folder}"),
+            ),
+            (Err(e), _) => Problem::at(ProblemKind::BadLink, key, format!("link content is {e}")),
+        }
     }
     .repo(repo);
-    if let Some(folder) = l.revision {
+    if let Some(folder) = revision {
         problem = problem.digest(folder);
     }
-    if let Some((_, tag)) = &l.tag {
+    if let Some(tag) = tag {
         problem = problem.tag(tag);
     }
     LinkOutcome::Bad(problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_table_finds_every_digest_and_only_those() {
+        let digests: Vec<Digest> = (0..5000u32).map(|i| Digest::of(&i.to_le_bytes())).collect();
+        let mut shards: Vec<Vec<BlobRow>> = vec![Vec::new(); 16];
+        for (i, d) in digests.iter().enumerate() {
+            shards[(d.0[0] >> 4) as usize].push(BlobRow {
+                digest: *d,
+                size: i as u64,
+                modified: 0,
+            });
+        }
+        for shard in &mut shards {
+            shard.sort_unstable_by_key(|r| r.digest);
+        }
+        let table = BlobTable::from_sorted_shards(shards);
+        assert_eq!(table.len(), digests.len());
+        for (i, d) in digests.iter().enumerate() {
+            let id = table.id(d).expect("present digest found");
+            assert_eq!((table.digest(id), table.size(id)), (*d, i as u64));
+        }
+        for i in 5000..6000u32 {
+            assert_eq!(table.id(&Digest::of(&i.to_le_bytes())), None);
+        }
+        assert_eq!(BlobTable::default().id(&digests[0]), None);
+    }
 }

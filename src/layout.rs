@@ -43,6 +43,11 @@ pub fn revision_link(repo: &str, d: &Digest) -> String {
     )
 }
 
+/// The key of a tag's `current` link.
+pub fn tag_current(repo: &str, tag: &str) -> String {
+    format!("{REPOSITORIES}{repo}/_manifests/tags/{tag}/current/link")
+}
+
 /// The key of a tag's index entry for `d`.
 pub fn tag_index_entry(repo: &str, tag: &str, d: &Digest) -> String {
     format!(
@@ -119,6 +124,54 @@ pub fn parse_repo_key(key: &str) -> Option<(&str, RepoKey<'_>)> {
     Some((name, kind))
 }
 
+/// What a folder of the layout holds, as far as the collector is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    /// One file whose size and age matter: a blob's `data`.
+    Stat(&'static str),
+    /// One small file whose content matters: a revision's `link` (checked against its folder).
+    Read(&'static str),
+    /// One file whose folder's name says all (the digest it links): `_layers` and tag index links. A
+    /// folder left without its link by an interrupted delete only costs a delete of a key already gone.
+    Name(&'static str),
+    /// A tag's folder: `current/link` (content and age) and `index/sha256/` (digest folders).
+    Tag,
+}
+
+/// The tag folder's current link, below the tag's folder.
+pub const TAG_CURRENT: &str = "current/link";
+/// The tag folder's index of digest folders, below the tag's folder.
+pub const TAG_INDEX: &str = "index/sha256";
+
+/// For a folder `dir` (a key ending with `/`) and the name of a folder in it, what that child holds
+/// when the layout says it holds just that:
+/// - a digest folder of the blob tree (`blobs/sha256/ab/<hex>/`): `data`, stat it;
+/// - a digest folder of a repository's `_manifests/revisions/sha256/`: `link`, read it;
+/// - a digest folder of `_layers/sha256/` or of a tag's `index/sha256/`: `link`, known by name;
+/// - a folder of `_manifests/tags/`: a tag.
+///
+/// A filesystem listing uses it to reach those files through their folders without opening the
+/// folders: the shortcut that makes a walk cost about one system call per blob.
+pub fn folder_leaf(dir: &str, child: &str) -> Option<Leaf> {
+    if let Some(rest) = dir.strip_prefix(BLOBS) {
+        let b = rest.as_bytes();
+        let shard = b.len() == 3 && b[2] == b'/' && b[..2].iter().all(u8::is_ascii_hexdigit);
+        return (shard && Digest::from_hex(child).is_some()).then_some(Leaf::Stat("data"));
+    }
+    let rest = dir.strip_prefix(REPOSITORIES)?;
+    let inner = &rest[find_reserved_component(rest)?..];
+    let parts: Vec<&str> = inner.split('/').collect();
+    let digest = Digest::from_hex(child).is_some();
+    match parts.as_slice() {
+        ["_layers", "sha256", ""] | ["_manifests", "tags", _, "index", "sha256", ""] => {
+            digest.then_some(Leaf::Name("link"))
+        }
+        ["_manifests", "revisions", "sha256", ""] => digest.then_some(Leaf::Read("link")),
+        ["_manifests", "tags", ""] => Some(Leaf::Tag),
+        _ => None,
+    }
+}
+
 /// Byte offset of the first path component that starts with `_`, when it is not the first component.
 fn find_reserved_component(rest: &str) -> Option<usize> {
     let mut offset = 0;
@@ -183,6 +236,45 @@ mod tests {
     fn a_revision_folder_whose_name_is_not_a_digest_is_other() {
         let k = format!("{REPOSITORIES}r/_manifests/revisions/sha256/zz/link");
         assert_eq!(parse_repo_key(&k), Some(("r", RepoKey::Other)));
+    }
+
+    #[test]
+    fn folder_leaves_are_known_only_where_the_layout_puts_them() {
+        let hex = "a".repeat(64);
+        assert_eq!(
+            folder_leaf(&format!("{BLOBS}ab/"), &hex),
+            Some(Leaf::Stat("data"))
+        );
+        assert_eq!(folder_leaf(&format!("{BLOBS}ab/"), "zz"), None);
+        assert_eq!(folder_leaf(&format!("{BLOBS}abc/"), &hex), None);
+        assert_eq!(folder_leaf(BLOBS, "ab"), None);
+        let repo = format!("{REPOSITORIES}team/sha256/");
+        for (inner, leaf) in [
+            ("_layers/sha256/", Leaf::Name("link")),
+            ("_manifests/revisions/sha256/", Leaf::Read("link")),
+            ("_manifests/tags/sha256/index/sha256/", Leaf::Name("link")),
+        ] {
+            let dir = format!("{repo}{inner}");
+            assert_eq!(folder_leaf(&dir, &hex), Some(leaf), "{dir}");
+            assert_eq!(folder_leaf(&dir, "current"), None, "{dir}");
+        }
+        let tags = format!("{repo}_manifests/tags/");
+        assert_eq!(folder_leaf(&tags, &hex), Some(Leaf::Tag));
+        assert_eq!(folder_leaf(&tags, "latest"), Some(Leaf::Tag));
+        assert_eq!(folder_leaf(&format!("{tags}latest/"), "current"), None);
+        // A repository named like a digest folder is not one.
+        for dir in [
+            "team/sha256/",
+            "team/_manifests/",
+            "team/_manifests/revisions/",
+            "team/_uploads/sha256/",
+        ] {
+            assert_eq!(
+                folder_leaf(&format!("{REPOSITORIES}{dir}"), &hex),
+                None,
+                "{dir}"
+            );
+        }
     }
 
     #[test]

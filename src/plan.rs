@@ -70,11 +70,11 @@ impl Plan {
             }
         }
         for repo in &inv.repositories {
-            for d in &repo.layer_links {
-                if inv.blobs.id(d).is_some_and(|id| swept.contains(id)) {
+            for &id in &repo.layer_links {
+                if swept.contains(id) {
                     plan.items.push(PlanItem::LayerLink {
                         repo: repo.name.clone(),
-                        digest: *d,
+                        digest: inv.blobs.digest(id),
                     });
                 }
             }

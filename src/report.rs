@@ -114,7 +114,7 @@ impl GcReport {
                 total: inv
                     .repositories
                     .iter()
-                    .map(|r| r.layer_links.len() as u64)
+                    .map(|r| (r.layer_links.len() + r.dangling_layer_links.len()) as u64)
                     .sum(),
                 eligible: a.plan.layer_links().count() as u64,
             },

@@ -6,10 +6,15 @@
 //! removes a blob's whole `<hex>/` folder.
 
 use super::{Entry, ListingNote, Storage, StorageError};
+use crate::layout::{self, Leaf};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
+use std::ffi::CStr;
 use std::io::{ErrorKind, Read};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// A store in a local folder.
 #[derive(Debug, Clone)]
@@ -34,13 +39,271 @@ impl FsStorage {
     fn path(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
+}
 
-    fn key_of(&self, path: &Path) -> Option<String> {
-        path.strip_prefix(&self.root)
-            .ok()?
-            .to_str()
-            .map(str::to_owned)
+/// Folders deeper than this below a listing's prefix are not walked (and noted): the layout is a few
+/// levels deep, so only a hostile tree goes further, and a walk must not run out of descriptors.
+const MAX_DEPTH: usize = 64;
+
+/// The most a link read in passing may hold; a longer file is delivered cut at this length, which
+/// the reader of links rejects as too large.
+const LINK_READ: usize = 512;
+
+/// A listing in progress: a depth-first walk with descriptor-relative calls (`openat`, `fstatat`, never
+/// following a symbolic link), which learns file types from the folder read and so stats files only.
+///
+/// Where the layout says what a folder holds ([`layout::folder_leaf`]), the files that matter are
+/// reached through the folder without opening it: a blob's `data` is stated (one system call a
+/// blob), a revision's `link` is read, a `_layers` link is known by its folder's name, and a tag's
+/// folder costs a read of `current/link` and a read of `index/sha256/`. When such a file is not there
+/// the folder is walked like any other, so the shortcut never hides a file that matters; it skips only
+/// what else such folders hold (schema 1 `signatures/`), which nothing reads.
+struct Walk<'a> {
+    visit: &'a mut dyn FnMut(Entry),
+    note: &'a mut dyn FnMut(ListingNote),
+}
+
+impl Walk<'_> {
+    /// Walks the open folder `fd` whose key is `key` (ending with `/`), keeping only children whose
+    /// name starts with `name_prefix`. Fails only when the folder itself cannot be read.
+    fn folder(
+        &mut self,
+        fd: OwnedFd,
+        key: &mut String,
+        name_prefix: &str,
+        depth: usize,
+    ) -> Result<(), Errno> {
+        let mut dir = Dir::new(fd)?;
+        let mut children = Vec::new();
+        for child in dir.by_ref() {
+            let child = child?;
+            let name = child.file_name().to_bytes();
+            if name == b"." || name == b".." || !name.starts_with(name_prefix.as_bytes()) {
+                continue;
+            }
+            children.push((child.file_name().to_owned(), child.file_type()));
+        }
+        let dir_fd = dir.fd()?;
+        let len = key.len();
+        for (name, file_type) in children {
+            let Ok(name_str) = name.to_str() else {
+                self.noted(
+                    format!("{key}{}", name.to_string_lossy()),
+                    "name is not UTF-8; skipped",
+                );
+                continue;
+            };
+            key.push_str(name_str);
+            self.child(dir_fd, &name, file_type, key, len, depth);
+            key.truncate(len);
+        }
+        Ok(())
     }
+
+    fn child(
+        &mut self,
+        dir_fd: BorrowedFd<'_>,
+        name: &CStr,
+        file_type: FileType,
+        key: &mut String,
+        parent_len: usize,
+        depth: usize,
+    ) {
+        let file_type = match file_type {
+            FileType::Unknown => {
+                match rustix::fs::statat(dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => FileType::from_raw_mode(st.st_mode),
+                    Err(Errno::NOENT) => return,
+                    Err(e) => return self.noted(key.clone(), &e.to_string()),
+                }
+            }
+            t => t,
+        };
+        match file_type {
+            FileType::Symlink => self.noted(key.clone(), "symbolic link; not followed"),
+            FileType::Directory => {
+                let (parent, child) = key.split_at(parent_len);
+                if let Some(leaf) = layout::folder_leaf(parent, child)
+                    && self.shortcut(dir_fd, key, leaf, depth)
+                {
+                    return;
+                }
+                self.subfolder(dir_fd, name, key, depth);
+            }
+            _ => match rustix::fs::statat(dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => self.found(key.clone(), &st, None),
+                // Vanished between the folder read and the stat: it is simply not there any more.
+                Err(Errno::NOENT) => {}
+                Err(e) => self.noted(key.clone(), &e.to_string()),
+            },
+        }
+    }
+
+    /// Opens and walks the folder `path` (relative to `dir_fd`) whose key is `key`.
+    fn subfolder<P: rustix::path::Arg>(
+        &mut self,
+        dir_fd: BorrowedFd<'_>,
+        path: P,
+        key: &mut String,
+        depth: usize,
+    ) {
+        if depth >= MAX_DEPTH {
+            return self.noted(key.clone(), "folders nested too deep; not walked");
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(dir_fd, path, flags, Mode::empty()) {
+            Ok(fd) => {
+                let len = key.len();
+                key.push('/');
+                if let Err(e) = self.folder(fd, key, "", depth + 1) {
+                    self.noted(key.clone(), &e.to_string());
+                }
+                key.truncate(len);
+            }
+            Err(Errno::NOENT) => {}
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                self.noted(key.clone(), "symbolic link; not followed")
+            }
+            Err(e) => self.noted(key.clone(), &e.to_string()),
+        }
+    }
+
+    /// Reaches what the layout says the folder `key` holds without opening it; false when that is not
+    /// there, and the folder must be walked.
+    fn shortcut(
+        &mut self,
+        dir_fd: BorrowedFd<'_>,
+        key: &mut String,
+        leaf: Leaf,
+        depth: usize,
+    ) -> bool {
+        let folder = &key[key.rfind('/').map_or(0, |i| i + 1)..];
+        match leaf {
+            Leaf::Name(file) => {
+                (self.visit)(Entry {
+                    key: format!("{key}/{file}"),
+                    size: 0,
+                    modified: None,
+                    etag: None,
+                    content: None,
+                });
+                true
+            }
+            Leaf::Stat(file) => {
+                let path = format!("{folder}/{file}");
+                match rustix::fs::statat(dir_fd, path.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                        self.found(format!("{key}/{file}"), &st, None);
+                        true
+                    }
+                    Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                        self.noted(format!("{key}/{file}"), "symbolic link; not followed");
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Leaf::Read(file) => self.read_leaf(dir_fd, folder, file, key, false),
+            Leaf::Tag => {
+                let folder = folder.to_owned();
+                if !self.read_leaf(dir_fd, &folder, layout::TAG_CURRENT, key, true) {
+                    return false;
+                }
+                let index = format!("{folder}/{}", layout::TAG_INDEX);
+                let len = key.len();
+                key.push('/');
+                key.push_str(layout::TAG_INDEX);
+                self.subfolder(dir_fd, index.as_str(), key, depth + 2);
+                key.truncate(len);
+                true
+            }
+        }
+    }
+
+    /// Reads the small file `folder/file` (and, with `stat`, its age) and visits it with its content;
+    /// false when it is not there.
+    fn read_leaf(
+        &mut self,
+        dir_fd: BorrowedFd<'_>,
+        folder: &str,
+        file: &str,
+        key: &str,
+        stat: bool,
+    ) -> bool {
+        let leaf_key = format!("{key}/{file}");
+        let path = format!("{folder}/{file}");
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = match rustix::fs::openat(dir_fd, path.as_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT | Errno::NOTDIR) => return false,
+            Err(Errno::LOOP) => {
+                self.noted(leaf_key, "symbolic link; not followed");
+                return true;
+            }
+            Err(e) => {
+                self.noted(leaf_key, &e.to_string());
+                return true;
+            }
+        };
+        let st = if stat {
+            match rustix::fs::fstat(&fd) {
+                Ok(st) => Some(st),
+                Err(e) => {
+                    self.noted(leaf_key, &e.to_string());
+                    return true;
+                }
+            }
+        } else {
+            None
+        };
+        // One read: a link is a few dozen bytes, and a regular file on a local filesystem returns
+        // all it holds up to the buffer's length.
+        let mut buf = vec![0u8; LINK_READ];
+        match rustix::io::read(&fd, &mut buf) {
+            Ok(n) => buf.truncate(n),
+            Err(e) => {
+                self.noted(leaf_key, &e.to_string());
+                return true;
+            }
+        }
+        match st {
+            Some(st) => self.found(leaf_key, &st, Some(buf)),
+            None => (self.visit)(Entry {
+                key: leaf_key,
+                size: buf.len() as u64,
+                modified: None,
+                etag: None,
+                content: Some(buf),
+            }),
+        }
+        true
+    }
+
+    fn found(&mut self, key: String, st: &rustix::fs::Stat, content: Option<Vec<u8>>) {
+        let modified = if st.st_mtime >= 0 {
+            UNIX_EPOCH + Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32)
+        } else {
+            UNIX_EPOCH - Duration::from_secs(st.st_mtime.unsigned_abs())
+        };
+        (self.visit)(Entry {
+            key,
+            size: st.st_size as u64,
+            modified: Some(modified),
+            etag: None,
+            content,
+        });
+    }
+
+    fn noted(&mut self, key: String, message: &str) {
+        (self.note)(ListingNote {
+            key,
+            message: message.to_owned(),
+        });
+    }
+}
+
+fn errno_error(key: &str, e: Errno) -> StorageError {
+    io_error(key, e.into())
 }
 
 fn io_error(key: &str, e: std::io::Error) -> StorageError {
@@ -69,78 +332,16 @@ impl Storage for FsStorage {
             Some(i) => (&prefix[..=i], &prefix[i + 1..]),
             None => ("", prefix),
         };
-        let dir_path = self.path(dir);
-        let children = match std::fs::read_dir(&dir_path) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_error(dir, e)),
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(self.path(dir), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(errno_error(dir, e)),
         };
-        for child in children {
-            let child = child.map_err(|e| io_error(dir, e))?;
-            let name = child.file_name();
-            let Some(name) = name.to_str() else {
-                note(ListingNote {
-                    key: format!("{dir}{}", name.to_string_lossy()),
-                    message: "name is not UTF-8; skipped".into(),
-                });
-                continue;
-            };
-            if !name.starts_with(name_prefix) {
-                continue;
-            }
-            for item in walkdir::WalkDir::new(child.path())
-                .follow_links(false)
-                .follow_root_links(false)
-            {
-                let item = match item {
-                    Ok(item) => item,
-                    Err(e) => {
-                        let key = e
-                            .path()
-                            .and_then(|p| self.key_of(p))
-                            .unwrap_or_else(|| dir.into());
-                        note(ListingNote {
-                            key,
-                            message: e.to_string(),
-                        });
-                        continue;
-                    }
-                };
-                let ft = item.file_type();
-                if ft.is_dir() {
-                    continue;
-                }
-                let Some(key) = self.key_of(item.path()) else {
-                    note(ListingNote {
-                        key: item.path().to_string_lossy().into_owned(),
-                        message: "name is not UTF-8; skipped".into(),
-                    });
-                    continue;
-                };
-                if ft.is_symlink() {
-                    note(ListingNote {
-                        key,
-                        message: "symbolic link; not followed".into(),
-                    });
-                    continue;
-                }
-                match item.metadata() {
-                    Ok(m) => visit(Entry {
-                        key,
-                        size: m.len(),
-                        modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                        etag: None,
-                    }),
-                    // Vanished between readdir and stat: it is simply not there any more.
-                    Err(e) if e.io_error().map(|e| e.kind()) == Some(ErrorKind::NotFound) => {}
-                    Err(e) => note(ListingNote {
-                        key,
-                        message: e.to_string(),
-                    }),
-                }
-            }
-        }
-        Ok(())
+        let mut walk = Walk { visit, note };
+        let mut key = dir.to_owned();
+        walk.folder(fd, &mut key, name_prefix, 0)
+            .map_err(|e| errno_error(dir, e))
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -168,14 +369,9 @@ impl Storage for FsStorage {
             .custom_flags(libc::O_NOFOLLOW)
             .open(self.path(key))
             .map_err(|e| io_error(key, e))?;
-        let len = file.metadata().map_err(|e| io_error(key, e))?.len();
-        if len > limit {
-            return Err(StorageError::TooLarge {
-                key: key.to_owned(),
-                limit,
-            });
-        }
-        let mut buf = Vec::with_capacity(len as usize);
+        // No fstat for the size: links and manifests are small, and reading up to one byte past the
+        // limit tells a too-large file just as well.
+        let mut buf = Vec::with_capacity(limit.min(8 << 10) as usize + 1);
         (&mut file)
             .take(limit + 1)
             .read_to_end(&mut buf)
@@ -218,6 +414,7 @@ impl Storage for FsStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn store() -> (tempfile::TempDir, FsStorage) {
         let dir = tempfile::tempdir().unwrap();
@@ -251,6 +448,68 @@ mod tests {
         assert_eq!(listed(&s, "r/").0.len(), 3);
         assert!(listed(&s, "missing/").0.is_empty());
         assert_eq!(s.list_dirs("r/").unwrap(), vec!["ab", "ac", "b"]);
+    }
+
+    #[test]
+    fn layout_shortcuts_read_links_in_passing_and_fall_back_to_walking() {
+        let (dir, s) = store();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let repo = format!("{}team/app/", layout::REPOSITORIES);
+        write(
+            dir.path(),
+            &format!("{repo}_manifests/tags/v1/current/link"),
+            b"sha256:x",
+        );
+        write(
+            dir.path(),
+            &format!("{repo}_manifests/tags/v1/index/sha256/{a}/link"),
+            b"",
+        );
+        write(
+            dir.path(),
+            &format!("{repo}_manifests/revisions/sha256/{a}/link"),
+            b"rev",
+        );
+        // A revision folder whose link is gone is walked, and what else it holds is found.
+        write(
+            dir.path(),
+            &format!("{repo}_manifests/revisions/sha256/{b}/other"),
+            b"",
+        );
+        std::fs::create_dir_all(dir.path().join(format!("{repo}_layers/sha256/{b}"))).unwrap();
+        let mut entries = Vec::new();
+        s.list(layout::REPOSITORIES, &mut |e| entries.push(e), &mut |n| {
+            panic!("unexpected note {n:?}")
+        })
+        .unwrap();
+        entries.sort_by(|x, y| x.key.cmp(&y.key));
+        let got: Vec<(String, Option<&[u8]>, bool)> = entries
+            .iter()
+            .map(|e| {
+                let key = e.key.strip_prefix(&repo).unwrap().to_owned();
+                (key, e.content.as_deref(), e.modified.is_some())
+            })
+            .collect();
+        let want: Vec<(String, Option<&[u8]>, bool)> = vec![
+            (format!("_layers/sha256/{b}/link"), None, false),
+            (
+                format!("_manifests/revisions/sha256/{a}/link"),
+                Some(b"rev"),
+                false,
+            ),
+            (format!("_manifests/revisions/sha256/{b}/other"), None, true),
+            (
+                "_manifests/tags/v1/current/link".into(),
+                Some(b"sha256:x"),
+                true,
+            ),
+            (
+                format!("_manifests/tags/v1/index/sha256/{a}/link"),
+                None,
+                false,
+            ),
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]

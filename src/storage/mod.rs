@@ -17,12 +17,17 @@ use std::time::SystemTime;
 pub struct Entry {
     /// The full key, relative to the store's root.
     pub key: String,
-    /// Size in bytes.
+    /// Size in bytes (0 when `modified` is `None`).
     pub size: u64,
-    /// Last modification time.
-    pub modified: SystemTime,
+    /// Last modification time; `None` when the backend learned only that the object exists (a
+    /// filesystem listing does not stat link files whose folder name is all they say, see
+    /// [`crate::layout::folder_leaf`]).
+    pub modified: Option<SystemTime>,
     /// The object's ETag where the backend has one (S3); lets a link be checked without reading it.
     pub etag: Option<String>,
+    /// The object's bytes, when the backend read them while listing (small link files that a
+    /// filesystem walk reads in passing, see [`crate::layout::Leaf`]).
+    pub content: Option<Vec<u8>>,
 }
 
 /// Why a storage operation failed, always naming the key.

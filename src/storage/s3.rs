@@ -239,8 +239,9 @@ impl S3Storage {
                 visit(Entry {
                     key: key.to_owned(),
                     size: obj.size().unwrap_or(0).max(0) as u64,
-                    modified: modified.unwrap_or(SystemTime::UNIX_EPOCH),
+                    modified,
                     etag: obj.e_tag().map(str::to_owned),
+                    content: None,
                 });
             }
             for cp in page.common_prefixes() {
