@@ -84,7 +84,7 @@ pub fn analyse(
         inventory.repositories.len()
     ));
     let catalog = catalog::read(storage, &inventory);
-    progress.phase(&format!("marking ({} manifests)", catalog.manifests.len()));
+    progress.phase(&format!("marking ({} manifests)", catalog.len()));
     let marks = mark::mark(
         &inventory,
         &catalog,
