@@ -7,7 +7,7 @@
 //! only when it does not.
 
 use crate::digest::Digest;
-use crate::inventory::{BlobId, Inventory};
+use crate::inventory::{BlobId, BlobTable, Inventory};
 use crate::layout;
 use crate::manifest::{self, MAX_MANIFEST_BYTES, ManifestKind};
 use crate::problem::{Problem, ProblemKind};
@@ -48,13 +48,14 @@ struct Slot {
     has_subject: bool,
 }
 
-/// Every manifest reachable from a revision or a tag, compactly: a sorted digest column, one small
-/// slot each, and the references of all manifests in three shared arrays (a manifest with four
-/// layers costs about 70 bytes, not a map entry and three allocations).
+/// Every manifest reachable from a revision or a tag, compactly: one small slot each, keyed by the
+/// manifest's [`BlobId`] and sorted, and the references of all manifests in three shared arrays (a
+/// manifest with four layers costs about 50 bytes, not a map entry and three allocations).
+/// Manifests the store has no data for are listed apart, by digest.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    digests: Vec<Digest>,
-    slots: Vec<Slot>,
+    slots: Vec<(BlobId, Slot)>,
+    missing: Vec<Digest>,
     blob_refs: Vec<BlobId>,
     digest_refs: Vec<Digest>,
     absent: Vec<(Digest, bool)>,
@@ -64,21 +65,30 @@ pub struct Catalog {
 impl Catalog {
     /// How many manifests were read (parsed, missing or corrupt).
     pub fn len(&self) -> usize {
-        self.digests.len()
+        self.slots.len() + self.missing.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
+        self.len() == 0
     }
 
-    /// What reading `d` gave, when it was read.
-    pub fn state(&self, d: &Digest) -> Option<State> {
-        Some(self.slots[self.digests.binary_search(d).ok()?].state)
+    fn slot(&self, id: BlobId) -> Option<&Slot> {
+        let i = self.slots.binary_search_by_key(&id, |s| s.0).ok()?;
+        Some(&self.slots[i].1)
     }
 
-    /// The parsed references of `d`, when it is a manifest the collector understands.
-    pub fn refs(&self, d: &Digest) -> Option<Refs<'_>> {
-        let slot = &self.slots[self.digests.binary_search(d).ok()?];
+    /// What reading the manifest `d` gave, when it was read.
+    pub fn state(&self, blobs: &BlobTable, d: &Digest) -> Option<State> {
+        match blobs.id(d) {
+            Some(id) => self.slot(id).map(|s| s.state),
+            None => self.missing.binary_search(d).ok().map(|_| State::Missing),
+        }
+    }
+
+    /// The parsed references of the manifest whose data is blob `id`, when it was read and is a
+    /// manifest the collector understands.
+    pub fn refs(&self, id: BlobId) -> Option<Refs<'_>> {
+        let slot = self.slot(id)?;
         let State::Parsed(kind) = slot.state else {
             return None;
         };
@@ -93,12 +103,19 @@ impl Catalog {
         })
     }
 
-    /// Every manifest read, with what reading it gave, in digest order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Digest, State)> {
-        self.digests.iter().zip(self.slots.iter().map(|s| s.state))
+    /// Every manifest read that the store holds data for, by blob id, with what reading it gave;
+    /// then [`Catalog::missing`] lists the others.
+    pub fn iter(&self) -> impl Iterator<Item = (BlobId, State)> + '_ {
+        self.slots.iter().map(|(id, s)| (*id, s.state))
+    }
+
+    /// Manifests named by a revision, a tag or an index that the store has no data for.
+    pub fn missing(&self) -> &[Digest] {
+        &self.missing
     }
 
     fn push(&mut self, r: Read) {
+        let id = r.id;
         let span = |start: usize, len: usize| (start as u32, len as u32);
         let slot = Slot {
             state: r.state,
@@ -111,16 +128,17 @@ impl Catalog {
         self.absent.extend(r.absent);
         self.digest_refs.extend(r.children);
         self.digest_refs.extend(r.subject);
-        self.digests.push(r.digest);
-        self.slots.push(slot);
+        self.slots.push((id, slot));
     }
 
-    /// Sorts the digest column (with its slots) for lookups.
+    /// Sorts for lookups, in place.
     fn index(&mut self) {
-        let mut order: Vec<u32> = (0..self.digests.len() as u32).collect();
-        order.sort_unstable_by_key(|&i| self.digests[i as usize]);
-        self.digests = order.iter().map(|&i| self.digests[i as usize]).collect();
-        self.slots = order.iter().map(|&i| self.slots[i as usize]).collect();
+        self.slots.sort_unstable_by_key(|s| s.0);
+        self.missing.sort_unstable();
+    }
+
+    fn contains(&self, blobs: &BlobTable, d: &Digest) -> bool {
+        self.state(blobs, d).is_some()
     }
 }
 
@@ -130,25 +148,31 @@ const BATCH: usize = 4096;
 
 /// Reads every manifest that the inventory's revisions and tags reach.
 pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
-    let mut round: Vec<Digest> = inv
-        .repositories
-        .iter()
-        .flat_map(|r| {
-            r.revisions
-                .iter()
-                .copied()
-                .chain(r.tags.iter().filter_map(|t| t.current))
-        })
-        .collect();
     let mut catalog = Catalog::default();
+    // Rounds are lists of blob ids (4 bytes a manifest); a manifest the store has no data for is
+    // recorded as missing at once.
+    let mut round: Vec<BlobId> = Vec::new();
+    let want = |catalog: &mut Catalog, round: &mut Vec<BlobId>, d: &Digest| match inv.blobs.id(d) {
+        Some(id) => round.push(id),
+        None => catalog.missing.push(*d),
+    };
+    for r in &inv.repositories {
+        for d in r
+            .revisions
+            .iter()
+            .chain(r.tags.iter().filter_map(|t| t.current.as_ref()))
+        {
+            want(&mut catalog, &mut round, d);
+        }
+    }
     while !round.is_empty() {
         round.par_sort_unstable();
         round.dedup();
-        let first_new = catalog.digests.len();
+        let first_new = catalog.slots.len();
         for batch in round.chunks(BATCH) {
             let results: Vec<Read> = batch
                 .par_iter()
-                .map(|d| read_one(storage, inv, d))
+                .map(|&id| read_one(storage, inv, id))
                 .collect();
             for mut r in results {
                 catalog.problems.extend(r.problem.take().map(|p| *p));
@@ -156,9 +180,9 @@ pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
             }
         }
         // Children not read yet form the next round.
-        let mut next: Vec<Digest> = catalog.slots[first_new..]
+        let children: Vec<Digest> = catalog.slots[first_new..]
             .iter()
-            .flat_map(|s| {
+            .flat_map(|(_, s)| {
                 let (start, len) = s.children;
                 catalog.digest_refs[start as usize..(start + len) as usize]
                     .iter()
@@ -166,16 +190,25 @@ pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
             })
             .collect();
         catalog.index();
-        next.retain(|c| catalog.digests.binary_search(c).is_err());
-        round = next;
+        round.clear();
+        for c in &children {
+            if !catalog.contains(&inv.blobs, c) {
+                want(&mut catalog, &mut round, c);
+            }
+        }
+        catalog.missing.sort_unstable();
+        catalog.missing.dedup();
     }
+    catalog.missing.sort_unstable();
+    catalog.missing.dedup();
     catalog.problems.sort_by(|a, b| a.path.cmp(&b.path));
     catalog
 }
 
 /// One manifest as read, before it joins the catalog.
 struct Read {
-    digest: Digest,
+    /// The manifest's blob id.
+    id: BlobId,
     state: State,
     blobs: Vec<BlobId>,
     absent: Vec<(Digest, bool)>,
@@ -185,9 +218,9 @@ struct Read {
 }
 
 impl Read {
-    fn without_refs(digest: Digest, state: State, problem: Option<Problem>) -> Read {
+    fn without_refs(id: BlobId, state: State, problem: Option<Problem>) -> Read {
         Read {
-            digest,
+            id,
             state,
             blobs: Vec::new(),
             absent: Vec::new(),
@@ -198,21 +231,19 @@ impl Read {
     }
 }
 
-fn read_one(storage: &dyn Storage, inv: &Inventory, d: &Digest) -> Read {
-    if inv.blobs.id(d).is_none() {
-        return Read::without_refs(*d, State::Missing, None);
-    }
+fn read_one(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
+    let d = &inv.blobs.digest(id);
     let key = layout::blob_data(d);
     let bytes = match storage.read(&key, MAX_MANIFEST_BYTES) {
         Ok(b) => b,
-        Err(e) if e.is_not_found() => return Read::without_refs(*d, State::Missing, None),
+        Err(e) if e.is_not_found() => return Read::without_refs(id, State::Missing, None),
         Err(StorageError::TooLarge { .. }) => {
             let p = Problem::at(
                 ProblemKind::CorruptManifest,
                 key,
                 format!("manifest {d} is larger than {MAX_MANIFEST_BYTES} bytes: not a manifest"),
             );
-            return Read::without_refs(*d, State::Corrupt, Some(p.digest(*d)));
+            return Read::without_refs(id, State::Corrupt, Some(p.digest(*d)));
         }
         Err(e) => {
             let p = Problem::at(
@@ -220,12 +251,12 @@ fn read_one(storage: &dyn Storage, inv: &Inventory, d: &Digest) -> Read {
                 key,
                 format!("manifest {d} could not be read: {e}"),
             );
-            return Read::without_refs(*d, State::Corrupt, Some(p.digest(*d)));
+            return Read::without_refs(id, State::Corrupt, Some(p.digest(*d)));
         }
     };
     match manifest::parse(&bytes) {
         Ok(m) => {
-            let mut r = Read::without_refs(*d, State::Parsed(m.kind), None);
+            let mut r = Read::without_refs(id, State::Parsed(m.kind), None);
             r.children = m.children;
             r.subject = m.subject;
             let tagged = m
@@ -247,7 +278,7 @@ fn read_one(storage: &dyn Storage, inv: &Inventory, d: &Digest) -> Read {
                 key,
                 format!("manifest {d}: {e}"),
             );
-            Read::without_refs(*d, State::Corrupt, Some(p.digest(*d)))
+            Read::without_refs(id, State::Corrupt, Some(p.digest(*d)))
         }
     }
 }

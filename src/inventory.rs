@@ -47,13 +47,17 @@ struct BlobRow {
 /// Every blob in the store, sorted by digest, so that a digest's position is its [`BlobId`]
 /// (48 bytes a blob).
 ///
-/// Lookups go through a radix index of the digests' first 16 bits (256 KiB whatever the store's size),
-/// then a binary search over the few rows sharing them: a lookup touches two or three cache lines
-/// where a binary search over the whole table would miss the cache some twenty times.
+/// The rows stay in the sorted shards the walk produced (shard `n` holds the digests starting with hex
+/// digit `n`), so the table is never copied into one array: a row's shard is found from the id by the
+/// shards' offsets. Lookups go through a radix index of the digests' first 16 bits (256 KiB whatever
+/// the store's size), then a binary search over the few rows sharing them: a lookup touches two or
+/// three cache lines where a binary search over the whole table would miss the cache twenty times.
 #[derive(Debug, Default)]
 pub struct BlobTable {
-    rows: Vec<BlobRow>,
-    /// `starts[p]` is the first row whose digest's first 16 bits are at least `p`; 65,537 entries.
+    shards: Vec<Vec<BlobRow>>,
+    /// `offsets[n]` is the id of shard `n`'s first row; one more entry holds the total.
+    offsets: Vec<u32>,
+    /// `starts[p]` is the first id whose digest's first 16 bits are at least `p`; 65,537 entries.
     starts: Vec<u32>,
 }
 
@@ -62,58 +66,74 @@ fn prefix16(d: &Digest) -> usize {
 }
 
 impl BlobTable {
-    /// Joins shards that each are sorted and that cover increasing ranges of digests, moving one
-    /// shard at a time so that the table is never held twice.
+    /// Takes shards that each are sorted, without duplicates, and that cover increasing ranges of
+    /// digests.
     fn from_sorted_shards(shards: Vec<Vec<BlobRow>>) -> BlobTable {
-        let mut rows = Vec::with_capacity(shards.iter().map(Vec::len).sum());
-        for shard in shards {
-            rows.extend(shard);
-        }
-        rows.dedup_by(|a: &mut BlobRow, b: &mut BlobRow| a.digest == b.digest);
+        let mut offsets = Vec::with_capacity(shards.len() + 1);
         let mut starts = Vec::with_capacity((1 << 16) + 1);
-        for (i, row) in rows.iter().enumerate() {
-            while starts.len() <= prefix16(&row.digest) {
-                starts.push(i as u32);
+        let mut id = 0u32;
+        for shard in &shards {
+            offsets.push(id);
+            for row in shard {
+                while starts.len() <= prefix16(&row.digest) {
+                    starts.push(id);
+                }
+                id += 1;
             }
         }
-        starts.resize((1 << 16) + 1, rows.len() as u32);
-        BlobTable { rows, starts }
+        offsets.push(id);
+        starts.resize((1 << 16) + 1, id);
+        BlobTable {
+            shards,
+            offsets,
+            starts,
+        }
+    }
+
+    fn row(&self, id: BlobId) -> &BlobRow {
+        let n = self.offsets.partition_point(|&o| o <= id) - 1;
+        &self.shards[n][(id - self.offsets[n]) as usize]
     }
 
     /// The id of a digest, when the store holds its data.
     pub fn id(&self, d: &Digest) -> Option<BlobId> {
         let p = prefix16(d);
-        let (start, end) = (*self.starts.get(p)? as usize, self.starts[p + 1] as usize);
-        self.rows[start..end]
-            .binary_search_by(|r| r.digest.cmp(d))
+        let (start, end) = (*self.starts.get(p)?, self.starts[p + 1]);
+        if start == end {
+            return None;
+        }
+        let n = self.offsets.partition_point(|&o| o <= start) - 1;
+        let base = self.offsets[n];
+        let rows = &self.shards[n][(start - base) as usize..(end - base) as usize];
+        rows.binary_search_by(|r| r.digest.cmp(d))
             .ok()
-            .map(|i| (start + i) as BlobId)
+            .map(|i| start + i as BlobId)
     }
 
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.offsets.last().map_or(0, |&n| n as usize)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len() == 0
     }
 
     pub fn digest(&self, id: BlobId) -> Digest {
-        self.rows[id as usize].digest
+        self.row(id).digest
     }
 
     pub fn size(&self, id: BlobId) -> u64 {
-        self.rows[id as usize].size
+        self.row(id).size
     }
 
     /// Modification time of the blob's data, in Unix seconds.
     pub fn modified(&self, id: BlobId) -> i64 {
-        self.rows[id as usize].modified
+        self.row(id).modified
     }
 
     /// Sum of all blobs' sizes.
     pub fn total_bytes(&self) -> u64 {
-        self.rows.iter().map(|r| r.size).sum()
+        self.shards.iter().flatten().map(|r| r.size).sum()
     }
 }
 
@@ -210,6 +230,7 @@ fn scan_blobs(storage: &dyn Storage) -> Result<(BlobTable, Vec<Problem>), Storag
                 &mut |n| problems.push(note_problem(n)),
             );
             rows.sort_unstable_by_key(|r| r.digest);
+            rows.dedup_by_key(|r| r.digest);
             rows.shrink_to_fit();
             result.map(|()| (rows, problems))
         })
@@ -296,10 +317,63 @@ fn classify(
 
 type RepoScan = (Vec<Repository>, Vec<Problem>, u64);
 
+/// A repository as its shard finished it, with the links still to be read: revisions whose link
+/// must be checked, and tags (by index) whose current link was not read in passing.
+type Finished = (Repository, Vec<Digest>, Vec<usize>);
+
+/// Turns a builder into its compact, sorted repository as soon as its shard is listed, so that the
+/// two forms of a shard never coexist with the rest of the store's.
+fn finish(name: String, b: RepoBuilder) -> Finished {
+    let sorted = |mut v: Vec<Digest>| {
+        v.sort_unstable();
+        v.dedup();
+        v.shrink_to_fit();
+        v
+    };
+    let mut layer_links = b.layer_links;
+    layer_links.sort_unstable();
+    layer_links.dedup();
+    layer_links.shrink_to_fit();
+    let tags: Vec<Tag> = b
+        .tags
+        .into_iter()
+        .map(|(name, mut t)| {
+            t.name = name;
+            t.index = sorted(t.index);
+            t
+        })
+        .collect();
+    let current = b
+        .current
+        .iter()
+        .map(|name| {
+            let tag = tags.binary_search_by(|t| t.name.cmp(name));
+            tag.expect("tag was recorded with its link")
+        })
+        .collect();
+    let uploads = b
+        .uploads
+        .into_iter()
+        .map(|(id, mut u)| {
+            u.id = id;
+            u
+        })
+        .collect();
+    let repo = Repository {
+        name,
+        revisions: sorted(b.revisions),
+        tags,
+        layer_links,
+        dangling_layer_links: sorted(b.dangling_layer_links),
+        uploads,
+    };
+    (repo, b.unverified, current)
+}
+
 fn scan_repositories(storage: &dyn Storage, blobs: &BlobTable) -> Result<RepoScan, StorageError> {
     let mut problems = Vec::new();
     let tops = storage.list_dirs(layout::REPOSITORIES)?;
-    type Shard = Result<(HashMap<String, RepoBuilder>, Vec<Problem>), StorageError>;
+    type Shard = Result<(Vec<Finished>, Vec<Problem>), StorageError>;
     let shards: Vec<Shard> = tops
         .par_iter()
         .map(|top| {
@@ -312,60 +386,29 @@ fn scan_repositories(storage: &dyn Storage, blobs: &BlobTable) -> Result<RepoSca
                 &mut |n| notes.push(note_problem(n)),
             );
             problems.extend(notes);
-            result.map(|()| (builders, problems))
+            let finished = builders.into_iter().map(|(n, b)| finish(n, b)).collect();
+            result.map(|()| (finished, problems))
         })
         .collect();
 
-    let mut builders: Vec<(String, RepoBuilder)> = Vec::new();
+    let mut finished: Vec<Finished> = Vec::new();
     for shard in shards {
-        let (b, p) = shard?;
-        builders.extend(b);
+        let (f, p) = shard?;
+        finished.extend(f);
         problems.extend(p);
     }
-    builders.sort_by(|a, b| a.0.cmp(&b.0));
+    finished.sort_by(|a, b| a.0.name.cmp(&b.0.name));
 
-    let mut repos = Vec::with_capacity(builders.len());
+    let mut repos = Vec::with_capacity(finished.len());
     let mut to_read = Vec::new();
-    for (i, (name, mut b)) in builders.into_iter().enumerate() {
-        b.revisions.sort_unstable();
-        b.revisions.dedup();
-        b.layer_links.sort_unstable();
-        b.layer_links.dedup();
-        b.dangling_layer_links.sort_unstable();
-        b.dangling_layer_links.dedup();
-        for d in b.unverified {
-            to_read.push(LinkToRead::Revision { repo: i, digest: d });
+    for (i, (repo, unverified, current)) in finished.into_iter().enumerate() {
+        for digest in unverified {
+            to_read.push(LinkToRead::Revision { repo: i, digest });
         }
-        let tags: Vec<Tag> = b
-            .tags
-            .into_iter()
-            .map(|(name, mut t)| {
-                t.name = name;
-                t.index.sort_unstable();
-                t
-            })
-            .collect();
-        for name in b.current {
-            let tag = tags.binary_search_by(|t| t.name.cmp(&name));
-            let tag = tag.expect("tag was recorded with its link");
+        for tag in current {
             to_read.push(LinkToRead::Tag { repo: i, tag });
         }
-        let uploads = b
-            .uploads
-            .into_iter()
-            .map(|(id, mut u)| {
-                u.id = id;
-                u
-            })
-            .collect();
-        repos.push(Repository {
-            name,
-            revisions: b.revisions,
-            tags,
-            layer_links: b.layer_links,
-            dangling_layer_links: b.dangling_layer_links,
-            uploads,
-        });
+        repos.push(repo);
     }
 
     let read: Vec<LinkOutcome> = to_read

@@ -53,6 +53,31 @@ pub fn mark(inv: &Inventory, catalog: &Catalog, opts: MarkOptions) -> Marks {
     }
 }
 
+/// The manifests a walk has kept: by blob id (a bitmap) where the store holds their data, by digest
+/// for the few it does not.
+#[derive(Default)]
+struct Kept {
+    ids: RoaringBitmap,
+    missing: HashSet<Digest>,
+}
+
+impl Kept {
+    /// Adds `d`; false when it was kept already.
+    fn insert(&mut self, blobs: &BlobTable, d: Digest) -> bool {
+        match blobs.id(&d) {
+            Some(id) => self.ids.insert(id),
+            None => self.missing.insert(d),
+        }
+    }
+
+    fn contains(&self, blobs: &BlobTable, d: &Digest) -> bool {
+        match blobs.id(d) {
+            Some(id) => self.ids.contains(id),
+            None => self.missing.contains(d),
+        }
+    }
+}
+
 /// Walks from `start`, adding every manifest reached to `kept` and every blob to `marks`. With
 /// `referrers`, a manifest newly kept also keeps the revisions whose subject it is.
 fn reach(
@@ -60,20 +85,20 @@ fn reach(
     catalog: &Catalog,
     blobs: &BlobTable,
     referrers: Option<&HashMap<Digest, Vec<Digest>>>,
-    kept: &mut HashSet<Digest>,
+    kept: &mut Kept,
     marks: &mut RoaringBitmap,
 ) {
     let mut stack = vec![start];
     while let Some(d) = stack.pop() {
-        if !kept.insert(d) {
+        if !kept.insert(blobs, d) {
             continue;
         }
         if let Some(id) = blobs.id(&d) {
             marks.insert(id);
-        }
-        if let Some(refs) = catalog.refs(&d) {
-            marks.extend(refs.blobs.iter().copied());
-            stack.extend(refs.children.iter().copied());
+            if let Some(refs) = catalog.refs(id) {
+                marks.extend(refs.blobs.iter().copied());
+                stack.extend(refs.children.iter().copied());
+            }
         }
         if let Some(r) = referrers.and_then(|r| r.get(&d)) {
             stack.extend(r.iter().copied());
@@ -82,15 +107,16 @@ fn reach(
 }
 
 fn mark_all_revisions(inv: &Inventory, catalog: &Catalog) -> Marks {
-    let mut roots: Vec<Digest> = inv
+    // Roots by blob id (4 bytes each); a root without data marks nothing.
+    let mut roots: Vec<u32> = inv
         .repositories
         .iter()
         .flat_map(|r| {
             r.revisions
                 .iter()
-                .copied()
-                .chain(r.tags.iter().filter_map(|t| t.current))
+                .chain(r.tags.iter().filter_map(|t| t.current.as_ref()))
         })
+        .filter_map(|d| inv.blobs.id(d))
         .collect();
     roots.par_sort_unstable();
     roots.dedup();
@@ -98,9 +124,10 @@ fn mark_all_revisions(inv: &Inventory, catalog: &Catalog) -> Marks {
     let blobs = roots
         .par_chunks(chunk)
         .map(|part| {
-            let (mut kept, mut marks) = (HashSet::new(), RoaringBitmap::new());
-            for d in part {
-                reach(*d, catalog, &inv.blobs, None, &mut kept, &mut marks);
+            let (mut kept, mut marks) = (Kept::default(), RoaringBitmap::new());
+            for &id in part {
+                let d = inv.blobs.digest(id);
+                reach(d, catalog, &inv.blobs, None, &mut kept, &mut marks);
             }
             marks
         })
@@ -135,11 +162,12 @@ fn mark_repository(
 ) -> (RoaringBitmap, Vec<Digest>, u64) {
     let mut referrers: HashMap<Digest, Vec<Digest>> = HashMap::new();
     for rev in &repo.revisions {
-        if let Some(subject) = catalog.refs(rev).and_then(|r| r.subject) {
+        let refs = inv.blobs.id(rev).and_then(|id| catalog.refs(id));
+        if let Some(subject) = refs.and_then(|r| r.subject) {
             referrers.entry(subject).or_default().push(*rev);
         }
     }
-    let (mut kept, mut marks) = (HashSet::new(), RoaringBitmap::new());
+    let (mut kept, mut marks) = (Kept::default(), RoaringBitmap::new());
     for t in repo.tags.iter().filter_map(|t| t.current) {
         reach(
             t,
@@ -150,8 +178,10 @@ fn mark_repository(
             &mut marks,
         );
     }
-    let count_kept =
-        |kept: &HashSet<Digest>| repo.revisions.iter().filter(|r| kept.contains(r)).count();
+    let count_kept = |kept: &Kept| {
+        let kept_here = |r: &&Digest| kept.contains(&inv.blobs, r);
+        repo.revisions.iter().filter(kept_here).count()
+    };
     let before_grace = count_kept(&kept);
     for rev in &repo.revisions {
         let recent = inv
@@ -173,7 +203,7 @@ fn mark_repository(
     let untagged = repo
         .revisions
         .iter()
-        .filter(|r| !kept.contains(r))
+        .filter(|r| !kept.contains(&inv.blobs, r))
         .copied()
         .collect();
     (marks, untagged, held)
