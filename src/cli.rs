@@ -18,6 +18,44 @@ pub enum Command {
     ///
     /// A dry run unless --delete is given; both compute the same plan.
     Gc(GcArgs),
+    /// Disk usage per repository (bytes its tags reach, and bytes only it reaches) and what gc
+    /// would free. Deletes nothing.
+    Du(DuArgs),
+    /// Check the store's consistency: missing blobs, corrupt manifests, bad links, dangling tags,
+    /// stale uploads, and with --verify-digests data that does not hash to its name. Deletes
+    /// nothing. Exit status 0 when clean, 1 when problems were found, 2 when it could not run.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DuArgs {
+    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Repositories shown in the table, by exclusive bytes.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Hash every blob's data (streaming, in parallel) and report data whose sha256 is not its name.
+    #[arg(long)]
+    pub verify_digests: bool,
+    /// Uploads untouched for longer than this are stale.
+    #[arg(long, default_value = "2h", value_parser = parse_duration)]
+    pub grace: Duration,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,13 +122,17 @@ mod tests {
     #[test]
     fn gc_defaults_to_a_dry_run_with_two_hours_of_grace() {
         let cli = Cli::try_parse_from(["regsweep", "gc", "/srv"]).unwrap();
-        let Command::Gc(a) = cli.command;
+        let Command::Gc(a) = cli.command else {
+            panic!("gc parses as gc")
+        };
         assert!(!a.delete && !a.delete_untagged && !a.json);
         assert_eq!(a.grace, Duration::from_secs(7200));
         let cli =
             Cli::try_parse_from(["regsweep", "gc", "-m", "--delete", "--grace", "0s", "/srv"])
                 .unwrap();
-        let Command::Gc(a) = cli.command;
+        let Command::Gc(a) = cli.command else {
+            panic!("gc parses as gc")
+        };
         assert!(a.delete && a.delete_untagged);
         assert_eq!(a.grace, Duration::ZERO);
     }

@@ -6,9 +6,11 @@
 //! between the collector and where the store lives, and [`config`] resolves what the user named.
 #![deny(unsafe_code)]
 
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod digest;
+pub mod du;
 pub mod gc;
 pub mod inventory;
 pub mod layout;

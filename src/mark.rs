@@ -139,6 +139,19 @@ fn mark_all_revisions(inv: &Inventory, catalog: &Catalog) -> Marks {
     }
 }
 
+/// Per repository (in inventory order), the blobs that its tags reach: their manifests, indexes'
+/// children, configs and layers, and the referrers of what they keep.
+pub fn tag_reach(inv: &Inventory, catalog: &Catalog) -> Vec<RoaringBitmap> {
+    let opts = MarkOptions {
+        delete_untagged: true,
+        grace_cutoff: i64::MAX,
+    };
+    inv.repositories
+        .par_iter()
+        .map(|r| mark_repository(r, inv, catalog, opts).0)
+        .collect()
+}
+
 fn mark_tagged(inv: &Inventory, catalog: &Catalog, opts: MarkOptions) -> Marks {
     let per_repo: Vec<(RoaringBitmap, Vec<Digest>, u64)> = inv
         .repositories

@@ -16,6 +16,14 @@ pub enum ProblemKind {
     CorruptManifest,
     /// A key or object that could not be read or listed (permissions, I/O errors, symbolic links).
     Unreadable,
+    /// A manifest that a tag reaches, or a link, names a blob the store has no data for.
+    MissingBlob,
+    /// A tag whose current link names no revision of its repository (or that has no current link).
+    DanglingTag,
+    /// Blob data whose sha256 is not its name (`audit --verify-digests`).
+    DigestMismatch,
+    /// An upload older than the grace period (`audit`).
+    StaleUpload,
 }
 
 /// One problem, with every coordinate that applies.

@@ -1,6 +1,6 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
-use crate::cli::{Cli, Command, GcArgs, S3Args};
+use crate::cli::{AuditArgs, Cli, Command, DuArgs, GcArgs, S3Args};
 use anyhow::Context;
 use regsweep::config::{StorageSpec, Target};
 use regsweep::gc::{self, GcOptions, Progress, Quiet};
@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 pub enum Exit {
     /// The job ran and did all it was asked.
     Success = 0,
-    /// The job ran, but some deletes failed (listed in the output).
+    /// The job ran, but some deletes failed (gc), or problems were found (audit).
     Partial = 1,
     /// The job could not run, or refused to delete.
     Error = 2,
@@ -37,6 +37,8 @@ impl Progress for StderrProgress {
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Gc(args) => gc(args),
+        Command::Du(args) => du(args),
+        Command::Audit(args) => audit(args),
     }
 }
 
@@ -56,6 +58,59 @@ fn open_storage(arg: &str, s3: &S3Args) -> anyhow::Result<(Target, Box<dyn Stora
         .num_threads(storage.parallelism())
         .build_global();
     Ok((target, storage))
+}
+
+fn progress() -> Box<dyn Progress> {
+    if std::io::stderr().is_terminal() {
+        Box::new(StderrProgress(Instant::now()))
+    } else {
+        Box::new(Quiet)
+    }
+}
+
+/// Writes a report to stdout, flushed.
+fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    write(&mut out).context("writing to stdout")?;
+    out.flush().context("writing to stdout")
+}
+
+fn du(args: DuArgs) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3)?;
+    let report = regsweep::du::du(storage.as_ref(), progress().as_ref())
+        .with_context(|| format!("cannot list {}", storage.describe()))?;
+    print(|out| {
+        if args.json {
+            report.write_json(out)
+        } else {
+            report.write_human(out, args.top)
+        }
+    })?;
+    Ok(Exit::Success)
+}
+
+fn audit(args: AuditArgs) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3)?;
+    let options = regsweep::audit::AuditOptions {
+        verify_digests: args.verify_digests,
+        grace: args.grace,
+        now: SystemTime::now(),
+    };
+    let report = regsweep::audit::audit(storage.as_ref(), &options, progress().as_ref())
+        .with_context(|| format!("cannot list {}", storage.describe()))?;
+    print(|out| {
+        if args.json {
+            report.write_json(out)
+        } else {
+            report.write_human(out)
+        }
+    })?;
+    Ok(if report.problems.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Partial
+    })
 }
 
 fn gc(args: GcArgs) -> anyhow::Result<Exit> {

@@ -12,12 +12,12 @@ use support::registry::Registry;
 use support::s3::S3Server;
 use support::scenario::build_store;
 use support::{
-    PlanSets, assert_no_link_points_at_something_gone, diff, reference_dry_run, regsweep_plan, run,
+    PlanSets, assert_no_link_points_at_something_gone, diff, reference_dry_run, regsweep_json,
+    regsweep_plan, run,
 };
 
-/// Every key in the bucket below `store/`, through the library's own backend.
-fn keys(s3: &S3Server, bucket: &str) -> BTreeSet<String> {
-    let storage = S3Storage::open(S3Options {
+fn open(s3: &S3Server, bucket: &str) -> S3Storage {
+    S3Storage::open(S3Options {
         bucket: bucket.into(),
         prefix: "store/".into(),
         endpoint: Some(s3.endpoint()),
@@ -27,7 +27,12 @@ fn keys(s3: &S3Server, bucket: &str) -> BTreeSet<String> {
         max_in_flight: 4,
         ..S3Options::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+/// Every key in the bucket below `store/`, through the library's own backend.
+fn keys(s3: &S3Server, bucket: &str) -> BTreeSet<String> {
+    let storage = open(s3, bucket);
     let mut out = BTreeSet::new();
     storage
         .list(
@@ -115,6 +120,47 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     // -m: the untagged image only; the reference also deletes the tagged index's children.
     let (ours_m, _) = by_url(&["-m"]);
     s.assert_untagged_plans(&ours, &ours_m, &reference_dry_run(&config, true));
+
+    // du and audit read the bucket as they read a folder: a copy of the bucket on disk gives the same report.
+    let copy = dir.path().join("copy");
+    let storage = open(&s3, "registry");
+    for key in keys(&s3, "registry") {
+        let mut data = Vec::new();
+        storage
+            .read_chunks(&key, &mut |c| data.extend_from_slice(c))
+            .unwrap();
+        let path = copy.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    let report = |command: &str, storage: &std::ffi::OsStr| {
+        let args: Vec<&std::ffi::OsStr> = vec![
+            command.as_ref(),
+            storage,
+            "--endpoint-url".as_ref(),
+            endpoint.as_ref(),
+        ];
+        let args = if command == "audit" {
+            [args, vec!["--verify-digests".as_ref()]].concat()
+        } else {
+            args
+        };
+        let (code, mut json, stderr) = regsweep_json(&args);
+        json.as_object_mut().unwrap().remove("elapsed_ms");
+        json.as_object_mut().unwrap().remove("storage");
+        json.as_object_mut().unwrap().remove("s3");
+        (code, json, stderr)
+    };
+    for command in ["du", "audit"] {
+        let (code, on_s3, stderr) = report(command, url.as_os_str());
+        assert_eq!(code, 0, "{command}: {on_s3:#}\n{stderr}");
+        let (code, on_disk, stderr) = report(command, copy.as_os_str());
+        assert_eq!(code, 0, "{command}: {on_disk:#}\n{stderr}");
+        assert_eq!(on_s3, on_disk, "{command}");
+    }
+    let (_, du, _) = report("du", url.as_os_str());
+    assert_eq!(du["repositories"].as_array().unwrap().len(), repos.len());
+    assert!(du["total_bytes"].as_u64().unwrap() > 0);
 
     // Delete through the config, then every tag pulls back through the registry.
     let out = run(support::regsweep()

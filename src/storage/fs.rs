@@ -385,6 +385,23 @@ impl Storage for FsStorage {
         Ok(buf)
     }
 
+    fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.path(key))
+            .map_err(|e| io_error(key, e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => chunk(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_error(key, e)),
+            }
+        }
+    }
+
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         keys.iter()
             .map(|key| {

@@ -90,6 +90,9 @@ pub trait Storage: Sync {
     /// Reads a whole object of at most `limit` bytes.
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError>;
 
+    /// Streams a whole object of any size to `chunk`, piece by piece (for hashing blob data).
+    fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError>;
+
     /// Deletes objects. Returns one result per key, in order; a key that is already gone is a success,
     /// so that a run that was cut off converges when repeated.
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;

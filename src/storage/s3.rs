@@ -367,6 +367,38 @@ impl Storage for S3Storage {
         })
     }
 
+    fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
+        self.runtime.block_on(async {
+            let _permit = self.admit().await;
+            self.counters.get.fetch_add(1, Ordering::Relaxed);
+            let mut out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .send()
+                .await
+            {
+                Ok(o) => o,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                    return Err(StorageError::NotFound {
+                        key: key.to_owned(),
+                    });
+                }
+                Err(e) => return Err(other(key, describe(&e))),
+            };
+            while let Some(bytes) = out
+                .body
+                .try_next()
+                .await
+                .map_err(|e| other(key, describe(&e)))?
+            {
+                chunk(&bytes);
+            }
+            Ok(())
+        })
+    }
+
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         // The sweep hands out batches of at most 1000 keys from several threads at once; a longer
         // list is split here and sent batch after batch.

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 /// A store under a temporary root.
 pub struct HandStore {
     pub root: PathBuf,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Default for HandStore {
@@ -22,7 +22,15 @@ impl HandStore {
         let dir = tempfile::tempdir().unwrap();
         HandStore {
             root: dir.path().join("root"),
-            _dir: dir,
+            _dir: Some(dir),
+        }
+    }
+
+    /// Writes into an existing store (to plant faults in one the registry wrote).
+    pub fn at(root: &Path) -> HandStore {
+        HandStore {
+            root: root.to_path_buf(),
+            _dir: None,
         }
     }
 

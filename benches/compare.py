@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""regsweep against the reference collector on generated stores: median wall time, ratio, peak RSS.
+
+    python3 benches/compare.py [--runs 3] [--store NAME:REPOS:SEED ...] [--dir DIR] [--extra CMD ...]
+
+For each store (generated once with `cargo run --release --example genstore` into DIR/NAME when
+missing), runs `regsweep gc ROOT --grace 0s` and `docker-registry garbage-collect --dry-run
+CONFIG`, interleaved, `--runs` times each after one untimed warm-up run of each (warm page cache),
+and prints a Markdown table: median wall time, user and system CPU, cores busy ((user+sys)/wall),
+peak RSS, bytes of RSS per blob, and the ratio of the medians. `--extra` adds regsweep
+subcommands measured the same way (for example `du` or `audit`), with ROOT appended.
+
+Both eligible-blob counts are compared on every run: a benchmark of two programs that disagree
+measures nothing, so a disagreement stops it.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REGSWEEP = ROOT / "target/release/regsweep"
+GENSTORE = ROOT / "target/release/examples/genstore"
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time; returns (stdout, wall s, user s, sys s, max RSS KiB)."""
+    fmt = "TIMED %e %U %S %M"
+    p = subprocess.run(
+        ["/usr/bin/time", "-f", fmt] + cmd,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    line = [l for l in p.stderr.splitlines() if l.startswith("TIMED ")]
+    if not line:
+        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    wall, user, system, rss = line[-1].split()[1:]
+    return p.stdout, float(wall), float(user), float(system), int(rss)
+
+
+def ensure_store(base, name, repos, seed):
+    out = base / name
+    if not (out / "expected.json").exists():
+        print(f"generating {out} ({repos} repositories, seed {seed})", file=sys.stderr)
+        subprocess.run(
+            [str(GENSTORE), str(out), "--repos", str(repos), "--images", "10", "--seed", str(seed)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return out
+
+
+def ours_eligible(stdout):
+    return json.loads(stdout)["blobs"]["eligible"]
+
+
+def reference_eligible(stdout):
+    return len(re.findall(r"blob eligible for deletion", stdout))
+
+
+def row(name, samples, blobs):
+    walls = [s[1] for s in samples]
+    med = statistics.median(walls)
+    user = statistics.median(s[2] for s in samples)
+    system = statistics.median(s[3] for s in samples)
+    rss = max(s[4] for s in samples)
+    busy = (user + system) / med if med else 0
+    return med, (
+        f"| {name} | {med:.2f} s | {user:.2f} s | {system:.2f} s | {busy:.2f} | "
+        f"{rss / 1024:.1f} MB | {rss * 1024 / blobs:.0f} |"
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--dir", default="/var/tmp/regsweep-bench")
+    ap.add_argument(
+        "--store",
+        action="append",
+        help="NAME:REPOS:SEED (default g100k:2100:7 and g1m:21000:9)",
+    )
+    ap.add_argument("--extra", action="append", default=[], help="a regsweep subcommand")
+    ap.add_argument("--no-reference", action="store_true")
+    args = ap.parse_args()
+    stores = args.store or ["g100k:2100:7", "g1m:21000:9"]
+    subprocess.run(
+        ["cargo", "build", "--release", "--example", "genstore", "--bin", "regsweep"],
+        cwd=ROOT,
+        check=True,
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    base = Path(args.dir)
+    base.mkdir(parents=True, exist_ok=True)
+    print(f"machine: {os.cpu_count()} cores, {os.uname().release}; runs: {args.runs}\n")
+    for spec in stores:
+        name, repos, seed = spec.split(":")
+        store = ensure_store(base, name, int(repos), int(seed))
+        expected = json.loads((store / "expected.json").read_text())
+        blobs = expected["blobs"]
+        root, config = str(store / "root"), str(store / "config.yml")
+        commands = {"regsweep gc": [str(REGSWEEP), "gc", root, "--grace", "0s", "--json"]}
+        for extra in args.extra:
+            commands[f"regsweep {extra}"] = [str(REGSWEEP)] + extra.split() + [root]
+        if not args.no_reference:
+            commands["reference"] = ["docker-registry", "garbage-collect", "--dry-run", config]
+        samples = {k: [] for k in commands}
+        for i in range(args.runs + 1):
+            for label, cmd in commands.items():
+                out = timed(cmd, env)
+                if label == "regsweep gc":
+                    got = ours_eligible(out[0])
+                elif label == "reference":
+                    got = reference_eligible(out[0])
+                else:
+                    got = None
+                if got is not None and got != expected["plain"]["blobs"]:
+                    sys.exit(f"{label} found {got} eligible blobs, expected {expected['plain']['blobs']}")
+                if i > 0:
+                    samples[label].append(out)
+        print(f"### {name}: {blobs:,} blobs, {expected['repositories']:,} repositories, "
+              f"{expected['revisions']:,} revisions\n")
+        print("| command | median wall | user | sys | cores busy | peak RSS | RSS bytes/blob |")
+        print("|---|---|---|---|---|---|---|")
+        medians = {}
+        for label, s in samples.items():
+            medians[label], line = row(label, s, blobs)
+            print(line)
+        if "reference" in medians:
+            print(f"\nreference / regsweep gc: {medians['reference'] / medians['regsweep gc']:.1f}x\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,378 @@
+//! `audit`: what is broken in a store. Finds, never repairs, never deletes.
+//!
+//! On top of what the walk and the catalog report (`bad_link`, `corrupt_manifest`, `unreadable`):
+//! - `_layers` and tag index links are read (the walk knows them by name only) and checked like
+//!   revision links: a digest, and their folder's;
+//! - `missing_blob`: a manifest that a tag reaches (through indexes too) that has no data, or that
+//!   names a config or layer with no data (foreign layers, which carry `urls`, excepted); a link
+//!   (`_layers` or revision) to a blob with no data;
+//! - `dangling_tag`: a tag whose current link names no revision of its repository, or that has none;
+//! - `stale_upload`: an `_uploads/<id>/` folder untouched for longer than the grace period;
+//! - `digest_mismatch`, with `verify_digests`: blob data whose sha256 is not its name, hashed in
+//!   parallel while streaming.
+//!
+//! Orphan blobs are counted in the summary: they are `gc`'s business, not a fault.
+
+use crate::catalog::{self, Catalog, State};
+use crate::digest::Digest;
+use crate::gc::Progress;
+use crate::inventory::{self, Inventory, unix_seconds};
+use crate::layout;
+use crate::mark::{self, MarkOptions};
+use crate::problem::{Problem, ProblemKind};
+use crate::storage::{Storage, StorageError};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What to check.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditOptions {
+    /// Hash every blob's data and compare it with its name.
+    pub verify_digests: bool,
+    /// Uploads untouched for longer than this are stale.
+    pub grace: Duration,
+    pub now: SystemTime,
+}
+
+/// Counts of what the store holds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditSummary {
+    pub repositories: u64,
+    pub tags: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    /// Blobs that nothing references (what `gc` would collect).
+    pub orphan_blobs: u64,
+    pub orphan_bytes: u64,
+    /// Blobs hashed (with `--verify-digests`).
+    pub verified_blobs: u64,
+    pub problems: BTreeMap<ProblemKind, u64>,
+}
+
+/// The `audit` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditReport {
+    pub storage: String,
+    pub summary: AuditSummary,
+    pub problems: Vec<Problem>,
+    pub elapsed_ms: u64,
+}
+
+/// Audits the store.
+pub fn audit(
+    storage: &dyn Storage,
+    options: &AuditOptions,
+    progress: &dyn Progress,
+) -> Result<AuditReport, StorageError> {
+    let start = Instant::now();
+    progress.phase("walking blobs and repositories");
+    let inv = inventory::scan(storage)?;
+    progress.phase("reading manifests");
+    let cat = catalog::read(storage, &inv);
+    let mut problems: Vec<Problem> = inv.problems.clone();
+    problems.extend(cat.problems.iter().cloned());
+    progress.phase("reading _layers and tag index links");
+    problems.extend(check_name_links(storage, &inv));
+    progress.phase("following tags");
+    problems.extend(missing_blobs(&inv, &cat));
+    problems.extend(dangling_tags(&inv));
+    problems.extend(stale_uploads(&inv, options));
+    let mut verified = 0;
+    if options.verify_digests {
+        progress.phase(&format!("hashing {} blobs", inv.blobs.len()));
+        let (p, n) = verify_digests(storage, &inv);
+        problems.extend(p);
+        verified = n;
+    }
+    problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    problems.dedup();
+
+    let plain = mark::mark(
+        &inv,
+        &cat,
+        MarkOptions {
+            delete_untagged: false,
+            grace_cutoff: i64::MAX,
+        },
+    );
+    let mut summary = AuditSummary {
+        repositories: inv.repositories.len() as u64,
+        tags: inv.repositories.iter().map(|r| r.tags.len() as u64).sum(),
+        manifests: cat.len() as u64,
+        blobs: inv.blobs.len() as u64,
+        blob_bytes: inv.blobs.total_bytes(),
+        verified_blobs: verified,
+        ..AuditSummary::default()
+    };
+    for id in 0..inv.blobs.len() as u32 {
+        if !plain.blobs.contains(id) {
+            summary.orphan_blobs += 1;
+            summary.orphan_bytes += inv.blobs.size(id);
+        }
+    }
+    for p in &problems {
+        *summary.problems.entry(p.kind).or_default() += 1;
+    }
+    Ok(AuditReport {
+        storage: storage.describe(),
+        summary,
+        problems,
+        elapsed_ms: start.elapsed().as_millis() as u64,
+    })
+}
+
+/// Reads every `_layers` link and tag index link and checks that it names its folder's digest.
+fn check_name_links(storage: &dyn Storage, inv: &Inventory) -> Vec<Problem> {
+    let mut links: Vec<(usize, Option<usize>, Digest)> = Vec::new();
+    for (i, r) in inv.repositories.iter().enumerate() {
+        for &id in &r.layer_links {
+            links.push((i, None, inv.blobs.digest(id)));
+        }
+        links.extend(r.dangling_layer_links.iter().map(|d| (i, None, *d)));
+        for (t, tag) in r.tags.iter().enumerate() {
+            links.extend(tag.index.iter().map(|d| (i, Some(t), *d)));
+        }
+    }
+    links
+        .par_iter()
+        .filter_map(|&(i, t, d)| {
+            let repo = &inv.repositories[i];
+            let tag = t.map(|t| repo.tags[t].name.as_str());
+            let key = match tag {
+                Some(tag) => layout::tag_index_entry(&repo.name, tag, &d),
+                None => layout::layer_link(&repo.name, &d),
+            };
+            let problem = |kind, message: String| {
+                let p = Problem::at(kind, &key, message).repo(&repo.name).digest(d);
+                Some(match tag {
+                    Some(tag) => p.tag(tag),
+                    None => p,
+                })
+            };
+            match storage.read(&key, 256) {
+                Ok(bytes) => match Digest::parse(&String::from_utf8_lossy(&bytes)) {
+                    Ok(named) if named == d => None,
+                    Ok(named) => problem(
+                        ProblemKind::BadLink,
+                        format!("link names {named}, not its folder's digest {d}"),
+                    ),
+                    Err(e) => problem(ProblemKind::BadLink, format!("link content is {e}")),
+                },
+                // Listed by its folder, and the folder holds no link: not a link at all.
+                Err(e) if e.is_not_found() => None,
+                Err(StorageError::TooLarge { .. }) => problem(
+                    ProblemKind::BadLink,
+                    "link file is too large to hold a digest".into(),
+                ),
+                Err(e) => problem(ProblemKind::Unreadable, e.to_string()),
+            }
+        })
+        .collect()
+}
+
+/// Blobs named by what tags reach, or by links, that have no data.
+fn missing_blobs(inv: &Inventory, cat: &Catalog) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for r in &inv.repositories {
+        let mut seen: HashSet<Digest> = HashSet::new();
+        for t in &r.tags {
+            let Some(target) = t.current else { continue };
+            let mut stack = vec![target];
+            while let Some(m) = stack.pop() {
+                if !seen.insert(m) {
+                    continue;
+                }
+                let data = layout::blob_data(&m);
+                match cat.state(&inv.blobs, &m) {
+                    Some(State::Missing) | None => out.push(
+                        Problem::at(
+                            ProblemKind::MissingBlob,
+                            data,
+                            format!("manifest {m}, reached from tag {}, has no data", t.name),
+                        )
+                        .repo(&r.name)
+                        .tag(&t.name)
+                        .digest(m),
+                    ),
+                    Some(State::Corrupt) => {}
+                    Some(State::Parsed(_)) => {
+                        let id = inv.blobs.id(&m).expect("parsed manifests have data");
+                        let refs = cat.refs(id).expect("parsed");
+                        for &(b, foreign) in refs.absent {
+                            if foreign || !seen.insert(b) {
+                                continue;
+                            }
+                            out.push(
+                                Problem::at(
+                                    ProblemKind::MissingBlob,
+                                    &data,
+                                    format!(
+                                        "manifest {m} (tag {}) names blob {b}, which has no data",
+                                        t.name
+                                    ),
+                                )
+                                .repo(&r.name)
+                                .tag(&t.name)
+                                .digest(b),
+                            );
+                        }
+                        stack.extend(refs.children.iter().copied());
+                    }
+                }
+            }
+        }
+        for d in &r.dangling_layer_links {
+            out.push(
+                Problem::at(
+                    ProblemKind::MissingBlob,
+                    layout::layer_link(&r.name, d),
+                    format!("_layers link to {d}, which has no data"),
+                )
+                .repo(&r.name)
+                .digest(*d),
+            );
+        }
+        for d in &r.revisions {
+            if inv.blobs.id(d).is_none() {
+                out.push(
+                    Problem::at(
+                        ProblemKind::MissingBlob,
+                        layout::revision_link(&r.name, d),
+                        format!("revision link to manifest {d}, which has no data"),
+                    )
+                    .repo(&r.name)
+                    .digest(*d),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Tags whose current link names no revision of their repository.
+fn dangling_tags(inv: &Inventory) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for r in &inv.repositories {
+        for t in &r.tags {
+            let key = layout::tag_current(&r.name, &t.name);
+            let message = match t.current {
+                Some(d) if r.revisions.binary_search(&d).is_ok() => continue,
+                Some(d) => format!(
+                    "tag {} names {d}, which is no revision of {}",
+                    t.name, r.name
+                ),
+                // A current link that is there but bad is already a bad_link.
+                None if t.moved != 0 => continue,
+                None => format!("tag {} has no current link", t.name),
+            };
+            let p = Problem::at(ProblemKind::DanglingTag, key, message)
+                .repo(&r.name)
+                .tag(&t.name);
+            out.push(match t.current {
+                Some(d) => p.digest(d),
+                None => p,
+            });
+        }
+    }
+    out
+}
+
+fn stale_uploads(inv: &Inventory, options: &AuditOptions) -> Vec<Problem> {
+    let cutoff = unix_seconds(options.now) - options.grace.as_secs() as i64;
+    let mut out = Vec::new();
+    for r in &inv.repositories {
+        for u in r.uploads.iter().filter(|u| u.modified <= cutoff) {
+            let key = format!("{}{}/_uploads/{}/", layout::REPOSITORIES, r.name, u.id);
+            let age = Duration::from_secs((unix_seconds(options.now) - u.modified).max(0) as u64);
+            let message = format!(
+                "upload {} holds {} bytes and was last written {} ago",
+                u.id,
+                u.size,
+                humantime::format_duration(age)
+            );
+            out.push(Problem::at(ProblemKind::StaleUpload, key, message).repo(&r.name));
+        }
+    }
+    out
+}
+
+/// Hashes every blob's data, streaming, in parallel; returns the mismatches and how many were hashed.
+fn verify_digests(storage: &dyn Storage, inv: &Inventory) -> (Vec<Problem>, u64) {
+    use sha2::Digest as _;
+    let results: Vec<Option<Problem>> = (0..inv.blobs.len() as u32)
+        .into_par_iter()
+        .map(|id| {
+            let d = inv.blobs.digest(id);
+            let key = layout::blob_data(&d);
+            let mut hasher = sha2::Sha256::new();
+            match storage.read_chunks(&key, &mut |c| hasher.update(c)) {
+                Ok(()) => {
+                    let got = Digest(hasher.finalize().into());
+                    (got != d).then(|| {
+                        Problem::at(
+                            ProblemKind::DigestMismatch,
+                            key,
+                            format!("data hashes to {got}, not to its name {d}"),
+                        )
+                        .digest(d)
+                    })
+                }
+                Err(e) if e.is_not_found() => None,
+                Err(e) => Some(Problem::at(ProblemKind::Unreadable, key, e.to_string()).digest(d)),
+            }
+        })
+        .collect();
+    let n = results.len() as u64;
+    (results.into_iter().flatten().collect(), n)
+}
+
+impl AuditReport {
+    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        writeln!(out)
+    }
+
+    pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use crate::report::human_bytes;
+        for p in &self.problems {
+            let kind = serde_json::to_value(p.kind).unwrap_or_default();
+            writeln!(out, "{:<17} {}", kind.as_str().unwrap_or("?"), p)?;
+        }
+        let s = &self.summary;
+        writeln!(
+            out,
+            "{} repositories, {} tags, {} manifests, {} blobs ({}); {} orphan blobs ({}) for gc",
+            s.repositories,
+            s.tags,
+            s.manifests,
+            s.blobs,
+            human_bytes(s.blob_bytes),
+            s.orphan_blobs,
+            human_bytes(s.orphan_bytes)
+        )?;
+        if s.verified_blobs > 0 {
+            writeln!(out, "{} blobs hashed against their names", s.verified_blobs)?;
+        }
+        if self.problems.is_empty() {
+            writeln!(out, "no problems found")
+        } else {
+            let counts: Vec<String> = s
+                .problems
+                .iter()
+                .map(|(k, n)| {
+                    let k = serde_json::to_value(k).unwrap_or_default();
+                    format!("{n} {}", k.as_str().unwrap_or("?"))
+                })
+                .collect();
+            writeln!(
+                out,
+                "{} problem(s): {}",
+                self.problems.len(),
+                counts.join(", ")
+            )
+        }
+    }
+}

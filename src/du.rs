@@ -1,0 +1,187 @@
+//! `du`: where the bytes are, per repository, and what collecting would free. Deletes nothing.
+//!
+//! Built on the same walk, catalog and marks as `gc`: a repository's `bytes` are the distinct blobs
+//! its tags reach (manifests, indexes' children, configs, layers, and referrers of what they keep);
+//! its `exclusive_bytes` are those that no other repository's tags reach, which is what deleting the
+//! repository and collecting with `-m` would free. Store-wide, `reclaimable` splits what `gc
+//! --grace 0s` frees (`unreferenced_bytes`), what `-m` frees on top of that (`untagged_bytes`), and
+//! what `_uploads` folders hold (`uploads_bytes`).
+
+use crate::catalog;
+use crate::gc::Progress;
+use crate::inventory::{self, BlobTable};
+use crate::mark::{self, MarkOptions};
+use crate::report::human_bytes;
+use crate::storage::{Storage, StorageError};
+use roaring::RoaringBitmap;
+use serde::Serialize;
+use std::time::Instant;
+
+/// One repository's usage.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RepoUsage {
+    pub name: String,
+    pub tags: u64,
+    /// Manifest revisions (tagged or not).
+    pub manifests: u64,
+    /// Distinct blobs its tags reach.
+    pub bytes: u64,
+    /// Of those, the ones no other repository's tags reach.
+    pub exclusive_bytes: u64,
+}
+
+/// What collecting would free, at `--grace 0s`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Reclaimable {
+    /// Blobs nothing references: what `gc` frees.
+    pub unreferenced_bytes: u64,
+    /// Blobs only untagged manifests reference: what `gc -m` frees beyond `gc`.
+    pub untagged_bytes: u64,
+    /// What `_uploads` folders hold.
+    pub uploads_bytes: u64,
+}
+
+/// The `du` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DuReport {
+    pub storage: String,
+    pub blobs: u64,
+    /// All blob data.
+    pub total_bytes: u64,
+    pub reclaimable: Reclaimable,
+    /// Sorted by exclusive bytes, then bytes, largest first.
+    pub repositories: Vec<RepoUsage>,
+    /// Problems the walk met (`audit` lists them); sizes may be short where they are.
+    pub problems: u64,
+    pub elapsed_ms: u64,
+}
+
+fn bytes_of(blobs: &BlobTable, ids: &RoaringBitmap) -> u64 {
+    ids.iter().map(|id| blobs.size(id)).sum()
+}
+
+/// Measures the store.
+pub fn du(storage: &dyn Storage, progress: &dyn Progress) -> Result<DuReport, StorageError> {
+    let start = Instant::now();
+    progress.phase("walking blobs and repositories");
+    let inv = inventory::scan(storage)?;
+    progress.phase("reading manifests");
+    let cat = catalog::read(storage, &inv);
+    progress.phase("marking per repository");
+    let per_repo = mark::tag_reach(&inv, &cat);
+    // Blobs reached from one repository only, and from two or more.
+    let (mut once, mut twice) = (RoaringBitmap::new(), RoaringBitmap::new());
+    for reach in &per_repo {
+        twice |= &once & reach;
+        once |= reach;
+    }
+    let tagged = once;
+    let mut repositories: Vec<RepoUsage> = inv
+        .repositories
+        .iter()
+        .zip(&per_repo)
+        .map(|(r, reach)| RepoUsage {
+            name: r.name.clone(),
+            tags: r.tags.len() as u64,
+            manifests: r.revisions.len() as u64,
+            bytes: bytes_of(&inv.blobs, reach),
+            exclusive_bytes: bytes_of(&inv.blobs, &(reach - &twice)),
+        })
+        .collect();
+    repositories.sort_by(|a, b| {
+        (b.exclusive_bytes, b.bytes, &a.name).cmp(&(a.exclusive_bytes, a.bytes, &b.name))
+    });
+    let plain = mark::mark(
+        &inv,
+        &cat,
+        MarkOptions {
+            delete_untagged: false,
+            grace_cutoff: i64::MAX,
+        },
+    );
+    let total_bytes = inv.blobs.total_bytes();
+    let referenced = bytes_of(&inv.blobs, &plain.blobs);
+    Ok(DuReport {
+        storage: storage.describe(),
+        blobs: inv.blobs.len() as u64,
+        total_bytes,
+        reclaimable: Reclaimable {
+            unreferenced_bytes: total_bytes - referenced,
+            untagged_bytes: bytes_of(&inv.blobs, &(&plain.blobs - &tagged)),
+            uploads_bytes: inv
+                .repositories
+                .iter()
+                .flat_map(|r| &r.uploads)
+                .map(|u| u.size)
+                .sum(),
+        },
+        repositories,
+        problems: (inv.problems.len() + cat.problems.len()) as u64,
+        elapsed_ms: start.elapsed().as_millis() as u64,
+    })
+}
+
+impl DuReport {
+    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        writeln!(out)
+    }
+
+    /// A table of the `top` repositories by exclusive bytes, then the store's totals.
+    pub fn write_human(&self, out: &mut dyn std::io::Write, top: usize) -> std::io::Result<()> {
+        let width = self
+            .repositories
+            .iter()
+            .take(top)
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(0)
+            .max("repository".len());
+        writeln!(
+            out,
+            "{:<width$}  {:>6}  {:>9}  {:>10}  {:>10}",
+            "repository", "tags", "manifests", "bytes", "exclusive"
+        )?;
+        for r in self.repositories.iter().take(top) {
+            writeln!(
+                out,
+                "{:<width$}  {:>6}  {:>9}  {:>10}  {:>10}",
+                r.name,
+                r.tags,
+                r.manifests,
+                human_bytes(r.bytes),
+                human_bytes(r.exclusive_bytes)
+            )?;
+        }
+        if self.repositories.len() > top {
+            writeln!(
+                out,
+                "… {} more repositories (--top N shows more)",
+                self.repositories.len() - top
+            )?;
+        }
+        let rc = &self.reclaimable;
+        writeln!(
+            out,
+            "total: {} in {} blobs, {} repositories",
+            human_bytes(self.total_bytes),
+            self.blobs,
+            self.repositories.len()
+        )?;
+        writeln!(
+            out,
+            "reclaimable: {} unreferenced (gc), {} more held only by untagged manifests (gc -m), {} in uploads",
+            human_bytes(rc.unreferenced_bytes),
+            human_bytes(rc.untagged_bytes),
+            human_bytes(rc.uploads_bytes)
+        )?;
+        if self.problems > 0 {
+            writeln!(
+                out,
+                "{} problem(s) met on the way; `regsweep audit` lists them",
+                self.problems
+            )?;
+        }
+        Ok(())
+    }
+}
