@@ -25,6 +25,54 @@ pub enum Command {
     /// stale uploads, and with --verify-digests data that does not hash to its name. Deletes
     /// nothing. Exit status 0 when clean, 1 when problems were found, 2 when it could not run.
     Audit(AuditArgs),
+    /// Remove tags by rule (repository glob, tag pattern, keep the newest N, keep the recent), so
+    /// that `gc -m` can then free what only they kept.
+    ///
+    /// A dry run unless --delete is given. Only tags go: manifests and blobs are gc's business.
+    PruneTags(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    /// Repositories the rules apply to (repeatable): `team/*` is one level, `team/**` any depth,
+    /// `**` every repository. At least one is required.
+    #[arg(long = "repo", value_name = "GLOB")]
+    pub repos: Vec<String>,
+    /// Candidates are the tags matching this regular expression (default: every tag)…
+    #[arg(long, value_name = "REGEX")]
+    pub tag: Option<regex::Regex>,
+    /// …except those matching this one, which always stay (e.g. '^(latest|stable|v\d+\.\d+\.\d+)$').
+    #[arg(long, value_name = "REGEX")]
+    pub keep_tag: Option<regex::Regex>,
+    /// Of the candidates in each repository, keep the N most recently pushed.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Of the candidates, keep those pushed within this window (30d, 12h); remove the older ones.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+    /// Delete the tags the plan lists. Without it nothing is deleted.
+    #[arg(long)]
+    pub delete: bool,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
+    /// Write the plan to FILE as NDJSON, one tag per line.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// Options that guard --delete.
+#[derive(Debug, clap::Args)]
+pub struct SafetyArgs {
+    /// Delete even though the registry's config.yml does not put it in read-only mode.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +121,8 @@ pub struct GcArgs {
     /// Hold back data written within this window (30m, 2h, 0s).
     #[arg(long, default_value = "2h", value_parser = parse_duration)]
     pub grace: Duration,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
     /// Write the plan to FILE as NDJSON, one item per line.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
@@ -135,5 +185,43 @@ mod tests {
         };
         assert!(a.delete && a.delete_untagged);
         assert_eq!(a.grace, Duration::ZERO);
+    }
+
+    #[test]
+    fn prune_tags_takes_repeated_globs_and_compiles_its_patterns() {
+        let cli = Cli::try_parse_from([
+            "regsweep",
+            "prune-tags",
+            "/srv",
+            "--repo",
+            "team/*",
+            "--repo",
+            "ci/**",
+            "--tag",
+            "^[0-9a-f]{40}$",
+            "--keep-last",
+            "5",
+            "--older-than",
+            "30d",
+        ])
+        .unwrap();
+        let Command::PruneTags(a) = cli.command else {
+            panic!("prune-tags parses as prune-tags")
+        };
+        assert_eq!(a.repos, ["team/*", "ci/**"]);
+        assert!(a.tag.unwrap().is_match(&"ab".repeat(20)));
+        assert_eq!(a.keep_last, Some(5));
+        assert_eq!(a.older_than, Some(Duration::from_secs(30 * 86400)));
+        assert!(!a.delete && !a.safety.force);
+        let bad = Cli::try_parse_from([
+            "regsweep",
+            "prune-tags",
+            "/srv",
+            "--repo",
+            "a",
+            "--tag",
+            "(",
+        ]);
+        assert!(bad.unwrap_err().to_string().contains("--tag"));
     }
 }

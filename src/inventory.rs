@@ -204,6 +204,17 @@ pub fn scan(storage: &dyn Storage) -> Result<Inventory, StorageError> {
     })
 }
 
+/// Reads only the repositories (their tags, revisions and links), not the blob tree: for jobs that
+/// never weigh blobs, like `prune-tags`. Every `_layers` link then counts as dangling, since no blob
+/// table was read to resolve it; the caller must not judge layer links from this.
+pub fn scan_repositories_only(
+    storage: &dyn Storage,
+) -> Result<(Vec<Repository>, Vec<Problem>), StorageError> {
+    let (repositories, mut problems, _) = scan_repositories(storage, &BlobTable::default())?;
+    problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    Ok((repositories, problems))
+}
+
 fn note_problem(n: ListingNote) -> Problem {
     Problem::at(ProblemKind::Unreadable, n.key, n.message)
 }

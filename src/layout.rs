@@ -43,6 +43,11 @@ pub fn revision_link(repo: &str, d: &Digest) -> String {
     )
 }
 
+/// The folder of a tag (with its trailing `/`): everything the tag is.
+pub fn tag_folder(repo: &str, tag: &str) -> String {
+    format!("{REPOSITORIES}{repo}/_manifests/tags/{tag}/")
+}
+
 /// The key of a tag's `current` link.
 pub fn tag_current(repo: &str, tag: &str) -> String {
     format!("{REPOSITORIES}{repo}/_manifests/tags/{tag}/current/link")

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod mark;
 pub mod plan;
 pub mod problem;
+pub mod prune;
 pub mod report;
 pub mod storage;
 pub mod sweep;

@@ -1,6 +1,6 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
-use crate::cli::{AuditArgs, Cli, Command, DuArgs, GcArgs, S3Args};
+use crate::cli::{AuditArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs};
 use anyhow::Context;
 use regsweep::config::{StorageSpec, Target};
 use regsweep::gc::{self, GcOptions, Progress, Quiet};
@@ -39,6 +39,35 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Gc(args) => gc(args),
         Command::Du(args) => du(args),
         Command::Audit(args) => audit(args),
+        Command::PruneTags(args) => prune_tags(args),
+    }
+}
+
+/// Before a deletion: refuses when STORAGE is a registry config that is not in read-only mode
+/// (unless --force); warns when it cannot tell. The message says how to proceed.
+fn read_only_check(storage: &str, target: &Target, safety: &SafetyArgs) -> Result<(), String> {
+    match (target.readonly, safety.force) {
+        (Some(true), _) => Ok(()),
+        (Some(false), false) => Err(format!(
+            "refusing to delete: {storage} does not put the registry in read-only mode, so it may \
+             accept pushes while this deletes, and a push that reuses a layer being swept breaks its \
+             image. Set storage.maintenance.readonly.enabled: true in {storage} and restart the \
+             registry, then run again; or pass --force if nothing can push meanwhile."
+        )),
+        (Some(false), true) => {
+            eprintln!(
+                "regsweep: warning: {storage} is not in read-only mode; deleting anyway (--force)"
+            );
+            Ok(())
+        }
+        (None, _) => {
+            eprintln!(
+                "regsweep: warning: {storage} is not a registry config.yml, so regsweep cannot tell \
+                 whether the registry is in read-only mode; make sure nothing pushes while it deletes \
+                 (name the config.yml to have this checked)"
+            );
+            Ok(())
+        }
     }
 }
 
@@ -114,18 +143,19 @@ fn audit(args: AuditArgs) -> anyhow::Result<Exit> {
 }
 
 fn gc(args: GcArgs) -> anyhow::Result<Exit> {
-    let (_target, storage) = open_storage(&args.storage, &args.s3)?;
+    let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    if args.delete
+        && let Err(message) = read_only_check(&args.storage, &target, &args.safety)
+    {
+        eprintln!("regsweep: {message}");
+        return Ok(Exit::Error);
+    }
     let options = GcOptions {
         delete_untagged: args.delete_untagged,
         grace: args.grace,
         now: SystemTime::now(),
     };
-    let progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
-        Box::new(StderrProgress(Instant::now()))
-    } else {
-        Box::new(Quiet)
-    };
-
+    let progress = progress();
     let analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
         .with_context(|| format!("cannot list {}", storage.describe()))?;
     if let Some(path) = &args.plan {
@@ -169,4 +199,61 @@ fn render(report: &regsweep::report::GcReport, json: bool) -> anyhow::Result<()>
     }
     .context("writing to stdout")?;
     out.flush().context("writing to stdout")
+}
+
+fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
+    let rules = regsweep::prune::Rules {
+        repos: regsweep::prune::Rules::repo_globs(&args.repos)?,
+        tag: args.tag,
+        keep_tag: args.keep_tag,
+        keep_last: args.keep_last,
+        older_than: args.older_than,
+    };
+    let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    if args.delete
+        && let Err(message) = read_only_check(&args.storage, &target, &args.safety)
+    {
+        eprintln!("regsweep: {message}");
+        return Ok(Exit::Error);
+    }
+    let plan = regsweep::prune::plan(
+        storage.as_ref(),
+        &rules,
+        SystemTime::now(),
+        progress().as_ref(),
+    )
+    .with_context(|| format!("cannot list {}", storage.describe()))?;
+    if let Some(path) = &args.plan {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("{}: cannot write plan", path.display()))?;
+        plan.write_ndjson(&mut std::io::BufWriter::new(file))
+            .with_context(|| format!("{}: cannot write plan", path.display()))?;
+    }
+    let mut report = plan.report(&storage.describe());
+    let mut exit = Exit::Success;
+    let mut refused = None;
+    if args.delete {
+        match regsweep::prune::execute(storage.as_ref(), &plan) {
+            Ok(deleted) => {
+                if !deleted.failures.is_empty() {
+                    exit = Exit::Partial;
+                }
+                report.dry_run = false;
+                report.deleted = Some(deleted);
+            }
+            Err(e) => refused = Some(e),
+        }
+    }
+    print(|out| {
+        if args.json {
+            report.write_json(out)
+        } else {
+            regsweep::prune::write_human(&plan, &report, out)
+        }
+    })?;
+    if let Some(e) = refused {
+        eprintln!("regsweep: {e}");
+        exit = Exit::Error;
+    }
+    Ok(exit)
 }

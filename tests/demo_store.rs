@@ -16,7 +16,7 @@ fn copy_of_demo(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n",
+            "version: 0.1\nstorage:\n  maintenance:\n    readonly:\n      enabled: true\n  filesystem:\n    rootdirectory: {}\n",
             root.display()
         ),
     )

@@ -99,6 +99,8 @@ fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
     let root = &s.registry.root;
     let (planned, _) = regsweep_plan(config, &["-m", "--grace", "0s"]);
 
+    // In read-only mode by its config, the store is swept without --force.
+    s.registry.set_read_only();
     let out = run(support::regsweep()
         .args(["gc", "-m", "--delete", "--grace", "0s", "--json"])
         .arg(config));

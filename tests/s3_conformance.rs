@@ -164,7 +164,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
 
     // Delete through the config, then every tag pulls back through the registry.
     let out = run(support::regsweep()
-        .args(["gc", "-m", "--delete", "--grace", "0s", "--json"])
+        .args(["gc", "-m", "--delete", "--force", "--grace", "0s", "--json"])
         .arg(&config));
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
@@ -194,4 +194,36 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     assert_no_link_points_at_something_gone(&remaining);
     assert_eq!(reference_dry_run(&config, false), PlanSets::default());
     assert_eq!(by_url(&["-m"]).0, PlanSets::default());
+
+    // prune-tags on S3: `team/*` is one level, so only team/app's tag goes, every key of its folder.
+    let tag_keys = |k: &BTreeSet<String>, repo: &str| -> Vec<String> {
+        let folder = format!("docker/registry/v2/repositories/{repo}/_manifests/tags/");
+        k.iter()
+            .filter(|k| k.starts_with(&folder))
+            .cloned()
+            .collect()
+    };
+    assert!(!tag_keys(&remaining, "team/app").is_empty());
+    let (code, pruned, stderr) = regsweep_json(&[
+        "prune-tags".as_ref(),
+        url.as_os_str(),
+        "--endpoint-url".as_ref(),
+        endpoint.as_ref(),
+        "--repo".as_ref(),
+        "team/*".as_ref(),
+        "--delete".as_ref(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("cannot tell"), "a bare URL warns: {stderr}");
+    assert_eq!(pruned["removed"], 1, "{pruned}");
+    assert_eq!(pruned["deleted"]["tags"], 1, "{pruned}");
+    let after = keys(&s3, "registry");
+    assert_eq!(tag_keys(&after, "team/app"), Vec::<String>::new());
+    assert!(!tag_keys(&after, "team/x/tool").is_empty());
+    let r = s
+        .registry
+        .http("GET", "/v2/team/app/manifests/v1", &[], &[]);
+    assert_eq!(r.status, 404, "the pruned tag must not resolve");
+    // What only that tag kept is now gc -m's to collect.
+    assert!(!by_url(&["-m"]).0.manifests.is_empty());
 }

@@ -13,7 +13,7 @@ use std::ffi::CStr;
 use std::io::{ErrorKind, Read};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// A store in a local folder.
@@ -421,6 +421,31 @@ impl Storage for FsStorage {
                 Ok(())
             })
             .collect()
+    }
+
+    fn remove_empty_folders(&self, prefix: &str) -> Result<(), StorageError> {
+        fn prune(dir: &Path) -> std::io::Result<()> {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                // file_type does not follow symbolic links: a link to a folder is never entered.
+                if entry.file_type()?.is_dir() {
+                    prune(&entry.path())?;
+                }
+            }
+            match std::fs::remove_dir(dir) {
+                Err(e)
+                    if e.kind() != ErrorKind::NotFound
+                        && e.kind() != ErrorKind::DirectoryNotEmpty =>
+                {
+                    Err(e)
+                }
+                _ => Ok(()),
+            }
+        }
+        match prune(&self.path(prefix.trim_end_matches('/'))) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(prefix, e)),
+            _ => Ok(()),
+        }
     }
 
     fn describe(&self) -> String {

@@ -97,6 +97,14 @@ pub trait Storage: Sync {
     /// so that a run that was cut off converges when repeated.
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;
 
+    /// Removes the folders below `prefix` (which ends with `/`), and its own, that hold nothing, so that
+    /// no empty folder is left to look like a tag. Never removes a file. Stores without folders (S3)
+    /// have nothing to do.
+    fn remove_empty_folders(&self, prefix: &str) -> Result<(), StorageError> {
+        let _ = prefix;
+        Ok(())
+    }
+
     /// A short human description (`/srv/registry`, `s3://bucket/prefix`).
     fn describe(&self) -> String;
 

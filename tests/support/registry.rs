@@ -107,6 +107,18 @@ impl Registry {
         reg
     }
 
+    /// Writes `storage.maintenance.readonly.enabled: true` into the config, as an operator does
+    /// before a maintenance window (the running registry keeps serving pulls).
+    pub fn set_read_only(&self) {
+        let config = std::fs::read_to_string(&self.config).unwrap();
+        let config = config.replacen(
+            "storage:\n",
+            "storage:\n  maintenance:\n    readonly:\n      enabled: true\n",
+            1,
+        );
+        std::fs::write(&self.config, config).unwrap();
+    }
+
     /// `docker://127.0.0.1:PORT/repo:tag`
     pub fn image(&self, repo: &str, tag: &str) -> String {
         format!("docker://127.0.0.1:{}/{repo}:{tag}", self.port)

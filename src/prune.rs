@@ -1,0 +1,551 @@
+//! The `prune-tags` job: remove tags by rule, so that `gc -m` can then free what only they kept.
+//!
+//! Only tags go: a removed tag's `_manifests/tags/<tag>/` folder (its index entries first, its
+//! `current` link last, so that a run cut off leaves a tag that is either whole or still named by its
+//! `current` link, and the next run finishes it). Manifests and blobs are `gc`'s business.
+
+use crate::digest::Digest;
+use crate::gc::Progress;
+use crate::inventory::{self, Tag};
+use crate::layout;
+use crate::problem::Problem;
+use crate::storage::{Storage, StorageError};
+use crate::sweep::Failure;
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use regex::Regex;
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::io::Write;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A rule that does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("--repo {pattern:?}: {message}")]
+    Repo { pattern: String, message: String },
+    #[error("at least one --repo is required (`**` names every repository): no rule, no removal")]
+    NoRepo,
+}
+
+/// Which tags go.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Repositories the rules apply to: `*` is one path level, `**` any depth.
+    pub repos: GlobSet,
+    /// Candidates: tags that match (all tags when absent)…
+    pub tag: Option<Regex>,
+    /// …and do not match this.
+    pub keep_tag: Option<Regex>,
+    /// Of the candidates, the N most recently pushed stay.
+    pub keep_last: Option<usize>,
+    /// Of the candidates, those pushed within this window stay.
+    pub older_than: Option<Duration>,
+}
+
+impl Rules {
+    /// Compiles the `--repo` globs.
+    pub fn repo_globs(patterns: &[String]) -> Result<GlobSet, RuleError> {
+        if patterns.is_empty() {
+            return Err(RuleError::NoRepo);
+        }
+        let mut set = GlobSetBuilder::new();
+        for p in patterns {
+            let glob = GlobBuilder::new(p.trim_matches('/'))
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| RuleError::Repo {
+                    pattern: p.clone(),
+                    message: e.kind().to_string(),
+                })?;
+            set.add(glob);
+        }
+        set.build().map_err(|e| RuleError::Repo {
+            pattern: patterns.join(" "),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Why a tag stays or goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Does not match `--tag`.
+    NotCandidate,
+    /// Matches `--keep-tag`.
+    KeepTag,
+    /// Among the `--keep-last` most recently pushed.
+    KeepLast,
+    /// Pushed within `--older-than`.
+    Recent,
+    /// Removed.
+    Remove,
+}
+
+impl Verdict {
+    pub fn removed(self) -> bool {
+        self == Verdict::Remove
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Verdict::NotCandidate => "does not match --tag",
+            Verdict::KeepTag => "matches --keep-tag",
+            Verdict::KeepLast => "within --keep-last",
+            Verdict::Recent => "newer than --older-than",
+            Verdict::Remove => "",
+        }
+    }
+}
+
+/// One tag of a matched repository and what becomes of it.
+#[derive(Debug, Clone)]
+pub struct TagDecision {
+    pub tag: Tag,
+    pub verdict: Verdict,
+}
+
+/// A repository that a `--repo` glob matched.
+#[derive(Debug, Clone)]
+pub struct RepoDecisions {
+    pub name: String,
+    /// Newest first.
+    pub tags: Vec<TagDecision>,
+}
+
+/// A plan item: a tag to remove.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagItem<'a> {
+    pub kind: &'static str,
+    pub repo: &'a str,
+    pub tag: &'a str,
+    pub digest: Option<Digest>,
+    pub pushed: String,
+}
+
+/// The decisions for a whole store.
+#[derive(Debug)]
+pub struct PrunePlan {
+    pub repositories: Vec<RepoDecisions>,
+    /// Repositories in the store (matched or not).
+    pub repositories_total: usize,
+    pub problems: Vec<Problem>,
+    pub elapsed: Duration,
+}
+
+/// Applies the rules to one repository's tags.
+pub fn decide(rules: &Rules, tags: &[Tag], now: SystemTime) -> Vec<TagDecision> {
+    let mut tags: Vec<Tag> = tags.to_vec();
+    // Newest first; ties by name, so that the result does not depend on listing order.
+    tags.sort_by(|a, b| (Reverse(a.moved), &a.name).cmp(&(Reverse(b.moved), &b.name)));
+    let cutoff = rules
+        .older_than
+        .map(|d| inventory::unix_seconds(now) - d.as_secs() as i64);
+    let mut candidates = 0;
+    tags.into_iter()
+        .map(|tag| {
+            let verdict = if rules.tag.as_ref().is_some_and(|r| !r.is_match(&tag.name)) {
+                Verdict::NotCandidate
+            } else if rules
+                .keep_tag
+                .as_ref()
+                .is_some_and(|r| r.is_match(&tag.name))
+            {
+                Verdict::KeepTag
+            } else {
+                candidates += 1;
+                if rules.keep_last.is_some_and(|n| candidates <= n) {
+                    Verdict::KeepLast
+                } else if cutoff.is_some_and(|c| tag.moved > c) {
+                    Verdict::Recent
+                } else {
+                    Verdict::Remove
+                }
+            };
+            TagDecision { tag, verdict }
+        })
+        .collect()
+}
+
+/// Walks the store and decides every tag of the matched repositories. Never deletes.
+pub fn plan(
+    storage: &dyn Storage,
+    rules: &Rules,
+    now: SystemTime,
+    progress: &dyn Progress,
+) -> Result<PrunePlan, StorageError> {
+    let start = Instant::now();
+    progress.phase("walking repositories");
+    let (repositories, problems) = inventory::scan_repositories_only(storage)?;
+    let repositories_total = repositories.len();
+    let repositories = repositories
+        .into_iter()
+        .filter(|r| rules.repos.is_match(&r.name))
+        .map(|r| RepoDecisions {
+            tags: decide(rules, &r.tags, now),
+            name: r.name,
+        })
+        .collect();
+    Ok(PrunePlan {
+        repositories,
+        repositories_total,
+        problems,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// RFC 3339 (UTC, seconds) of Unix seconds.
+pub fn rfc3339(seconds: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+impl PrunePlan {
+    /// The tags to remove, as plan items.
+    pub fn items(&self) -> impl Iterator<Item = TagItem<'_>> {
+        self.repositories.iter().flat_map(|r| {
+            r.tags
+                .iter()
+                .filter(|d| d.verdict.removed())
+                .map(|d| TagItem {
+                    kind: "tag",
+                    repo: &r.name,
+                    tag: &d.tag.name,
+                    digest: d.tag.current,
+                    pushed: rfc3339(d.tag.moved),
+                })
+        })
+    }
+
+    pub fn removed(&self) -> usize {
+        self.items().count()
+    }
+
+    /// Writes the plan as NDJSON, one tag a line.
+    pub fn write_ndjson(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        for item in self.items() {
+            serde_json::to_writer(&mut *out, &item)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+
+    /// The report, before any deletion.
+    pub fn report(&self, storage: &str) -> PruneReport {
+        let repositories: Vec<RepoCounts> = self
+            .repositories
+            .iter()
+            .map(|r| {
+                let removed = r.tags.iter().filter(|d| d.verdict.removed()).count();
+                RepoCounts {
+                    name: r.name.clone(),
+                    tags: r.tags.len(),
+                    kept: r.tags.len() - removed,
+                    removed,
+                }
+            })
+            .collect();
+        PruneReport {
+            storage: storage.to_owned(),
+            dry_run: true,
+            repositories_total: self.repositories_total,
+            repositories_matched: repositories.len(),
+            tags: repositories.iter().map(|r| r.tags).sum(),
+            kept: repositories.iter().map(|r| r.kept).sum(),
+            removed: repositories.iter().map(|r| r.removed).sum(),
+            repositories,
+            problems: self.problems.clone(),
+            deleted: None,
+            elapsed_ms: self.elapsed.as_millis() as u64,
+        }
+    }
+}
+
+/// Tag counts of one matched repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoCounts {
+    pub name: String,
+    pub tags: usize,
+    pub kept: usize,
+    pub removed: usize,
+}
+
+/// What `prune-tags --delete` removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TagsDeleted {
+    pub tags: u64,
+    pub failures: Vec<Failure>,
+}
+
+/// The `--json` summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub storage: String,
+    pub dry_run: bool,
+    pub repositories_total: usize,
+    pub repositories_matched: usize,
+    pub tags: usize,
+    pub kept: usize,
+    pub removed: usize,
+    pub repositories: Vec<RepoCounts>,
+    pub problems: Vec<Problem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<TagsDeleted>,
+    pub elapsed_ms: u64,
+}
+
+impl PruneReport {
+    pub fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        writeln!(out)
+    }
+}
+
+/// The human report: per matched repository, each tag kept (and why) or removed.
+pub fn write_human(
+    plan: &PrunePlan,
+    report: &PruneReport,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for r in plan.repositories.iter().filter(|r| !r.tags.is_empty()) {
+        let removed = r.tags.iter().filter(|d| d.verdict.removed()).count();
+        writeln!(
+            out,
+            "{}: {} kept, {} removed",
+            r.name,
+            r.tags.len() - removed,
+            removed
+        )?;
+        for d in &r.tags {
+            let digest = d.tag.current.map_or_else(
+                || "(no current link)".to_owned(),
+                |d| {
+                    let s = d.to_string();
+                    s[..19].to_owned()
+                },
+            );
+            let (action, why) = if d.verdict.removed() {
+                ("remove", String::new())
+            } else {
+                ("keep  ", format!("  ({})", d.verdict.words()))
+            };
+            writeln!(
+                out,
+                "  {action} {:<24} {digest}  {}{why}",
+                d.tag.name,
+                rfc3339(d.tag.moved)
+            )?;
+        }
+    }
+    for p in &report.problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    writeln!(
+        out,
+        "{} of {} repositories matched: {} tags, {} kept, {} removed",
+        report.repositories_matched,
+        report.repositories_total,
+        report.tags,
+        report.kept,
+        report.removed
+    )?;
+    match &report.deleted {
+        None => writeln!(
+            out,
+            "Nothing was deleted (dry run). --delete removes these tags; `regsweep gc -m` then frees what only they kept."
+        ),
+        Some(d) => {
+            writeln!(out, "Deleted {} tags.", d.tags)?;
+            for f in &d.failures {
+                writeln!(out, "  failed: {}: {}", f.key, f.error)?;
+            }
+            writeln!(
+                out,
+                "Run `regsweep gc -m` to free the manifests and blobs only these tags kept."
+            )
+        }
+    }
+}
+
+/// Why a deletion did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneRefused {
+    #[error(
+        "refusing to delete: {count} problem(s) in the store, the first: {first}; fix them (see `regsweep audit`) and run again"
+    )]
+    Problems { count: usize, first: String },
+}
+
+/// Removes the planned tags: each tag's index entries, then its `current` link, then its folder.
+pub fn execute(storage: &dyn Storage, plan: &PrunePlan) -> Result<TagsDeleted, PruneRefused> {
+    if let Some(first) = plan.problems.first() {
+        return Err(PruneRefused::Problems {
+            count: plan.problems.len(),
+            first: first.to_string(),
+        });
+    }
+    let removed: Vec<(&str, &Tag)> = plan
+        .repositories
+        .iter()
+        .flat_map(|r| {
+            r.tags
+                .iter()
+                .filter(|d| d.verdict.removed())
+                .map(move |d| (r.name.as_str(), &d.tag))
+        })
+        .collect();
+    let mut out = TagsDeleted::default();
+    let mut fail = |key: &str, e: String| {
+        out.failures.push(Failure {
+            key: key.to_owned(),
+            error: e,
+        })
+    };
+    // Index entries of every tag first: a tag cut off here still has its current link.
+    let index: Vec<String> = removed
+        .iter()
+        .flat_map(|(repo, t)| {
+            t.index
+                .iter()
+                .map(|d| layout::tag_index_entry(repo, &t.name, d))
+        })
+        .collect();
+    let mut index_failed = std::collections::HashSet::new();
+    for (key, r) in index.iter().zip(delete_batched(storage, &index)) {
+        if let Err(e) = r {
+            index_failed.insert(tag_folder_of(key).to_owned());
+            fail(key, e.to_string());
+        }
+    }
+    // Then the current links of the tags whose index entries all went.
+    let current: Vec<(String, String)> = removed
+        .iter()
+        .map(|(repo, t)| {
+            (
+                layout::tag_current(repo, &t.name),
+                layout::tag_folder(repo, &t.name),
+            )
+        })
+        .filter(|(_, folder)| !index_failed.contains(folder))
+        .collect();
+    let keys: Vec<String> = current.iter().map(|(k, _)| k.clone()).collect();
+    for ((key, folder), r) in current.iter().zip(delete_batched(storage, &keys)) {
+        match r {
+            Ok(()) => {
+                out.tags += 1;
+                if let Err(e) = storage.remove_empty_folders(folder) {
+                    fail(folder, e.to_string());
+                }
+            }
+            Err(e) => fail(key, e.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+fn delete_batched(storage: &dyn Storage, keys: &[String]) -> Vec<Result<(), StorageError>> {
+    use rayon::prelude::*;
+    keys.par_chunks(crate::sweep::BATCH)
+        .flat_map_iter(|chunk| storage.delete(chunk))
+        .collect()
+}
+
+/// `…/_manifests/tags/<tag>/` of a key below it.
+fn tag_folder_of(key: &str) -> &str {
+    let i = key
+        .find("/_manifests/tags/")
+        .map_or(0, |i| i + "/_manifests/tags/".len());
+    let end = key[i..].find('/').map_or(key.len(), |j| i + j + 1);
+    &key[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(name: &str, moved: i64) -> Tag {
+        Tag {
+            name: name.into(),
+            current: None,
+            moved,
+            index: vec![],
+        }
+    }
+
+    fn rules(repos: &[&str]) -> Rules {
+        let repos: Vec<String> = repos.iter().map(|s| s.to_string()).collect();
+        Rules {
+            repos: Rules::repo_globs(&repos).unwrap(),
+            tag: None,
+            keep_tag: None,
+            keep_last: None,
+            older_than: None,
+        }
+    }
+
+    fn removed(rules: &Rules, tags: &[Tag], now: i64) -> Vec<String> {
+        let mut out: Vec<String> =
+            decide(rules, tags, UNIX_EPOCH + Duration::from_secs(now as u64))
+                .into_iter()
+                .filter(|d| d.verdict.removed())
+                .map(|d| d.tag.name)
+                .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn repo_globs_match_one_level_or_any_depth() {
+        let one = rules(&["team/*"]).repos;
+        assert!(one.is_match("team/app"));
+        assert!(!one.is_match("team/x/tool"));
+        assert!(!one.is_match("team"));
+        let deep = rules(&["team/**"]).repos;
+        assert!(deep.is_match("team/app") && deep.is_match("team/x/tool"));
+        assert!(!deep.is_match("teams/app"));
+        let all = rules(&["**"]).repos;
+        assert!(all.is_match("a") && all.is_match("a/b/c"));
+        assert!(matches!(Rules::repo_globs(&[]), Err(RuleError::NoRepo)));
+        assert!(Rules::repo_globs(&["team/[".into()]).is_err());
+    }
+
+    #[test]
+    fn rules_choose_candidates_then_keep_the_newest_and_the_recent() {
+        let tags = [
+            tag("a", 100),
+            tag("b", 200),
+            tag("c", 300),
+            tag("latest", 50),
+            tag("v1", 10),
+        ];
+        let mut r = rules(&["**"]);
+        assert_eq!(removed(&r, &tags, 1000), ["a", "b", "c", "latest", "v1"]);
+        r.keep_tag = Some(Regex::new("^(latest|v\\d+)$").unwrap());
+        assert_eq!(removed(&r, &tags, 1000), ["a", "b", "c"]);
+        r.keep_last = Some(2);
+        assert_eq!(removed(&r, &tags, 1000), ["a"]);
+        r.keep_last = None;
+        r.older_than = Some(Duration::from_secs(750));
+        // Pushed within 750 s of 1000: after 250.
+        assert_eq!(removed(&r, &tags, 1000), ["a", "b"]);
+        r.keep_last = Some(1);
+        assert_eq!(removed(&r, &tags, 1000), ["a", "b"]);
+        r.older_than = None;
+        r.tag = Some(Regex::new("^[ab]$").unwrap());
+        // Candidates are a and b only; the newest of them (b) stays.
+        assert_eq!(removed(&r, &tags, 1000), ["a"]);
+        // --keep-tag wins over --tag.
+        r.keep_last = None;
+        r.keep_tag = Some(Regex::new("a").unwrap());
+        assert_eq!(removed(&r, &tags, 1000), ["b"]);
+    }
+
+    #[test]
+    fn times_print_as_rfc3339_and_tag_folders_are_found_from_keys() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        let key = layout::tag_index_entry("a/b", "v1", &Digest([7; 32]));
+        assert_eq!(tag_folder_of(&key), layout::tag_folder("a/b", "v1"));
+    }
+}
