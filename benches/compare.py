@@ -2,6 +2,7 @@
 """regsweep against the reference collector on generated stores: median wall time, ratio, peak RSS.
 
     python3 benches/compare.py [--runs 3] [--store NAME:REPOS:SEED ...] [--dir DIR] [--extra CMD ...]
+                               [--cold] [--timeline]
 
 For each store (generated once with `cargo run --release --example genstore` into DIR/NAME when
 missing), runs `regsweep gc ROOT --grace 0s` and `docker-registry garbage-collect --dry-run
@@ -9,6 +10,10 @@ CONFIG`, interleaved, `--runs` times each after one untimed warm-up run of each 
 and prints a Markdown table: median wall time, user and system CPU, cores busy ((user+sys)/wall),
 peak RSS, bytes of RSS per blob, and the ratio of the medians. `--extra` adds regsweep
 subcommands measured the same way (for example `du` or `audit`), with ROOT appended.
+
+`--cold` drops the page cache (`sync; echo 3 > /proc/sys/vm/drop_caches`, root only) before every
+run instead of warming up. `--timeline` also runs `regsweep gc` once per store while sampling its CPU
+time from /proc every 0.25 s, and prints how many cores were busy in each interval.
 
 Both eligible-blob counts are compared on every run: a benchmark of two programs that disagree
 measures nothing, so a disagreement stops it.
@@ -21,6 +26,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +48,33 @@ def timed(cmd, env=None):
         sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
     wall, user, system, rss = line[-1].split()[1:]
     return p.stdout, float(wall), float(user), float(system), int(rss)
+
+
+def drop_caches():
+    subprocess.run(["sync"], check=True)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as e:
+        sys.exit(f"--cold needs root to write /proc/sys/vm/drop_caches: {e}")
+
+
+def timeline(cmd, env, step=0.25):
+    """Runs cmd, sampling its CPU time; returns [(t, cores busy over the interval ending at t)]."""
+    tick = os.sysconf("SC_CLK_TCK")
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    stat = Path(f"/proc/{p.pid}/stat")
+    out, last, t0 = [], 0, time.monotonic()
+    while p.poll() is None:
+        time.sleep(step)
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            break
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        out.append((time.monotonic() - t0, (cpu - last) / step))
+        last = cpu
+    p.wait()
+    return out
 
 
 def ensure_store(base, name, repos, seed):
@@ -88,6 +121,8 @@ def main():
     )
     ap.add_argument("--extra", action="append", default=[], help="a regsweep subcommand")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--cold", action="store_true", help="drop the page cache before every run")
+    ap.add_argument("--timeline", action="store_true", help="cores busy over one gc run")
     args = ap.parse_args()
     stores = args.store or ["g100k:2100:7", "g1m:21000:9"]
     subprocess.run(
@@ -98,7 +133,8 @@ def main():
     env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
     base = Path(args.dir)
     base.mkdir(parents=True, exist_ok=True)
-    print(f"machine: {os.cpu_count()} cores, {os.uname().release}; runs: {args.runs}\n")
+    cache = "cold (page cache dropped before each run)" if args.cold else "warm"
+    print(f"machine: {os.cpu_count()} cores, {os.uname().release}; runs: {args.runs}; cache: {cache}\n")
     for spec in stores:
         name, repos, seed = spec.split(":")
         store = ensure_store(base, name, int(repos), int(seed))
@@ -111,8 +147,10 @@ def main():
         if not args.no_reference:
             commands["reference"] = ["docker-registry", "garbage-collect", "--dry-run", config]
         samples = {k: [] for k in commands}
-        for i in range(args.runs + 1):
+        for i in range(1 if args.cold else 0, args.runs + 1):
             for label, cmd in commands.items():
+                if args.cold:
+                    drop_caches()
                 out = timed(cmd, env)
                 if label == "regsweep gc":
                     got = ours_eligible(out[0])
@@ -134,6 +172,16 @@ def main():
             print(line)
         if "reference" in medians:
             print(f"\nreference / regsweep gc: {medians['reference'] / medians['regsweep gc']:.1f}x\n")
+        if args.timeline:
+            if args.cold:
+                drop_caches()
+            samples = timeline(commands["regsweep gc"], env)
+            print("\ncores busy during one `regsweep gc` run (0.25 s intervals):\n")
+            print("| t | cores busy |")
+            print("|---|---|")
+            for t, busy in samples:
+                print(f"| {t:.2f} s | {busy:.2f} |")
+            print()
 
 
 if __name__ == "__main__":

@@ -285,7 +285,7 @@ fn stale_uploads(inv: &Inventory, options: &AuditOptions) -> Vec<Problem> {
     let mut out = Vec::new();
     for r in &inv.repositories {
         for u in r.uploads.iter().filter(|u| u.modified <= cutoff) {
-            let key = format!("{}{}/_uploads/{}/", layout::REPOSITORIES, r.name, u.id);
+            let key = layout::upload_folder(&r.name, &u.id);
             let age = Duration::from_secs((unix_seconds(options.now) - u.modified).max(0) as u64);
             let message = format!(
                 "upload {} holds {} bytes and was last written {} ago",

@@ -48,6 +48,11 @@ pub fn tag_folder(repo: &str, tag: &str) -> String {
     format!("{REPOSITORIES}{repo}/_manifests/tags/{tag}/")
 }
 
+/// The folder of an upload (with its trailing `/`): its data, `startedat` and hash states.
+pub fn upload_folder(repo: &str, id: &str) -> String {
+    format!("{REPOSITORIES}{repo}/_uploads/{id}/")
+}
+
 /// The key of a tag's `current` link.
 pub fn tag_current(repo: &str, tag: &str) -> String {
     format!("{REPOSITORIES}{repo}/_manifests/tags/{tag}/current/link")

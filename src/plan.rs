@@ -2,8 +2,9 @@
 //!
 //! A plan is computed the same way for a dry run and for `--delete`; a dry run renders it, `--delete`
 //! hands it to [`crate::sweep`]. Items are listed in sweep order: untagged manifests, then `_layers`
-//! links, then blob data. A blob is planned only when no root reaches it and its data is older than
-//! the grace window; a `_layers` link only when its blob is planned.
+//! links, then blob data, then abandoned uploads. A blob is planned only when no root reaches it and
+//! its data is older than the grace window; a `_layers` link only when its blob is planned; an upload
+//! only when none of its files was written within the grace window.
 
 use crate::digest::Digest;
 use crate::inventory::Inventory;
@@ -28,6 +29,8 @@ pub enum PlanItem {
     LayerLink { repo: String, digest: Digest },
     /// A blob's data.
     Blob { digest: Digest, size: u64 },
+    /// An abandoned upload: its `_uploads/<id>/` folder, every file in it.
+    Upload { repo: String, id: String, size: u64 },
 }
 
 /// A plan and the figures that explain it.
@@ -85,7 +88,23 @@ impl Plan {
                 size: inv.blobs.size(id),
             });
         }
+        for repo in &inv.repositories {
+            for u in repo.uploads.iter().filter(|u| u.modified <= grace_cutoff) {
+                plan.items.push(PlanItem::Upload {
+                    repo: repo.name.clone(),
+                    id: u.id.clone(),
+                    size: u.size,
+                });
+            }
+        }
         plan
+    }
+
+    pub fn uploads(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.items.iter().filter_map(|i| match i {
+            PlanItem::Upload { repo, id, size } => Some((repo.as_str(), id.as_str(), *size)),
+            _ => None,
+        })
     }
 
     pub fn manifests(&self) -> impl Iterator<Item = (&str, &Digest)> {
@@ -145,6 +164,11 @@ mod tests {
                 digest: d,
                 size: 42,
             },
+            PlanItem::Upload {
+                repo: "a/b".into(),
+                id: "u-1".into(),
+                size: 7,
+            },
         ];
         let plan = Plan {
             items,
@@ -156,7 +180,8 @@ mod tests {
         let expected = format!(
             "{{\"kind\":\"manifest\",\"repo\":\"a/b\",\"digest\":\"sha256:{hex}\"}}\n\
              {{\"kind\":\"layer_link\",\"repo\":\"a/b\",\"digest\":\"sha256:{hex}\"}}\n\
-             {{\"kind\":\"blob\",\"digest\":\"sha256:{hex}\",\"size\":42}}\n"
+             {{\"kind\":\"blob\",\"digest\":\"sha256:{hex}\",\"size\":42}}\n\
+             {{\"kind\":\"upload\",\"repo\":\"a/b\",\"id\":\"u-1\",\"size\":7}}\n"
         );
         assert_eq!(String::from_utf8(out).unwrap(), expected);
     }

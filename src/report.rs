@@ -39,8 +39,12 @@ pub struct LinkCounts {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct UploadCounts {
+    /// `_uploads/<id>/` folders, in progress or abandoned.
     pub count: u64,
     pub bytes: u64,
+    /// Those untouched for longer than the grace window: planned for deletion.
+    pub eligible: u64,
+    pub eligible_bytes: u64,
 }
 
 /// The summary of a `gc` run.
@@ -55,7 +59,7 @@ pub struct GcReport {
     pub manifests: ManifestCounts,
     pub blobs: BlobCounts,
     pub layer_links: LinkCounts,
-    /// Uploads in progress or abandoned (not collected by `gc`).
+    /// Uploads in progress or abandoned; those older than the grace window are collected.
     pub uploads: UploadCounts,
     pub problems: Vec<Problem>,
     /// Objects that disappeared between listing and reading.
@@ -121,6 +125,8 @@ impl GcReport {
             uploads: UploadCounts {
                 count: uploads.clone().count() as u64,
                 bytes: uploads.map(|u| u.size).sum(),
+                eligible: a.plan.uploads().count() as u64,
+                eligible_bytes: a.plan.uploads().map(|u| u.2).sum(),
             },
             problems: a.problems().cloned().collect(),
             vanished: inv.vanished,
@@ -198,9 +204,11 @@ impl GcReport {
         if self.uploads.count > 0 {
             writeln!(
                 out,
-                "  uploads       {} in _uploads ({})",
+                "  uploads       {} in _uploads ({}), {} abandoned ({}) eligible",
                 self.uploads.count,
-                human_bytes(self.uploads.bytes)
+                human_bytes(self.uploads.bytes),
+                self.uploads.eligible,
+                human_bytes(self.uploads.eligible_bytes)
             )?;
         }
         for p in &self.problems {
@@ -218,12 +226,14 @@ impl GcReport {
             Some(d) => {
                 writeln!(
                     out,
-                    "Deleted {} manifests, {} tag index entries, {} layer links, {} blobs ({}); {} failures.",
+                    "Deleted {} manifests, {} tag index entries, {} layer links, {} blobs ({}), {} uploads ({}); {} failures.",
                     d.manifests,
                     d.tag_index_entries,
                     d.layer_links,
                     d.blobs,
                     human_bytes(d.bytes),
+                    d.uploads,
+                    human_bytes(d.upload_bytes),
                     d.failures.len()
                 )?;
                 for f in &d.failures {

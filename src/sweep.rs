@@ -5,7 +5,9 @@
 //! 2. their revision links (only for a manifest whose index entries all went);
 //! 3. `_layers` links of swept blobs;
 //! 4. blob data (only for a blob whose links all went, and that is not the data of a revision whose
-//!    link could not be deleted).
+//!    link could not be deleted);
+//! 5. abandoned uploads: every file of the upload's folder, then the empty folder. Nothing links to
+//!    an upload, so its place in the order does not matter; last keeps the blob sweep first.
 //!
 //! A failure is recorded with its key and the sweep goes on with what stays safe; the next run plans
 //! whatever is left. Each step deletes in batches of [`BATCH`] keys, batches in parallel.
@@ -36,6 +38,8 @@ pub struct Deleted {
     pub layer_links: u64,
     pub blobs: u64,
     pub bytes: u64,
+    pub uploads: u64,
+    pub upload_bytes: u64,
     pub failures: Vec<Failure>,
 }
 
@@ -135,5 +139,47 @@ pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
             out.bytes += size;
         }
     }
+
+    // 5. Uploads, one folder at a time (each holds a few files).
+    for (repo, id, size) in plan.uploads() {
+        if sweep_upload(storage, &layout::upload_folder(repo, id), &mut out.failures) {
+            out.uploads += 1;
+            out.upload_bytes += size;
+        }
+    }
     out
+}
+
+/// Deletes every object below an upload's folder, then the folder. An entry the listing could not
+/// vouch for (a symbolic link, an unreadable folder) leaves the whole upload in place.
+fn sweep_upload(storage: &dyn Storage, folder: &str, failures: &mut Vec<Failure>) -> bool {
+    let mut keys = Vec::new();
+    let mut notes = Vec::new();
+    let listed = storage.list(folder, &mut |e| keys.push(e.key), &mut |n| notes.push(n));
+    if let Err(e) = listed {
+        failures.push(Failure {
+            key: folder.to_owned(),
+            error: e.to_string(),
+        });
+        return false;
+    }
+    if let Some(n) = notes.into_iter().next() {
+        failures.push(Failure {
+            key: n.key,
+            error: format!("upload left in place: {}", n.message),
+        });
+        return false;
+    }
+    let before = failures.len();
+    delete_all(storage, &keys, failures);
+    if failures.len() > before {
+        return false;
+    }
+    if let Err(e) = storage.remove_empty_folders(folder) {
+        failures.push(Failure {
+            key: folder.to_owned(),
+            error: e.to_string(),
+        });
+    }
+    true
 }

@@ -72,6 +72,13 @@ fn plans_match_the_reference_where_it_is_right_and_keep_every_platform_where_it_
     assert_eq!(summary["manifests"]["eligible"], 0);
     assert_eq!(summary["repositories"], 7, "{summary}");
     assert_eq!(summary["uploads"]["count"], 1);
+    assert_eq!(summary["uploads"]["eligible"], 1);
+    let uploads = files_ending(
+        &root.join("docker/registry/v2/repositories/team/app/_uploads"),
+        "/startedat",
+    );
+    let id = uploads[0].trim_end_matches("/startedat").to_owned();
+    assert_eq!(ours.uploads, [("team/app".to_owned(), id)].into());
 
     // Addressed by folder instead of config: the same plan.
     let (by_root, _) = regsweep_plan(root, &["--grace", "0s"]);
@@ -80,9 +87,10 @@ fn plans_match_the_reference_where_it_is_right_and_keep_every_platform_where_it_
     // Default grace (2h): everything was just written, so nothing is planned and all of it is held.
     let (held, summary) = regsweep_plan(config, &[]);
     assert!(
-        held.blobs.is_empty() && held.layer_links.is_empty(),
+        held.blobs.is_empty() && held.layer_links.is_empty() && held.uploads.is_empty(),
         "{held:?}"
     );
+    assert_eq!(summary["uploads"]["eligible"], 0);
     assert_eq!(summary["blobs"]["held_by_grace"], ours.blobs.len() as u64);
 
     // -m: exactly the untagged image goes; the reference's -m also deletes the tagged index's children.
@@ -98,6 +106,8 @@ fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
     let config = &s.registry.config;
     let root = &s.registry.root;
     let (planned, _) = regsweep_plan(config, &["-m", "--grace", "0s"]);
+    assert_eq!(planned.uploads.len(), 1);
+    let planned_upload = planned.uploads.first().unwrap().clone();
 
     // In read-only mode by its config, the store is swept without --force.
     s.registry.set_read_only();
@@ -143,14 +153,13 @@ fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
     let (again, _) = regsweep_plan(config, &["-m", "--grace", "0s"]);
     assert_eq!(again, PlanSets::default());
 
-    // The abandoned upload is not gc's to remove; the orphan's link went with its blob.
-    assert_eq!(
-        files_ending(
-            &root.join("docker/registry/v2/repositories/team/app/_uploads"),
-            "startedat"
-        )
-        .len(),
-        1
+    // The abandoned upload went, folder and all; the orphan's link went with its blob.
+    assert_eq!(deleted["uploads"], 1, "{summary}");
+    assert!(
+        !root
+            .join("docker/registry/v2/repositories/team/app/_uploads")
+            .join(&planned_upload.1)
+            .exists()
     );
     assert!(
         !root

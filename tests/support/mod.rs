@@ -47,6 +47,8 @@ pub struct PlanSets {
     pub blobs: BTreeSet<String>,
     pub manifests: BTreeSet<(String, String)>,
     pub layer_links: BTreeSet<(String, String)>,
+    /// Abandoned uploads (repository, id).
+    pub uploads: BTreeSet<(String, String)>,
 }
 
 /// Runs `docker-registry garbage-collect --dry-run [-m] CONFIG` and reads what it would delete.
@@ -116,6 +118,10 @@ pub fn read_plan(path: &Path) -> PlanSets {
             }
             "layer_link" => {
                 sets.layer_links.insert((s("repo"), s("digest")));
+            }
+            "upload" => {
+                assert!(v["size"].is_u64(), "upload item without size: {line}");
+                sets.uploads.insert((s("repo"), s("id")));
             }
             other => panic!("unknown plan item kind {other}"),
         }
