@@ -30,6 +30,25 @@ pub enum Command {
     ///
     /// A dry run unless --delete is given. Only tags go: manifests and blobs are gc's business.
     PruneTags(PruneArgs),
+    /// Delete what a plan file (from `gc --plan`) lists, after checking that the store has not moved
+    /// on: the same tags and revisions, each item still eligible and not written again since.
+    /// Refuses, deleting nothing, otherwise.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The plan file written by `regsweep gc --plan FILE`.
+    pub plan: PathBuf,
+    /// The store the plan was made of: rootdirectory, config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,7 +142,8 @@ pub struct GcArgs {
     pub grace: Duration,
     #[command(flatten)]
     pub safety: SafetyArgs,
-    /// Write the plan to FILE as NDJSON, one item per line.
+    /// Write the plan to FILE as NDJSON: a header line (options, time, fingerprints of the tags and
+    /// revisions), then one item per line. `regsweep apply FILE STORAGE` executes it later.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
     /// Print the summary as one JSON object.

@@ -6,6 +6,7 @@
 //! between the collector and where the store lives, and [`config`] resolves what the user named.
 #![deny(unsafe_code)]
 
+pub mod apply;
 pub mod audit;
 pub mod catalog;
 pub mod config;

@@ -70,6 +70,9 @@ pub struct GcReport {
     pub s3: Option<RequestCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
+    /// When a plan file was applied: how its items fared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<crate::apply::Applied>,
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
@@ -133,6 +136,7 @@ impl GcReport {
             elapsed_ms: a.elapsed.as_millis() as u64,
             s3: None,
             deleted: None,
+            applied: None,
             notice: None,
         }
     }
@@ -213,6 +217,13 @@ impl GcReport {
         }
         for p in &self.problems {
             writeln!(out, "  problem       {p}")?;
+        }
+        if let Some(a) = &self.applied {
+            writeln!(
+                out,
+                "  plan file     {} items: {} still eligible, {} already gone; {} new since the plan left alone",
+                a.planned, a.eligible, a.already_gone, a.new_since_plan
+            )?;
         }
         match &self.deleted {
             None if self.problems.is_empty() => writeln!(

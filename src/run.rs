@@ -1,7 +1,10 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
-use crate::cli::{AuditArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs};
+use crate::cli::{
+    ApplyArgs, AuditArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs,
+};
 use anyhow::Context;
+use regsweep::apply::{PlanHeader, write_plan};
 use regsweep::config::{StorageSpec, Target};
 use regsweep::gc::{self, GcOptions, Progress, Quiet};
 use regsweep::storage::Storage;
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Du(args) => du(args),
         Command::Audit(args) => audit(args),
         Command::PruneTags(args) => prune_tags(args),
+        Command::Apply(args) => apply(args),
     }
 }
 
@@ -83,9 +87,12 @@ fn open_storage(arg: &str, s3: &S3Args) -> anyhow::Result<(Target, Box<dyn Stora
     }
     let storage = regsweep::config::open(&target.spec)?;
     // Remote backends wait on the network: more threads than cores keep requests in flight.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(storage.parallelism())
-        .build_global();
+    // RAYON_NUM_THREADS, when set, wins (rayon reads it itself).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(storage.parallelism())
+            .build_global();
+    }
     Ok((target, storage))
 }
 
@@ -159,18 +166,58 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
     let analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
         .with_context(|| format!("cannot list {}", storage.describe()))?;
     if let Some(path) = &args.plan {
+        let header = PlanHeader::new(
+            &storage.describe(),
+            &options,
+            &analysis.inventory,
+            &analysis.plan,
+        );
         let file = std::fs::File::create(path)
             .with_context(|| format!("{}: cannot write plan", path.display()))?;
-        analysis
-            .plan
-            .write_ndjson(&mut std::io::BufWriter::new(file))
+        write_plan(&header, &analysis.plan, &mut std::io::BufWriter::new(file))
             .with_context(|| format!("{}: cannot write plan", path.display()))?;
     }
+    let report = analysis.report(&storage.describe(), &options);
+    sweep_and_render(report, storage.as_ref(), &analysis, args.delete, args.json)
+}
+
+fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
+    let file = regsweep::apply::read_plan(&args.plan)?;
+    let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    if let Err(message) = read_only_check(&args.storage, &target, &args.safety) {
+        eprintln!("regsweep: {message}");
+        return Ok(Exit::Error);
+    }
+    let options = file.header.options(SystemTime::now());
+    let progress = progress();
+    let mut analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
+        .with_context(|| format!("cannot list {}", storage.describe()))?;
+    let (plan, applied) = match regsweep::apply::check(&file, &analysis) {
+        Ok(checked) => checked,
+        Err(e) => {
+            eprintln!("regsweep: {}: {e}", args.plan.display());
+            return Ok(Exit::Error);
+        }
+    };
+    analysis.plan = plan;
     let mut report = analysis.report(&storage.describe(), &options);
+    report.applied = Some(applied);
+    sweep_and_render(report, storage.as_ref(), &analysis, true, args.json)
+}
+
+/// Sweeps the analysed plan when `delete`, then renders the report; the exit status says how it went.
+fn sweep_and_render(
+    mut report: regsweep::report::GcReport,
+    storage: &dyn Storage,
+    analysis: &gc::Analysis,
+    delete: bool,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let progress = progress();
     let mut exit = Exit::Success;
     let mut refused = None;
-    if args.delete {
-        match gc::execute(storage.as_ref(), &analysis, progress.as_ref()) {
+    if delete {
+        match gc::execute(storage, analysis, progress.as_ref()) {
             Ok(deleted) => {
                 if !deleted.failures.is_empty() {
                     exit = Exit::Partial;
@@ -181,7 +228,7 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
         }
     }
     report.s3 = storage.request_counts();
-    render(&report, args.json)?;
+    render(&report, json)?;
     if let Some(e) = refused {
         eprintln!("regsweep: {e}");
         exit = Exit::Error;

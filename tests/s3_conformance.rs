@@ -162,10 +162,17 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     assert_eq!(du["repositories"].as_array().unwrap().len(), repos.len());
     assert!(du["total_bytes"].as_u64().unwrap() > 0);
 
-    // Delete through the config, then every tag pulls back through the registry.
-    let out = run(support::regsweep()
-        .args(["gc", "-m", "--delete", "--force", "--grace", "0s", "--json"])
+    // Plan, then apply the plan through the config; then every tag pulls back through the registry.
+    let plan_file = dir.path().join("plan.ndjson");
+    run(support::regsweep()
+        .args(["gc", "-m", "--grace", "0s", "--plan"])
+        .arg(&plan_file)
         .arg(&config));
+    let out = run(support::regsweep()
+        .arg("apply")
+        .arg(&plan_file)
+        .arg(&config)
+        .args(["--force", "--json"]));
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         summary["deleted"]["blobs"],

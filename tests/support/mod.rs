@@ -119,6 +119,9 @@ pub fn read_plan(path: &Path) -> PlanSets {
             "layer_link" => {
                 sets.layer_links.insert((s("repo"), s("digest")));
             }
+            "header" => {
+                assert_eq!(v["version"], 1, "plan header: {line}");
+            }
             "upload" => {
                 assert!(v["size"].is_u64(), "upload item without size: {line}");
                 sets.uploads.insert((s("repo"), s("id")));

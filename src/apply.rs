@@ -1,0 +1,438 @@
+//! Plan, then apply: `gc --plan FILE` in the day, `apply FILE STORAGE` in the maintenance window.
+//!
+//! A plan file starts with a header that records how the plan was made (options, time) and what
+//! it was made from (a fingerprint of every tag and every manifest revision). `apply` analyses the
+//! store again with the same options and deletes only what the file lists and the new analysis
+//! still plans. It refuses, deleting nothing, when the tags or revisions changed since, or when a
+//! listed item is no longer eligible (reachable again, or its data rewritten since the plan). Items
+//! already gone are skipped, so an apply cut off and run again converges.
+
+use crate::digest::Digest;
+use crate::gc::{Analysis, GcOptions};
+use crate::inventory::{self, Inventory};
+use crate::plan::{Plan, PlanItem};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The first line of a plan file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanHeader {
+    /// Always `"header"`.
+    pub kind: String,
+    pub version: u32,
+    /// When the plan was made (RFC 3339), and the same as Unix seconds.
+    pub created: String,
+    pub created_unix: i64,
+    /// The store, as regsweep described it.
+    pub storage: String,
+    pub delete_untagged: bool,
+    pub grace_seconds: u64,
+    /// Tags, and a sha256 over every (repository, tag, target) in order.
+    pub tags: u64,
+    pub tags_fingerprint: Digest,
+    /// Manifest revisions that the plan keeps, and a sha256 over every such (repository, revision)
+    /// in order: what applying the plan leaves, so that a finished apply still matches.
+    pub revisions: u64,
+    pub revisions_fingerprint: Digest,
+}
+
+const VERSION: u32 = 1;
+
+/// What the store's roots were: counts and fingerprints of its tags and revisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreState {
+    pub tags: u64,
+    pub tags_fingerprint: Digest,
+    pub revisions: u64,
+    pub revisions_fingerprint: Digest,
+}
+
+impl StoreState {
+    /// The state of `inv`, leaving out the manifest revisions in `swept` (a plan's manifests).
+    pub fn of<'a>(
+        inv: &Inventory,
+        swept: impl IntoIterator<Item = (&'a str, &'a Digest)>,
+    ) -> StoreState {
+        let swept: HashSet<(&str, &Digest)> = swept.into_iter().collect();
+        use sha2::Digest as _;
+        let (mut tags, mut revisions) = (sha2::Sha256::new(), sha2::Sha256::new());
+        let (mut tag_count, mut revision_count) = (0, 0);
+        for r in &inv.repositories {
+            for t in &r.tags {
+                tag_count += 1;
+                tags.update(r.name.as_bytes());
+                tags.update(b"\0");
+                tags.update(t.name.as_bytes());
+                tags.update(b"\0");
+                tags.update(t.current.map_or([0; 32], |d| d.0));
+            }
+            for d in r
+                .revisions
+                .iter()
+                .filter(|d| !swept.contains(&(r.name.as_str(), *d)))
+            {
+                revision_count += 1;
+                revisions.update(r.name.as_bytes());
+                revisions.update(b"\0");
+                revisions.update(d.0);
+            }
+        }
+        StoreState {
+            tags: tag_count,
+            tags_fingerprint: Digest(tags.finalize().into()),
+            revisions: revision_count,
+            revisions_fingerprint: Digest(revisions.finalize().into()),
+        }
+    }
+}
+
+impl PlanHeader {
+    pub fn new(storage: &str, options: &GcOptions, inv: &Inventory, plan: &Plan) -> PlanHeader {
+        let state = StoreState::of(inv, plan.manifests());
+        let created_unix = inventory::unix_seconds(options.now);
+        PlanHeader {
+            kind: "header".into(),
+            version: VERSION,
+            created: humantime::format_rfc3339_seconds(options.now).to_string(),
+            created_unix,
+            storage: storage.to_owned(),
+            delete_untagged: options.delete_untagged,
+            grace_seconds: options.grace.as_secs(),
+            tags: state.tags,
+            tags_fingerprint: state.tags_fingerprint,
+            revisions: state.revisions,
+            revisions_fingerprint: state.revisions_fingerprint,
+        }
+    }
+
+    /// The options to analyse with when applying: the plan's, with the time now.
+    pub fn options(&self, now: std::time::SystemTime) -> GcOptions {
+        GcOptions {
+            delete_untagged: self.delete_untagged,
+            grace: Duration::from_secs(self.grace_seconds),
+            now,
+        }
+    }
+}
+
+/// Writes a plan file: the header, then one item a line.
+pub fn write_plan(header: &PlanHeader, plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, header)?;
+    out.write_all(b"\n")?;
+    plan.write_ndjson(out)
+}
+
+/// A plan file, read back.
+#[derive(Debug, Clone)]
+pub struct PlanFile {
+    pub header: PlanHeader,
+    pub items: Vec<PlanItem>,
+}
+
+/// Why a plan file cannot be applied, or why applying it was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{path}: cannot read the plan: {message}")]
+    Read { path: String, message: String },
+    #[error("{path}:{line}: not a regsweep plan: {message}")]
+    Format {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "refusing to apply: the store's {what} changed since the plan was made at {created} ({then} then, {now} now, \
+         and not the same ones); make a new plan with `regsweep gc --plan` and review it"
+    )]
+    Changed {
+        what: &'static str,
+        created: String,
+        then: u64,
+        now: u64,
+    },
+    #[error(
+        "refusing to apply: {count} planned item(s) are no longer safe to delete since the plan was made at \
+         {created}: {examples}; make a new plan with `regsweep gc --plan` and review it"
+    )]
+    NoLongerEligible {
+        count: usize,
+        created: String,
+        examples: String,
+    },
+}
+
+/// Reads a plan file written by `gc --plan`.
+pub fn read_plan(path: &Path) -> Result<PlanFile, ApplyError> {
+    let shown = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| ApplyError::Read {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let format = |line: usize, message: String| ApplyError::Format {
+        path: shown.clone(),
+        line,
+        message,
+    };
+    let first = lines
+        .next()
+        .ok_or_else(|| format(1, "the file is empty".into()))?
+        .map_err(|e| format(1, e.to_string()))?;
+    let header: PlanHeader = serde_json::from_str(&first).map_err(|e| {
+        format(
+            1,
+            format!("no header line ({e}); plans are made with `regsweep gc --plan FILE`"),
+        )
+    })?;
+    if header.kind != "header" || header.version != VERSION {
+        return Err(format(
+            1,
+            format!(
+                "header of kind {:?}, version {}",
+                header.kind, header.version
+            ),
+        ));
+    }
+    let mut items = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let line = line.map_err(|e| format(i + 2, e.to_string()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        items.push(serde_json::from_str(&line).map_err(|e| format(i + 2, e.to_string()))?);
+    }
+    Ok(PlanFile { header, items })
+}
+
+/// An item's identity, whatever its details.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Manifest(String, Digest),
+    LayerLink(String, Digest),
+    Blob(Digest),
+    Upload(String, String),
+}
+
+fn key(item: &PlanItem) -> Key {
+    match item {
+        PlanItem::Manifest { repo, digest, .. } => Key::Manifest(repo.clone(), *digest),
+        PlanItem::LayerLink { repo, digest } => Key::LayerLink(repo.clone(), *digest),
+        PlanItem::Blob { digest, .. } => Key::Blob(*digest),
+        PlanItem::Upload { repo, id, .. } => Key::Upload(repo.clone(), id.clone()),
+    }
+}
+
+/// What applying a plan file will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// Items in the plan file.
+    pub planned: u64,
+    /// Of those, still eligible: what is deleted.
+    pub eligible: u64,
+    /// Of those, gone already (an earlier apply, or someone else).
+    pub already_gone: u64,
+    /// Garbage the new analysis found that the file does not list: left alone, it was not reviewed.
+    pub new_since_plan: u64,
+}
+
+/// Checks a plan file against a fresh analysis of the store (made with [`PlanHeader::options`]).
+/// On success, returns the plan to sweep: the fresh plan's items that the file lists.
+pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), ApplyError> {
+    let h = &file.header;
+    let inv = &analysis.inventory;
+    let state = StoreState::of(
+        inv,
+        file.items.iter().filter_map(|i| match i {
+            PlanItem::Manifest { repo, digest, .. } => Some((repo.as_str(), digest)),
+            _ => None,
+        }),
+    );
+    if state.tags_fingerprint != h.tags_fingerprint {
+        return Err(ApplyError::Changed {
+            what: "tags",
+            created: h.created.clone(),
+            then: h.tags,
+            now: state.tags,
+        });
+    }
+    if state.revisions_fingerprint != h.revisions_fingerprint {
+        return Err(ApplyError::Changed {
+            what: "manifest revisions",
+            created: h.created.clone(),
+            then: h.revisions,
+            now: state.revisions,
+        });
+    }
+
+    let fresh: HashMap<Key, &PlanItem> = analysis.plan.items.iter().map(|i| (key(i), i)).collect();
+    let repos: HashMap<&str, &inventory::Repository> = inv
+        .repositories
+        .iter()
+        .map(|r| (r.name.as_str(), r))
+        .collect();
+    let present = |item: &PlanItem| -> bool {
+        let repo = |name: &str| repos.get(name).copied();
+        match item {
+            PlanItem::Blob { digest, .. } => inv.blobs.id(digest).is_some(),
+            PlanItem::Manifest {
+                repo: r, digest, ..
+            } => repo(r).is_some_and(|r| r.revisions.binary_search(digest).is_ok()),
+            PlanItem::LayerLink { repo: r, digest } => repo(r).is_some_and(|r| {
+                r.dangling_layer_links.binary_search(digest).is_ok()
+                    || inv
+                        .blobs
+                        .id(digest)
+                        .is_some_and(|id| r.layer_links.binary_search(&id).is_ok())
+            }),
+            PlanItem::Upload { repo: r, id, .. } => {
+                repo(r).is_some_and(|r| r.uploads.iter().any(|u| &u.id == id))
+            }
+        }
+    };
+
+    let mut listed = HashSet::new();
+    let mut refused = Vec::new();
+    let mut applied = Applied {
+        planned: file.items.len() as u64,
+        eligible: 0,
+        already_gone: 0,
+        new_since_plan: 0,
+    };
+    for item in &file.items {
+        let k = key(item);
+        match fresh.get(&k) {
+            Some(PlanItem::Blob { digest, size }) => {
+                let id = inv
+                    .blobs
+                    .id(digest)
+                    .expect("a planned blob is in the inventory");
+                let modified = inv.blobs.modified(id);
+                let planned_size = match item {
+                    PlanItem::Blob { size, .. } => *size,
+                    _ => unreachable!("keys match kinds"),
+                };
+                if modified > h.created_unix || *size != planned_size {
+                    refused.push(format!(
+                        "{digest} was written again after the plan ({} bytes, modified {})",
+                        size,
+                        rfc3339(modified)
+                    ));
+                } else {
+                    listed.insert(k);
+                }
+            }
+            Some(_) => {
+                listed.insert(k);
+            }
+            None if !present(item) => applied.already_gone += 1,
+            None => refused.push(match item {
+                PlanItem::Blob { digest, .. }
+                    if inv
+                        .blobs
+                        .id(digest)
+                        .is_some_and(|id| inv.blobs.modified(id) > h.created_unix) =>
+                {
+                    let id = inv.blobs.id(digest).expect("checked");
+                    format!(
+                        "{digest} was written again after the plan (modified {})",
+                        rfc3339(inv.blobs.modified(id))
+                    )
+                }
+                _ => format!("{} is reachable again", describe(item)),
+            }),
+        }
+    }
+    if !refused.is_empty() {
+        let mut examples = refused
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if refused.len() > 5 {
+            examples.push_str("; …");
+        }
+        return Err(ApplyError::NoLongerEligible {
+            count: refused.len(),
+            created: h.created.clone(),
+            examples,
+        });
+    }
+    let mut plan = Plan {
+        blobs_held_by_grace: analysis.plan.blobs_held_by_grace,
+        bytes_held_by_grace: analysis.plan.bytes_held_by_grace,
+        ..Plan::default()
+    };
+    for item in &analysis.plan.items {
+        if listed.contains(&key(item)) {
+            plan.items.push(item.clone());
+        } else {
+            applied.new_since_plan += 1;
+        }
+    }
+    applied.eligible = plan.items.len() as u64;
+    Ok((plan, applied))
+}
+
+fn describe(item: &PlanItem) -> String {
+    match item {
+        PlanItem::Manifest { repo, digest, .. } => format!("manifest {repo}@{digest}"),
+        PlanItem::LayerLink { repo, digest } => format!("layer link {repo} → {digest}"),
+        PlanItem::Blob { digest, .. } => format!("blob {digest}"),
+        PlanItem::Upload { repo, id, .. } => format!("upload {repo}/{id}"),
+    }
+}
+
+fn rfc3339(seconds: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_file_round_trips_and_a_file_without_a_header_is_named() {
+        let d = Digest([9; 32]);
+        let header = PlanHeader {
+            kind: "header".into(),
+            version: VERSION,
+            created: "2026-11-23T00:00:00Z".into(),
+            created_unix: 1,
+            storage: "/srv".into(),
+            delete_untagged: true,
+            grace_seconds: 0,
+            tags: 2,
+            tags_fingerprint: d,
+            revisions: 3,
+            revisions_fingerprint: d,
+        };
+        let plan = Plan {
+            items: vec![PlanItem::Blob { digest: d, size: 5 }],
+            ..Plan::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("plan.ndjson");
+        let mut out = Vec::new();
+        write_plan(&header, &plan, &mut out).unwrap();
+        std::fs::write(&path, &out).unwrap();
+        let back = read_plan(&path).unwrap();
+        assert_eq!(back.header, header);
+        assert_eq!(back.items, plan.items);
+
+        let mut items_only = Vec::new();
+        plan.write_ndjson(&mut items_only).unwrap();
+        std::fs::write(&path, &items_only).unwrap();
+        let err = read_plan(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("plan.ndjson:1") && err.contains("no header"),
+            "{err}"
+        );
+        std::fs::write(&path, b"").unwrap();
+        assert!(read_plan(&path).unwrap_err().to_string().contains("empty"));
+    }
+}
