@@ -214,6 +214,7 @@ enum Key {
     LayerLink(String, Digest),
     Blob(Digest),
     Upload(String, String),
+    Multipart(String, String),
 }
 
 fn key(item: &PlanItem) -> Key {
@@ -222,6 +223,9 @@ fn key(item: &PlanItem) -> Key {
         PlanItem::LayerLink { repo, digest } => Key::LayerLink(repo.clone(), *digest),
         PlanItem::Blob { digest, .. } => Key::Blob(*digest),
         PlanItem::Upload { repo, id, .. } => Key::Upload(repo.clone(), id.clone()),
+        PlanItem::Multipart { key, upload_id, .. } => {
+            Key::Multipart(key.clone(), upload_id.clone())
+        }
     }
 }
 
@@ -290,6 +294,10 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
             PlanItem::Upload { repo: r, id, .. } => {
                 repo(r).is_some_and(|r| r.uploads.iter().any(|u| &u.id == id))
             }
+            PlanItem::Multipart { key, upload_id, .. } => analysis
+                .multipart
+                .iter()
+                .any(|m| &m.key == key && &m.upload_id == upload_id),
         }
     };
 
@@ -383,6 +391,9 @@ fn describe(item: &PlanItem) -> String {
         PlanItem::LayerLink { repo, digest } => format!("layer link {repo} → {digest}"),
         PlanItem::Blob { digest, .. } => format!("blob {digest}"),
         PlanItem::Upload { repo, id, .. } => format!("upload {repo}/{id}"),
+        PlanItem::Multipart { key, upload_id, .. } => {
+            format!("multipart upload {upload_id} of {key}")
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::mark::{self, MarkOptions, Marks};
 use crate::plan::Plan;
 use crate::problem::Problem;
 use crate::report::GcReport;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{MultipartUpload, Storage, StorageError};
 use crate::sweep::{self, Deleted};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,6 +39,11 @@ pub struct Analysis {
     pub catalog: Catalog,
     pub marks: Marks,
     pub plan: Plan,
+    /// Incomplete multipart uploads (S3), all of them; those past the grace window are in the plan.
+    pub multipart: Vec<MultipartUpload>,
+    /// Why multipart uploads could not be listed (they do not bear on what is reachable, so this
+    /// does not stop a sweep).
+    pub multipart_error: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -93,12 +98,19 @@ pub fn analyse(
             grace_cutoff: options.grace_cutoff(),
         },
     );
-    let plan = Plan::build(&inventory, &marks, options.grace_cutoff());
+    let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
+    let (multipart, multipart_error) = match storage.multipart_uploads() {
+        Ok(m) => (m, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    plan.add_multipart(&multipart, options.grace_cutoff());
     Ok(Analysis {
         inventory,
         catalog,
         marks,
         plan,
+        multipart,
+        multipart_error,
         elapsed: start.elapsed(),
     })
 }

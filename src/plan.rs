@@ -31,6 +31,12 @@ pub enum PlanItem {
     Blob { digest: Digest, size: u64 },
     /// An abandoned upload: its `_uploads/<id>/` folder, every file in it.
     Upload { repo: String, id: String, size: u64 },
+    /// An incomplete S3 multipart upload under the store's prefix: aborted, which frees its parts.
+    Multipart {
+        key: String,
+        upload_id: String,
+        size: u64,
+    },
 }
 
 /// A plan and the figures that explain it.
@@ -100,6 +106,35 @@ impl Plan {
         plan
     }
 
+    /// Plans the multipart uploads initiated before the grace cutoff (an unknown time counts as recent).
+    pub fn add_multipart(
+        &mut self,
+        uploads: &[crate::storage::MultipartUpload],
+        grace_cutoff: i64,
+    ) {
+        for u in uploads {
+            let initiated = u.initiated.map(crate::inventory::unix_seconds);
+            if initiated.is_some_and(|t| t <= grace_cutoff) {
+                self.items.push(PlanItem::Multipart {
+                    key: u.key.clone(),
+                    upload_id: u.upload_id.clone(),
+                    size: u.size,
+                });
+            }
+        }
+    }
+
+    pub fn multipart(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.items.iter().filter_map(|i| match i {
+            PlanItem::Multipart {
+                key,
+                upload_id,
+                size,
+            } => Some((key.as_str(), upload_id.as_str(), *size)),
+            _ => None,
+        })
+    }
+
     pub fn uploads(&self) -> impl Iterator<Item = (&str, &str, u64)> {
         self.items.iter().filter_map(|i| match i {
             PlanItem::Upload { repo, id, size } => Some((repo.as_str(), id.as_str(), *size)),
@@ -146,6 +181,30 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multipart_uploads_are_planned_only_when_initiated_before_the_grace_cutoff() {
+        use crate::storage::MultipartUpload;
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |secs: Option<u64>, id: &str| MultipartUpload {
+            key: "k".into(),
+            upload_id: id.into(),
+            initiated: secs.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+            size: 3,
+        };
+        let mut plan = Plan::default();
+        plan.add_multipart(
+            &[
+                at(Some(999), "old"),
+                at(Some(1000), "edge"),
+                at(Some(1001), "new"),
+                at(None, "unknown"),
+            ],
+            1000,
+        );
+        let ids: Vec<&str> = plan.multipart().map(|m| m.1).collect();
+        assert_eq!(ids, ["old", "edge"]);
+    }
 
     #[test]
     fn plan_items_serialize_to_the_documented_shapes() {

@@ -61,6 +61,12 @@ pub struct GcReport {
     pub layer_links: LinkCounts,
     /// Uploads in progress or abandoned; those older than the grace window are collected.
     pub uploads: UploadCounts,
+    /// Incomplete S3 multipart uploads under the store's prefix; those older than the grace window
+    /// are aborted.
+    pub multipart_uploads: UploadCounts,
+    /// Why multipart uploads could not be listed, if they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multipart_error: Option<String>,
     pub problems: Vec<Problem>,
     /// Objects that disappeared between listing and reading.
     pub vanished: u64,
@@ -131,6 +137,13 @@ impl GcReport {
                 eligible: a.plan.uploads().count() as u64,
                 eligible_bytes: a.plan.uploads().map(|u| u.2).sum(),
             },
+            multipart_uploads: UploadCounts {
+                count: a.multipart.len() as u64,
+                bytes: a.multipart.iter().map(|m| m.size).sum(),
+                eligible: a.plan.multipart().count() as u64,
+                eligible_bytes: a.plan.multipart().map(|m| m.2).sum(),
+            },
+            multipart_error: a.multipart_error.clone(),
             problems: a.problems().cloned().collect(),
             vanished: inv.vanished,
             elapsed_ms: a.elapsed.as_millis() as u64,
@@ -215,6 +228,20 @@ impl GcReport {
                 human_bytes(self.uploads.eligible_bytes)
             )?;
         }
+        if self.multipart_uploads.count > 0 {
+            let m = &self.multipart_uploads;
+            writeln!(
+                out,
+                "  multipart     {} incomplete S3 multipart uploads ({}), {} older than grace ({}) eligible",
+                m.count,
+                human_bytes(m.bytes),
+                m.eligible,
+                human_bytes(m.eligible_bytes)
+            )?;
+        }
+        if let Some(e) = &self.multipart_error {
+            writeln!(out, "  multipart     could not be listed: {e}")?;
+        }
         for p in &self.problems {
             writeln!(out, "  problem       {p}")?;
         }
@@ -247,6 +274,14 @@ impl GcReport {
                     human_bytes(d.upload_bytes),
                     d.failures.len()
                 )?;
+                if d.multipart_uploads > 0 {
+                    writeln!(
+                        out,
+                        "Aborted {} multipart uploads ({}).",
+                        d.multipart_uploads,
+                        human_bytes(d.multipart_bytes)
+                    )?;
+                }
                 for f in &d.failures {
                     writeln!(out, "  failed        {}: {}", f.key, f.error)?;
                 }

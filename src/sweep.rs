@@ -7,7 +7,8 @@
 //! 4. blob data (only for a blob whose links all went, and that is not the data of a revision whose
 //!    link could not be deleted);
 //! 5. abandoned uploads: every file of the upload's folder, then the empty folder. Nothing links to
-//!    an upload, so its place in the order does not matter; last keeps the blob sweep first.
+//!    an upload, so its place in the order does not matter; last keeps the blob sweep first;
+//! 6. incomplete S3 multipart uploads: aborted.
 //!
 //! A failure is recorded with its key and the sweep goes on with what stays safe; the next run plans
 //! whatever is left. Each step deletes in batches of [`BATCH`] keys, batches in parallel.
@@ -40,6 +41,8 @@ pub struct Deleted {
     pub bytes: u64,
     pub uploads: u64,
     pub upload_bytes: u64,
+    pub multipart_uploads: u64,
+    pub multipart_bytes: u64,
     pub failures: Vec<Failure>,
 }
 
@@ -145,6 +148,26 @@ pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
         if sweep_upload(storage, &layout::upload_folder(repo, id), &mut out.failures) {
             out.uploads += 1;
             out.upload_bytes += size;
+        }
+    }
+
+    // 6. Multipart uploads.
+    for (key, upload_id, size) in plan.multipart() {
+        let upload = crate::storage::MultipartUpload {
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+            initiated: None,
+            size,
+        };
+        match storage.abort_multipart(&upload) {
+            Ok(()) => {
+                out.multipart_uploads += 1;
+                out.multipart_bytes += size;
+            }
+            Err(e) => out.failures.push(Failure {
+                key: format!("{key} (multipart upload {upload_id})"),
+                error: e.to_string(),
+            }),
         }
     }
     out

@@ -64,6 +64,18 @@ impl StorageError {
     }
 }
 
+/// An incomplete multipart upload (S3): the parts it holds cost money, and no object listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MultipartUpload {
+    /// The key it would have written, relative to the store's root.
+    pub key: String,
+    pub upload_id: String,
+    /// When it was initiated.
+    pub initiated: Option<SystemTime>,
+    /// Bytes in its parts.
+    pub size: u64,
+}
+
 /// What a backend found odd while listing, without stopping the listing.
 #[derive(Debug, Clone)]
 pub struct ListingNote {
@@ -102,6 +114,18 @@ pub trait Storage: Sync {
     /// have nothing to do.
     fn remove_empty_folders(&self, prefix: &str) -> Result<(), StorageError> {
         let _ = prefix;
+        Ok(())
+    }
+
+    /// Incomplete multipart uploads below the store's root, with the bytes their parts hold. Stores
+    /// without them (a filesystem) have none.
+    fn multipart_uploads(&self) -> Result<Vec<MultipartUpload>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    /// Aborts an incomplete multipart upload, freeing its parts. One that is already gone is a success.
+    fn abort_multipart(&self, upload: &MultipartUpload) -> Result<(), StorageError> {
+        let _ = upload;
         Ok(())
     }
 

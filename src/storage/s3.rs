@@ -10,9 +10,10 @@
 //! Throttling (503 SlowDown), 5xx and dropped connections are retried by the SDK's standard retry
 //! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
 
-use super::{Entry, ListingNote, RequestCounts, Storage, StorageError};
+use super::{Entry, ListingNote, MultipartUpload, RequestCounts, Storage, StorageError};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -256,6 +257,47 @@ impl S3Storage {
         }
     }
 
+    /// Bytes in the parts of a multipart upload (ListParts, 1000 parts a page).
+    async fn parts_size(&self, u: &MultipartUpload) -> Result<u64, StorageError> {
+        let mut size = 0;
+        let mut marker: Option<String> = None;
+        loop {
+            let page = {
+                let _permit = self.admit().await;
+                self.counters.list.fetch_add(1, Ordering::Relaxed);
+                match self
+                    .client
+                    .list_parts()
+                    .bucket(&self.bucket)
+                    .key(self.full(&u.key))
+                    .upload_id(&u.upload_id)
+                    .set_part_number_marker(marker.take())
+                    .send()
+                    .await
+                {
+                    Ok(p) => p,
+                    // Completed or aborted since it was listed: it holds nothing any more.
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.code() == Some("NoSuchUpload")) =>
+                    {
+                        return Ok(0);
+                    }
+                    Err(e) => return Err(other(&u.key, describe(&e))),
+                }
+            };
+            size += page
+                .parts()
+                .iter()
+                .map(|p| p.size().unwrap_or(0).max(0) as u64)
+                .sum::<u64>();
+            match page.next_part_number_marker() {
+                Some(m) if page.is_truncated() == Some(true) => marker = Some(m.to_owned()),
+                _ => return Ok(size),
+            }
+        }
+    }
+
     async fn delete_batch(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         let objects: Result<Vec<ObjectIdentifier>, _> = keys
             .iter()
@@ -408,6 +450,74 @@ impl Storage for S3Storage {
                 out.extend(self.delete_batch(chunk).await);
             }
             out
+        })
+    }
+
+    fn multipart_uploads(&self) -> Result<Vec<MultipartUpload>, StorageError> {
+        self.runtime.block_on(async {
+            let mut out = Vec::new();
+            let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+            loop {
+                let page = {
+                    let _permit = self.admit().await;
+                    self.counters.list.fetch_add(1, Ordering::Relaxed);
+                    self.client
+                        .list_multipart_uploads()
+                        .bucket(&self.bucket)
+                        .prefix(&self.prefix)
+                        .set_key_marker(key_marker.take())
+                        .set_upload_id_marker(id_marker.take())
+                        .send()
+                        .await
+                        .map_err(|e| other("(multipart uploads)", describe(&e)))?
+                };
+                for u in page.uploads() {
+                    let (Some(key), Some(id)) = (
+                        u.key().and_then(|k| k.strip_prefix(&self.prefix)),
+                        u.upload_id(),
+                    ) else {
+                        continue;
+                    };
+                    out.push(MultipartUpload {
+                        key: key.to_owned(),
+                        upload_id: id.to_owned(),
+                        initiated: u.initiated().and_then(|t| SystemTime::try_from(*t).ok()),
+                        size: 0,
+                    });
+                }
+                if page.is_truncated() != Some(true) {
+                    break;
+                }
+                key_marker = page.next_key_marker().map(str::to_owned);
+                id_marker = page.next_upload_id_marker().map(str::to_owned);
+                if key_marker.is_none() {
+                    break;
+                }
+            }
+            for u in &mut out {
+                u.size = self.parts_size(u).await?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn abort_multipart(&self, upload: &MultipartUpload) -> Result<(), StorageError> {
+        self.runtime.block_on(async {
+            let _permit = self.admit().await;
+            self.counters.delete.fetch_add(1, Ordering::Relaxed);
+            match self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(self.full(&upload.key))
+                .upload_id(&upload.upload_id)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
+                Err(e) => Err(other(&upload.key, describe(&e))),
+            }
         })
     }
 

@@ -49,6 +49,8 @@ pub struct PlanSets {
     pub layer_links: BTreeSet<(String, String)>,
     /// Abandoned uploads (repository, id).
     pub uploads: BTreeSet<(String, String)>,
+    /// Incomplete S3 multipart uploads (key, upload id).
+    pub multipart: BTreeSet<(String, String)>,
 }
 
 /// Runs `docker-registry garbage-collect --dry-run [-m] CONFIG` and reads what it would delete.
@@ -121,6 +123,10 @@ pub fn read_plan(path: &Path) -> PlanSets {
             }
             "header" => {
                 assert_eq!(v["version"], 1, "plan header: {line}");
+            }
+            "multipart" => {
+                assert!(v["size"].is_u64(), "multipart item without size: {line}");
+                sets.multipart.insert((s("key"), s("upload_id")));
             }
             "upload" => {
                 assert!(v["size"].is_u64(), "upload item without size: {line}");

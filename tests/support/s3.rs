@@ -48,6 +48,28 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Starts a multipart upload of `key` with one part of `part_size` bytes and leaves it incomplete,
+    /// as an interrupted push does; returns its upload id. Uses boto3 (a dependency of moto).
+    pub fn abandon_multipart(&self, bucket: &str, key: &str, part_size: usize) -> String {
+        let script = format!(
+            "import boto3\n\
+             s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1',\n\
+               aws_access_key_id='test', aws_secret_access_key='test')\n\
+             u = s3.create_multipart_upload(Bucket='{bucket}', Key='{key}')['UploadId']\n\
+             s3.upload_part(Bucket='{bucket}', Key='{key}', UploadId=u, PartNumber=1, Body=b'x' * {part_size})\n\
+             print(u)\n",
+            self.endpoint()
+        );
+        let out = super::run(
+            Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .env_remove("AWS_CA_BUNDLE")
+                .env_remove("AWS_PROFILE"),
+        );
+        out.trim().to_owned()
+    }
+
     pub fn create_bucket(&self, bucket: &str) {
         let r = http_to(self.port, "PUT", &format!("/{bucket}"), &[], &[]).unwrap();
         assert_eq!(r.status, 200, "create bucket {bucket}");
