@@ -11,11 +11,12 @@ use crate::digest::Digest;
 use crate::gc::{Analysis, GcOptions};
 use crate::inventory::{self, Inventory};
 use crate::plan::{Plan, PlanItem};
+use crate::prune::rfc3339;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The first line of a plan file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,11 +396,6 @@ fn describe(item: &PlanItem) -> String {
             format!("multipart upload {upload_id} of {key}")
         }
     }
-}
-
-fn rfc3339(seconds: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::digest::Digest;
 use crate::gc::Progress;
 use crate::inventory::{self, Inventory, unix_seconds};
 use crate::layout;
-use crate::mark::{self, MarkOptions};
+use crate::mark;
 use crate::problem::{Problem, ProblemKind};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
@@ -90,14 +90,7 @@ pub fn audit(
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     problems.dedup();
 
-    let plain = mark::mark(
-        &inv,
-        &cat,
-        MarkOptions {
-            delete_untagged: false,
-            grace_cutoff: i64::MAX,
-        },
-    );
+    let plain = mark::mark_every_revision(&inv, &cat);
     let mut summary = AuditSummary {
         repositories: inv.repositories.len() as u64,
         tags: inv.repositories.iter().map(|r| r.tags.len() as u64).sum(),

@@ -10,7 +10,7 @@
 use crate::catalog;
 use crate::gc::Progress;
 use crate::inventory::{self, BlobTable};
-use crate::mark::{self, MarkOptions};
+use crate::mark;
 use crate::report::human_bytes;
 use crate::storage::{Storage, StorageError};
 use roaring::RoaringBitmap;
@@ -91,14 +91,7 @@ pub fn du(storage: &dyn Storage, progress: &dyn Progress) -> Result<DuReport, St
     repositories.sort_by(|a, b| {
         (b.exclusive_bytes, b.bytes, &a.name).cmp(&(a.exclusive_bytes, a.bytes, &b.name))
     });
-    let plain = mark::mark(
-        &inv,
-        &cat,
-        MarkOptions {
-            delete_untagged: false,
-            grace_cutoff: i64::MAX,
-        },
-    );
+    let plain = mark::mark_every_revision(&inv, &cat);
     let total_bytes = inv.blobs.total_bytes();
     let referenced = bytes_of(&inv.blobs, &plain.blobs);
     Ok(DuReport {

@@ -44,6 +44,18 @@ pub struct Marks {
     pub manifests_held_by_grace: u64,
 }
 
+/// Marks what every revision reaches, with no grace window: what a plain `gc --grace 0s` keeps.
+pub fn mark_every_revision(inv: &Inventory, catalog: &Catalog) -> Marks {
+    mark(
+        inv,
+        catalog,
+        MarkOptions {
+            delete_untagged: false,
+            grace_cutoff: i64::MAX,
+        },
+    )
+}
+
 /// Marks what the roots reach.
 pub fn mark(inv: &Inventory, catalog: &Catalog, opts: MarkOptions) -> Marks {
     if opts.delete_untagged {

@@ -396,12 +396,6 @@ pub fn execute(storage: &dyn Storage, plan: &PrunePlan) -> Result<TagsDeleted, P
         })
         .collect();
     let mut out = TagsDeleted::default();
-    let mut fail = |key: &str, e: String| {
-        out.failures.push(Failure {
-            key: key.to_owned(),
-            error: e,
-        })
-    };
     // Index entries of every tag first: a tag cut off here still has its current link.
     let index: Vec<String> = removed
         .iter()
@@ -411,13 +405,11 @@ pub fn execute(storage: &dyn Storage, plan: &PrunePlan) -> Result<TagsDeleted, P
                 .map(|d| layout::tag_index_entry(repo, &t.name, d))
         })
         .collect();
-    let mut index_failed = std::collections::HashSet::new();
-    for (key, r) in index.iter().zip(delete_batched(storage, &index)) {
-        if let Err(e) = r {
-            index_failed.insert(tag_folder_of(key).to_owned());
-            fail(key, e.to_string());
-        }
-    }
+    let index_failed: std::collections::HashSet<&str> =
+        crate::sweep::delete_all(storage, &index, &mut out.failures)
+            .into_iter()
+            .map(|i| tag_folder_of(&index[i]))
+            .collect();
     // Then the current links of the tags whose index entries all went.
     let current: Vec<(String, String)> = removed
         .iter()
@@ -427,28 +419,23 @@ pub fn execute(storage: &dyn Storage, plan: &PrunePlan) -> Result<TagsDeleted, P
                 layout::tag_folder(repo, &t.name),
             )
         })
-        .filter(|(_, folder)| !index_failed.contains(folder))
+        .filter(|(_, folder)| !index_failed.contains(folder.as_str()))
         .collect();
     let keys: Vec<String> = current.iter().map(|(k, _)| k.clone()).collect();
-    for ((key, folder), r) in current.iter().zip(delete_batched(storage, &keys)) {
-        match r {
-            Ok(()) => {
-                out.tags += 1;
-                if let Err(e) = storage.remove_empty_folders(folder) {
-                    fail(folder, e.to_string());
-                }
-            }
-            Err(e) => fail(key, e.to_string()),
+    let failed = crate::sweep::delete_all(storage, &keys, &mut out.failures);
+    for (i, (_, folder)) in current.iter().enumerate() {
+        if failed.contains(&i) {
+            continue;
+        }
+        out.tags += 1;
+        if let Err(e) = storage.remove_empty_folders(folder) {
+            out.failures.push(Failure {
+                key: folder.clone(),
+                error: e.to_string(),
+            });
         }
     }
     Ok(out)
-}
-
-fn delete_batched(storage: &dyn Storage, keys: &[String]) -> Vec<Result<(), StorageError>> {
-    use rayon::prelude::*;
-    keys.par_chunks(crate::sweep::BATCH)
-        .flat_map_iter(|chunk| storage.delete(chunk))
-        .collect()
 }
 
 /// `…/_manifests/tags/<tag>/` of a key below it.

@@ -228,24 +228,18 @@ fn sweep_and_render(
         }
     }
     report.s3 = storage.request_counts();
-    render(&report, json)?;
+    print(|out| {
+        if json {
+            report.write_json(out)
+        } else {
+            report.write_human(out)
+        }
+    })?;
     if let Some(e) = refused {
         eprintln!("regsweep: {e}");
         exit = Exit::Error;
     }
     Ok(exit)
-}
-
-fn render(report: &regsweep::report::GcReport, json: bool) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if json {
-        report.write_json(&mut out)
-    } else {
-        report.write_human(&mut out)
-    }
-    .context("writing to stdout")?;
-    out.flush().context("writing to stdout")
 }
 
 fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {

@@ -46,8 +46,8 @@ pub struct Deleted {
     pub failures: Vec<Failure>,
 }
 
-/// Deletes `keys`, returning the indices of those that failed.
-fn delete_all(
+/// Deletes `keys` in parallel batches, recording each failure; returns the indices of those that failed.
+pub(crate) fn delete_all(
     storage: &dyn Storage,
     keys: &[String],
     failures: &mut Vec<Failure>,

@@ -5,7 +5,6 @@
 mod support;
 
 use regsweep::storage::Storage;
-use regsweep::storage::s3::{S3Options, S3Storage};
 use std::collections::BTreeSet;
 use std::path::Path;
 use support::registry::Registry;
@@ -16,36 +15,6 @@ use support::{
     regsweep_plan, run,
 };
 
-fn open(s3: &S3Server, bucket: &str) -> S3Storage {
-    S3Storage::open(S3Options {
-        bucket: bucket.into(),
-        prefix: "store/".into(),
-        endpoint: Some(s3.endpoint()),
-        access_key: Some("test".into()),
-        secret_key: Some("test".into()),
-        region: Some("us-east-1".into()),
-        max_in_flight: 4,
-        ..S3Options::default()
-    })
-    .unwrap()
-}
-
-/// Every key in the bucket below `store/`, through the library's own backend.
-fn keys(s3: &S3Server, bucket: &str) -> BTreeSet<String> {
-    let storage = open(s3, bucket);
-    let mut out = BTreeSet::new();
-    storage
-        .list(
-            "",
-            &mut |e| {
-                out.insert(e.key);
-            },
-            &mut |n| panic!("{n:?}"),
-        )
-        .unwrap();
-    out
-}
-
 #[test]
 fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,7 +24,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     // An interrupted push leaves an incomplete multipart upload that no object listing shows.
     let mp_key = "docker/registry/v2/repositories/team/app/_uploads/interrupted/data";
     let mp_id = s3.abandon_multipart("registry", &format!("store/{mp_key}"), 4096);
-    let multipart = open(&s3, "registry").multipart_uploads().unwrap();
+    let multipart = s3.storage("registry").multipart_uploads().unwrap();
     let ours_mp = multipart
         .iter()
         .find(|m| m.upload_id == mp_id)
@@ -143,8 +112,8 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
 
     // du and audit read the bucket as they read a folder: a copy of the bucket on disk gives the same report.
     let copy = dir.path().join("copy");
-    let storage = open(&s3, "registry");
-    for key in keys(&s3, "registry") {
+    let storage = s3.storage("registry");
+    for key in s3.keys("registry") {
         let mut data = Vec::new();
         storage
             .read_chunks(&key, &mut |c| data.extend_from_slice(c))
@@ -209,7 +178,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
         "{summary}"
     );
     s.pull_every_tag(dir.path());
-    let remaining = keys(&s3, "registry");
+    let remaining = s3.keys("registry");
     for d in &ours_m.blobs {
         let data = format!(
             "docker/registry/v2/blobs/sha256/{}/{}/data",
@@ -221,7 +190,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     assert_no_link_points_at_something_gone(&remaining);
     assert_eq!(summary["deleted"]["multipart_uploads"], multipart.len());
     assert_eq!(
-        open(&s3, "registry").multipart_uploads().unwrap(),
+        s3.storage("registry").multipart_uploads().unwrap(),
         Vec::new(),
         "every abandoned multipart upload was aborted"
     );
@@ -250,7 +219,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     assert!(stderr.contains("cannot tell"), "a bare URL warns: {stderr}");
     assert_eq!(pruned["removed"], 1, "{pruned}");
     assert_eq!(pruned["deleted"]["tags"], 1, "{pruned}");
-    let after = keys(&s3, "registry");
+    let after = s3.keys("registry");
     assert_eq!(tag_keys(&after, "team/app"), Vec::<String>::new());
     assert!(!tag_keys(&after, "team/x/tool").is_empty());
     let r = s

@@ -257,6 +257,30 @@ impl S3Storage {
         }
     }
 
+    /// Starts a GET (the caller holds its place among the requests in flight while it reads the body).
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
+        self.counters.get.fetch_add(1, Ordering::Relaxed);
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+        {
+            Ok(o) => Ok(o),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Err(StorageError::NotFound {
+                    key: key.to_owned(),
+                })
+            }
+            Err(e) => Err(other(key, describe(&e))),
+        }
+    }
+
     /// Bytes in the parts of a multipart upload (ListParts, 1000 parts a page).
     async fn parts_size(&self, u: &MultipartUpload) -> Result<u64, StorageError> {
         let mut size = 0;
@@ -370,23 +394,7 @@ impl Storage for S3Storage {
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
-            self.counters.get.fetch_add(1, Ordering::Relaxed);
-            let out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(self.full(key))
-                .send()
-                .await
-            {
-                Ok(o) => o,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Err(StorageError::NotFound {
-                        key: key.to_owned(),
-                    });
-                }
-                Err(e) => return Err(other(key, describe(&e))),
-            };
+            let out = self.get_object(key).await?;
             if out.content_length().unwrap_or(0) as u64 > limit {
                 return Err(StorageError::TooLarge {
                     key: key.to_owned(),
@@ -412,23 +420,7 @@ impl Storage for S3Storage {
     fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
-            self.counters.get.fetch_add(1, Ordering::Relaxed);
-            let mut out = match self
-                .client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(self.full(key))
-                .send()
-                .await
-            {
-                Ok(o) => o,
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                    return Err(StorageError::NotFound {
-                        key: key.to_owned(),
-                    });
-                }
-                Err(e) => return Err(other(key, describe(&e))),
-            };
+            let mut out = self.get_object(key).await?;
             while let Some(bytes) = out
                 .body
                 .try_next()

@@ -2,6 +2,9 @@
 //! `python3 -m moto.server` so that it does not depend on where pip put the `moto_server` script.
 
 use super::registry::{free_port, http_to};
+use regsweep::storage::Storage;
+use regsweep::storage::s3::{S3Options, S3Storage};
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,6 +71,36 @@ impl S3Server {
                 .env_remove("AWS_PROFILE"),
         );
         out.trim().to_owned()
+    }
+
+    /// The library's own backend on `bucket`, keys under `store/` (where the test registry writes).
+    pub fn storage(&self, bucket: &str) -> S3Storage {
+        S3Storage::open(S3Options {
+            bucket: bucket.into(),
+            prefix: "store/".into(),
+            endpoint: Some(self.endpoint()),
+            access_key: Some("test".into()),
+            secret_key: Some("test".into()),
+            region: Some("us-east-1".into()),
+            max_in_flight: 4,
+            ..S3Options::default()
+        })
+        .unwrap()
+    }
+
+    /// Every key in `bucket` below `store/`, listed directly through the library's backend.
+    pub fn keys(&self, bucket: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        self.storage(bucket)
+            .list(
+                "",
+                &mut |e| {
+                    out.insert(e.key);
+                },
+                &mut |n| panic!("{n:?}"),
+            )
+            .unwrap();
+        out
     }
 
     pub fn create_bucket(&self, bucket: &str) {
