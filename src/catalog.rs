@@ -202,6 +202,10 @@ pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
     catalog.missing.sort_unstable();
     catalog.missing.dedup();
     catalog.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    // A damaged layer that many manifests share is one problem.
+    catalog.problems.dedup_by(|a, b| {
+        a.kind == ProblemKind::SizeMismatch && a.kind == b.kind && a.path == b.path
+    });
     catalog
 }
 
@@ -231,6 +235,25 @@ impl Read {
     }
 }
 
+/// The first descriptor of manifest `d` whose size is not that of the blob data the store holds.
+fn size_mismatch(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> Option<Problem> {
+    declared.iter().find_map(|(b, size)| {
+        let id = inv.blobs.id(b)?;
+        let actual = inv.blobs.size(id);
+        (u64::try_from(*size).ok() != Some(actual)).then(|| {
+            Problem::at(
+                ProblemKind::SizeMismatch,
+                layout::blob_data(b),
+                format!(
+                    "blob {b} holds {actual} bytes but manifest {d} says {size}: its data is \
+                     truncated or rewritten (kept, since the manifest names it)"
+                ),
+            )
+            .digest(*b)
+        })
+    })
+}
+
 fn read_one(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
     let d = &inv.blobs.digest(id);
     let key = layout::blob_data(d);
@@ -254,9 +277,23 @@ fn read_one(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
             return Read::without_refs(id, State::Corrupt, Some(p.digest(*d)));
         }
     };
+    let actual = Digest::of(&bytes);
+    if actual != *d {
+        let p = Problem::at(
+            ProblemKind::CorruptManifest,
+            key,
+            format!(
+                "manifest {d}: its {} bytes hash to {actual}, so the data was truncated or \
+                 rewritten and what it keeps alive cannot be known",
+                bytes.len()
+            ),
+        );
+        return Read::without_refs(id, State::Corrupt, Some(p.digest(*d)));
+    }
     match manifest::parse(&bytes) {
         Ok(m) => {
             let mut r = Read::without_refs(id, State::Parsed(m.kind), None);
+            r.problem = size_mismatch(inv, d, &m.declared).map(Box::new);
             r.children = m.children;
             r.subject = m.subject;
             let tagged = m

@@ -36,6 +36,9 @@ pub struct Manifest {
     pub children: Vec<Digest>,
     /// The manifest this one refers to (signatures, SBOMs).
     pub subject: Option<Digest>,
+    /// Every descriptor that states a size (config, layers, blobs, children; not the subject), with
+    /// that size: what the blob's data must measure.
+    pub declared: Vec<(Digest, i64)>,
 }
 
 /// Why a manifest could not be understood.
@@ -54,6 +57,8 @@ pub enum ManifestError {
 #[derive(Deserialize)]
 struct Descriptor {
     digest: String,
+    #[serde(default)]
+    size: Option<i64>,
     #[serde(default)]
     urls: Option<Vec<String>>,
 }
@@ -121,24 +126,37 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         foreign: Vec::new(),
         children: Vec::new(),
         subject: None,
+        declared: Vec::new(),
     };
+    let mut declare = |d: Digest, desc: &Descriptor| {
+        if let Some(size) = desc.size {
+            m.declared.push((d, size));
+        }
+        d
+    };
+    let mut blobs = Vec::new();
+    let mut foreign = Vec::new();
+    let mut children = Vec::new();
     if let Some(c) = &raw.config {
-        m.blobs.push(digest("config", &c.digest)?);
+        blobs.push(declare(digest("config", &c.digest)?, c));
     }
     for l in raw.layers.iter().flatten() {
-        let d = digest("layers", &l.digest)?;
+        let d = declare(digest("layers", &l.digest)?, l);
         if l.urls.as_ref().is_some_and(|u| !u.is_empty()) {
-            m.foreign.push(d);
+            foreign.push(d);
         } else {
-            m.blobs.push(d);
+            blobs.push(d);
         }
     }
     for b in raw.blobs.iter().flatten() {
-        m.blobs.push(digest("blobs", &b.digest)?);
+        blobs.push(declare(digest("blobs", &b.digest)?, b));
     }
     for c in raw.manifests.iter().flatten() {
-        m.children.push(digest("manifests", &c.digest)?);
+        children.push(declare(digest("manifests", &c.digest)?, c));
     }
+    m.blobs = blobs;
+    m.foreign = foreign;
+    m.children = children;
     for l in raw.fs_layers.iter().flatten() {
         m.blobs.push(digest("fsLayers", &l.blob_sum)?);
     }
@@ -175,6 +193,7 @@ mod tests {
         assert_eq!(m.blobs, vec![dg('a'), dg('b')]);
         assert_eq!(m.foreign, vec![dg('c')]);
         assert!(m.children.is_empty());
+        assert_eq!(m.declared, vec![(dg('a'), 1), (dg('b'), 2), (dg('c'), 3)]);
     }
 
     #[test]

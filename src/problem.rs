@@ -1,7 +1,9 @@
 //! Problems found in a store: what is broken, where, and in words.
 //!
-//! Problems arrive as values and never stop a walk. Every kind here leaves the collector unsure of what
-//! some manifest or tag keeps alive, so any problem forbids `--delete` (the dry run still reports).
+//! Problems arrive as values and never stop a walk. Nearly every kind leaves the collector unsure of
+//! what some manifest or tag keeps alive, so it forbids `--delete` (the dry run still reports); the
+//! few that say only that a kept blob's data is damaged ([`ProblemKind::blocks_delete`]) are reported
+//! and do not stop a sweep, which never touches what a manifest names.
 
 use crate::digest::Digest;
 use serde::Serialize;
@@ -24,6 +26,21 @@ pub enum ProblemKind {
     DigestMismatch,
     /// An upload older than the grace period (`audit`).
     StaleUpload,
+    /// Blob data whose size is not the size a manifest's descriptor gives for it (truncated or
+    /// rewritten data).
+    SizeMismatch,
+}
+
+impl ProblemKind {
+    /// Whether this problem leaves it unproven what the store still needs, so that nothing may be
+    /// deleted until it is fixed. Damaged data of a blob that a manifest names does not: that blob
+    /// is kept like any other referenced blob.
+    pub fn blocks_delete(self) -> bool {
+        !matches!(
+            self,
+            ProblemKind::DigestMismatch | ProblemKind::SizeMismatch | ProblemKind::StaleUpload
+        )
+    }
 }
 
 /// One problem, with every coordinate that applies.

@@ -253,7 +253,7 @@ impl GcReport {
             )?;
         }
         match &self.deleted {
-            None if self.problems.is_empty() => writeln!(
+            None if self.problems.iter().all(|p| !p.kind.blocks_delete()) => writeln!(
                 out,
                 "Nothing was deleted (dry run). --delete executes this same plan."
             )?,

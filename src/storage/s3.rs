@@ -212,6 +212,10 @@ impl S3Storage {
     ) -> Result<(), StorageError> {
         let full_prefix = self.full(prefix);
         let mut token: Option<String> = None;
+        // S3 lists keys in ascending order across pages; a key that does not sort after the one
+        // before it means the listing moved under the walk (or the server pages wrongly), and keys
+        // may then have been skipped, which would make what they name look unreferenced.
+        let mut last: Option<String> = None;
         loop {
             let mut req = self
                 .client
@@ -234,6 +238,16 @@ impl S3Storage {
                 let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;
                 };
+                if let Some(before) = last.as_deref().filter(|before| key <= *before) {
+                    return Err(other(
+                        prefix,
+                        format!(
+                            "the listing is out of order ({key:?} came after {before:?}): the \
+                             bucket changed under the walk or the server pages wrongly"
+                        ),
+                    ));
+                }
+                last = Some(key.to_owned());
                 let modified = obj
                     .last_modified()
                     .and_then(|t| SystemTime::try_from(*t).ok());

@@ -105,13 +105,17 @@ impl HandStore {
     /// An OCI image manifest over a config and layers (all written as blobs, linked in `repo`), with an
     /// optional subject; returns (manifest, blobs it references).
     pub fn image(&self, repo: &str, seed: &str, subject: Option<&str>) -> (String, Vec<String>) {
-        let config = self.blob(format!("{{\"config-of\":\"{seed}\"}}").as_bytes());
-        let layer = self.blob(format!("layer of {seed}").as_bytes());
+        let (config_data, layer_data) = (
+            format!("{{\"config-of\":\"{seed}\"}}"),
+            format!("layer of {seed}"),
+        );
+        let config = self.blob(config_data.as_bytes());
+        let layer = self.blob(layer_data.as_bytes());
         let mut m = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 1},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": 1}],
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_data.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer, "size": layer_data.len()}],
         });
         if let Some(s) = subject {
             m["subject"] = serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": s, "size": 1});
