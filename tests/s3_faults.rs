@@ -1,11 +1,15 @@
 //! S3 faults: with a fault-injecting proxy between regsweep and the loopback S3 server (throttling,
 //! 500s, connections dropped after the request took effect, slow responses), a dry run plans exactly
 //! what it plans without faults, and `--delete` either completes or stops with a clear error and
-//! converges when run again; nothing a tag needs is ever deleted.
+//! converges when run again; nothing a tag needs is ever deleted. The same proxy holds chosen
+//! requests so that a test can change the bucket while a run is in flight (a tag moved between the
+//! walk and the sweep, listings in pages of three), or kill the run while its DeleteObjects is on the
+//! wire.
 
 mod support;
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::registry::{Registry, free_port};
@@ -21,6 +25,10 @@ struct Proxy {
 
 impl Proxy {
     fn start(dir: &Path, upstream: &str) -> Proxy {
+        Proxy::start_with(dir, upstream, &[])
+    }
+
+    fn start_with(dir: &Path, upstream: &str, extra: &[&str]) -> Proxy {
         let port = free_port();
         let stats = dir.join("faults.json");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fault_proxy.py");
@@ -34,6 +42,7 @@ impl Proxy {
                 "--stats",
             ])
             .arg(&stats)
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -141,4 +150,230 @@ fn through_a_faulty_connection_plans_match_and_deletes_converge_without_losing_a
         );
     }
     eprintln!("faults injected over one dry run and {runs} delete run(s): {stats}");
+}
+
+/// The folder where the proxy signals a held request (`held`) and the test releases it (`go`).
+struct Hold(PathBuf);
+
+impl Hold {
+    /// Waits until a request is held or `child` exits; true when a request is held.
+    fn wait(&self, child: &mut Child) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if self.0.join("held").exists() {
+                return true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no request held and no exit in 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Releases the held request and waits until the proxy has forwarded (or dropped) it.
+    fn release(&self) {
+        std::fs::write(self.0.join("go"), b"").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.0.join("held").exists() {
+            assert!(Instant::now() < deadline, "the proxy did not release");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn gc_via(endpoint: &str, url: &Path) -> Command {
+    let mut cmd = regsweep();
+    cmd.args([
+        "gc",
+        "-m",
+        "--delete",
+        "--grace",
+        "0s",
+        "--json",
+        "--endpoint-url",
+        endpoint,
+    ])
+    .arg(url)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn a_tag_moved_between_the_walk_and_the_sweep_stops_the_sweep_and_the_next_run_converges() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("registry");
+    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let url = Path::new("s3://registry/store");
+    let hold = Hold(dir.path().join("hold"));
+    std::fs::create_dir_all(&hold.0).unwrap();
+    // The second listing of the repositories folder is the check gc makes after its analysis, just
+    // before it deletes: hold its first page, and move a tag meanwhile. Listings come in pages of
+    // three.
+    let proxy_hold_dir = hold.0.to_str().unwrap().to_owned();
+    let proxy = Proxy::start_with(
+        dir.path(),
+        &s3.endpoint(),
+        &[
+            "--no-faults",
+            "--page-size",
+            "3",
+            "--hold",
+            // (first pages only: no continuation token)
+            "^GET (?!.*continuation-token)(?=.*list-type=2)(?=.*delimiter=/)(?=.*prefix=store/docker/registry/v2/repositories/(&|$))",
+            "--hold-from",
+            "2",
+            "--hold-dir",
+            &proxy_hold_dir,
+        ],
+    );
+
+    let before = s3.keys("registry");
+    let mut child = gc_via(&proxy.endpoint(), url).spawn().unwrap();
+    assert!(
+        hold.wait(&mut child),
+        "gc never listed the repositories again"
+    );
+    // team/app:v1 moves back to the image it was first pushed as, which the analysis found
+    // untagged and planned for deletion.
+    let a = &s.moved_from.manifest;
+    let bytes = std::fs::read(
+        dir.path()
+            .join("layouts/a/blobs/sha256")
+            .join(&a["sha256:".len()..]),
+    )
+    .unwrap();
+    let r = s.registry.http(
+        "PUT",
+        "/v2/team/app/manifests/v1",
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &bytes,
+    );
+    assert_eq!(r.status, 201, "tag moved through the registry");
+    let moved = s3.keys("registry");
+    hold.release();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("changed while it was analysed") && stderr.contains("team/app:v1"),
+        "the refusal names the moved tag: {stderr}"
+    );
+    assert_eq!(s3.keys("registry"), moved, "nothing was deleted");
+    assert!(moved.is_superset(&before));
+
+    // Run again (no change this time): the moved tag is a root now, and everything pulls.
+    let out = gc_via(&proxy.endpoint(), url).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_no_link_points_at_something_gone(&s3.keys("registry"));
+    let pulled = dir.path().join("pulled");
+    std::fs::create_dir_all(&pulled).unwrap();
+    s.pull_every_tag(&pulled);
+    let (left, _) = regsweep_plan(
+        url,
+        &["--endpoint-url", &s3.endpoint(), "--grace", "0s", "-m"],
+    );
+    assert_eq!(left, PlanSets::default(), "nothing left to collect");
+    let stats = proxy.stats();
+    assert_eq!(stats["held"], 1, "{stats}");
+}
+
+#[test]
+fn killed_while_each_delete_batch_is_on_the_wire_the_bucket_stays_whole_and_runs_converge() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("registry");
+    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let url = Path::new("s3://registry/store");
+    let hold = Hold(dir.path().join("hold"));
+    std::fs::create_dir_all(&hold.0).unwrap();
+    // Every DeleteObjects is held; the run that sent it is killed (SIGKILL) while it waits; then
+    // the request is forwarded (it takes effect with nobody to hear the answer) or, every second
+    // time, dropped (it never arrives). Listings come in pages of three, so the sweep makes many
+    // small steps.
+    let proxy = Proxy::start_with(
+        dir.path(),
+        &s3.endpoint(),
+        &[
+            "--no-faults",
+            "--page-size",
+            "3",
+            "--hold",
+            "^POST .*[?&]delete(=|&|$)",
+            "--hold-count",
+            "1000",
+            "--drop-alternate",
+            "--hold-dir",
+            hold.0.to_str().unwrap(),
+        ],
+    );
+    let (first_plan, _) = regsweep_plan(
+        url,
+        &["--endpoint-url", &s3.endpoint(), "--grace", "0s", "-m"],
+    );
+    assert!(!first_plan.blobs.is_empty());
+
+    let mut kills = 0;
+    let mut seen: Vec<BTreeSet<String>> = Vec::new();
+    loop {
+        let mut child = gc_via(&proxy.endpoint(), url).spawn().unwrap();
+        if !hold.wait(&mut child) {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{stderr}");
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        hold.release();
+        let keys = s3.keys("registry");
+        assert_no_link_points_at_something_gone(&keys);
+        let pulls = dir.path().join(format!("pull-{kills}"));
+        std::fs::create_dir_all(&pulls).unwrap();
+        s.pull_every_tag(&pulls);
+        seen.push(keys);
+        assert!(kills < 40, "no convergence after {kills} killed runs");
+    }
+    let (left, _) = regsweep_plan(
+        url,
+        &["--endpoint-url", &s3.endpoint(), "--grace", "0s", "-m"],
+    );
+    assert_eq!(left, PlanSets::default(), "nothing left to collect");
+    let stats = proxy.stats();
+    eprintln!("killed {kills} runs mid-DeleteObjects: {stats}");
+    assert!(kills >= 4, "the sweep took at least four batches: {kills}");
+    assert!(stats["held_dropped"].as_u64().unwrap() >= 2, "{stats}");
+    // The forwarded batches made progress: the bucket shrank across the kills.
+    assert!(seen.windows(2).any(|w| w[1].len() < w[0].len()));
+}
+
+#[test]
+fn a_listing_out_of_order_is_an_error_naming_the_prefix_and_nothing_is_planned_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("registry");
+    let _s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let url = Path::new("s3://registry/store");
+    let proxy = Proxy::start_with(
+        dir.path(),
+        &s3.endpoint(),
+        &["--no-faults", "--page-size", "3", "--disorder-pages"],
+    );
+    let before = s3.keys("registry");
+    let out = gc_via(&proxy.endpoint(), url).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("out of order") && stderr.contains("came after"),
+        "the error says the listing is out of order: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no plan from a listing that moved");
+    assert_eq!(s3.keys("registry"), before, "nothing was deleted");
 }

@@ -10,11 +10,26 @@ Forwards every request to the upstream S3 server, except that, by request number
   n % 17 == 9   waits 1.5 s, then forwards (a slow response).
 The schedule is deterministic so that a run is repeatable. After every request the counts of each
 fault are written to FILE as JSON.
+
+Other modes, for tests that act while a run is in flight:
+  --no-faults           forwards without the schedule above;
+  --page-size N         rewrites every ListObjectsV2's max-keys to N, so listings take many pages;
+  --disorder-pages      in every ListObjectsV2 answer to a request that continues a listing, moves
+                        the first key to the end: a listing that is no longer in order, as when the
+                        bucket changes between pages on a server that pages wrongly;
+  --hold REGEX --hold-from K --hold-count C --hold-dir D
+                        holds the K-th to (K+C-1)-th requests whose "METHOD unquoted-path" matches
+                        REGEX: creates D/held, waits (at most 120 s) until D/go exists, removes both,
+                        then forwards the request; with --drop-alternate every second held request is
+                        dropped instead (it never reaches the server), the others take effect after
+                        the client that sent them may have been killed.
 """
 
 import argparse
 import http.client
 import json
+import os
+import re
 import threading
 import time
 import urllib.parse
@@ -27,15 +42,37 @@ ERROR = (
 )
 
 
+def disorder(xml):
+    """Moves the first <Contents> element of a listing page to after the last one."""
+    start, end = xml.find(b"<Contents>"), xml.find(b"</Contents>")
+    last = xml.rfind(b"</Contents>")
+    if start < 0 or end == last:
+        return xml
+    end += len(b"</Contents>")
+    last += len(b"</Contents>")
+    return xml[:start] + xml[end:last] + xml[start:end] + xml[last:]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--stats", required=True)
+    ap.add_argument("--no-faults", action="store_true")
+    ap.add_argument("--page-size", type=int)
+    ap.add_argument("--hold")
+    ap.add_argument("--hold-from", type=int, default=1)
+    ap.add_argument("--hold-count", type=int, default=1)
+    ap.add_argument("--hold-dir")
+    ap.add_argument("--drop-alternate", action="store_true")
+    ap.add_argument("--disorder-pages", action="store_true")
     args = ap.parse_args()
+    hold = re.compile(args.hold) if args.hold else None
+    matches = [0]
     upstream = urllib.parse.urlparse(args.upstream)
     lock = threading.Lock()
-    stats = {"requests": 0, "throttled": 0, "server_error": 0, "dropped": 0, "slow": 0}
+    stats = {"requests": 0, "throttled": 0, "server_error": 0, "dropped": 0, "slow": 0,
+             "held": 0, "held_dropped": 0}
 
     def count(kind):
         with lock:
@@ -68,12 +105,61 @@ def main():
             if self.command != "HEAD":
                 self.wfile.write(data)
 
+        def held(self):
+            """Holds this request when it is one of those to hold: None when it is not one, else
+            what to do with it once released ("drop" or "forward")."""
+            if hold is None or not hold.search(self.command + " " + urllib.parse.unquote(self.path)):
+                return None
+            with lock:
+                matches[0] += 1
+                m = matches[0]
+            if not args.hold_from <= m < args.hold_from + args.hold_count:
+                return None
+            go = os.path.join(args.hold_dir, "go")
+            open(os.path.join(args.hold_dir, "held"), "w").close()
+            deadline = time.time() + 120
+            while not os.path.exists(go) and time.time() < deadline:
+                time.sleep(0.02)
+            if os.path.exists(go):
+                os.remove(go)
+            count("held")
+            drop = args.drop_alternate and stats["held"] % 2 == 0
+            if drop:
+                count("held_dropped")
+            return "drop" if drop else "forward"
+
+        def released(self):
+            """Says that a held request is done with: D/held goes once it was forwarded or dropped."""
+            held = os.path.join(args.hold_dir, "held")
+            if os.path.exists(held):
+                os.remove(held)
+
         def handle_any(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
+            if args.page_size and "list-type=2" in self.path:
+                self.path = re.sub(r"max-keys=\d+", f"max-keys={args.page_size}", self.path)
             with lock:
                 stats["requests"] += 1
                 n = stats["requests"]
+            action = self.held()
+            if action == "drop":
+                self.released()
+                self.close_connection = True
+                self.connection.close()
+                return
+            if action == "forward":
+                answer = self.forward(body)
+                self.released()
+                try:
+                    return self.reply(*answer)
+                except OSError:
+                    return  # the client is gone: the request took effect all the same
+            if args.no_faults:
+                status, headers, data = self.forward(body)
+                if args.disorder_pages and "continuation-token" in self.path:
+                    data = disorder(data)
+                return self.reply(status, headers, data)
             if n % 7 == 3:
                 count("throttled")
                 data = ERROR.format(code="SlowDown", n=n).encode()
