@@ -8,6 +8,7 @@
 
 mod support;
 
+use regsweep::storage::Storage;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -376,4 +377,82 @@ fn a_listing_out_of_order_is_an_error_naming_the_prefix_and_nothing_is_planned_f
     );
     assert!(out.stdout.is_empty(), "no plan from a listing that moved");
     assert_eq!(s3.keys("registry"), before, "nothing was deleted");
+}
+
+#[test]
+fn an_incomplete_multipart_upload_is_held_by_the_grace_window_and_aborted_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("registry");
+    let key = "docker/registry/v2/repositories/r/_uploads/interrupted/data";
+    let id = s3.abandon_multipart("registry", &format!("store/{key}"), 8192);
+    let url = Path::new("s3://registry/store");
+    // moto dates every upload to 2010; the proxy dates this one to when it started, as S3 would.
+    let proxy = Proxy::start_with(
+        dir.path(),
+        &s3.endpoint(),
+        &["--no-faults", "--initiated-now"],
+    );
+    let via = proxy.endpoint();
+    let (held, summary) = regsweep_plan(url, &["--endpoint-url", &via, "--grace", "1h"]);
+    assert!(
+        held.multipart.is_empty(),
+        "a fresh upload is held: {held:?}"
+    );
+    assert_eq!(summary["multipart_uploads"]["count"], 1, "{summary}");
+    assert_eq!(summary["multipart_uploads"]["bytes"], 8192, "{summary}");
+    assert_eq!(summary["multipart_uploads"]["eligible"], 0, "{summary}");
+
+    // Initiated times have whole seconds: past the second it started in, a zero grace plans it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (due, summary) = regsweep_plan(url, &["--endpoint-url", &via, "--grace", "0s"]);
+    let expected: BTreeSet<(String, String)> = [(key.to_owned(), id)].into();
+    assert_eq!(due.multipart, expected);
+    assert_eq!(summary["multipart_uploads"]["eligible_bytes"], 8192);
+
+    let out = regsweep()
+        .args([
+            "gc",
+            "--delete",
+            "--grace",
+            "1h",
+            "--json",
+            "--endpoint-url",
+            &via,
+        ])
+        .arg(url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        s3.storage("registry").multipart_uploads().unwrap().len(),
+        1,
+        "held, not aborted"
+    );
+    let out = regsweep()
+        .args([
+            "gc",
+            "--delete",
+            "--grace",
+            "0s",
+            "--json",
+            "--endpoint-url",
+            &via,
+        ])
+        .arg(url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        s3.storage("registry")
+            .multipart_uploads()
+            .unwrap()
+            .is_empty(),
+        "aborted"
+    );
 }

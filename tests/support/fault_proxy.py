@@ -17,6 +17,9 @@ Other modes, for tests that act while a run is in flight:
   --disorder-pages      in every ListObjectsV2 answer to a request that continues a listing, moves
                         the first key to the end: a listing that is no longer in order, as when the
                         bucket changes between pages on a server that pages wrongly;
+  --initiated-now       rewrites every <Initiated> time in ListMultipartUploads answers to the time the
+                        proxy started (moto reports every upload as initiated in 2010, which no grace
+                        would hold);
   --hold REGEX --hold-from K --hold-count C --hold-dir D
                         holds the K-th to (K+C-1)-th requests whose "METHOD unquoted-path" matches
                         REGEX: creates D/held, waits (at most 120 s) until D/go exists, removes both,
@@ -66,8 +69,10 @@ def main():
     ap.add_argument("--hold-dir")
     ap.add_argument("--drop-alternate", action="store_true")
     ap.add_argument("--disorder-pages", action="store_true")
+    ap.add_argument("--initiated-now", action="store_true")
     args = ap.parse_args()
     hold = re.compile(args.hold) if args.hold else None
+    started = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()).encode()
     matches = [0]
     upstream = urllib.parse.urlparse(args.upstream)
     lock = threading.Lock()
@@ -159,6 +164,8 @@ def main():
                 status, headers, data = self.forward(body)
                 if args.disorder_pages and "continuation-token" in self.path:
                     data = disorder(data)
+                if args.initiated_now and b"<Initiated>" in data:
+                    data = re.sub(rb"<Initiated>[^<]*</Initiated>", b"<Initiated>" + started + b"</Initiated>", data)
                 return self.reply(status, headers, data)
             if n % 7 == 3:
                 count("throttled")
