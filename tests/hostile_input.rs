@@ -509,3 +509,57 @@ fn unreadable_files_and_folders_are_named_and_stop_delete() {
     assert_eq!(summary["deleted"]["blobs"], 1, "{summary}");
     assert!(!s.blob_path(&orphan).exists());
 }
+
+#[test]
+fn odd_names_on_s3_plan_and_sweep_exactly_as_on_disk() {
+    let s = HandStore::new();
+    // Characters that need care in S3 keys and URLs: '+', '%', spaces, quotes, non-ASCII, '&', '='.
+    let names = ["plus+sign/re po", "per%cent/ünï", "amp&eq=/x'y\"z"];
+    for (i, repo) in names.iter().enumerate() {
+        let (m, _) = s.image(repo, &format!("kept {i}"), None);
+        s.tag(repo, "t+1 %2F&", &m);
+        s.image(repo, &format!("old {i}"), None);
+    }
+    s.blob(b"orphan");
+    s.age_all(DAY);
+
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    let loader = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/load_s3.py");
+    support::run(
+        Command::new("python3")
+            .arg(loader)
+            .arg(&s.root)
+            .args([&s3.endpoint(), "odd", "store"])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("AWS_PROFILE"),
+    );
+    let url = Path::new("s3://odd/store");
+    let endpoint = s3.endpoint();
+    let s3_args = ["--endpoint-url", endpoint.as_str(), "--grace", "0s", "-m"];
+    let (on_disk, disk_summary) = support::regsweep_plan(&s.root, &["--grace", "0s", "-m"]);
+    let (on_s3, s3_summary) = support::regsweep_plan(url, &s3_args);
+    assert_eq!(on_s3, on_disk);
+    assert_eq!(on_disk.manifests.len(), names.len());
+    assert_eq!(s3_summary["tags"], disk_summary["tags"]);
+    assert_eq!(
+        s3_summary["problems"],
+        serde_json::json!([]),
+        "{s3_summary}"
+    );
+
+    let (code, _, stderr) = gc(&s.root, &["--grace", "0s", "-m", "--delete"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut delete: Vec<&str> = s3_args.to_vec();
+    delete.push("--delete");
+    let (code, summary, stderr) = gc(url, &delete);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["deleted"]["manifests"], names.len(), "{summary}");
+    assert_eq!(
+        s3.keys("odd"),
+        file_set(&s.root),
+        "the bucket holds exactly the files the same sweep left on disk"
+    );
+}
