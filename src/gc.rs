@@ -204,8 +204,7 @@ pub fn first_change(before: &[Repository], after: &[Repository]) -> Option<Strin
                 ));
             }
             return Some(t.describe("tag", |(tag, target)| {
-                let target = target.map_or("nothing".to_owned(), |d| d.to_string());
-                format!("{}:{tag} naming {target}", b.name)
+                format!("{}:{tag} naming {}", b.name, name_of(*target))
             }));
         }
         if let Some(d) = diff(&b.revisions, &a.revisions) {
