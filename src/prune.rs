@@ -375,15 +375,68 @@ pub enum PruneRefused {
         "refusing to delete: {count} problem(s) in the store, the first: {first}; fix them (see `regsweep audit`) and run again"
     )]
     Problems { count: usize, first: String },
+    #[error(
+        "refusing to delete: the tags changed while they were judged ({0}); nothing was deleted. \
+         Put the registry in read-only mode and run again"
+    )]
+    Moved(String),
+    #[error("refusing to delete: the tags could not be listed again: {0}")]
+    Recheck(StorageError),
+}
+
+/// The first tag of a matched repository that is not as the plan saw it (pushed, moved, re-pushed or
+/// gone), in words; `None` when every matched repository's tags are as they were.
+fn first_tag_change(plan: &PrunePlan, now: &[inventory::Repository]) -> Option<String> {
+    use std::collections::BTreeMap;
+    for r in &plan.repositories {
+        let Ok(i) = now.binary_search_by(|n| n.name.as_str().cmp(&r.name)) else {
+            return Some(format!("repository {} is gone", r.name));
+        };
+        let seen =
+            |tags: &mut dyn Iterator<Item = &Tag>| -> BTreeMap<String, (Option<Digest>, i64)> {
+                tags.map(|t| (t.name.clone(), (t.current, t.moved)))
+                    .collect()
+            };
+        let before = seen(&mut r.tags.iter().map(|d| &d.tag));
+        let after = seen(&mut now[i].tags.iter());
+        let names: std::collections::BTreeSet<&String> =
+            before.keys().chain(after.keys()).collect();
+        for name in names {
+            let (b, a) = (before.get(name), after.get(name));
+            if b == a {
+                continue;
+            }
+            let at = |t: Option<&(Option<Digest>, i64)>| match t {
+                None => "absent".to_owned(),
+                Some((None, _)) => "naming nothing".to_owned(),
+                Some((Some(d), moved)) => format!("naming {d}, pushed {}", rfc3339(*moved)),
+            };
+            return Some(format!(
+                "tag {}:{name} was {} and is now {}",
+                r.name,
+                at(b),
+                at(a)
+            ));
+        }
+    }
+    None
 }
 
 /// Removes the planned tags: each tag's index entries, then its `current` link, then its folder.
+///
+/// Just before, the repositories are listed again: when a tag of a matched repository was pushed,
+/// moved or re-pushed since the plan was made, nothing is deleted (a tag pushed during the walk could
+/// otherwise be removed as old).
 pub fn execute(storage: &dyn Storage, plan: &PrunePlan) -> Result<TagsDeleted, PruneRefused> {
     if let Some(first) = plan.problems.first() {
         return Err(PruneRefused::Problems {
             count: plan.problems.len(),
             first: first.to_string(),
         });
+    }
+    let (now, _) = inventory::scan_repositories_only(storage).map_err(PruneRefused::Recheck)?;
+    if let Some(change) = first_tag_change(plan, &now) {
+        return Err(PruneRefused::Moved(change));
     }
     let removed: Vec<(&str, &Tag)> = plan
         .repositories

@@ -153,6 +153,28 @@ fn through_a_faulty_connection_plans_match_and_deletes_converge_without_losing_a
     eprintln!("faults injected over one dry run and {runs} delete run(s): {stats}");
 }
 
+/// The first page (no continuation token) of a listing of the repositories folder's top level: a
+/// deleting run makes it once for its analysis and once more just before it deletes.
+const SECOND_REPOSITORIES_LISTING: &str = "^GET (?!.*continuation-token)(?=.*list-type=2)(?=.*delimiter=/)(?=.*prefix=store/docker/registry/v2/repositories/(&|$))";
+
+/// Moves team/app:v1 back to the image it was first pushed as (PUT of that manifest through the
+/// registry).
+fn move_team_app_v1(dir: &Path, s: &support::scenario::Store) {
+    let a = &s.moved_from.manifest;
+    let bytes = std::fs::read(
+        dir.join("layouts/a/blobs/sha256")
+            .join(&a["sha256:".len()..]),
+    )
+    .unwrap();
+    let r = s.registry.http(
+        "PUT",
+        "/v2/team/app/manifests/v1",
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &bytes,
+    );
+    assert_eq!(r.status, 201, "tag moved through the registry");
+}
+
 /// The folder where the proxy signals a held request (`held`) and the test releases it (`go`).
 struct Hold(PathBuf);
 
@@ -225,8 +247,7 @@ fn a_tag_moved_between_the_walk_and_the_sweep_stops_the_sweep_and_the_next_run_c
             "--page-size",
             "3",
             "--hold",
-            // (first pages only: no continuation token)
-            "^GET (?!.*continuation-token)(?=.*list-type=2)(?=.*delimiter=/)(?=.*prefix=store/docker/registry/v2/repositories/(&|$))",
+            SECOND_REPOSITORIES_LISTING,
             "--hold-from",
             "2",
             "--hold-dir",
@@ -242,20 +263,7 @@ fn a_tag_moved_between_the_walk_and_the_sweep_stops_the_sweep_and_the_next_run_c
     );
     // team/app:v1 moves back to the image it was first pushed as, which the analysis found
     // untagged and planned for deletion.
-    let a = &s.moved_from.manifest;
-    let bytes = std::fs::read(
-        dir.path()
-            .join("layouts/a/blobs/sha256")
-            .join(&a["sha256:".len()..]),
-    )
-    .unwrap();
-    let r = s.registry.http(
-        "PUT",
-        "/v2/team/app/manifests/v1",
-        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
-        &bytes,
-    );
-    assert_eq!(r.status, 201, "tag moved through the registry");
+    move_team_app_v1(dir.path(), &s);
     let moved = s3.keys("registry");
     hold.release();
     let out = child.wait_with_output().unwrap();
@@ -455,4 +463,71 @@ fn an_incomplete_multipart_upload_is_held_by_the_grace_window_and_aborted_after_
             .is_empty(),
         "aborted"
     );
+}
+
+#[test]
+fn a_tag_pushed_while_prune_tags_runs_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("registry");
+    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let url = Path::new("s3://registry/store");
+    let hold = Hold(dir.path().join("hold"));
+    std::fs::create_dir_all(&hold.0).unwrap();
+    let hold_dir = hold.0.to_str().unwrap().to_owned();
+    let proxy = Proxy::start_with(
+        dir.path(),
+        &s3.endpoint(),
+        &[
+            "--no-faults",
+            "--hold",
+            SECOND_REPOSITORIES_LISTING,
+            "--hold-from",
+            "2",
+            "--hold-dir",
+            &hold_dir,
+        ],
+    );
+    let prune = || {
+        let mut cmd = regsweep();
+        cmd.args(["prune-tags", "--repo", "team/app", "--delete", "--json"])
+            .args(["--endpoint-url", &proxy.endpoint()])
+            .arg(url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    // team/app:v1 is the only tag of team/app, and --repo alone removes every tag it matches; it is
+    // pushed again while the run is between its plan and its deletes.
+    let mut child = prune().spawn().unwrap();
+    assert!(
+        hold.wait(&mut child),
+        "prune-tags never listed the repositories again"
+    );
+    move_team_app_v1(dir.path(), &s);
+    let before = s3.keys("registry");
+    hold.release();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("tags changed") && stderr.contains("team/app:v1"),
+        "the refusal names the tag: {stderr}"
+    );
+    assert_eq!(s3.keys("registry"), before, "nothing was deleted");
+    let pulled = dir.path().join("pulled");
+    std::fs::create_dir_all(&pulled).unwrap();
+    s.pull_every_tag(&pulled);
+
+    // With nothing pushed meanwhile, the next run removes the tag.
+    let out = prune().output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let current = "docker/registry/v2/repositories/team/app/_manifests/tags/v1/current/link";
+    assert!(before.contains(current));
+    assert!(!s3.keys("registry").contains(current));
 }
