@@ -162,6 +162,9 @@ pub fn execute(
     if analysis.inventory.vanished > 0 {
         return Err(RefusedError::Vanished(analysis.inventory.vanished));
     }
+    if analysis.plan.items.is_empty() {
+        return Ok(Deleted::default());
+    }
     progress.phase("listing tags and revisions again");
     let (now, _) = inventory::scan_repositories_only(storage).map_err(RefusedError::Recheck)?;
     if let Some(change) = first_change(&analysis.inventory.repositories, &now) {
