@@ -110,7 +110,7 @@ fn gc_delete_killed_at_any_instant_leaves_the_store_intact_and_the_next_run_fini
     );
 
     // Kill points spread over the whole run, from start-up to the end of the sweep.
-    let points = 32;
+    let points = 48;
     let (mut mid_sweep, mut before_sweep, mut after_sweep) = (0, 0, 0);
     for k in 0..points {
         let dir = scratch();
