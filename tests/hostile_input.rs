@@ -423,26 +423,38 @@ fn is_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
+const NOBODY: [&str; 4] = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
+
 /// The regsweep command as an unprivileged user: as root, through `setpriv` as nobody (the store
-/// is then given to nobody); otherwise as this user.
-fn unprivileged(root: &Path) -> Command {
+/// under `top` is then given to nobody, and the binary is copied into `top` when nobody cannot reach
+/// it where cargo built it); otherwise as this user.
+fn unprivileged(top: &Path) -> Command {
     if !is_root() {
         return support::regsweep();
     }
-    let mut top = root.to_path_buf();
-    while let Some(parent) = top.parent() {
-        // Let nobody reach the store through the temporary folder.
-        if parent == Path::new("/tmp") || parent == Path::new("/") {
-            break;
-        }
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
-        top = parent.to_path_buf();
-    }
-    support::run(Command::new("chown").args(["-R", "65534:65534"]).arg(root));
+    std::fs::set_permissions(top, std::fs::Permissions::from_mode(0o755)).unwrap();
+    support::run(
+        Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(top.join("root")),
+    );
     let plain = support::regsweep();
+    let mut program = PathBuf::from(plain.get_program());
+    let reachable = Command::new("setpriv")
+        .args(NOBODY)
+        .args(["test", "-x"])
+        .arg(&program)
+        .status()
+        .unwrap()
+        .success();
+    if !reachable {
+        let copy = top.join("regsweep");
+        std::fs::copy(&program, &copy).unwrap();
+        chmod(&copy, 0o755);
+        program = copy;
+    }
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(plain.get_program());
+    cmd.args(NOBODY).arg(program);
     for (k, v) in plain.get_envs() {
         match v {
             Some(v) => cmd.env(k, v),
@@ -458,7 +470,9 @@ fn chmod(p: &Path, mode: u32) {
 
 #[test]
 fn unreadable_files_and_folders_are_named_and_stop_delete() {
-    let s = HandStore::new();
+    // In /tmp, whatever TMPDIR says: every folder above the store must let nobody through.
+    let top = tempfile::tempdir_in("/tmp").unwrap();
+    let s = HandStore::at(&top.path().join("root"));
     let (tagged, _) = s.image("r", "tagged", None);
     s.tag("r", "v1", &tagged);
     let (other, _) = s.image("q", "other", None);
@@ -467,7 +481,7 @@ fn unreadable_files_and_folders_are_named_and_stop_delete() {
     s.tag("p", "v1", &third);
     let orphan = s.blob(b"orphan");
     s.age_all(DAY);
-    let as_nobody = || unprivileged(&s.root);
+    let as_nobody = || unprivileged(top.path());
     let (code, clean, stderr) = gc_in(as_nobody(), &s.root, &["--grace", "0s"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(problems(&clean).len(), 0, "{clean}");
