@@ -5,7 +5,8 @@
 //! its `exclusive_bytes` are those that no other repository's tags reach, which is what deleting the
 //! repository and collecting with `-m` would free. Store-wide, `reclaimable` splits what `gc
 //! --grace 0s` frees (`unreferenced_bytes`), what `-m` frees on top of that (`untagged_bytes`), and
-//! what `_uploads` folders hold (`uploads_bytes`).
+//! what `_uploads` folders hold (`uploads_bytes`), and on S3 the parts of incomplete multipart uploads
+//! (`multipart_bytes`), which no object listing shows and which are billed all the same.
 
 use crate::catalog;
 use crate::gc::Progress;
@@ -39,6 +40,8 @@ pub struct Reclaimable {
     pub untagged_bytes: u64,
     /// What `_uploads` folders hold.
     pub uploads_bytes: u64,
+    /// What the parts of incomplete S3 multipart uploads under the store hold (0 on a filesystem).
+    pub multipart_bytes: u64,
 }
 
 /// The `du` report.
@@ -53,6 +56,9 @@ pub struct DuReport {
     pub repositories: Vec<RepoUsage>,
     /// Problems the walk met (`audit` lists them); sizes may be short where they are.
     pub problems: u64,
+    /// Why incomplete multipart uploads could not be listed (their bytes then count as 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multipart_error: Option<String>,
     pub elapsed_ms: u64,
 }
 
@@ -94,6 +100,10 @@ pub fn du(storage: &dyn Storage, progress: &dyn Progress) -> Result<DuReport, St
     let plain = mark::mark_every_revision(&inv, &cat);
     let total_bytes = inv.blobs.total_bytes();
     let referenced = bytes_of(&inv.blobs, &plain.blobs);
+    let (multipart_bytes, multipart_error) = match storage.multipart_uploads() {
+        Ok(m) => (m.iter().map(|u| u.size).sum(), None),
+        Err(e) => (0, Some(e.to_string())),
+    };
     Ok(DuReport {
         storage: storage.describe(),
         blobs: inv.blobs.len() as u64,
@@ -107,9 +117,11 @@ pub fn du(storage: &dyn Storage, progress: &dyn Progress) -> Result<DuReport, St
                 .flat_map(|r| &r.uploads)
                 .map(|u| u.size)
                 .sum(),
+            multipart_bytes,
         },
         repositories,
         problems: (inv.problems.len() + cat.problems.len()) as u64,
+        multipart_error,
         elapsed_ms: start.elapsed().as_millis() as u64,
     })
 }
@@ -168,6 +180,16 @@ impl DuReport {
             human_bytes(rc.untagged_bytes),
             human_bytes(rc.uploads_bytes)
         )?;
+        if rc.multipart_bytes > 0 {
+            writeln!(
+                out,
+                "             {} in incomplete S3 multipart uploads (gc aborts them)",
+                human_bytes(rc.multipart_bytes)
+            )?;
+        }
+        if let Some(e) = &self.multipart_error {
+            writeln!(out, "multipart uploads could not be listed: {e}")?;
+        }
         if self.problems > 0 {
             writeln!(
                 out,

@@ -141,9 +141,20 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
         (code, json, stderr)
     };
     for command in ["du", "audit"] {
-        let (code, on_s3, stderr) = report(command, url.as_os_str());
+        let (code, mut on_s3, stderr) = report(command, url.as_os_str());
         assert_eq!(code, 0, "{command}: {on_s3:#}\n{stderr}");
-        let (code, on_disk, stderr) = report(command, copy.as_os_str());
+        let (code, mut on_disk, stderr) = report(command, copy.as_os_str());
+        if command == "du" {
+            // Incomplete multipart uploads exist only in the bucket: du counts their parts there.
+            let multipart = |r: &mut serde_json::Value| {
+                r["reclaimable"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("multipart_bytes")
+            };
+            assert_eq!(multipart(&mut on_s3), Some(mp_bytes.into()));
+            assert_eq!(multipart(&mut on_disk), Some(0.into()));
+        }
         assert_eq!(code, 0, "{command}: {on_disk:#}\n{stderr}");
         assert_eq!(on_s3, on_disk, "{command}");
     }
