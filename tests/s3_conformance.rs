@@ -7,9 +7,7 @@ mod support;
 use regsweep::storage::Storage;
 use std::collections::BTreeSet;
 use std::path::Path;
-use support::registry::Registry;
-use support::s3::S3Server;
-use support::scenario::build_store;
+use support::scenario::build_store_on_s3;
 use support::{
     PlanSets, assert_no_link_points_at_something_gone, diff, reference_dry_run, regsweep_json,
     regsweep_plan, run,
@@ -18,9 +16,7 @@ use support::{
 #[test]
 fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&dir.path().join("moto.log"));
-    s3.create_bucket("registry");
-    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let (s3, s) = build_store_on_s3(dir.path());
     // An interrupted push leaves an incomplete multipart upload that no object listing shows.
     let mp_key = "docker/registry/v2/repositories/team/app/_uploads/interrupted/data";
     let mp_id = s3.abandon_multipart("registry", &format!("store/{mp_key}"), 4096);

@@ -13,9 +13,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::registry::{Registry, free_port};
+use support::registry::free_port;
 use support::s3::S3Server;
-use support::scenario::build_store;
+use support::scenario::build_store_on_s3;
 use support::{PlanSets, assert_no_link_points_at_something_gone, regsweep, regsweep_plan};
 
 struct Proxy {
@@ -75,9 +75,7 @@ impl Drop for Proxy {
 #[test]
 fn through_a_faulty_connection_plans_match_and_deletes_converge_without_losing_a_tag() {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&dir.path().join("moto.log"));
-    s3.create_bucket("registry");
-    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let (s3, s) = build_store_on_s3(dir.path());
     let url = Path::new("s3://registry/store");
     let direct = s3.endpoint();
     let proxy = Proxy::start(dir.path(), &direct);
@@ -179,6 +177,17 @@ fn move_team_app_v1(dir: &Path, s: &support::scenario::Store) {
 struct Hold(PathBuf);
 
 impl Hold {
+    fn new(dir: &Path) -> Hold {
+        let hold = Hold(dir.join("hold"));
+        std::fs::create_dir_all(&hold.0).unwrap();
+        hold
+    }
+
+    /// The folder, for the proxy's --hold-dir.
+    fn dir(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
     /// Waits until a request is held or `child` exits; true when a request is held.
     fn wait(&self, child: &mut Child) -> bool {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -229,16 +238,12 @@ fn gc_via(endpoint: &str, url: &Path) -> Command {
 #[test]
 fn a_tag_moved_between_the_walk_and_the_sweep_stops_the_sweep_and_the_next_run_converges() {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&dir.path().join("moto.log"));
-    s3.create_bucket("registry");
-    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let (s3, s) = build_store_on_s3(dir.path());
     let url = Path::new("s3://registry/store");
-    let hold = Hold(dir.path().join("hold"));
-    std::fs::create_dir_all(&hold.0).unwrap();
+    let hold = Hold::new(dir.path());
     // The second listing of the repositories folder is the check gc makes after its analysis, just
     // before it deletes: hold its first page, and move a tag meanwhile. Listings come in pages of
     // three.
-    let proxy_hold_dir = hold.0.to_str().unwrap().to_owned();
     let proxy = Proxy::start_with(
         dir.path(),
         &s3.endpoint(),
@@ -251,7 +256,7 @@ fn a_tag_moved_between_the_walk_and_the_sweep_stops_the_sweep_and_the_next_run_c
             "--hold-from",
             "2",
             "--hold-dir",
-            &proxy_hold_dir,
+            hold.dir(),
         ],
     );
 
@@ -296,12 +301,9 @@ fn a_tag_moved_between_the_walk_and_the_sweep_stops_the_sweep_and_the_next_run_c
 #[test]
 fn killed_while_each_delete_batch_is_on_the_wire_the_bucket_stays_whole_and_runs_converge() {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&dir.path().join("moto.log"));
-    s3.create_bucket("registry");
-    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let (s3, s) = build_store_on_s3(dir.path());
     let url = Path::new("s3://registry/store");
-    let hold = Hold(dir.path().join("hold"));
-    std::fs::create_dir_all(&hold.0).unwrap();
+    let hold = Hold::new(dir.path());
     // Every DeleteObjects is held; the run that sent it is killed (SIGKILL) while it waits; then
     // the request is forwarded (it takes effect with nobody to hear the answer) or, every second
     // time, dropped (it never arrives). Listings come in pages of three, so the sweep makes many
@@ -319,7 +321,7 @@ fn killed_while_each_delete_batch_is_on_the_wire_the_bucket_stays_whole_and_runs
             "1000",
             "--drop-alternate",
             "--hold-dir",
-            hold.0.to_str().unwrap(),
+            hold.dir(),
         ],
     );
     let (first_plan, _) = regsweep_plan(
@@ -366,9 +368,7 @@ fn killed_while_each_delete_batch_is_on_the_wire_the_bucket_stays_whole_and_runs
 #[test]
 fn a_listing_out_of_order_is_an_error_naming_the_prefix_and_nothing_is_planned_from_it() {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&dir.path().join("moto.log"));
-    s3.create_bucket("registry");
-    let _s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let (s3, _s) = build_store_on_s3(dir.path());
     let url = Path::new("s3://registry/store");
     let proxy = Proxy::start_with(
         dir.path(),
@@ -468,13 +468,9 @@ fn an_incomplete_multipart_upload_is_held_by_the_grace_window_and_aborted_after_
 #[test]
 fn a_tag_pushed_while_prune_tags_runs_is_not_removed() {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = S3Server::start(&dir.path().join("moto.log"));
-    s3.create_bucket("registry");
-    let s = build_store(dir.path(), Registry::start_s3(dir.path(), &s3, "registry"));
+    let (s3, s) = build_store_on_s3(dir.path());
     let url = Path::new("s3://registry/store");
-    let hold = Hold(dir.path().join("hold"));
-    std::fs::create_dir_all(&hold.0).unwrap();
-    let hold_dir = hold.0.to_str().unwrap().to_owned();
+    let hold = Hold::new(dir.path());
     let proxy = Proxy::start_with(
         dir.path(),
         &s3.endpoint(),
@@ -485,7 +481,7 @@ fn a_tag_pushed_while_prune_tags_runs_is_not_removed() {
             "--hold-from",
             "2",
             "--hold-dir",
-            &hold_dir,
+            hold.dir(),
         ],
     );
     let prune = || {

@@ -22,6 +22,15 @@ pub struct Store {
 }
 
 /// Builds the scenario through `registry`; `dir` holds the OCI layouts the test writes.
+/// A loopback S3 server with a bucket `registry`, and the scenario's store pushed into it (under
+/// `store/`) by the registry's own s3 driver.
+pub fn build_store_on_s3(dir: &Path) -> (super::s3::S3Server, Store) {
+    let s3 = super::s3::S3Server::start(&dir.join("moto.log"));
+    s3.create_bucket("registry");
+    let store = build_store(dir, Registry::start_s3(dir, &s3, "registry"));
+    (s3, store)
+}
+
 pub fn build_store(dir: &Path, registry: Registry) -> Store {
     let layouts = dir.join("layouts");
     let layout = |name: &str| layouts.join(name);
