@@ -234,11 +234,13 @@ impl S3Storage {
                     .await
                     .map_err(|e| other(prefix, describe(&e)))?
             };
+            // The key before this one: borrowed within the page, carried over between pages.
+            let mut previous = last.as_deref();
             for obj in page.contents() {
                 let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;
                 };
-                if let Some(before) = last.as_deref().filter(|before| key <= *before) {
+                if let Some(before) = previous.filter(|before| key <= *before) {
                     return Err(other(
                         prefix,
                         format!(
@@ -247,7 +249,7 @@ impl S3Storage {
                         ),
                     ));
                 }
-                last = Some(key.to_owned());
+                previous = Some(key);
                 let modified = obj
                     .last_modified()
                     .and_then(|t| SystemTime::try_from(*t).ok());
@@ -259,6 +261,7 @@ impl S3Storage {
                     content: None,
                 });
             }
+            last = previous.map(str::to_owned);
             for cp in page.common_prefixes() {
                 if let Some(name) = cp.prefix().and_then(|p| p.strip_prefix(&full_prefix)) {
                     dirs.push(name.trim_end_matches('/').to_owned());
