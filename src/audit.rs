@@ -190,7 +190,7 @@ fn missing_blobs(inv: &Inventory, cat: &Catalog) -> Vec<Problem> {
                         .tag(&t.name)
                         .digest(m),
                     ),
-                    Some(State::Corrupt) => {}
+                    Some(State::Corrupt | State::NotManifest) => {}
                     Some(State::Parsed(_)) => {
                         let id = inv.blobs.id(&m).expect("parsed manifests have data");
                         let refs = cat.refs(id).expect("parsed");
@@ -212,7 +212,7 @@ fn missing_blobs(inv: &Inventory, cat: &Catalog) -> Vec<Problem> {
                                 .digest(b),
                             );
                         }
-                        stack.extend(refs.children.iter().copied());
+                        stack.extend(mark::followed_children(refs, r, cat, &inv.blobs));
                     }
                 }
             }

@@ -2,6 +2,12 @@
 //!
 //! Starting from every revision and every tag target, manifests are read in parallel rounds: a round
 //! reads what is not known yet, and the children of lists and indexes it finds form the next round.
+//! A child is read only when some repository links it (a revision or a `_layers` link): the registry
+//! serves a manifest from a repository only through those, and `mark` follows a child only where it
+//! is linked, so a child linked nowhere (deleted through the API) is never followed and need not be
+//! read. Children typed as manifests are read strictly (data that is not a manifest is a problem);
+//! untyped children leniently (data that is not a manifest is just a blob, [`State::NotManifest`]),
+//! unless a typed entry or a root names the same digest.
 //! Each manifest is read once whatever number of repositories hold it. Layers are never read.
 //! References are kept as [`BlobId`]s (4 bytes each) where the store holds the blob, and as digests
 //! only when it does not.
@@ -9,10 +15,11 @@
 use crate::digest::Digest;
 use crate::inventory::{BlobId, BlobTable, Inventory};
 use crate::layout;
-use crate::manifest::{self, MAX_MANIFEST_BYTES, ManifestKind};
+use crate::manifest::{self, Child, MAX_MANIFEST_BYTES, ManifestKind};
 use crate::problem::{Problem, ProblemKind};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 
 /// A parsed manifest's references, borrowed from the catalog.
 #[derive(Debug, Clone, Copy)]
@@ -22,8 +29,11 @@ pub struct Refs<'a> {
     pub blobs: &'a [BlobId],
     /// Referenced blobs the store does not hold, with whether the reference is a foreign layer.
     pub absent: &'a [(Digest, bool)],
-    /// Child manifests (of lists and indexes).
+    /// Entries of a list or index typed as manifests.
     pub children: &'a [Digest],
+    /// Entries of a list or index with no media type (manifests only if the store holds them as
+    /// such: see [`State::NotManifest`]).
+    pub untyped: &'a [Digest],
     pub subject: Option<Digest>,
 }
 
@@ -35,6 +45,8 @@ pub enum State {
     Missing,
     /// The data is there but is not a manifest the collector understands.
     Corrupt,
+    /// Read only as an untyped index entry, and not a manifest: a plain blob (no problem).
+    NotManifest,
 }
 
 /// One manifest: its state and where its references sit in the catalog's shared arrays.
@@ -43,8 +55,10 @@ struct Slot {
     state: State,
     blobs: (u32, u32),
     absent: (u32, u32),
-    /// Children, then the subject when `has_subject`, in `digest_refs`.
+    /// Typed children, then `untyped` untyped ones, then the subject when `has_subject`, in
+    /// `digest_refs`.
     children: (u32, u32),
+    untyped: u32,
     has_subject: bool,
 }
 
@@ -94,12 +108,14 @@ impl Catalog {
         };
         let range = |(start, len): (u32, u32)| start as usize..(start + len) as usize;
         let children = range(slot.children);
+        let untyped = children.end..children.end + slot.untyped as usize;
         Some(Refs {
             kind,
             blobs: &self.blob_refs[range(slot.blobs)],
             absent: &self.absent[range(slot.absent)],
-            children: &self.digest_refs[children.clone()],
-            subject: slot.has_subject.then(|| self.digest_refs[children.end]),
+            children: &self.digest_refs[children],
+            subject: slot.has_subject.then(|| self.digest_refs[untyped.end]),
+            untyped: &self.digest_refs[untyped],
         })
     }
 
@@ -122,11 +138,13 @@ impl Catalog {
             blobs: span(self.blob_refs.len(), r.blobs.len()),
             absent: span(self.absent.len(), r.absent.len()),
             children: span(self.digest_refs.len(), r.children.len()),
+            untyped: r.untyped.len() as u32,
             has_subject: r.subject.is_some(),
         };
         self.blob_refs.extend(r.blobs);
         self.absent.extend(r.absent);
         self.digest_refs.extend(r.children);
+        self.digest_refs.extend(r.untyped);
         self.digest_refs.extend(r.subject);
         self.slots.push((id, slot));
     }
@@ -149,55 +167,100 @@ const BATCH: usize = 4096;
 /// Reads every manifest that the inventory's revisions and tags reach.
 pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
     let mut catalog = Catalog::default();
-    // Rounds are lists of blob ids (4 bytes a manifest); a manifest the store has no data for is
-    // recorded as missing at once.
-    let mut round: Vec<BlobId> = Vec::new();
-    let want = |catalog: &mut Catalog, round: &mut Vec<BlobId>, d: &Digest| match inv.blobs.id(d) {
-        Some(id) => round.push(id),
-        None => catalog.missing.push(*d),
-    };
+    // Every blob some repository links (revision or `_layers`): only those can be served as a
+    // manifest, so only those children are read.
+    let mut linked = RoaringBitmap::new();
+    for r in &inv.repositories {
+        linked.extend(r.layer_links.iter().copied());
+        linked.extend(r.revisions.iter().filter_map(|d| inv.blobs.id(d)));
+    }
+    // Rounds are lists of (blob id, strict) (8 bytes a manifest); a manifest the store has no data
+    // for is recorded as missing at once.
+    let mut round: Vec<(BlobId, bool)> = Vec::new();
     for r in &inv.repositories {
         for d in r
             .revisions
             .iter()
             .chain(r.tags.iter().filter_map(|t| t.current.as_ref()))
         {
-            want(&mut catalog, &mut round, d);
+            match inv.blobs.id(d) {
+                Some(id) => round.push((id, true)),
+                None => catalog.missing.push(*d),
+            }
         }
     }
+    // Untyped entries read leniently whose data was no manifest: what the problem would be, should a
+    // typed entry name the same digest.
+    let mut not_manifests: Vec<(BlobId, Problem)> = Vec::new();
     while !round.is_empty() {
-        round.par_sort_unstable();
-        round.dedup();
+        // Strict first, so that dedup keeps the strict read of a digest named both ways.
+        round.par_sort_unstable_by_key(|&(id, strict)| (id, !strict));
+        round.dedup_by_key(|e| e.0);
         let first_new = catalog.slots.len();
         for batch in round.chunks(BATCH) {
             let results: Vec<Read> = batch
                 .par_iter()
-                .map(|&id| read_one(storage, inv, id))
+                .map(|&(id, strict)| read_one(storage, inv, id, strict))
                 .collect();
             for mut r in results {
-                catalog.problems.extend(r.problem.take().map(|p| *p));
+                let problems = std::mem::take(&mut r.problems);
+                if r.state == State::NotManifest {
+                    not_manifests.extend(problems.into_iter().map(|p| (r.id, p)));
+                } else {
+                    catalog.problems.extend(problems);
+                }
                 catalog.push(r);
             }
         }
         // Children not read yet form the next round.
-        let children: Vec<Digest> = catalog.slots[first_new..]
+        let children: Vec<(Digest, bool)> = catalog.slots[first_new..]
             .iter()
             .flat_map(|(_, s)| {
                 let (start, len) = s.children;
-                catalog.digest_refs[start as usize..(start + len) as usize]
+                let (start, end) = (start as usize, (start + len) as usize);
+                let typed = catalog.digest_refs[start..end].iter().map(|d| (*d, true));
+                let untyped = catalog.digest_refs[end..end + s.untyped as usize]
                     .iter()
-                    .copied()
+                    .map(|d| (*d, false));
+                typed.chain(untyped)
             })
             .collect();
         catalog.index();
         round.clear();
-        for c in &children {
-            if !catalog.contains(&inv.blobs, c) {
-                want(&mut catalog, &mut round, c);
+        for (c, strict) in children {
+            let Some(id) = inv.blobs.id(&c) else {
+                // Only a typed child can be a missing manifest; an untyped one is a missing blob.
+                if strict && !catalog.contains(&inv.blobs, &c) {
+                    catalog.missing.push(c);
+                }
+                continue;
+            };
+            let fits = strict || inv.blobs.size(id) <= MAX_MANIFEST_BYTES;
+            if linked.contains(id) && fits && catalog.slot(id).is_none() {
+                round.push((id, strict));
             }
         }
         catalog.missing.sort_unstable();
         catalog.missing.dedup();
+    }
+    // A typed entry naming data that an untyped entry's read found to be no manifest: a problem
+    // after all.
+    let mut typed_children: Vec<BlobId> = catalog
+        .slots
+        .iter()
+        .flat_map(|(_, s)| {
+            let (start, len) = s.children;
+            catalog.digest_refs[start as usize..(start + len) as usize].iter()
+        })
+        .filter_map(|d| inv.blobs.id(d))
+        .collect();
+    typed_children.sort_unstable();
+    for (id, p) in not_manifests {
+        if typed_children.binary_search(&id).is_ok() {
+            let i = catalog.slots.binary_search_by_key(&id, |s| s.0).expect("read");
+            catalog.slots[i].1.state = State::Corrupt;
+            catalog.problems.push(p);
+        }
     }
     catalog.missing.sort_unstable();
     catalog.missing.dedup();
@@ -217,8 +280,10 @@ struct Read {
     blobs: Vec<BlobId>,
     absent: Vec<(Digest, bool)>,
     children: Vec<Digest>,
+    untyped: Vec<Digest>,
     subject: Option<Digest>,
-    problem: Option<Box<Problem>>,
+    /// What is wrong with it (a corrupt manifest, or descriptor sizes that disagree with data).
+    problems: Vec<Problem>,
 }
 
 impl Read {
@@ -229,15 +294,16 @@ impl Read {
             blobs: Vec::new(),
             absent: Vec::new(),
             children: Vec::new(),
+            untyped: Vec::new(),
             subject: None,
-            problem: problem.map(Box::new),
+            problems: problem.into_iter().collect(),
         }
     }
 }
 
-/// The first descriptor of manifest `d` whose size is not that of the blob data the store holds.
-fn size_mismatch(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> Option<Problem> {
-    declared.iter().find_map(|(b, size)| {
+/// Every descriptor of manifest `d` whose size is not that of the blob data the store holds.
+fn size_mismatches(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> Vec<Problem> {
+    declared.iter().filter_map(|(b, size)| {
         let id = inv.blobs.id(b)?;
         let actual = inv.blobs.size(id);
         (u64::try_from(*size).ok() != Some(actual)).then(|| {
@@ -251,10 +317,21 @@ fn size_mismatch(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> Opt
             )
             .digest(*b)
         })
-    })
+    }).collect()
 }
 
-fn read_one(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
+/// Reads one manifest. Not `strict` (an untyped index entry): data that is not a manifest is
+/// [`State::NotManifest`], with the problem it would be kept aside.
+fn read_one(storage: &dyn Storage, inv: &Inventory, id: BlobId, strict: bool) -> Read {
+    let mut r = read_strict(storage, inv, id);
+    let not_manifest = |p: &Problem| p.kind == ProblemKind::CorruptManifest;
+    if !strict && r.state == State::Corrupt && r.problems.iter().all(not_manifest) {
+        r.state = State::NotManifest;
+    }
+    r
+}
+
+fn read_strict(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
     let d = &inv.blobs.digest(id);
     let key = layout::blob_data(d);
     let bytes = match storage.read(&key, MAX_MANIFEST_BYTES) {
@@ -293,8 +370,13 @@ fn read_one(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
     match manifest::parse(&bytes) {
         Ok(m) => {
             let mut r = Read::without_refs(id, State::Parsed(m.kind), None);
-            r.problem = size_mismatch(inv, d, &m.declared).map(Box::new);
-            r.children = m.children;
+            r.problems = size_mismatches(inv, d, &m.declared);
+            for c in m.children {
+                match c {
+                    Child::Manifest(c) => r.children.push(c),
+                    Child::Untyped(c) => r.untyped.push(c),
+                }
+            }
             r.subject = m.subject;
             let tagged = m
                 .blobs

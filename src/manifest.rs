@@ -4,6 +4,13 @@
 //! `urls`, i.e. is foreign and may be absent by design), `manifests[]` (children of lists and indexes),
 //! `blobs[]` (OCI artifact manifests), `subject` (OCI 1.1 referrers) and schema 1's `fsLayers[].blobSum`.
 //! The kind comes from `mediaType` when present, else from the fields (OCI allows it to be absent).
+//!
+//! The entries of a list or index are not always manifests: BuildKit's registry cache lists its layer
+//! blobs and an `application/vnd.buildkit.cacheconfig.v0` config there. As the registry does, an entry
+//! is a child manifest only when its `mediaType` is a manifest or index type ([`Child::Manifest`]);
+//! an entry of any other media type is a plain blob (kept, never parsed, never a problem); an entry
+//! with no or an empty `mediaType` is [`Child::Untyped`]: the collector decides from the store whether
+//! it is a manifest (see `catalog` and `mark`).
 //! An unknown media type, or a reference that is not a valid sha256 digest, is an error: the collector
 //! cannot prove what such a manifest keeps alive, so it must not sweep on a guess.
 
@@ -32,13 +39,51 @@ pub struct Manifest {
     pub blobs: Vec<Digest>,
     /// Layers that carry `urls`: foreign layers, which may legitimately be absent from the store.
     pub foreign: Vec<Digest>,
-    /// Child manifests of a list or index.
-    pub children: Vec<Digest>,
+    /// Entries of a list or index that are (or may be) manifests; entries of other media types
+    /// are in `blobs`.
+    pub children: Vec<Child>,
     /// The manifest this one refers to (signatures, SBOMs).
     pub subject: Option<Digest>,
     /// Every descriptor that states a size (config, layers, blobs, children; not the subject), with
     /// that size: what the blob's data must measure.
     pub declared: Vec<(Digest, i64)>,
+}
+
+/// An entry of a list or index that may be a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Child {
+    /// Its `mediaType` is a manifest or index type.
+    Manifest(Digest),
+    /// It has no (or an empty) `mediaType`: a manifest if the store holds it as one.
+    Untyped(Digest),
+}
+
+impl Child {
+    pub fn digest(&self) -> Digest {
+        match *self {
+            Child::Manifest(d) | Child::Untyped(d) => d,
+        }
+    }
+}
+
+/// Whether a media type names a manifest or an index (what an index entry must say to be followed
+/// as a child manifest).
+pub fn is_manifest_media_type(media_type: &str) -> bool {
+    kind_of_media_type(media_type).is_some()
+}
+
+fn kind_of_media_type(media_type: &str) -> Option<ManifestKind> {
+    use ManifestKind::*;
+    Some(match media_type {
+        "application/vnd.docker.distribution.manifest.v2+json" => DockerV2,
+        "application/vnd.docker.distribution.manifest.list.v2+json" => DockerList,
+        "application/vnd.oci.image.manifest.v1+json" => OciManifest,
+        "application/vnd.oci.image.index.v1+json" => OciIndex,
+        "application/vnd.oci.artifact.manifest.v1+json" => OciArtifact,
+        "application/vnd.docker.distribution.manifest.v1+json"
+        | "application/vnd.docker.distribution.manifest.v1+prettyjws" => SchemaV1,
+        _ => return None,
+    })
 }
 
 /// Why a manifest could not be understood.
@@ -56,6 +101,8 @@ pub enum ManifestError {
 
 #[derive(Deserialize)]
 struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
     digest: String,
     #[serde(default)]
     size: Option<i64>,
@@ -87,16 +134,7 @@ struct Raw {
 fn kind_of(raw: &Raw) -> Result<ManifestKind, ManifestError> {
     use ManifestKind::*;
     if let Some(mt) = raw.media_type.as_deref() {
-        return match mt {
-            "application/vnd.docker.distribution.manifest.v2+json" => Ok(DockerV2),
-            "application/vnd.docker.distribution.manifest.list.v2+json" => Ok(DockerList),
-            "application/vnd.oci.image.manifest.v1+json" => Ok(OciManifest),
-            "application/vnd.oci.image.index.v1+json" => Ok(OciIndex),
-            "application/vnd.oci.artifact.manifest.v1+json" => Ok(OciArtifact),
-            "application/vnd.docker.distribution.manifest.v1+json"
-            | "application/vnd.docker.distribution.manifest.v1+prettyjws" => Ok(SchemaV1),
-            other => Err(ManifestError::UnknownMediaType(other.to_owned())),
-        };
+        return kind_of_media_type(mt).ok_or_else(|| ManifestError::UnknownMediaType(mt.to_owned()));
     }
     if raw.manifests.is_some() {
         Ok(OciIndex)
@@ -152,7 +190,12 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         blobs.push(declare(digest("blobs", &b.digest)?, b));
     }
     for c in raw.manifests.iter().flatten() {
-        children.push(declare(digest("manifests", &c.digest)?, c));
+        let d = declare(digest("manifests", &c.digest)?, c);
+        match c.media_type.as_deref() {
+            None | Some("") => children.push(Child::Untyped(d)),
+            Some(mt) if is_manifest_media_type(mt) => children.push(Child::Manifest(d)),
+            Some(_) => blobs.push(d),
+        }
     }
     m.blobs = blobs;
     m.foreign = foreign;
@@ -229,9 +272,41 @@ mod tests {
             );
             let m = parse(j.as_bytes()).unwrap();
             assert_eq!(m.kind, kind);
-            assert_eq!(m.children, vec![dg('d'), dg('e')]);
+            assert_eq!(m.children, vec![Child::Untyped(dg('d')), Child::Untyped(dg('e'))]);
             assert!(m.blobs.is_empty());
         }
+    }
+
+    #[test]
+    fn index_entries_are_children_only_when_typed_as_manifests() {
+        // A BuildKit registry cache: layer blobs and a cache config listed as index entries, beside
+        // a real platform manifest, a nested index, and an entry with an empty media type.
+        let j = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":10,
+              "annotations":{{"buildkit/createdat":"2024-01-01T00:00:00Z"}}}},
+            {{"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"{}","size":11}},
+            {{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{}","size":12}},
+            {{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{}","size":13}},
+            {{"mediaType":"","digest":"{}","size":14}}]}}"#,
+            d('1'),
+            d('2'),
+            d('3'),
+            d('4'),
+            d('5')
+        );
+        let m = parse(j.as_bytes()).unwrap();
+        assert_eq!(m.blobs, vec![dg('1'), dg('2')]);
+        assert_eq!(
+            m.children,
+            vec![
+                Child::Manifest(dg('3')),
+                Child::Manifest(dg('4')),
+                Child::Untyped(dg('5'))
+            ]
+        );
+        let sizes: Vec<i64> = m.declared.iter().map(|(_, s)| *s).collect();
+        assert_eq!(sizes, vec![10, 11, 12, 13, 14]);
     }
 
     #[test]

@@ -1,8 +1,16 @@
 //! Mark: every blob that a root reaches.
 //!
 //! Reaching a manifest marks its own data, its config and layers (foreign ones too, when present),
-//! and, for a list or an index, each child manifest with everything the child reaches. Subjects are
-//! not followed downwards: a signature keeps nothing of the image it signs.
+//! and, for a list or an index, each entry's own data. An entry is followed into what it references
+//! only where the registry could serve it as a manifest from the repository being marked (the
+//! registry's own rule, and the reference collector's): its media type is a manifest type, or it has
+//! none and the store holds it as a manifest, and the repository links it (a revision link, or a
+//! `_layers` link, through which the registry also resolves manifests). A child deleted through the
+//! API has lost its revision link: the registry answers 404 for it, so only its own data is kept and
+//! its layers are freed, as the reference does. An untyped entry is followed whenever the repository
+//! links it and its data parses as a manifest: following too much keeps more, never less, so no blob
+//! that an image the registry can serve needs is lost. Subjects are not followed downwards: a
+//! signature keeps nothing of the image it signs.
 //!
 //! Roots:
 //! - by default, every manifest revision with a link, in every repository, plus every tag's target
@@ -13,10 +21,10 @@
 //!   every revision whose data was written within the grace window (a push in progress writes an
 //!   index's children before the tag). Revisions of the repository that stay unreached are untagged.
 //!
-//! Work is split over rayon by roots (default) or by repository (`delete_untagged`); each task keeps
-//! its own bitmap and the bitmaps are united once at the end.
+//! Work is split over rayon by repository (whether an entry is followed depends on it); each task
+//! keeps its own bitmap and the bitmaps are united once at the end.
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Refs, State};
 use crate::digest::Digest;
 use crate::inventory::{BlobTable, Inventory, Repository};
 use rayon::prelude::*;
@@ -90,10 +98,35 @@ impl Kept {
     }
 }
 
-/// Walks from `start`, adding every manifest reached to `kept` and every blob to `marks`. With
-/// `referrers`, a manifest newly kept also keeps the revisions whose subject it is.
+/// Whether `repo` links `d` (a revision link or a `_layers` link): only then can the registry serve
+/// `d` as a manifest from that repository.
+pub fn links(repo: &Repository, blobs: &BlobTable, d: &Digest) -> bool {
+    repo.revisions.binary_search(d).is_ok()
+        || blobs
+            .id(d)
+            .is_some_and(|id| repo.layer_links.binary_search(&id).is_ok())
+}
+
+/// The entries of a list or index (`refs`) that are followed as manifests in `repo`: typed ones the
+/// repository links, and untyped ones it links whose data was not found to be no manifest.
+pub fn followed_children<'a>(
+    refs: Refs<'a>,
+    repo: &'a Repository,
+    catalog: &'a Catalog,
+    blobs: &'a BlobTable,
+) -> impl Iterator<Item = Digest> + 'a {
+    let typed = refs.children.iter().filter(|c| links(repo, blobs, c));
+    let untyped = refs.untyped.iter().filter(|c| {
+        links(repo, blobs, c) && catalog.state(blobs, c) != Some(State::NotManifest)
+    });
+    typed.chain(untyped).copied()
+}
+
+/// Walks from `start` in `repo`, adding every manifest reached to `kept` and every blob to `marks`.
+/// With `referrers`, a manifest newly kept also keeps the revisions whose subject it is.
 fn reach(
     start: Digest,
+    repo: &Repository,
     catalog: &Catalog,
     blobs: &BlobTable,
     referrers: Option<&HashMap<Digest, Vec<Digest>>>,
@@ -109,7 +142,10 @@ fn reach(
             marks.insert(id);
             if let Some(refs) = catalog.refs(id) {
                 marks.extend(refs.blobs.iter().copied());
-                stack.extend(refs.children.iter().copied());
+                // Every entry's own data is kept, whether or not it is followed.
+                let entries = refs.children.iter().chain(refs.untyped);
+                marks.extend(entries.filter_map(|c| blobs.id(c)));
+                stack.extend(followed_children(refs, repo, catalog, blobs));
             }
         }
         if let Some(r) = referrers.and_then(|r| r.get(&d)) {
@@ -119,27 +155,17 @@ fn reach(
 }
 
 fn mark_all_revisions(inv: &Inventory, catalog: &Catalog) -> Marks {
-    // Roots by blob id (4 bytes each); a root without data marks nothing.
-    let mut roots: Vec<u32> = inv
+    let blobs = inv
         .repositories
-        .iter()
-        .flat_map(|r| {
-            r.revisions
+        .par_iter()
+        .fold(RoaringBitmap::new, |mut marks, r| {
+            let mut kept = Kept::default();
+            let roots = r
+                .revisions
                 .iter()
-                .chain(r.tags.iter().filter_map(|t| t.current.as_ref()))
-        })
-        .filter_map(|d| inv.blobs.id(d))
-        .collect();
-    roots.par_sort_unstable();
-    roots.dedup();
-    let chunk = (roots.len() / (rayon::current_num_threads() * 4)).max(256);
-    let blobs = roots
-        .par_chunks(chunk)
-        .map(|part| {
-            let (mut kept, mut marks) = (Kept::default(), RoaringBitmap::new());
-            for &id in part {
-                let d = inv.blobs.digest(id);
-                reach(d, catalog, &inv.blobs, None, &mut kept, &mut marks);
+                .chain(r.tags.iter().filter_map(|t| t.current.as_ref()));
+            for d in roots {
+                reach(*d, r, catalog, &inv.blobs, None, &mut kept, &mut marks);
             }
             marks
         })
@@ -196,6 +222,7 @@ fn mark_repository(
     for t in repo.tags.iter().filter_map(|t| t.current) {
         reach(
             t,
+            repo,
             catalog,
             &inv.blobs,
             Some(&referrers),
@@ -216,6 +243,7 @@ fn mark_repository(
         if recent {
             reach(
                 *rev,
+                repo,
                 catalog,
                 &inv.blobs,
                 Some(&referrers),
