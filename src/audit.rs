@@ -20,6 +20,7 @@ use crate::inventory::{self, Inventory, unix_seconds};
 use crate::layout;
 use crate::mark;
 use crate::problem::{Problem, ProblemKind};
+use crate::referrers;
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -52,12 +53,22 @@ pub struct AuditSummary {
     pub problems: BTreeMap<ProblemKind, u64>,
 }
 
+/// A referrer tag (`sha256-<hex>`, or cosign's `.sig`/`.att`/`.sbom`) whose subject manifest the
+/// repository no longer holds: garbage for `prune-tags --orphan-referrer-tags`, not a fault.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct OrphanReferrerTag {
+    pub repo: String,
+    pub tag: String,
+    pub subject: Digest,
+}
+
 /// The `audit` report.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
     pub storage: String,
     pub summary: AuditSummary,
     pub problems: Vec<Problem>,
+    pub orphan_referrer_tags: Vec<OrphanReferrerTag>,
     pub elapsed_ms: u64,
 }
 
@@ -113,6 +124,7 @@ pub fn audit(
         storage: storage.describe(),
         summary,
         problems,
+        orphan_referrer_tags: orphan_referrer_tags(&inv),
         elapsed_ms: start.elapsed().as_millis() as u64,
     })
 }
@@ -245,6 +257,24 @@ fn missing_blobs(inv: &Inventory, cat: &Catalog) -> Vec<Problem> {
     out
 }
 
+fn orphan_referrer_tags(inv: &Inventory) -> Vec<OrphanReferrerTag> {
+    let mut out = Vec::new();
+    for r in &inv.repositories {
+        for t in &r.tags {
+            if let Some(subject) = referrers::tag_subject(&t.name)
+                && referrers::is_orphan(r, &inv.blobs, t)
+            {
+                out.push(OrphanReferrerTag {
+                    repo: r.name.clone(),
+                    tag: t.name.clone(),
+                    subject,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// Tags whose current link names no revision of their repository.
 fn dangling_tags(inv: &Inventory) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -348,6 +378,21 @@ impl AuditReport {
         )?;
         if s.verified_blobs > 0 {
             writeln!(out, "{} blobs hashed against their names", s.verified_blobs)?;
+        }
+        for o in &self.orphan_referrer_tags {
+            writeln!(
+                out,
+                "orphan referrer tag {}:{} (its subject {} is no longer in the repository)",
+                o.repo, o.tag, o.subject
+            )?;
+        }
+        if !self.orphan_referrer_tags.is_empty() {
+            writeln!(
+                out,
+                "{} orphan referrer tag(s): `regsweep prune-tags --repo '**' --orphan-referrer-tags` \
+                 removes them, then `gc -m` frees what they kept",
+                self.orphan_referrer_tags.len()
+            )?;
         }
         if self.problems.is_empty() {
             writeln!(out, "no problems found")

@@ -73,13 +73,16 @@ pub struct Catalog {
     blob_refs: Vec<BlobId>,
     digest_refs: Vec<Digest>,
     absent: Vec<(Digest, bool)>,
+    /// Slots of untyped index entries whose data is no manifest.
+    not_manifests: usize,
     pub problems: Vec<Problem>,
 }
 
 impl Catalog {
-    /// How many manifests were read (parsed, missing or corrupt).
+    /// How many manifests were read (parsed, missing or corrupt; not the untyped index entries
+    /// that turned out to be plain blobs).
     pub fn len(&self) -> usize {
-        self.slots.len() + self.missing.len()
+        self.slots.len() + self.missing.len() - self.not_manifests
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,6 +149,7 @@ impl Catalog {
         self.digest_refs.extend(r.children);
         self.digest_refs.extend(r.untyped);
         self.digest_refs.extend(r.subject);
+        self.not_manifests += usize::from(r.state == State::NotManifest);
         self.slots.push((id, slot));
     }
 
@@ -257,8 +261,14 @@ pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
     typed_children.sort_unstable();
     for (id, p) in not_manifests {
         if typed_children.binary_search(&id).is_ok() {
-            let i = catalog.slots.binary_search_by_key(&id, |s| s.0).expect("read");
-            catalog.slots[i].1.state = State::Corrupt;
+            let i = catalog
+                .slots
+                .binary_search_by_key(&id, |s| s.0)
+                .expect("read");
+            if catalog.slots[i].1.state == State::NotManifest {
+                catalog.slots[i].1.state = State::Corrupt;
+                catalog.not_manifests -= 1;
+            }
             catalog.problems.push(p);
         }
     }
@@ -303,21 +313,24 @@ impl Read {
 
 /// Every descriptor of manifest `d` whose size is not that of the blob data the store holds.
 fn size_mismatches(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> Vec<Problem> {
-    declared.iter().filter_map(|(b, size)| {
-        let id = inv.blobs.id(b)?;
-        let actual = inv.blobs.size(id);
-        (u64::try_from(*size).ok() != Some(actual)).then(|| {
-            Problem::at(
-                ProblemKind::SizeMismatch,
-                layout::blob_data(b),
-                format!(
-                    "blob {b} holds {actual} bytes but manifest {d} says {size}: its data is \
+    declared
+        .iter()
+        .filter_map(|(b, size)| {
+            let id = inv.blobs.id(b)?;
+            let actual = inv.blobs.size(id);
+            (u64::try_from(*size).ok() != Some(actual)).then(|| {
+                Problem::at(
+                    ProblemKind::SizeMismatch,
+                    layout::blob_data(b),
+                    format!(
+                        "blob {b} holds {actual} bytes but manifest {d} says {size}: its data is \
                      truncated or rewritten (kept, since the manifest names it)"
-                ),
-            )
-            .digest(*b)
+                    ),
+                )
+                .digest(*b)
+            })
         })
-    }).collect()
+        .collect()
 }
 
 /// Reads one manifest. Not `strict` (an untyped index entry): data that is not a manifest is

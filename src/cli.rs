@@ -71,6 +71,10 @@ pub struct PruneArgs {
     /// Of the candidates, keep those pushed within this window (30d, 12h); remove the older ones.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub older_than: Option<Duration>,
+    /// Candidates are only referrer tags (`sha256-<hex>`, cosign's `sha256-<hex>.sig/.att/.sbom`)
+    /// whose subject manifest is no longer in the repository.
+    #[arg(long)]
+    pub orphan_referrer_tags: bool,
     /// Delete the tags the plan lists. Without it nothing is deleted.
     #[arg(long)]
     pub delete: bool,

@@ -174,6 +174,20 @@ pub struct Repository {
     pub uploads: Vec<Upload>,
 }
 
+impl Repository {
+    /// Whether the repository links `d` either way the registry resolves a manifest through: a
+    /// revision link, or a `_layers` link (releases before 2.1 linked manifests there, and a manifest
+    /// mounted from another repository arrives as a blob). Only then can the registry serve `d` as a
+    /// manifest from this repository.
+    pub fn holds_manifest(&self, blobs: &BlobTable, d: &Digest) -> bool {
+        self.revisions.binary_search(d).is_ok()
+            || match blobs.id(d) {
+                Some(id) => self.layer_links.binary_search(&id).is_ok(),
+                None => self.dangling_layer_links.binary_search(d).is_ok(),
+            }
+    }
+}
+
 /// Everything the walk learned.
 #[derive(Debug, Default)]
 pub struct Inventory {

@@ -20,6 +20,7 @@ pub mod mark;
 pub mod plan;
 pub mod problem;
 pub mod prune;
+pub mod referrers;
 pub mod report;
 pub mod storage;
 pub mod sweep;

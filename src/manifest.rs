@@ -134,7 +134,8 @@ struct Raw {
 fn kind_of(raw: &Raw) -> Result<ManifestKind, ManifestError> {
     use ManifestKind::*;
     if let Some(mt) = raw.media_type.as_deref() {
-        return kind_of_media_type(mt).ok_or_else(|| ManifestError::UnknownMediaType(mt.to_owned()));
+        return kind_of_media_type(mt)
+            .ok_or_else(|| ManifestError::UnknownMediaType(mt.to_owned()));
     }
     if raw.manifests.is_some() {
         Ok(OciIndex)
@@ -272,7 +273,10 @@ mod tests {
             );
             let m = parse(j.as_bytes()).unwrap();
             assert_eq!(m.kind, kind);
-            assert_eq!(m.children, vec![Child::Untyped(dg('d')), Child::Untyped(dg('e'))]);
+            assert_eq!(
+                m.children,
+                vec![Child::Untyped(dg('d')), Child::Untyped(dg('e'))]
+            );
             assert!(m.blobs.is_empty());
         }
     }

@@ -98,15 +98,6 @@ impl Kept {
     }
 }
 
-/// Whether `repo` links `d` (a revision link or a `_layers` link): only then can the registry serve
-/// `d` as a manifest from that repository.
-pub fn links(repo: &Repository, blobs: &BlobTable, d: &Digest) -> bool {
-    repo.revisions.binary_search(d).is_ok()
-        || blobs
-            .id(d)
-            .is_some_and(|id| repo.layer_links.binary_search(&id).is_ok())
-}
-
 /// The entries of a list or index (`refs`) that are followed as manifests in `repo`: typed ones the
 /// repository links, and untyped ones it links whose data was not found to be no manifest.
 pub fn followed_children<'a>(
@@ -115,9 +106,12 @@ pub fn followed_children<'a>(
     catalog: &'a Catalog,
     blobs: &'a BlobTable,
 ) -> impl Iterator<Item = Digest> + 'a {
-    let typed = refs.children.iter().filter(|c| links(repo, blobs, c));
+    let typed = refs
+        .children
+        .iter()
+        .filter(|c| repo.holds_manifest(blobs, c));
     let untyped = refs.untyped.iter().filter(|c| {
-        links(repo, blobs, c) && catalog.state(blobs, c) != Some(State::NotManifest)
+        repo.holds_manifest(blobs, c) && catalog.state(blobs, c) != Some(State::NotManifest)
     });
     typed.chain(untyped).copied()
 }

@@ -9,6 +9,7 @@ use crate::gc::Progress;
 use crate::inventory::{self, Tag};
 use crate::layout;
 use crate::problem::Problem;
+use crate::referrers;
 use crate::storage::{Storage, StorageError};
 use crate::sweep::Failure;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -40,6 +41,9 @@ pub struct Rules {
     pub keep_last: Option<usize>,
     /// Of the candidates, those pushed within this window stay.
     pub older_than: Option<Duration>,
+    /// Candidates are only referrer tags whose subject the repository no longer holds (see
+    /// [`crate::referrers`]).
+    pub orphan_referrer_tags: bool,
 }
 
 impl Rules {
@@ -73,6 +77,8 @@ impl Rules {
 pub enum Verdict {
     /// Does not match `--tag`.
     NotCandidate,
+    /// With `--orphan-referrer-tags`: not a referrer tag, or its subject is still there.
+    NotOrphanReferrer,
     /// Matches `--keep-tag`.
     KeepTag,
     /// Among the `--keep-last` most recently pushed.
@@ -91,6 +97,7 @@ impl Verdict {
     fn words(self) -> &'static str {
         match self {
             Verdict::NotCandidate => "does not match --tag",
+            Verdict::NotOrphanReferrer => "not a referrer tag whose subject is gone",
             Verdict::KeepTag => "matches --keep-tag",
             Verdict::KeepLast => "within --keep-last",
             Verdict::Recent => "newer than --older-than",
@@ -134,8 +141,14 @@ pub struct PrunePlan {
     pub elapsed: Duration,
 }
 
-/// Applies the rules to one repository's tags.
-pub fn decide(rules: &Rules, tags: &[Tag], now: SystemTime) -> Vec<TagDecision> {
+/// Applies the rules to one repository's tags; `orphan` says whether a tag is a referrer tag whose
+/// subject the repository no longer holds.
+pub fn decide(
+    rules: &Rules,
+    tags: &[Tag],
+    orphan: &dyn Fn(&Tag) -> bool,
+    now: SystemTime,
+) -> Vec<TagDecision> {
     let mut tags: Vec<Tag> = tags.to_vec();
     // Newest first; ties by name, so that the result does not depend on listing order.
     tags.sort_by(|a, b| (Reverse(a.moved), &a.name).cmp(&(Reverse(b.moved), &b.name)));
@@ -147,6 +160,8 @@ pub fn decide(rules: &Rules, tags: &[Tag], now: SystemTime) -> Vec<TagDecision> 
         .map(|tag| {
             let verdict = if rules.tag.as_ref().is_some_and(|r| !r.is_match(&tag.name)) {
                 Verdict::NotCandidate
+            } else if rules.orphan_referrer_tags && !orphan(&tag) {
+                Verdict::NotOrphanReferrer
             } else if rules
                 .keep_tag
                 .as_ref()
@@ -182,9 +197,14 @@ pub fn plan(
     let repositories = repositories
         .into_iter()
         .filter(|r| rules.repos.is_match(&r.name))
-        .map(|r| RepoDecisions {
-            tags: decide(rules, &r.tags, now),
-            name: r.name,
+        .map(|r| {
+            // The walk read no blob table: `_layers` links are kept by digest.
+            let blobs = inventory::BlobTable::default();
+            let orphan = |t: &Tag| referrers::is_orphan(&r, &blobs, t);
+            RepoDecisions {
+                tags: decide(rules, &r.tags, &orphan, now),
+                name: r.name,
+            }
         })
         .collect();
     Ok(PrunePlan {
@@ -521,16 +541,21 @@ mod tests {
             keep_tag: None,
             keep_last: None,
             older_than: None,
+            orphan_referrer_tags: false,
         }
     }
 
     fn removed(rules: &Rules, tags: &[Tag], now: i64) -> Vec<String> {
-        let mut out: Vec<String> =
-            decide(rules, tags, UNIX_EPOCH + Duration::from_secs(now as u64))
-                .into_iter()
-                .filter(|d| d.verdict.removed())
-                .map(|d| d.tag.name)
-                .collect();
+        let mut out: Vec<String> = decide(
+            rules,
+            tags,
+            &|_| false,
+            UNIX_EPOCH + Duration::from_secs(now as u64),
+        )
+        .into_iter()
+        .filter(|d| d.verdict.removed())
+        .map(|d| d.tag.name)
+        .collect();
         out.sort();
         out
     }

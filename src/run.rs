@@ -249,6 +249,7 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
         keep_tag: args.keep_tag,
         keep_last: args.keep_last,
         older_than: args.older_than,
+        orphan_referrer_tags: args.orphan_referrer_tags,
     };
     let (target, storage) = open_storage(&args.storage, &args.s3)?;
     if args.delete

@@ -14,10 +14,11 @@ pub struct Registry {
     child: Child,
 }
 
-/// An HTTP response: status and headers (lower-case names).
+/// An HTTP response: status, headers (lower-case names) and body.
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Response {
@@ -59,13 +60,26 @@ impl Registry {
 
     /// Starts a registry with the given `storage:` driver section (indented by two spaces).
     pub fn start_with(dir: &Path, storage_section: &str, root: PathBuf) -> Registry {
+        Registry::start_configured(dir, storage_section, "", root)
+    }
+
+    /// Starts a registry whose filesystem root is `dir/root`, with deletes enabled and `extra`
+    /// (top-level YAML sections) added to its config.
+    pub fn start_extra(dir: &Path, extra: &str) -> Registry {
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let section = format!("  filesystem:\n    rootdirectory: {}\n", root.display());
+        Registry::start_configured(dir, &section, extra, root)
+    }
+
+    fn start_configured(dir: &Path, storage_section: &str, extra: &str, root: PathBuf) -> Registry {
         let port = free_port();
         let config = dir.join("config.yml");
         std::fs::write(
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n{storage_section}  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n"
+                 http:\n  addr: 127.0.0.1:{port}\n{extra}"
             ),
         )
         .unwrap();
@@ -146,6 +160,41 @@ impl Registry {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
+    /// Puts a manifest under `reference` (a tag or its digest); returns the response.
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Response {
+        self.http(
+            "PUT",
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("Content-Type", media_type)],
+            body,
+        )
+    }
+
+    /// Gets a manifest by tag or digest, accepting every manifest type (so that a Docker schema 2
+    /// manifest is not converted to schema 1).
+    pub fn get_manifest(&self, repo: &str, reference: &str) -> Response {
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+                      application/vnd.docker.distribution.manifest.v2+json, \
+                      application/vnd.docker.distribution.manifest.list.v2+json";
+        self.http(
+            "GET",
+            &format!("/v2/{repo}/manifests/{reference}"),
+            &[("Accept", accept)],
+            &[],
+        )
+    }
+
+    /// Gets a blob of a repository.
+    pub fn get_blob(&self, repo: &str, digest: &str) -> Response {
+        self.http("GET", &format!("/v2/{repo}/blobs/{digest}"), &[], &[])
+    }
+
     /// Deletes a manifest through the API.
     pub fn delete_manifest(&self, repo: &str, digest: &str) {
         let r = self.http(
@@ -208,7 +257,7 @@ impl Drop for Registry {
     }
 }
 
-/// Sends one HTTP/1.1 request to a loopback port and reads the status and headers.
+/// Sends one HTTP/1.1 request to a loopback port and reads the status, headers and body.
 pub fn http_to(
     port: u16,
     method: &str,
@@ -231,8 +280,12 @@ pub fn http_to(
     s.write_all(body)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let text = String::from_utf8_lossy(&raw[..split]);
+    let head = text.as_ref();
     let mut lines = head.lines();
     let status = lines
         .next()
@@ -243,5 +296,10 @@ pub fn http_to(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    Ok(Response { status, headers })
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }

@@ -1,0 +1,80 @@
+//! Referrers kept as tags: registries without the OCI referrers API (distribution has none) hold
+//! signatures, attestations and SBOMs under tags named after their subject's digest.
+//!
+//! - OCI 1.1's referrers tag schema: a tag `sha256-<hex>` holding an index of the referrers of the
+//!   manifest `sha256:<hex>`;
+//! - cosign: `sha256-<hex>.sig`, `.att` and `.sbom` tags holding the signature, attestation or SBOM of
+//!   `sha256:<hex>`.
+//!
+//! Such a tag keeps its referrers alive like any tag. When its subject is no longer in the
+//! repository (the image was deleted or collected), nothing can ever ask for those referrers again:
+//! the tag is an *orphan referrer tag*. `audit` lists them and `prune-tags --orphan-referrer-tags`
+//! removes them, so that `gc -m` frees the signatures of images that are gone. The subject counts as
+//! present when the repository links it either way the registry resolves a manifest (a revision link
+//! or a `_layers` link), so a tag is never called an orphan while its subject can still be pulled.
+
+use crate::digest::Digest;
+use crate::inventory::{BlobTable, Repository, Tag};
+
+/// The suffixes cosign gives the tags it writes beside an image.
+const COSIGN_SUFFIXES: [&str; 3] = [".sig", ".att", ".sbom"];
+
+/// The subject a referrer tag is named after: `sha256-<hex>` or `sha256-<hex>.{sig,att,sbom}`.
+pub fn tag_subject(tag: &str) -> Option<Digest> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let hex = COSIGN_SUFFIXES
+        .iter()
+        .find_map(|s| rest.strip_suffix(s))
+        .unwrap_or(rest);
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    Digest::parse(&format!("sha256:{hex}")).ok()
+}
+
+/// Whether `tag` of `repo` is a referrer tag whose subject the repository no longer holds.
+pub fn is_orphan(repo: &Repository, blobs: &BlobTable, tag: &Tag) -> bool {
+    tag_subject(&tag.name).is_some_and(|s| !repo.holds_manifest(blobs, &s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrer_tags_name_their_subject() {
+        let hex = "ab".repeat(32);
+        let d = Digest::parse(&format!("sha256:{hex}")).unwrap();
+        for suffix in ["", ".sig", ".att", ".sbom"] {
+            assert_eq!(tag_subject(&format!("sha256-{hex}{suffix}")), Some(d));
+        }
+        for not in [
+            format!("sha256-{hex}.txt"),
+            format!("sha256-{}", &hex[1..]),
+            format!("sha512-{hex}"),
+            format!("sha256-{}", hex.to_uppercase()),
+            "latest".to_owned(),
+        ] {
+            assert_eq!(tag_subject(&not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn a_referrer_tag_is_an_orphan_only_when_its_subject_is_not_linked() {
+        let subject = Digest::of(b"image");
+        let tag = |name: String| Tag {
+            name,
+            ..Tag::default()
+        };
+        let sig = tag(format!("sha256-{}.sig", subject.hex()));
+        let mut repo = Repository::default();
+        let blobs = BlobTable::default();
+        assert!(is_orphan(&repo, &blobs, &sig));
+        assert!(!is_orphan(&repo, &blobs, &tag("v1".into())));
+        repo.revisions.push(subject);
+        assert!(!is_orphan(&repo, &blobs, &sig));
+        repo.revisions.clear();
+        repo.dangling_layer_links.push(subject);
+        assert!(!is_orphan(&repo, &blobs, &sig));
+    }
+}
