@@ -1055,3 +1055,183 @@ fn a_child_deleted_from_an_index_frees_exactly_its_layers_as_the_reference_does(
     );
     assert_eq!(reg.get_manifest("team/multi", &b.digest).status, 404);
 }
+
+/// Runs the oras client (PyPI's `oras`) to push `content` as an artifact, with a subject.
+fn oras_push(dir: &Path, target: &str, content: &str, artifact_type: &str, subject: &Desc) {
+    let file = dir.join(format!("{}.json", oci::sha256(content.as_bytes())));
+    std::fs::write(&file, content).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/oras_push.py");
+    run(std::process::Command::new("python3")
+        .arg(script)
+        .arg(target)
+        .arg(&file)
+        .arg(artifact_type)
+        .arg(&subject.media_type)
+        .arg(&subject.digest)
+        .arg(subject.size.to_string()));
+}
+
+fn podman(args: &[&str], storage: &Path) -> String {
+    let root = storage.join("root");
+    let runroot = storage.join("run");
+    run(std::process::Command::new("podman")
+        .arg("--root")
+        .arg(&root)
+        .arg("--runroot")
+        .arg(&runroot)
+        .args(["--storage-driver", "vfs"])
+        .args(args))
+}
+
+#[test]
+fn images_lists_and_artifacts_pushed_by_real_clients_survive_a_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(dir.path());
+    let p = Pusher { reg: &reg };
+    let host = format!("127.0.0.1:{}", reg.port);
+    // skopeo: two images with gzip layers and one with zstd, from OCI layouts the test writes.
+    let images: [(&str, &[&str], &[&str]); 3] = [
+        ("amd64", &["rc-amd64"], &[]),
+        ("arm64", &["rc-arm64"], &[]),
+        ("zstd", &["rc-zstd"], &["--dest-compress-format", "zstd"]),
+    ];
+    for (tag, seeds, extra) in images {
+        let layout = dir.path().join(format!("layout-{tag}"));
+        oci::single(&layout, seeds);
+        support::skopeo_copy(
+            &format!("oci:{}:latest", layout.display()),
+            &reg.image("real/app", tag),
+            extra,
+        );
+    }
+    let zstd_manifest: Value =
+        serde_json::from_slice(&reg.get_manifest("real/app", "zstd").body).unwrap();
+    assert!(
+        zstd_manifest["layers"][0]["mediaType"]
+            .as_str()
+            .unwrap()
+            .ends_with("+zstd"),
+        "skopeo wrote zstd layers: {zstd_manifest}"
+    );
+    // podman: a Docker manifest list over both, pushed with --all.
+    let storage = dir.path().join("podman");
+    let list = format!("localhost/regsweep-list-{}", reg.port);
+    podman(&["manifest", "create", &list], &storage);
+    for arch in ["amd64", "arm64"] {
+        podman(
+            &[
+                "manifest",
+                "add",
+                "--tls-verify=false",
+                &list,
+                &format!("docker://{host}/real/app:{arch}"),
+            ],
+            &storage,
+        );
+    }
+    podman(
+        &[
+            "manifest",
+            "push",
+            "--all",
+            "--format",
+            "v2s2",
+            "--tls-verify=false",
+            &list,
+            &format!("docker://{host}/real/app:list"),
+        ],
+        &storage,
+    );
+    let list_resp = reg.get_manifest("real/app", "list");
+    let list_json: Value = serde_json::from_slice(&list_resp.body).unwrap();
+    assert_eq!(
+        list_json["mediaType"], DOCKER_LIST,
+        "podman pushed a Docker list"
+    );
+    // oras: an SBOM of the list and a signature of the SBOM (subjects), a second SBOM of an image
+    // that is then deleted through the API.
+    let list_desc = Desc {
+        media_type: DOCKER_LIST.into(),
+        digest: oci::sha256(&list_resp.body),
+        size: list_resp.body.len(),
+    };
+    oras_push(
+        dir.path(),
+        &format!("{host}/real/app:sbom"),
+        "{\"spdx\":\"list\"}",
+        "application/spdx+json",
+        &list_desc,
+    );
+    let sbom_resp = reg.get_manifest("real/app", "sbom");
+    let sbom = Desc {
+        media_type: OCI_MANIFEST.into(),
+        digest: oci::sha256(&sbom_resp.body),
+        size: sbom_resp.body.len(),
+    };
+    oras_push(
+        dir.path(),
+        &format!("{host}/real/app:sbom-sig"),
+        "{\"sig\":1}",
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        &sbom,
+    );
+    let (gone, gone_body) = p.image("real/app", "rc-gone", "amd64", false);
+    p.tag("real/app", "gone", &gone, &gone_body);
+    oras_push(
+        dir.path(),
+        &format!("{host}/real/app:gone-sbom"),
+        "{\"spdx\":\"gone\"}",
+        "application/spdx+json",
+        &gone,
+    );
+    reg.delete_manifest("real/app", &gone.digest);
+    // The list's second child (the image added second, converted by podman), deleted through the
+    // API with the image it was made from: its layers are garbage.
+    let arm64_image: Value =
+        serde_json::from_slice(&reg.get_manifest("real/app", "arm64").body).unwrap();
+    let arm64_layer = arm64_image["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let arm64_image_digest = reg
+        .get_manifest("real/app", "arm64")
+        .header("docker-content-digest")
+        .unwrap()
+        .to_owned();
+    reg.delete_manifest("real/app", &arm64_image_digest);
+    let arm64 = list_json["manifests"][1]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    reg.delete_manifest("real/app", &arm64);
+
+    let root = reg.root.clone();
+    let model = Model::read(&root);
+    let (code, audit, stderr) = regsweep_json(&["audit".as_ref(), root.as_os_str()]);
+    assert_eq!(code, 0, "audit: {audit:#}\n{stderr}");
+    let plain = model.plan(&root, false);
+    let untagged = model.plan(&root, true);
+    assert!(
+        !plain.blobs.is_empty(),
+        "the arm64 child's layers are garbage"
+    );
+    assert_plan(&root, &["--grace", "0s"], &plain, "plain");
+    assert_plan(&root, &["--grace", "0s", "-m"], &untagged, "-m");
+    run(regsweep()
+        .arg("gc")
+        .arg(&root)
+        .args(["--grace", "0s", "-m", "--delete"]));
+    drop(reg);
+    let reg = Registry::start(dir.path());
+    let model = Model::read(&root);
+    for (name, r) in &model.repos {
+        for tag in r.tags.keys() {
+            verify_served(&reg, &model, &root, name, tag);
+        }
+    }
+    support::skopeo_copy(
+        &reg.image("real/app", "list"),
+        &format!("oci:{}:list", dir.path().join("pulled").display()),
+        &["--override-arch", "amd64"],
+    );
+}
