@@ -23,4 +23,5 @@ pub mod prune;
 pub mod referrers;
 pub mod report;
 pub mod storage;
+pub mod store_root;
 pub mod sweep;

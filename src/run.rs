@@ -86,6 +86,7 @@ fn open_storage(arg: &str, s3: &S3Args) -> anyhow::Result<(Target, Box<dyn Stora
         opts.max_rps = s3.max_rps;
     }
     let storage = regsweep::config::open(&target.spec)?;
+    regsweep::store_root::check(storage.as_ref())?;
     // Remote backends wait on the network: more threads than cores keep requests in flight.
     // RAYON_NUM_THREADS, when set, wins (rayon reads it itself).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
