@@ -75,6 +75,10 @@ pub struct PruneArgs {
     /// whose subject manifest is no longer in the repository.
     #[arg(long)]
     pub orphan_referrer_tags: bool,
+    /// Every tag of the matched repositories is a candidate. Without it, one of --tag, --keep-last,
+    /// --older-than or --orphan-referrer-tags is required, so that no rule never means every tag.
+    #[arg(long)]
+    pub all_tags: bool,
     /// Delete the tags the plan lists. Without it nothing is deleted.
     #[arg(long)]
     pub delete: bool,

@@ -26,6 +26,11 @@ pub enum RuleError {
     Repo { pattern: String, message: String },
     #[error("at least one --repo is required (`**` names every repository): no rule, no removal")]
     NoRepo,
+    #[error(
+        "no rule says which tags go: give --tag, --keep-last, --older-than or \
+         --orphan-referrer-tags, or --all-tags to remove every tag of the matched repositories"
+    )]
+    NoRule,
 }
 
 /// Which tags go.
@@ -33,6 +38,8 @@ pub enum RuleError {
 pub struct Rules {
     /// Repositories the rules apply to: `*` is one path level, `**` any depth.
     pub repos: GlobSet,
+    /// The `--repo` patterns, in the order of `repos`' globs (to name those that match nothing).
+    pub repo_patterns: Vec<String>,
     /// Candidates: tags that match (all tags when absent)…
     pub tag: Option<Regex>,
     /// …and do not match this.
@@ -47,6 +54,17 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Refuses rules that would remove every tag of the matched repositories without saying so:
+    /// one of `--tag`, `--keep-last`, `--older-than`, `--orphan-referrer-tags`, or `all_tags`.
+    pub fn require_a_rule(&self, all_tags: bool) -> Result<(), RuleError> {
+        let any = self.tag.is_some()
+            || self.keep_last.is_some()
+            || self.older_than.is_some()
+            || self.orphan_referrer_tags
+            || all_tags;
+        if any { Ok(()) } else { Err(RuleError::NoRule) }
+    }
+
     /// Compiles the `--repo` globs.
     pub fn repo_globs(patterns: &[String]) -> Result<GlobSet, RuleError> {
         if patterns.is_empty() {
@@ -137,6 +155,8 @@ pub struct PrunePlan {
     pub repositories: Vec<RepoDecisions>,
     /// Repositories in the store (matched or not).
     pub repositories_total: usize,
+    /// `--repo` patterns that matched no repository of the store.
+    pub unmatched_repo_globs: Vec<String>,
     pub problems: Vec<Problem>,
     pub elapsed: Duration,
 }
@@ -194,6 +214,19 @@ pub fn plan(
     progress.phase("walking repositories");
     let (repositories, problems) = inventory::scan_repositories_only(storage)?;
     let repositories_total = repositories.len();
+    let mut matched = vec![false; rules.repo_patterns.len()];
+    for r in &repositories {
+        for i in rules.repos.matches(&r.name) {
+            matched[i] = true;
+        }
+    }
+    let unmatched_repo_globs = rules
+        .repo_patterns
+        .iter()
+        .zip(&matched)
+        .filter(|(_, m)| !**m)
+        .map(|(p, _)| p.clone())
+        .collect();
     let repositories = repositories
         .into_iter()
         .filter(|r| rules.repos.is_match(&r.name))
@@ -210,6 +243,7 @@ pub fn plan(
     Ok(PrunePlan {
         repositories,
         repositories_total,
+        unmatched_repo_globs,
         problems,
         elapsed: start.elapsed(),
     })
@@ -275,6 +309,7 @@ impl PrunePlan {
             kept: repositories.iter().map(|r| r.kept).sum(),
             removed: repositories.iter().map(|r| r.removed).sum(),
             repositories,
+            unmatched_repo_globs: self.unmatched_repo_globs.clone(),
             problems: self.problems.clone(),
             deleted: None,
             elapsed_ms: self.elapsed.as_millis() as u64,
@@ -309,6 +344,8 @@ pub struct PruneReport {
     pub kept: usize,
     pub removed: usize,
     pub repositories: Vec<RepoCounts>,
+    /// `--repo` patterns that matched no repository (a typo is not "nothing to do").
+    pub unmatched_repo_globs: Vec<String>,
     pub problems: Vec<Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<TagsDeleted>,
@@ -537,6 +574,7 @@ mod tests {
         let repos: Vec<String> = repos.iter().map(|s| s.to_string()).collect();
         Rules {
             repos: Rules::repo_globs(&repos).unwrap(),
+            repo_patterns: repos.clone(),
             tag: None,
             keep_tag: None,
             keep_last: None,

@@ -246,12 +246,14 @@ fn sweep_and_render(
 fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
     let rules = regsweep::prune::Rules {
         repos: regsweep::prune::Rules::repo_globs(&args.repos)?,
+        repo_patterns: args.repos.clone(),
         tag: args.tag,
         keep_tag: args.keep_tag,
         keep_last: args.keep_last,
         older_than: args.older_than,
         orphan_referrer_tags: args.orphan_referrer_tags,
     };
+    rules.require_a_rule(args.all_tags)?;
     let (target, storage) = open_storage(&args.storage, &args.s3)?;
     if args.delete
         && let Err(message) = read_only_check(&args.storage, &target, &args.safety)
@@ -271,6 +273,9 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
             .with_context(|| format!("{}: cannot write plan", path.display()))?;
         plan.write_ndjson(&mut std::io::BufWriter::new(file))
             .with_context(|| format!("{}: cannot write plan", path.display()))?;
+    }
+    for glob in &plan.unmatched_repo_globs {
+        eprintln!("regsweep: warning: --repo {glob:?} matches no repository of the store");
     }
     let mut report = plan.report(&storage.describe());
     let mut exit = Exit::Success;

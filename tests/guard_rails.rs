@@ -39,6 +39,7 @@ fn a_path_that_holds_no_store_is_an_error_for_every_command_naming_the_level_mea
                 path.as_os_str(),
                 "--repo".as_ref(),
                 "**".as_ref(),
+                "--all-tags".as_ref(),
             ],
         ];
         for args in commands {
@@ -71,4 +72,57 @@ fn a_path_that_holds_no_store_is_an_error_for_every_command_naming_the_level_mea
     assert_eq!(summary["blobs"]["total"], 0);
     let (code, _, stderr) = support::regsweep_json(&["audit".as_ref(), empty.as_os_str()]);
     assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn prune_tags_with_no_rule_refuses_and_a_glob_that_matches_nothing_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    support::run(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo"))
+            .arg(&root),
+    );
+    let tags_before = support::files_ending(&root, "/current/link");
+    // No rule: refused, whatever --delete says, and nothing is removed.
+    for extra in [&[][..], &["--delete".as_ref(), "--force".as_ref()][..]] {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "prune-tags".as_ref(),
+            root.as_os_str(),
+            "--repo".as_ref(),
+            "**".as_ref(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, stderr) = exit_and_stderr(&args);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("--all-tags"), "{stderr}");
+        // --keep-tag alone still leaves every other tag a candidate: no rule either.
+        args.extend([
+            std::ffi::OsStr::new("--keep-tag"),
+            std::ffi::OsStr::new("^v1$"),
+        ]);
+        assert_eq!(exit_and_stderr(&args).0, 2);
+    }
+    assert_eq!(support::files_ending(&root, "/current/link"), tags_before);
+    // --all-tags says it; a glob that matches nothing is named on stderr and in --json.
+    let (code, summary, stderr) = support::regsweep_json(&[
+        "prune-tags".as_ref(),
+        root.as_os_str(),
+        "--repo".as_ref(),
+        "team/**".as_ref(),
+        "--repo".as_ref(),
+        "taem/*".as_ref(),
+        "--all-tags".as_ref(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["removed"], 2, "{summary:#}");
+    assert_eq!(
+        summary["unmatched_repo_globs"],
+        serde_json::json!(["taem/*"])
+    );
+    assert!(
+        stderr.contains("\"taem/*\" matches no repository"),
+        "{stderr}"
+    );
 }

@@ -124,6 +124,7 @@ fn removed(s: &TagStore, rules: &[&str]) -> (BTreeSet<String>, serde_json::Value
         .arg("prune-tags")
         .arg(&s.registry.root)
         .args(rules)
+        .arg("--all-tags")
         .arg("--plan")
         .arg(&plan)
         .arg("--json"));
@@ -340,6 +341,7 @@ fn after_prune_then_gc_m_kept_tags_pull_and_what_only_removed_tags_reached_is_go
         .arg("prune-tags")
         .arg(&config)
         .args(rules)
+        .arg("--all-tags")
         .arg("--delete")
         .output()
         .unwrap();
@@ -362,6 +364,7 @@ fn after_prune_then_gc_m_kept_tags_pull_and_what_only_removed_tags_reached_is_go
         .arg("prune-tags")
         .arg(&config)
         .args(rules)
+        .arg("--all-tags")
         .args(["--delete", "--force", "--json"]));
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["dry_run"], false);

@@ -220,6 +220,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
         endpoint.as_ref(),
         "--repo".as_ref(),
         "team/*".as_ref(),
+        "--all-tags".as_ref(),
         "--delete".as_ref(),
     ]);
     assert_eq!(code, 0, "{stderr}");

@@ -486,11 +486,18 @@ fn a_tag_pushed_while_prune_tags_runs_is_not_removed() {
     );
     let prune = || {
         let mut cmd = regsweep();
-        cmd.args(["prune-tags", "--repo", "team/app", "--delete", "--json"])
-            .args(["--endpoint-url", &proxy.endpoint()])
-            .arg(url)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "prune-tags",
+            "--repo",
+            "team/app",
+            "--all-tags",
+            "--delete",
+            "--json",
+        ])
+        .args(["--endpoint-url", &proxy.endpoint()])
+        .arg(url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         cmd
     };
     // team/app:v1 is the only tag of team/app, and --repo alone removes every tag it matches; it is
