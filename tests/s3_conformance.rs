@@ -103,6 +103,15 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("s3://no-such-bucket/store"));
+    // A prefix of the bucket with no store under it (one level off) is an error too.
+    let url_off = format!("{}/docker", url.to_string_lossy());
+    let out = support::regsweep()
+        .args(["audit", &url_off, "--endpoint-url", &endpoint])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("holds no registry store"), "{stderr}");
 
     // -m: the untagged image only; the reference also deletes the tagged index's children.
     let (ours_m, _) = by_url(&["-m"]);
