@@ -69,6 +69,11 @@ impl Pusher<'_> {
         }
     }
 
+    /// Pushes a JSON document as a blob.
+    fn json_blob(&self, repo: &str, media_type: &str, doc: Value) -> Desc {
+        self.blob(repo, media_type, doc.to_string().as_bytes())
+    }
+
     /// Puts a manifest (by tag, or by its digest when `tag` is None); asserts the registry took it.
     fn manifest(&self, repo: &str, tag: Option<&str>, media_type: &str, body: &Value) -> Desc {
         let bytes = serde_json::to_vec_pretty(body).unwrap();
@@ -148,30 +153,24 @@ impl Pusher<'_> {
 
     /// A buildx attestation manifest for `of`: in-toto layers, an index entry for it.
     fn attestation(&self, repo: &str, of: &Desc, seed: &str) -> Value {
-        let config = self.blob(
+        let config = self.json_blob(
             repo,
             "application/vnd.oci.image.config.v1+json",
             json!({"architecture": "unknown", "os": "unknown", "config": {},
-                "rootfs": {"type": "layers", "diff_ids": []}})
-            .to_string()
-            .as_bytes(),
+                "rootfs": {"type": "layers", "diff_ids": []}}),
         );
-        let prov = self.blob(
+        let prov = self.json_blob(
             repo,
             "application/vnd.in-toto+json",
             json!({"_type": "https://in-toto.io/Statement/v0.1", "seed": seed,
                 "predicateType": "https://slsa.dev/provenance/v0.2",
-                "subject": [{"name": "x", "digest": {"sha256": of.hex()}}]})
-            .to_string()
-            .as_bytes(),
+                "subject": [{"name": "x", "digest": {"sha256": of.hex()}}]}),
         );
-        let sbom = self.blob(
+        let sbom = self.json_blob(
             repo,
             "application/vnd.in-toto+json",
             json!({"_type": "https://in-toto.io/Statement/v0.1", "seed": seed,
-                "predicateType": "https://spdx.dev/Document"})
-            .to_string()
-            .as_bytes(),
+                "predicateType": "https://spdx.dev/Document"}),
         );
         let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config.json(),
         "layers": [
@@ -220,12 +219,10 @@ impl Pusher<'_> {
                 "buildkit/createdat": "2026-11-01T00:00:00Z",
                 "containerd.io/uncompressed": diff_id}})));
         }
-        let config = self.blob(
+        let config = self.json_blob(
             repo,
             CACHE_CONFIG,
-            json!({"layers": records, "records": [{"digest": "sha256:0"}], "seed": seed})
-                .to_string()
-                .as_bytes(),
+            json!({"layers": records, "records": [{"digest": "sha256:0"}], "seed": seed}),
         );
         entries.push(config.json());
         let mt = if docker { DOCKER_LIST } else { OCI_INDEX };
@@ -237,12 +234,10 @@ impl Pusher<'_> {
     fn cache_manifest(&self, repo: &str, tag: &str, seed: &str) -> Desc {
         let (gz, _) = oci::layer(&format!("{seed}-imgcache"), 1024);
         let l = self.blob(repo, OCI_LAYER, &gz);
-        let config = self.blob(
+        let config = self.json_blob(
             repo,
             CACHE_CONFIG,
-            json!({"layers": [{"blob": l.digest, "parent": -1}], "seed": seed})
-                .to_string()
-                .as_bytes(),
+            json!({"layers": [{"blob": l.digest, "parent": -1}], "seed": seed}),
         );
         let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": config.json(), "layers": [l.json()]});
@@ -251,13 +246,11 @@ impl Pusher<'_> {
 
     /// A cosign signature (`.sig`) or attestation (`.att`) tag for `of`, with `n` signatures.
     fn cosign(&self, repo: &str, of: &Desc, suffix: &str, seeds: &[&str]) -> Desc {
-        let config = self.blob(
+        let config = self.json_blob(
             repo,
             "application/vnd.oci.image.config.v1+json",
             json!({"architecture": "", "os": "", "config": {}, "rootfs": {"type": "layers",
-                "diff_ids": []}, "seeds": seeds})
-            .to_string()
-            .as_bytes(),
+                "diff_ids": []}, "seeds": seeds}),
         );
         let layers: Vec<Value> = seeds
             .iter()
@@ -302,12 +295,10 @@ impl Pusher<'_> {
 
     /// A helm chart; `media_type_field` says whether the manifest names its media type.
     fn helm(&self, repo: &str, version: &str, media_type_field: bool) -> Desc {
-        let config = self.blob(
+        let config = self.json_blob(
             repo,
             "application/vnd.cncf.helm.config.v1+json",
-            json!({"name": "mychart", "version": version, "apiVersion": "v2"})
-                .to_string()
-                .as_bytes(),
+            json!({"name": "mychart", "version": version, "apiVersion": "v2"}),
         );
         let (tgz, _) = oci::layer(&format!("chart-{version}"), 1500);
         let chart = self.blob(
@@ -986,6 +977,19 @@ fn every_shape_that_todays_clients_push_is_kept_whole_and_its_garbage_freed() {
     );
 }
 
+/// regsweep's plain plan (grace 0) for `reg`'s store, asserted equal to the reference's dry run.
+fn plain_plan_equals_the_reference(reg: &Registry) -> PlanSets {
+    let reference = support::reference_dry_run(&reg.config, false);
+    let (ours, _) = regsweep_plan(&reg.root, &["--grace", "0s"]);
+    assert_eq!(
+        ours.blobs,
+        reference.blobs,
+        "{}",
+        diff(&ours.blobs, &reference.blobs)
+    );
+    ours
+}
+
 #[test]
 fn a_child_deleted_from_an_index_frees_exactly_its_layers_as_the_reference_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -1013,14 +1017,7 @@ fn a_child_deleted_from_an_index_frees_exactly_its_layers_as_the_reference_does(
         .map(|d| d["digest"].as_str().unwrap().to_owned())
         .collect();
     // Plain mode keeps B whole for team/other's revision, as the reference does.
-    let reference = support::reference_dry_run(&reg.config, false);
-    let (ours, _) = regsweep_plan(&reg.root, &["--grace", "0s"]);
-    assert_eq!(
-        ours.blobs,
-        reference.blobs,
-        "{}",
-        diff(&ours.blobs, &reference.blobs)
-    );
+    let ours = plain_plan_equals_the_reference(&reg);
     assert!(
         ours.blobs.is_empty(),
         "B is a revision of team/other: {ours:?}"
@@ -1033,14 +1030,7 @@ fn a_child_deleted_from_an_index_frees_exactly_its_layers_as_the_reference_does(
     assert_eq!(ours_m.manifests, other_b);
     // Without team/other's revision, plain mode frees exactly B's config and layer too.
     reg.delete_manifest("team/other", &b.digest);
-    let reference = support::reference_dry_run(&reg.config, false);
-    let (ours, _) = regsweep_plan(&reg.root, &["--grace", "0s"]);
-    assert_eq!(
-        ours.blobs,
-        reference.blobs,
-        "{}",
-        diff(&ours.blobs, &reference.blobs)
-    );
+    let ours = plain_plan_equals_the_reference(&reg);
     assert_eq!(ours.blobs, b_blobs, "exactly B's config and layer");
     run(regsweep()
         .arg("gc")
