@@ -2,6 +2,9 @@
 //! registry under it, would otherwise list as an empty store: every command would succeed with zeros
 //! and `audit` would call it healthy forever. A store is recognised by `docker/registry/v2/` holding
 //! `repositories/` or `blobs/`; a genuine empty store (those folders there, nothing in them) passes.
+//! On S3, where there are no folders, a bucket whose only trace of the registry is an incomplete
+//! multipart upload under `docker/registry/v2/` (a first push cut off) is a store too: it has
+//! something for `gc` to abort.
 
 use crate::storage::{Storage, StorageError};
 
@@ -42,6 +45,13 @@ pub fn check(storage: &dyn Storage) -> Result<(), NotAStore> {
         .list_dirs("docker/registry/v2/")
         .map_err(unlistable)?;
     if v2.iter().any(|d| d == "repositories" || d == "blobs") {
+        return Ok(());
+    }
+    let uploads = storage.multipart_uploads().unwrap_or_default();
+    if uploads
+        .iter()
+        .any(|u| u.key.starts_with("docker/registry/v2/"))
+    {
         return Ok(());
     }
     let top = storage.list_dirs("").map_err(unlistable)?;
