@@ -261,9 +261,7 @@ fn orphan_referrer_tags(inv: &Inventory) -> Vec<OrphanReferrerTag> {
     let mut out = Vec::new();
     for r in &inv.repositories {
         for t in &r.tags {
-            if let Some(subject) = referrers::tag_subject(&t.name)
-                && referrers::is_orphan(r, &inv.blobs, t)
-            {
+            if let Some(subject) = referrers::orphan_subject(r, &inv.blobs, t) {
                 out.push(OrphanReferrerTag {
                     repo: r.name.clone(),
                     tag: t.name.clone(),

@@ -89,6 +89,17 @@ impl Catalog {
         self.len() == 0
     }
 
+    /// A slot's list or index entries: those typed as manifests, and the untyped ones.
+    fn entries(&self, slot: &Slot) -> (&[Digest], &[Digest]) {
+        let start = slot.children.0 as usize;
+        let typed_end = start + slot.children.1 as usize;
+        let untyped_end = typed_end + slot.untyped as usize;
+        (
+            &self.digest_refs[start..typed_end],
+            &self.digest_refs[typed_end..untyped_end],
+        )
+    }
+
     fn slot(&self, id: BlobId) -> Option<&Slot> {
         let i = self.slots.binary_search_by_key(&id, |s| s.0).ok()?;
         Some(&self.slots[i].1)
@@ -110,15 +121,17 @@ impl Catalog {
             return None;
         };
         let range = |(start, len): (u32, u32)| start as usize..(start + len) as usize;
-        let children = range(slot.children);
-        let untyped = children.end..children.end + slot.untyped as usize;
+        let (children, untyped) = self.entries(slot);
         Some(Refs {
             kind,
             blobs: &self.blob_refs[range(slot.blobs)],
             absent: &self.absent[range(slot.absent)],
-            children: &self.digest_refs[children],
-            subject: slot.has_subject.then(|| self.digest_refs[untyped.end]),
-            untyped: &self.digest_refs[untyped],
+            children,
+            untyped,
+            subject: slot.has_subject.then(|| {
+                let after_entries = (slot.children.0 + slot.children.1 + slot.untyped) as usize;
+                self.digest_refs[after_entries]
+            }),
         })
     }
 
@@ -220,13 +233,9 @@ pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
         let children: Vec<(Digest, bool)> = catalog.slots[first_new..]
             .iter()
             .flat_map(|(_, s)| {
-                let (start, len) = s.children;
-                let (start, end) = (start as usize, (start + len) as usize);
-                let typed = catalog.digest_refs[start..end].iter().map(|d| (*d, true));
-                let untyped = catalog.digest_refs[end..end + s.untyped as usize]
-                    .iter()
-                    .map(|d| (*d, false));
-                typed.chain(untyped)
+                let (typed, untyped) = catalog.entries(s);
+                let typed = typed.iter().map(|d| (*d, true));
+                typed.chain(untyped.iter().map(|d| (*d, false)))
             })
             .collect();
         catalog.index();
@@ -252,10 +261,7 @@ pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
     let mut typed_children: Vec<BlobId> = catalog
         .slots
         .iter()
-        .flat_map(|(_, s)| {
-            let (start, len) = s.children;
-            catalog.digest_refs[start as usize..(start + len) as usize].iter()
-        })
+        .flat_map(|(_, s)| catalog.entries(s).0)
         .filter_map(|d| inv.blobs.id(d))
         .collect();
     typed_children.sort_unstable();

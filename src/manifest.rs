@@ -58,14 +58,6 @@ pub enum Child {
     Untyped(Digest),
 }
 
-impl Child {
-    pub fn digest(&self) -> Digest {
-        match *self {
-            Child::Manifest(d) | Child::Untyped(d) => d,
-        }
-    }
-}
-
 /// Whether a media type names a manifest or an index (what an index entry must say to be followed
 /// as a child manifest).
 pub fn is_manifest_media_type(media_type: &str) -> bool {

@@ -233,7 +233,7 @@ pub fn plan(
         .map(|r| {
             // The walk read no blob table: `_layers` links are kept by digest.
             let blobs = inventory::BlobTable::default();
-            let orphan = |t: &Tag| referrers::is_orphan(&r, &blobs, t);
+            let orphan = |t: &Tag| referrers::orphan_subject(&r, &blobs, t).is_some();
             RepoDecisions {
                 tags: decide(rules, &r.tags, &orphan, now),
                 name: r.name,

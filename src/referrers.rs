@@ -32,9 +32,10 @@ pub fn tag_subject(tag: &str) -> Option<Digest> {
     Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
-/// Whether `tag` of `repo` is a referrer tag whose subject the repository no longer holds.
-pub fn is_orphan(repo: &Repository, blobs: &BlobTable, tag: &Tag) -> bool {
-    tag_subject(&tag.name).is_some_and(|s| !repo.holds_manifest(blobs, &s))
+/// The subject of `tag` of `repo` when it is a referrer tag whose subject the repository no longer
+/// holds (an orphan); `None` for any other tag.
+pub fn orphan_subject(repo: &Repository, blobs: &BlobTable, tag: &Tag) -> Option<Digest> {
+    tag_subject(&tag.name).filter(|s| !repo.holds_manifest(blobs, s))
 }
 
 #[cfg(test)]
@@ -69,12 +70,12 @@ mod tests {
         let sig = tag(format!("sha256-{}.sig", subject.hex()));
         let mut repo = Repository::default();
         let blobs = BlobTable::default();
-        assert!(is_orphan(&repo, &blobs, &sig));
-        assert!(!is_orphan(&repo, &blobs, &tag("v1".into())));
+        assert_eq!(orphan_subject(&repo, &blobs, &sig), Some(subject));
+        assert_eq!(orphan_subject(&repo, &blobs, &tag("v1".into())), None);
         repo.revisions.push(subject);
-        assert!(!is_orphan(&repo, &blobs, &sig));
+        assert_eq!(orphan_subject(&repo, &blobs, &sig), None);
         repo.revisions.clear();
         repo.dangling_layer_links.push(subject);
-        assert!(!is_orphan(&repo, &blobs, &sig));
+        assert_eq!(orphan_subject(&repo, &blobs, &sig), None);
     }
 }
