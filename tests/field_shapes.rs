@@ -37,6 +37,24 @@ struct Desc {
 }
 
 impl Desc {
+    /// The descriptor of `body`, a document of `media_type`.
+    fn of(media_type: &str, body: &[u8]) -> Desc {
+        Desc {
+            media_type: media_type.into(),
+            digest: oci::sha256(body),
+            size: body.len(),
+        }
+    }
+
+    /// The descriptor a JSON descriptor (an index entry) gives.
+    fn from_json(v: &Value) -> Desc {
+        Desc {
+            media_type: v["mediaType"].as_str().unwrap().into(),
+            digest: v["digest"].as_str().unwrap().into(),
+            size: v["size"].as_u64().unwrap() as usize,
+        }
+    }
+
     fn json(&self) -> Value {
         json!({"mediaType": self.media_type, "digest": self.digest, "size": self.size})
     }
@@ -61,12 +79,9 @@ struct Pusher<'a> {
 
 impl Pusher<'_> {
     fn blob(&self, repo: &str, media_type: &str, data: &[u8]) -> Desc {
-        let digest = self.reg.push_blob(repo, data);
-        Desc {
-            media_type: media_type.into(),
-            digest,
-            size: data.len(),
-        }
+        let d = Desc::of(media_type, data);
+        assert_eq!(self.reg.push_blob(repo, data), d.digest);
+        d
     }
 
     /// Pushes a JSON document as a blob.
@@ -77,21 +92,17 @@ impl Pusher<'_> {
     /// Puts a manifest (by tag, or by its digest when `tag` is None); asserts the registry took it.
     fn manifest(&self, repo: &str, tag: Option<&str>, media_type: &str, body: &Value) -> Desc {
         let bytes = serde_json::to_vec_pretty(body).unwrap();
-        let digest = oci::sha256(&bytes);
+        let d = Desc::of(media_type, &bytes);
         let r = self
             .reg
-            .put_manifest(repo, tag.unwrap_or(&digest), media_type, &bytes);
+            .put_manifest(repo, tag.unwrap_or(&d.digest), media_type, &bytes);
         assert_eq!(
             r.status,
             201,
             "PUT {repo}:{tag:?} ({media_type}) refused: {}",
             String::from_utf8_lossy(&r.body)
         );
-        Desc {
-            media_type: media_type.into(),
-            digest,
-            size: bytes.len(),
-        }
+        d
     }
 
     fn tag(&self, repo: &str, tag: &str, d: &Desc, body: &Value) {
@@ -189,13 +200,8 @@ impl Pusher<'_> {
     fn buildx(&self, repo: &str, tag: &str, seed: &str) -> Desc {
         let amd = self.platform(repo, &format!("{seed}-amd64"), "amd64", false);
         let arm = self.platform(repo, &format!("{seed}-arm64"), "arm64", false);
-        let desc = |v: &Value| Desc {
-            media_type: OCI_MANIFEST.into(),
-            digest: v["digest"].as_str().unwrap().into(),
-            size: v["size"].as_u64().unwrap() as usize,
-        };
-        let att_amd = self.attestation(repo, &desc(&amd), &format!("{seed}-amd64"));
-        let att_arm = self.attestation(repo, &desc(&arm), &format!("{seed}-arm64"));
+        let att_amd = self.attestation(repo, &Desc::from_json(&amd), &format!("{seed}-amd64"));
+        let att_arm = self.attestation(repo, &Desc::from_json(&arm), &format!("{seed}-arm64"));
         let body = json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
             "manifests": [amd, arm, att_amd, att_arm]});
         self.manifest(repo, Some(tag), OCI_INDEX, &body)
@@ -640,11 +646,7 @@ fn every_shape_that_todays_clients_push_is_kept_whole_and_its_garbage_freed() {
     // and an image deleted through the API whose SBOM and referrers tag are left behind.
     let amd = p.platform("art/app", "art-amd64", "amd64", false);
     let arm = p.platform("art/app", "art-arm64", "arm64", false);
-    let amd_desc = Desc {
-        media_type: OCI_MANIFEST.into(),
-        digest: amd["digest"].as_str().unwrap().into(),
-        size: amd["size"].as_u64().unwrap() as usize,
-    };
+    let amd_desc = Desc::from_json(&amd);
     let index = p.manifest(
         "art/app",
         Some("v1"),
@@ -1140,11 +1142,7 @@ fn images_lists_and_artifacts_pushed_by_real_clients_survive_a_sweep() {
     );
     // oras: an SBOM of the list and a signature of the SBOM (subjects), a second SBOM of an image
     // that is then deleted through the API.
-    let list_desc = Desc {
-        media_type: DOCKER_LIST.into(),
-        digest: oci::sha256(&list_resp.body),
-        size: list_resp.body.len(),
-    };
+    let list_desc = Desc::of(DOCKER_LIST, &list_resp.body);
     oras_push(
         dir.path(),
         &format!("{host}/real/app:sbom"),
@@ -1153,11 +1151,7 @@ fn images_lists_and_artifacts_pushed_by_real_clients_survive_a_sweep() {
         &list_desc,
     );
     let sbom_resp = reg.get_manifest("real/app", "sbom");
-    let sbom = Desc {
-        media_type: OCI_MANIFEST.into(),
-        digest: oci::sha256(&sbom_resp.body),
-        size: sbom_resp.body.len(),
-    };
+    let sbom = Desc::of(OCI_MANIFEST, &sbom_resp.body);
     oras_push(
         dir.path(),
         &format!("{host}/real/app:sbom-sig"),
