@@ -100,6 +100,10 @@ pub struct SafetyArgs {
     /// Delete even though the registry's config.yml does not put it in read-only mode.
     #[arg(long)]
     pub force: bool,
+    /// Remove the store's lock first if the deleting run that took it is gone (an S3 lock not
+    /// renewed for 15 minutes, or held by a dead pid on this host). A live run's lock is never broken.
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Debug, clap::Args)]

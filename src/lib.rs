@@ -15,6 +15,7 @@ pub mod du;
 pub mod gc;
 pub mod inventory;
 pub mod layout;
+pub mod lock;
 pub mod manifest;
 pub mod mark;
 pub mod plan;

@@ -97,6 +97,22 @@ fn open_storage(arg: &str, s3: &S3Args) -> anyhow::Result<(Target, Box<dyn Stora
     Ok((target, storage))
 }
 
+/// Takes the store's lock for a deleting run; `Err(exit)` when another run holds it (the message
+/// names the holder and is already printed).
+fn lock<'a>(
+    storage: &'a dyn Storage,
+    safety: &SafetyArgs,
+) -> anyhow::Result<Result<regsweep::lock::Guard<'a>, Exit>> {
+    match regsweep::lock::acquire(storage, safety.break_lock) {
+        Ok(guard) => Ok(Ok(guard)),
+        Err(e @ regsweep::lock::LockError::Storage { .. }) => Err(e.into()),
+        Err(e) => {
+            eprintln!("regsweep: {e}");
+            Ok(Err(Exit::Error))
+        }
+    }
+}
+
 fn progress() -> Box<dyn Progress> {
     if std::io::stderr().is_terminal() {
         Box::new(StderrProgress(Instant::now()))
@@ -158,6 +174,13 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
         eprintln!("regsweep: {message}");
         return Ok(Exit::Error);
     }
+    let _lock = match args.delete {
+        true => match lock(storage.as_ref(), &args.safety)? {
+            Ok(guard) => Some(guard),
+            Err(exit) => return Ok(exit),
+        },
+        false => None,
+    };
     let options = GcOptions {
         delete_untagged: args.delete_untagged,
         grace: args.grace,
@@ -189,6 +212,10 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
         eprintln!("regsweep: {message}");
         return Ok(Exit::Error);
     }
+    let _lock = match lock(storage.as_ref(), &args.safety)? {
+        Ok(guard) => guard,
+        Err(exit) => return Ok(exit),
+    };
     let options = file.header.options(SystemTime::now());
     let progress = progress();
     let mut analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
@@ -261,6 +288,13 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
         eprintln!("regsweep: {message}");
         return Ok(Exit::Error);
     }
+    let _lock = match args.delete {
+        true => match lock(storage.as_ref(), &args.safety)? {
+            Ok(guard) => Some(guard),
+            Err(exit) => return Ok(exit),
+        },
+        false => None,
+    };
     let plan = regsweep::prune::plan(
         storage.as_ref(),
         &rules,

@@ -3,6 +3,7 @@
 
 mod support;
 
+use regsweep::storage::Storage;
 use std::path::Path;
 use support::regsweep;
 
@@ -125,4 +126,223 @@ fn prune_tags_with_no_rule_refuses_and_a_glob_that_matches_nothing_is_named() {
         stderr.contains("\"taem/*\" matches no repository"),
         "{stderr}"
     );
+}
+
+/// A copy of the demo store in a temporary folder.
+fn demo_copy(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("root");
+    support::run(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo"))
+            .arg(&root),
+    );
+    root
+}
+
+/// The deleting commands, each of which must take the lock: gc --delete, prune-tags --delete, apply.
+fn deleting_runs(storage: &str, extra: &[&str], plan: &Path) -> Vec<Vec<String>> {
+    let mut runs = vec![
+        vec!["gc", storage, "--delete", "--grace", "0s", "-m"],
+        vec![
+            "prune-tags",
+            storage,
+            "--repo",
+            "**",
+            "--all-tags",
+            "--delete",
+        ],
+        vec!["apply", plan.to_str().unwrap(), storage],
+    ];
+    for r in &mut runs {
+        r.extend_from_slice(extra);
+    }
+    runs.into_iter()
+        .map(|r| r.into_iter().map(str::to_owned).collect())
+        .collect()
+}
+
+fn run_args(args: &[String]) -> (i32, String) {
+    let out = regsweep().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_filesystem_a_deleting_run_is_refused_while_another_holds_the_lock_and_a_dry_run_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = demo_copy(dir.path());
+    let store = root.to_str().unwrap();
+    let plan = dir.path().join("plan.ndjson");
+    let (code, stderr) = run_args(&[
+        "gc".into(),
+        store.into(),
+        "-m".into(),
+        "--grace".into(),
+        "0s".into(),
+        "--plan".into(),
+        plan.to_str().unwrap().into(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let files_before = support::files_ending(&root, "");
+
+    // This test process holds the lock, as a deleting run in another terminal would.
+    let storage = regsweep::storage::fs::FsStorage::open(&root).unwrap();
+    let guard = regsweep::lock::acquire(&storage, false).unwrap();
+    // No lock file: the flock is on the store's own folder.
+    assert_eq!(support::files_ending(&root, ""), files_before);
+    let me = format!(
+        "pid {} on {}",
+        std::process::id(),
+        regsweep::lock::hostname()
+    );
+    for args in deleting_runs(store, &[], &plan) {
+        let (code, stderr) = run_args(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("another deleting run holds the lock") && stderr.contains(&me),
+            "{args:?} names the holder: {stderr}"
+        );
+        // A live holder's flock is never broken.
+        let mut breaking = args.clone();
+        breaking.push("--break-lock".into());
+        let (code, stderr) = run_args(&breaking);
+        assert_eq!(code, 2, "{breaking:?}: {stderr}");
+        assert!(stderr.contains("not stale"), "{stderr}");
+    }
+    assert_eq!(
+        support::files_ending(&root, ""),
+        files_before,
+        "a refused run deletes nothing"
+    );
+    // Dry runs take no lock.
+    for args in [
+        vec!["gc", store, "-m", "--grace", "0s"],
+        vec!["du", store],
+        vec!["prune-tags", store, "--repo", "**", "--all-tags"],
+    ] {
+        let (code, stderr) = exit_and_stderr(&args.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{args:?} while the lock is held: {stderr}");
+    }
+
+    // Released, the same run goes ahead (and a second process could take the lock after it).
+    drop(guard);
+    let args = &deleting_runs(store, &[], &plan)[2];
+    let (code, stderr) = run_args(args);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    assert_ne!(support::files_ending(&root, ""), files_before);
+    let again = regsweep::lock::acquire(&storage, false);
+    assert!(again.is_ok(), "the run released its lock");
+}
+
+#[test]
+fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_break_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    let endpoint = s3.endpoint();
+    support::run(
+        std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/load_s3.py"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo"))
+            .args([endpoint.as_str(), "locks", "store"])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_CA_BUNDLE"),
+    );
+    let url = "s3://locks/store";
+    let s3_args = ["--endpoint-url", endpoint.as_str()];
+    let plan = dir.path().join("plan.ndjson");
+    let mut make_plan: Vec<&str> = vec!["gc", url, "-m", "--grace", "0s", "--plan"];
+    make_plan.push(plan.to_str().unwrap());
+    make_plan.extend(s3_args);
+    let (code, stderr) = exit_and_stderr(&make_plan.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{stderr}");
+    // The store's keys, without the lock object.
+    let store_keys = || {
+        let mut keys = s3.keys("locks");
+        keys.remove("regsweep.lock");
+        keys
+    };
+    let keys_before = store_keys();
+    let lock_key = "store/regsweep.lock";
+    let storage = s3.storage("locks");
+    // The lock object's bytes, read through the library's backend (its keys are below store/).
+    let lock_object = || match storage.read("regsweep.lock", 4096) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => panic!("{e}"),
+    };
+
+    // Held by this process: an object beside docker/, naming host, pid and start.
+    let guard = regsweep::lock::acquire(&storage, false).unwrap();
+    let held = lock_object().expect("the lock object exists while held");
+    let record: serde_json::Value = serde_json::from_slice(&held).unwrap();
+    assert_eq!(record["pid"], std::process::id());
+    assert_eq!(record["host"], regsweep::lock::hostname());
+    assert!(record["started"].is_string() && record["command"].is_string());
+    // A second taker through the library is refused too (the conditional write fails).
+    let second = regsweep::lock::acquire(&storage, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(second.contains("holds the lock"), "{second}");
+
+    let me = format!(
+        "pid {} on {}",
+        std::process::id(),
+        regsweep::lock::hostname()
+    );
+    for args in deleting_runs(url, &s3_args, &plan) {
+        let (code, stderr) = run_args(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("holds the lock") && stderr.contains(&me) && stderr.contains(lock_key),
+            "{args:?}: {stderr}"
+        );
+        // Renewed just now and its pid alive: not stale, so not broken.
+        let mut breaking = args.clone();
+        breaking.push("--break-lock".into());
+        let (code, stderr) = run_args(&breaking);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("not stale"), "{stderr}");
+    }
+    let (code, stderr) = exit_and_stderr(
+        &["gc", url, "--grace", "0s", "--endpoint-url", &endpoint]
+            .iter()
+            .map(|a| a.as_ref())
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(code, 0, "a dry run takes no lock: {stderr}");
+    drop(guard);
+    assert_eq!(lock_object(), None, "released: the object is gone");
+    assert!(store_keys() == keys_before, "a refused run deletes nothing");
+
+    // A lock left by a run that died on this host (its pid is not running) is stale.
+    let mut dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let record = serde_json::json!({
+        "host": regsweep::lock::hostname(), "pid": dead_pid, "started": "2026-01-01T00:00:00Z",
+        "started_unix": 1767225600, "command": "regsweep gc --delete"
+    });
+    s3.put_object("locks", lock_key, record.to_string().as_bytes());
+    let gc = &deleting_runs(url, &s3_args, &plan)[0];
+    let (code, stderr) = run_args(gc);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("looks abandoned")
+            && stderr.contains("--break-lock")
+            && stderr.contains(&format!("pid {dead_pid} is not running")),
+        "{stderr}"
+    );
+    assert!(store_keys() == keys_before, "a refused run deletes nothing");
+    let mut breaking = gc.clone();
+    breaking.push("--break-lock".into());
+    let (code, stderr) = run_args(&breaking);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("breaking the stale lock"), "{stderr}");
+    assert!(store_keys() != keys_before, "the run went ahead");
+    assert_eq!(lock_object(), None, "and released its own lock");
 }

@@ -5,7 +5,7 @@
 //! ever touched. After a file is deleted its folder is removed when it became empty, as the reference
 //! removes a blob's whole `<hex>/` folder.
 
-use super::{Entry, ListingNote, Storage, StorageError};
+use super::{Entry, HeldLock, ListingNote, LockToken, Storage, StorageError};
 use crate::layout::{self, Leaf};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -448,6 +448,47 @@ impl Storage for FsStorage {
         }
     }
 
+    /// An advisory `flock` on the store's own folder: no file is created, and the kernel releases it
+    /// when the process ends, however it ends. The holder is found in `/proc/locks` by the folder's
+    /// inode, and described from `/proc/<pid>`.
+    fn try_lock(&self, _record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
+        let shown = self.root.display().to_string();
+        let fd = rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| errno_error(&shown, e))?;
+        match rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Ok(LockToken(Box::new(fd)))),
+            Err(Errno::WOULDBLOCK) => {
+                let st = rustix::fs::fstat(&fd).map_err(|e| errno_error(&shown, e))?;
+                let record = flock_holder(&st).map(|h| serde_json::to_vec(&h).expect("serializes"));
+                Ok(Err(HeldLock {
+                    location: format!("flock on {shown}"),
+                    record,
+                    renewed: None,
+                    expires: false,
+                    etag: None,
+                }))
+            }
+            Err(e) => Err(errno_error(&shown, e)),
+        }
+    }
+
+    fn break_lock(&self, held: &HeldLock) -> Result<(), StorageError> {
+        Err(StorageError::Other {
+            key: held.location.clone(),
+            message: "a flock ends only with its process".into(),
+        })
+    }
+
+    fn unlock(&self, token: LockToken) -> Result<(), StorageError> {
+        // Closing the descriptor releases the flock.
+        drop(token);
+        Ok(())
+    }
+
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
@@ -458,6 +499,59 @@ impl Storage for FsStorage {
     fn parallelism(&self) -> usize {
         4 * std::thread::available_parallelism().map_or(2, |n| n.get())
     }
+}
+
+/// The process holding a `flock` on the file `st` describes, from `/proc/locks`, with its command
+/// line and start time from `/proc/<pid>`; `None` when it is not visible (another host over NFS,
+/// another PID namespace).
+fn flock_holder(st: &rustix::fs::Stat) -> Option<crate::lock::Holder> {
+    let dev = format!(
+        "{:02x}:{:02x}:{}",
+        rustix::fs::major(st.st_dev),
+        rustix::fs::minor(st.st_dev),
+        st.st_ino
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    // "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF"
+    let pid: u32 = locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&dev.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })?;
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let command = std::fs::read(proc.join("cmdline"))
+        .map(|c| {
+            String::from_utf8_lossy(&c)
+                .split('\0')
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let started = process_start(pid).unwrap_or(UNIX_EPOCH);
+    Some(crate::lock::Holder {
+        host: crate::lock::hostname(),
+        pid,
+        started: humantime::format_rfc3339_seconds(started).to_string(),
+        started_unix: crate::inventory::unix_seconds(started),
+        command,
+    })
+}
+
+/// When process `pid` started: its start in clock ticks after boot (`/proc/<pid>/stat`, field 22)
+/// plus the boot time (`/proc/stat`, `btime`).
+fn process_start(pid: u32) -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())?;
+    let hz = rustix::param::clock_ticks_per_second();
+    Some(UNIX_EPOCH + Duration::from_secs(boot) + Duration::from_millis(ticks * 1000 / hz))
 }
 
 #[cfg(test)]

@@ -83,6 +83,31 @@ pub struct ListingNote {
     pub message: String,
 }
 
+/// A lock held by someone else, as the backend found it (see [`crate::lock`]).
+#[derive(Debug, Clone)]
+pub struct HeldLock {
+    /// Where the lock is: a path or an `s3://` URL.
+    pub location: String,
+    /// The holder's record ([`crate::lock::Holder`] as JSON), where the backend could learn it.
+    pub record: Option<Vec<u8>>,
+    /// When the lock was last written.
+    pub renewed: Option<SystemTime>,
+    /// True when the lock outlives a holder that dies (an object), so that it can go stale; false
+    /// when the system releases it with its process (a `flock`).
+    pub expires: bool,
+    /// The lock object's ETag, so that breaking it removes only the one that was judged stale.
+    pub etag: Option<String>,
+}
+
+/// A lock this process holds; given back to [`Storage::unlock`].
+pub struct LockToken(pub Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockToken")
+    }
+}
+
 /// A store of objects addressed by key.
 pub trait Storage: Sync {
     /// Calls `visit` for every object whose key starts with `prefix`, in no particular order.
@@ -128,6 +153,16 @@ pub trait Storage: Sync {
         let _ = upload;
         Ok(())
     }
+
+    /// Takes the store's exclusive lock for a deleting run, recording `record` (the holder) where the
+    /// backend can. `Ok(Err(held))` when someone else holds it. The lock lasts until [`Storage::unlock`].
+    fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError>;
+
+    /// Removes a lock that [`crate::lock`] judged stale (only that one: a lock taken again since stays).
+    fn break_lock(&self, held: &HeldLock) -> Result<(), StorageError>;
+
+    /// Releases a lock taken by [`Storage::try_lock`].
+    fn unlock(&self, token: LockToken) -> Result<(), StorageError>;
 
     /// A short human description (`/srv/registry`, `s3://bucket/prefix`).
     fn describe(&self) -> String;

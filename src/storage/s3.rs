@@ -10,7 +10,9 @@
 //! Throttling (503 SlowDown), 5xx and dropped connections are retried by the SDK's standard retry
 //! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
 
-use super::{Entry, ListingNote, MultipartUpload, RequestCounts, Storage, StorageError};
+use super::{
+    Entry, HeldLock, ListingNote, LockToken, MultipartUpload, RequestCounts, Storage, StorageError,
+};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::ProvideErrorMetadata;
@@ -45,6 +47,8 @@ struct Counters {
     list: AtomicU64,
     get: AtomicU64,
     delete: AtomicU64,
+    /// Requests on the lock object (not the store's): kept apart so they do not count as retries.
+    lock: AtomicU64,
     attempts: AtomicU64,
 }
 
@@ -84,6 +88,52 @@ impl Pacer {
             start
         };
         tokio::time::sleep_until(start.into()).await;
+    }
+}
+
+/// The lock object's key, relative to the store's root: beside `docker/`, outside the registry's keys.
+pub const LOCK_KEY: &str = "regsweep.lock";
+
+/// A lock this backend holds: the task that renews it, and the ETag it was written with.
+struct S3Lock {
+    renew: tokio::task::JoinHandle<()>,
+    etag: Option<String>,
+}
+
+/// Writes the lock object again every [`crate::lock::RENEW_EVERY`], as long as it is still ours
+/// (`If-Match` its ETag; same bytes, same ETag). Stops when it was broken or taken over.
+async fn renew_lock(
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    record: Vec<u8>,
+    etag: Option<String>,
+    counters: Arc<Counters>,
+) {
+    let Some(etag) = etag else { return };
+    loop {
+        tokio::time::sleep(crate::lock::RENEW_EVERY).await;
+        counters.lock.fetch_add(1, Ordering::Relaxed);
+        let put = client
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .if_match(&etag)
+            .content_type("application/json")
+            .body(record.clone().into())
+            .send()
+            .await;
+        if let Err(e) = put
+            && matches!(
+                e.raw_response().map(|r| r.status().as_u16()),
+                Some(412 | 404)
+            )
+        {
+            eprintln!(
+                "regsweep: warning: the lock s3://{bucket}/{key} was broken or replaced while this run held it"
+            );
+            return;
+        }
     }
 }
 
@@ -339,6 +389,61 @@ impl S3Storage {
         }
     }
 
+    /// The lock object as it is now: its bytes, ETag and last write, or `None` when there is none.
+    async fn read_lock(
+        &self,
+    ) -> Result<Option<(Vec<u8>, Option<String>, Option<SystemTime>)>, StorageError> {
+        self.counters.lock.fetch_add(1, Ordering::Relaxed);
+        let key = self.full(LOCK_KEY);
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
+            Ok(o) => {
+                let etag = o.e_tag().map(str::to_owned);
+                let modified = o
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
+                let bytes = o
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| other(LOCK_KEY, describe(&e)))?
+                    .into_bytes();
+                Ok(Some((bytes.to_vec(), etag, modified)))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(other(LOCK_KEY, describe(&e))),
+        }
+    }
+
+    /// Deletes the lock object if it is still the one with `etag` (read, compare, delete: a lock
+    /// taken again in between by another run stays).
+    async fn delete_lock_if(&self, etag: Option<&str>) -> Result<(), StorageError> {
+        match self.read_lock().await? {
+            Some((_, now, _)) if now.as_deref() == etag => {
+                self.counters.lock.fetch_add(1, Ordering::Relaxed);
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(self.full(LOCK_KEY))
+                    .send()
+                    .await
+                    .map_err(|e| other(LOCK_KEY, describe(&e)))?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn lock_location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.full(LOCK_KEY))
+    }
+
     async fn delete_batch(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         let objects: Result<Vec<ObjectIdentifier>, _> = keys
             .iter()
@@ -530,6 +635,78 @@ impl Storage for S3Storage {
         })
     }
 
+    /// Creates the lock object beside `docker/` with `If-None-Match: *`, so that of two runs only
+    /// one creates it, then reads it back (a server that ignores the condition lets a second writer
+    /// replace it: the read shows whose it is). While held, a task writes it again every
+    /// [`crate::lock::RENEW_EVERY`] (`If-Match` its ETag), so that its age shows the run is alive.
+    fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
+        self.runtime.block_on(async {
+            self.counters.lock.fetch_add(1, Ordering::Relaxed);
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full(LOCK_KEY))
+                .if_none_match("*")
+                .content_type("application/json")
+                .body(record.to_vec().into())
+                .send()
+                .await;
+            let created = match put {
+                Ok(out) => out.e_tag().map(str::to_owned),
+                // 412 Precondition Failed: it exists; 409: a concurrent conditional write won.
+                Err(e)
+                    if matches!(
+                        e.raw_response().map(|r| r.status().as_u16()),
+                        Some(412 | 409)
+                    ) =>
+                {
+                    None
+                }
+                Err(e) => return Err(other(LOCK_KEY, describe(&e))),
+            };
+            let found = self.read_lock().await?;
+            match found {
+                Some((bytes, etag, _)) if created.is_some() && bytes == record => {
+                    let etag = etag.or(created);
+                    let renew = self.runtime.spawn(renew_lock(
+                        self.client.clone(),
+                        self.bucket.clone(),
+                        self.full(LOCK_KEY),
+                        record.to_vec(),
+                        etag.clone(),
+                        self.counters.clone(),
+                    ));
+                    Ok(Ok(LockToken(Box::new(S3Lock { renew, etag }))))
+                }
+                Some((bytes, etag, modified)) => Ok(Err(HeldLock {
+                    location: self.lock_location(),
+                    record: Some(bytes),
+                    renewed: modified,
+                    expires: true,
+                    etag,
+                })),
+                // Released between the write and the read: try again.
+                None => self.try_lock(record),
+            }
+        })
+    }
+
+    fn break_lock(&self, held: &HeldLock) -> Result<(), StorageError> {
+        self.runtime
+            .block_on(self.delete_lock_if(held.etag.as_deref()))
+    }
+
+    fn unlock(&self, token: LockToken) -> Result<(), StorageError> {
+        let lock = token
+            .0
+            .downcast::<S3Lock>()
+            .map_err(|_| other(LOCK_KEY, "not a lock of this store"))?;
+        lock.renew.abort();
+        self.runtime
+            .block_on(self.delete_lock_if(lock.etag.as_deref()))
+    }
+
     fn describe(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
     }
@@ -550,7 +727,7 @@ impl Storage for S3Storage {
             list_requests: list,
             get_requests: get,
             delete_requests: delete,
-            retries: attempts.saturating_sub(list + get + delete),
+            retries: attempts.saturating_sub(list + get + delete + c.lock.load(Ordering::Relaxed)),
         })
     }
 }

@@ -103,6 +103,27 @@ impl S3Server {
         out
     }
 
+    /// Writes an object as any S3 client would (boto3, a dependency of moto).
+    pub fn put_object(&self, bucket: &str, key: &str, body: &[u8]) {
+        let script = format!(
+            "import boto3, sys\n\
+             s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1',\n\
+               aws_access_key_id='test', aws_secret_access_key='test')\n\
+             s3.put_object(Bucket='{bucket}', Key='{key}', Body=sys.stdin.buffer.read())\n",
+            self.endpoint()
+        );
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), body).unwrap();
+        assert!(child.wait().unwrap().success(), "put_object {bucket}/{key}");
+    }
+
     pub fn create_bucket(&self, bucket: &str) {
         let r = http_to(self.port, "PUT", &format!("/{bucket}"), &[], &[]).unwrap();
         assert_eq!(r.status, 200, "create bucket {bucket}");
