@@ -1,7 +1,7 @@
 //! Plan, then apply: `gc --plan FILE` in the day, `apply FILE STORAGE` in the maintenance window.
 //!
-//! A plan file starts with a header that records how the plan was made (options, time) and what
-//! it was made from (a fingerprint of every tag and every manifest revision). `apply` analyses the
+//! A plan file ([`crate::plan_file`]) starts with a header that records how the plan was made
+//! (options, time) and what it was made from (a fingerprint of every tag and every manifest revision). `apply` analyses the
 //! store again with the same options and deletes only what the file lists and the new analysis
 //! still plans. It refuses, deleting nothing, when the tags or revisions changed since, or when a
 //! listed item is no longer eligible (reachable again, or its data rewritten since the plan). Items
@@ -11,36 +11,11 @@ use crate::digest::Digest;
 use crate::gc::{Analysis, GcOptions};
 use crate::inventory::{self, Inventory};
 use crate::plan::{Plan, PlanItem};
+use crate::plan_file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
 use crate::prune::rfc3339;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, Write};
-use std::path::Path;
 use std::time::Duration;
-
-/// The first line of a plan file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlanHeader {
-    /// Always `"header"`.
-    pub kind: String,
-    pub version: u32,
-    /// When the plan was made (RFC 3339), and the same as Unix seconds.
-    pub created: String,
-    pub created_unix: i64,
-    /// The store, as regsweep described it.
-    pub storage: String,
-    pub delete_untagged: bool,
-    pub grace_seconds: u64,
-    /// Tags, and a sha256 over every (repository, tag, target) in order.
-    pub tags: u64,
-    pub tags_fingerprint: Digest,
-    /// Manifest revisions that the plan keeps, and a sha256 over every such (repository, revision)
-    /// in order: what applying the plan leaves, so that a finished apply still matches.
-    pub revisions: u64,
-    pub revisions_fingerprint: Digest,
-}
-
-const VERSION: u32 = 1;
 
 /// What the store's roots were: counts and fingerprints of its tags and revisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,60 +65,38 @@ impl StoreState {
     }
 }
 
-impl PlanHeader {
-    pub fn new(storage: &str, options: &GcOptions, inv: &Inventory, plan: &Plan) -> PlanHeader {
-        let state = StoreState::of(inv, plan.manifests());
-        let created_unix = inventory::unix_seconds(options.now);
-        PlanHeader {
-            kind: "header".into(),
-            version: VERSION,
-            created: humantime::format_rfc3339_seconds(options.now).to_string(),
-            created_unix,
-            storage: storage.to_owned(),
+/// The header of a `gc` plan of `storage` (its [`crate::storage::Storage::identity`]).
+pub fn gc_header(storage: &str, options: &GcOptions, inv: &Inventory, plan: &Plan) -> PlanHeader {
+    let state = StoreState::of(inv, plan.manifests());
+    PlanHeader::new(
+        PlanCommand::Gc,
+        storage,
+        options.now,
+        Some(GcState {
             delete_untagged: options.delete_untagged,
             grace_seconds: options.grace.as_secs(),
             tags: state.tags,
             tags_fingerprint: state.tags_fingerprint,
             revisions: state.revisions,
             revisions_fingerprint: state.revisions_fingerprint,
-        }
+        }),
+    )
+}
+
+/// The options to analyse with when applying a `gc` plan: the plan's, with the time now.
+pub fn gc_options(gc: &GcState, now: std::time::SystemTime) -> GcOptions {
+    GcOptions {
+        delete_untagged: gc.delete_untagged,
+        grace: Duration::from_secs(gc.grace_seconds),
+        now,
     }
-
-    /// The options to analyse with when applying: the plan's, with the time now.
-    pub fn options(&self, now: std::time::SystemTime) -> GcOptions {
-        GcOptions {
-            delete_untagged: self.delete_untagged,
-            grace: Duration::from_secs(self.grace_seconds),
-            now,
-        }
-    }
 }
 
-/// Writes a plan file: the header, then one item a line.
-pub fn write_plan(header: &PlanHeader, plan: &Plan, out: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, header)?;
-    out.write_all(b"\n")?;
-    plan.write_ndjson(out)
-}
-
-/// A plan file, read back.
-#[derive(Debug, Clone)]
-pub struct PlanFile {
-    pub header: PlanHeader,
-    pub items: Vec<PlanItem>,
-}
-
-/// Why a plan file cannot be applied, or why applying it was refused.
+/// Why applying a plan was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("{path}: cannot read the plan: {message}")]
-    Read { path: String, message: String },
-    #[error("{path}:{line}: not a regsweep plan: {message}")]
-    Format {
-        path: String,
-        line: usize,
-        message: String,
-    },
+    #[error(transparent)]
+    File(#[from] PlanFileError),
     #[error(
         "refusing to apply: the store's {what} changed since the plan was made at {created} ({then} then, {now} now, \
          and not the same ones); make a new plan with `regsweep gc --plan` and review it"
@@ -163,49 +116,6 @@ pub enum ApplyError {
         created: String,
         examples: String,
     },
-}
-
-/// Reads a plan file written by `gc --plan`.
-pub fn read_plan(path: &Path) -> Result<PlanFile, ApplyError> {
-    let shown = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| ApplyError::Read {
-        path: shown.clone(),
-        message: e.to_string(),
-    })?;
-    let mut lines = std::io::BufReader::new(file).lines();
-    let format = |line: usize, message: String| ApplyError::Format {
-        path: shown.clone(),
-        line,
-        message,
-    };
-    let first = lines
-        .next()
-        .ok_or_else(|| format(1, "the file is empty".into()))?
-        .map_err(|e| format(1, e.to_string()))?;
-    let header: PlanHeader = serde_json::from_str(&first).map_err(|e| {
-        format(
-            1,
-            format!("no header line ({e}); plans are made with `regsweep gc --plan FILE`"),
-        )
-    })?;
-    if header.kind != "header" || header.version != VERSION {
-        return Err(format(
-            1,
-            format!(
-                "header of kind {:?}, version {}",
-                header.kind, header.version
-            ),
-        ));
-    }
-    let mut items = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let line = line.map_err(|e| format(i + 2, e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        items.push(serde_json::from_str(&line).map_err(|e| format(i + 2, e.to_string()))?);
-    }
-    Ok(PlanFile { header, items })
 }
 
 /// An item's identity, whatever its details.
@@ -246,11 +156,13 @@ pub struct Applied {
 /// Checks a plan file against a fresh analysis of the store (made with [`PlanHeader::options`]).
 /// On success, returns the plan to sweep: the fresh plan's items that the file lists.
 pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), ApplyError> {
-    let h = &file.header;
+    let header = &file.header;
+    let h = header.gc.as_ref().expect("a gc plan has a gc header");
+    let items: Vec<PlanItem> = file.items()?;
     let inv = &analysis.inventory;
     let state = StoreState::of(
         inv,
-        file.items.iter().filter_map(|i| match i {
+        items.iter().filter_map(|i| match i {
             PlanItem::Manifest { repo, digest, .. } => Some((repo.as_str(), digest)),
             _ => None,
         }),
@@ -258,7 +170,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
     if state.tags_fingerprint != h.tags_fingerprint {
         return Err(ApplyError::Changed {
             what: "tags",
-            created: h.created.clone(),
+            created: header.created.clone(),
             then: h.tags,
             now: state.tags,
         });
@@ -266,7 +178,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
     if state.revisions_fingerprint != h.revisions_fingerprint {
         return Err(ApplyError::Changed {
             what: "manifest revisions",
-            created: h.created.clone(),
+            created: header.created.clone(),
             then: h.revisions,
             now: state.revisions,
         });
@@ -305,12 +217,12 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
     let mut listed = HashSet::new();
     let mut refused = Vec::new();
     let mut applied = Applied {
-        planned: file.items.len() as u64,
+        planned: items.len() as u64,
         eligible: 0,
         already_gone: 0,
         new_since_plan: 0,
     };
-    for item in &file.items {
+    for item in &items {
         let k = key(item);
         match fresh.get(&k) {
             Some(PlanItem::Blob { digest, size }) => {
@@ -323,7 +235,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
                     PlanItem::Blob { size, .. } => *size,
                     _ => unreachable!("keys match kinds"),
                 };
-                if modified > h.created_unix || *size != planned_size {
+                if modified > header.created_unix || *size != planned_size {
                     refused.push(format!(
                         "{digest} was written again after the plan ({} bytes, modified {})",
                         size,
@@ -342,7 +254,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
                     if inv
                         .blobs
                         .id(digest)
-                        .is_some_and(|id| inv.blobs.modified(id) > h.created_unix) =>
+                        .is_some_and(|id| inv.blobs.modified(id) > header.created_unix) =>
                 {
                     let id = inv.blobs.id(digest).expect("checked");
                     format!(
@@ -366,7 +278,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
         }
         return Err(ApplyError::NoLongerEligible {
             count: refused.len(),
-            created: h.created.clone(),
+            created: header.created.clone(),
             examples,
         });
     }
@@ -395,51 +307,5 @@ fn describe(item: &PlanItem) -> String {
         PlanItem::Multipart { key, upload_id, .. } => {
             format!("multipart upload {upload_id} of {key}")
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_plan_file_round_trips_and_a_file_without_a_header_is_named() {
-        let d = Digest([9; 32]);
-        let header = PlanHeader {
-            kind: "header".into(),
-            version: VERSION,
-            created: "2026-11-23T00:00:00Z".into(),
-            created_unix: 1,
-            storage: "/srv".into(),
-            delete_untagged: true,
-            grace_seconds: 0,
-            tags: 2,
-            tags_fingerprint: d,
-            revisions: 3,
-            revisions_fingerprint: d,
-        };
-        let plan = Plan {
-            items: vec![PlanItem::Blob { digest: d, size: 5 }],
-            ..Plan::default()
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("plan.ndjson");
-        let mut out = Vec::new();
-        write_plan(&header, &plan, &mut out).unwrap();
-        std::fs::write(&path, &out).unwrap();
-        let back = read_plan(&path).unwrap();
-        assert_eq!(back.header, header);
-        assert_eq!(back.items, plan.items);
-
-        let mut items_only = Vec::new();
-        plan.write_ndjson(&mut items_only).unwrap();
-        std::fs::write(&path, &items_only).unwrap();
-        let err = read_plan(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("plan.ndjson:1") && err.contains("no header"),
-            "{err}"
-        );
-        std::fs::write(&path, b"").unwrap();
-        assert!(read_plan(&path).unwrap_err().to_string().contains("empty"));
     }
 }

@@ -30,15 +30,18 @@ pub enum Command {
     ///
     /// A dry run unless --delete is given. Only tags go: manifests and blobs are gc's business.
     PruneTags(PruneArgs),
-    /// Delete what a plan file (from `gc --plan`) lists, after checking that the store has not moved
-    /// on: the same tags and revisions, each item still eligible and not written again since.
-    /// Refuses, deleting nothing, otherwise.
+    /// Delete what a reviewed plan file lists, after checking that the store has not moved on.
+    ///
+    /// A `gc --plan` file: the same tags and revisions, each item still eligible and not written again
+    /// since. A `prune-tags --plan` file: each listed tag still names the manifest it named, pushed at
+    /// the same time. Refuses, deleting nothing, otherwise, and refuses a plan that is cut short,
+    /// edited, or made for another store.
     Apply(ApplyArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// The plan file written by `regsweep gc --plan FILE`.
+    /// The plan file written by `regsweep gc --plan FILE` or `regsweep prune-tags --plan FILE`.
     pub plan: PathBuf,
     /// The store the plan was made of: rootdirectory, config.yml, or s3://bucket/prefix.
     pub storage: String,
@@ -84,7 +87,8 @@ pub struct PruneArgs {
     pub delete: bool,
     #[command(flatten)]
     pub safety: SafetyArgs,
-    /// Write the plan to FILE as NDJSON, one tag per line.
+    /// Write the plan to FILE as NDJSON: a header line, then one tag a line. `regsweep apply FILE
+    /// STORAGE` executes it later.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
     /// Print the summary as one JSON object.
@@ -154,8 +158,9 @@ pub struct GcArgs {
     pub grace: Duration,
     #[command(flatten)]
     pub safety: SafetyArgs,
-    /// Write the plan to FILE as NDJSON: a header line (options, time, fingerprints of the tags and
-    /// revisions), then one item per line. `regsweep apply FILE STORAGE` executes it later.
+    /// Write the plan to FILE as NDJSON: a header line (store, options, time, item count and checksum,
+    /// fingerprints of the tags and revisions), then one item per line. `regsweep apply FILE STORAGE`
+    /// executes it later.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
     /// Print the summary as one JSON object.

@@ -19,6 +19,7 @@ pub mod lock;
 pub mod manifest;
 pub mod mark;
 pub mod plan;
+pub mod plan_file;
 pub mod problem;
 pub mod prune;
 pub mod referrers;

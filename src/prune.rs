@@ -103,6 +103,8 @@ pub enum Verdict {
     KeepLast,
     /// Pushed within `--older-than`.
     Recent,
+    /// Applying a reviewed plan: the plan does not list it.
+    NotInPlan,
     /// Removed.
     Remove,
 }
@@ -118,6 +120,7 @@ impl Verdict {
             Verdict::NotOrphanReferrer => "not a referrer tag whose subject is gone",
             Verdict::KeepTag => "matches --keep-tag",
             Verdict::KeepLast => "within --keep-last",
+            Verdict::NotInPlan => "not in the plan",
             Verdict::Recent => "newer than --older-than",
             Verdict::Remove => "",
         }
@@ -257,7 +260,7 @@ pub fn rfc3339(seconds: i64) -> String {
 
 impl PrunePlan {
     /// The tags to remove, as plan items.
-    pub fn items(&self) -> impl Iterator<Item = TagItem<'_>> {
+    pub fn items(&self) -> impl Iterator<Item = TagItem<'_>> + Clone {
         self.repositories.iter().flat_map(|r| {
             r.tags
                 .iter()
@@ -274,15 +277,6 @@ impl PrunePlan {
 
     pub fn removed(&self) -> usize {
         self.items().count()
-    }
-
-    /// Writes the plan as NDJSON, one tag a line.
-    pub fn write_ndjson(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        for item in self.items() {
-            serde_json::to_writer(&mut *out, &item)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()
     }
 
     /// The report, before any deletion.
@@ -312,6 +306,8 @@ impl PrunePlan {
             unmatched_repo_globs: self.unmatched_repo_globs.clone(),
             problems: self.problems.clone(),
             deleted: None,
+            applied: None,
+            plan_file: None,
             elapsed_ms: self.elapsed.as_millis() as u64,
         }
     }
@@ -349,6 +345,12 @@ pub struct PruneReport {
     pub problems: Vec<Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<TagsDeleted>,
+    /// Where `--plan` wrote the plan, and the command that executes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_file: Option<crate::report::PlanWritten>,
+    /// When a reviewed plan file was applied: how its tags fared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedTags>,
     pub elapsed_ms: u64,
 }
 
@@ -407,6 +409,16 @@ pub fn write_human(
         report.kept,
         report.removed
     )?;
+    if let Some(a) = &report.applied {
+        writeln!(
+            out,
+            "Plan file: {} tags: {} still as reviewed, {} already gone.",
+            a.planned, a.eligible, a.already_gone
+        )?;
+    }
+    if let Some(p) = &report.plan_file {
+        p.write_human(out)?;
+    }
     match &report.deleted {
         None => writeln!(
             out,
@@ -439,6 +451,115 @@ pub enum PruneRefused {
     Moved(String),
     #[error("refusing to delete: the tags could not be listed again: {0}")]
     Recheck(StorageError),
+    #[error(
+        "refusing to apply: {count} tag(s) of the plan moved since it was made at {created}: {examples}; \
+         nothing was deleted. Make a new plan with `regsweep prune-tags --plan` and review it"
+    )]
+    Reviewed {
+        count: usize,
+        created: String,
+        examples: String,
+    },
+}
+
+/// How a reviewed `prune-tags` plan fared against the store as it is now.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedTags {
+    /// Tags in the plan file.
+    pub planned: u64,
+    /// Of those, still as reviewed: what is removed.
+    pub eligible: u64,
+    /// Of those, gone already (an earlier apply, or someone else).
+    pub already_gone: u64,
+}
+
+/// The plan that removes exactly the tags of a reviewed plan file (`lines`, made at `created`), from
+/// the store as it is now: every other tag of their repositories stays (`not in the plan`). Refuses
+/// when a listed tag names another manifest, or was pushed again, since the plan; a listed tag that
+/// is gone is skipped, so an apply cut off and run again converges. [`execute`] then re-checks as
+/// for `prune-tags --delete`.
+pub fn from_reviewed(
+    storage: &dyn Storage,
+    lines: &[crate::plan_file::TagLine],
+    created: &str,
+) -> Result<(PrunePlan, AppliedTags), PruneRefused> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let start = Instant::now();
+    let (now, problems) =
+        inventory::scan_repositories_only(storage).map_err(PruneRefused::Recheck)?;
+    let repositories_total = now.len();
+    let mut listed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut applied = AppliedTags {
+        planned: lines.len() as u64,
+        eligible: 0,
+        already_gone: 0,
+    };
+    let mut moved = Vec::new();
+    for line in lines {
+        let found = now
+            .binary_search_by(|r| r.name.as_str().cmp(&line.repo))
+            .ok()
+            .and_then(|i| now[i].tags.iter().find(|t| t.name == line.tag));
+        match found {
+            None => applied.already_gone += 1,
+            Some(t) if t.current == line.digest && rfc3339(t.moved) == line.pushed => {
+                applied.eligible += 1;
+                listed.entry(&line.repo).or_default().insert(&line.tag);
+            }
+            Some(t) => moved.push(format!(
+                "{}:{} was {} pushed {} and is now {} pushed {}",
+                line.repo,
+                line.tag,
+                line.digest.map_or("nothing".into(), |d| d.to_string()),
+                line.pushed,
+                t.current.map_or("nothing".into(), |d| d.to_string()),
+                rfc3339(t.moved)
+            )),
+        }
+    }
+    if !moved.is_empty() {
+        let mut examples = moved.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
+        if moved.len() > 5 {
+            examples.push_str("; …");
+        }
+        return Err(PruneRefused::Reviewed {
+            count: moved.len(),
+            created: created.to_owned(),
+            examples,
+        });
+    }
+    let repositories = now
+        .into_iter()
+        .filter_map(|r| {
+            let names = listed.get(r.name.as_str())?;
+            let mut tags: Vec<TagDecision> = r
+                .tags
+                .into_iter()
+                .map(|tag| TagDecision {
+                    verdict: if names.contains(tag.name.as_str()) {
+                        Verdict::Remove
+                    } else {
+                        Verdict::NotInPlan
+                    },
+                    tag,
+                })
+                .collect();
+            tags.sort_by(|a, b| {
+                (Reverse(a.tag.moved), &a.tag.name).cmp(&(Reverse(b.tag.moved), &b.tag.name))
+            });
+            Some(RepoDecisions { name: r.name, tags })
+        })
+        .collect();
+    Ok((
+        PrunePlan {
+            repositories,
+            repositories_total,
+            unmatched_repo_globs: Vec::new(),
+            problems,
+            elapsed: start.elapsed(),
+        },
+        applied,
+    ))
 }
 
 /// The first tag of a matched repository that is not as the plan saw it (pushed, moved, re-pushed or

@@ -79,9 +79,30 @@ pub struct GcReport {
     /// When a plan file was applied: how its items fared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applied: Option<crate::apply::Applied>,
+    /// Where `--plan` wrote the plan, and the command that executes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_file: Option<PlanWritten>,
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+}
+
+/// Where a plan file went, and how to execute it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanWritten {
+    pub path: String,
+    /// The command that executes it, after review.
+    pub apply: String,
+}
+
+impl PlanWritten {
+    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "Plan written to {}; review it, then `{}` executes it.",
+            self.path, self.apply
+        )
+    }
 }
 
 /// Said after every sweep that deleted something.
@@ -150,6 +171,7 @@ impl GcReport {
             s3: None,
             deleted: None,
             applied: None,
+            plan_file: None,
             notice: None,
         }
     }
@@ -251,6 +273,9 @@ impl GcReport {
                 "  plan file     {} items: {} still eligible, {} already gone; {} new since the plan left alone",
                 a.planned, a.eligible, a.already_gone, a.new_since_plan
             )?;
+        }
+        if let Some(p) = &self.plan_file {
+            p.write_human(out)?;
         }
         match &self.deleted {
             None if self.problems.iter().all(|p| !p.kind.blocks_delete()) => writeln!(

@@ -4,9 +4,9 @@ use crate::cli::{
     ApplyArgs, AuditArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs,
 };
 use anyhow::Context;
-use regsweep::apply::{PlanHeader, write_plan};
 use regsweep::config::{StorageSpec, Target};
 use regsweep::gc::{self, GcOptions, Progress, Quiet};
+use regsweep::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
 use regsweep::storage::Storage;
 use std::io::{IsTerminal, Write};
 use std::time::{Instant, SystemTime};
@@ -167,6 +167,8 @@ fn audit(args: AuditArgs) -> anyhow::Result<Exit> {
 }
 
 fn gc(args: GcArgs) -> anyhow::Result<Exit> {
+    // Before any work: an unwritable plan path fails now, not after the listing.
+    let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
     let (target, storage) = open_storage(&args.storage, &args.s3)?;
     if args.delete
         && let Err(message) = read_only_check(&args.storage, &target, &args.safety)
@@ -189,25 +191,35 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
     let progress = progress();
     let analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
         .with_context(|| format!("cannot list {}", storage.describe()))?;
-    if let Some(path) = &args.plan {
-        let header = PlanHeader::new(
-            &storage.describe(),
+    let mut report = analysis.report(&storage.describe(), &options);
+    if let Some(out) = plan_out {
+        let header = regsweep::apply::gc_header(
+            &storage.identity(),
             &options,
             &analysis.inventory,
             &analysis.plan,
         );
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("{}: cannot write plan", path.display()))?;
-        write_plan(&header, &analysis.plan, &mut std::io::BufWriter::new(file))
-            .with_context(|| format!("{}: cannot write plan", path.display()))?;
+        report.plan_file = Some(plan_written(out.path(), &args.storage));
+        out.finish(header, analysis.plan.items.iter())?;
     }
-    let report = analysis.report(&storage.describe(), &options);
     sweep_and_render(report, storage.as_ref(), &analysis, args.delete, args.json)
 }
 
+/// Where a plan went and how to execute it, for the report.
+fn plan_written(path: &std::path::Path, storage: &str) -> regsweep::report::PlanWritten {
+    regsweep::report::PlanWritten {
+        path: path.display().to_string(),
+        apply: format!("regsweep apply {} {storage}", path.display()),
+    }
+}
+
 fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
-    let file = regsweep::apply::read_plan(&args.plan)?;
+    let file = PlanFile::read(&args.plan)?;
     let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    if let Err(e) = file.check_store(&storage.identity()) {
+        eprintln!("regsweep: {e}");
+        return Ok(Exit::Error);
+    }
     if let Err(message) = read_only_check(&args.storage, &target, &args.safety) {
         eprintln!("regsweep: {message}");
         return Ok(Exit::Error);
@@ -216,7 +228,33 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
         Ok(guard) => guard,
         Err(exit) => return Ok(exit),
     };
-    let options = file.header.options(SystemTime::now());
+    let gc_state = match (file.header.command, &file.header.gc) {
+        (PlanCommand::Gc, Some(gc)) => gc,
+        (PlanCommand::Gc, None) => {
+            anyhow::bail!(
+                "{}: a gc plan without its options in the header",
+                args.plan.display()
+            )
+        }
+        (PlanCommand::PruneTags, _) => {
+            let lines = file.items()?;
+            let (plan, applied) = match regsweep::prune::from_reviewed(
+                storage.as_ref(),
+                &lines,
+                &file.header.created,
+            ) {
+                Ok(reviewed) => reviewed,
+                Err(e) => {
+                    eprintln!("regsweep: {}: {e}", args.plan.display());
+                    return Ok(Exit::Error);
+                }
+            };
+            let mut report = plan.report(&storage.describe());
+            report.applied = Some(applied);
+            return delete_tags_and_render(&plan, report, storage.as_ref(), true, args.json);
+        }
+    };
+    let options = regsweep::apply::gc_options(gc_state, SystemTime::now());
     let progress = progress();
     let mut analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
         .with_context(|| format!("cannot list {}", storage.describe()))?;
@@ -271,6 +309,7 @@ fn sweep_and_render(
 }
 
 fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
+    let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
     let rules = regsweep::prune::Rules {
         repos: regsweep::prune::Rules::repo_globs(&args.repos)?,
         repo_patterns: args.repos.clone(),
@@ -302,20 +341,35 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
         progress().as_ref(),
     )
     .with_context(|| format!("cannot list {}", storage.describe()))?;
-    if let Some(path) = &args.plan {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("{}: cannot write plan", path.display()))?;
-        plan.write_ndjson(&mut std::io::BufWriter::new(file))
-            .with_context(|| format!("{}: cannot write plan", path.display()))?;
-    }
     for glob in &plan.unmatched_repo_globs {
         eprintln!("regsweep: warning: --repo {glob:?} matches no repository of the store");
     }
     let mut report = plan.report(&storage.describe());
+    if let Some(out) = plan_out {
+        let header = PlanHeader::new(
+            PlanCommand::PruneTags,
+            &storage.identity(),
+            SystemTime::now(),
+            None,
+        );
+        report.plan_file = Some(plan_written(out.path(), &args.storage));
+        out.finish(header, plan.items())?;
+    }
+    delete_tags_and_render(&plan, report, storage.as_ref(), args.delete, args.json)
+}
+
+/// Removes the planned tags when `delete`, then renders the report; the exit status says how it went.
+fn delete_tags_and_render(
+    plan: &regsweep::prune::PrunePlan,
+    mut report: regsweep::prune::PruneReport,
+    storage: &dyn Storage,
+    delete: bool,
+    json: bool,
+) -> anyhow::Result<Exit> {
     let mut exit = Exit::Success;
     let mut refused = None;
-    if args.delete {
-        match regsweep::prune::execute(storage.as_ref(), &plan) {
+    if delete {
+        match regsweep::prune::execute(storage, plan) {
             Ok(deleted) => {
                 if !deleted.failures.is_empty() {
                     exit = Exit::Partial;
@@ -327,10 +381,10 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
         }
     }
     print(|out| {
-        if args.json {
+        if json {
             report.write_json(out)
         } else {
-            regsweep::prune::write_human(&plan, &report, out)
+            regsweep::prune::write_human(plan, &report, out)
         }
     })?;
     if let Some(e) = refused {

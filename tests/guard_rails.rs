@@ -346,3 +346,192 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     assert!(store_keys() != keys_before, "the run went ahead");
     assert_eq!(lock_object(), None, "and released its own lock");
 }
+
+#[test]
+fn apply_refuses_a_plan_cut_short_edited_or_made_for_another_store_and_executes_a_reviewed_prune_plan()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let root = demo_copy(dir.path());
+    let other = dir.path().join("other");
+    support::run(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&root)
+            .arg(&other),
+    );
+    let store = root.to_str().unwrap();
+    let plan = dir.path().join("gc.ndjson");
+    let out = support::run(
+        regsweep()
+            .args(["gc", store, "-m", "--grace", "0s", "--plan"])
+            .arg(&plan),
+    );
+    assert!(
+        out.contains(&format!("Plan written to {}", plan.display()))
+            && out.contains(&format!("regsweep apply {} {store}", plan.display())),
+        "the dry run says where the plan went and how to apply it: {out}"
+    );
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let header: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(header["items"], lines.len() - 1);
+    assert_eq!(
+        header["storage"],
+        std::fs::canonicalize(&root).unwrap().to_str().unwrap()
+    );
+    let files_before = support::files_ending(&root, "");
+    let apply = |plan: &Path, store: &Path| {
+        let out = regsweep()
+            .arg("apply")
+            .arg(plan)
+            .arg(store)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // Cut at a line boundary (a copy that stopped short).
+    let cut = dir.path().join("cut.ndjson");
+    std::fs::write(&cut, lines[..lines.len() - 2].join("\n") + "\n").unwrap();
+    let (code, stderr) = apply(&cut, &root);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "announces {} items but the file holds {}",
+            lines.len() - 1,
+            lines.len() - 3
+        )) && stderr.contains("cut.ndjson"),
+        "{stderr}"
+    );
+    // An item edited after review.
+    let edited = dir.path().join("edited.ndjson");
+    let blob_line = lines
+        .iter()
+        .position(|l| l.contains("\"kind\":\"blob\""))
+        .unwrap();
+    let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    changed[blob_line] = changed[blob_line].replace("\"size\":", "\"size\":1");
+    std::fs::write(&edited, changed.join("\n") + "\n").unwrap();
+    let (code, stderr) = apply(&edited, &root);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("checksum"), "{stderr}");
+    // Made for another store (a copy of the same files).
+    let (code, stderr) = apply(&plan, &other);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("made for")
+            && stderr.contains(other.file_name().unwrap().to_str().unwrap()),
+        "{stderr}"
+    );
+    assert_eq!(support::files_ending(&root, ""), files_before);
+    assert_eq!(support::files_ending(&other, ""), files_before);
+    // The same store by another path is the same store.
+    let (code, stderr) = apply(&plan, &root.join("docker/.."));
+    assert_eq!(code, 0, "{stderr}");
+    assert_ne!(support::files_ending(&root, ""), files_before);
+
+    // A reviewed prune-tags plan: apply removes the tags it lists, and only while they are as reviewed.
+    let tags = dir.path().join("tags.ndjson");
+    support::run(
+        regsweep()
+            .args([
+                "prune-tags",
+                store,
+                "--repo",
+                "team/**",
+                "--all-tags",
+                "--keep-tag",
+                "^v1$",
+                "--plan",
+            ])
+            .arg(&tags),
+    );
+    let listed: Vec<serde_json::Value> = std::fs::read_to_string(&tags)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let (repo, tag) = (
+        listed[0]["repo"].as_str().unwrap(),
+        listed[0]["tag"].as_str().unwrap(),
+    );
+    let current = root.join(format!(
+        "docker/registry/v2/repositories/{repo}/_manifests/tags/{tag}/current/link"
+    ));
+    // Pushed again since the review (same manifest, a new push time): refused.
+    let reviewed_at = std::fs::metadata(&current).unwrap().modified().unwrap();
+    let touch = |t: std::time::SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(&current)
+            .unwrap()
+            .set_modified(t)
+            .unwrap()
+    };
+    touch(reviewed_at + std::time::Duration::from_secs(60));
+    let (code, stderr) = apply(&tags, &root);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("{repo}:{tag} was")) && stderr.contains("moved since"),
+        "{stderr}"
+    );
+    assert!(current.exists());
+    touch(reviewed_at);
+    let tags_before = support::files_ending(&root, "/current/link");
+    let (code, stderr) = apply(&tags, &root);
+    assert_eq!(code, 0, "{stderr}");
+    let tags_after = support::files_ending(&root, "/current/link");
+    assert_eq!(tags_before.len() - 1, tags_after.len());
+    assert!(!current.exists(), "the reviewed tag is gone");
+    // Run again: already gone, nothing else touched.
+    let (code, summary, stderr) =
+        support::regsweep_json(&["apply".as_ref(), tags.as_os_str(), root.as_os_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary["applied"]["already_gone"], 1);
+    assert_eq!(support::files_ending(&root, "/current/link"), tags_after);
+}
+
+#[test]
+fn an_unwritable_plan_path_fails_before_the_store_is_even_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port: had regsweep gone to the store first, it would fail on that.
+    let port = support::registry::free_port().to_string();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let missing = dir.path().join("no/such/folder/plan.ndjson");
+    let folder = dir.path().to_path_buf();
+    for plan in [&missing, &folder] {
+        for command in [
+            vec!["gc", "s3://bucket/store", "--endpoint-url", &endpoint],
+            vec![
+                "prune-tags",
+                "s3://bucket/store",
+                "--endpoint-url",
+                &endpoint,
+                "--repo",
+                "**",
+                "--all-tags",
+            ],
+        ] {
+            let mut args: Vec<&std::ffi::OsStr> = command.iter().map(|a| a.as_ref()).collect();
+            args.extend(["--plan".as_ref(), plan.as_os_str()]);
+            let (code, stderr) = exit_and_stderr(&args);
+            assert_eq!(code, 2, "{stderr}");
+            assert!(
+                stderr.contains(&plan.display().to_string())
+                    && stderr.contains("cannot write the plan")
+                    && !stderr.contains(&port),
+                "{command:?}: {stderr}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no file is left behind"
+    );
+}

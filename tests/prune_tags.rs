@@ -131,7 +131,11 @@ fn removed(s: &TagStore, rules: &[&str]) -> (BTreeSet<String>, serde_json::Value
     let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(summary["dry_run"], true);
     let mut names = BTreeSet::new();
-    for line in std::fs::read_to_string(&plan).unwrap().lines() {
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(header["command"], "prune-tags");
+    assert_eq!(header["items"], summary["removed"]);
+    for line in text.lines().skip(1) {
         let item: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(item["kind"], "tag");
         let (repo, tag) = (

@@ -493,6 +493,13 @@ impl Storage for FsStorage {
         self.root.display().to_string()
     }
 
+    fn identity(&self) -> String {
+        std::fs::canonicalize(&self.root)
+            .unwrap_or_else(|_| self.root.clone())
+            .display()
+            .to_string()
+    }
+
     /// Four threads a core: a thread that waits on a folder read from disk (cold cache) or on the
     /// kernel's directory locks leaves its core to another. Measured on g164k (2 cores): cold 24.5 s
     /// with 2 threads, 15.1 s with 8; warm 2.4 s and 1.8 s (BENCHMARKS.md).

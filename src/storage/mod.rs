@@ -167,6 +167,12 @@ pub trait Storage: Sync {
     /// A short human description (`/srv/registry`, `s3://bucket/prefix`).
     fn describe(&self) -> String;
 
+    /// What names this store however it was reached (an absolute path, `s3://bucket/prefix`): plan
+    /// files record it, and `apply` refuses a plan made for another store.
+    fn identity(&self) -> String {
+        self.describe()
+    }
+
     /// How many calls the backend serves well at once: the collector sizes its thread pool to it.
     fn parallelism(&self) -> usize {
         std::thread::available_parallelism().map_or(2, |n| n.get())

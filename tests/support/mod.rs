@@ -122,7 +122,8 @@ pub fn read_plan(path: &Path) -> PlanSets {
                 sets.layer_links.insert((s("repo"), s("digest")));
             }
             "header" => {
-                assert_eq!(v["version"], 1, "plan header: {line}");
+                assert_eq!(v["version"], 2, "plan header: {line}");
+                assert_eq!(v["command"], "gc", "plan header: {line}");
             }
             "multipart" => {
                 assert!(v["size"].is_u64(), "multipart item without size: {line}");
