@@ -42,10 +42,11 @@ pub struct AuditOptions {
 pub struct AuditSummary {
     pub repositories: u64,
     pub tags: u64,
+    /// Manifest revisions, as `gc` and `du` count them (a manifest in two repositories counts twice).
     pub manifests: u64,
     pub blobs: u64,
     pub blob_bytes: u64,
-    /// Blobs that nothing references (what `gc` would collect).
+    /// Blobs that nothing references (what `gc --grace 0s` would collect).
     pub orphan_blobs: u64,
     pub orphan_bytes: u64,
     /// Blobs hashed (with `--verify-digests`).
@@ -105,7 +106,7 @@ pub fn audit(
     let mut summary = AuditSummary {
         repositories: inv.repositories.len() as u64,
         tags: inv.repositories.iter().map(|r| r.tags.len() as u64).sum(),
-        manifests: cat.len() as u64,
+        manifests: inv.manifest_revisions(),
         blobs: inv.blobs.len() as u64,
         blob_bytes: inv.blobs.total_bytes(),
         verified_blobs: verified,
@@ -357,7 +358,7 @@ impl AuditReport {
     }
 
     pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        use crate::report::human_bytes;
+        use crate::report::{count, human_bytes};
         for p in &self.problems {
             let kind = serde_json::to_value(p.kind).unwrap_or_default();
             writeln!(out, "{:<17} {}", kind.as_str().unwrap_or("?"), p)?;
@@ -365,17 +366,21 @@ impl AuditReport {
         let s = &self.summary;
         writeln!(
             out,
-            "{} repositories, {} tags, {} manifests, {} blobs ({}); {} orphan blobs ({}) for gc",
-            s.repositories,
-            s.tags,
-            s.manifests,
-            s.blobs,
+            "{}, {}, {}, {} ({}); {} ({}) that nothing references, for gc (at --grace 0s)",
+            count(s.repositories, "repository", "repositories"),
+            count(s.tags, "tag", "tags"),
+            count(s.manifests, "manifest", "manifests"),
+            count(s.blobs, "blob", "blobs"),
             human_bytes(s.blob_bytes),
-            s.orphan_blobs,
+            count(s.orphan_blobs, "blob", "blobs"),
             human_bytes(s.orphan_bytes)
         )?;
         if s.verified_blobs > 0 {
-            writeln!(out, "{} blobs hashed against their names", s.verified_blobs)?;
+            writeln!(
+                out,
+                "{} hashed against their names",
+                count(s.verified_blobs, "blob", "blobs")
+            )?;
         }
         for o in &self.orphan_referrer_tags {
             writeln!(
@@ -387,9 +392,13 @@ impl AuditReport {
         if !self.orphan_referrer_tags.is_empty() {
             writeln!(
                 out,
-                "{} orphan referrer tag(s): `regsweep prune-tags --repo '**' --orphan-referrer-tags` \
+                "{}: `regsweep prune-tags --repo '**' --orphan-referrer-tags` \
                  removes them, then `gc -m` frees what they kept",
-                self.orphan_referrer_tags.len()
+                count(
+                    self.orphan_referrer_tags.len() as u64,
+                    "orphan referrer tag",
+                    "orphan referrer tags"
+                )
             )?;
         }
         if self.problems.is_empty() {
@@ -400,13 +409,17 @@ impl AuditReport {
                 .iter()
                 .map(|(k, n)| {
                     let k = serde_json::to_value(k).unwrap_or_default();
-                    format!("{n} {}", k.as_str().unwrap_or("?"))
+                    format!(
+                        "{} {}",
+                        crate::report::thousands(*n),
+                        k.as_str().unwrap_or("?")
+                    )
                 })
                 .collect();
             writeln!(
                 out,
-                "{} problem(s): {}",
-                self.problems.len(),
+                "{}: {}",
+                count(self.problems.len() as u64, "problem", "problems"),
                 counts.join(", ")
             )
         }

@@ -51,7 +51,20 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub view: ViewArgs,
+    #[command(flatten)]
     pub s3: S3Args,
+}
+
+/// How much of the plan the human output shows.
+#[derive(Debug, clap::Args)]
+pub struct ViewArgs {
+    /// Repositories shown in the plan view, by bytes they lose.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    /// Print every plan item, one a line, before the summary.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +179,8 @@ pub struct GcArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }

@@ -12,7 +12,7 @@ use crate::catalog;
 use crate::gc::Progress;
 use crate::inventory::{self, BlobTable};
 use crate::mark;
-use crate::report::human_bytes;
+use crate::report::{count, human_bytes};
 use crate::storage::{Storage, StorageError};
 use roaring::RoaringBitmap;
 use serde::Serialize;
@@ -31,9 +31,11 @@ pub struct RepoUsage {
     pub exclusive_bytes: u64,
 }
 
-/// What collecting would free, at `--grace 0s`.
+/// What collecting would free, at `--grace 0s` (`grace_seconds`, always 0: what is unreachable now,
+/// however recent; `gc`'s default grace holds back the last two hours).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Reclaimable {
+    pub grace_seconds: u64,
     /// Blobs nothing references: what `gc` frees.
     pub unreferenced_bytes: u64,
     /// Blobs only untagged manifests reference: what `gc -m` frees beyond `gc`.
@@ -109,6 +111,7 @@ pub fn du(storage: &dyn Storage, progress: &dyn Progress) -> Result<DuReport, St
         blobs: inv.blobs.len() as u64,
         total_bytes,
         reclaimable: Reclaimable {
+            grace_seconds: 0,
             unreferenced_bytes: total_bytes - referenced,
             untagged_bytes: bytes_of(&inv.blobs, &(&plain.blobs - &tagged)),
             uploads_bytes: inv
@@ -161,24 +164,32 @@ impl DuReport {
         if self.repositories.len() > top {
             writeln!(
                 out,
-                "… {} more repositories (--top N shows more)",
-                self.repositories.len() - top
+                "… {} more (--top N shows more)",
+                count(
+                    (self.repositories.len() - top) as u64,
+                    "repository",
+                    "repositories"
+                )
             )?;
         }
         let rc = &self.reclaimable;
         writeln!(
             out,
-            "total: {} in {} blobs, {} repositories",
+            "total: {} in {}, {}",
             human_bytes(self.total_bytes),
-            self.blobs,
-            self.repositories.len()
+            count(self.blobs, "blob", "blobs"),
+            count(self.repositories.len() as u64, "repository", "repositories")
         )?;
         writeln!(
             out,
-            "reclaimable: {} unreferenced (gc), {} more held only by untagged manifests (gc -m), {} in uploads",
+            "reclaimable now, at --grace 0s: {} unreferenced (gc), {} more held only by untagged manifests (gc -m), {} in uploads",
             human_bytes(rc.unreferenced_bytes),
             human_bytes(rc.untagged_bytes),
             human_bytes(rc.uploads_bytes)
+        )?;
+        writeln!(
+            out,
+            "             (gc's default --grace 2h holds back what was written in the last two hours; its dry run says how much)"
         )?;
         if rc.multipart_bytes > 0 {
             writeln!(
@@ -193,8 +204,8 @@ impl DuReport {
         if self.problems > 0 {
             writeln!(
                 out,
-                "{} problem(s) met on the way; `regsweep audit` lists them",
-                self.problems
+                "{} met on the way; `regsweep audit` lists them",
+                count(self.problems, "problem", "problems")
             )?;
         }
         Ok(())

@@ -174,6 +174,21 @@ pub struct Repository {
     pub uploads: Vec<Upload>,
 }
 
+impl Inventory {
+    /// Manifest revisions: (repository, digest) pairs with a revision link. The one count of
+    /// "manifests" every command reports (a manifest two repositories hold counts twice).
+    pub fn manifest_revisions(&self) -> u64 {
+        self.repositories
+            .iter()
+            .map(|r| r.revisions.len() as u64)
+            .sum()
+    }
+
+    pub fn tags(&self) -> u64 {
+        self.repositories.iter().map(|r| r.tags.len() as u64).sum()
+    }
+}
+
 impl Repository {
     /// Whether the repository links `d` either way the registry resolves a manifest through: a
     /// revision link, or a `_layers` link (releases before 2.1 linked manifests there, and a manifest

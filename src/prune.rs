@@ -10,6 +10,7 @@ use crate::inventory::{self, Tag};
 use crate::layout;
 use crate::problem::Problem;
 use crate::referrers;
+use crate::report::{count, thousands};
 use crate::storage::{Storage, StorageError};
 use crate::sweep::Failure;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -373,8 +374,8 @@ pub fn write_human(
             out,
             "{}: {} kept, {} removed",
             r.name,
-            r.tags.len() - removed,
-            removed
+            thousands((r.tags.len() - removed) as u64),
+            thousands(removed as u64)
         )?;
         for d in &r.tags {
             let digest = d.tag.current.map_or_else(
@@ -402,18 +403,24 @@ pub fn write_human(
     }
     writeln!(
         out,
-        "{} of {} repositories matched: {} tags, {} kept, {} removed",
-        report.repositories_matched,
-        report.repositories_total,
-        report.tags,
-        report.kept,
-        report.removed
+        "{} of {} matched: {}, {} kept, {} removed",
+        thousands(report.repositories_matched as u64),
+        count(
+            report.repositories_total as u64,
+            "repository",
+            "repositories"
+        ),
+        count(report.tags as u64, "tag", "tags"),
+        thousands(report.kept as u64),
+        thousands(report.removed as u64)
     )?;
     if let Some(a) = &report.applied {
         writeln!(
             out,
-            "Plan file: {} tags: {} still as reviewed, {} already gone.",
-            a.planned, a.eligible, a.already_gone
+            "Plan file: {}: {} still as reviewed, {} already gone.",
+            count(a.planned, "tag", "tags"),
+            thousands(a.eligible),
+            thousands(a.already_gone)
         )?;
     }
     if let Some(p) = &report.plan_file {
@@ -425,7 +432,7 @@ pub fn write_human(
             "Nothing was deleted (dry run). --delete removes these tags; `regsweep gc -m` then frees what only they kept."
         ),
         Some(d) => {
-            writeln!(out, "Deleted {} tags.", d.tags)?;
+            writeln!(out, "Deleted {}.", count(d.tags, "tag", "tags"))?;
             for f in &d.failures {
                 writeln!(out, "  failed: {}: {}", f.key, f.error)?;
             }

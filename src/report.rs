@@ -47,6 +47,91 @@ pub struct UploadCounts {
     pub eligible_bytes: u64,
 }
 
+/// What one repository loses to the plan.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RepoLoss {
+    pub name: String,
+    /// Untagged manifest revisions removed.
+    pub manifests: u64,
+    /// `_layers` links removed.
+    pub layer_links: u64,
+    /// Abandoned uploads removed.
+    pub uploads: u64,
+    /// Bytes of the swept blobs it linked (layers and its manifests' data) and of its uploads. A
+    /// blob that several repositories link counts in each.
+    pub bytes: u64,
+}
+
+/// Swept blobs that no repository links (a push cut off, links removed by hand or by a past gc).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Unlinked {
+    pub blobs: u64,
+    pub bytes: u64,
+}
+
+/// Per repository, what the plan takes; largest first.
+fn losses(a: &Analysis) -> (Vec<RepoLoss>, Unlinked, u64) {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    let swept: HashMap<&crate::digest::Digest, u64> = a.plan.blobs().collect();
+    let mut attributed: HashSet<&crate::digest::Digest> = HashSet::new();
+    let mut by: BTreeMap<String, RepoLoss> = BTreeMap::new();
+    fn entry<'m>(by: &'m mut BTreeMap<String, RepoLoss>, name: &str) -> &'m mut RepoLoss {
+        by.entry(name.to_owned()).or_insert_with(|| RepoLoss {
+            name: name.to_owned(),
+            manifests: 0,
+            layer_links: 0,
+            uploads: 0,
+            bytes: 0,
+        })
+    }
+    for (repo, d) in a.plan.manifests() {
+        let e = entry(&mut by, repo);
+        e.manifests += 1;
+        if let Some(size) = swept.get(d) {
+            e.bytes += size;
+            attributed.insert(d);
+        }
+    }
+    for (repo, d) in a.plan.layer_links() {
+        let e = entry(&mut by, repo);
+        e.layer_links += 1;
+        if let Some(size) = swept.get(d) {
+            e.bytes += size;
+            attributed.insert(d);
+        }
+    }
+    for (repo, _, size) in a.plan.uploads() {
+        let e = entry(&mut by, repo);
+        e.uploads += 1;
+        e.bytes += size;
+    }
+    let mut unlinked = Unlinked::default();
+    for (d, size) in &swept {
+        if !attributed.contains(d) {
+            unlinked.blobs += 1;
+            unlinked.bytes += size;
+        }
+    }
+    // Repositories the plan leaves with nothing: no tag, and every revision, link and upload planned.
+    let emptied = a
+        .inventory
+        .repositories
+        .iter()
+        .filter(|r| {
+            r.tags.is_empty()
+                && by.get(r.name.as_str()).is_some_and(|l| {
+                    l.manifests == r.revisions.len() as u64
+                        && l.layer_links
+                            == (r.layer_links.len() + r.dangling_layer_links.len()) as u64
+                        && l.uploads == r.uploads.len() as u64
+                })
+        })
+        .count() as u64;
+    let mut losses: Vec<RepoLoss> = by.into_values().collect();
+    losses.sort_by(|x, y| y.bytes.cmp(&x.bytes).then_with(|| x.name.cmp(&y.name)));
+    (losses, unlinked, emptied)
+}
+
 /// The summary of a `gc` run.
 #[derive(Debug, Clone, Serialize)]
 pub struct GcReport {
@@ -67,6 +152,13 @@ pub struct GcReport {
     /// Why multipart uploads could not be listed, if they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multipart_error: Option<String>,
+    /// Per repository, what the plan removes, largest first (only repositories that lose something).
+    pub by_repository: Vec<RepoLoss>,
+    /// Swept blobs that no repository links.
+    pub unlinked: Unlinked,
+    /// Repositories that hold nothing once the plan is done (no tag, revision, link or upload); their
+    /// folders stay, and they no longer count among `repositories`.
+    pub repositories_emptied: u64,
     pub problems: Vec<Problem>,
     /// Objects that disappeared between listing and reading.
     pub vanished: u64,
@@ -113,21 +205,18 @@ redis blob cache, if it uses one) before it accepts pushes again";
 impl GcReport {
     pub fn new(storage: &str, options: &GcOptions, a: &Analysis) -> GcReport {
         let inv = &a.inventory;
-        let total_revisions: u64 = inv
-            .repositories
-            .iter()
-            .map(|r| r.revisions.len() as u64)
-            .sum();
+        let total_revisions = inv.manifest_revisions();
         let eligible_manifests = a.plan.manifests().count() as u64;
         let marked_bytes: u64 = a.marks.blobs.iter().map(|id| inv.blobs.size(id)).sum();
         let uploads = inv.repositories.iter().flat_map(|r| &r.uploads);
+        let (by_repository, unlinked, repositories_emptied) = losses(a);
         GcReport {
             storage: storage.to_owned(),
             dry_run: true,
             delete_untagged: options.delete_untagged,
             grace_seconds: options.grace.as_secs(),
             repositories: inv.repositories.len() as u64,
-            tags: inv.repositories.iter().map(|r| r.tags.len() as u64).sum(),
+            tags: inv.tags(),
             manifests: ManifestCounts {
                 total: total_revisions,
                 marked: total_revisions - eligible_manifests,
@@ -165,6 +254,9 @@ impl GcReport {
                 eligible_bytes: a.plan.multipart().map(|m| m.2).sum(),
             },
             multipart_error: a.multipart_error.clone(),
+            by_repository,
+            unlinked,
+            repositories_emptied,
             problems: a.problems().cloned().collect(),
             vanished: inv.vanished,
             elapsed_ms: a.elapsed.as_millis() as u64,
@@ -191,7 +283,8 @@ impl GcReport {
         writeln!(out)
     }
 
-    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+    /// The human summary; `top` repositories are shown in the plan view.
+    pub fn write_human(&self, out: &mut dyn Write, top: usize) -> io::Result<()> {
         let mode = if self.dry_run { "dry run" } else { "delete" };
         let untagged = if self.delete_untagged {
             "untagged manifests collected"
@@ -206,47 +299,51 @@ impl GcReport {
         )?;
         writeln!(
             out,
-            "  repositories  {}, tags {}",
-            self.repositories, self.tags
+            "  repositories  {}, {}",
+            thousands(self.repositories),
+            count(self.tags, "tag", "tags")
         )?;
         let m = &self.manifests;
         writeln!(
             out,
             "  manifests     {} total, {} marked, {} eligible",
-            m.total, m.marked, m.eligible
+            thousands(m.total),
+            thousands(m.marked),
+            thousands(m.eligible)
         )?;
         let b = &self.blobs;
         writeln!(
             out,
             "  blobs         {} total ({}), {} marked ({}), {} eligible ({})",
-            b.total,
+            thousands(b.total),
             human_bytes(b.total_bytes),
-            b.marked,
+            thousands(b.marked),
             human_bytes(b.marked_bytes),
-            b.eligible,
+            thousands(b.eligible),
             human_bytes(b.eligible_bytes)
         )?;
         if b.held_by_grace > 0 || m.held_by_grace > 0 {
             writeln!(
                 out,
-                "  grace         {} blobs ({}) and {} manifests too recent to collect",
-                b.held_by_grace,
+                "  grace         {} ({}) and {} too recent to collect",
+                count(b.held_by_grace, "blob", "blobs"),
                 human_bytes(b.held_by_grace_bytes),
-                m.held_by_grace
+                count(m.held_by_grace, "manifest", "manifests")
             )?;
         }
         writeln!(
             out,
             "  layer links   {} total, {} eligible",
-            self.layer_links.total, self.layer_links.eligible
+            thousands(self.layer_links.total),
+            thousands(self.layer_links.eligible)
         )?;
         if self.uploads.count > 0 {
             writeln!(
                 out,
                 "  uploads       {} in _uploads ({}), {} abandoned ({}) eligible",
-                self.uploads.count,
+                thousands(self.uploads.count),
                 human_bytes(self.uploads.bytes),
-                self.uploads.eligible,
+                thousands(self.uploads.eligible),
                 human_bytes(self.uploads.eligible_bytes)
             )?;
         }
@@ -254,24 +351,32 @@ impl GcReport {
             let m = &self.multipart_uploads;
             writeln!(
                 out,
-                "  multipart     {} incomplete S3 multipart uploads ({}), {} older than grace ({}) eligible",
-                m.count,
+                "  multipart     {} ({}), {} older than grace ({}) eligible",
+                count(
+                    m.count,
+                    "incomplete S3 multipart upload",
+                    "incomplete S3 multipart uploads"
+                ),
                 human_bytes(m.bytes),
-                m.eligible,
+                thousands(m.eligible),
                 human_bytes(m.eligible_bytes)
             )?;
         }
         if let Some(e) = &self.multipart_error {
             writeln!(out, "  multipart     could not be listed: {e}")?;
         }
+        self.write_losses(out, top)?;
         for p in &self.problems {
             writeln!(out, "  problem       {p}")?;
         }
         if let Some(a) = &self.applied {
             writeln!(
                 out,
-                "  plan file     {} items: {} still eligible, {} already gone; {} new since the plan left alone",
-                a.planned, a.eligible, a.already_gone, a.new_since_plan
+                "  plan file     {}: {} still eligible, {} already gone; {} new since the plan left alone",
+                count(a.planned, "item", "items"),
+                thousands(a.eligible),
+                thousands(a.already_gone),
+                thousands(a.new_since_plan)
             )?;
         }
         if let Some(p) = &self.plan_file {
@@ -289,21 +394,21 @@ impl GcReport {
             Some(d) => {
                 writeln!(
                     out,
-                    "Deleted {} manifests, {} tag index entries, {} layer links, {} blobs ({}), {} uploads ({}); {} failures.",
-                    d.manifests,
-                    d.tag_index_entries,
-                    d.layer_links,
-                    d.blobs,
+                    "Deleted {}, {}, {}, {} ({}), {} ({}); {}.",
+                    count(d.manifests, "manifest", "manifests"),
+                    count(d.tag_index_entries, "tag index entry", "tag index entries"),
+                    count(d.layer_links, "layer link", "layer links"),
+                    count(d.blobs, "blob", "blobs"),
                     human_bytes(d.bytes),
-                    d.uploads,
+                    count(d.uploads, "upload", "uploads"),
                     human_bytes(d.upload_bytes),
-                    d.failures.len()
+                    count(d.failures.len() as u64, "failure", "failures")
                 )?;
                 if d.multipart_uploads > 0 {
                     writeln!(
                         out,
-                        "Aborted {} multipart uploads ({}).",
-                        d.multipart_uploads,
+                        "Aborted {} ({}).",
+                        count(d.multipart_uploads, "multipart upload", "multipart uploads"),
                         human_bytes(d.multipart_bytes)
                     )?;
                 }
@@ -316,7 +421,10 @@ impl GcReport {
             writeln!(
                 out,
                 "  requests      {} list, {} get, {} delete, {} retries",
-                r.list_requests, r.get_requests, r.delete_requests, r.retries
+                thousands(r.list_requests),
+                thousands(r.get_requests),
+                thousands(r.delete_requests),
+                thousands(r.retries)
             )?;
         }
         if let Some(n) = &self.notice {
@@ -324,6 +432,132 @@ impl GcReport {
         }
         Ok(())
     }
+
+    /// The plan view: the repositories that lose the most bytes, with what they lose.
+    fn write_losses(&self, out: &mut dyn Write, top: usize) -> io::Result<()> {
+        let rows = &self.by_repository;
+        if rows.is_empty() && self.unlinked.blobs == 0 {
+            return Ok(());
+        }
+        let verb = if self.dry_run { "loses" } else { "lost" };
+        writeln!(
+            out,
+            "  by repository (what each {verb}; a blob linked from several counts in each):"
+        )?;
+        let width = rows
+            .iter()
+            .take(top)
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(0)
+            .max("(linked by no repository)".len());
+        for r in rows.iter().take(top) {
+            let mut what = Vec::new();
+            if r.manifests > 0 {
+                what.push(count(r.manifests, "manifest", "manifests"));
+            }
+            if r.layer_links > 0 {
+                what.push(count(r.layer_links, "layer link", "layer links"));
+            }
+            if r.uploads > 0 {
+                what.push(count(r.uploads, "upload", "uploads"));
+            }
+            writeln!(
+                out,
+                "    {:>10}  {:<width$}  {}",
+                human_bytes(r.bytes),
+                r.name,
+                what.join(", ")
+            )?;
+        }
+        if rows.len() > top {
+            let rest = &rows[top..];
+            writeln!(
+                out,
+                "    {:>10}  … {} more {} (--top N shows more, --list every item)",
+                human_bytes(rest.iter().map(|r| r.bytes).sum()),
+                thousands(rest.len() as u64),
+                if rest.len() == 1 {
+                    "repository"
+                } else {
+                    "repositories"
+                }
+            )?;
+        }
+        if self.unlinked.blobs > 0 {
+            writeln!(
+                out,
+                "    {:>10}  {:<width$}  {}",
+                human_bytes(self.unlinked.bytes),
+                "(linked by no repository)",
+                count(self.unlinked.blobs, "blob", "blobs")
+            )?;
+        }
+        if self.repositories_emptied > 0 {
+            writeln!(
+                out,
+                "    {} left with nothing (no tag, manifest, link or upload); their folders stay",
+                count(self.repositories_emptied, "repository", "repositories")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Every item of a plan, one a line, for `--list`.
+pub fn write_plan_list(plan: &crate::plan::Plan, out: &mut dyn Write) -> io::Result<()> {
+    use crate::plan::PlanItem;
+    for item in &plan.items {
+        match item {
+            PlanItem::Manifest { repo, digest, tags } if tags.is_empty() => {
+                writeln!(out, "manifest    {repo}@{digest}")?
+            }
+            PlanItem::Manifest { repo, digest, tags } => writeln!(
+                out,
+                "manifest    {repo}@{digest}  (in the history of tag {})",
+                tags.join(", ")
+            )?,
+            PlanItem::LayerLink { repo, digest } => {
+                writeln!(out, "layer link  {repo} -> {digest}")?
+            }
+            PlanItem::Blob { digest, size } => {
+                writeln!(out, "blob        {digest}  {}", human_bytes(*size))?
+            }
+            PlanItem::Upload { repo, id, size } => writeln!(
+                out,
+                "upload      {repo}/_uploads/{id}  {}",
+                human_bytes(*size)
+            )?,
+            PlanItem::Multipart {
+                key,
+                upload_id,
+                size,
+            } => writeln!(
+                out,
+                "multipart   {key} (upload {upload_id})  {}",
+                human_bytes(*size)
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// `100327` as `100,327`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1 manifest`, `2 manifests`, `100,327 blobs`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
 }
 
 /// Sizes in binary units: `512 B`, `1.5 KiB`, `3.2 GiB`.
@@ -343,7 +577,19 @@ pub fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::{count, human_bytes, thousands};
+
+    #[test]
+    fn counts_have_separators_and_agree_in_number() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(100_327), "100,327");
+        assert_eq!(thousands(12_345_678), "12,345,678");
+        assert_eq!(count(1, "manifest", "manifests"), "1 manifest");
+        assert_eq!(count(0, "manifest", "manifests"), "0 manifests");
+        assert_eq!(count(1_000_000, "blob", "blobs"), "1,000,000 blobs");
+    }
 
     #[test]
     fn sizes_are_human() {

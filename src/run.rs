@@ -1,7 +1,7 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
 use crate::cli::{
-    ApplyArgs, AuditArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs,
+    ApplyArgs, AuditArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs, ViewArgs,
 };
 use anyhow::Context;
 use regsweep::config::{StorageSpec, Target};
@@ -202,7 +202,14 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
         report.plan_file = Some(plan_written(out.path(), &args.storage));
         out.finish(header, analysis.plan.items.iter())?;
     }
-    sweep_and_render(report, storage.as_ref(), &analysis, args.delete, args.json)
+    sweep_and_render(
+        report,
+        storage.as_ref(),
+        &analysis,
+        args.delete,
+        args.json,
+        &args.view,
+    )
 }
 
 /// Where a plan went and how to execute it, for the report.
@@ -268,7 +275,14 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
     analysis.plan = plan;
     let mut report = analysis.report(&storage.describe(), &options);
     report.applied = Some(applied);
-    sweep_and_render(report, storage.as_ref(), &analysis, true, args.json)
+    sweep_and_render(
+        report,
+        storage.as_ref(),
+        &analysis,
+        true,
+        args.json,
+        &args.view,
+    )
 }
 
 /// Sweeps the analysed plan when `delete`, then renders the report; the exit status says how it went.
@@ -278,6 +292,7 @@ fn sweep_and_render(
     analysis: &gc::Analysis,
     delete: bool,
     json: bool,
+    view: &ViewArgs,
 ) -> anyhow::Result<Exit> {
     let progress = progress();
     let mut exit = Exit::Success;
@@ -298,7 +313,10 @@ fn sweep_and_render(
         if json {
             report.write_json(out)
         } else {
-            report.write_human(out)
+            if view.list {
+                regsweep::report::write_plan_list(&analysis.plan, out)?;
+            }
+            report.write_human(out, view.top)
         }
     })?;
     if let Some(e) = refused {

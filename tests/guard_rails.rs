@@ -259,12 +259,8 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     make_plan.extend(s3_args);
     let (code, stderr) = exit_and_stderr(&make_plan.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
     assert_eq!(code, 0, "{stderr}");
-    // The store's keys, without the lock object.
-    let store_keys = || {
-        let mut keys = s3.keys("locks");
-        keys.remove("regsweep.lock");
-        keys
-    };
+    // The store's keys (without the lock object).
+    let store_keys = || s3.keys("locks");
     let keys_before = store_keys();
     let lock_key = "store/regsweep.lock";
     let storage = s3.storage("locks");
@@ -379,6 +375,28 @@ fn apply_refuses_a_plan_cut_short_edited_or_made_for_another_store_and_executes_
         header["storage"],
         std::fs::canonicalize(&root).unwrap().to_str().unwrap()
     );
+    // The human view says what goes: the repositories that lose most, and with --list every item.
+    let listed =
+        support::run(regsweep().args(["gc", store, "-m", "--grace", "0s", "--list", "--top", "1"]));
+    let by_repo = listed.split("by repository").nth(1).expect("a plan view");
+    assert!(
+        by_repo.contains("team/app") && by_repo.contains("1 manifest, 2 layer links, 1 upload"),
+        "{listed}"
+    );
+    assert!(
+        by_repo.contains("… 2 more repositories"),
+        "--top 1 folds the rest: {listed}"
+    );
+    for line in &lines[1..] {
+        let item: serde_json::Value = serde_json::from_str(line).unwrap();
+        let named = item["digest"].as_str().or(item["id"].as_str()).unwrap();
+        assert!(
+            listed.lines().any(|l| l
+                .starts_with(item["kind"].as_str().unwrap().replace('_', " ").as_str())
+                && l.contains(named)),
+            "--list names {line}: {listed}"
+        );
+    }
     let files_before = support::files_ending(&root, "");
     let apply = |plan: &Path, store: &Path| {
         let out = regsweep()

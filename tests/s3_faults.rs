@@ -217,12 +217,15 @@ impl Hold {
     }
 }
 
+/// `gc -m --delete` through `endpoint`. With `--break-lock`: a run killed before it leaves its S3
+/// lock behind, and the next run (on this host, the dead pid's) breaks it as the operator would.
 fn gc_via(endpoint: &str, url: &Path) -> Command {
     let mut cmd = regsweep();
     cmd.args([
         "gc",
         "-m",
         "--delete",
+        "--break-lock",
         "--grace",
         "0s",
         "--json",

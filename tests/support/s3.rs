@@ -88,14 +88,17 @@ impl S3Server {
         .unwrap()
     }
 
-    /// Every key in `bucket` below `store/`, listed directly through the library's backend.
+    /// Every key of the store in `bucket` below `store/`, listed directly through the library's
+    /// backend; the lock object a deleting run holds beside `docker/` is not the store's.
     pub fn keys(&self, bucket: &str) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         self.storage(bucket)
             .list(
                 "",
                 &mut |e| {
-                    out.insert(e.key);
+                    if e.key != regsweep::storage::s3::LOCK_KEY {
+                        out.insert(e.key);
+                    }
                 },
                 &mut |n| panic!("{n:?}"),
             )
