@@ -236,6 +236,13 @@ impl PlanFile {
     /// their checksum.
     pub fn read(path: &Path) -> Result<PlanFile, PlanFileError> {
         let shown = path.display().to_string();
+        if path.is_dir() {
+            return Err(PlanFileError::Read {
+                path: shown,
+                message: "is a folder, not a plan file (`regsweep apply PLAN STORAGE` takes the plan first)"
+                    .into(),
+            });
+        }
         let file = std::fs::File::open(path).map_err(|e| PlanFileError::Read {
             path: shown.clone(),
             message: e.to_string(),
@@ -397,6 +404,8 @@ mod tests {
                 .to_string()
                 .contains("empty")
         );
+        let swapped = PlanFile::read(dir.path()).unwrap_err().to_string();
+        assert!(swapped.contains("takes the plan first"), "{swapped}");
     }
 
     #[test]
