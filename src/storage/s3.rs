@@ -124,10 +124,7 @@ async fn renew_lock(
             .send()
             .await;
         if let Err(e) = put
-            && matches!(
-                e.raw_response().map(|r| r.status().as_u16()),
-                Some(412 | 404)
-            )
+            && matches!(http_status(&e), Some(412 | 404))
         {
             eprintln!(
                 "regsweep: warning: the lock s3://{bucket}/{key} was broken or replaced while this run held it"
@@ -155,6 +152,11 @@ fn other(key: &str, e: impl std::fmt::Display) -> StorageError {
         key: key.to_owned(),
         message: e.to_string(),
     }
+}
+
+/// The HTTP status an SDK error came back with, if it got that far.
+fn http_status<E>(e: &aws_sdk_s3::error::SdkError<E>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
 }
 
 /// The full message of an SDK error, with its source chain (the SDK's Display is terse).
@@ -324,12 +326,21 @@ impl S3Storage {
         }
     }
 
-    /// Starts a GET (the caller holds its place among the requests in flight while it reads the body).
+    /// Starts a GET of a store object (the caller holds its place among the requests in flight while
+    /// it reads the body); counted as a get.
     async fn get_object(
         &self,
         key: &str,
     ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
         self.counters.get.fetch_add(1, Ordering::Relaxed);
+        self.send_get(key).await
+    }
+
+    /// Sends a GET of `key`; a missing key is [`StorageError::NotFound`]. Counting is the caller's.
+    async fn send_get(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StorageError> {
         match self
             .client
             .get_object()
@@ -394,31 +405,22 @@ impl S3Storage {
         &self,
     ) -> Result<Option<(Vec<u8>, Option<String>, Option<SystemTime>)>, StorageError> {
         self.counters.lock.fetch_add(1, Ordering::Relaxed);
-        let key = self.full(LOCK_KEY);
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
+        let o = match self.send_get(LOCK_KEY).await {
+            Ok(o) => o,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let etag = o.e_tag().map(str::to_owned);
+        let modified = o
+            .last_modified()
+            .and_then(|t| SystemTime::try_from(*t).ok());
+        let bytes = o
+            .body
+            .collect()
             .await
-        {
-            Ok(o) => {
-                let etag = o.e_tag().map(str::to_owned);
-                let modified = o
-                    .last_modified()
-                    .and_then(|t| SystemTime::try_from(*t).ok());
-                let bytes = o
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|e| other(LOCK_KEY, describe(&e)))?
-                    .into_bytes();
-                Ok(Some((bytes.to_vec(), etag, modified)))
-            }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(other(LOCK_KEY, describe(&e))),
-        }
+            .map_err(|e| other(LOCK_KEY, describe(&e)))?
+            .into_bytes();
+        Ok(Some((bytes.to_vec(), etag, modified)))
     }
 
     /// Deletes the lock object if it is still the one with `etag` (read, compare, delete: a lock
@@ -641,54 +643,55 @@ impl Storage for S3Storage {
     /// [`crate::lock::RENEW_EVERY`] (`If-Match` its ETag), so that its age shows the run is alive.
     fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
         self.runtime.block_on(async {
-            self.counters.lock.fetch_add(1, Ordering::Relaxed);
-            let put = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(self.full(LOCK_KEY))
-                .if_none_match("*")
-                .content_type("application/json")
-                .body(record.to_vec().into())
-                .send()
-                .await;
-            let created = match put {
-                Ok(out) => out.e_tag().map(str::to_owned),
-                // 412 Precondition Failed: it exists; 409: a concurrent conditional write won.
-                Err(e)
-                    if matches!(
-                        e.raw_response().map(|r| r.status().as_u16()),
-                        Some(412 | 409)
-                    ) =>
-                {
-                    None
+            // A lock released between our write and our read is tried again, a few times.
+            for _ in 0..5 {
+                self.counters.lock.fetch_add(1, Ordering::Relaxed);
+                let put = self
+                    .client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(self.full(LOCK_KEY))
+                    .if_none_match("*")
+                    .content_type("application/json")
+                    .body(record.to_vec().into())
+                    .send()
+                    .await;
+                let created = match put {
+                    Ok(out) => out.e_tag().map(str::to_owned),
+                    // 412 Precondition Failed: it exists; 409: a concurrent conditional write won.
+                    Err(e) if matches!(http_status(&e), Some(412 | 409)) => None,
+                    Err(e) => return Err(other(LOCK_KEY, describe(&e))),
+                };
+                let found = self.read_lock().await?;
+                match found {
+                    Some((bytes, etag, _)) if created.is_some() && bytes == record => {
+                        let etag = etag.or(created);
+                        let renew = self.runtime.spawn(renew_lock(
+                            self.client.clone(),
+                            self.bucket.clone(),
+                            self.full(LOCK_KEY),
+                            record.to_vec(),
+                            etag.clone(),
+                            self.counters.clone(),
+                        ));
+                        return Ok(Ok(LockToken(Box::new(S3Lock { renew, etag }))));
+                    }
+                    Some((bytes, etag, modified)) => {
+                        return Ok(Err(HeldLock {
+                            location: self.lock_location(),
+                            record: Some(bytes),
+                            renewed: modified,
+                            expires: true,
+                            etag,
+                        }));
+                    }
+                    None => continue,
                 }
-                Err(e) => return Err(other(LOCK_KEY, describe(&e))),
-            };
-            let found = self.read_lock().await?;
-            match found {
-                Some((bytes, etag, _)) if created.is_some() && bytes == record => {
-                    let etag = etag.or(created);
-                    let renew = self.runtime.spawn(renew_lock(
-                        self.client.clone(),
-                        self.bucket.clone(),
-                        self.full(LOCK_KEY),
-                        record.to_vec(),
-                        etag.clone(),
-                        self.counters.clone(),
-                    ));
-                    Ok(Ok(LockToken(Box::new(S3Lock { renew, etag }))))
-                }
-                Some((bytes, etag, modified)) => Ok(Err(HeldLock {
-                    location: self.lock_location(),
-                    record: Some(bytes),
-                    renewed: modified,
-                    expires: true,
-                    etag,
-                })),
-                // Released between the write and the read: try again.
-                None => self.try_lock(record),
             }
+            Err(other(
+                LOCK_KEY,
+                "the lock object kept vanishing between writing and reading it; another client is deleting it",
+            ))
         })
     }
 
