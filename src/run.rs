@@ -97,14 +97,25 @@ fn open_storage(arg: &str, s3: &S3Args) -> anyhow::Result<(Target, Box<dyn Stora
     Ok((target, storage))
 }
 
-/// Takes the store's lock for a deleting run; `Err(exit)` when another run holds it (the message
-/// names the holder and is already printed).
-fn lock<'a>(
+/// What every deleting run does before it analyses: the read-only check, then the store's lock, held
+/// until the guard is dropped; nothing when `delete` is false (a dry run). `Ok(Err(exit))` when it
+/// must not go on (the message is printed).
+fn prepare_delete<'a>(
+    delete: bool,
+    arg: &str,
+    target: &Target,
     storage: &'a dyn Storage,
     safety: &SafetyArgs,
-) -> anyhow::Result<Result<regsweep::lock::Guard<'a>, Exit>> {
+) -> anyhow::Result<Result<Option<regsweep::lock::Guard<'a>>, Exit>> {
+    if !delete {
+        return Ok(Ok(None));
+    }
+    if let Err(message) = read_only_check(arg, target, safety) {
+        eprintln!("regsweep: {message}");
+        return Ok(Err(Exit::Error));
+    }
     match regsweep::lock::acquire(storage, safety.break_lock) {
-        Ok(guard) => Ok(Ok(guard)),
+        Ok(guard) => Ok(Ok(Some(guard))),
         Err(e @ regsweep::lock::LockError::Storage { .. }) => Err(e.into()),
         Err(e) => {
             eprintln!("regsweep: {e}");
@@ -170,18 +181,15 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
     // Before any work: an unwritable plan path fails now, not after the listing.
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
     let (target, storage) = open_storage(&args.storage, &args.s3)?;
-    if args.delete
-        && let Err(message) = read_only_check(&args.storage, &target, &args.safety)
-    {
-        eprintln!("regsweep: {message}");
-        return Ok(Exit::Error);
-    }
-    let _lock = match args.delete {
-        true => match lock(storage.as_ref(), &args.safety)? {
-            Ok(guard) => Some(guard),
-            Err(exit) => return Ok(exit),
-        },
-        false => None,
+    let _lock = match prepare_delete(
+        args.delete,
+        &args.storage,
+        &target,
+        storage.as_ref(),
+        &args.safety,
+    )? {
+        Ok(guard) => guard,
+        Err(exit) => return Ok(exit),
     };
     let options = GcOptions {
         delete_untagged: args.delete_untagged,
@@ -227,11 +235,8 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
         eprintln!("regsweep: {e}");
         return Ok(Exit::Error);
     }
-    if let Err(message) = read_only_check(&args.storage, &target, &args.safety) {
-        eprintln!("regsweep: {message}");
-        return Ok(Exit::Error);
-    }
-    let _lock = match lock(storage.as_ref(), &args.safety)? {
+    let _lock = match prepare_delete(true, &args.storage, &target, storage.as_ref(), &args.safety)?
+    {
         Ok(guard) => guard,
         Err(exit) => return Ok(exit),
     };
@@ -339,18 +344,15 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
     };
     rules.require_a_rule(args.all_tags)?;
     let (target, storage) = open_storage(&args.storage, &args.s3)?;
-    if args.delete
-        && let Err(message) = read_only_check(&args.storage, &target, &args.safety)
-    {
-        eprintln!("regsweep: {message}");
-        return Ok(Exit::Error);
-    }
-    let _lock = match args.delete {
-        true => match lock(storage.as_ref(), &args.safety)? {
-            Ok(guard) => Some(guard),
-            Err(exit) => return Ok(exit),
-        },
-        false => None,
+    let _lock = match prepare_delete(
+        args.delete,
+        &args.storage,
+        &target,
+        storage.as_ref(),
+        &args.safety,
+    )? {
+        Ok(guard) => guard,
+        Err(exit) => return Ok(exit),
     };
     let plan = regsweep::prune::plan(
         storage.as_ref(),
