@@ -267,19 +267,10 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
         }
     }
     if !refused.is_empty() {
-        let mut examples = refused
-            .iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ");
-        if refused.len() > 5 {
-            examples.push_str("; …");
-        }
         return Err(ApplyError::NoLongerEligible {
             count: refused.len(),
             created: header.created.clone(),
-            examples,
+            examples: crate::report::first_few(&refused, 5),
         });
     }
     let mut plan = Plan {

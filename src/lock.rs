@@ -27,15 +27,24 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// This process.
-    pub fn this_process(now: SystemTime) -> Holder {
+    /// Process `pid` of this host, started at `started`, running `command`.
+    pub fn on_this_host(pid: u32, started: SystemTime, command: String) -> Holder {
         Holder {
             host: hostname(),
-            pid: std::process::id(),
-            started: humantime::format_rfc3339_seconds(now).to_string(),
-            started_unix: crate::inventory::unix_seconds(now),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            pid,
+            started: humantime::format_rfc3339_seconds(started).to_string(),
+            started_unix: crate::inventory::unix_seconds(started),
+            command,
         }
+    }
+
+    /// This process.
+    pub fn this_process(now: SystemTime) -> Holder {
+        Holder::on_this_host(
+            std::process::id(),
+            now,
+            std::env::args().collect::<Vec<_>>().join(" "),
+        )
     }
 
     fn describe(&self) -> String {

@@ -174,8 +174,7 @@ pub fn decide(
     now: SystemTime,
 ) -> Vec<TagDecision> {
     let mut tags: Vec<Tag> = tags.to_vec();
-    // Newest first; ties by name, so that the result does not depend on listing order.
-    tags.sort_by(|a, b| (Reverse(a.moved), &a.name).cmp(&(Reverse(b.moved), &b.name)));
+    newest_first(&mut tags);
     let cutoff = rules
         .older_than
         .map(|d| inventory::unix_seconds(now) - d.as_secs() as i64);
@@ -205,6 +204,11 @@ pub fn decide(
             TagDecision { tag, verdict }
         })
         .collect()
+}
+
+/// Sorts tags newest first; ties by name, so that the result does not depend on listing order.
+fn newest_first(tags: &mut [Tag]) {
+    tags.sort_by(|a, b| (Reverse(a.moved), &a.name).cmp(&(Reverse(b.moved), &b.name)));
 }
 
 /// Walks the store and decides every tag of the matched repositories. Never deletes.
@@ -525,22 +529,19 @@ pub fn from_reviewed(
         }
     }
     if !moved.is_empty() {
-        let mut examples = moved.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
-        if moved.len() > 5 {
-            examples.push_str("; …");
-        }
         return Err(PruneRefused::Reviewed {
             count: moved.len(),
             created: created.to_owned(),
-            examples,
+            examples: crate::report::first_few(&moved, 5),
         });
     }
     let repositories = now
         .into_iter()
         .filter_map(|r| {
             let names = listed.get(r.name.as_str())?;
-            let mut tags: Vec<TagDecision> = r
-                .tags
+            let mut tags = r.tags;
+            newest_first(&mut tags);
+            let tags: Vec<TagDecision> = tags
                 .into_iter()
                 .map(|tag| TagDecision {
                     verdict: if names.contains(tag.name.as_str()) {
@@ -551,9 +552,6 @@ pub fn from_reviewed(
                     tag,
                 })
                 .collect();
-            tags.sort_by(|a, b| {
-                (Reverse(a.tag.moved), &a.tag.name).cmp(&(Reverse(b.tag.moved), &b.tag.name))
-            });
             Some(RepoDecisions { name: r.name, tags })
         })
         .collect();

@@ -542,6 +542,15 @@ pub fn write_plan_list(plan: &crate::plan::Plan, out: &mut dyn Write) -> io::Res
     Ok(())
 }
 
+/// The first `n` of `items` joined with "; ", and "; …" when there are more: examples in a message.
+pub fn first_few(items: &[String], n: usize) -> String {
+    let mut out = items[..items.len().min(n)].join("; ");
+    if items.len() > n {
+        out.push_str("; …");
+    }
+    out
+}
+
 /// `100327` as `100,327`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -577,7 +586,15 @@ pub fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{count, human_bytes, thousands};
+    use super::{count, first_few, human_bytes, thousands};
+
+    #[test]
+    fn a_message_names_the_first_few_and_says_when_there_are_more() {
+        let items: Vec<String> = (1..=3).map(|i| i.to_string()).collect();
+        assert_eq!(first_few(&items, 5), "1; 2; 3");
+        assert_eq!(first_few(&items, 3), "1; 2; 3");
+        assert_eq!(first_few(&items, 2), "1; 2; …");
+    }
 
     #[test]
     fn counts_have_separators_and_agree_in_number() {

@@ -537,13 +537,7 @@ fn flock_holder(st: &rustix::fs::Stat) -> Option<crate::lock::Holder> {
         })
         .unwrap_or_default();
     let started = process_start(pid).unwrap_or(UNIX_EPOCH);
-    Some(crate::lock::Holder {
-        host: crate::lock::hostname(),
-        pid,
-        started: humantime::format_rfc3339_seconds(started).to_string(),
-        started_unix: crate::inventory::unix_seconds(started),
-        command,
-    })
+    Some(crate::lock::Holder::on_this_host(pid, started, command))
 }
 
 /// When process `pid` started: its start in clock ticks after boot (`/proc/<pid>/stat`, field 22)
