@@ -11,7 +11,6 @@ use crate::inventory::Inventory;
 use crate::mark::Marks;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 
 /// One thing to delete. Serialized as one NDJSON line per item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,15 +166,6 @@ impl Plan {
     pub fn blob_bytes(&self) -> u64 {
         self.blobs().map(|(_, s)| s).sum()
     }
-
-    /// Writes the plan as NDJSON, one item a line.
-    pub fn write_ndjson(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        for item in &self.items {
-            serde_json::to_writer(&mut *out, item)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()
-    }
 }
 
 #[cfg(test)]
@@ -229,12 +219,11 @@ mod tests {
                 size: 7,
             },
         ];
-        let plan = Plan {
-            items,
-            ..Plan::default()
-        };
-        let mut out = Vec::new();
-        plan.write_ndjson(&mut out).unwrap();
+        let (mut out, mut line) = (Vec::new(), Vec::new());
+        for item in &items {
+            crate::plan_file::item_line(item, &mut line);
+            out.extend_from_slice(&line);
+        }
         let hex = "ab".repeat(32);
         let expected = format!(
             "{{\"kind\":\"manifest\",\"repo\":\"a/b\",\"digest\":\"sha256:{hex}\"}}\n\

@@ -132,6 +132,14 @@ pub enum PlanFileError {
     },
 }
 
+/// An item as its plan-file line (JSON and a newline), into `line`: what the checksum covers and
+/// what is written.
+pub fn item_line<T: Serialize>(item: &T, line: &mut Vec<u8>) {
+    line.clear();
+    serde_json::to_writer(&mut *line, item).expect("plan items serialize");
+    line.push(b'\n');
+}
+
 /// A plan file on its way: a temporary file beside the destination, renamed into place by
 /// [`PlanOutput::finish`], removed if the run ends before.
 #[derive(Debug)]
@@ -187,9 +195,7 @@ impl PlanOutput {
         let mut count = 0;
         let mut line = Vec::new();
         for item in items.clone() {
-            line.clear();
-            serde_json::to_writer(&mut line, &item).expect("plan items serialize");
-            line.push(b'\n');
+            item_line(&item, &mut line);
             sha.update(&line);
             count += 1;
         }
@@ -202,10 +208,8 @@ impl PlanOutput {
             .map_err(error)?;
         out.write_all(b"\n").map_err(error)?;
         for item in items {
-            serde_json::to_writer(&mut out, &item)
-                .map_err(std::io::Error::from)
-                .map_err(error)?;
-            out.write_all(b"\n").map_err(error)?;
+            item_line(&item, &mut line);
+            out.write_all(&line).map_err(error)?;
         }
         let file = out.into_inner().map_err(|e| error(e.into_error()))?;
         file.sync_all().map_err(error)?;
