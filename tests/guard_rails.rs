@@ -8,7 +8,7 @@ use std::path::Path;
 use support::regsweep;
 
 /// Runs `regsweep ARGS`; returns the exit code and stderr.
-fn exit_and_stderr(args: &[&std::ffi::OsStr]) -> (i32, String) {
+fn exit_and_stderr<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String) {
     let out = regsweep().args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -162,28 +162,20 @@ fn deleting_runs(storage: &str, extra: &[&str], plan: &Path) -> Vec<Vec<String>>
         .collect()
 }
 
-fn run_args(args: &[String]) -> (i32, String) {
-    let out = regsweep().args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn on_a_filesystem_a_deleting_run_is_refused_while_another_holds_the_lock_and_a_dry_run_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let root = demo_copy(dir.path());
     let store = root.to_str().unwrap();
     let plan = dir.path().join("plan.ndjson");
-    let (code, stderr) = run_args(&[
-        "gc".into(),
-        store.into(),
-        "-m".into(),
-        "--grace".into(),
-        "0s".into(),
-        "--plan".into(),
-        plan.to_str().unwrap().into(),
+    let (code, stderr) = exit_and_stderr(&[
+        "gc",
+        store,
+        "-m",
+        "--grace",
+        "0s",
+        "--plan",
+        plan.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
     let files_before = support::files_ending(&root, "");
@@ -199,7 +191,7 @@ fn on_a_filesystem_a_deleting_run_is_refused_while_another_holds_the_lock_and_a_
         regsweep::lock::hostname()
     );
     for args in deleting_runs(store, &[], &plan) {
-        let (code, stderr) = run_args(&args);
+        let (code, stderr) = exit_and_stderr(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(
             stderr.contains("another deleting run holds the lock") && stderr.contains(&me),
@@ -208,7 +200,7 @@ fn on_a_filesystem_a_deleting_run_is_refused_while_another_holds_the_lock_and_a_
         // A live holder's flock is never broken.
         let mut breaking = args.clone();
         breaking.push("--break-lock".into());
-        let (code, stderr) = run_args(&breaking);
+        let (code, stderr) = exit_and_stderr(&breaking);
         assert_eq!(code, 2, "{breaking:?}: {stderr}");
         assert!(stderr.contains("not stale"), "{stderr}");
     }
@@ -223,14 +215,14 @@ fn on_a_filesystem_a_deleting_run_is_refused_while_another_holds_the_lock_and_a_
         vec!["du", store],
         vec!["prune-tags", store, "--repo", "**", "--all-tags"],
     ] {
-        let (code, stderr) = exit_and_stderr(&args.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+        let (code, stderr) = exit_and_stderr(&args);
         assert_eq!(code, 0, "{args:?} while the lock is held: {stderr}");
     }
 
     // Released, the same run goes ahead (and a second process could take the lock after it).
     drop(guard);
     let args = &deleting_runs(store, &[], &plan)[2];
-    let (code, stderr) = run_args(args);
+    let (code, stderr) = exit_and_stderr(args);
     assert_eq!(code, 0, "{args:?}: {stderr}");
     assert_ne!(support::files_ending(&root, ""), files_before);
     let again = regsweep::lock::acquire(&storage, false);
@@ -257,7 +249,7 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     let mut make_plan: Vec<&str> = vec!["gc", url, "-m", "--grace", "0s", "--plan"];
     make_plan.push(plan.to_str().unwrap());
     make_plan.extend(s3_args);
-    let (code, stderr) = exit_and_stderr(&make_plan.iter().map(|a| a.as_ref()).collect::<Vec<_>>());
+    let (code, stderr) = exit_and_stderr(&make_plan);
     assert_eq!(code, 0, "{stderr}");
     // The store's keys (without the lock object).
     let store_keys = || s3.keys("locks");
@@ -291,7 +283,7 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
         regsweep::lock::hostname()
     );
     for args in deleting_runs(url, &s3_args, &plan) {
-        let (code, stderr) = run_args(&args);
+        let (code, stderr) = exit_and_stderr(&args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(
             stderr.contains("holds the lock") && stderr.contains(&me) && stderr.contains(lock_key),
@@ -300,16 +292,12 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
         // Renewed just now and its pid alive: not stale, so not broken.
         let mut breaking = args.clone();
         breaking.push("--break-lock".into());
-        let (code, stderr) = run_args(&breaking);
+        let (code, stderr) = exit_and_stderr(&breaking);
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains("not stale"), "{stderr}");
     }
-    let (code, stderr) = exit_and_stderr(
-        &["gc", url, "--grace", "0s", "--endpoint-url", &endpoint]
-            .iter()
-            .map(|a| a.as_ref())
-            .collect::<Vec<_>>(),
-    );
+    let (code, stderr) =
+        exit_and_stderr(&["gc", url, "--grace", "0s", "--endpoint-url", &endpoint]);
     assert_eq!(code, 0, "a dry run takes no lock: {stderr}");
     drop(guard);
     assert_eq!(lock_object(), None, "released: the object is gone");
@@ -325,7 +313,7 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     });
     s3.put_object("locks", lock_key, record.to_string().as_bytes());
     let gc = &deleting_runs(url, &s3_args, &plan)[0];
-    let (code, stderr) = run_args(gc);
+    let (code, stderr) = exit_and_stderr(gc);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("looks abandoned")
@@ -336,7 +324,7 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     assert!(store_keys() == keys_before, "a refused run deletes nothing");
     let mut breaking = gc.clone();
     breaking.push("--break-lock".into());
-    let (code, stderr) = run_args(&breaking);
+    let (code, stderr) = exit_and_stderr(&breaking);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("breaking the stale lock"), "{stderr}");
     assert!(store_keys() != keys_before, "the run went ahead");
@@ -399,16 +387,7 @@ fn apply_refuses_a_plan_cut_short_edited_or_made_for_another_store_and_executes_
     }
     let files_before = support::files_ending(&root, "");
     let apply = |plan: &Path, store: &Path| {
-        let out = regsweep()
-            .arg("apply")
-            .arg(plan)
-            .arg(store)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        exit_and_stderr(&["apply".as_ref(), plan.as_os_str(), store.as_os_str()])
     };
 
     // Cut at a line boundary (a copy that stopped short).
