@@ -126,6 +126,7 @@ enum Key {
     Blob(Digest),
     Upload(String, String),
     Multipart(String, String),
+    Repository(String),
 }
 
 fn key(item: &PlanItem) -> Key {
@@ -137,6 +138,7 @@ fn key(item: &PlanItem) -> Key {
         PlanItem::Multipart { key, upload_id, .. } => {
             Key::Multipart(key.clone(), upload_id.clone())
         }
+        PlanItem::Repository { repo } => Key::Repository(repo.clone()),
     }
 }
 
@@ -211,6 +213,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
                 .multipart
                 .iter()
                 .any(|m| &m.key == key && &m.upload_id == upload_id),
+            PlanItem::Repository { repo: r } => repo(r).is_some(),
         }
     };
 
@@ -262,6 +265,9 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
                         rfc3339(inv.blobs.modified(id))
                     )
                 }
+                PlanItem::Repository { repo } => {
+                    format!("repository {repo} would no longer be left empty")
+                }
                 _ => format!("{} is reachable again", describe(item)),
             }),
         }
@@ -298,5 +304,6 @@ fn describe(item: &PlanItem) -> String {
         PlanItem::Multipart { key, upload_id, .. } => {
             format!("multipart upload {upload_id} of {key}")
         }
+        PlanItem::Repository { repo } => format!("repository {repo}"),
     }
 }

@@ -47,6 +47,8 @@ pub struct ApplyArgs {
     pub storage: String,
     #[command(flatten)]
     pub safety: SafetyArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -114,7 +116,8 @@ pub struct PruneArgs {
 /// Options that guard --delete.
 #[derive(Debug, clap::Args)]
 pub struct SafetyArgs {
-    /// Delete even though the registry's config.yml does not put it in read-only mode.
+    /// Delete even though the registry's config.yml does not put it in read-only mode, or its redis
+    /// blob-descriptor cache cannot be reached and written (then flush that cache by hand).
     #[arg(long)]
     pub force: bool,
     /// Remove the store's lock first if the deleting run that took it is gone (an S3 lock not
@@ -171,6 +174,8 @@ pub struct GcArgs {
     pub grace: Duration,
     #[command(flatten)]
     pub safety: SafetyArgs,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Write the plan to FILE as NDJSON: a header line (store, options, time, item count and checksum,
     /// fingerprints of the tags and revisions), then one item per line. `regsweep apply FILE STORAGE`
     /// executes it later.
@@ -183,6 +188,20 @@ pub struct GcArgs {
     pub view: ViewArgs,
     #[command(flatten)]
     pub s3: S3Args,
+}
+
+/// The registry's blob-descriptor cache, which a deleting run evicts what it deleted from.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Blob-descriptor cache")]
+pub struct CacheArgs {
+    /// The registry's redis cache, when STORAGE is not its config.yml (which names it):
+    /// redis://[user:password@]host[:port][/db], rediss:// for TLS. Overrides the config's.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Do not evict the redis cache: you will flush it (or restart the registry with an empty one)
+    /// before the registry takes writes again. The report lists the keys left.
+    #[arg(long)]
+    pub skip_cache_eviction: bool,
 }
 
 /// Options that apply when STORAGE is in S3.

@@ -3,6 +3,7 @@
 //! Reading the registry's configuration means the operator names the store exactly as the registry
 //! sees it, and lets later safety checks read `storage.maintenance.readonly`.
 
+use crate::cache::{CacheSpec, RedisSpec, RedisTls};
 use crate::storage::fs::FsStorage;
 use crate::storage::s3::{S3Options, S3Storage};
 use crate::storage::{Storage, StorageError};
@@ -24,6 +25,8 @@ pub struct Target {
     pub spec: StorageSpec,
     /// `storage.maintenance.readonly.enabled` when STORAGE was a registry config; `None` otherwise.
     pub readonly: Option<bool>,
+    /// The registry's blob-descriptor cache, when STORAGE was a registry config that has one.
+    pub cache: Option<CacheSpec>,
 }
 
 /// Why STORAGE could not be resolved or opened.
@@ -48,6 +51,32 @@ pub enum ConfigError {
 #[derive(Deserialize)]
 struct RegistryConfig {
     storage: Option<serde_norway::Mapping>,
+    redis: Option<serde_norway::Value>,
+}
+
+/// The registry's `redis` section: 2.8's (`addr`, `password`, `db`, timeouts, `tls.enabled`) and
+/// 3.x's (go-redis options inline: `addrs`, `username`, `mastername`, …; `tls` with client
+/// certificate and root CAs). Options that only tune the registry's pool do not matter here.
+#[derive(Deserialize, Default)]
+struct RedisSection {
+    addr: Option<String>,
+    addrs: Option<serde_norway::Value>,
+    username: Option<String>,
+    password: Option<String>,
+    db: Option<i64>,
+    mastername: Option<String>,
+    dialtimeout: Option<serde_norway::Value>,
+    readtimeout: Option<serde_norway::Value>,
+    writetimeout: Option<serde_norway::Value>,
+    tls: Option<RedisTlsSection>,
+}
+
+#[derive(Deserialize, Default)]
+struct RedisTlsSection {
+    enabled: Option<bool>,
+    certificate: Option<String>,
+    key: Option<String>,
+    rootcas: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +128,7 @@ pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
         return Ok(Target {
             spec: StorageSpec::S3(opts),
             readonly: None,
+            cache: None,
         });
     }
     let path = Path::new(arg);
@@ -106,6 +136,7 @@ pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
         Ok(m) if m.is_dir() => Ok(Target {
             spec: StorageSpec::Filesystem { root: path.into() },
             readonly: None,
+            cache: None,
         }),
         Ok(_) => from_registry_config(path),
         Err(_) => Err(ConfigError::NotFound(arg.to_owned())),
@@ -136,6 +167,7 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
         None => None,
     }
     .unwrap_or(false);
+    let cache = blob_descriptor_cache(section("cache"), cfg.redis);
     if let Some(fs) = section("filesystem") {
         let fs: FilesystemSection = if fs.is_null() {
             FilesystemSection {
@@ -148,6 +180,7 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
         return Ok(Target {
             spec: StorageSpec::Filesystem { root: root.into() },
             readonly: Some(readonly),
+            cache,
         });
     }
     if let Some(s3) = section("s3") {
@@ -174,6 +207,7 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
         return Ok(Target {
             spec: StorageSpec::S3(opts),
             readonly: Some(readonly),
+            cache,
         });
     }
     let driver = storage
@@ -187,6 +221,98 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
         }),
         None => Err(ConfigError::NoStorage { path: shown }),
     }
+}
+
+/// The blob-descriptor cache the registry uses, from `storage.cache` (`blobdescriptor`, or its old
+/// name `layerinfo`) and the `redis` section. A redis cache whose section regsweep cannot use is
+/// [`CacheSpec::Unusable`], saying why: a dry run reports it, and a deleting run refuses.
+fn blob_descriptor_cache(
+    cache: Option<serde_norway::Value>,
+    redis: Option<serde_norway::Value>,
+) -> Option<CacheSpec> {
+    let cache = cache?;
+    let kind = cache
+        .get("blobdescriptor")
+        .or_else(|| cache.get("layerinfo"))?
+        .as_str()?;
+    match kind {
+        "inmemory" => Some(CacheSpec::InMemory),
+        "redis" => Some(match redis_spec(redis) {
+            Ok(spec) => CacheSpec::Redis(Box::new(spec)),
+            Err(why) => CacheSpec::Unusable { why },
+        }),
+        _ => None,
+    }
+}
+
+fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
+    let section: RedisSection = match redis {
+        None => return Err("storage.cache.blobdescriptor is redis, but there is no redis section".into()),
+        Some(v) => serde_norway::from_value(v).map_err(|e| format!("redis section: {e}"))?,
+    };
+    let mut addrs: Vec<String> = match section.addrs {
+        None => Vec::new(),
+        Some(serde_norway::Value::String(s)) => vec![s],
+        Some(v) => serde_norway::from_value(v).map_err(|e| format!("redis.addrs: {e}"))?,
+    };
+    if let Some(a) = section.addr {
+        addrs.insert(0, a);
+    }
+    addrs.retain(|a| !a.is_empty());
+    addrs.dedup();
+    if let Some(master) = section.mastername.filter(|m| !m.is_empty()) {
+        return Err(format!(
+            "redis.mastername {master:?} names a sentinel-managed master, which regsweep cannot              evict from yet; name the master with --redis redis://HOST:PORT/DB"
+        ));
+    }
+    let addr = match addrs.as_slice() {
+        [] => return Err("the redis section names no addr (or addrs)".into()),
+        [one] => one.clone(),
+        many => {
+            return Err(format!(
+                "redis.addrs lists {} servers (a cluster), which regsweep cannot evict from yet",
+                many.len()
+            ));
+        }
+    };
+    let (host, port) = crate::cache::host_port(&addr).map_err(|e| format!("redis.addr: {e}"))?;
+    let duration = |v: Option<serde_norway::Value>, name: &str, default| match v {
+        None => Ok(default),
+        Some(v) => go_duration(&v).ok_or_else(|| format!("redis.{name}: {v:?} is not a duration")),
+    };
+    let tls = section.tls.unwrap_or_default();
+    let roots: Vec<PathBuf> = tls.rootcas.unwrap_or_default().into_iter().map(PathBuf::from).collect();
+    let tls_on = tls.enabled.unwrap_or(false)
+        || tls.certificate.is_some()
+        || tls.key.is_some()
+        || !roots.is_empty();
+    Ok(RedisSpec {
+        host,
+        port,
+        db: section.db.unwrap_or(0),
+        username: section.username.filter(|u| !u.is_empty()),
+        password: section.password.filter(|p| !p.is_empty()),
+        tls: tls_on.then(|| RedisTls {
+            certificate: tls.certificate.map(PathBuf::from),
+            key: tls.key.map(PathBuf::from),
+            root_cas: roots,
+        }),
+        dial_timeout: duration(section.dialtimeout, "dialtimeout", crate::cache::DIAL_TIMEOUT)?,
+        read_timeout: duration(section.readtimeout, "readtimeout", crate::cache::READ_TIMEOUT)?
+            .max(duration(section.writetimeout, "writetimeout", crate::cache::READ_TIMEOUT)?),
+        from: "config.yml",
+    })
+}
+
+/// A Go duration as YAML holds it: a string (`10ms`, `1m30s`) or nanoseconds. Zero means the
+/// client's default, as in Go.
+fn go_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
+    let d = match v {
+        serde_norway::Value::Number(n) => std::time::Duration::from_nanos(n.as_u64()?),
+        serde_norway::Value::String(s) => humantime::parse_duration(s).ok()?,
+        _ => return None,
+    };
+    Some(if d.is_zero() { crate::cache::READ_TIMEOUT } else { d })
 }
 
 /// The key prefix of a store from a root directory: no leading `/`, a trailing `/` unless empty.

@@ -83,7 +83,7 @@ pub fn analyse(
 ) -> Result<Analysis, StorageError> {
     let start = Instant::now();
     progress.phase("walking blobs and repositories");
-    let inventory = inventory::scan(storage)?;
+    let mut inventory = inventory::scan(storage)?;
     progress.phase(&format!(
         "reading manifests ({} blobs, {} repositories)",
         inventory.blobs.len(),
@@ -99,6 +99,15 @@ pub fn analyse(
             grace_cutoff: options.grace_cutoff(),
         },
     );
+    let candidates: Vec<usize> = (inventory.repositories.iter().zip(&marks.untagged))
+        .enumerate()
+        .filter(|(_, (r, untagged))| {
+            crate::plan::could_be_left_empty(r, untagged, options.grace_cutoff())
+                && !(r.layer_links.is_empty() && r.dangling_layer_links.is_empty())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    inventory::layer_link_times(storage, &mut inventory, &candidates);
     let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
     let (multipart, multipart_error) = match storage.multipart_uploads() {
         Ok(m) => (m, None),
@@ -148,6 +157,7 @@ pub fn execute(
     storage: &dyn Storage,
     analysis: &Analysis,
     progress: &dyn Progress,
+    after: &dyn sweep::AfterDelete,
 ) -> Result<Deleted, RefusedError> {
     let problems: Vec<&Problem> = analysis
         .problems()
@@ -171,7 +181,7 @@ pub fn execute(
         return Err(RefusedError::Moved(change));
     }
     progress.phase(&format!("sweeping {} items", analysis.plan.items.len()));
-    Ok(sweep::sweep(storage, &analysis.plan))
+    Ok(sweep::sweep_telling(storage, &analysis.plan, after))
 }
 
 /// The first difference in tags (name and target) or revisions between two walks of the

@@ -171,6 +171,10 @@ pub struct Repository {
     pub layer_links: Vec<BlobId>,
     /// `_layers` links to blobs the store has no data for, sorted.
     pub dangling_layer_links: Vec<Digest>,
+    /// When the newest `_layers` link was written (Unix seconds), where the listing told every link's
+    /// time (S3); `None` when it did not (a filesystem walk knows links by their folders' names) or
+    /// there are none. See [`layer_link_times`].
+    pub layer_links_newest: Option<i64>,
     pub uploads: Vec<Upload>,
 }
 
@@ -244,6 +248,36 @@ pub fn scan_repositories_only(
     Ok((repositories, problems))
 }
 
+/// Learns when the newest `_layers` link of each repository in `repos` (indices into
+/// `inv.repositories`) was written, where the listing did not say: each link's time is asked of the
+/// store. A link whose time cannot be learned counts as written now, which keeps it under any grace.
+pub fn layer_link_times(storage: &dyn Storage, inv: &mut Inventory, repos: &[usize]) {
+    let newest: Vec<(usize, i64)> = repos
+        .par_iter()
+        .filter(|&&r| inv.repositories[r].layer_links_newest.is_none())
+        .map(|&r| {
+            let repo = &inv.repositories[r];
+            let digests = repo
+                .layer_links
+                .iter()
+                .map(|&id| inv.blobs.digest(id))
+                .chain(repo.dangling_layer_links.iter().copied());
+            let now = unix_seconds(SystemTime::now());
+            let newest = digests
+                .map(|d| match storage.modified(&layout::layer_link(&repo.name, &d)) {
+                    Ok(Some(t)) => unix_seconds(t),
+                    _ => now,
+                })
+                .max()
+                .unwrap_or(i64::MIN);
+            (r, newest)
+        })
+        .collect();
+    for (r, t) in newest {
+        inv.repositories[r].layer_links_newest = Some(t);
+    }
+}
+
 fn note_problem(n: ListingNote) -> Problem {
     Problem::at(ProblemKind::Unreadable, n.key, n.message)
 }
@@ -298,6 +332,9 @@ struct RepoBuilder {
     tags: BTreeMap<String, Tag>,
     layer_links: Vec<BlobId>,
     dangling_layer_links: Vec<Digest>,
+    /// The newest link time listed, and whether a link was listed without one.
+    layer_links_newest: Option<i64>,
+    layer_link_time_unknown: bool,
     uploads: BTreeMap<String, Upload>,
     /// Revisions whose link must be read to be checked (all of them, unless an ETag vouched).
     unverified: Vec<Digest>,
@@ -319,10 +356,19 @@ fn classify(
         None => builders.entry(name.to_owned()).or_default(),
     };
     match kind {
-        RepoKey::LayerLink(d) => match blobs.id(&d) {
-            Some(id) => b.layer_links.push(id),
-            None => b.dangling_layer_links.push(d),
-        },
+        RepoKey::LayerLink(d) => {
+            match e.modified {
+                Some(t) => {
+                    let t = unix_seconds(t);
+                    b.layer_links_newest = Some(b.layer_links_newest.map_or(t, |n| n.max(t)));
+                }
+                None => b.layer_link_time_unknown = true,
+            }
+            match blobs.id(&d) {
+                Some(id) => b.layer_links.push(id),
+                None => b.dangling_layer_links.push(d),
+            }
+        }
         RepoKey::RevisionLink(d) => {
             b.revisions.push(d);
             if let Some(content) = &e.content {
@@ -405,6 +451,7 @@ fn finish(name: String, b: RepoBuilder) -> Finished {
         tags,
         layer_links,
         dangling_layer_links: sorted(b.dangling_layer_links),
+        layer_links_newest: b.layer_links_newest.filter(|_| !b.layer_link_time_unknown),
         uploads,
     };
     (repo, b.unverified, current)

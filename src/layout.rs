@@ -53,6 +53,15 @@ pub fn upload_folder(repo: &str, id: &str) -> String {
     format!("{REPOSITORIES}{repo}/_uploads/{id}/")
 }
 
+/// A repository's folder (with its trailing `/`). It may hold nested repositories besides its own
+/// reserved folders ([`REPOSITORY_OWN`]).
+pub fn repository_folder(repo: &str) -> String {
+    format!("{REPOSITORIES}{repo}/")
+}
+
+/// The folders a repository owns; anything else in its folder belongs to a nested repository.
+pub const REPOSITORY_OWN: [&str; 3] = ["_layers/", "_manifests/", "_uploads/"];
+
 /// The key of a tag's `current` link.
 pub fn tag_current(repo: &str, tag: &str) -> String {
     format!("{REPOSITORIES}{repo}/_manifests/tags/{tag}/current/link")

@@ -3,11 +3,13 @@
 //! The pipeline shows in the modules, data flowing one way:
 //! [`layout`] (keys) → [`inventory`] (the walk) → [`catalog`] (manifests, via [`manifest`]) →
 //! [`mark`] → [`plan`] → [`sweep`] → [`report`]. [`gc`] strings them together; [`storage`] is the seam
-//! between the collector and where the store lives, and [`config`] resolves what the user named.
+//! between the collector and where the store lives, and [`config`] resolves what the user named;
+//! [`cache`] evicts what a sweep deleted from the registry's blob-descriptor cache.
 #![deny(unsafe_code)]
 
 pub mod apply;
 pub mod audit;
+pub mod cache;
 pub mod catalog;
 pub mod config;
 pub mod digest;

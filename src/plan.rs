@@ -2,9 +2,15 @@
 //!
 //! A plan is computed the same way for a dry run and for `--delete`; a dry run renders it, `--delete`
 //! hands it to [`crate::sweep`]. Items are listed in sweep order: untagged manifests, then `_layers`
-//! links, then blob data, then abandoned uploads. A blob is planned only when no root reaches it and
-//! its data is older than the grace window; a `_layers` link only when its blob is planned; an upload
-//! only when none of its files was written within the grace window.
+//! links, then blob data, then abandoned uploads, S3 multipart uploads, and last the repositories the
+//! rest leaves empty. A blob is planned only when no root reaches it and its data is older than the
+//! grace window; a `_layers` link only when its blob is planned, or when its repository is left
+//! empty; an upload only when none of its files was written within the grace window.
+//!
+//! A repository is left empty when it has no tag, every revision it holds is planned, every upload,
+//! and every `_layers` link is planned or else was written before the grace window: nothing the
+//! registry could serve from it remains, so its remaining links (to blobs other repositories keep)
+//! go too, and then its folders, so that it leaves the registry's catalog.
 
 use crate::digest::Digest;
 use crate::inventory::Inventory;
@@ -36,6 +42,36 @@ pub enum PlanItem {
         upload_id: String,
         size: u64,
     },
+    /// A repository the other items leave with nothing: its own folders (`_layers`, `_manifests`,
+    /// `_uploads`) once empty, then its folder if that is empty too (a nested repository keeps it).
+    Repository { repo: String },
+}
+
+/// Whether the plan leaves `repo` with nothing the registry could serve (see the module's words):
+/// no tag, every revision `untagged` (and so planned), every upload older than the grace window,
+/// every `_layers` link to a swept blob or else written before it.
+pub fn left_empty(
+    repo: &crate::inventory::Repository,
+    untagged: &[Digest],
+    swept: &RoaringBitmap,
+    grace_cutoff: i64,
+) -> bool {
+    let links_kept = repo.layer_links.iter().any(|id| !swept.contains(*id))
+        || !repo.dangling_layer_links.is_empty();
+    could_be_left_empty(repo, untagged, grace_cutoff)
+        && (!links_kept || repo.layer_links_newest.is_some_and(|t| t <= grace_cutoff))
+}
+
+/// Whether `repo` is left empty if its `_layers` links are old enough: the repositories whose link
+/// times [`crate::inventory::layer_link_times`] must know before the plan is built.
+pub fn could_be_left_empty(
+    repo: &crate::inventory::Repository,
+    untagged: &[Digest],
+    grace_cutoff: i64,
+) -> bool {
+    repo.tags.is_empty()
+        && untagged.len() == repo.revisions.len()
+        && repo.uploads.iter().all(|u| u.modified <= grace_cutoff)
 }
 
 /// A plan and the figures that explain it.
@@ -77,12 +113,26 @@ impl Plan {
                 swept.insert(id);
             }
         }
-        for repo in &inv.repositories {
+        let emptied: Vec<bool> = inv
+            .repositories
+            .iter()
+            .zip(&marks.untagged)
+            .map(|(repo, untagged)| left_empty(repo, untagged, &swept, grace_cutoff))
+            .collect();
+        for (repo, &empty) in inv.repositories.iter().zip(&emptied) {
             for &id in &repo.layer_links {
-                if swept.contains(id) {
+                if empty || swept.contains(id) {
                     plan.items.push(PlanItem::LayerLink {
                         repo: repo.name.clone(),
                         digest: inv.blobs.digest(id),
+                    });
+                }
+            }
+            if empty {
+                for d in &repo.dangling_layer_links {
+                    plan.items.push(PlanItem::LayerLink {
+                        repo: repo.name.clone(),
+                        digest: *d,
                     });
                 }
             }
@@ -102,25 +152,47 @@ impl Plan {
                 });
             }
         }
+        for (repo, _) in inv.repositories.iter().zip(&emptied).filter(|(_, e)| **e) {
+            plan.items.push(PlanItem::Repository {
+                repo: repo.name.clone(),
+            });
+        }
         plan
     }
 
-    /// Plans the multipart uploads initiated before the grace cutoff (an unknown time counts as recent).
+    /// Plans the multipart uploads initiated before the grace cutoff (an unknown time counts as
+    /// recent), before the repositories, which stay last.
     pub fn add_multipart(
         &mut self,
         uploads: &[crate::storage::MultipartUpload],
         grace_cutoff: i64,
     ) {
-        for u in uploads {
-            let initiated = u.initiated.map(crate::inventory::unix_seconds);
-            if initiated.is_some_and(|t| t <= grace_cutoff) {
-                self.items.push(PlanItem::Multipart {
-                    key: u.key.clone(),
-                    upload_id: u.upload_id.clone(),
-                    size: u.size,
-                });
-            }
-        }
+        let at = self
+            .items
+            .iter()
+            .position(|i| matches!(i, PlanItem::Repository { .. }))
+            .unwrap_or(self.items.len());
+        let planned = uploads
+            .iter()
+            .filter(|u| {
+                u.initiated
+                    .map(crate::inventory::unix_seconds)
+                    .is_some_and(|t| t <= grace_cutoff)
+            })
+            .map(|u| PlanItem::Multipart {
+                key: u.key.clone(),
+                upload_id: u.upload_id.clone(),
+                size: u.size,
+            });
+        self.items.splice(at..at, planned);
+    }
+
+    /// The repositories the plan leaves empty.
+    pub fn repositories(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().filter_map(|i| match i {
+            PlanItem::Repository { repo } => Some(repo.as_str()),
+            _ => None,
+        })
     }
 
     pub fn multipart(&self) -> impl Iterator<Item = (&str, &str, u64)> {

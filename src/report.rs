@@ -112,21 +112,7 @@ fn losses(a: &Analysis) -> (Vec<RepoLoss>, Unlinked, u64) {
             unlinked.bytes += size;
         }
     }
-    // Repositories the plan leaves with nothing: no tag, and every revision, link and upload planned.
-    let emptied = a
-        .inventory
-        .repositories
-        .iter()
-        .filter(|r| {
-            r.tags.is_empty()
-                && by.get(r.name.as_str()).is_some_and(|l| {
-                    l.manifests == r.revisions.len() as u64
-                        && l.layer_links
-                            == (r.layer_links.len() + r.dangling_layer_links.len()) as u64
-                        && l.uploads == r.uploads.len() as u64
-                })
-        })
-        .count() as u64;
+    let emptied = a.plan.repositories().count() as u64;
     let mut losses: Vec<RepoLoss> = by.into_values().collect();
     losses.sort_by(|x, y| y.bytes.cmp(&x.bytes).then_with(|| x.name.cmp(&y.name)));
     (losses, unlinked, emptied)
@@ -156,8 +142,8 @@ pub struct GcReport {
     pub by_repository: Vec<RepoLoss>,
     /// Swept blobs that no repository links.
     pub unlinked: Unlinked,
-    /// Repositories that hold nothing once the plan is done (no tag, revision, link or upload); their
-    /// folders stay, and they no longer count among `repositories`.
+    /// Repositories that hold nothing once the plan is done (no tag, revision, link or upload): the
+    /// plan removes them, so that they leave the registry's catalog (`repository` items).
     pub repositories_emptied: u64,
     pub problems: Vec<Problem>,
     /// Objects that disappeared between listing and reading.
@@ -174,6 +160,9 @@ pub struct GcReport {
     /// Where `--plan` wrote the plan, and the command that executes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_file: Option<PlanWritten>,
+    /// The registry's blob-descriptor cache: what the plan has cached, what a sweep evicted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache::CacheReport>,
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
@@ -197,7 +186,8 @@ impl PlanWritten {
     }
 }
 
-/// Said after every sweep that deleted something.
+/// Said after a sweep that deleted something when regsweep does not know the registry's cache
+/// (STORAGE was a path or an S3 URL, and no --redis named one).
 pub const CACHE_NOTICE: &str = "a running registry caches blob descriptors (in memory or in redis) and may still \
 claim deleted blobs exist, so a later push can skip them and break the image: restart the registry (and flush its \
 redis blob cache, if it uses one) before it accepts pushes again";
@@ -264,6 +254,7 @@ impl GcReport {
             deleted: None,
             applied: None,
             plan_file: None,
+            cache: None,
             notice: None,
         }
     }
@@ -271,9 +262,6 @@ impl GcReport {
     /// Records a sweep's result.
     pub fn with_deleted(mut self, deleted: Deleted) -> GcReport {
         self.dry_run = false;
-        if deleted.blobs + deleted.manifests + deleted.layer_links + deleted.tag_index_entries > 0 {
-            self.notice = Some(CACHE_NOTICE.to_owned());
-        }
         self.deleted = Some(deleted);
         self
     }
@@ -404,6 +392,13 @@ impl GcReport {
                     human_bytes(d.upload_bytes),
                     count(d.failures.len() as u64, "failure", "failures")
                 )?;
+                if d.repositories > 0 {
+                    writeln!(
+                        out,
+                        "Removed {} left empty.",
+                        count(d.repositories, "repository", "repositories")
+                    )?;
+                }
                 if d.multipart_uploads > 0 {
                     writeln!(
                         out,
@@ -414,6 +409,13 @@ impl GcReport {
                 }
                 for f in &d.failures {
                     writeln!(out, "  failed        {}: {}", f.key, f.error)?;
+                }
+                if d.not_attempted > 0 {
+                    writeln!(
+                        out,
+                        "Stopped early: {} not attempted; the next run plans them.",
+                        count(d.not_attempted, "item", "items")
+                    )?;
                 }
             }
         }
@@ -426,6 +428,9 @@ impl GcReport {
                 thousands(r.delete_requests),
                 thousands(r.retries)
             )?;
+        }
+        if let Some(c) = &self.cache {
+            c.write_human(out, self.dry_run)?;
         }
         if let Some(n) = &self.notice {
             writeln!(out, "Note: {n}.")?;
@@ -496,7 +501,7 @@ impl GcReport {
         if self.repositories_emptied > 0 {
             writeln!(
                 out,
-                "    {} left with nothing (no tag, manifest, link or upload); their folders stay",
+                "    {} left with nothing (no tag, manifest, link or upload), removed from the catalog",
                 count(self.repositories_emptied, "repository", "repositories")
             )?;
         }
@@ -536,6 +541,10 @@ pub fn write_plan_list(plan: &crate::plan::Plan, out: &mut dyn Write) -> io::Res
                 out,
                 "multipart   {key} (upload {upload_id})  {}",
                 human_bytes(*size)
+            )?,
+            PlanItem::Repository { repo } => writeln!(
+                out,
+                "repository  {repo}  (left empty: its folders go, nested repositories stay)"
             )?,
         }
     }

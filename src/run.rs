@@ -1,9 +1,11 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
 use crate::cli::{
-    ApplyArgs, AuditArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs, ViewArgs,
+    ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs,
+    ViewArgs,
 };
 use anyhow::Context;
+use regsweep::cache::{CacheReport, CacheSpec, Evictor, RedisSpec};
 use regsweep::config::{StorageSpec, Target};
 use regsweep::gc::{self, GcOptions, Progress, Quiet};
 use regsweep::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
@@ -124,6 +126,79 @@ fn prepare_delete<'a>(
     }
 }
 
+/// What a run knows of the registry's blob-descriptor cache, and what a deleting run does with it.
+struct CacheRun {
+    /// The cache, from --redis or the registry's config.yml; `None` when neither names one.
+    spec: Option<CacheSpec>,
+    /// STORAGE was not a config.yml and no --redis was given: whether a cache exists is unknown.
+    unknown: bool,
+    /// Why a deleting run does not evict (--skip-cache-eviction, or --force past a cache it cannot
+    /// write); the sweep then records the keys left.
+    not_evicting: Option<String>,
+}
+
+impl CacheRun {
+    fn new(target: &Target, args: &CacheArgs) -> anyhow::Result<CacheRun> {
+        let spec = match &args.redis {
+            Some(url) => Some(CacheSpec::Redis(Box::new(
+                RedisSpec::from_url(url).map_err(anyhow::Error::msg)?,
+            ))),
+            None => target.cache.clone(),
+        };
+        Ok(CacheRun {
+            unknown: spec.is_none() && target.readonly.is_none(),
+            spec,
+            not_evicting: args
+                .skip_cache_eviction
+                .then(|| "eviction skipped (--skip-cache-eviction)".to_owned()),
+        })
+    }
+
+    /// Before a deletion: checks that the redis cache can be reached and written. Refuses (the
+    /// message printed, `Err(exit)`) when it cannot, unless --force, which deletes and leaves the
+    /// flushing to the operator.
+    fn check(&mut self, delete: bool, safety: &SafetyArgs) -> Result<(), Exit> {
+        if !delete || self.not_evicting.is_some() {
+            return Ok(());
+        }
+        let (address, why) = match &self.spec {
+            Some(CacheSpec::Redis(spec)) => match Evictor::connect(spec) {
+                Ok(_) => return Ok(()),
+                Err(why) => (spec.address(), why),
+            },
+            Some(CacheSpec::Unusable { why }) => ("the redis cache".to_owned(), why.clone()),
+            Some(CacheSpec::InMemory) | None => return Ok(()),
+        };
+        if safety.force {
+            eprintln!(
+                "regsweep: warning: cannot evict the registry's blob-descriptor cache ({why}); \
+                 deleting anyway (--force): flush {address} by hand before the registry takes writes"
+            );
+            self.not_evicting = Some(format!("not evicted (--force): {why}"));
+            return Ok(());
+        }
+        eprintln!(
+            "regsweep: refusing to delete: the registry's blob-descriptor cache cannot be evicted: \
+             {why}. Deleting without evicting it leaves the registry claiming that swept blobs \
+             exist, so a push of the same image skips them and the image never pulls. Make \
+             {address} reachable and writable (or name it with --redis URL), or pass --force to \
+             delete anyway and then flush the cache by hand (or restart the registry with an empty one)."
+        );
+        Err(Exit::Error)
+    }
+
+    /// The evictor for a sweep: connected again (the analysis may have taken long), or recording.
+    fn evictor(&self) -> Result<Option<Evictor>, String> {
+        if let Some(why) = &self.not_evicting {
+            return Ok(Some(Evictor::recording(why.clone())));
+        }
+        match &self.spec {
+            Some(CacheSpec::Redis(spec)) => Evictor::connect(spec).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
 fn progress() -> Box<dyn Progress> {
     if std::io::stderr().is_terminal() {
         Box::new(StderrProgress(Instant::now()))
@@ -181,6 +256,7 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
     // Before any work: an unwritable plan path fails now, not after the listing.
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
     let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    let mut cache = CacheRun::new(&target, &args.cache)?;
     let _lock = match prepare_delete(
         args.delete,
         &args.storage,
@@ -191,6 +267,9 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
         Ok(guard) => guard,
         Err(exit) => return Ok(exit),
     };
+    if let Err(exit) = cache.check(args.delete, &args.safety) {
+        return Ok(exit);
+    }
     let options = GcOptions {
         delete_untagged: args.delete_untagged,
         grace: args.grace,
@@ -215,6 +294,7 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
         storage.as_ref(),
         &analysis,
         args.delete,
+        &cache,
         args.json,
         &args.view,
     )
@@ -231,6 +311,7 @@ fn plan_written(path: &std::path::Path, storage: &str) -> regsweep::report::Plan
 fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
     let file = PlanFile::read(&args.plan)?;
     let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    let mut cache = CacheRun::new(&target, &args.cache)?;
     if let Err(e) = file.check_store(&storage.identity()) {
         eprintln!("regsweep: {e}");
         return Ok(Exit::Error);
@@ -266,6 +347,9 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
             return delete_tags_and_render(&plan, report, storage.as_ref(), true, args.json);
         }
     };
+    if let Err(exit) = cache.check(true, &args.safety) {
+        return Ok(exit);
+    }
     let options = regsweep::apply::gc_options(gc_state, SystemTime::now());
     let progress = progress();
     let mut analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
@@ -285,6 +369,7 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
         storage.as_ref(),
         &analysis,
         true,
+        &cache,
         args.json,
         &args.view,
     )
@@ -296,6 +381,7 @@ fn sweep_and_render(
     storage: &dyn Storage,
     analysis: &gc::Analysis,
     delete: bool,
+    cache: &CacheRun,
     json: bool,
     view: &ViewArgs,
 ) -> anyhow::Result<Exit> {
@@ -303,15 +389,42 @@ fn sweep_and_render(
     let mut exit = Exit::Success;
     let mut refused = None;
     if delete {
-        match gc::execute(storage, analysis, progress.as_ref()) {
+        let evictor = match cache.evictor() {
+            Ok(e) => e,
+            Err(why) => {
+                eprintln!(
+                    "regsweep: refusing to delete: the registry's blob-descriptor cache stopped \
+                     answering after the analysis: {why}; nothing was deleted"
+                );
+                return Ok(Exit::Error);
+            }
+        };
+        let after: &dyn regsweep::sweep::AfterDelete = match &evictor {
+            Some(e) => e,
+            None => &regsweep::sweep::NoOne,
+        };
+        match gc::execute(storage, analysis, progress.as_ref(), after) {
             Ok(deleted) => {
-                if !deleted.failures.is_empty() {
+                if !deleted.failures.is_empty() || deleted.not_attempted > 0 {
                     exit = Exit::Partial;
                 }
+                let something = deleted.blobs + deleted.manifests + deleted.layer_links > 0;
                 report = report.with_deleted(deleted);
+                if cache.unknown && something {
+                    report.notice = Some(regsweep::report::CACHE_NOTICE.to_owned());
+                }
             }
             Err(e) => refused = Some(e),
         }
+        if let Some(spec) = &cache.spec {
+            let r = CacheReport::after_delete(spec, &analysis.plan, evictor.as_ref());
+            if !r.keys_left.is_empty() && r.error.as_deref().is_some_and(|e| e.contains("stopped")) {
+                exit = Exit::Partial;
+            }
+            report.cache = Some(r);
+        }
+    } else if let Some(spec) = &cache.spec {
+        report.cache = Some(CacheReport::dry_run(spec, &analysis.plan));
     }
     report.s3 = storage.request_counts();
     print(|out| {

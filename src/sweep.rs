@@ -8,10 +8,18 @@
 //!    link could not be deleted);
 //! 5. abandoned uploads: every file of the upload's folder, then the empty folder. Nothing links to
 //!    an upload, so its place in the order does not matter; last keeps the blob sweep first;
-//! 6. incomplete S3 multipart uploads: aborted.
+//! 6. incomplete S3 multipart uploads: aborted;
+//! 7. repositories left empty: their own folders, then their folder when nothing (no nested
+//!    repository) is left in it, then parent folders left empty. Nothing links to a folder, and a
+//!    repository any of whose deletes failed is left alone.
 //!
 //! A failure is recorded with its key and the sweep goes on with what stays safe; the next run plans
 //! whatever is left. Each step deletes in batches of [`BATCH`] keys, batches in parallel.
+//!
+//! After each batch of links or blobs is gone, [`AfterDelete`] hears of it (the registry's
+//! blob-descriptor cache is evicted there, see [`crate::cache`]): after, so that a read in between
+//! cannot put a key back for something still there. When it answers that the sweep must stop (the
+//! cache went away), no further batch is started: what was not attempted stays, as after a crash.
 
 use crate::digest::Digest;
 use crate::layout;
@@ -20,6 +28,7 @@ use crate::storage::Storage;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Keys per delete request (S3's DeleteObjects limit).
 pub const BATCH: usize = 1000;
@@ -43,7 +52,32 @@ pub struct Deleted {
     pub upload_bytes: u64,
     pub multipart_uploads: u64,
     pub multipart_bytes: u64,
+    /// Repositories left empty whose folders were removed.
+    pub repositories: u64,
+    /// Keys not attempted because the sweep stopped (see [`AfterDelete`]); the next run plans them.
+    pub not_attempted: u64,
     pub failures: Vec<Failure>,
+}
+
+/// Told of what a sweep deleted, batch by batch, as soon as it is gone.
+pub trait AfterDelete: Sync {
+    /// Links deleted: manifest revision links and `_layers` links, as (repository, digest). False
+    /// stops the sweep.
+    fn links_deleted(&self, links: &[(&str, &Digest)]) -> bool;
+    /// Blob data deleted. False stops the sweep.
+    fn blobs_deleted(&self, blobs: &[&Digest]) -> bool;
+}
+
+/// Nobody to tell.
+pub struct NoOne;
+
+impl AfterDelete for NoOne {
+    fn links_deleted(&self, _: &[(&str, &Digest)]) -> bool {
+        true
+    }
+    fn blobs_deleted(&self, _: &[&Digest]) -> bool {
+        true
+    }
 }
 
 /// Deletes `keys` in parallel batches, recording each failure; returns the indices of those that failed.
@@ -52,35 +86,69 @@ pub(crate) fn delete_all(
     keys: &[String],
     failures: &mut Vec<Failure>,
 ) -> HashSet<usize> {
-    let results: Vec<(usize, Failure)> = keys
+    let stop = AtomicBool::new(false);
+    delete_batches(storage, keys, failures, &stop, &|_| true).0
+}
+
+/// Deletes `keys` in parallel batches of [`BATCH`], recording each failure, and calls `after` with
+/// the indices each batch deleted; once `after` answers false (or `stop` is set) no batch starts.
+/// Returns the indices not deleted (failed or not attempted) and how many were not attempted.
+fn delete_batches(
+    storage: &dyn Storage,
+    keys: &[String],
+    failures: &mut Vec<Failure>,
+    stop: &AtomicBool,
+    after: &(dyn Fn(&[usize]) -> bool + Sync),
+) -> (HashSet<usize>, u64) {
+    let results: Vec<(usize, Option<Failure>)> = keys
         .par_chunks(BATCH)
         .enumerate()
         .flat_map_iter(|(b, chunk)| {
-            let results = storage.delete(chunk);
-            results.into_iter().enumerate().filter_map(move |(i, r)| {
-                r.err().map(|e| {
-                    (
-                        b * BATCH + i,
-                        Failure {
+            let base = b * BATCH;
+            if stop.load(Ordering::SeqCst) {
+                return (base..base + chunk.len()).map(|i| (i, None)).collect();
+            }
+            let mut done = Vec::with_capacity(chunk.len());
+            let mut failed = Vec::new();
+            for (i, r) in storage.delete(chunk).into_iter().enumerate() {
+                match r {
+                    Ok(()) => done.push(base + i),
+                    Err(e) => failed.push((
+                        base + i,
+                        Some(Failure {
                             key: e.key().to_owned(),
                             error: e.to_string(),
-                        },
-                    )
-                })
-            })
+                        }),
+                    )),
+                }
+            }
+            if !done.is_empty() && !after(&done) {
+                stop.store(true, Ordering::SeqCst);
+            }
+            failed
         })
         .collect();
     let mut failed = HashSet::new();
+    let mut not_attempted = 0;
     for (i, f) in results {
         failed.insert(i);
-        failures.push(f);
+        match f {
+            Some(f) => failures.push(f),
+            None => not_attempted += 1,
+        }
     }
-    failed
+    (failed, not_attempted)
 }
 
-/// Executes the plan.
+/// Executes the plan, telling no one.
 pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
+    sweep_telling(storage, plan, &NoOne)
+}
+
+/// Executes the plan, telling `after` of each batch of links and blobs gone.
+pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete) -> Deleted {
     let mut out = Deleted::default();
+    let stop = AtomicBool::new(false);
 
     // 1. Tag index entries, remembering which manifest each belongs to.
     let manifests: Vec<(&str, &Digest, &[String])> = plan
@@ -101,7 +169,7 @@ pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
             keys.push(layout::tag_index_entry(repo, tag, d));
         }
     }
-    let failed = delete_all(storage, &keys, &mut out.failures);
+    let (failed, _) = delete_batches(storage, &keys, &mut out.failures, &stop, &|_| true);
     out.tag_index_entries = (keys.len() - failed.len()) as u64;
     let blocked: HashSet<usize> = failed.iter().map(|i| owners[*i]).collect();
 
@@ -113,8 +181,16 @@ pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
         .iter()
         .map(|m| layout::revision_link(manifests[*m].0, manifests[*m].1))
         .collect();
-    let failed = delete_all(storage, &keys, &mut out.failures);
+    let tell = |done: &[usize]| {
+        let links: Vec<(&str, &Digest)> = done
+            .iter()
+            .map(|i| (manifests[ready[*i]].0, manifests[ready[*i]].1))
+            .collect();
+        after.links_deleted(&links)
+    };
+    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, &stop, &tell);
     out.manifests = (keys.len() - failed.len()) as u64;
+    out.not_attempted += skipped;
     // Data of a manifest whose revision link is still there (or was never attempted) must stay.
     let mut keep_data: HashSet<Digest> = blocked.iter().map(|m| *manifests[*m].1).collect();
     keep_data.extend(failed.iter().map(|i| *manifests[ready[*i]].1));
@@ -125,8 +201,13 @@ pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
         .iter()
         .map(|(repo, d)| layout::layer_link(repo, d))
         .collect();
-    let failed = delete_all(storage, &keys, &mut out.failures);
+    let tell = |done: &[usize]| {
+        let gone: Vec<(&str, &Digest)> = done.iter().map(|i| links[*i]).collect();
+        after.links_deleted(&gone)
+    };
+    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, &stop, &tell);
     out.layer_links = (keys.len() - failed.len()) as u64;
+    out.not_attempted += skipped;
     keep_data.extend(failed.iter().map(|i| *links[*i].1));
 
     // 4. Blob data.
@@ -135,12 +216,30 @@ pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
         .filter(|(d, _)| !keep_data.contains(d))
         .collect();
     let keys: Vec<String> = blobs.iter().map(|(d, _)| layout::blob_data(d)).collect();
-    let failed = delete_all(storage, &keys, &mut out.failures);
+    let tell = |done: &[usize]| {
+        let gone: Vec<&Digest> = done.iter().map(|i| blobs[*i].0).collect();
+        after.blobs_deleted(&gone)
+    };
+    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, &stop, &tell);
+    out.not_attempted += skipped;
     for (i, (_, size)) in blobs.iter().enumerate() {
         if !failed.contains(&i) {
             out.blobs += 1;
             out.bytes += size;
         }
+    }
+    if stop.load(Ordering::SeqCst) {
+        out.not_attempted += plan
+            .items
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i,
+                    PlanItem::Upload { .. } | PlanItem::Multipart { .. } | PlanItem::Repository { .. }
+                )
+            })
+            .count() as u64;
+        return out;
     }
 
     // 5. Uploads, one folder at a time (each holds a few files).
@@ -170,7 +269,62 @@ pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
             }),
         }
     }
+
+    // 7. Repositories left empty, unless one of their own deletes failed.
+    let failed_repos: HashSet<&str> = out
+        .failures
+        .iter()
+        .filter_map(|f| layout::parse_repo_key(&f.key).map(|(repo, _)| repo))
+        .collect();
+    let mut removed = 0;
+    let mut failures = Vec::new();
+    for repo in plan.repositories() {
+        if failed_repos.contains(repo) {
+            continue;
+        }
+        match remove_repository(storage, repo) {
+            Ok(()) => removed += 1,
+            Err(f) => failures.push(f),
+        }
+    }
+    out.repositories = removed;
+    out.failures.extend(failures);
     out
+}
+
+/// Removes a repository's own folders, which its deletes left empty, then its folder and the
+/// parents that this leaves empty; a folder that still holds something (a nested repository)
+/// stays, and so do its parents.
+fn remove_repository(storage: &dyn Storage, repo: &str) -> Result<(), Failure> {
+    let folder = layout::repository_folder(repo);
+    let fail = |key: String, error: String| Failure { key, error };
+    for own in layout::REPOSITORY_OWN {
+        let own = format!("{folder}{own}");
+        storage
+            .remove_empty_folders(&own)
+            .map_err(|e| fail(own.clone(), e.to_string()))?;
+        if !storage
+            .remove_folder_if_empty(&own)
+            .map_err(|e| fail(own.clone(), e.to_string()))?
+        {
+            return Err(fail(
+                own,
+                "still holds files the plan did not list; the repository stays in the catalog"
+                    .into(),
+            ));
+        }
+    }
+    let mut folder = folder;
+    while folder.len() > layout::REPOSITORIES.len() {
+        match storage.remove_folder_if_empty(&folder) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(fail(folder, e.to_string())),
+        }
+        let parent = folder[..folder.len() - 1].rfind('/').map_or(0, |i| i + 1);
+        folder.truncate(parent);
+    }
+    Ok(())
 }
 
 /// Deletes every object below an upload's folder, then the folder. An entry the listing could not

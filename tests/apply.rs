@@ -71,12 +71,9 @@ fn apply_deletes_the_reviewed_plan_and_converges() {
     assert_eq!(summary["deleted"]["blobs"], planned.blobs.len());
     assert_eq!(summary["deleted"]["manifests"], planned.manifests.len());
     assert_eq!(summary["deleted"]["uploads"], planned.uploads.len());
-    assert!(
-        summary["notice"]
-            .as_str()
-            .unwrap()
-            .contains("restart the registry")
-    );
+    // The config names no blob-descriptor cache, so the registry has none: nothing to evict or
+    // restart for.
+    assert!(summary["notice"].is_null() && summary["cache"].is_null(), "{summary}");
     let (after, _) = regsweep_plan(config, &["-m", "--grace", "0s"]);
     assert_eq!(after, Default::default(), "nothing left to collect");
     s.pull_every_tag(dir.path());

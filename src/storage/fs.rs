@@ -423,6 +423,25 @@ impl Storage for FsStorage {
             .collect()
     }
 
+    fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError> {
+        match std::fs::symlink_metadata(self.path(key)) {
+            Ok(m) if m.file_type().is_symlink() => Err(StorageError::Symlink {
+                key: key.to_owned(),
+            }),
+            Ok(m) => Ok(m.modified().ok()),
+            Err(e) => Err(io_error(key, e)),
+        }
+    }
+
+    fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
+        match std::fs::remove_dir(self.path(prefix.trim_end_matches('/'))) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Ok(false),
+            Err(e) => Err(io_error(prefix, e)),
+        }
+    }
+
     fn remove_empty_folders(&self, prefix: &str) -> Result<(), StorageError> {
         fn prune(dir: &Path) -> std::io::Result<()> {
             for entry in std::fs::read_dir(dir)? {

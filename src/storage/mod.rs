@@ -130,6 +130,13 @@ pub trait Storage: Sync {
     /// Streams a whole object of any size to `chunk`, piece by piece (for hashing blob data).
     fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError>;
 
+    /// When an object was last written, for the few objects a listing gives no time for (a filesystem
+    /// walk knows `_layers` links by their folders' names). `Ok(None)` when the backend cannot tell.
+    fn modified(&self, key: &str) -> Result<Option<SystemTime>, StorageError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Deletes objects. Returns one result per key, in order; a key that is already gone is a success,
     /// so that a run that was cut off converges when repeated.
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;
@@ -140,6 +147,14 @@ pub trait Storage: Sync {
     fn remove_empty_folders(&self, prefix: &str) -> Result<(), StorageError> {
         let _ = prefix;
         Ok(())
+    }
+
+    /// Removes the folder `prefix` (which ends with `/`) when it holds nothing, not what is below it.
+    /// True when it is gone (or was never there), false when it still holds something. Stores without
+    /// folders (S3) have nothing to remove: true.
+    fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
+        let _ = prefix;
+        Ok(true)
     }
 
     /// Incomplete multipart uploads below the store's root, with the bytes their parts hold. Stores
