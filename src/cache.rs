@@ -31,7 +31,9 @@ pub enum CacheSpec {
     /// In the registry's memory: nothing to evict from outside, the registry must be restarted.
     InMemory,
     /// Redis, configured in a way regsweep cannot address (a cluster, sentinels, a bad section).
-    Unusable { why: String },
+    Unusable {
+        why: String,
+    },
 }
 
 /// A redis server to evict from.
@@ -92,7 +94,9 @@ impl RedisSpec {
         let (host, port) = host_port(hostport).map_err(|e| bad(&e))?;
         let db = match path.trim_end_matches('/') {
             "" => 0,
-            d => d.parse().map_err(|_| bad(&format!("{d:?} is not a db number")))?,
+            d => d
+                .parse()
+                .map_err(|_| bad(&format!("{d:?} is not a db number")))?,
         };
         Ok(RedisSpec {
             host,
@@ -109,7 +113,11 @@ impl RedisSpec {
 
     /// The server as a URL without its password: `redis://127.0.0.1:6379/2`.
     pub fn address(&self) -> String {
-        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
@@ -138,15 +146,15 @@ impl RedisSpec {
         let info = redis::IntoConnectionInfo::into_connection_info(addr)
             .map_err(|e| e.to_string())?
             .set_redis_settings(settings);
-        let certs = self.tls.as_ref().filter(|t| {
-            t.certificate.is_some() || t.key.is_some() || !t.root_cas.is_empty()
-        });
+        let certs = self
+            .tls
+            .as_ref()
+            .filter(|t| t.certificate.is_some() || t.key.is_some() || !t.root_cas.is_empty());
         match certs {
             None => redis::Client::open(info).map_err(|e| e.to_string()),
             Some(t) => {
-                let read = |p: &PathBuf| {
-                    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
-                };
+                let read =
+                    |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
                 let client_tls = match (&t.certificate, &t.key) {
                     (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
                         client_cert: read(c)?,
@@ -370,10 +378,9 @@ impl CacheReport {
         if !r.keys_left.is_empty() {
             r.restart_required = true;
             let flush = match spec {
-                CacheSpec::Redis(s) => format!(
-                    "redis-cli -h {} -p {} -n {} FLUSHDB",
-                    s.host, s.port, s.db
-                ),
+                CacheSpec::Redis(s) => {
+                    format!("redis-cli -h {} -p {} -n {} FLUSHDB", s.host, s.port, s.db)
+                }
                 _ => "flush the registry's redis cache".into(),
             };
             r.advice = Some(format!(
@@ -410,7 +417,10 @@ impl CacheReport {
                 count(self.evicted_keys, "key", "keys"),
                 count(self.evicted_set_members, "set member", "set members"),
             )?,
-            _ => writeln!(out, "  cache         {name}: {keys} and {members} addressed")?,
+            _ => writeln!(
+                out,
+                "  cache         {name}: {keys} and {members} addressed"
+            )?,
         }
         if let Some(e) = &self.error {
             writeln!(out, "  cache         {e}")?;
@@ -496,7 +506,12 @@ impl Evictor {
     /// How many of the plan's keys and set members are cached now (reads only).
     fn cached(&self, plan: &Plan) -> Result<(u64, u64), String> {
         let (keys, members) = targets(plan);
-        let mut conn = self.conn.as_ref().expect("open").lock().expect("not poisoned");
+        let mut conn = self
+            .conn
+            .as_ref()
+            .expect("open")
+            .lock()
+            .expect("not poisoned");
         let (mut k, mut m) = (0u64, 0u64);
         for chunk in keys.chunks(crate::sweep::BATCH) {
             let mut p = redis::pipe();
@@ -526,7 +541,11 @@ impl Evictor {
             left
         };
         let Some(conn) = &self.conn else {
-            self.state.lock().expect("not poisoned").keys_left.extend(left());
+            self.state
+                .lock()
+                .expect("not poisoned")
+                .keys_left
+                .extend(left());
             return true;
         };
         let mut state = self.state.lock().expect("not poisoned");

@@ -247,7 +247,11 @@ fn blob_descriptor_cache(
 
 fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
     let section: RedisSection = match redis {
-        None => return Err("storage.cache.blobdescriptor is redis, but there is no redis section".into()),
+        None => {
+            return Err(
+                "storage.cache.blobdescriptor is redis, but there is no redis section".into(),
+            );
+        }
         Some(v) => serde_norway::from_value(v).map_err(|e| format!("redis section: {e}"))?,
     };
     let mut addrs: Vec<String> = match section.addrs {
@@ -281,7 +285,12 @@ fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
         Some(v) => go_duration(&v).ok_or_else(|| format!("redis.{name}: {v:?} is not a duration")),
     };
     let tls = section.tls.unwrap_or_default();
-    let roots: Vec<PathBuf> = tls.rootcas.unwrap_or_default().into_iter().map(PathBuf::from).collect();
+    let roots: Vec<PathBuf> = tls
+        .rootcas
+        .unwrap_or_default()
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
     let tls_on = tls.enabled.unwrap_or(false)
         || tls.certificate.is_some()
         || tls.key.is_some()
@@ -297,9 +306,21 @@ fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
             key: tls.key.map(PathBuf::from),
             root_cas: roots,
         }),
-        dial_timeout: duration(section.dialtimeout, "dialtimeout", crate::cache::DIAL_TIMEOUT)?,
-        read_timeout: duration(section.readtimeout, "readtimeout", crate::cache::READ_TIMEOUT)?
-            .max(duration(section.writetimeout, "writetimeout", crate::cache::READ_TIMEOUT)?),
+        dial_timeout: duration(
+            section.dialtimeout,
+            "dialtimeout",
+            crate::cache::DIAL_TIMEOUT,
+        )?,
+        read_timeout: duration(
+            section.readtimeout,
+            "readtimeout",
+            crate::cache::READ_TIMEOUT,
+        )?
+        .max(duration(
+            section.writetimeout,
+            "writetimeout",
+            crate::cache::READ_TIMEOUT,
+        )?),
         from: "config.yml",
     })
 }
@@ -312,7 +333,11 @@ fn go_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
         serde_norway::Value::String(s) => humantime::parse_duration(s).ok()?,
         _ => return None,
     };
-    Some(if d.is_zero() { crate::cache::READ_TIMEOUT } else { d })
+    Some(if d.is_zero() {
+        crate::cache::READ_TIMEOUT
+    } else {
+        d
+    })
 }
 
 /// The key prefix of a store from a root directory: no leading `/`, a trailing `/` unless empty.

@@ -264,10 +264,12 @@ pub fn layer_link_times(storage: &dyn Storage, inv: &mut Inventory, repos: &[usi
                 .chain(repo.dangling_layer_links.iter().copied());
             let now = unix_seconds(SystemTime::now());
             let newest = digests
-                .map(|d| match storage.modified(&layout::layer_link(&repo.name, &d)) {
-                    Ok(Some(t)) => unix_seconds(t),
-                    _ => now,
-                })
+                .map(
+                    |d| match storage.modified(&layout::layer_link(&repo.name, &d)) {
+                        Ok(Some(t)) => unix_seconds(t),
+                        _ => now,
+                    },
+                )
                 .max()
                 .unwrap_or(i64::MIN);
             (r, newest)

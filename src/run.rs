@@ -418,7 +418,8 @@ fn sweep_and_render(
         }
         if let Some(spec) = &cache.spec {
             let r = CacheReport::after_delete(spec, &analysis.plan, evictor.as_ref());
-            if !r.keys_left.is_empty() && r.error.as_deref().is_some_and(|e| e.contains("stopped")) {
+            if !r.keys_left.is_empty() && r.error.as_deref().is_some_and(|e| e.contains("stopped"))
+            {
                 exit = Exit::Partial;
             }
             report.cache = Some(r);

@@ -235,7 +235,9 @@ pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete
             .filter(|i| {
                 matches!(
                     i,
-                    PlanItem::Upload { .. } | PlanItem::Multipart { .. } | PlanItem::Repository { .. }
+                    PlanItem::Upload { .. }
+                        | PlanItem::Multipart { .. }
+                        | PlanItem::Repository { .. }
                 )
             })
             .count() as u64;

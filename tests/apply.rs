@@ -65,7 +65,8 @@ fn apply_deletes_the_reviewed_plan_and_converges() {
     let items = planned.blobs.len()
         + planned.manifests.len()
         + planned.layer_links.len()
-        + planned.uploads.len();
+        + planned.uploads.len()
+        + planned.repositories.len();
     assert_eq!(summary["applied"]["planned"], items);
     assert_eq!(summary["applied"]["eligible"], items);
     assert_eq!(summary["deleted"]["blobs"], planned.blobs.len());
@@ -73,7 +74,10 @@ fn apply_deletes_the_reviewed_plan_and_converges() {
     assert_eq!(summary["deleted"]["uploads"], planned.uploads.len());
     // The config names no blob-descriptor cache, so the registry has none: nothing to evict or
     // restart for.
-    assert!(summary["notice"].is_null() && summary["cache"].is_null(), "{summary}");
+    assert!(
+        summary["notice"].is_null() && summary["cache"].is_null(),
+        "{summary}"
+    );
     let (after, _) = regsweep_plan(config, &["-m", "--grace", "0s"]);
     assert_eq!(after, Default::default(), "nothing left to collect");
     s.pull_every_tag(dir.path());

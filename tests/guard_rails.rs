@@ -377,7 +377,11 @@ fn apply_refuses_a_plan_cut_short_edited_or_made_for_another_store_and_executes_
     );
     for line in &lines[1..] {
         let item: serde_json::Value = serde_json::from_str(line).unwrap();
-        let named = item["digest"].as_str().or(item["id"].as_str()).unwrap();
+        let named = item["digest"]
+            .as_str()
+            .or(item["id"].as_str())
+            .or(item["repo"].as_str())
+            .unwrap();
         assert!(
             listed.lines().any(|l| l
                 .starts_with(item["kind"].as_str().unwrap().replace('_', " ").as_str())

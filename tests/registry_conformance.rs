@@ -9,7 +9,7 @@ use support::registry::Registry;
 use support::scenario::build_store;
 use support::{
     PlanSets, assert_no_link_points_at_something_gone, diff, files_ending, reference_dry_run,
-    regsweep_plan, run,
+    regsweep_plan, run, skopeo_copy,
 };
 
 fn set<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> BTreeSet<String> {
@@ -122,7 +122,10 @@ fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
     assert_eq!(deleted["failures"].as_array().unwrap().len(), 0);
     // The config names no blob-descriptor cache, so the registry has none: nothing to evict or
     // restart for.
-    assert!(summary["notice"].is_null() && summary["cache"].is_null(), "{summary}");
+    assert!(
+        summary["notice"].is_null() && summary["cache"].is_null(),
+        "{summary}"
+    );
     for d in &planned.blobs {
         let hex = &d["sha256:".len()..];
         assert!(
@@ -164,4 +167,66 @@ fn after_m_delete_every_tag_pulls_and_nothing_is_left_to_collect() {
             .join(&s.orphan[7..])
             .exists()
     );
+
+    // The repositories left with nothing (the deleted image's, the orphan blob's) are gone from
+    // the registry's catalog: it lists exactly those that still hold a tag.
+    assert_eq!(
+        planned.repositories,
+        set(["gone/img", "orphan/layers"]),
+        "{planned:?}"
+    );
+    assert_eq!(deleted["repositories"], 2, "{summary}");
+    let tagged: BTreeSet<String> = s.tags.iter().map(|(repo, _, _)| repo.to_string()).collect();
+    assert_eq!(
+        s.registry.catalog().into_iter().collect::<BTreeSet<_>>(),
+        tagged
+    );
+    assert!(!root.join("docker/registry/v2/repositories/gone").exists());
+}
+
+#[test]
+fn an_emptied_repository_leaves_the_catalog_and_a_nested_live_one_stays_and_pulls() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let layout = |name: &str| dir.path().join("layouts").join(name);
+    let oci_ref = |name: &str| format!("oci:{}:latest", layout(name).display());
+    // `nest` and `nest/inner` share a base layer: once `nest`'s image is deleted, its link to that
+    // layer (which `nest/inner` keeps) is all that holds `nest` in the catalog.
+    let outer = support::oci::single(&layout("outer"), &["shared-base", "outer-only"]);
+    skopeo_copy(&oci_ref("outer"), &registry.image("nest", "v1"), &[]);
+    support::oci::single(&layout("inner"), &["shared-base", "inner-only"]);
+    skopeo_copy(&oci_ref("inner"), &registry.image("nest/inner", "v1"), &[]);
+    support::oci::single(&layout("solo"), &["solo"]);
+    skopeo_copy(&oci_ref("solo"), &registry.image("solo", "v1"), &[]);
+    registry.delete_manifest("nest", &outer.manifest);
+    assert_eq!(registry.catalog(), ["nest", "nest/inner", "solo"]);
+
+    let (planned, _) = regsweep_plan(&registry.config, &["-m", "--grace", "0s"]);
+    assert_eq!(planned.repositories, set(["nest"]));
+    // The shared layer stays; `nest`'s link to it goes with the repository.
+    assert!(!planned.blobs.contains(&outer.layers[0]));
+    assert!(
+        planned
+            .layer_links
+            .contains(&("nest".to_owned(), outer.layers[0].clone()))
+    );
+    registry.set_read_only();
+    let out = run(support::regsweep()
+        .args(["gc", "-m", "--delete", "--grace", "0s", "--json"])
+        .arg(&registry.config));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["deleted"]["repositories"], 1, "{summary}");
+    assert_eq!(registry.catalog(), ["nest/inner", "solo"]);
+    let tags = registry.http("GET", "/v2/nest/tags/list", &[], &[]);
+    assert_eq!(tags.status, 404);
+    let nest = registry.root.join("docker/registry/v2/repositories/nest");
+    assert!(nest.join("inner/_manifests").is_dir());
+    assert!(!nest.join("_layers").exists() && !nest.join("_manifests").exists());
+    for repo in ["nest/inner", "solo"] {
+        let dest = format!(
+            "oci:{}:pulled",
+            dir.path().join(repo.replace('/', "-")).display()
+        );
+        skopeo_copy(&registry.image(repo, "v1"), &dest, &[]);
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod oci;
+pub mod redis;
 pub mod registry;
 pub mod s3;
 pub mod scenario;
@@ -51,6 +52,8 @@ pub struct PlanSets {
     pub uploads: BTreeSet<(String, String)>,
     /// Incomplete S3 multipart uploads (key, upload id).
     pub multipart: BTreeSet<(String, String)>,
+    /// Repositories left empty, removed.
+    pub repositories: BTreeSet<String>,
 }
 
 /// Runs `docker-registry garbage-collect --dry-run [-m] CONFIG` and reads what it would delete.
@@ -132,6 +135,9 @@ pub fn read_plan(path: &Path) -> PlanSets {
             "upload" => {
                 assert!(v["size"].is_u64(), "upload item without size: {line}");
                 sets.uploads.insert((s("repo"), s("id")));
+            }
+            "repository" => {
+                sets.repositories.insert(s("repo"));
             }
             other => panic!("unknown plan item kind {other}"),
         }

@@ -72,6 +72,18 @@ impl Registry {
         Registry::start_configured(dir, &section, extra, root)
     }
 
+    /// Starts a registry whose filesystem root is `dir/root`, caching blob descriptors in the redis
+    /// server described by `redis_section` (the top-level `redis:` section, without its title).
+    pub fn start_redis_cached(dir: &Path, redis_section: &str) -> Registry {
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let section = format!(
+            "  filesystem:\n    rootdirectory: {}\n  cache:\n    blobdescriptor: redis\n",
+            root.display()
+        );
+        Registry::start_configured(dir, &section, &format!("redis:\n{redis_section}"), root)
+    }
+
     fn start_configured(dir: &Path, storage_section: &str, extra: &str, root: PathBuf) -> Registry {
         let port = free_port();
         let config = dir.join("config.yml");
@@ -131,6 +143,19 @@ impl Registry {
             1,
         );
         std::fs::write(&self.config, config).unwrap();
+    }
+
+    /// The repositories `GET /v2/_catalog` lists.
+    pub fn catalog(&self) -> Vec<String> {
+        let r = self.http("GET", "/v2/_catalog?n=1000", &[], &[]);
+        assert_eq!(r.status, 200, "GET /v2/_catalog");
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect()
     }
 
     /// `docker://127.0.0.1:PORT/repo:tag`
