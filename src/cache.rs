@@ -395,7 +395,7 @@ impl CacheReport {
 }
 
 impl CacheReport {
-    /// The cache's lines of the human summary.
+    /// The cache's lines of the human summary (its advice goes last, see [`CacheReport::advice`]).
     pub fn write_human(&self, out: &mut dyn std::io::Write, dry_run: bool) -> std::io::Result<()> {
         use crate::report::count;
         let name = match (&self.address, self.from) {
@@ -431,9 +431,6 @@ impl CacheReport {
                 "  cache         left: {}",
                 crate::report::first_few(&self.keys_left, 3)
             )?;
-        }
-        if let Some(a) = &self.advice {
-            writeln!(out, "Note: {a}.")?;
         }
         Ok(())
     }

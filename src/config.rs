@@ -388,6 +388,61 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_blob_descriptor_cache_of_registry_2_8_and_3() {
+        let with = |cache: &str, redis: &str| {
+            config(&format!(
+                "storage:\n  filesystem:\n    rootdirectory: /x\n  cache:\n{cache}{redis}"
+            ))
+            .unwrap()
+            .cache
+        };
+        // 2.8: addr, password, db, Go durations, tls.enabled.
+        let Some(CacheSpec::Redis(r)) = with(
+            "    blobdescriptor: redis\n",
+            "redis:\n  addr: cache.internal:6380\n  password: pw\n  db: 3\n  dialtimeout: 10ms\n  \
+             readtimeout: 1s\n  writetimeout: 2s\n  pool:\n    maxidle: 16\n  tls:\n    enabled: true\n",
+        ) else {
+            panic!("a redis cache")
+        };
+        assert_eq!((r.host.as_str(), r.port, r.db), ("cache.internal", 6380, 3));
+        assert_eq!(r.password.as_deref(), Some("pw"));
+        assert_eq!(r.dial_timeout, std::time::Duration::from_millis(10));
+        assert_eq!(r.read_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(r.tls, Some(RedisTls::default()));
+        assert_eq!(r.address(), "rediss://cache.internal:6380/3");
+        // 3.x: addrs, username, TLS by certificates; `layerinfo` is the old name.
+        let Some(CacheSpec::Redis(r)) = with(
+            "    layerinfo: redis\n",
+            "redis:\n  addrs: [10.0.0.5:6379]\n  username: reg\n  password: pw\n  tls:\n    \
+             certificate: /c.pem\n    key: /k.pem\n    rootcas: [/ca.pem]\n",
+        ) else {
+            panic!("a redis cache")
+        };
+        assert_eq!((r.host.as_str(), r.port, r.db), ("10.0.0.5", 6379, 0));
+        assert_eq!(r.username.as_deref(), Some("reg"));
+        let tls = r.tls.unwrap();
+        assert_eq!(tls.root_cas, [PathBuf::from("/ca.pem")]);
+        assert_eq!(tls.certificate, Some(PathBuf::from("/c.pem")));
+        assert_eq!(
+            with("    blobdescriptor: inmemory\n", ""),
+            Some(CacheSpec::InMemory)
+        );
+        assert_eq!(with("    blobdescriptor: \"\"\n", ""), None);
+        for (redis, why) in [
+            ("", "no redis section"),
+            ("redis:\n  addrs: [a:1, b:2, c:3]\n", "cluster"),
+            ("redis:\n  addrs: [a:1]\n  mastername: m\n", "sentinel"),
+            ("redis:\n  addr: a:port\n", "not a port"),
+            ("redis:\n  password: x\n", "no addr"),
+        ] {
+            match with("    blobdescriptor: redis\n", redis) {
+                Some(CacheSpec::Unusable { why: w }) => assert!(w.contains(why), "{w}"),
+                other => panic!("{redis}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn names_the_file_when_the_config_is_unusable() {
         let e = config("storage:\n  gcs:\n    bucket: b\n").unwrap_err();
         assert!(e.to_string().contains("\"gcs\""), "{e}");

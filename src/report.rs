@@ -370,6 +370,9 @@ impl GcReport {
         if let Some(p) = &self.plan_file {
             p.write_human(out)?;
         }
+        if let Some(c) = &self.cache {
+            c.write_human(out, self.dry_run)?;
+        }
         match &self.deleted {
             None if self.problems.iter().all(|p| !p.kind.blocks_delete()) => writeln!(
                 out,
@@ -429,8 +432,8 @@ impl GcReport {
                 thousands(r.retries)
             )?;
         }
-        if let Some(c) = &self.cache {
-            c.write_human(out, self.dry_run)?;
+        if let Some(a) = self.cache.as_ref().and_then(|c| c.advice.as_ref()) {
+            writeln!(out, "Note: {a}.")?;
         }
         if let Some(n) = &self.notice {
             writeln!(out, "Note: {n}.")?;

@@ -390,3 +390,41 @@ fn a_cache_that_fails_halfway_stops_the_sweep_and_the_report_names_the_keys_left
         .unwrap();
     assert!(text.status.success());
 }
+
+#[test]
+fn an_in_memory_cache_is_named_and_the_registry_must_be_restarted() {
+    let store = HandStore::new();
+    store.image("gone", "gone-1", None);
+    store.age_all(std::time::Duration::from_secs(86400));
+    let config = store.root.parent().unwrap().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    readonly:\n      \
+             enabled: true\n  cache:\n    blobdescriptor: inmemory\n",
+            store.root.display()
+        ),
+    )
+    .unwrap();
+    for delete in [false, true] {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "gc".as_ref(),
+            config.as_os_str(),
+            "-m".as_ref(),
+            "--grace".as_ref(),
+            "0s".as_ref(),
+        ];
+        if delete {
+            args.push("--delete".as_ref());
+        }
+        let (code, summary, stderr) = regsweep_json(&args);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(summary["cache"]["kind"], "inmemory", "{summary}");
+        assert_eq!(summary["cache"]["restart_required"], true);
+        let human = support::run(regsweep().args(["gc", "-m", "--grace", "0s"]).arg(&config));
+        assert!(
+            human.contains("restart the registry before it takes writes again"),
+            "{human}"
+        );
+    }
+}
