@@ -47,13 +47,14 @@ pub struct ApplyArgs {
     pub storage: String,
     #[command(flatten)]
     pub safety: SafetyArgs,
-    #[command(flatten)]
-    pub cache: CacheArgs,
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub view: ViewArgs,
+    // Sections with a heading of their own go last: a heading holds for every option after it.
+    #[command(flatten)]
+    pub cache: CacheArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -174,8 +175,6 @@ pub struct GcArgs {
     pub grace: Duration,
     #[command(flatten)]
     pub safety: SafetyArgs,
-    #[command(flatten)]
-    pub cache: CacheArgs,
     /// Write the plan to FILE as NDJSON: a header line (store, options, time, item count and checksum,
     /// fingerprints of the tags and revisions), then one item per line. `regsweep apply FILE STORAGE`
     /// executes it later.
@@ -186,6 +185,9 @@ pub struct GcArgs {
     pub json: bool,
     #[command(flatten)]
     pub view: ViewArgs,
+    // Sections with a heading of their own go last: a heading holds for every option after it.
+    #[command(flatten)]
+    pub cache: CacheArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }
