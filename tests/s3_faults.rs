@@ -537,3 +537,48 @@ fn a_tag_pushed_while_prune_tags_runs_is_not_removed() {
     assert!(before.contains(current));
     assert!(!s3.keys("registry").contains(current));
 }
+
+#[test]
+fn deletes_pass_a_server_that_requires_content_md5_and_knows_no_flexible_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, s) = build_store_on_s3(dir.path());
+    let url = Path::new("s3://registry/store");
+    let proxy = Proxy::start_with(dir.path(), &s3.endpoint(), &["--strict-checksums"]);
+    // The proxy is as strict as those servers: a DeleteObjects without Content-MD5 is refused.
+    let body = b"<Delete><Object><Key>store/nothing</Key></Object></Delete>";
+    let refused = support::registry::http_to(
+        proxy.port,
+        "POST",
+        "/registry?delete",
+        &[("Content-Type", "application/xml")],
+        body,
+    )
+    .unwrap();
+    assert_eq!(refused.status, 400);
+    assert!(String::from_utf8_lossy(&refused.body).contains("Content-MD5"));
+
+    let (planned, _) = regsweep_plan(
+        url,
+        &["--endpoint-url", &s3.endpoint(), "--grace", "0s", "-m"],
+    );
+    assert!(!planned.blobs.is_empty());
+    let out = gc_via(&proxy.endpoint(), url).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["deleted"]["blobs"], planned.blobs.len() as u64);
+    assert_eq!(summary["deleted"]["failures"], serde_json::json!([]));
+    let stats = proxy.stats();
+    assert!(stats["md5_checked"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(stats["rejected"], 1, "only the test's own request: {stats}");
+    let (after, _) = regsweep_plan(
+        url,
+        &["--endpoint-url", &s3.endpoint(), "--grace", "0s", "-m"],
+    );
+    assert_eq!(after, PlanSets::default());
+    s.pull_every_tag(dir.path());
+}

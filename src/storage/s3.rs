@@ -203,7 +203,18 @@ impl S3Storage {
                         .operation_attempt_timeout(Duration::from_secs(120))
                         .build(),
                 )
-                .interceptor(CountAttempts(counters.clone()));
+                .interceptor(CountAttempts(counters.clone()))
+                // Checksums only where an operation requires one: the servers that predate the SDK's
+                // flexible checksums (older MinIO, Ceph RGW, some S3-compatible services) reject or
+                // mishandle the CRC32 headers it would otherwise send on every request.
+                .request_checksum_calculation(
+                    aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+                )
+                // Nor `x-amz-checksum-mode` on reads: what regsweep reads it checks itself (links
+                // against their folder, manifests against their digest).
+                .response_checksum_validation(
+                    aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
+                );
             if sdk.region().is_none() {
                 b = b.region(aws_config::Region::new("us-east-1"));
             }
@@ -464,6 +475,8 @@ impl S3Storage {
             .delete_objects()
             .bucket(&self.bucket)
             .delete(request)
+            .customize()
+            .mutate_request(content_md5_instead_of_crc32)
             .send()
             .await
         {
@@ -493,6 +506,53 @@ impl S3Storage {
             }
         }
     }
+}
+
+/// DeleteObjects must carry a checksum of its body. The SDK sends a CRC32 (`x-amz-checksum-crc32`);
+/// S3 accepts it, but servers built before flexible checksums (older MinIO and Ceph RGW) answer 400
+/// "Missing required header for this request: Content-MD5", and some reject the CRC32 headers. Every
+/// S3 API server accepts `Content-MD5`, the checksum the operation was defined with: it replaces the
+/// CRC32 here, before the request is signed.
+fn content_md5_instead_of_crc32(request: &mut aws_sdk_s3::config::http::HttpRequest) {
+    use md5::Digest as _;
+    let Some(body) = request.body().bytes() else {
+        return;
+    };
+    let md5 = base64(&md5::Md5::digest(body));
+    let headers = request.headers_mut();
+    let checksums: Vec<String> = headers
+        .iter()
+        .map(|(name, _)| name.to_ascii_lowercase())
+        .filter(|name| {
+            name.starts_with("x-amz-checksum-") || name == "x-amz-sdk-checksum-algorithm"
+        })
+        .collect();
+    for name in checksums {
+        headers.remove(name);
+    }
+    headers.insert("Content-MD5", md5);
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 impl Storage for S3Storage {
@@ -732,5 +792,22 @@ impl Storage for S3Storage {
             delete_requests: delete,
             retries: attempts.saturating_sub(list + get + delete + c.lock.load(Ordering::Relaxed)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_pads_as_content_md5_needs() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        // The MD5 of nothing, as S3 documents Content-MD5.
+        use md5::Digest as _;
+        assert_eq!(base64(&md5::Md5::digest(b"")), "1B2M2Y8AsgTpgAmY7PhCfg==");
     }
 }

@@ -17,6 +17,11 @@ Other modes, for tests that act while a run is in flight:
   --disorder-pages      in every ListObjectsV2 answer to a request that continues a listing, moves
                         the first key to the end: a listing that is no longer in order, as when the
                         bucket changes between pages on a server that pages wrongly;
+  --strict-checksums    answers as S3-compatible servers that predate flexible checksums (older MinIO,
+                        Ceph RGW) do: a DeleteObjects (POST ?delete) without a Content-MD5 that is
+                        the MD5 of its body gets 400 "Missing required header for this request:
+                        Content-MD5", and any request with an x-amz-checksum-* header gets 400
+                        InvalidRequest; implies --no-faults;
   --initiated-now       rewrites every <Initiated> time in ListMultipartUploads answers to the time the
                         proxy started (moto reports every upload as initiated in 2010, which no grace
                         would hold);
@@ -29,6 +34,8 @@ Other modes, for tests that act while a run is in flight:
 """
 
 import argparse
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -70,14 +77,17 @@ def main():
     ap.add_argument("--drop-alternate", action="store_true")
     ap.add_argument("--disorder-pages", action="store_true")
     ap.add_argument("--initiated-now", action="store_true")
+    ap.add_argument("--strict-checksums", action="store_true")
     args = ap.parse_args()
+    if args.strict_checksums:
+        args.no_faults = True
     hold = re.compile(args.hold) if args.hold else None
     started = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()).encode()
     matches = [0]
     upstream = urllib.parse.urlparse(args.upstream)
     lock = threading.Lock()
     stats = {"requests": 0, "throttled": 0, "server_error": 0, "dropped": 0, "slow": 0,
-             "held": 0, "held_dropped": 0}
+             "held": 0, "held_dropped": 0, "md5_checked": 0, "rejected": 0}
 
     def count(kind):
         with lock:
@@ -133,6 +143,19 @@ def main():
                 count("held_dropped")
             return "drop" if drop else "forward"
 
+        def strict(self, body):
+            """Why a server without flexible checksums would reject this request, or None."""
+            names = [k.lower() for k in self.headers.keys()]
+            if any(k.startswith("x-amz-checksum-") for k in names):
+                return "x-amz-checksum-* headers are not supported"
+            query = urllib.parse.urlparse(self.path).query
+            if self.command == "POST" and "delete" in urllib.parse.parse_qs(query, keep_blank_values=True):
+                md5 = base64.b64encode(hashlib.md5(body or b"").digest()).decode()
+                if self.headers.get("Content-MD5") != md5:
+                    return "Missing required header for this request: Content-MD5"
+                count("md5_checked")
+            return None
+
         def released(self):
             """Says that a held request is done with: D/held goes once it was forwarded or dropped."""
             held = os.path.join(args.hold_dir, "held")
@@ -160,6 +183,13 @@ def main():
                     return self.reply(*answer)
                 except OSError:
                     return  # the client is gone: the request took effect all the same
+            if args.strict_checksums:
+                rejection = self.strict(body)
+                if rejection:
+                    count("rejected")
+                    data = ERROR.format(code="InvalidRequest", n=n).replace(
+                        "injected by the test proxy", rejection).encode()
+                    return self.reply(400, [("Content-Type", "application/xml")], data)
             if args.no_faults:
                 status, headers, data = self.forward(body)
                 if args.disorder_pages and "continuation-token" in self.path:
