@@ -45,6 +45,9 @@ pub struct Analysis {
     /// Why multipart uploads could not be listed (they do not bear on what is reachable, so this
     /// does not stop a sweep).
     pub multipart_error: Option<String>,
+    /// The bucket's versioning (S3): `Enabled` or `Suspended` means deletes leave versions behind;
+    /// `Err` says why it could not be read.
+    pub versioning: Result<Option<String>, String>,
     pub elapsed: Duration,
 }
 
@@ -114,6 +117,7 @@ pub fn analyse(
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     plan.add_multipart(&multipart, options.grace_cutoff());
+    let versioning = storage.versioning().map_err(|e| e.to_string());
     Ok(Analysis {
         inventory,
         catalog,
@@ -121,6 +125,7 @@ pub fn analyse(
         plan,
         multipart,
         multipart_error,
+        versioning,
         elapsed: start.elapsed(),
     })
 }

@@ -160,12 +160,50 @@ pub struct GcReport {
     /// Where `--plan` wrote the plan, and the command that executes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_file: Option<PlanWritten>,
+    /// A versioned bucket (S3), where deleting frees nothing by itself: its state and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket_versioning: Option<BucketVersioning>,
     /// The registry's blob-descriptor cache: what the plan has cached, what a sweep evicted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<crate::cache::CacheReport>,
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+}
+
+/// A bucket whose versioning keeps what regsweep deletes.
+#[derive(Debug, Clone, Serialize)]
+pub struct BucketVersioning {
+    /// `Enabled`, `Suspended`, or `unknown` when it could not be read.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub advice: String,
+}
+
+impl BucketVersioning {
+    fn of(v: &Result<Option<String>, String>) -> Option<BucketVersioning> {
+        let advice = "on a versioned bucket a delete only adds a delete marker: the space comes back \
+            when the noncurrent versions expire. Add a lifecycle rule to the bucket for the store's \
+            prefix: NoncurrentVersionExpiration {NoncurrentDays: 1} and Expiration \
+            {ExpiredObjectDeleteMarker: true}";
+        match v {
+            Ok(None) => None,
+            Ok(Some(status)) => Some(BucketVersioning {
+                status: status.clone(),
+                error: None,
+                advice: advice.into(),
+            }),
+            Err(e) => Some(BucketVersioning {
+                status: "unknown".into(),
+                error: Some(e.clone()),
+                advice: format!(
+                    "the bucket's versioning could not be read (s3:GetBucketVersioning); if it is \
+                     versioned, {advice}"
+                ),
+            }),
+        }
+    }
 }
 
 /// Where a plan file went, and how to execute it.
@@ -254,6 +292,7 @@ impl GcReport {
             deleted: None,
             applied: None,
             plan_file: None,
+            bucket_versioning: BucketVersioning::of(&a.versioning),
             cache: None,
             notice: None,
         }
@@ -430,6 +469,13 @@ impl GcReport {
                 thousands(r.get_requests),
                 thousands(r.delete_requests),
                 thousands(r.retries)
+            )?;
+        }
+        if let Some(v) = &self.bucket_versioning {
+            writeln!(
+                out,
+                "Note: bucket versioning is {}: {}.",
+                v.status, v.advice
             )?;
         }
         if let Some(a) = self.cache.as_ref().and_then(|c| c.advice.as_ref()) {

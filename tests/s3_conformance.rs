@@ -248,3 +248,65 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     // What only that tag kept is now gc -m's to collect.
     assert!(!by_url(&["-m"]).0.manifests.is_empty());
 }
+
+#[test]
+fn a_versioned_bucket_is_named_before_a_delete_with_the_lifecycle_rule_that_frees_the_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    let blob = b"a blob no manifest refers to";
+    let digest = support::oci::sha256(blob);
+    let hex = &digest["sha256:".len()..];
+    for bucket in ["plain", "versioned"] {
+        s3.create_bucket(bucket);
+        s3.put_object(
+            bucket,
+            &format!(
+                "store/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+                &hex[..2]
+            ),
+            blob,
+        );
+        s3.put_object(
+            bucket,
+            &format!("store/docker/registry/v2/repositories/r/_layers/sha256/{hex}/link"),
+            digest.as_bytes(),
+        );
+    }
+    let on = support::registry::http_to(
+        s3.port,
+        "PUT",
+        "/versioned?versioning",
+        &[],
+        b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+    )
+    .unwrap();
+    assert_eq!(on.status, 200);
+    let endpoint = s3.endpoint();
+    let gc = |bucket: &str, json: bool| {
+        let url = format!("s3://{bucket}/store");
+        let mut cmd = support::regsweep();
+        cmd.args(["gc", "--grace", "0s", "--endpoint-url", &endpoint, &url]);
+        if json {
+            cmd.arg("--json");
+        }
+        run(&mut cmd)
+    };
+    let summary: serde_json::Value = serde_json::from_str(&gc("versioned", true)).unwrap();
+    let v = &summary["bucket_versioning"];
+    assert_eq!(v["status"], "Enabled", "{summary}");
+    assert!(
+        v["advice"]
+            .as_str()
+            .unwrap()
+            .contains("NoncurrentVersionExpiration")
+    );
+    assert_eq!(summary["blobs"]["eligible"], 1);
+    let human = gc("versioned", false);
+    assert!(
+        human.contains("bucket versioning is Enabled") && human.contains("delete marker"),
+        "{human}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&gc("plain", true)).unwrap();
+    assert!(summary["bucket_versioning"].is_null(), "{summary}");
+    assert_eq!(summary["blobs"]["eligible"], 1);
+}

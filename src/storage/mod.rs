@@ -157,6 +157,12 @@ pub trait Storage: Sync {
         Ok(true)
     }
 
+    /// The bucket's versioning state (`Enabled`, `Suspended`), for stores where a delete may free
+    /// nothing: `Ok(None)` when versioning was never turned on or the store has none (a filesystem).
+    fn versioning(&self) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+
     /// Incomplete multipart uploads below the store's root, with the bytes their parts hold. Stores
     /// without them (a filesystem) have none.
     fn multipart_uploads(&self) -> Result<Vec<MultipartUpload>, StorageError> {

@@ -629,6 +629,20 @@ impl Storage for S3Storage {
         })
     }
 
+    fn versioning(&self) -> Result<Option<String>, StorageError> {
+        self.runtime.block_on(async {
+            let _permit = self.admit().await;
+            let out = self
+                .client
+                .get_bucket_versioning()
+                .bucket(&self.bucket)
+                .send()
+                .await
+                .map_err(|e| other(&format!("s3://{}", self.bucket), describe(&e)))?;
+            Ok(out.status().map(|s| s.as_str().to_owned()))
+        })
+    }
+
     fn multipart_uploads(&self) -> Result<Vec<MultipartUpload>, StorageError> {
         self.runtime.block_on(async {
             let mut out = Vec::new();
