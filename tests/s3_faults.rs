@@ -582,3 +582,29 @@ fn deletes_pass_a_server_that_requires_content_md5_and_knows_no_flexible_checksu
     assert_eq!(after, PlanSets::default());
     s.pull_every_tag(dir.path());
 }
+
+#[test]
+fn etags_that_are_not_md5s_make_links_be_read_and_the_plan_stays_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, _s) = build_store_on_s3(dir.path());
+    let url = Path::new("s3://registry/store");
+    // As under SSE-KMS or SSE-C, or after a multipart upload: no ETag is the MD5 of its object.
+    let proxy = Proxy::start_with(dir.path(), &s3.endpoint(), &["--opaque-etags"]);
+    let plan =
+        |endpoint: &str| regsweep_plan(url, &["--endpoint-url", endpoint, "--grace", "0s", "-m"]);
+    let (direct, direct_summary) = plan(&s3.endpoint());
+    let (opaque, summary) = plan(&proxy.endpoint());
+    assert!(!direct.blobs.is_empty());
+    assert_eq!(opaque, direct);
+    assert!(
+        summary["problems"].as_array().unwrap().is_empty(),
+        "{summary}"
+    );
+    // Each revision link, vouched for by its ETag before, is now read: one GET each.
+    let gets = |s: &serde_json::Value| s["s3"]["get_requests"].as_u64().unwrap();
+    assert_eq!(
+        gets(&summary) - gets(&direct_summary),
+        summary["manifests"]["total"].as_u64().unwrap(),
+        "{summary}\n{direct_summary}"
+    );
+}

@@ -22,6 +22,9 @@ Other modes, for tests that act while a run is in flight:
                         the MD5 of its body gets 400 "Missing required header for this request:
                         Content-MD5", and any request with an x-amz-checksum-* header gets 400
                         InvalidRequest; implies --no-faults;
+  --opaque-etags        rewrites every <ETag> in ListObjectsV2 answers to one that is not the MD5 of
+                        the object (as under SSE-KMS or SSE-C, or for a multipart upload: "<hex>-1");
+                        implies --no-faults;
   --initiated-now       rewrites every <Initiated> time in ListMultipartUploads answers to the time the
                         proxy started (moto reports every upload as initiated in 2010, which no grace
                         would hold);
@@ -78,7 +81,10 @@ def main():
     ap.add_argument("--disorder-pages", action="store_true")
     ap.add_argument("--initiated-now", action="store_true")
     ap.add_argument("--strict-checksums", action="store_true")
+    ap.add_argument("--opaque-etags", action="store_true")
     args = ap.parse_args()
+    if args.opaque_etags:
+        args.no_faults = True
     if args.strict_checksums:
         args.no_faults = True
     hold = re.compile(args.hold) if args.hold else None
@@ -194,6 +200,13 @@ def main():
                 status, headers, data = self.forward(body)
                 if args.disorder_pages and "continuation-token" in self.path:
                     data = disorder(data)
+                if args.opaque_etags and "list-type=2" in self.path:
+                    data = re.sub(
+                        rb"<ETag>([^<]*)</ETag>",
+                        lambda m: b"<ETag>&quot;" + hashlib.sha256(m.group(1)).hexdigest()[:32].encode()
+                        + b"-1&quot;</ETag>",
+                        data,
+                    )
                 if args.initiated_now and b"<Initiated>" in data:
                     data = re.sub(rb"<Initiated>[^<]*</Initiated>", b"<Initiated>" + started + b"</Initiated>", data)
                 return self.reply(status, headers, data)
