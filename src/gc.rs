@@ -85,6 +85,7 @@ pub fn analyse(
     progress: &dyn Progress,
 ) -> Result<Analysis, StorageError> {
     let start = Instant::now();
+    let versioning = storage.versioning().map_err(|e| e.to_string());
     progress.phase("walking blobs and repositories");
     let mut inventory = inventory::scan(storage)?;
     progress.phase(&format!(
@@ -117,7 +118,6 @@ pub fn analyse(
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     plan.add_multipart(&multipart, options.grace_cutoff());
-    let versioning = storage.versioning().map_err(|e| e.to_string());
     Ok(Analysis {
         inventory,
         catalog,

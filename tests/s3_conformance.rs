@@ -68,7 +68,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
         (s.tags.len() + manifests) as u64,
         "{summary}"
     );
-    assert_eq!(requests["retries"], 0);
+    assert_eq!(requests["retries"], 0, "{summary}");
     // One list a blob shard (a small bucket fits one page each), one for the top-level repository
     // folders, one per top-level folder, one for the multipart uploads and one for each one's parts.
     let repos = [

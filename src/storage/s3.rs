@@ -49,6 +49,8 @@ struct Counters {
     delete: AtomicU64,
     /// Requests on the lock object (not the store's): kept apart so they do not count as retries.
     lock: AtomicU64,
+    /// Requests about the bucket itself (its versioning), kept apart likewise.
+    bucket: AtomicU64,
     attempts: AtomicU64,
 }
 
@@ -632,6 +634,7 @@ impl Storage for S3Storage {
     fn versioning(&self) -> Result<Option<String>, StorageError> {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
+            self.counters.bucket.fetch_add(1, Ordering::Relaxed);
             let out = self
                 .client
                 .get_bucket_versioning()
@@ -804,7 +807,12 @@ impl Storage for S3Storage {
             list_requests: list,
             get_requests: get,
             delete_requests: delete,
-            retries: attempts.saturating_sub(list + get + delete + c.lock.load(Ordering::Relaxed)),
+            retries: attempts.saturating_sub(
+                list + get
+                    + delete
+                    + c.lock.load(Ordering::Relaxed)
+                    + c.bucket.load(Ordering::Relaxed),
+            ),
         })
     }
 }
