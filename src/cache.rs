@@ -368,12 +368,12 @@ impl CacheReport {
             r.from = Some(s.from);
         }
         if let Some(e) = evictor {
-            let state = e.state.lock().expect("not poisoned");
+            let e = e.lock();
             r.reachable = Some(e.conn.is_some());
-            r.evicted_keys = state.evicted_keys;
-            r.evicted_set_members = state.evicted_set_members;
-            r.keys_left = state.keys_left.clone();
-            r.error = state.error.clone();
+            r.evicted_keys = e.evicted_keys;
+            r.evicted_set_members = e.evicted_set_members;
+            r.keys_left = e.keys_left.clone();
+            r.error = e.error.clone();
         }
         if !r.keys_left.is_empty() {
             r.restart_required = true;
@@ -437,21 +437,27 @@ impl CacheReport {
 }
 
 /// Evicts a sweep's deletions from a redis blob-descriptor cache, batch by batch; or, without a
-/// connection, records the keys left for the report.
-pub struct Evictor {
-    conn: Option<Mutex<redis::Connection>>,
-    state: Mutex<EvictState>,
-}
+/// connection, records the keys left for the report. One lock: batches evict one at a time.
+pub struct Evictor(Mutex<Evicting>);
 
 #[derive(Default)]
-struct EvictState {
+struct Evicting {
+    /// `None` for an evictor that only records.
+    conn: Option<redis::Connection>,
     evicted_keys: u64,
     evicted_set_members: u64,
     keys_left: Vec<String>,
+    /// Why keys were left: eviction not done, or failed.
     error: Option<String>,
+    /// Eviction failed halfway: the sweep was stopped.
+    failed: bool,
 }
 
 impl Evictor {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Evicting> {
+        self.0.lock().expect("not poisoned")
+    }
+
     fn open(spec: &RedisSpec) -> Result<Evictor, String> {
         let client = spec.client()?;
         let conn = client
@@ -460,10 +466,10 @@ impl Evictor {
         conn.set_read_timeout(Some(spec.read_timeout))
             .and_then(|_| conn.set_write_timeout(Some(spec.read_timeout)))
             .map_err(|e| format!("{}: {e}", spec.address()))?;
-        Ok(Evictor {
-            conn: Some(Mutex::new(conn)),
-            state: Mutex::default(),
-        })
+        Ok(Evictor(Mutex::new(Evicting {
+            conn: Some(conn),
+            ..Evicting::default()
+        })))
     }
 
     /// Connects and checks that the cache can be written (a probe key is set and deleted): what a
@@ -471,7 +477,6 @@ impl Evictor {
     pub fn connect(spec: &RedisSpec) -> Result<Evictor, String> {
         let e = Evictor::open(spec)?;
         let probe = format!("regsweep:probe:{}", std::process::id());
-        let mut conn = e.conn.as_ref().expect("open").lock().expect("not poisoned");
         redis::pipe()
             .cmd("SET")
             .arg(&probe)
@@ -482,40 +487,37 @@ impl Evictor {
             .cmd("DEL")
             .arg(&probe)
             .ignore()
-            .exec(&mut conn)
+            .exec(e.lock().conn.as_mut().expect("open"))
             .map_err(|err| format!("{}: cannot write: {err}", spec.address()))?;
-        drop(conn);
         Ok(e)
     }
 
     /// An evictor that evicts nothing and records every key as left: for a run told not to evict
     /// (or forced past an unreachable cache), so that the report says what to flush.
     pub fn recording(why: String) -> Evictor {
-        Evictor {
-            conn: None,
-            state: Mutex::new(EvictState {
-                error: Some(why),
-                ..EvictState::default()
-            }),
-        }
+        Evictor(Mutex::new(Evicting {
+            error: Some(why),
+            ..Evicting::default()
+        }))
+    }
+
+    /// True when eviction failed halfway and stopped the sweep.
+    pub fn failed(&self) -> bool {
+        self.lock().failed
     }
 
     /// How many of the plan's keys and set members are cached now (reads only).
     fn cached(&self, plan: &Plan) -> Result<(u64, u64), String> {
         let (keys, members) = targets(plan);
-        let mut conn = self
-            .conn
-            .as_ref()
-            .expect("open")
-            .lock()
-            .expect("not poisoned");
+        let mut guard = self.lock();
+        let conn = guard.conn.as_mut().expect("open");
         let (mut k, mut m) = (0u64, 0u64);
         for chunk in keys.chunks(crate::sweep::BATCH) {
             let mut p = redis::pipe();
             for key in chunk {
                 p.cmd("EXISTS").arg(key);
             }
-            let found: Vec<u64> = p.query(&mut conn).map_err(|e| e.to_string())?;
+            let found: Vec<u64> = p.query(conn).map_err(|e| e.to_string())?;
             k += found.iter().sum::<u64>();
         }
         for chunk in members.chunks(crate::sweep::BATCH) {
@@ -523,54 +525,47 @@ impl Evictor {
             for (set, member) in chunk {
                 p.cmd("SISMEMBER").arg(set).arg(member);
             }
-            let found: Vec<u64> = p.query(&mut conn).map_err(|e| e.to_string())?;
+            let found: Vec<u64> = p.query(conn).map_err(|e| e.to_string())?;
             m += found.iter().sum::<u64>();
         }
         Ok((k, m))
     }
 
     /// Runs one batch's pipeline; on failure records its keys as left and the error. False once
-    /// eviction has failed (or there is no connection): the sweep stops.
+    /// eviction has failed: the sweep stops. Without a connection, records the keys and goes on.
     fn evict(&self, keys: Vec<String>, members: Vec<(String, String)>) -> bool {
-        let left = || {
-            let mut left = keys.clone();
-            left.extend(members.iter().map(|(s, m)| format!("{s} {m}")));
-            left
+        let mut guard = self.lock();
+        let e = &mut *guard;
+        let result = match e.conn.as_mut() {
+            Some(conn) if !e.failed => {
+                let mut p = redis::pipe();
+                for (set, member) in &members {
+                    p.cmd("SREM").arg(set).arg(member);
+                }
+                for key in &keys {
+                    p.cmd("DEL").arg(key);
+                }
+                Some(p.query::<Vec<u64>>(conn))
+            }
+            _ => None,
         };
-        let Some(conn) = &self.conn else {
-            self.state
-                .lock()
-                .expect("not poisoned")
-                .keys_left
-                .extend(left());
-            return true;
-        };
-        let mut state = self.state.lock().expect("not poisoned");
-        if state.error.is_some() {
-            state.keys_left.extend(left());
-            return false;
-        }
-        let mut p = redis::pipe();
-        for (set, member) in &members {
-            p.cmd("SREM").arg(set).arg(member);
-        }
-        for key in &keys {
-            p.cmd("DEL").arg(key);
-        }
-        let result: redis::RedisResult<Vec<u64>> = p.query(&mut conn.lock().expect("not poisoned"));
         match result {
-            Ok(counts) => {
+            Some(Ok(counts)) => {
                 let (m, k) = counts.split_at(members.len());
-                state.evicted_set_members += m.iter().sum::<u64>();
-                state.evicted_keys += k.iter().sum::<u64>();
-                true
+                e.evicted_set_members += m.iter().sum::<u64>();
+                e.evicted_keys += k.iter().sum::<u64>();
+                return true;
             }
-            Err(e) => {
-                state.error = Some(format!("eviction failed, sweep stopped: {e}"));
-                state.keys_left.extend(left());
-                false
+            Some(Err(err)) => {
+                e.error = Some(format!("eviction failed, sweep stopped: {err}"));
+                e.failed = true;
             }
+            None => {}
         }
+        e.keys_left.extend(keys);
+        e.keys_left
+            .extend(members.iter().map(|(s, m)| format!("{s} {m}")));
+        !e.failed
     }
 }
 

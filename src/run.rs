@@ -416,12 +416,11 @@ fn sweep_and_render(
             }
             Err(e) => refused = Some(e),
         }
+        if evictor.as_ref().is_some_and(Evictor::failed) {
+            exit = Exit::Partial;
+        }
         if let Some(spec) = &cache.spec {
             let r = CacheReport::after_delete(spec, &analysis.plan, evictor.as_ref());
-            if !r.keys_left.is_empty() && r.error.as_deref().is_some_and(|e| e.contains("stopped"))
-            {
-                exit = Exit::Partial;
-            }
             report.cache = Some(r);
         }
     } else if let Some(spec) = &cache.spec {
