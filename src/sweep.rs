@@ -302,11 +302,8 @@ fn remove_repository(storage: &dyn Storage, repo: &str) -> Result<(), Failure> {
     let fail = |key: String, error: String| Failure { key, error };
     for own in layout::REPOSITORY_OWN {
         let own = format!("{folder}{own}");
-        storage
-            .remove_empty_folders(&own)
-            .map_err(|e| fail(own.clone(), e.to_string()))?;
         if !storage
-            .remove_folder_if_empty(&own)
+            .remove_empty_folders(&own)
             .map_err(|e| fail(own.clone(), e.to_string()))?
         {
             return Err(fail(

@@ -442,28 +442,33 @@ impl Storage for FsStorage {
         }
     }
 
-    fn remove_empty_folders(&self, prefix: &str) -> Result<(), StorageError> {
-        fn prune(dir: &Path) -> std::io::Result<()> {
+    fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
+        /// True when `dir` is gone afterwards.
+        fn prune(dir: &Path) -> std::io::Result<bool> {
             for entry in std::fs::read_dir(dir)? {
                 let entry = entry?;
                 // file_type does not follow symbolic links: a link to a folder is never entered.
                 if entry.file_type()?.is_dir() {
-                    prune(&entry.path())?;
+                    match prune(&entry.path()) {
+                        // Gone meanwhile: nothing to remove there.
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        r => {
+                            r?;
+                        }
+                    }
                 }
             }
             match std::fs::remove_dir(dir) {
-                Err(e)
-                    if e.kind() != ErrorKind::NotFound
-                        && e.kind() != ErrorKind::DirectoryNotEmpty =>
-                {
-                    Err(e)
-                }
-                _ => Ok(()),
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+                Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Ok(false),
+                Err(e) => Err(e),
             }
         }
         match prune(&self.path(prefix.trim_end_matches('/'))) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(io_error(prefix, e)),
-            _ => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(io_error(prefix, e)),
+            Ok(gone) => Ok(gone),
         }
     }
 

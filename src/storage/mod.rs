@@ -142,11 +142,12 @@ pub trait Storage: Sync {
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;
 
     /// Removes the folders below `prefix` (which ends with `/`), and its own, that hold nothing, so that
-    /// no empty folder is left to look like a tag. Never removes a file. Stores without folders (S3)
-    /// have nothing to do.
-    fn remove_empty_folders(&self, prefix: &str) -> Result<(), StorageError> {
+    /// no empty folder is left to look like a tag. Never removes a file. True when `prefix` itself is
+    /// gone (or was never there), false when something is left in it. Stores without folders (S3)
+    /// have nothing to do: true.
+    fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
         let _ = prefix;
-        Ok(())
+        Ok(true)
     }
 
     /// Removes the folder `prefix` (which ends with `/`) when it holds nothing, not what is below it.
