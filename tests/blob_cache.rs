@@ -218,17 +218,27 @@ fn hand_store_with_config(redis_section: &str) -> (HandStore, std::path::PathBuf
     store.image("gone", "gone-1", None);
     store.image("gone", "gone-2", None);
     store.age_all(std::time::Duration::from_secs(86400));
+    let config = config_for(
+        &store,
+        &format!("  cache:\n    blobdescriptor: redis\nredis:\n{redis_section}"),
+    );
+    (store, config)
+}
+
+/// Writes a registry config.yml beside `store`'s root: its filesystem root, read-only mode, and
+/// `tail` (the `storage.cache` lines and any top-level sections after them).
+fn config_for(store: &HandStore, tail: &str) -> std::path::PathBuf {
     let config = store.root.parent().unwrap().join("config.yml");
     std::fs::write(
         &config,
         format!(
             "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    readonly:\n      \
-             enabled: true\n  cache:\n    blobdescriptor: redis\nredis:\n{redis_section}",
+             enabled: true\n{tail}",
             store.root.display()
         ),
     )
     .unwrap();
-    (store, config)
+    config
 }
 
 fn files(root: &Path) -> Vec<String> {
@@ -396,16 +406,7 @@ fn an_in_memory_cache_is_named_and_the_registry_must_be_restarted() {
     let store = HandStore::new();
     store.image("gone", "gone-1", None);
     store.age_all(std::time::Duration::from_secs(86400));
-    let config = store.root.parent().unwrap().join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  maintenance:\n    readonly:\n      \
-             enabled: true\n  cache:\n    blobdescriptor: inmemory\n",
-            store.root.display()
-        ),
-    )
-    .unwrap();
+    let config = config_for(&store, "  cache:\n    blobdescriptor: inmemory\n");
     for delete in [false, true] {
         let mut args: Vec<&std::ffi::OsStr> = vec![
             "gc".as_ref(),
