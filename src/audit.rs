@@ -15,11 +15,11 @@
 
 use crate::catalog::{self, Catalog, State};
 use crate::digest::Digest;
-use crate::gc::Progress;
 use crate::inventory::{self, Inventory, unix_seconds};
 use crate::layout;
 use crate::mark;
 use crate::problem::{Problem, ProblemKind};
+use crate::progress::{AnalysisError, Count, Progress};
 use crate::referrers;
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
@@ -77,25 +77,29 @@ pub struct AuditReport {
 pub fn audit(
     storage: &dyn Storage,
     options: &AuditOptions,
-    progress: &dyn Progress,
-) -> Result<AuditReport, StorageError> {
+    progress: &Progress,
+) -> Result<AuditReport, AnalysisError> {
     let start = Instant::now();
-    progress.phase("walking blobs and repositories");
-    let inv = inventory::scan(storage)?;
-    progress.phase("reading manifests");
-    let cat = catalog::read(storage, &inv);
+    let inv = progress.unless_stopped(inventory::scan(storage, progress))?;
+    let cat = catalog::read(storage, &inv, progress);
+    progress.check()?;
     let mut problems: Vec<Problem> = inv.problems.clone();
     problems.extend(cat.problems.iter().cloned());
-    progress.phase("reading _layers and tag index links");
-    problems.extend(check_name_links(storage, &inv));
-    progress.phase("following tags");
+    problems.extend(check_name_links(storage, &inv, progress));
+    progress.check()?;
+    progress.phase("following tags", Count::ManifestsRead, None);
     problems.extend(missing_blobs(&inv, &cat));
     problems.extend(dangling_tags(&inv));
     problems.extend(stale_uploads(&inv, options));
     let mut verified = 0;
     if options.verify_digests {
-        progress.phase(&format!("hashing {} blobs", inv.blobs.len()));
-        let (p, n) = verify_digests(storage, &inv);
+        progress.phase(
+            &format!("hashing {} blobs", inv.blobs.len()),
+            Count::Hashed,
+            Some(inv.blobs.len() as u64),
+        );
+        let (p, n) = verify_digests(storage, &inv, progress);
+        progress.check()?;
         problems.extend(p);
         verified = n;
     }
@@ -131,7 +135,7 @@ pub fn audit(
 }
 
 /// Reads every `_layers` link and tag index link and checks that it names its folder's digest.
-fn check_name_links(storage: &dyn Storage, inv: &Inventory) -> Vec<Problem> {
+fn check_name_links(storage: &dyn Storage, inv: &Inventory, progress: &Progress) -> Vec<Problem> {
     let mut links: Vec<(usize, Option<usize>, Digest)> = Vec::new();
     for (i, r) in inv.repositories.iter().enumerate() {
         for &id in &r.layer_links {
@@ -142,9 +146,18 @@ fn check_name_links(storage: &dyn Storage, inv: &Inventory) -> Vec<Problem> {
             links.extend(tag.index.iter().map(|d| (i, Some(t), *d)));
         }
     }
+    progress.phase(
+        "reading _layers and tag index links",
+        Count::LinksRead,
+        Some(links.len() as u64),
+    );
     links
         .par_iter()
         .filter_map(|&(i, t, d)| {
+            if progress.stop_requested().is_some() {
+                return None;
+            }
+            progress.add(Count::LinksRead, 1);
             let repo = &inv.repositories[i];
             let tag = t.map(|t| repo.tags[t].name.as_str());
             let key = match tag {
@@ -322,15 +335,27 @@ fn stale_uploads(inv: &Inventory, options: &AuditOptions) -> Vec<Problem> {
 }
 
 /// Hashes every blob's data, streaming, in parallel; returns the mismatches and how many were hashed.
-fn verify_digests(storage: &dyn Storage, inv: &Inventory) -> (Vec<Problem>, u64) {
+fn verify_digests(
+    storage: &dyn Storage,
+    inv: &Inventory,
+    progress: &Progress,
+) -> (Vec<Problem>, u64) {
     use sha2::Digest as _;
     let results: Vec<Option<Problem>> = (0..inv.blobs.len() as u32)
         .into_par_iter()
         .map(|id| {
+            if progress.stop_requested().is_some() {
+                return None;
+            }
             let d = inv.blobs.digest(id);
             let key = layout::blob_data(&d);
             let mut hasher = sha2::Sha256::new();
-            match storage.read_chunks(&key, &mut |c| hasher.update(c)) {
+            progress.add(Count::Hashed, 1);
+            let read = storage.read_chunks(&key, &mut |c| {
+                progress.add(Count::BytesHashed, c.len() as u64);
+                hasher.update(c)
+            });
+            match read {
                 Ok(()) => {
                     let got = Digest(hasher.finalize().into());
                     (got != d).then(|| {

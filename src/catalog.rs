@@ -17,6 +17,7 @@ use crate::inventory::{BlobId, BlobTable, Inventory};
 use crate::layout;
 use crate::manifest::{self, Child, MAX_MANIFEST_BYTES, ManifestKind};
 use crate::problem::{Problem, ProblemKind};
+use crate::progress::{Count, Progress};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -182,7 +183,9 @@ impl Catalog {
 const BATCH: usize = 4096;
 
 /// Reads every manifest that the inventory's revisions and tags reach.
-pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
+///
+/// Once a stop is asked for it reads no more and returns what it has, which the caller must drop.
+pub fn read(storage: &dyn Storage, inv: &Inventory, progress: &Progress) -> Catalog {
     let mut catalog = Catalog::default();
     // Every blob some repository links (revision or `_layers`): only those can be served as a
     // manifest, so only those children are read.
@@ -209,15 +212,32 @@ pub fn read(storage: &dyn Storage, inv: &Inventory) -> Catalog {
     // Untyped entries read leniently whose data was no manifest: what the problem would be, should a
     // typed entry name the same digest.
     let mut not_manifests: Vec<(BlobId, Problem)> = Vec::new();
+    progress.phase(
+        &format!(
+            "reading manifests ({} blobs, {} repositories)",
+            crate::report::thousands(inv.blobs.len() as u64),
+            crate::report::thousands(inv.repositories.len() as u64)
+        ),
+        Count::ManifestsRead,
+        Some(0),
+    );
     while !round.is_empty() {
         // Strict first, so that dedup keeps the strict read of a digest named both ways.
         round.par_sort_unstable_by_key(|&(id, strict)| (id, !strict));
         round.dedup_by_key(|e| e.0);
+        progress.add_total(round.len() as u64);
         let first_new = catalog.slots.len();
         for batch in round.chunks(BATCH) {
+            if progress.stop_requested().is_some() {
+                return catalog;
+            }
             let results: Vec<Read> = batch
                 .par_iter()
-                .map(|&(id, strict)| read_one(storage, inv, id, strict))
+                .map(|&(id, strict)| {
+                    let r = read_one(storage, inv, id, strict);
+                    progress.add(Count::ManifestsRead, 1);
+                    r
+                })
                 .collect();
             for mut r in results {
                 let problems = std::mem::take(&mut r.problems);

@@ -37,6 +37,34 @@ pub enum Command {
     /// the same time. Refuses, deleting nothing, otherwise, and refuses a plan that is cut short,
     /// edited, or made for another store.
     Apply(ApplyArgs),
+    /// Print a shell completion script for bash, zsh or fish to stdout.
+    ///
+    /// bash: `regsweep completions bash > /etc/bash_completion.d/regsweep`;
+    /// zsh: `regsweep completions zsh > "${fpath[1]}/_regsweep"`;
+    /// fish: `regsweep completions fish > ~/.config/fish/completions/regsweep.fish`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout: `regsweep man | man -l -`.
+    Man,
+}
+
+/// Progress on stderr and the metrics file, for a run that is watched or scheduled.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Progress and metrics")]
+pub struct RunArgs {
+    /// No progress on stderr (warnings and errors still go there; SIGUSR1 still prints the counts).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// When stderr is not a terminal (cron, systemd, Kubernetes), print the counts this often
+    /// (a heartbeat, so that a log shows the run moving). On a terminal the display is live.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_interval)]
+    pub progress_interval: Duration,
+    /// Write the run's figures to FILE in the Prometheus text format, atomically, for
+    /// node_exporter's textfile collector (name it *.prom in the collector's folder).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +81,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub view: ViewArgs,
     // Sections with a heading of their own go last: a heading holds for every option after it.
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -111,6 +141,8 @@ pub struct PruneArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
     pub s3: S3Args,
 }
 
@@ -138,6 +170,8 @@ pub struct DuArgs {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
     #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
     pub s3: S3Args,
 }
 
@@ -154,6 +188,8 @@ pub struct AuditArgs {
     /// Uploads untouched for longer than this are stale.
     #[arg(long, default_value = "2h", value_parser = parse_duration)]
     pub grace: Duration,
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -186,6 +222,8 @@ pub struct GcArgs {
     #[command(flatten)]
     pub view: ViewArgs,
     // Sections with a heading of their own go last: a heading holds for every option after it.
+    #[command(flatten)]
+    pub run: RunArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
@@ -220,6 +258,13 @@ pub struct S3Args {
     /// Requests started per second at most (default: no cap). Protects a bucket the registry shares.
     #[arg(long, value_name = "N")]
     pub max_rps: Option<u32>,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d < Duration::from_millis(100) => Err(format!("{s:?} is shorter than 100ms")),
+        d => Ok(d),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -9,11 +9,11 @@
 //! (`multipart_bytes`), which no object listing shows and which are billed all the same.
 
 use crate::catalog;
-use crate::gc::Progress;
 use crate::inventory::{self, BlobTable};
 use crate::mark;
+use crate::progress::{AnalysisError, Count, Progress};
 use crate::report::{count, human_bytes};
-use crate::storage::{Storage, StorageError};
+use crate::storage::Storage;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 use std::time::Instant;
@@ -69,13 +69,12 @@ fn bytes_of(blobs: &BlobTable, ids: &RoaringBitmap) -> u64 {
 }
 
 /// Measures the store.
-pub fn du(storage: &dyn Storage, progress: &dyn Progress) -> Result<DuReport, StorageError> {
+pub fn du(storage: &dyn Storage, progress: &Progress) -> Result<DuReport, AnalysisError> {
     let start = Instant::now();
-    progress.phase("walking blobs and repositories");
-    let inv = inventory::scan(storage)?;
-    progress.phase("reading manifests");
-    let cat = catalog::read(storage, &inv);
-    progress.phase("marking per repository");
+    let inv = progress.unless_stopped(inventory::scan(storage, progress))?;
+    let cat = catalog::read(storage, &inv, progress);
+    progress.check()?;
+    progress.phase("marking per repository", Count::ManifestsRead, None);
     let per_repo = mark::tag_reach(&inv, &cat);
     // Blobs reached from one repository only, and from two or more.
     let (mut once, mut twice) = (RoaringBitmap::new(), RoaringBitmap::new());

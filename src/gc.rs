@@ -10,6 +10,7 @@ use crate::inventory::{self, Inventory, Repository};
 use crate::mark::{self, MarkOptions, Marks};
 use crate::plan::Plan;
 use crate::problem::Problem;
+use crate::progress::{AnalysisError, Count, Progress, Stopped};
 use crate::report::GcReport;
 use crate::storage::{MultipartUpload, Storage, StorageError};
 use crate::sweep::{self, Deleted};
@@ -66,35 +67,26 @@ impl Analysis {
     }
 }
 
-/// Phases, for progress output.
-pub trait Progress: Sync {
-    fn phase(&self, name: &str);
-}
-
-/// Progress that says nothing.
-pub struct Quiet;
-
-impl Progress for Quiet {
-    fn phase(&self, _: &str) {}
-}
-
-/// Computes the plan. Fails when the store cannot be listed (see [`inventory::scan`]).
+/// Computes the plan. Fails when the store cannot be listed (see [`inventory::scan`]), or when a
+/// stop was asked for.
 pub fn analyse(
     storage: &dyn Storage,
     options: &GcOptions,
-    progress: &dyn Progress,
-) -> Result<Analysis, StorageError> {
+    progress: &Progress,
+) -> Result<Analysis, AnalysisError> {
     let start = Instant::now();
     let versioning = storage.versioning().map_err(|e| e.to_string());
-    progress.phase("walking blobs and repositories");
-    let mut inventory = inventory::scan(storage)?;
-    progress.phase(&format!(
-        "reading manifests ({} blobs, {} repositories)",
-        inventory.blobs.len(),
-        inventory.repositories.len()
-    ));
-    let catalog = catalog::read(storage, &inventory);
-    progress.phase(&format!("marking ({} manifests)", catalog.len()));
+    let mut inventory = progress.unless_stopped(inventory::scan(storage, progress))?;
+    let catalog = catalog::read(storage, &inventory, progress);
+    progress.check()?;
+    progress.phase(
+        &format!(
+            "marking ({} manifests)",
+            crate::report::thousands(catalog.len() as u64)
+        ),
+        Count::ManifestsRead,
+        None,
+    );
     let marks = mark::mark(
         &inventory,
         &catalog,
@@ -118,6 +110,7 @@ pub fn analyse(
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     plan.add_multipart(&multipart, options.grace_cutoff());
+    progress.check()?;
     Ok(Analysis {
         inventory,
         catalog,
@@ -149,6 +142,8 @@ pub enum RefusedError {
     Moved(String),
     #[error("refusing to delete: the tags and revisions could not be listed again: {0}")]
     Recheck(StorageError),
+    #[error("{0}")]
+    Stopped(Stopped),
 }
 
 /// Sweeps the analysed plan, unless a problem makes reachability uncertain or the store's tags and
@@ -161,7 +156,7 @@ pub enum RefusedError {
 pub fn execute(
     storage: &dyn Storage,
     analysis: &Analysis,
-    progress: &dyn Progress,
+    progress: &Progress,
     after: &dyn sweep::AfterDelete,
 ) -> Result<Deleted, RefusedError> {
     let problems: Vec<&Problem> = analysis
@@ -180,13 +175,21 @@ pub fn execute(
     if analysis.plan.items.is_empty() {
         return Ok(Deleted::default());
     }
-    progress.phase("listing tags and revisions again");
-    let (now, _) = inventory::scan_repositories_only(storage).map_err(RefusedError::Recheck)?;
+    progress.phase("listing tags and revisions again", Count::Listed, None);
+    let now = inventory::scan_repositories_only(storage, progress);
+    if let Some(signal) = progress.stop_requested() {
+        return Err(RefusedError::Stopped(Stopped { signal }));
+    }
+    let (now, _) = now.map_err(RefusedError::Recheck)?;
     if let Some(change) = first_change(&analysis.inventory.repositories, &now) {
         return Err(RefusedError::Moved(change));
     }
-    progress.phase(&format!("sweeping {} items", analysis.plan.items.len()));
-    Ok(sweep::sweep_telling(storage, &analysis.plan, after))
+    Ok(sweep::sweep_telling(
+        storage,
+        &analysis.plan,
+        after,
+        progress,
+    ))
 }
 
 /// The first difference in tags (name and target) or revisions between two walks of the

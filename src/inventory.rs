@@ -14,6 +14,7 @@
 use crate::digest::Digest;
 use crate::layout::{self, BlobKey, RepoKey};
 use crate::problem::{Problem, ProblemKind};
+use crate::progress::{Count, Progress, Tally};
 use crate::storage::{Entry, ListingNote, Storage, StorageError};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, HashMap};
@@ -224,9 +225,17 @@ pub struct Inventory {
 /// scan with that error: an inventory missing a shard would make its blobs look unreferenced or its
 /// repositories' blobs look orphaned, so no plan may be made from it. Problems with single entries are
 /// collected and the scan goes on.
-pub fn scan(storage: &dyn Storage) -> Result<Inventory, StorageError> {
-    let (blobs, mut problems) = scan_blobs(storage)?;
-    let (repositories, repo_problems, vanished) = scan_repositories(storage, &blobs)?;
+///
+/// Once a stop is asked for (see [`Progress::check`]) it lists and reads no more and returns what it
+/// has, which the caller must drop.
+pub fn scan(storage: &dyn Storage, progress: &Progress) -> Result<Inventory, StorageError> {
+    progress.phase("listing blobs and repositories", Count::Listed, None);
+    let (blobs, mut problems) = scan_blobs(storage, progress)?;
+    progress.check().map_err(|s| StorageError::Other {
+        key: layout::REPOSITORIES.to_owned(),
+        message: s.to_string(),
+    })?;
+    let (repositories, repo_problems, vanished) = scan_repositories(storage, &blobs, progress)?;
     problems.extend(repo_problems);
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok(Inventory {
@@ -242,8 +251,10 @@ pub fn scan(storage: &dyn Storage) -> Result<Inventory, StorageError> {
 /// table was read to resolve it; the caller must not judge layer links from this.
 pub fn scan_repositories_only(
     storage: &dyn Storage,
+    progress: &Progress,
 ) -> Result<(Vec<Repository>, Vec<Problem>), StorageError> {
-    let (repositories, mut problems, _) = scan_repositories(storage, &BlobTable::default())?;
+    let (repositories, mut problems, _) =
+        scan_repositories(storage, &BlobTable::default(), progress)?;
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok((repositories, problems))
 }
@@ -284,7 +295,10 @@ fn note_problem(n: ListingNote) -> Problem {
     Problem::at(ProblemKind::Unreadable, n.key, n.message)
 }
 
-fn scan_blobs(storage: &dyn Storage) -> Result<(BlobTable, Vec<Problem>), StorageError> {
+fn scan_blobs(
+    storage: &dyn Storage,
+    progress: &Progress,
+) -> Result<(BlobTable, Vec<Problem>), StorageError> {
     type Shard = Result<(Vec<BlobRow>, Vec<Problem>), StorageError>;
     // Shard `n` holds exactly the digests whose first hex digit is `n`, so the sorted shards joined in
     // order are the sorted table.
@@ -292,9 +306,14 @@ fn scan_blobs(storage: &dyn Storage) -> Result<(BlobTable, Vec<Problem>), Storag
         .into_par_iter()
         .map(|n| {
             let (mut rows, mut problems) = (Vec::new(), Vec::new());
+            if progress.stop_requested().is_some() {
+                return Ok((rows, problems));
+            }
+            let mut listed = Tally::new(progress, Count::Listed);
             let result = storage.list(
                 &layout::blob_shard(n),
                 &mut |e: Entry| {
+                    listed.one();
                     if let BlobKey::Data(digest) = layout::parse_blob_key(&e.key) {
                         rows.push(BlobRow {
                             digest,
@@ -459,7 +478,11 @@ fn finish(name: String, b: RepoBuilder) -> Finished {
     (repo, b.unverified, current)
 }
 
-fn scan_repositories(storage: &dyn Storage, blobs: &BlobTable) -> Result<RepoScan, StorageError> {
+fn scan_repositories(
+    storage: &dyn Storage,
+    blobs: &BlobTable,
+    progress: &Progress,
+) -> Result<RepoScan, StorageError> {
     let mut problems = Vec::new();
     let tops = storage.list_dirs(layout::REPOSITORIES)?;
     type Shard = Result<(Vec<Finished>, Vec<Problem>), StorageError>;
@@ -467,11 +490,18 @@ fn scan_repositories(storage: &dyn Storage, blobs: &BlobTable) -> Result<RepoSca
         .par_iter()
         .map(|top| {
             let (mut builders, mut problems) = (HashMap::new(), Vec::new());
+            if progress.stop_requested().is_some() {
+                return Ok((Vec::new(), problems));
+            }
             let prefix = format!("{}{top}/", layout::REPOSITORIES);
             let mut notes = Vec::new();
+            let mut listed = Tally::new(progress, Count::Listed);
             let result = storage.list(
                 &prefix,
-                &mut |e| classify(&mut builders, &mut problems, blobs, e),
+                &mut |e| {
+                    listed.one();
+                    classify(&mut builders, &mut problems, blobs, e)
+                },
                 &mut |n| notes.push(note_problem(n)),
             );
             problems.extend(notes);
@@ -500,9 +530,30 @@ fn scan_repositories(storage: &dyn Storage, blobs: &BlobTable) -> Result<RepoSca
         repos.push(repo);
     }
 
+    if progress.stop_requested().is_some() {
+        return Ok((repos, problems, 0));
+    }
+    if !to_read.is_empty() {
+        progress.phase(
+            &format!(
+                "reading tag and revision links ({} repositories)",
+                crate::report::thousands(repos.len() as u64)
+            ),
+            Count::LinksRead,
+            Some(to_read.len() as u64),
+        );
+    }
     let read: Vec<LinkOutcome> = to_read
         .par_iter()
-        .map(|l| read_link(storage, l, &repos))
+        .map(|l| {
+            if progress.stop_requested().is_some() {
+                // Dropped by the caller; Vanished keeps the tag unresolved meanwhile.
+                return LinkOutcome::Vanished;
+            }
+            let outcome = read_link(storage, l, &repos);
+            progress.add(Count::LinksRead, 1);
+            outcome
+        })
         .collect();
     let mut vanished = 0;
     for (l, result) in to_read.iter().zip(read) {

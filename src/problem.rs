@@ -32,6 +32,32 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// Every kind, in order.
+    pub const ALL: [ProblemKind; 8] = [
+        ProblemKind::BadLink,
+        ProblemKind::CorruptManifest,
+        ProblemKind::Unreadable,
+        ProblemKind::MissingBlob,
+        ProblemKind::DanglingTag,
+        ProblemKind::DigestMismatch,
+        ProblemKind::StaleUpload,
+        ProblemKind::SizeMismatch,
+    ];
+
+    /// The name the JSON reports use (`bad_link`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProblemKind::BadLink => "bad_link",
+            ProblemKind::CorruptManifest => "corrupt_manifest",
+            ProblemKind::Unreadable => "unreadable",
+            ProblemKind::MissingBlob => "missing_blob",
+            ProblemKind::DanglingTag => "dangling_tag",
+            ProblemKind::DigestMismatch => "digest_mismatch",
+            ProblemKind::StaleUpload => "stale_upload",
+            ProblemKind::SizeMismatch => "size_mismatch",
+        }
+    }
+
     /// Whether this problem leaves it unproven what the store still needs, so that nothing may be
     /// deleted until it is fixed. Damaged data of a blob that a manifest names does not: that blob
     /// is kept like any other referenced blob.
@@ -91,5 +117,17 @@ impl Problem {
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_named_as_the_json_names_it() {
+        for kind in ProblemKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
     }
 }

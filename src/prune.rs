@@ -5,10 +5,10 @@
 //! `current` link, and the next run finishes it). Manifests and blobs are `gc`'s business.
 
 use crate::digest::Digest;
-use crate::gc::Progress;
 use crate::inventory::{self, Tag};
 use crate::layout;
 use crate::problem::Problem;
+use crate::progress::{AnalysisError, Count, Progress, Stopped};
 use crate::referrers;
 use crate::report::{count, thousands};
 use crate::storage::{Storage, StorageError};
@@ -216,11 +216,11 @@ pub fn plan(
     storage: &dyn Storage,
     rules: &Rules,
     now: SystemTime,
-    progress: &dyn Progress,
-) -> Result<PrunePlan, StorageError> {
+    progress: &Progress,
+) -> Result<PrunePlan, AnalysisError> {
     let start = Instant::now();
-    progress.phase("walking repositories");
-    let (repositories, problems) = inventory::scan_repositories_only(storage)?;
+    let (repositories, problems) =
+        progress.unless_stopped(inventory::scan_repositories_only(storage, progress))?;
     let repositories_total = repositories.len();
     let mut matched = vec![false; rules.repo_patterns.len()];
     for r in &repositories {
@@ -462,6 +462,8 @@ pub enum PruneRefused {
     Moved(String),
     #[error("refusing to delete: the tags could not be listed again: {0}")]
     Recheck(StorageError),
+    #[error("{0}")]
+    Stopped(Stopped),
     #[error(
         "refusing to apply: {count} tag(s) of the plan moved since it was made at {created}: {examples}; \
          nothing was deleted. Make a new plan with `regsweep prune-tags --plan` and review it"
@@ -493,11 +495,13 @@ pub fn from_reviewed(
     storage: &dyn Storage,
     lines: &[crate::plan_file::TagLine],
     created: &str,
+    progress: &Progress,
 ) -> Result<(PrunePlan, AppliedTags), PruneRefused> {
     use std::collections::{BTreeMap, BTreeSet};
     let start = Instant::now();
-    let (now, problems) =
-        inventory::scan_repositories_only(storage).map_err(PruneRefused::Recheck)?;
+    let now = inventory::scan_repositories_only(storage, progress);
+    progress.check().map_err(PruneRefused::Stopped)?;
+    let (now, problems) = now.map_err(PruneRefused::Recheck)?;
     let repositories_total = now.len();
     let mut listed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut applied = AppliedTags {
@@ -610,14 +614,24 @@ fn first_tag_change(plan: &PrunePlan, now: &[inventory::Repository]) -> Option<S
 /// Just before, the repositories are listed again: when a tag of a matched repository was pushed,
 /// moved or re-pushed since the plan was made, nothing is deleted (a tag pushed during the walk could
 /// otherwise be removed as old).
-pub fn execute(storage: &dyn Storage, plan: &PrunePlan) -> Result<TagsDeleted, PruneRefused> {
+///
+/// A stop asked for before the deletes start refuses them; once started, the few deletes a tag
+/// takes are finished.
+pub fn execute(
+    storage: &dyn Storage,
+    plan: &PrunePlan,
+    progress: &Progress,
+) -> Result<TagsDeleted, PruneRefused> {
     if let Some(first) = plan.problems.first() {
         return Err(PruneRefused::Problems {
             count: plan.problems.len(),
             first: first.to_string(),
         });
     }
-    let (now, _) = inventory::scan_repositories_only(storage).map_err(PruneRefused::Recheck)?;
+    progress.phase("listing tags again", Count::Listed, None);
+    let now = inventory::scan_repositories_only(storage, progress);
+    progress.check().map_err(PruneRefused::Stopped)?;
+    let (now, _) = now.map_err(PruneRefused::Recheck)?;
     if let Some(change) = first_tag_change(plan, &now) {
         return Err(PruneRefused::Moved(change));
     }
@@ -632,6 +646,11 @@ pub fn execute(storage: &dyn Storage, plan: &PrunePlan) -> Result<TagsDeleted, P
         })
         .collect();
     let mut out = TagsDeleted::default();
+    progress.phase(
+        &format!("removing {} tags", removed.len()),
+        Count::Deleted,
+        Some(removed.len() as u64),
+    );
     // Index entries of every tag first: a tag cut off here still has its current link.
     let index: Vec<String> = removed
         .iter()
@@ -664,6 +683,7 @@ pub fn execute(storage: &dyn Storage, plan: &PrunePlan) -> Result<TagsDeleted, P
             continue;
         }
         out.tags += 1;
+        progress.add(Count::Deleted, 1);
         if let Err(e) = storage.remove_empty_folders(folder) {
             out.failures.push(Failure {
                 key: folder.clone(),

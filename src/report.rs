@@ -453,10 +453,14 @@ impl GcReport {
                     writeln!(out, "  failed        {}: {}", f.key, f.error)?;
                 }
                 if d.not_attempted > 0 {
+                    let by = d
+                        .stopped_by
+                        .as_ref()
+                        .map_or(String::new(), |s| format!(" by {s}"));
                     writeln!(
                         out,
-                        "Stopped early: {} not attempted; the next run plans them.",
-                        count(d.not_attempted, "item", "items")
+                        "Stopped early{by}: {} not attempted; the next run plans them.",
+                        count(d.not_attempted, "delete", "deletes")
                     )?;
                 }
             }

@@ -1,17 +1,21 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
 use crate::cli::{
-    ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, S3Args, SafetyArgs,
-    ViewArgs,
+    ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, RunArgs, S3Args,
+    SafetyArgs, ViewArgs,
 };
+use crate::display::{Display, Mode};
 use anyhow::Context;
 use regsweep::cache::{CacheReport, CacheSpec, Evictor, RedisSpec};
 use regsweep::config::{StorageSpec, Target};
-use regsweep::gc::{self, GcOptions, Progress, Quiet};
+use regsweep::gc::{self, GcOptions};
+use regsweep::metrics::{Metrics, MetricsOutput};
 use regsweep::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
+use regsweep::progress::{AnalysisError, Progress};
 use regsweep::storage::Storage;
 use std::io::{IsTerminal, Write};
-use std::time::{Instant, SystemTime};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,22 +34,206 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// Progress lines on stderr, with the time since start; only when stderr is a terminal.
-struct StderrProgress(Instant);
+/// One run of a command on a store: its progress and display, and its metrics file.
+struct Job {
+    progress: Arc<Progress>,
+    display: Option<Display>,
+    metrics: Metrics,
+    out: Option<MetricsOutput>,
+    command: &'static str,
+    storage: String,
+    started: SystemTime,
+}
 
-impl Progress for StderrProgress {
-    fn phase(&self, name: &str) {
-        eprintln!("[{:>6.1}s] {name}", self.0.elapsed().as_secs_f64());
+impl Job {
+    /// Starts the run: the metrics file's temporary file first (an unwritable path fails before
+    /// any work), then the signal handlers and the progress display.
+    fn start(command: &'static str, storage: &str, args: &RunArgs) -> anyhow::Result<Job> {
+        let out = args
+            .metrics_file
+            .as_deref()
+            .map(MetricsOutput::create)
+            .transpose()?;
+        let progress = Arc::new(Progress::new());
+        let usr1 = crate::display::install_signals(&progress)
+            .context("cannot install the signal handlers")?;
+        let mode = if args.quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Live
+        } else {
+            Mode::Lines {
+                interval: args.progress_interval,
+            }
+        };
+        Ok(Job {
+            display: Some(Display::start(Arc::clone(&progress), mode, usr1)),
+            progress,
+            metrics: Metrics::new(command, storage),
+            out,
+            command,
+            storage: storage.to_owned(),
+            started: SystemTime::now(),
+        })
+    }
+
+    /// Ends the progress display (before a report or a last word).
+    fn end_display(&mut self) {
+        if let Some(d) = self.display.take() {
+            d.finish();
+        }
+    }
+
+    /// Writes a report to stdout, flushed, after the progress display has ended.
+    fn print(
+        &mut self,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> anyhow::Result<()> {
+        self.end_display();
+        print(write)
+    }
+
+    /// Ends the run: the error said, the metrics file written; the exit status.
+    fn end(mut self, result: anyhow::Result<Exit>) -> Exit {
+        self.end_display();
+        let exit = match result {
+            Ok(exit) => exit,
+            Err(e) => {
+                eprintln!("regsweep: {e:#}");
+                Exit::Error
+            }
+        };
+        let Some(out) = self.out.take() else {
+            return exit;
+        };
+        let seconds = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let end = seconds(SystemTime::now());
+        let last_success = if exit == Exit::Success {
+            Some(end)
+        } else {
+            out.previous().and_then(|text| {
+                regsweep::metrics::last_success_in(&text, self.command, &self.storage)
+            })
+        };
+        self.metrics
+            .run(seconds(self.started), end, exit as u8, last_success);
+        match out.finish(&self.metrics) {
+            Ok(()) => exit,
+            Err(e) => {
+                eprintln!("regsweep: {e}");
+                Exit::Error
+            }
+        }
     }
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<Exit> {
-    match cli.command {
-        Command::Gc(args) => gc(args),
-        Command::Du(args) => du(args),
-        Command::Audit(args) => audit(args),
-        Command::PruneTags(args) => prune_tags(args),
-        Command::Apply(args) => apply(args),
+/// An analysis's result: stopped by a signal is said here and exits 1; a listing that failed is an
+/// error naming the store.
+fn analysed<T>(
+    job: &mut Job,
+    result: Result<T, AnalysisError>,
+    storage: &dyn Storage,
+) -> anyhow::Result<Result<T, Exit>> {
+    match result {
+        Ok(t) => Ok(Ok(t)),
+        Err(AnalysisError::Stopped(s)) => {
+            job.end_display();
+            eprintln!("regsweep: {s}");
+            Ok(Err(Exit::Partial))
+        }
+        Err(AnalysisError::Storage(e)) => {
+            Err(anyhow::Error::new(e).context(format!("cannot list {}", storage.describe())))
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Exit {
+    let (name, storage, args) = match &cli.command {
+        Command::Gc(a) => ("gc", &a.storage, &a.run),
+        Command::Du(a) => ("du", &a.storage, &a.run),
+        Command::Audit(a) => ("audit", &a.storage, &a.run),
+        Command::PruneTags(a) => ("prune-tags", &a.storage, &a.run),
+        Command::Apply(a) => ("apply", &a.storage, &a.run),
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man => return man(),
+    };
+    let mut job = match Job::start(name, storage, args) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("regsweep: {e:#}");
+            return Exit::Error;
+        }
+    };
+    let result = match cli.command {
+        Command::Gc(args) => gc(args, &mut job),
+        Command::Du(args) => du(args, &mut job),
+        Command::Audit(args) => audit(args, &mut job),
+        Command::PruneTags(args) => prune_tags(args, &mut job),
+        Command::Apply(args) => apply(args, &mut job),
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+    };
+    job.end(result)
+}
+
+/// `regsweep completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> Exit {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "regsweep", &mut std::io::stdout());
+    Exit::Success
+}
+
+/// The sections of the manual page that no option carries.
+const MAN_TAIL: &str = r#".SH "EXIT STATUS"
+.TP
+0
+The run did all it was asked (audit: the store is clean).
+.TP
+1
+The run did part of it: deletes failed, a signal stopped it (the report says what was deleted and what was not attempted), or audit found problems.
+.TP
+2
+The run could not run, or refused to delete (nothing was deleted).
+.SH SIGNALS
+.TP
+SIGUSR1
+Print the current counts on stderr at once.
+.TP
+SIGINT, SIGTERM
+Stop after the delete batch in flight (an analysis stops before deleting anything); exit status 1. A second signal ends the run at once; the store stays safe, and the next run finishes the plan.
+"#;
+
+/// `regsweep man`: the page of the whole command, then one section a subcommand.
+fn man() -> Exit {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let mut out = Vec::new();
+    let rendered = clap_mangen::Man::new(cmd.clone())
+        .render(&mut out)
+        .and_then(|()| {
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                let name = sub.get_name();
+                writeln!(out, ".SH \"REGSWEEP {}\"", name.to_uppercase())?;
+                let sub = sub
+                    .clone()
+                    .bin_name(format!("regsweep {name}"))
+                    .display_name(format!("regsweep-{name}"));
+                let man = clap_mangen::Man::new(sub);
+                man.render_synopsis_section(&mut out)?;
+                man.render_description_section(&mut out)?;
+                man.render_options_section(&mut out)?;
+            }
+            out.write_all(MAN_TAIL.as_bytes())
+        });
+    match rendered.and_then(|()| print(|w| w.write_all(&out)).map_err(std::io::Error::other)) {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            eprintln!("regsweep: cannot write the manual page: {e}");
+            Exit::Error
+        }
     }
 }
 
@@ -78,7 +266,7 @@ fn read_only_check(storage: &str, target: &Target, safety: &SafetyArgs) -> Resul
 }
 
 /// Resolves STORAGE, applies the S3 options, opens the store, and sizes the thread pool to it.
-fn open_storage(arg: &str, s3: &S3Args) -> anyhow::Result<(Target, Box<dyn Storage>)> {
+fn open_storage(arg: &str, s3: &S3Args, job: &Job) -> anyhow::Result<(Target, Box<dyn Storage>)> {
     let mut target = regsweep::config::resolve(arg)?;
     if let StorageSpec::S3(opts) = &mut target.spec {
         if s3.endpoint_url.is_some() {
@@ -88,6 +276,7 @@ fn open_storage(arg: &str, s3: &S3Args) -> anyhow::Result<(Target, Box<dyn Stora
         opts.max_rps = s3.max_rps;
     }
     let storage = regsweep::config::open(&target.spec)?;
+    storage.stop_listings_on(job.progress.stop_flag());
     regsweep::store_root::check(storage.as_ref())?;
     // Remote backends wait on the network: more threads than cores keep requests in flight.
     // RAYON_NUM_THREADS, when set, wins (rayon reads it itself).
@@ -199,14 +388,6 @@ impl CacheRun {
     }
 }
 
-fn progress() -> Box<dyn Progress> {
-    if std::io::stderr().is_terminal() {
-        Box::new(StderrProgress(Instant::now()))
-    } else {
-        Box::new(Quiet)
-    }
-}
-
 /// Writes a report to stdout, flushed.
 fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
@@ -215,11 +396,16 @@ fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::R
     out.flush().context("writing to stdout")
 }
 
-fn du(args: DuArgs) -> anyhow::Result<Exit> {
-    let (_target, storage) = open_storage(&args.storage, &args.s3)?;
-    let report = regsweep::du::du(storage.as_ref(), progress().as_ref())
-        .with_context(|| format!("cannot list {}", storage.describe()))?;
-    print(|out| {
+fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3, job)?;
+    let result = regsweep::du::du(storage.as_ref(), &job.progress);
+    let report = match analysed(job, result, storage.as_ref())? {
+        Ok(r) => r,
+        Err(exit) => return Ok(exit),
+    };
+    job.metrics.du(&report);
+    job.metrics.requests(storage.request_counts().as_ref());
+    job.print(|out| {
         if args.json {
             report.write_json(out)
         } else {
@@ -229,16 +415,21 @@ fn du(args: DuArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-fn audit(args: AuditArgs) -> anyhow::Result<Exit> {
-    let (_target, storage) = open_storage(&args.storage, &args.s3)?;
+fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3, job)?;
     let options = regsweep::audit::AuditOptions {
         verify_digests: args.verify_digests,
         grace: args.grace,
         now: SystemTime::now(),
     };
-    let report = regsweep::audit::audit(storage.as_ref(), &options, progress().as_ref())
-        .with_context(|| format!("cannot list {}", storage.describe()))?;
-    print(|out| {
+    let result = regsweep::audit::audit(storage.as_ref(), &options, &job.progress);
+    let report = match analysed(job, result, storage.as_ref())? {
+        Ok(r) => r,
+        Err(exit) => return Ok(exit),
+    };
+    job.metrics.audit(&report);
+    job.metrics.requests(storage.request_counts().as_ref());
+    job.print(|out| {
         if args.json {
             report.write_json(out)
         } else {
@@ -252,10 +443,10 @@ fn audit(args: AuditArgs) -> anyhow::Result<Exit> {
     })
 }
 
-fn gc(args: GcArgs) -> anyhow::Result<Exit> {
+fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
     // Before any work: an unwritable plan path fails now, not after the listing.
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
-    let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    let (target, storage) = open_storage(&args.storage, &args.s3, job)?;
     let mut cache = CacheRun::new(&target, &args.cache)?;
     let _lock = match prepare_delete(
         args.delete,
@@ -275,9 +466,11 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
         grace: args.grace,
         now: SystemTime::now(),
     };
-    let progress = progress();
-    let analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
-        .with_context(|| format!("cannot list {}", storage.describe()))?;
+    let result = gc::analyse(storage.as_ref(), &options, &job.progress);
+    let analysis = match analysed(job, result, storage.as_ref())? {
+        Ok(a) => a,
+        Err(exit) => return Ok(exit),
+    };
     let mut report = analysis.report(&storage.describe(), &options);
     if let Some(out) = plan_out {
         let header = regsweep::apply::gc_header(
@@ -290,6 +483,7 @@ fn gc(args: GcArgs) -> anyhow::Result<Exit> {
         out.finish(header, analysis.plan.items.iter())?;
     }
     sweep_and_render(
+        job,
         report,
         storage.as_ref(),
         &analysis,
@@ -308,9 +502,9 @@ fn plan_written(path: &std::path::Path, storage: &str) -> regsweep::report::Plan
     }
 }
 
-fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
+fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let file = PlanFile::read(&args.plan)?;
-    let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    let (target, storage) = open_storage(&args.storage, &args.s3, job)?;
     let mut cache = CacheRun::new(&target, &args.cache)?;
     if let Err(e) = file.check_store(&storage.identity()) {
         eprintln!("regsweep: {e}");
@@ -335,8 +529,13 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
                 storage.as_ref(),
                 &lines,
                 &file.header.created,
+                &job.progress,
             ) {
                 Ok(reviewed) => reviewed,
+                Err(regsweep::prune::PruneRefused::Stopped(s)) => {
+                    eprintln!("regsweep: {s}");
+                    return Ok(Exit::Partial);
+                }
                 Err(e) => {
                     eprintln!("regsweep: {}: {e}", args.plan.display());
                     return Ok(Exit::Error);
@@ -344,16 +543,18 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
             };
             let mut report = plan.report(&storage.describe());
             report.applied = Some(applied);
-            return delete_tags_and_render(&plan, report, storage.as_ref(), true, args.json);
+            return delete_tags_and_render(job, &plan, report, storage.as_ref(), true, args.json);
         }
     };
     if let Err(exit) = cache.check(true, &args.safety) {
         return Ok(exit);
     }
     let options = regsweep::apply::gc_options(gc_state, SystemTime::now());
-    let progress = progress();
-    let mut analysis = gc::analyse(storage.as_ref(), &options, progress.as_ref())
-        .with_context(|| format!("cannot list {}", storage.describe()))?;
+    let result = gc::analyse(storage.as_ref(), &options, &job.progress);
+    let mut analysis = match analysed(job, result, storage.as_ref())? {
+        Ok(a) => a,
+        Err(exit) => return Ok(exit),
+    };
     let (plan, applied) = match regsweep::apply::check(&file, &analysis) {
         Ok(checked) => checked,
         Err(e) => {
@@ -365,6 +566,7 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
     let mut report = analysis.report(&storage.describe(), &options);
     report.applied = Some(applied);
     sweep_and_render(
+        job,
         report,
         storage.as_ref(),
         &analysis,
@@ -376,7 +578,9 @@ fn apply(args: ApplyArgs) -> anyhow::Result<Exit> {
 }
 
 /// Sweeps the analysed plan when `delete`, then renders the report; the exit status says how it went.
+#[allow(clippy::too_many_arguments)]
 fn sweep_and_render(
+    job: &mut Job,
     mut report: regsweep::report::GcReport,
     storage: &dyn Storage,
     analysis: &gc::Analysis,
@@ -385,7 +589,6 @@ fn sweep_and_render(
     json: bool,
     view: &ViewArgs,
 ) -> anyhow::Result<Exit> {
-    let progress = progress();
     let mut exit = Exit::Success;
     let mut refused = None;
     if delete {
@@ -403,7 +606,7 @@ fn sweep_and_render(
             Some(e) => e,
             None => &regsweep::sweep::NoOne,
         };
-        match gc::execute(storage, analysis, progress.as_ref(), after) {
+        match gc::execute(storage, analysis, &job.progress, after) {
             Ok(deleted) => {
                 if !deleted.failures.is_empty() || deleted.not_attempted > 0 {
                     exit = Exit::Partial;
@@ -427,7 +630,8 @@ fn sweep_and_render(
         report.cache = Some(CacheReport::dry_run(spec, &analysis.plan));
     }
     report.s3 = storage.request_counts();
-    print(|out| {
+    job.metrics.gc(&report);
+    job.print(|out| {
         if json {
             report.write_json(out)
         } else {
@@ -439,12 +643,15 @@ fn sweep_and_render(
     })?;
     if let Some(e) = refused {
         eprintln!("regsweep: {e}");
-        exit = Exit::Error;
+        exit = match e {
+            gc::RefusedError::Stopped(_) => Exit::Partial,
+            _ => Exit::Error,
+        };
     }
     Ok(exit)
 }
 
-fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
+fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
     let rules = regsweep::prune::Rules {
         repos: regsweep::prune::Rules::repo_globs(&args.repos)?,
@@ -456,7 +663,7 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
         orphan_referrer_tags: args.orphan_referrer_tags,
     };
     rules.require_a_rule(args.all_tags)?;
-    let (target, storage) = open_storage(&args.storage, &args.s3)?;
+    let (target, storage) = open_storage(&args.storage, &args.s3, job)?;
     let _lock = match prepare_delete(
         args.delete,
         &args.storage,
@@ -467,13 +674,11 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
         Ok(guard) => guard,
         Err(exit) => return Ok(exit),
     };
-    let plan = regsweep::prune::plan(
-        storage.as_ref(),
-        &rules,
-        SystemTime::now(),
-        progress().as_ref(),
-    )
-    .with_context(|| format!("cannot list {}", storage.describe()))?;
+    let result = regsweep::prune::plan(storage.as_ref(), &rules, SystemTime::now(), &job.progress);
+    let plan = match analysed(job, result, storage.as_ref())? {
+        Ok(p) => p,
+        Err(exit) => return Ok(exit),
+    };
     for glob in &plan.unmatched_repo_globs {
         eprintln!("regsweep: warning: --repo {glob:?} matches no repository of the store");
     }
@@ -488,11 +693,12 @@ fn prune_tags(args: PruneArgs) -> anyhow::Result<Exit> {
         report.plan_file = Some(plan_written(out.path(), &args.storage));
         out.finish(header, plan.items())?;
     }
-    delete_tags_and_render(&plan, report, storage.as_ref(), args.delete, args.json)
+    delete_tags_and_render(job, &plan, report, storage.as_ref(), args.delete, args.json)
 }
 
 /// Removes the planned tags when `delete`, then renders the report; the exit status says how it went.
 fn delete_tags_and_render(
+    job: &mut Job,
     plan: &regsweep::prune::PrunePlan,
     mut report: regsweep::prune::PruneReport,
     storage: &dyn Storage,
@@ -502,7 +708,7 @@ fn delete_tags_and_render(
     let mut exit = Exit::Success;
     let mut refused = None;
     if delete {
-        match regsweep::prune::execute(storage, plan) {
+        match regsweep::prune::execute(storage, plan, &job.progress) {
             Ok(deleted) => {
                 if !deleted.failures.is_empty() {
                     exit = Exit::Partial;
@@ -513,7 +719,9 @@ fn delete_tags_and_render(
             Err(e) => refused = Some(e),
         }
     }
-    print(|out| {
+    job.metrics.prune(&report);
+    job.metrics.requests(storage.request_counts().as_ref());
+    job.print(|out| {
         if json {
             report.write_json(out)
         } else {
@@ -522,7 +730,10 @@ fn delete_tags_and_render(
     })?;
     if let Some(e) = refused {
         eprintln!("regsweep: {e}");
-        exit = Exit::Error;
+        exit = match e {
+            regsweep::prune::PruneRefused::Stopped(_) => Exit::Partial,
+            _ => Exit::Error,
+        };
     }
     Ok(exit)
 }

@@ -24,6 +24,7 @@
 use crate::digest::Digest;
 use crate::layout;
 use crate::plan::{Plan, PlanItem};
+use crate::progress::{Count, Progress};
 use crate::storage::Storage;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -54,8 +55,12 @@ pub struct Deleted {
     pub multipart_bytes: u64,
     /// Repositories left empty whose folders were removed.
     pub repositories: u64,
-    /// Keys not attempted because the sweep stopped (see [`AfterDelete`]); the next run plans them.
+    /// Keys not attempted because the sweep stopped (see [`AfterDelete`], or a stop asked for by a
+    /// signal); the next run plans them.
     pub not_attempted: u64,
+    /// The signal that stopped the sweep early (`SIGTERM`, `SIGINT`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_by: Option<String>,
     pub failures: Vec<Failure>,
 }
 
@@ -86,26 +91,47 @@ pub(crate) fn delete_all(
     keys: &[String],
     failures: &mut Vec<Failure>,
 ) -> HashSet<usize> {
-    let stop = AtomicBool::new(false);
+    let stop = Stop::new(&QUIET);
     delete_batches(storage, keys, failures, &stop, &|_| true).0
 }
 
+static QUIET: std::sync::LazyLock<Progress> = std::sync::LazyLock::new(Progress::new);
+
+/// Whether a sweep must start no new batch: something it told answered so, or a stop was asked for.
+struct Stop<'a> {
+    told: AtomicBool,
+    progress: &'a Progress,
+}
+
+impl<'a> Stop<'a> {
+    fn new(progress: &'a Progress) -> Stop<'a> {
+        Stop {
+            told: AtomicBool::new(false),
+            progress,
+        }
+    }
+
+    fn now(&self) -> bool {
+        self.told.load(Ordering::SeqCst) || self.progress.stop_requested().is_some()
+    }
+}
+
 /// Deletes `keys` in parallel batches of [`BATCH`], recording each failure, and calls `after` with
-/// the indices each batch deleted; once `after` answers false (or `stop` is set) no batch starts.
-/// Returns the indices not deleted (failed or not attempted) and how many were not attempted.
+/// the indices each batch deleted; once `after` answers false (or a stop is asked for) no batch
+/// starts. Returns the indices not deleted (failed or not attempted) and how many were not attempted.
 fn delete_batches(
     storage: &dyn Storage,
     keys: &[String],
     failures: &mut Vec<Failure>,
-    stop: &AtomicBool,
+    stop: &Stop,
     after: &(dyn Fn(&[usize]) -> bool + Sync),
-) -> (HashSet<usize>, u64) {
+) -> (HashSet<usize>, HashSet<usize>) {
     let results: Vec<(usize, Option<Failure>)> = keys
         .par_chunks(BATCH)
         .enumerate()
         .flat_map_iter(|(b, chunk)| {
             let base = b * BATCH;
-            if stop.load(Ordering::SeqCst) {
+            if stop.now() {
                 return (base..base + chunk.len()).map(|i| (i, None)).collect();
             }
             let mut done = Vec::with_capacity(chunk.len());
@@ -122,34 +148,74 @@ fn delete_batches(
                     )),
                 }
             }
+            stop.progress.add(Count::Deleted, done.len() as u64);
             if !done.is_empty() && !after(&done) {
-                stop.store(true, Ordering::SeqCst);
+                stop.told.store(true, Ordering::SeqCst);
             }
             failed
         })
         .collect();
     let mut failed = HashSet::new();
-    let mut not_attempted = 0;
+    let mut skipped = HashSet::new();
     for (i, f) in results {
         failed.insert(i);
         match f {
             Some(f) => failures.push(f),
-            None => not_attempted += 1,
+            None => {
+                skipped.insert(i);
+            }
         }
     }
-    (failed, not_attempted)
+    (failed, skipped)
 }
 
 /// Executes the plan, telling no one.
 pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
-    sweep_telling(storage, plan, &NoOne)
+    sweep_telling(storage, plan, &NoOne, &QUIET)
 }
 
-/// Executes the plan, telling `after` of each batch of links and blobs gone.
-pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete) -> Deleted {
+/// Executes the plan, telling `after` of each batch of links and blobs gone, and counting into
+/// `progress`; once a stop is asked for there, no new batch starts (what was not attempted is
+/// counted in [`Deleted::not_attempted`], and [`Deleted::stopped_by`] names the signal).
+pub fn sweep_telling(
+    storage: &dyn Storage,
+    plan: &Plan,
+    after: &dyn AfterDelete,
+    progress: &Progress,
+) -> Deleted {
     let mut out = Deleted::default();
-    let stop = AtomicBool::new(false);
+    let stop = Stop::new(progress);
+    let deletes = plan
+        .items
+        .iter()
+        .map(|i| match i {
+            PlanItem::Manifest { tags, .. } => 1 + tags.len() as u64,
+            _ => 1,
+        })
+        .sum::<u64>();
+    progress.phase(
+        &format!(
+            "sweeping {} items",
+            crate::report::thousands(plan.items.len() as u64)
+        ),
+        Count::Deleted,
+        Some(deletes),
+    );
+    sweep_steps(storage, plan, after, &stop, &mut out);
+    if out.not_attempted > 0 {
+        out.stopped_by = progress.stop_requested().map(crate::progress::signal_name);
+    }
+    out
+}
 
+/// The steps of the sweep; false when they stopped early.
+fn sweep_steps(
+    storage: &dyn Storage,
+    plan: &Plan,
+    after: &dyn AfterDelete,
+    stop: &Stop,
+    out: &mut Deleted,
+) {
     // 1. Tag index entries, remembering which manifest each belongs to.
     let manifests: Vec<(&str, &Digest, &[String])> = plan
         .items
@@ -169,9 +235,14 @@ pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete
             keys.push(layout::tag_index_entry(repo, tag, d));
         }
     }
-    let (failed, _) = delete_batches(storage, &keys, &mut out.failures, &stop, &|_| true);
+    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, stop, &|_| true);
     out.tag_index_entries = (keys.len() - failed.len()) as u64;
+    out.not_attempted += skipped.len() as u64;
     let blocked: HashSet<usize> = failed.iter().map(|i| owners[*i]).collect();
+    // A manifest held back only because a stop cut its index entries short: its revision link is
+    // not attempted either.
+    let failed_owners: HashSet<usize> = failed.difference(&skipped).map(|i| owners[*i]).collect();
+    out.not_attempted += blocked.difference(&failed_owners).count() as u64;
 
     // 2. Revision links.
     let ready: Vec<usize> = (0..manifests.len())
@@ -188,9 +259,9 @@ pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete
             .collect();
         after.links_deleted(&links)
     };
-    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, &stop, &tell);
+    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, stop, &tell);
     out.manifests = (keys.len() - failed.len()) as u64;
-    out.not_attempted += skipped;
+    out.not_attempted += skipped.len() as u64;
     // Data of a manifest whose revision link is still there (or was never attempted) must stay.
     let mut keep_data: HashSet<Digest> = blocked.iter().map(|m| *manifests[*m].1).collect();
     keep_data.extend(failed.iter().map(|i| *manifests[ready[*i]].1));
@@ -205,9 +276,9 @@ pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete
         let gone: Vec<(&str, &Digest)> = done.iter().map(|i| links[*i]).collect();
         after.links_deleted(&gone)
     };
-    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, &stop, &tell);
+    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, stop, &tell);
     out.layer_links = (keys.len() - failed.len()) as u64;
-    out.not_attempted += skipped;
+    out.not_attempted += skipped.len() as u64;
     keep_data.extend(failed.iter().map(|i| *links[*i].1));
 
     // 4. Blob data.
@@ -218,17 +289,19 @@ pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete
     let keys: Vec<String> = blobs.iter().map(|(d, _)| layout::blob_data(d)).collect();
     let tell = |done: &[usize]| {
         let gone: Vec<&Digest> = done.iter().map(|i| blobs[*i].0).collect();
+        stop.progress
+            .add(Count::BytesFreed, done.iter().map(|i| blobs[*i].1).sum());
         after.blobs_deleted(&gone)
     };
-    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, &stop, &tell);
-    out.not_attempted += skipped;
+    let (failed, skipped) = delete_batches(storage, &keys, &mut out.failures, stop, &tell);
+    out.not_attempted += skipped.len() as u64;
     for (i, (_, size)) in blobs.iter().enumerate() {
         if !failed.contains(&i) {
             out.blobs += 1;
             out.bytes += size;
         }
     }
-    if stop.load(Ordering::SeqCst) {
+    if stop.now() {
         out.not_attempted += plan
             .items
             .iter()
@@ -241,19 +314,30 @@ pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete
                 )
             })
             .count() as u64;
-        return out;
+        return;
     }
 
     // 5. Uploads, one folder at a time (each holds a few files).
     for (repo, id, size) in plan.uploads() {
+        if stop.now() {
+            out.not_attempted += 1;
+            continue;
+        }
         if sweep_upload(storage, &layout::upload_folder(repo, id), &mut out.failures) {
             out.uploads += 1;
             out.upload_bytes += size;
+            stop.progress.add(Count::Deleted, 1);
+            stop.progress.add(Count::BytesFreed, size);
         }
     }
 
     // 6. Multipart uploads.
     for (key, upload_id, size) in plan.multipart() {
+        if stop.now() {
+            out.not_attempted += 1;
+            continue;
+        }
+        stop.progress.add(Count::Deleted, 1);
         let upload = crate::storage::MultipartUpload {
             key: key.to_owned(),
             upload_id: upload_id.to_owned(),
@@ -281,6 +365,11 @@ pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete
     let mut removed = 0;
     let mut failures = Vec::new();
     for repo in plan.repositories() {
+        if stop.now() {
+            out.not_attempted += 1;
+            continue;
+        }
+        stop.progress.add(Count::Deleted, 1);
         if failed_repos.contains(repo) {
             continue;
         }
@@ -291,7 +380,6 @@ pub fn sweep_telling(storage: &dyn Storage, plan: &Plan, after: &dyn AfterDelete
     }
     out.repositories = removed;
     out.failures.extend(failures);
-    out
 }
 
 /// Removes a repository's own folders, which its deletes left empty, then its folder and the

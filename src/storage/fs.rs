@@ -20,6 +20,8 @@ use std::time::{Duration, UNIX_EPOCH};
 #[derive(Debug, Clone)]
 pub struct FsStorage {
     root: PathBuf,
+    /// Set by [`Storage::stop_listings_on`].
+    stop: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl FsStorage {
@@ -27,7 +29,10 @@ impl FsStorage {
     pub fn open(root: impl Into<PathBuf>) -> Result<FsStorage, StorageError> {
         let root = root.into();
         match std::fs::metadata(&root) {
-            Ok(m) if m.is_dir() => Ok(FsStorage { root }),
+            Ok(m) if m.is_dir() => Ok(FsStorage {
+                root,
+                stop: Default::default(),
+            }),
             Ok(_) => Err(StorageError::Other {
                 key: root.display().to_string(),
                 message: "is not a folder".into(),
@@ -61,6 +66,7 @@ const LINK_READ: usize = 512;
 struct Walk<'a> {
     visit: &'a mut dyn FnMut(Entry),
     note: &'a mut dyn FnMut(ListingNote),
+    stop: Option<&'a std::sync::atomic::AtomicUsize>,
 }
 
 impl Walk<'_> {
@@ -73,6 +79,12 @@ impl Walk<'_> {
         name_prefix: &str,
         depth: usize,
     ) -> Result<(), Errno> {
+        if self
+            .stop
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed) != 0)
+        {
+            return Err(Errno::CANCELED);
+        }
         let mut dir = Dir::new(fd)?;
         let mut children = Vec::new();
         for child in dir.by_ref() {
@@ -322,6 +334,10 @@ fn io_error(key: &str, e: std::io::Error) -> StorageError {
 }
 
 impl Storage for FsStorage {
+    fn stop_listings_on(&self, flag: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let _ = self.stop.set(flag);
+    }
+
     fn list(
         &self,
         prefix: &str,
@@ -338,7 +354,11 @@ impl Storage for FsStorage {
             Err(Errno::NOENT) => return Ok(()),
             Err(e) => return Err(errno_error(dir, e)),
         };
-        let mut walk = Walk { visit, note };
+        let mut walk = Walk {
+            visit,
+            note,
+            stop: self.stop.get().map(|s| s.as_ref()),
+        };
         let mut key = dir.to_owned();
         walk.folder(fd, &mut key, name_prefix, 0)
             .map_err(|e| errno_error(dir, e))

@@ -120,6 +120,12 @@ pub trait Storage: Sync {
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError>;
 
+    /// Makes listings end early with an error once `flag` is not zero (a stop asked for by a
+    /// signal): a listing of a large store takes long, and nothing listed after a stop is used.
+    fn stop_listings_on(&self, flag: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let _ = flag;
+    }
+
     /// The names of the immediate children "folders" of `prefix` (which ends with `/`): the next key
     /// component of every key below it that has one more `/`. Empty when nothing is there.
     fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError>;

@@ -147,6 +147,8 @@ pub struct S3Storage {
     max_in_flight: usize,
     pacer: Option<Pacer>,
     counters: Arc<Counters>,
+    /// Set by [`Storage::stop_listings_on`].
+    stop: std::sync::OnceLock<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 fn other(key: &str, e: impl std::fmt::Display) -> StorageError {
@@ -248,6 +250,7 @@ impl S3Storage {
             max_in_flight: opts.max_in_flight.max(1),
             pacer,
             counters,
+            stop: Default::default(),
         })
     }
 
@@ -290,6 +293,13 @@ impl S3Storage {
                 .max_keys(1000);
             if delimiter {
                 req = req.delimiter("/");
+            }
+            if self
+                .stop
+                .get()
+                .is_some_and(|s| s.load(Ordering::Relaxed) != 0)
+            {
+                return Err(other(prefix, "listing stopped: a stop was asked for"));
             }
             let page = {
                 let _permit = self.admit().await;
@@ -558,6 +568,10 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 impl Storage for S3Storage {
+    fn stop_listings_on(&self, flag: Arc<std::sync::atomic::AtomicUsize>) {
+        let _ = self.stop.set(flag);
+    }
+
     fn list(
         &self,
         prefix: &str,
