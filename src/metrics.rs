@@ -178,7 +178,7 @@ impl Metrics {
     /// S3 requests by kind and retries, when the store is in S3.
     pub fn requests(&mut self, r: Option<&RequestCounts>) {
         let Some(r) = r else { return };
-        let help = "S3 requests made, by kind (`s3` in --json).";
+        let help = "S3 requests made, by kind (`s3.<kind>_requests` in --json).";
         for (kind, n) in [
             ("list", r.list_requests),
             ("get", r.get_requests),
