@@ -199,18 +199,20 @@ pub fn status_line(snap: &Snapshot) -> String {
         let done = snap.phase_done();
         let secs = snap.elapsed.saturating_sub(p.started).as_secs_f64();
         let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-        line.push_str(&format!(" {}: {}", p.name, HumanCount(done)));
+        line.push(' ');
+        line.push_str(&p.name);
+        let rate = HumanCount(rate as u64);
         match p.total {
             Some(total) if total > 0 => {
                 line.push_str(&format!(
-                    " of {} {} ({}%",
+                    ": {} of {} {} ({}%, {rate}/s",
+                    HumanCount(done),
                     HumanCount(total),
                     p.count.unit(),
                     done * 100 / total
                 ));
-                line.push_str(&format!(", {rate:.0}/s"));
-                if rate > 0.0 && done < total {
-                    let left = Duration::from_secs_f64((total - done) as f64 / rate);
+                if rate.0 > 0 && done < total {
+                    let left = Duration::from_secs_f64((total - done) as f64 / rate.0 as f64);
                     line.push_str(&format!(
                         ", about {} left",
                         humantime::format_duration(Duration::from_secs(left.as_secs().max(1)))
@@ -218,7 +220,13 @@ pub fn status_line(snap: &Snapshot) -> String {
                 }
                 line.push(')');
             }
-            _ => line.push_str(&format!(" {} ({rate:.0}/s)", p.count.unit())),
+            // A phase that counts nothing of its own (marking): its name says it.
+            _ if done == 0 => {}
+            _ => line.push_str(&format!(
+                ": {} {} ({rate}/s)",
+                HumanCount(done),
+                p.count.unit()
+            )),
         }
     } else {
         line.push_str(" starting");
