@@ -359,8 +359,9 @@ struct RepoBuilder {
     uploads: BTreeMap<String, Upload>,
     /// Revisions whose link must be read to be checked (all of them, unless an ETag vouched).
     unverified: Vec<Digest>,
-    /// Tags that have a `current/link` (all are read).
-    current: Vec<String>,
+    /// Tags whose `current/link` was listed without its content, with its ETag where the listing
+    /// gave one: read, unless the ETag says which of the tag's index entries it names.
+    current: Vec<(String, Option<String>)>,
 }
 
 fn classify(
@@ -409,7 +410,7 @@ fn classify(
                     LinkOutcome::Bad(p) => problems.push(p),
                     LinkOutcome::Vanished => {}
                 },
-                None => b.current.push(tag.to_owned()),
+                None => b.current.push((tag.to_owned(), e.etag.clone())),
             }
         }
         RepoKey::TagIndexEntry(tag, d) => b.tags.entry(tag.to_owned()).or_default().index.push(d),
@@ -441,7 +442,7 @@ fn finish(name: String, b: RepoBuilder) -> Finished {
     layer_links.sort_unstable();
     layer_links.dedup();
     layer_links.shrink_to_fit();
-    let tags: Vec<Tag> = b
+    let mut tags: Vec<Tag> = b
         .tags
         .into_iter()
         .map(|(name, mut t)| {
@@ -450,14 +451,27 @@ fn finish(name: String, b: RepoBuilder) -> Finished {
             t
         })
         .collect();
-    let current = b
-        .current
-        .iter()
-        .map(|name| {
-            let tag = tags.binary_search_by(|t| t.name.cmp(name));
-            tag.expect("tag was recorded with its link")
-        })
-        .collect();
+    // A tag's link names one of the digests its index lists (the registry writes both when the tag
+    // moves): where the link's ETag is the MD5 of `sha256:<hex>` of one of them, the listing has
+    // said where the tag points, and the link need not be read. Any other ETag (not an MD5, under
+    // SSE-KMS or SSE-C, or a link naming what its index does not) is read.
+    let mut current = Vec::new();
+    for (name, etag) in &b.current {
+        let i = tags
+            .binary_search_by(|t| t.name.cmp(name))
+            .expect("tag was recorded with its link");
+        let named = etag.as_deref().and_then(|etag| {
+            tags[i]
+                .index
+                .iter()
+                .find(|d| etag_matches_link(etag, d))
+                .copied()
+        });
+        match named {
+            Some(d) => tags[i].current = Some(d),
+            None => current.push(i),
+        }
+    }
     let uploads = b
         .uploads
         .into_iter()

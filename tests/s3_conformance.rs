@@ -59,15 +59,13 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
             .contains(&("orphan/layers".to_owned(), s.orphan.clone()))
     );
 
-    // Requests: links are checked from their ETags, so the only GETs are tags and manifests.
+    // Requests: revision links are checked from their ETags, and each tag's current link is
+    // resolved from its ETag and the tag's index, so the only GETs are manifests.
     let requests = &summary["s3"];
     let manifests = 7; // team/app's two images, the image in two repositories (read once), the nested
     // image, the index and its two children
-    assert_eq!(
-        requests["get_requests"],
-        (s.tags.len() + manifests) as u64,
-        "{summary}"
-    );
+    assert!(!s.tags.is_empty());
+    assert_eq!(requests["get_requests"], manifests as u64, "{summary}");
     assert_eq!(requests["retries"], 0, "{summary}");
     // One list a blob shard (a small bucket fits one page each), one for the top-level repository
     // folders, one per top-level folder, one for the multipart uploads and one for each one's parts.

@@ -502,11 +502,37 @@ fn etags_that_are_not_md5s_make_links_be_read_and_the_plan_stays_the_same() {
         summary["problems"].as_array().unwrap().is_empty(),
         "{summary}"
     );
-    // Each revision link, vouched for by its ETag before, is now read: one GET each.
+    // Each revision link and each tag's current link, vouched for by its ETag before, is now
+    // read: one GET each.
     let gets = |s: &serde_json::Value| s["s3"]["get_requests"].as_u64().unwrap();
     assert_eq!(
         gets(&summary) - gets(&direct_summary),
-        summary["manifests"]["total"].as_u64().unwrap(),
+        summary["manifests"]["total"].as_u64().unwrap() + summary["tags"].as_u64().unwrap(),
         "{summary}\n{direct_summary}"
+    );
+    // And the tags point where reading them says: the plan headers' fingerprints of every tag and
+    // its target agree.
+    let tags = |endpoint: &str| {
+        let plan = dir.path().join("tags.ndjson");
+        support::run(
+            regsweep()
+                .args([
+                    "gc",
+                    "s3://registry/store",
+                    "--endpoint-url",
+                    endpoint,
+                    "--plan",
+                ])
+                .arg(&plan),
+        );
+        let text = std::fs::read_to_string(&plan).unwrap();
+        let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        (header["tags"].clone(), header["tags_fingerprint"].clone())
+    };
+    let (read, listed) = (tags(&proxy.endpoint()), tags(&s3.endpoint()));
+    assert!(read.0.as_u64().unwrap() > 0);
+    assert_eq!(
+        listed, read,
+        "tags resolved from the listing equal tags read"
     );
 }
