@@ -28,6 +28,7 @@ pub mod progress;
 pub mod prune;
 pub mod referrers;
 pub mod report;
+pub mod staged;
 pub mod storage;
 pub mod store_root;
 pub mod sweep;

@@ -15,10 +15,10 @@ use crate::du::DuReport;
 use crate::problem::{Problem, ProblemKind};
 use crate::prune::PruneReport;
 use crate::report::GcReport;
+use crate::staged::Staged;
 use crate::storage::RequestCounts;
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -82,6 +82,16 @@ impl Metrics {
         self.add(Kind::Gauge, name, help, labels, value);
     }
 
+    /// A gauge of a count or a size.
+    fn gauge_n(&mut self, name: &str, help: &str, value: u64) {
+        self.gauge(name, help, value as f64);
+    }
+
+    /// A counter of a count or a size.
+    fn counter_n(&mut self, name: &str, help: &str, value: u64) {
+        self.counter(name, help, value as f64);
+    }
+
     /// A counter `regsweep_<name>`; `name` ends in `_total`.
     pub fn counter(&mut self, name: &str, help: &str, value: f64) {
         debug_assert!(name.ends_with("_total"), "{name}");
@@ -91,13 +101,6 @@ impl Metrics {
     fn counter_with(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
         debug_assert!(name.ends_with("_total"), "{name}");
         self.add(Kind::Counter, name, help, labels, value);
-    }
-
-    /// The value of a sample, for a run that carries a figure over from its last file.
-    pub fn value(&self, name: &str) -> Option<f64> {
-        let name = format!("regsweep_{name}");
-        let f = self.families.iter().find(|f| f.name == name)?;
-        f.samples.first().map(|s| s.1)
     }
 
     /// The text exposition format (version 0.0.4).
@@ -195,231 +198,190 @@ impl Metrics {
 
     /// The figures of a `gc` or `apply` report.
     pub fn gc(&mut self, r: &GcReport) {
-        let g = |m: &mut Metrics, name: &str, help: &str, v: u64| m.gauge(name, help, v as f64);
-        g(
-            self,
+        self.gauge_n(
             "dry_run",
             "1 when nothing was to be deleted (`dry_run`).",
             r.dry_run as u64,
         );
-        g(
-            self,
+        self.gauge_n(
             "repositories",
             "Repositories (`repositories`).",
             r.repositories,
         );
-        g(self, "tags", "Tags (`tags`).", r.tags);
-        g(
-            self,
+        self.gauge_n("tags", "Tags (`tags`).", r.tags);
+        self.gauge_n(
             "manifests",
             "Manifest revisions (`manifests.total`).",
             r.manifests.total,
         );
-        g(
-            self,
+        self.gauge_n(
             "manifests_eligible",
             "Untagged manifest revisions the plan removes (`manifests.eligible`).",
             r.manifests.eligible,
         );
-        g(
-            self,
+        self.gauge_n(
             "manifests_held_by_grace",
             "Untagged manifest revisions kept by the grace window (`manifests.held_by_grace`).",
             r.manifests.held_by_grace,
         );
-        g(self, "blobs", "Blobs (`blobs.total`).", r.blobs.total);
-        g(
-            self,
+        self.gauge_n("blobs", "Blobs (`blobs.total`).", r.blobs.total);
+        self.gauge_n(
             "blobs_bytes",
             "Bytes of all blobs (`blobs.total_bytes`).",
             r.blobs.total_bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "blobs_marked",
             "Blobs a kept manifest reaches (`blobs.marked`).",
             r.blobs.marked,
         );
-        g(
-            self,
+        self.gauge_n(
             "blobs_marked_bytes",
             "Bytes of the marked blobs (`blobs.marked_bytes`).",
             r.blobs.marked_bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "blobs_eligible",
             "Blobs the plan deletes (`blobs.eligible`).",
             r.blobs.eligible,
         );
-        g(
-            self,
+        self.gauge_n(
             "blobs_eligible_bytes",
             "Bytes of the blobs the plan deletes (`blobs.eligible_bytes`).",
             r.blobs.eligible_bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "blobs_held_by_grace",
             "Unreferenced blobs kept by the grace window (`blobs.held_by_grace`).",
             r.blobs.held_by_grace,
         );
-        g(
-            self,
+        self.gauge_n(
             "blobs_held_by_grace_bytes",
             "Bytes of the blobs kept by the grace window (`blobs.held_by_grace_bytes`).",
             r.blobs.held_by_grace_bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "layer_links",
             "_layers links (`layer_links.total`).",
             r.layer_links.total,
         );
-        g(
-            self,
+        self.gauge_n(
             "layer_links_eligible",
             "_layers links the plan removes (`layer_links.eligible`).",
             r.layer_links.eligible,
         );
-        g(
-            self,
+        self.gauge_n(
             "uploads",
             "Uploads in progress or abandoned (`uploads.count`).",
             r.uploads.count,
         );
-        g(
-            self,
+        self.gauge_n(
             "uploads_bytes",
             "Bytes of the uploads (`uploads.bytes`).",
             r.uploads.bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "uploads_eligible",
             "Abandoned uploads the plan removes (`uploads.eligible`).",
             r.uploads.eligible,
         );
-        g(
-            self,
+        self.gauge_n(
             "uploads_eligible_bytes",
             "Bytes of the uploads the plan removes (`uploads.eligible_bytes`).",
             r.uploads.eligible_bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "multipart_uploads",
             "Incomplete S3 multipart uploads (`multipart_uploads.count`).",
             r.multipart_uploads.count,
         );
-        g(
-            self,
+        self.gauge_n(
             "multipart_uploads_eligible",
             "Incomplete S3 multipart uploads the plan aborts (`multipart_uploads.eligible`).",
             r.multipart_uploads.eligible,
         );
-        g(
-            self,
+        self.gauge_n(
             "multipart_uploads_eligible_bytes",
             "Bytes of the multipart uploads the plan aborts (`multipart_uploads.eligible_bytes`).",
             r.multipart_uploads.eligible_bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "repositories_emptied",
             "Repositories the plan leaves empty and removes (`repositories_emptied`).",
             r.repositories_emptied,
         );
-        g(
-            self,
+        self.gauge_n(
             "vanished",
             "Objects listed that were gone when read (`vanished`).",
             r.vanished,
         );
         self.problems(r.problems.iter());
         let d = r.deleted.clone().unwrap_or_default();
-        let c = |m: &mut Metrics, name: &str, help: &str, v: u64| m.counter(name, help, v as f64);
-        c(
-            self,
+        self.counter_n(
             "deleted_manifests_total",
             "Manifest revisions deleted (`deleted.manifests`).",
             d.manifests,
         );
-        c(
-            self,
+        self.counter_n(
             "deleted_tag_index_entries_total",
             "Tag index entries deleted (`deleted.tag_index_entries`).",
             d.tag_index_entries,
         );
-        c(
-            self,
+        self.counter_n(
             "deleted_layer_links_total",
             "_layers links deleted (`deleted.layer_links`).",
             d.layer_links,
         );
-        c(
-            self,
+        self.counter_n(
             "deleted_blobs_total",
             "Blobs deleted (`deleted.blobs`).",
             d.blobs,
         );
-        c(
-            self,
+        self.counter_n(
             "deleted_blobs_bytes_total",
             "Bytes of the blobs deleted (`deleted.bytes`).",
             d.bytes,
         );
-        c(
-            self,
+        self.counter_n(
             "deleted_uploads_total",
             "Uploads deleted (`deleted.uploads`).",
             d.uploads,
         );
-        c(
-            self,
+        self.counter_n(
             "deleted_uploads_bytes_total",
             "Bytes of the uploads deleted (`deleted.upload_bytes`).",
             d.upload_bytes,
         );
-        c(
-            self,
+        self.counter_n(
             "aborted_multipart_uploads_total",
             "Multipart uploads aborted (`deleted.multipart_uploads`).",
             d.multipart_uploads,
         );
-        c(
-            self,
+        self.counter_n(
             "deleted_repositories_total",
             "Empty repositories removed (`deleted.repositories`).",
             d.repositories,
         );
-        c(
-            self,
+        self.counter_n(
             "delete_failures_total",
             "Deletes that failed (`deleted.failures`).",
             d.failures.len() as u64,
         );
-        c(
-            self,
+        self.counter_n(
             "deletes_not_attempted_total",
             "Deletes not attempted because the sweep stopped early (`deleted.not_attempted`).",
             d.not_attempted,
         );
         if let Some(cache) = &r.cache {
-            c(
-                self,
-                "cache_evicted_keys_total",
+            self.counter_n("cache_evicted_keys_total",
                 "Keys evicted from the registry's redis blob-descriptor cache (`cache.evicted_keys`).",
                 cache.evicted_keys,
             );
-            c(
-                self,
-                "cache_evicted_set_members_total",
+            self.counter_n("cache_evicted_set_members_total",
                 "Set members evicted from the registry's redis blob-descriptor cache (`cache.evicted_set_members`).",
                 cache.evicted_set_members,
             );
-            g(
-                self,
+            self.gauge_n(
                 "cache_keys_left",
                 "Cache keys a sweep left that must be flushed by hand (`cache.keys_left`).",
                 cache.keys_left.len() as u64,
@@ -481,47 +443,39 @@ impl Metrics {
     /// The figures of an `audit` report.
     pub fn audit(&mut self, r: &AuditReport) {
         let s = &r.summary;
-        let g = |m: &mut Metrics, name: &str, help: &str, v: u64| m.gauge(name, help, v as f64);
-        g(
-            self,
+        self.gauge_n(
             "repositories",
             "Repositories (`summary.repositories`).",
             s.repositories,
         );
-        g(self, "tags", "Tags (`summary.tags`).", s.tags);
-        g(
-            self,
+        self.gauge_n("tags", "Tags (`summary.tags`).", s.tags);
+        self.gauge_n(
             "manifests",
             "Manifest revisions (`summary.manifests`).",
             s.manifests,
         );
-        g(self, "blobs", "Blobs (`summary.blobs`).", s.blobs);
-        g(
-            self,
+        self.gauge_n("blobs", "Blobs (`summary.blobs`).", s.blobs);
+        self.gauge_n(
             "blobs_bytes",
             "Bytes of all blobs (`summary.blob_bytes`).",
             s.blob_bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "orphan_blobs",
             "Blobs no manifest revision reaches (`summary.orphan_blobs`).",
             s.orphan_blobs,
         );
-        g(
-            self,
+        self.gauge_n(
             "orphan_blobs_bytes",
             "Bytes of the orphan blobs (`summary.orphan_bytes`).",
             s.orphan_bytes,
         );
-        g(
-            self,
+        self.gauge_n(
             "verified_blobs",
             "Blobs whose data was hashed (`summary.verified_blobs`).",
             s.verified_blobs,
         );
-        g(
-            self,
+        self.gauge_n(
             "orphan_referrer_tags",
             "Referrer tags whose subject is gone (`orphan_referrer_tags`, counted).",
             r.orphan_referrer_tags.len() as u64,
@@ -531,39 +485,28 @@ impl Metrics {
 
     /// The figures of a `prune-tags` report (or of `apply` of a prune-tags plan).
     pub fn prune(&mut self, r: &PruneReport) {
-        let g = |m: &mut Metrics, name: &str, help: &str, v: u64| m.gauge(name, help, v as f64);
-        g(
-            self,
+        self.gauge_n(
             "dry_run",
             "1 when nothing was to be deleted (`dry_run`).",
             r.dry_run as u64,
         );
-        g(
-            self,
+        self.gauge_n(
             "repositories",
             "Repositories (`repositories_total`).",
             r.repositories_total as u64,
         );
-        g(
-            self,
+        self.gauge_n(
             "repositories_matched",
             "Repositories the rules matched (`repositories_matched`).",
             r.repositories_matched as u64,
         );
-        g(
-            self,
+        self.gauge_n(
             "tags",
             "Tags of the matched repositories (`tags`).",
             r.tags as u64,
         );
-        g(
-            self,
-            "tags_kept",
-            "Tags the rules keep (`kept`).",
-            r.kept as u64,
-        );
-        g(
-            self,
+        self.gauge_n("tags_kept", "Tags the rules keep (`kept`).", r.kept as u64);
+        self.gauge_n(
             "tags_eligible",
             "Tags the plan removes (`removed`).",
             r.removed as u64,
@@ -623,71 +566,44 @@ pub struct MetricsFileError {
     pub message: String,
 }
 
-/// A metrics file on its way: a temporary file beside the destination (a name the textfile
-/// collector ignores: it starts with a dot and does not end in `.prom`), renamed into place by
-/// [`MetricsOutput::finish`], removed if the run ends before.
+/// A metrics file on its way (see [`Staged`]; the temporary name is one the textfile collector
+/// ignores: it does not end in `.prom`): renamed into place by [`MetricsOutput::finish`], removed if
+/// the run ends before.
 #[derive(Debug)]
-pub struct MetricsOutput {
-    path: PathBuf,
-    tmp: PathBuf,
-    file: Option<std::fs::File>,
-}
+pub struct MetricsOutput(Staged);
 
 impl MetricsOutput {
     /// Creates the temporary file now, so that an unwritable destination fails before any work.
     pub fn create(path: &Path) -> Result<MetricsOutput, MetricsFileError> {
-        let error = |message: String| MetricsFileError {
+        Staged::create(
+            path,
+            "a file (node_exporter's textfile collector reads *.prom)",
+        )
+        .map(MetricsOutput)
+        .map_err(|message| MetricsFileError {
             path: path.display().to_string(),
             message,
-        };
-        if path.is_dir() {
-            return Err(error(
-                "is a folder; name a file (node_exporter's textfile collector reads *.prom)".into(),
-            ));
-        }
-        let name = path
-            .file_name()
-            .ok_or_else(|| error("names no file".into()))?;
-        let tmp = path.with_file_name(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = std::fs::File::create_new(&tmp).map_err(|e| error(e.to_string()))?;
-        Ok(MetricsOutput {
-            path: path.to_owned(),
-            tmp,
-            file: Some(file),
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     /// What the file there says now (the previous run's figures), if anything.
     pub fn previous(&self) -> Option<String> {
-        std::fs::read_to_string(&self.path).ok()
+        std::fs::read_to_string(self.path()).ok()
     }
 
     /// Writes the figures and renames the file into place.
-    pub fn finish(mut self, metrics: &Metrics) -> Result<(), MetricsFileError> {
-        let error = |e: std::io::Error| MetricsFileError {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        };
-        let mut file = self.file.take().expect("finished once");
-        file.write_all(metrics.render().as_bytes()).map_err(error)?;
-        file.sync_all().map_err(error)?;
-        std::fs::rename(&self.tmp, &self.path).map_err(error)
-    }
-}
-
-impl Drop for MetricsOutput {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+    pub fn finish(self, metrics: &Metrics) -> Result<(), MetricsFileError> {
+        let path = self.path().display().to_string();
+        self.0
+            .finish(|out| out.write_all(metrics.render().as_bytes()))
+            .map_err(|e| MetricsFileError {
+                path,
+                message: e.to_string(),
+            })
     }
 }
 

@@ -10,9 +10,10 @@
 //! complete, so no reader ever sees half a plan.
 
 use crate::digest::Digest;
+use crate::staged::Staged;
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::io::BufRead;
+use std::path::Path;
 
 /// The version this regsweep writes and reads.
 pub const VERSION: u32 = 2;
@@ -140,56 +141,33 @@ pub fn item_line<T: Serialize>(item: &T, line: &mut Vec<u8>) {
     line.push(b'\n');
 }
 
-/// A plan file on its way: a temporary file beside the destination, renamed into place by
-/// [`PlanOutput::finish`], removed if the run ends before.
+/// A plan file on its way (see [`Staged`]): renamed into place by [`PlanOutput::finish`], removed
+/// if the run ends before.
 #[derive(Debug)]
-pub struct PlanOutput {
-    path: PathBuf,
-    tmp: PathBuf,
-    file: Option<std::fs::File>,
-}
+pub struct PlanOutput(Staged);
 
 impl PlanOutput {
     /// Creates the temporary file now, so that an unwritable destination fails before any work.
     pub fn create(path: &Path) -> Result<PlanOutput, PlanFileError> {
-        let error = |message: String| PlanFileError::Write {
-            path: path.display().to_string(),
-            message,
-        };
-        if path.is_dir() {
-            return Err(error("is a folder; name a file".into()));
-        }
-        let name = path
-            .file_name()
-            .ok_or_else(|| error("names no file".into()))?;
-        let tmp = path.with_file_name(format!(
-            ".{}.tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = std::fs::File::create_new(&tmp).map_err(|e| error(e.to_string()))?;
-        Ok(PlanOutput {
-            path: path.to_owned(),
-            tmp,
-            file: Some(file),
-        })
+        Staged::create(path, "a file")
+            .map(PlanOutput)
+            .map_err(|message| PlanFileError::Write {
+                path: path.display().to_string(),
+                message,
+            })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
     /// Writes the header (with the items' count and checksum) and the items, and renames the file
     /// into place.
     pub fn finish<T: Serialize>(
-        mut self,
+        self,
         mut header: PlanHeader,
         items: impl Iterator<Item = T> + Clone,
     ) -> Result<(), PlanFileError> {
-        let error = |e: std::io::Error| PlanFileError::Write {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        };
         use sha2::Digest as _;
         let mut sha = sha2::Sha256::new();
         let mut count = 0;
@@ -201,28 +179,21 @@ impl PlanOutput {
         }
         header.items = count;
         header.items_sha256 = Digest(sha.finalize().into());
-        let file = self.file.take().expect("finished once");
-        let mut out = std::io::BufWriter::new(file);
-        serde_json::to_writer(&mut out, &header)
-            .map_err(std::io::Error::from)
-            .map_err(error)?;
-        out.write_all(b"\n").map_err(error)?;
-        for item in items {
-            item_line(&item, &mut line);
-            out.write_all(&line).map_err(error)?;
-        }
-        let file = out.into_inner().map_err(|e| error(e.into_error()))?;
-        file.sync_all().map_err(error)?;
-        std::fs::rename(&self.tmp, &self.path).map_err(error)?;
-        Ok(())
-    }
-}
-
-impl Drop for PlanOutput {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        let path = self.path().display().to_string();
+        self.0
+            .finish(|out| {
+                serde_json::to_writer(&mut *out, &header)?;
+                out.write_all(b"\n")?;
+                for item in items {
+                    item_line(&item, &mut line);
+                    out.write_all(&line)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| PlanFileError::Write {
+                path,
+                message: e.to_string(),
+            })
     }
 }
 

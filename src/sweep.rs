@@ -91,11 +91,10 @@ pub(crate) fn delete_all(
     keys: &[String],
     failures: &mut Vec<Failure>,
 ) -> HashSet<usize> {
-    let stop = Stop::new(&QUIET);
+    let unwatched = Progress::new();
+    let stop = Stop::new(&unwatched);
     delete_batches(storage, keys, failures, &stop, &|_| true).0
 }
-
-static QUIET: std::sync::LazyLock<Progress> = std::sync::LazyLock::new(Progress::new);
 
 /// Whether a sweep must start no new batch: something it told answered so, or a stop was asked for.
 struct Stop<'a> {
@@ -171,7 +170,7 @@ fn delete_batches(
 
 /// Executes the plan, telling no one.
 pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
-    sweep_telling(storage, plan, &NoOne, &QUIET)
+    sweep_telling(storage, plan, &NoOne, &Progress::new())
 }
 
 /// Executes the plan, telling `after` of each batch of links and blobs gone, and counting into
@@ -208,7 +207,7 @@ pub fn sweep_telling(
     out
 }
 
-/// The steps of the sweep; false when they stopped early.
+/// The steps of the sweep, in order, into `out`; a stop leaves the rest counted as not attempted.
 fn sweep_steps(
     storage: &dyn Storage,
     plan: &Plan,

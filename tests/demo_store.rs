@@ -2,27 +2,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use support::{PlanSets, diff, reference_dry_run, regsweep_plan, run};
-
-fn copy_of_demo(dir: &Path) -> (PathBuf, PathBuf) {
-    let root = dir.join("root");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
-    run(std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&demo)
-        .arg(&root));
-    let config = dir.join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nstorage:\n  maintenance:\n    readonly:\n      enabled: true\n  filesystem:\n    rootdirectory: {}\n",
-            root.display()
-        ),
-    )
-    .unwrap();
-    (root, config)
-}
+use support::{PlanSets, copy_of_demo, diff, reference_dry_run, regsweep_plan, run};
 
 #[test]
 fn the_demo_store_plan_equals_the_reference_and_a_sweep_leaves_nothing_to_collect() {

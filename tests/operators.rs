@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::proxy::{Hold, Proxy};
+use support::s3::S3Server;
 use support::scenario::build_store_on_s3;
-use support::{assert_no_link_points_at_something_gone, regsweep, run};
+use support::{assert_no_link_points_at_something_gone, copy_of_demo, regsweep, run};
 
 /// One sample of a metrics file, as prometheus_client parsed it.
 #[derive(Debug, Clone)]
@@ -153,25 +154,6 @@ fn assert_metrics_are_the_json(
     (samples, compared)
 }
 
-/// A copy of the demo store and a config.yml that puts it in read-only mode.
-fn demo_store(dir: &Path) -> (PathBuf, PathBuf) {
-    let root = dir.join("root");
-    run(Command::new("cp")
-        .arg("-a")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo"))
-        .arg(&root));
-    let config = dir.join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nstorage:\n  maintenance:\n    readonly:\n      enabled: true\n  filesystem:\n    rootdirectory: {}\n",
-            root.display()
-        ),
-    )
-    .unwrap();
-    (root, config)
-}
-
 /// Runs regsweep with `args` plus `--json --metrics-file FILE`: the exit code and the report.
 fn with_metrics(args: &[&str], metrics: &Path) -> (i32, Value) {
     let out = regsweep()
@@ -190,7 +172,7 @@ fn with_metrics(args: &[&str], metrics: &Path) -> (i32, Value) {
 #[test]
 fn the_metrics_file_parses_as_prometheus_text_and_its_figures_are_the_json_reports() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, config) = demo_store(dir.path());
+    let (_, config) = copy_of_demo(dir.path());
     let storage = config.to_str().unwrap();
     let prom = |name: &str| dir.path().join(name);
 
@@ -355,16 +337,11 @@ fn signal(child: &Child, sig: i32) {
 /// The first manifest read (blob data) of a run.
 const MANIFEST_READ: &str = "^GET .*/blobs/sha256/[0-9a-f]{2}/[0-9a-f]{64}/data";
 
-#[test]
-fn with_stderr_in_a_file_a_run_prints_phases_and_heartbeats_and_sigusr1_prints_the_counts_at_once()
-{
-    let dir = tempfile::tempdir().unwrap();
-    let (s3, _store) = build_store_on_s3(dir.path());
-
-    // A heartbeat every 100 ms, while the first manifest read is held.
-    let hold = Hold::new(&dir.path().join("a"));
+/// A proxy to `s3` that holds the first manifest read it forwards, with its files under `dir`.
+fn holding_the_first_manifest_read(dir: &Path, s3: &S3Server) -> (Proxy, Hold) {
+    let hold = Hold::new(dir);
     let proxy = Proxy::start_with(
-        dir.path(),
+        dir,
         &s3.endpoint(),
         &[
             "--no-faults",
@@ -374,6 +351,17 @@ fn with_stderr_in_a_file_a_run_prints_phases_and_heartbeats_and_sigusr1_prints_t
             hold.dir(),
         ],
     );
+    (proxy, hold)
+}
+
+#[test]
+fn with_stderr_in_a_file_a_run_prints_phases_and_heartbeats_and_sigusr1_prints_the_counts_at_once()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, _store) = build_store_on_s3(dir.path());
+
+    // A heartbeat every 100 ms, while the first manifest read is held.
+    let (proxy, hold) = holding_the_first_manifest_read(&dir.path().join("a"), &s3);
     let err = dir.path().join("heartbeat.err");
     let mut child = spawn(
         &proxy.endpoint(),
@@ -412,18 +400,7 @@ fn with_stderr_in_a_file_a_run_prints_phases_and_heartbeats_and_sigusr1_prints_t
     assert!(plan["blobs"]["eligible"].as_u64().unwrap() > 0);
 
     // --quiet: nothing on stderr until SIGUSR1 asks, then the counts at once.
-    let hold = Hold::new(&dir.path().join("b"));
-    let proxy = Proxy::start_with(
-        &dir.path().join("b"),
-        &s3.endpoint(),
-        &[
-            "--no-faults",
-            "--hold",
-            MANIFEST_READ,
-            "--hold-dir",
-            hold.dir(),
-        ],
-    );
+    let (proxy, hold) = holding_the_first_manifest_read(&dir.path().join("b"), &s3);
     let err = dir.path().join("usr1.err");
     let mut child = spawn(
         &proxy.endpoint(),
@@ -514,9 +491,7 @@ fn sigterm_mid_sweep_stops_after_the_batch_in_flight_and_a_second_signal_ends_at
     let after = s3.keys("registry");
     assert!(after.len() < before.len() && after.is_subset(&before));
     assert_no_link_points_at_something_gone(&after);
-    let pulled = dir.path().join("pulled");
-    std::fs::create_dir_all(&pulled).unwrap();
-    store.pull_every_tag(&pulled);
+    store.pull_every_tag(&dir.path().join("pulled"));
     assert_metrics_are_the_json(&prom, &report, "gc", "s3://registry/store", 1);
 
     // The next run finishes the plan.
@@ -533,9 +508,7 @@ fn sigterm_mid_sweep_stops_after_the_batch_in_flight_and_a_second_signal_ends_at
         support::PlanSets::default(),
         "nothing left to collect"
     );
-    let pulled = dir.path().join("pulled-again");
-    std::fs::create_dir_all(&pulled).unwrap();
-    store.pull_every_tag(&pulled);
+    store.pull_every_tag(&dir.path().join("pulled-again"));
 }
 
 #[test]
@@ -696,7 +669,7 @@ fn run_example(words: &[String], paths: &[(&str, &Path)], dir: &Path) {
 fn the_systemd_units_and_the_cronjob_parse_and_their_commands_run_as_written() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let dir = tempfile::tempdir().unwrap();
-    let (root, config) = demo_store(dir.path());
+    let (root, config) = copy_of_demo(dir.path());
     let metrics = dir.path().join("textfile");
     std::fs::create_dir_all(&metrics).unwrap();
 
@@ -821,7 +794,7 @@ fn the_systemd_units_and_the_cronjob_parse_and_their_commands_run_as_written() {
     );
     // The same demo store, reset, as the CronJob would find it.
     std::fs::remove_dir_all(&root).unwrap();
-    demo_store(dir.path());
+    copy_of_demo(dir.path());
     let paths = [
         ("/etc/docker/registry/config.yml", config.as_path()),
         ("/metrics", metrics.as_path()),

@@ -76,9 +76,7 @@ fn through_a_faulty_connection_plans_match_and_deletes_converge_without_losing_a
             );
         }
         assert_no_link_points_at_something_gone(&s3.keys("registry"));
-        let pulls = dir.path().join(format!("pull-{runs}"));
-        std::fs::create_dir_all(&pulls).unwrap();
-        s.pull_every_tag(&pulls);
+        s.pull_every_tag(&dir.path().join(format!("pull-{runs}")));
         if code == 0 {
             break;
         }
@@ -191,9 +189,7 @@ fn a_tag_moved_between_the_walk_and_the_sweep_stops_the_sweep_and_the_next_run_c
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_no_link_points_at_something_gone(&s3.keys("registry"));
-    let pulled = dir.path().join("pulled");
-    std::fs::create_dir_all(&pulled).unwrap();
-    s.pull_every_tag(&pulled);
+    s.pull_every_tag(&dir.path().join("pulled"));
     let (left, _) = regsweep_plan(
         url,
         &["--endpoint-url", &s3.endpoint(), "--grace", "0s", "-m"],
@@ -251,9 +247,7 @@ fn killed_while_each_delete_batch_is_on_the_wire_the_bucket_stays_whole_and_runs
         hold.release();
         let keys = s3.keys("registry");
         assert_no_link_points_at_something_gone(&keys);
-        let pulls = dir.path().join(format!("pull-{kills}"));
-        std::fs::create_dir_all(&pulls).unwrap();
-        s.pull_every_tag(&pulls);
+        s.pull_every_tag(&dir.path().join(format!("pull-{kills}")));
         seen.push(keys);
         assert!(kills < 40, "no convergence after {kills} killed runs");
     }
@@ -423,9 +417,7 @@ fn a_tag_pushed_while_prune_tags_runs_is_not_removed() {
         "the refusal names the tag: {stderr}"
     );
     assert_eq!(s3.keys("registry"), before, "nothing was deleted");
-    let pulled = dir.path().join("pulled");
-    std::fs::create_dir_all(&pulled).unwrap();
-    s.pull_every_tag(&pulled);
+    s.pull_every_tag(&dir.path().join("pulled"));
 
     // With nothing pushed meanwhile, the next run removes the tag.
     let out = prune().output().unwrap();

@@ -11,7 +11,7 @@ pub mod scenario;
 pub mod store;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Runs a command, panicking with its output when it fails.
@@ -27,6 +27,24 @@ pub fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
+}
+
+/// A copy of the built-in demo store under `dir`, and a config.yml beside it that puts it in
+/// read-only mode: (root, config).
+pub fn copy_of_demo(dir: &Path) -> (PathBuf, PathBuf) {
+    let root = dir.join("root");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    run(Command::new("cp").arg("-a").arg(&demo).arg(&root));
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  maintenance:\n    readonly:\n      enabled: true\n  filesystem:\n    rootdirectory: {}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    (root, config)
 }
 
 /// `skopeo copy` with TLS checks off for the loopback registry.

@@ -144,9 +144,11 @@ impl Store {
         assert!(ours_m.blobs.is_subset(&reference_m.blobs));
     }
 
-    /// Pulls every tag (every platform of multi-arch ones) into OCI layouts under `dir`: skopeo
-    /// verifies every blob's digest, so a pull that succeeds proves the image is whole.
+    /// Pulls every tag (every platform of multi-arch ones) into OCI layouts under `dir` (made if it is
+    /// not there): skopeo verifies every blob's digest, so a pull that succeeds proves the image is
+    /// whole.
     pub fn pull_every_tag(&self, dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
         for (i, (repo, tag, all)) in self.tags.iter().enumerate() {
             let dest = format!("oci:{}:pulled", dir.join(format!("pull-{i}")).display());
             let extra: &[&str] = if *all { &["--all"] } else { &[] };
