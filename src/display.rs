@@ -79,7 +79,8 @@ impl Drop for Display {
 fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
     let tick = Duration::from_millis(100);
     let mut shown = 0;
-    let mut bar: Option<(ProgressBar, Phase)> = None;
+    // The live bar and the index of the phase it shows.
+    let mut bar: Option<(ProgressBar, usize)> = None;
     let mut next_beat = match mode {
         Mode::Lines { interval } => Some((Instant::now() + interval, interval)),
         _ => None,
@@ -88,14 +89,14 @@ fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
     loop {
         let last = done.load(Ordering::SeqCst);
         let snap = progress.snapshot();
-        for phase in &snap.phases[shown..] {
+        for (i, phase) in snap.phases.iter().enumerate().skip(shown) {
             match mode {
                 Mode::Live => {
                     if let Some((b, p)) = bar.take() {
-                        update(&b, &p, &snap);
+                        update(&b, &snap.phases[p], &snap);
                         b.finish();
                     }
-                    bar = Some((new_bar(phase), phase.clone()));
+                    bar = Some((new_bar(phase), i));
                 }
                 Mode::Lines { .. } => eprintln!("{} {}", stamp(phase.started), phase.name),
                 Mode::Quiet => {}
@@ -103,7 +104,7 @@ fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
         }
         shown = snap.phases.len();
         if let Some((b, p)) = &bar {
-            update(b, p, &snap);
+            update(b, &snap.phases[*p], &snap);
         }
         if let Some(signal) = progress.stop_requested().filter(|_| !told_stop) {
             told_stop = true;
@@ -128,7 +129,8 @@ fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
         }
         if last {
             if let Some((b, p)) = bar.take() {
-                update(&b, &p, &progress.snapshot());
+                let snap = progress.snapshot();
+                update(&b, &snap.phases[p], &snap);
                 b.finish();
             }
             return;
@@ -138,7 +140,7 @@ fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
 }
 
 /// A line on stderr that does not tear a live bar.
-fn say(bar: &Option<(ProgressBar, Phase)>, line: &str) {
+fn say(bar: &Option<(ProgressBar, usize)>, line: &str) {
     match bar {
         Some((b, _)) => b.suspend(|| eprintln!("{line}")),
         None => eprintln!("{line}"),
@@ -170,13 +172,9 @@ fn new_bar(phase: &Phase) -> ProgressBar {
     b
 }
 
+/// Shows phase `p` as `snap` has it (its total may have grown).
 fn update(b: &ProgressBar, p: &Phase, snap: &Snapshot) {
-    let current = snap
-        .phases
-        .iter()
-        .rev()
-        .find(|q| q.started == p.started && q.name == p.name);
-    if let Some(total) = current.and_then(|q| q.total) {
+    if let Some(total) = p.total {
         b.set_length(total);
     }
     b.set_position(snap.get(p.count).saturating_sub(p.base));

@@ -177,9 +177,7 @@ pub fn execute(
     }
     progress.phase("listing tags and revisions again", Count::Listed, None);
     let now = inventory::scan_repositories_only(storage, progress);
-    if let Some(signal) = progress.stop_requested() {
-        return Err(RefusedError::Stopped(Stopped { signal }));
-    }
+    progress.check().map_err(RefusedError::Stopped)?;
     let (now, _) = now.map_err(RefusedError::Recheck)?;
     if let Some(change) = first_change(&analysis.inventory.repositories, &now) {
         return Err(RefusedError::Moved(change));

@@ -231,10 +231,6 @@ pub struct Inventory {
 pub fn scan(storage: &dyn Storage, progress: &Progress) -> Result<Inventory, StorageError> {
     progress.phase("listing blobs and repositories", Count::Listed, None);
     let (blobs, mut problems) = scan_blobs(storage, progress)?;
-    progress.check().map_err(|s| StorageError::Other {
-        key: layout::REPOSITORIES.to_owned(),
-        message: s.to_string(),
-    })?;
     let (repositories, repo_problems, vanished) = scan_repositories(storage, &blobs, progress)?;
     problems.extend(repo_problems);
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));

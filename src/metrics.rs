@@ -103,6 +103,18 @@ impl Metrics {
         self.add(Kind::Counter, name, help, labels, value);
     }
 
+    /// `regsweep_last_success_time_seconds` of this command and storage in a metrics file's text
+    /// (the file a run replaces).
+    pub fn last_success_in(&self, text: &str) -> Option<f64> {
+        let prefix = format!(
+            "regsweep_last_success_time_seconds{{{}}} ",
+            label_text(&self.labels)
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -115,11 +127,13 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {} {help}", f.name);
             let _ = writeln!(out, "# TYPE {} {kind}", f.name);
             for (labels, value) in &f.samples {
-                let labels: Vec<String> = labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
-                    .collect();
-                let _ = writeln!(out, "{}{{{}}} {}", f.name, labels.join(","), number(*value));
+                let _ = writeln!(
+                    out,
+                    "{}{{{}}} {}",
+                    f.name,
+                    label_text(labels),
+                    number(*value)
+                );
             }
         }
         out
@@ -545,17 +559,13 @@ fn number(v: f64) -> String {
     }
 }
 
-/// `regsweep_last_success_time_seconds` of the same command and storage in a metrics file's text.
-pub fn last_success_in(text: &str, command: &str, storage: &str) -> Option<f64> {
-    let labels = Metrics::new(command, storage).labels;
-    let want: Vec<String> = labels
+/// `k="v",…`, the values escaped.
+fn label_text(labels: &[(String, String)]) -> String {
+    let pairs: Vec<String> = labels
         .iter()
         .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
         .collect();
-    let prefix = format!("regsweep_last_success_time_seconds{{{}}} ", want.join(","));
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|v| v.trim().parse().ok())
+    pairs.join(",")
 }
 
 /// Why a metrics file could not be written.
@@ -643,9 +653,9 @@ mod tests {
                 "regsweep_run_duration_seconds{command=\"gc\",storage=\"s3://b/p\"} 60.5"
             )
         );
-        assert_eq!(last_success_in(&text, "gc", "s3://b/p"), Some(160.5));
-        assert_eq!(last_success_in(&text, "du", "s3://b/p"), None);
-        assert_eq!(last_success_in(&text, "gc", "s3://b/q"), None);
+        assert_eq!(m.last_success_in(&text), Some(160.5));
+        assert_eq!(Metrics::new("du", "s3://b/p").last_success_in(&text), None);
+        assert_eq!(Metrics::new("gc", "s3://b/q").last_success_in(&text), None);
     }
 
     #[test]

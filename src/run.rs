@@ -40,15 +40,13 @@ struct Job {
     display: Option<Display>,
     metrics: Metrics,
     out: Option<MetricsOutput>,
-    command: &'static str,
-    storage: String,
     started: SystemTime,
 }
 
 impl Job {
     /// Starts the run: the metrics file's temporary file first (an unwritable path fails before
     /// any work), then the signal handlers and the progress display.
-    fn start(command: &'static str, storage: &str, args: &RunArgs) -> anyhow::Result<Job> {
+    fn start(command: &str, storage: &str, args: &RunArgs) -> anyhow::Result<Job> {
         let out = args
             .metrics_file
             .as_deref()
@@ -71,8 +69,6 @@ impl Job {
             progress,
             metrics: Metrics::new(command, storage),
             out,
-            command,
-            storage: storage.to_owned(),
             started: SystemTime::now(),
         })
     }
@@ -114,9 +110,8 @@ impl Job {
         let last_success = if exit == Exit::Success {
             Some(end)
         } else {
-            out.previous().and_then(|text| {
-                regsweep::metrics::last_success_in(&text, self.command, &self.storage)
-            })
+            out.previous()
+                .and_then(|text| self.metrics.last_success_in(&text))
         };
         self.metrics
             .run(seconds(self.started), end, exit as u8, last_success);
