@@ -80,7 +80,8 @@ pub fn audit(
     progress: &Progress,
 ) -> Result<AuditReport, AnalysisError> {
     let start = Instant::now();
-    let inv = progress.unless_stopped(inventory::scan(storage, progress))?;
+    let inv =
+        progress.unless_stopped(inventory::scan(storage, inventory::Detail::Sizes, progress))?;
     let cat = catalog::read(storage, &inv, progress);
     progress.check()?;
     let mut problems: Vec<Problem> = inv.problems.clone();

@@ -337,8 +337,18 @@ impl Read {
     }
 }
 
-/// Every descriptor of manifest `d` whose size is not that of the blob data the store holds.
+/// Every descriptor of manifest `d` whose size is not that of the blob data the store holds, where
+/// the scan measured the data ([`BlobTable::sizes_listed`]). Where it did not, what the descriptors
+/// declare becomes the size of the blobs they name ([`BlobTable::declare_size`]).
 fn size_mismatches(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> Vec<Problem> {
+    if !inv.blobs.sizes_listed() {
+        for (b, size) in declared {
+            if let (Some(id), Ok(size)) = (inv.blobs.id(b), u64::try_from(*size)) {
+                inv.blobs.declare_size(id, size);
+            }
+        }
+        return Vec::new();
+    }
     declared
         .iter()
         .filter_map(|(b, size)| {
@@ -394,6 +404,7 @@ fn read_strict(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
         }
     };
     let actual = Digest::of(&bytes);
+    inv.blobs.declare_size(id, bytes.len() as u64);
     if actual != *d {
         let p = Problem::at(
             ProblemKind::CorruptManifest,

@@ -71,11 +71,16 @@ fn bytes_of(blobs: &BlobTable, ids: &RoaringBitmap) -> u64 {
 /// Measures the store.
 pub fn du(storage: &dyn Storage, progress: &Progress) -> Result<DuReport, AnalysisError> {
     let start = Instant::now();
-    let inv = progress.unless_stopped(inventory::scan(storage, progress))?;
+    let mut inv =
+        progress.unless_stopped(inventory::scan(storage, inventory::Detail::Names, progress))?;
     let cat = catalog::read(storage, &inv, progress);
     progress.check()?;
     progress.phase("marking per repository", Count::ManifestsRead, None);
     let per_repo = mark::tag_reach(&inv, &cat);
+    let plain = mark::mark_every_revision(&inv, &cat);
+    let ids = inventory::to_measure(&inv, &plain.blobs);
+    inventory::measure(storage, &mut inv, &ids, progress);
+    progress.check()?;
     // Blobs reached from one repository only, and from two or more.
     let (mut once, mut twice) = (RoaringBitmap::new(), RoaringBitmap::new());
     for reach in &per_repo {
@@ -98,7 +103,6 @@ pub fn du(storage: &dyn Storage, progress: &Progress) -> Result<DuReport, Analys
     repositories.sort_by(|a, b| {
         (b.exclusive_bytes, b.bytes, &a.name).cmp(&(a.exclusive_bytes, a.bytes, &b.name))
     });
-    let plain = mark::mark_every_revision(&inv, &cat);
     let total_bytes = inv.blobs.total_bytes();
     let referenced = bytes_of(&inv.blobs, &plain.blobs);
     let (multipart_bytes, multipart_error) = match storage.multipart_uploads() {

@@ -76,25 +76,49 @@ pub fn analyse(
 ) -> Result<Analysis, AnalysisError> {
     let start = Instant::now();
     let versioning = storage.versioning().map_err(|e| e.to_string());
-    let mut inventory = progress.unless_stopped(inventory::scan(storage, progress))?;
+    let mut inventory =
+        progress.unless_stopped(inventory::scan(storage, inventory::Detail::Names, progress))?;
     let catalog = catalog::read(storage, &inventory, progress);
     progress.check()?;
-    progress.phase(
-        &format!(
-            "marking ({} manifests)",
-            crate::report::thousands(catalog.len() as u64)
-        ),
-        Count::ManifestsRead,
-        None,
+    let marking = format!(
+        "marking ({} manifests)",
+        crate::report::thousands(catalog.len() as u64)
     );
-    let marks = mark::mark(
-        &inventory,
-        &catalog,
-        MarkOptions {
-            delete_untagged: options.delete_untagged,
-            grace_cutoff: options.grace_cutoff(),
-        },
-    );
+    progress.phase(&marking, Count::ManifestsRead, None);
+    let mark_options = MarkOptions {
+        delete_untagged: options.delete_untagged,
+        grace_cutoff: options.grace_cutoff(),
+    };
+    // Untagged revisions are judged by their data's age. Where the scan did not tell it (an
+    // unknown age counts as written now), learn it for the revisions no tag reaches (a mark with no
+    // grace window finds them) before the mark that judges them.
+    let unknown_age = |d: &Digest| {
+        inventory
+            .blobs
+            .id(d)
+            .is_some_and(|id| inventory.blobs.known_modified(id).is_none())
+    };
+    if options.delete_untagged
+        && (inventory.repositories.iter()).any(|r| r.revisions.iter().any(unknown_age))
+    {
+        let no_grace = MarkOptions {
+            grace_cutoff: i64::MAX,
+            ..mark_options
+        };
+        let untagged: roaring::RoaringBitmap = mark::mark(&inventory, &catalog, no_grace)
+            .untagged
+            .iter()
+            .flatten()
+            .filter_map(|d| inventory.blobs.id(d))
+            .collect();
+        inventory::measure(storage, &mut inventory, &untagged, progress);
+        progress.check()?;
+        progress.phase(&marking, Count::ManifestsRead, None);
+    }
+    let marks = mark::mark(&inventory, &catalog, mark_options);
+    let ids = inventory::to_measure(&inventory, &marks.blobs);
+    inventory::measure(storage, &mut inventory, &ids, progress);
+    progress.check()?;
     let candidates: Vec<usize> = (inventory.repositories.iter().zip(&marks.untagged))
         .enumerate()
         .filter(|(_, (r, untagged))| {

@@ -17,7 +17,9 @@ use crate::problem::{Problem, ProblemKind};
 use crate::progress::{Count, Progress, Tally};
 use crate::storage::{Entry, ListingNote, Storage, StorageError};
 use rayon::prelude::*;
+use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Index of a blob in the [`BlobTable`].
@@ -37,29 +39,54 @@ fn modified_seconds(e: &Entry) -> i64 {
     unix_seconds(e.modified.unwrap_or_else(SystemTime::now))
 }
 
-/// One blob: its digest, size and modification time (Unix seconds).
+/// A blob as its listing found it: its digest, and its size and modification time when the
+/// listing told them (a filesystem listing by name does not, see [`Detail::Names`]).
 #[derive(Debug, Clone, Copy)]
 struct BlobRow {
     digest: Digest,
     size: u64,
-    modified: i64,
+    modified: Option<i64>,
+}
+
+/// What a size slot holds before anything told the blob's size.
+const UNKNOWN_SIZE: u64 = u64::MAX;
+/// What a time slot holds before anything told the blob's modification time.
+const UNKNOWN_TIME: u32 = 0;
+
+/// A modification time as a time slot holds it: Unix seconds, clamped to 1970-01-01T00:00:01 …
+/// 2106 (a time before 1970 is as old as 1970 for every grace window).
+fn time_slot(t: i64) -> u32 {
+    t.clamp(1, u32::MAX as i64) as u32
 }
 
 /// Every blob in the store, sorted by digest, so that a digest's position is its [`BlobId`]
-/// (48 bytes a blob).
+/// (44 bytes a blob: the digest, and a size and a time slot).
 ///
-/// The rows stay in the sorted shards the walk produced (shard `n` holds the digests starting with hex
-/// digit `n`), so the table is never copied into one array: a row's shard is found from the id by the
-/// shards' offsets. Lookups go through a radix index of the digests' first 16 bits (256 KiB whatever
-/// the store's size), then a binary search over the few rows sharing them: a lookup touches two or
-/// three cache lines where a binary search over the whole table would miss the cache twenty times.
+/// The digests stay in the sorted shards the walk produced (shard `n` holds the digests starting
+/// with hex digit `n`), so the table is never copied into one array: a row's shard is found from the
+/// id by the shards' offsets. Lookups go through a radix index of the digests' first 16 bits (256 KiB
+/// whatever the store's size), then a binary search over the few rows sharing them: a lookup touches
+/// two or three cache lines where a binary search over the whole table would miss the cache twenty
+/// times.
+///
+/// Sizes and times are slots that can be filled after the walk (atomics, so that parallel readers
+/// of manifests can fill them): where the listing did not tell them, a blob's size is first learned
+/// from the descriptors that name it ([`BlobTable::declare_size`]), and only the blobs whose size or
+/// age the answer needs are asked of the store ([`BlobTable::learn`]).
 #[derive(Debug, Default)]
 pub struct BlobTable {
-    shards: Vec<Vec<BlobRow>>,
+    shards: Vec<Vec<Digest>>,
     /// `offsets[n]` is the id of shard `n`'s first row; one more entry holds the total.
     offsets: Vec<u32>,
     /// `starts[p]` is the first id whose digest's first 16 bits are at least `p`; 65,537 entries.
     starts: Vec<u32>,
+    /// By id: bytes, or [`UNKNOWN_SIZE`].
+    sizes: Vec<AtomicU64>,
+    /// By id: Unix seconds (see [`time_slot`]), or [`UNKNOWN_TIME`].
+    times: Vec<AtomicU32>,
+    /// True when the listing told every blob's size (an S3 listing, a filesystem walk that stats):
+    /// the sizes are the data's, and can be checked against descriptors.
+    sizes_listed: bool,
 }
 
 fn prefix16(d: &Digest) -> usize {
@@ -70,30 +97,47 @@ impl BlobTable {
     /// Takes shards that each are sorted, without duplicates, and that cover increasing ranges of
     /// digests.
     fn from_sorted_shards(shards: Vec<Vec<BlobRow>>) -> BlobTable {
+        let total: usize = shards.iter().map(Vec::len).sum();
         let mut offsets = Vec::with_capacity(shards.len() + 1);
         let mut starts = Vec::with_capacity((1 << 16) + 1);
+        let mut sizes = Vec::with_capacity(total);
+        let mut times = Vec::with_capacity(total);
+        let mut sizes_listed = true;
+        let mut digests = Vec::with_capacity(shards.len());
         let mut id = 0u32;
-        for shard in &shards {
+        for shard in shards {
             offsets.push(id);
+            let mut ds = Vec::with_capacity(shard.len());
             for row in shard {
                 while starts.len() <= prefix16(&row.digest) {
                     starts.push(id);
                 }
+                ds.push(row.digest);
+                match row.modified {
+                    Some(t) => {
+                        sizes.push(AtomicU64::new(row.size));
+                        times.push(AtomicU32::new(time_slot(t)));
+                    }
+                    None => {
+                        sizes_listed = false;
+                        sizes.push(AtomicU64::new(UNKNOWN_SIZE));
+                        times.push(AtomicU32::new(UNKNOWN_TIME));
+                    }
+                }
                 id += 1;
             }
+            digests.push(ds);
         }
         offsets.push(id);
         starts.resize((1 << 16) + 1, id);
         BlobTable {
-            shards,
+            shards: digests,
             offsets,
             starts,
+            sizes,
+            times,
+            sizes_listed,
         }
-    }
-
-    fn row(&self, id: BlobId) -> &BlobRow {
-        let n = self.offsets.partition_point(|&o| o <= id) - 1;
-        &self.shards[n][(id - self.offsets[n]) as usize]
     }
 
     /// The id of a digest, when the store holds its data.
@@ -106,9 +150,7 @@ impl BlobTable {
         let n = self.offsets.partition_point(|&o| o <= start) - 1;
         let base = self.offsets[n];
         let rows = &self.shards[n][(start - base) as usize..(end - base) as usize];
-        rows.binary_search_by(|r| r.digest.cmp(d))
-            .ok()
-            .map(|i| start + i as BlobId)
+        rows.binary_search(d).ok().map(|i| start + i as BlobId)
     }
 
     pub fn len(&self) -> usize {
@@ -120,21 +162,143 @@ impl BlobTable {
     }
 
     pub fn digest(&self, id: BlobId) -> Digest {
-        self.row(id).digest
+        let n = self.offsets.partition_point(|&o| o <= id) - 1;
+        self.shards[n][(id - self.offsets[n]) as usize]
     }
 
+    /// The blob's size: its data's where the listing or [`BlobTable::learn`] told it, else what a
+    /// descriptor declared; 0 while neither did.
     pub fn size(&self, id: BlobId) -> u64 {
-        self.row(id).size
+        self.known_size(id).unwrap_or(0)
     }
 
-    /// Modification time of the blob's data, in Unix seconds.
+    /// The blob's size, when something told it.
+    pub fn known_size(&self, id: BlobId) -> Option<u64> {
+        let s = self.sizes[id as usize].load(Ordering::Relaxed);
+        (s != UNKNOWN_SIZE).then_some(s)
+    }
+
+    /// True when every size is the data's own, as listed (so it can be checked against what
+    /// descriptors declare).
+    pub fn sizes_listed(&self) -> bool {
+        self.sizes_listed
+    }
+
+    /// Records what a descriptor (or a read of the whole manifest) says blob `id` measures, where
+    /// nothing told its size yet.
+    pub fn declare_size(&self, id: BlobId, size: u64) {
+        if size != UNKNOWN_SIZE {
+            let slot = &self.sizes[id as usize];
+            let _ = slot.compare_exchange(UNKNOWN_SIZE, size, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// Modification time of the blob's data, in Unix seconds; a time never learned counts as the
+    /// far future, which holds the blob back under any grace window (callers learn the times of the
+    /// blobs they judge: [`BlobTable::learn`]).
     pub fn modified(&self, id: BlobId) -> i64 {
-        self.row(id).modified
+        self.known_modified(id).unwrap_or(i64::MAX)
     }
 
-    /// Sum of all blobs' sizes.
+    /// Modification time of the blob's data, when it was learned.
+    pub fn known_modified(&self, id: BlobId) -> Option<i64> {
+        let t = self.times[id as usize].load(Ordering::Relaxed);
+        (t != UNKNOWN_TIME).then_some(t as i64)
+    }
+
+    /// Sum of all blobs' sizes (as [`BlobTable::size`] tells them).
     pub fn total_bytes(&self) -> u64 {
-        self.shards.iter().flatten().map(|r| r.size).sum()
+        (0..self.len() as BlobId).map(|id| self.size(id)).sum()
+    }
+
+    /// Asks the store for the size and age of the blobs in `ids` whose time was never learned, in
+    /// parallel (on a filesystem, a `stat` each: only the blobs the answer needs, never every
+    /// blob). Returns the ids whose data was not there (a blob folder left without its `data`, which
+    /// is no blob: callers leave it out of what they judge), and a problem for each blob that could
+    /// not be asked about (it keeps counting as written now, so no grace window lets it go).
+    fn learn(
+        &self,
+        storage: &dyn Storage,
+        ids: &RoaringBitmap,
+        progress: &Progress,
+    ) -> (RoaringBitmap, Vec<Problem>) {
+        let todo: Vec<BlobId> = ids
+            .iter()
+            .filter(|&id| self.known_modified(id).is_none())
+            .collect();
+        if todo.is_empty() {
+            return (RoaringBitmap::new(), Vec::new());
+        }
+        progress.phase(
+            &format!(
+                "measuring {} blobs that may be swept",
+                crate::report::thousands(todo.len() as u64)
+            ),
+            Count::Measured,
+            Some(todo.len() as u64),
+        );
+        let results: Vec<Result<Option<BlobId>, Problem>> = todo
+            .par_iter()
+            .map(|&id| {
+                if progress.stop_requested().is_some() {
+                    return Ok(None);
+                }
+                let key = layout::blob_data(&self.digest(id));
+                let result = match storage.stat(&key) {
+                    Ok(Some((size, modified))) => {
+                        self.sizes[id as usize].store(size, Ordering::Relaxed);
+                        let t = modified.map_or(UNKNOWN_TIME, |t| time_slot(unix_seconds(t)));
+                        self.times[id as usize].store(t, Ordering::Relaxed);
+                        Ok(None)
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) if e.is_not_found() => Ok(Some(id)),
+                    Err(e) => Err(Problem::at(ProblemKind::Unreadable, &key, e.to_string())),
+                };
+                progress.add(Count::Measured, 1);
+                result
+            })
+            .collect();
+        let (mut gone, mut problems) = (RoaringBitmap::new(), Vec::new());
+        for r in results {
+            match r {
+                Ok(Some(id)) => {
+                    gone.insert(id);
+                }
+                Ok(None) => {}
+                Err(p) => problems.push(p),
+            }
+        }
+        (gone, problems)
+    }
+}
+
+/// The blobs whose size and age a judgement needs when `kept` are the blobs it keeps: every blob
+/// it does not keep (what a plan may sweep, what a report counts as reclaimable), and the kept
+/// ones no descriptor declared a size for.
+pub fn to_measure(inv: &Inventory, kept: &RoaringBitmap) -> RoaringBitmap {
+    let mut ids = RoaringBitmap::new();
+    ids.insert_range(0..inv.blobs.len() as u32);
+    ids -= kept;
+    ids.extend(kept.iter().filter(|&id| inv.blobs.known_size(id).is_none()));
+    ids
+}
+
+/// Learns the size and age of the blobs `ids` where the scan did not tell them ([`Detail::Names`]):
+/// blobs found to have no data go to [`Inventory::no_data`], blobs that could not be measured are
+/// problems.
+pub fn measure(
+    storage: &dyn Storage,
+    inv: &mut Inventory,
+    ids: &RoaringBitmap,
+    progress: &Progress,
+) {
+    let (gone, problems) = inv.blobs.learn(storage, ids, progress);
+    inv.no_data |= gone;
+    if !problems.is_empty() {
+        inv.problems.extend(problems);
+        inv.problems
+            .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     }
 }
 
@@ -217,6 +381,20 @@ pub struct Inventory {
     pub problems: Vec<Problem>,
     /// Objects that were listed and had gone when read (a store that moves under the walk).
     pub vanished: u64,
+    /// Blobs listed by their folders whose `data` turned out not to be there when measured
+    /// ([`BlobTable::learn`]): no blobs, left out of every plan.
+    pub no_data: RoaringBitmap,
+}
+
+/// How much a scan learns of each blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Names, and size and age only where the listing tells them at no cost (S3): a filesystem
+    /// walk then stats no blob, and the caller learns the size and age of the few it judges
+    /// ([`BlobTable::learn`]; kept blobs measure what their descriptors declare).
+    Names,
+    /// Every blob's size and age, from its data (`audit`, which checks them against descriptors).
+    Sizes,
 }
 
 /// Reads a store's inventory.
@@ -228,9 +406,13 @@ pub struct Inventory {
 ///
 /// Once a stop is asked for (see [`Progress::check`]) it lists and reads no more and returns what it
 /// has, which the caller must drop.
-pub fn scan(storage: &dyn Storage, progress: &Progress) -> Result<Inventory, StorageError> {
+pub fn scan(
+    storage: &dyn Storage,
+    detail: Detail,
+    progress: &Progress,
+) -> Result<Inventory, StorageError> {
     progress.phase("listing blobs and repositories", Count::Listed, None);
-    let (blobs, mut problems) = scan_blobs(storage, progress)?;
+    let (blobs, mut problems) = scan_blobs(storage, detail, progress)?;
     let (repositories, repo_problems, vanished) = scan_repositories(storage, &blobs, progress)?;
     problems.extend(repo_problems);
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
@@ -239,6 +421,7 @@ pub fn scan(storage: &dyn Storage, progress: &Progress) -> Result<Inventory, Sto
         repositories,
         problems,
         vanished,
+        no_data: RoaringBitmap::new(),
     })
 }
 
@@ -293,6 +476,7 @@ fn note_problem(n: ListingNote) -> Problem {
 
 fn scan_blobs(
     storage: &dyn Storage,
+    detail: Detail,
     progress: &Progress,
 ) -> Result<(BlobTable, Vec<Problem>), StorageError> {
     type Shard = Result<(Vec<BlobRow>, Vec<Problem>), StorageError>;
@@ -306,20 +490,22 @@ fn scan_blobs(
                 return Ok((rows, problems));
             }
             let mut listed = Tally::new(progress, Count::Listed);
-            let result = storage.list(
-                &layout::blob_shard(n),
-                &mut |e: Entry| {
-                    listed.one();
-                    if let BlobKey::Data(digest) = layout::parse_blob_key(&e.key) {
-                        rows.push(BlobRow {
-                            digest,
-                            size: e.size,
-                            modified: modified_seconds(&e),
-                        });
-                    }
-                },
-                &mut |n| problems.push(note_problem(n)),
-            );
+            let mut visit = |e: Entry| {
+                listed.one();
+                if let BlobKey::Data(digest) = layout::parse_blob_key(&e.key) {
+                    rows.push(BlobRow {
+                        digest,
+                        size: e.size,
+                        modified: e.modified.map(unix_seconds),
+                    });
+                }
+            };
+            let mut note = |n| problems.push(note_problem(n));
+            let prefix = layout::blob_shard(n);
+            let result = match detail {
+                Detail::Names => storage.list_names(&prefix, &mut visit, &mut note),
+                Detail::Sizes => storage.list(&prefix, &mut visit, &mut note),
+            };
             rows.sort_unstable_by_key(|r| r.digest);
             rows.dedup_by_key(|r| r.digest);
             rows.shrink_to_fit();
@@ -689,7 +875,7 @@ mod tests {
             shards[(d.0[0] >> 4) as usize].push(BlobRow {
                 digest: *d,
                 size: i as u64,
-                modified: 0,
+                modified: Some(0),
             });
         }
         for shard in &mut shards {

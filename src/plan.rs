@@ -103,7 +103,7 @@ impl Plan {
         }
         let mut swept = RoaringBitmap::new();
         for id in 0..inv.blobs.len() as u32 {
-            if marks.blobs.contains(id) {
+            if marks.blobs.contains(id) || inv.no_data.contains(id) {
                 continue;
             }
             if inv.blobs.modified(id) > grace_cutoff {

@@ -23,6 +23,8 @@ pub enum Count {
     LinksRead,
     /// Manifests read and parsed.
     ManifestsRead,
+    /// Blobs whose size and age were asked of the store (the ones that may be swept).
+    Measured,
     /// Keys deleted (links, blob data, upload files), uploads removed, folders removed.
     Deleted,
     /// Bytes of blob data and uploads deleted.
@@ -34,10 +36,11 @@ pub enum Count {
 }
 
 impl Count {
-    const ALL: [Count; 7] = [
+    const ALL: [Count; 8] = [
         Count::Listed,
         Count::LinksRead,
         Count::ManifestsRead,
+        Count::Measured,
         Count::Deleted,
         Count::BytesFreed,
         Count::Hashed,
@@ -52,7 +55,7 @@ impl Count {
             Count::ManifestsRead => "manifests",
             Count::Deleted => "deletes",
             Count::BytesFreed | Count::BytesHashed => "bytes",
-            Count::Hashed => "blobs",
+            Count::Hashed | Count::Measured => "blobs",
         }
     }
 
@@ -62,6 +65,7 @@ impl Count {
             Count::Listed => "listed",
             Count::LinksRead | Count::ManifestsRead => "read",
             Count::Deleted => "done",
+            Count::Measured => "measured",
             Count::BytesFreed => "freed",
             Count::Hashed | Count::BytesHashed => "hashed",
         }

@@ -14,7 +14,7 @@ use std::io::{ErrorKind, Read};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A store in a local folder.
 #[derive(Debug, Clone)]
@@ -44,6 +44,35 @@ impl FsStorage {
     fn path(&self, key: &str) -> PathBuf {
         self.root.join(key)
     }
+
+    /// Lists `prefix` flat (see [`Walk`]); with `names_only`, blob data is named, not stated.
+    fn walk(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(Entry),
+        note: &mut dyn FnMut(ListingNote),
+        names_only: bool,
+    ) -> Result<(), StorageError> {
+        let (dir, name_prefix) = match prefix.rfind('/') {
+            Some(i) => (&prefix[..=i], &prefix[i + 1..]),
+            None => ("", prefix),
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(self.path(dir), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(errno_error(dir, e)),
+        };
+        let mut walk = Walk {
+            visit,
+            note,
+            stop: self.stop.get().map(|s| s.as_ref()),
+            names_only,
+        };
+        let mut key = dir.to_owned();
+        walk.folder(fd, &mut key, name_prefix, 0)
+            .map_err(|e| errno_error(dir, e))
+    }
 }
 
 /// Folders deeper than this below a listing's prefix are not walked (and noted): the layout is a few
@@ -67,6 +96,9 @@ struct Walk<'a> {
     visit: &'a mut dyn FnMut(Entry),
     note: &'a mut dyn FnMut(ListingNote),
     stop: Option<&'a std::sync::atomic::AtomicUsize>,
+    /// A file the layout says to stat ([`Leaf::Stat`]) is only named, without its size and time
+    /// ([`Storage::list_names`]).
+    names_only: bool,
 }
 
 impl Walk<'_> {
@@ -190,6 +222,10 @@ impl Walk<'_> {
         depth: usize,
     ) -> bool {
         let folder = &key[key.rfind('/').map_or(0, |i| i + 1)..];
+        let leaf = match leaf {
+            Leaf::Stat(file) if self.names_only => Leaf::Name(file),
+            leaf => leaf,
+        };
         match leaf {
             Leaf::Name(file) => {
                 (self.visit)(Entry {
@@ -344,24 +380,32 @@ impl Storage for FsStorage {
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        let (dir, name_prefix) = match prefix.rfind('/') {
-            Some(i) => (&prefix[..=i], &prefix[i + 1..]),
-            None => ("", prefix),
-        };
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let fd = match rustix::fs::open(self.path(dir), flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(()),
-            Err(e) => return Err(errno_error(dir, e)),
-        };
-        let mut walk = Walk {
-            visit,
-            note,
-            stop: self.stop.get().map(|s| s.as_ref()),
-        };
-        let mut key = dir.to_owned();
-        walk.folder(fd, &mut key, name_prefix, 0)
-            .map_err(|e| errno_error(dir, e))
+        self.walk(prefix, visit, note, false)
+    }
+
+    /// Names blob data without a `stat` each: on a cold disk the walk then reads the shard folders
+    /// and no inode of a blob (a folder's `data` is taken to be there; [`Storage::stat`] tells when
+    /// it is not).
+    fn list_names(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(Entry),
+        note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        self.walk(prefix, visit, note, true)
+    }
+
+    fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
+        match std::fs::symlink_metadata(self.path(key)) {
+            Ok(m) if m.file_type().is_symlink() => Err(StorageError::Symlink {
+                key: key.to_owned(),
+            }),
+            Ok(m) if !m.is_file() => Err(StorageError::NotFound {
+                key: key.to_owned(),
+            }),
+            Ok(m) => Ok(Some((m.len(), m.modified().ok()))),
+            Err(e) => Err(io_error(key, e)),
+        }
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {

@@ -120,6 +120,26 @@ pub trait Storage: Sync {
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError>;
 
+    /// Like [`Storage::list`], but an entry may come without its size and time (`modified: None`)
+    /// where learning them costs a call per object (a filesystem's `stat`): what a blob listing asks
+    /// for when the caller learns only the few it needs ([`Storage::stat`]). Backends whose listings
+    /// tell them at no cost list as [`Storage::list`] does.
+    fn list_names(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(Entry),
+        note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        self.list(prefix, visit, note)
+    }
+
+    /// An object's size and last modification time. [`StorageError::NotFound`] when it is not
+    /// there; `Ok(None)` when the backend cannot tell (its listings always do).
+    fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Makes listings end early with an error once `flag` is not zero (a stop asked for by a
     /// signal): a listing of a large store takes long, and nothing listed after a stop is used.
     fn stop_listings_on(&self, flag: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
