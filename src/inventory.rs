@@ -237,7 +237,7 @@ impl BlobTable {
             Count::Measured,
             Some(todo.len() as u64),
         );
-        let results: Vec<Result<Option<BlobId>, Problem>> = todo
+        let results: Vec<Result<Option<BlobId>, Box<Problem>>> = todo
             .par_iter()
             .map(|&id| {
                 if progress.stop_requested().is_some() {
@@ -253,7 +253,11 @@ impl BlobTable {
                     }
                     Ok(None) => Ok(None),
                     Err(e) if e.is_not_found() => Ok(Some(id)),
-                    Err(e) => Err(Problem::at(ProblemKind::Unreadable, &key, e.to_string())),
+                    Err(e) => Err(Box::new(Problem::at(
+                        ProblemKind::Unreadable,
+                        &key,
+                        e.to_string(),
+                    ))),
                 };
                 progress.add(Count::Measured, 1);
                 result
@@ -266,7 +270,7 @@ impl BlobTable {
                     gone.insert(id);
                 }
                 Ok(None) => {}
-                Err(p) => problems.push(p),
+                Err(p) => problems.push(*p),
             }
         }
         (gone, problems)
