@@ -71,6 +71,9 @@ pub struct AuditReport {
     pub problems: Vec<Problem>,
     pub orphan_referrer_tags: Vec<OrphanReferrerTag>,
     pub elapsed_ms: u64,
+    /// What the run took from and added to the manifest cache (absent with `--no-cache`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_cache: Option<crate::manifest_cache::CacheReport>,
 }
 
 /// Audits the store.
@@ -78,11 +81,12 @@ pub fn audit(
     storage: &dyn Storage,
     options: &AuditOptions,
     progress: &Progress,
+    cache: Option<&crate::manifest_cache::ManifestCache>,
 ) -> Result<AuditReport, AnalysisError> {
     let start = Instant::now();
     let inv =
         progress.unless_stopped(inventory::scan(storage, inventory::Detail::Sizes, progress))?;
-    let cat = catalog::read(storage, &inv, progress);
+    let cat = catalog::read(storage, &inv, progress, cache);
     progress.check()?;
     let mut problems: Vec<Problem> = inv.problems.clone();
     problems.extend(cat.problems.iter().cloned());
@@ -132,6 +136,7 @@ pub fn audit(
         problems,
         orphan_referrer_tags: orphan_referrer_tags(&inv),
         elapsed_ms: start.elapsed().as_millis() as u64,
+        manifest_cache: None,
     })
 }
 
@@ -407,6 +412,9 @@ impl AuditReport {
                 "{} hashed against their names",
                 count(s.verified_blobs, "blob", "blobs")
             )?;
+        }
+        if let Some(c) = &self.manifest_cache {
+            c.write_human(out)?;
         }
         for o in &self.orphan_referrer_tags {
             writeln!(

@@ -15,7 +15,8 @@
 use crate::digest::Digest;
 use crate::inventory::{BlobId, BlobTable, Inventory};
 use crate::layout;
-use crate::manifest::{self, Child, MAX_MANIFEST_BYTES, ManifestKind};
+use crate::manifest::{self, Child, MAX_MANIFEST_BYTES, Manifest, ManifestKind};
+use crate::manifest_cache::{Cached, ManifestCache};
 use crate::problem::{Problem, ProblemKind};
 use crate::progress::{Count, Progress};
 use crate::storage::{Storage, StorageError};
@@ -185,7 +186,15 @@ const BATCH: usize = 4096;
 /// Reads every manifest that the inventory's revisions and tags reach.
 ///
 /// Once a stop is asked for it reads no more and returns what it has, which the caller must drop.
-pub fn read(storage: &dyn Storage, inv: &Inventory, progress: &Progress) -> Catalog {
+///
+/// With a `cache`, a manifest it holds is not read (what it references is what it referenced when a
+/// run read it, since its digest is its content's hash), and each manifest read is added to it.
+pub fn read(
+    storage: &dyn Storage,
+    inv: &Inventory,
+    progress: &Progress,
+    cache: Option<&ManifestCache>,
+) -> Catalog {
     let mut catalog = Catalog::default();
     // Every blob some repository links (revision or `_layers`): only those can be served as a
     // manifest, so only those children are read.
@@ -234,11 +243,14 @@ pub fn read(storage: &dyn Storage, inv: &Inventory, progress: &Progress) -> Cata
             let results: Vec<Read> = batch
                 .par_iter()
                 .map(|&(id, strict)| {
-                    let r = read_one(storage, inv, id, strict);
+                    let r = read_one(storage, inv, id, strict, cache);
                     progress.add(Count::ManifestsRead, 1);
                     r
                 })
                 .collect();
+            if let Some(c) = cache {
+                c.release();
+            }
             for mut r in results {
                 let problems = std::mem::take(&mut r.problems);
                 if r.state == State::NotManifest {
@@ -369,10 +381,16 @@ fn size_mismatches(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> V
         .collect()
 }
 
-/// Reads one manifest. Not `strict` (an untyped index entry): data that is not a manifest is
-/// [`State::NotManifest`], with the problem it would be kept aside.
-fn read_one(storage: &dyn Storage, inv: &Inventory, id: BlobId, strict: bool) -> Read {
-    let mut r = read_strict(storage, inv, id);
+/// Reads one manifest (from the cache where it holds it). Not `strict` (an untyped index entry):
+/// data that is not a manifest is [`State::NotManifest`], with the problem it would be kept aside.
+fn read_one(
+    storage: &dyn Storage,
+    inv: &Inventory,
+    id: BlobId,
+    strict: bool,
+    cache: Option<&ManifestCache>,
+) -> Read {
+    let mut r = read_strict(storage, inv, id, cache);
     let not_manifest = |p: &Problem| p.kind == ProblemKind::CorruptManifest;
     if !strict && r.state == State::Corrupt && r.problems.iter().all(not_manifest) {
         r.state = State::NotManifest;
@@ -380,9 +398,33 @@ fn read_one(storage: &dyn Storage, inv: &Inventory, id: BlobId, strict: bool) ->
     r
 }
 
-fn read_strict(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
+fn read_strict(
+    storage: &dyn Storage,
+    inv: &Inventory,
+    id: BlobId,
+    cache: Option<&ManifestCache>,
+) -> Read {
     let d = &inv.blobs.digest(id);
     let key = layout::blob_data(d);
+    let corrupt = |why: &str| {
+        let p = Problem::at(
+            ProblemKind::CorruptManifest,
+            &key,
+            format!("manifest {d}: {why}"),
+        );
+        Read::without_refs(id, State::Corrupt, Some(p.digest(*d)))
+    };
+    match cache.and_then(|c| c.get(d)) {
+        Some(Cached::Manifest { size, manifest }) => {
+            inv.blobs.declare_size(id, size);
+            return parsed(inv, id, d, manifest);
+        }
+        Some(Cached::NotManifest { size, reason }) => {
+            inv.blobs.declare_size(id, size);
+            return corrupt(&reason);
+        }
+        None => {}
+    }
     let bytes = match storage.read(&key, MAX_MANIFEST_BYTES) {
         Ok(b) => b,
         Err(e) if e.is_not_found() => return Read::without_refs(id, State::Missing, None),
@@ -417,37 +459,58 @@ fn read_strict(storage: &dyn Storage, inv: &Inventory, id: BlobId) -> Read {
         );
         return Read::without_refs(id, State::Corrupt, Some(p.digest(*d)));
     }
+    // The data is what its digest names: what it holds can be kept for every later run.
+    let size = bytes.len() as u64;
     match manifest::parse(&bytes) {
-        Ok(m) => {
-            let mut r = Read::without_refs(id, State::Parsed(m.kind), None);
-            r.problems = size_mismatches(inv, d, &m.declared);
-            for c in m.children {
-                match c {
-                    Child::Manifest(c) => r.children.push(c),
-                    Child::Untyped(c) => r.untyped.push(c),
-                }
+        Ok(manifest) => {
+            if let Some(c) = cache {
+                c.put(
+                    d,
+                    &Cached::Manifest {
+                        size,
+                        manifest: manifest.clone(),
+                    },
+                );
             }
-            r.subject = m.subject;
-            let tagged = m
-                .blobs
-                .iter()
-                .map(|b| (b, false))
-                .chain(m.foreign.iter().map(|b| (b, true)));
-            for (b, foreign) in tagged {
-                match inv.blobs.id(b) {
-                    Some(id) => r.blobs.push(id),
-                    None => r.absent.push((*b, foreign)),
-                }
-            }
-            r
+            parsed(inv, id, d, manifest)
         }
         Err(e) => {
-            let p = Problem::at(
-                ProblemKind::CorruptManifest,
-                key,
-                format!("manifest {d}: {e}"),
-            );
-            Read::without_refs(id, State::Corrupt, Some(p.digest(*d)))
+            let reason = e.to_string();
+            if let Some(c) = cache {
+                c.put(
+                    d,
+                    &Cached::NotManifest {
+                        size,
+                        reason: reason.clone(),
+                    },
+                );
+            }
+            corrupt(&reason)
         }
     }
+}
+
+/// A manifest's references, as blob ids where the store holds them.
+fn parsed(inv: &Inventory, id: BlobId, d: &Digest, m: Manifest) -> Read {
+    let mut r = Read::without_refs(id, State::Parsed(m.kind), None);
+    r.problems = size_mismatches(inv, d, &m.declared);
+    for c in m.children {
+        match c {
+            Child::Manifest(c) => r.children.push(c),
+            Child::Untyped(c) => r.untyped.push(c),
+        }
+    }
+    r.subject = m.subject;
+    let tagged = m
+        .blobs
+        .iter()
+        .map(|b| (b, false))
+        .chain(m.foreign.iter().map(|b| (b, true)));
+    for (b, foreign) in tagged {
+        match inv.blobs.id(b) {
+            Some(id) => r.blobs.push(id),
+            None => r.absent.push((*b, foreign)),
+        }
+    }
+    r
 }

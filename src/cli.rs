@@ -84,6 +84,8 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
+    pub manifest_cache: ManifestCacheArgs,
+    #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
     pub s3: S3Args,
@@ -172,6 +174,8 @@ pub struct DuArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
+    pub manifest_cache: ManifestCacheArgs,
+    #[command(flatten)]
     pub s3: S3Args,
 }
 
@@ -190,6 +194,8 @@ pub struct AuditArgs {
     pub grace: Duration,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub manifest_cache: ManifestCacheArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -225,6 +231,8 @@ pub struct GcArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
+    pub manifest_cache: ManifestCacheArgs,
+    #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
     pub s3: S3Args,
@@ -242,6 +250,21 @@ pub struct CacheArgs {
     /// before the registry takes writes again. The report lists the keys left.
     #[arg(long)]
     pub skip_cache_eviction: bool,
+}
+
+/// What manifests reference, kept between runs: a manifest is named by its content's hash, so what
+/// one run learned from it holds for every later run, and a run over a store that changed little
+/// reads only the new manifests.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Manifest cache")]
+pub struct ManifestCacheArgs {
+    /// Where to keep it (default: $XDG_CACHE_HOME/regsweep, else ~/.cache/regsweep). One file,
+    /// shared by every command and store; safe to delete at any time.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Read every manifest from the store, and neither read nor write the cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
 }
 
 /// Options that apply when STORAGE is in S3.

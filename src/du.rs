@@ -62,6 +62,9 @@ pub struct DuReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub multipart_error: Option<String>,
     pub elapsed_ms: u64,
+    /// What the run took from and added to the manifest cache (absent with `--no-cache`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_cache: Option<crate::manifest_cache::CacheReport>,
 }
 
 fn bytes_of(blobs: &BlobTable, ids: &RoaringBitmap) -> u64 {
@@ -69,11 +72,15 @@ fn bytes_of(blobs: &BlobTable, ids: &RoaringBitmap) -> u64 {
 }
 
 /// Measures the store.
-pub fn du(storage: &dyn Storage, progress: &Progress) -> Result<DuReport, AnalysisError> {
+pub fn du(
+    storage: &dyn Storage,
+    progress: &Progress,
+    cache: Option<&crate::manifest_cache::ManifestCache>,
+) -> Result<DuReport, AnalysisError> {
     let start = Instant::now();
     let mut inv =
         progress.unless_stopped(inventory::scan(storage, inventory::Detail::Names, progress))?;
-    let cat = catalog::read(storage, &inv, progress);
+    let cat = catalog::read(storage, &inv, progress, cache);
     progress.check()?;
     progress.phase("marking per repository", Count::ManifestsRead, None);
     let per_repo = mark::tag_reach(&inv, &cat);
@@ -129,6 +136,7 @@ pub fn du(storage: &dyn Storage, progress: &Progress) -> Result<DuReport, Analys
         problems: (inv.problems.len() + cat.problems.len()) as u64,
         multipart_error,
         elapsed_ms: start.elapsed().as_millis() as u64,
+        manifest_cache: None,
     })
 }
 
@@ -203,6 +211,9 @@ impl DuReport {
         }
         if let Some(e) = &self.multipart_error {
             writeln!(out, "multipart uploads could not be listed: {e}")?;
+        }
+        if let Some(c) = &self.manifest_cache {
+            c.write_human(out)?;
         }
         if self.problems > 0 {
             writeln!(

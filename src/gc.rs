@@ -73,12 +73,13 @@ pub fn analyse(
     storage: &dyn Storage,
     options: &GcOptions,
     progress: &Progress,
+    cache: Option<&crate::manifest_cache::ManifestCache>,
 ) -> Result<Analysis, AnalysisError> {
     let start = Instant::now();
     let versioning = storage.versioning().map_err(|e| e.to_string());
     let mut inventory =
         progress.unless_stopped(inventory::scan(storage, inventory::Detail::Names, progress))?;
-    let catalog = catalog::read(storage, &inventory, progress);
+    let catalog = catalog::read(storage, &inventory, progress, cache);
     progress.check()?;
     let marking = format!(
         "marking ({} manifests)",

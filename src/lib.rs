@@ -4,7 +4,8 @@
 //! [`layout`] (keys) → [`inventory`] (the walk) → [`catalog`] (manifests, via [`manifest`]) →
 //! [`mark`] → [`plan`] → [`sweep`] → [`report`]. [`gc`] strings them together; [`storage`] is the seam
 //! between the collector and where the store lives, and [`config`] resolves what the user named;
-//! [`cache`] evicts what a sweep deleted from the registry's blob-descriptor cache.
+//! [`cache`] evicts what a sweep deleted from the registry's blob-descriptor cache, and
+//! [`manifest_cache`] keeps what manifests reference between runs.
 #![deny(unsafe_code)]
 
 pub mod apply;
@@ -19,6 +20,9 @@ pub mod inventory;
 pub mod layout;
 pub mod lock;
 pub mod manifest;
+// Maps its file (memmap2 cannot do that without `unsafe`); the module says why each use holds.
+#[allow(unsafe_code)]
+pub mod manifest_cache;
 pub mod mark;
 pub mod metrics;
 pub mod plan;

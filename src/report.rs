@@ -152,6 +152,9 @@ pub struct GcReport {
     /// Requests made, when the store is remote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub s3: Option<RequestCounts>,
+    /// What the run took from and added to the manifest cache (absent with `--no-cache`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_cache: Option<crate::manifest_cache::CacheReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
     /// When a plan file was applied: how its items fared.
@@ -289,6 +292,7 @@ impl GcReport {
             vanished: inv.vanished,
             elapsed_ms: a.elapsed.as_millis() as u64,
             s3: None,
+            manifest_cache: None,
             deleted: None,
             applied: None,
             plan_file: None,
@@ -474,6 +478,9 @@ impl GcReport {
                 thousands(r.delete_requests),
                 thousands(r.retries)
             )?;
+        }
+        if let Some(c) = &self.manifest_cache {
+            c.write_human(out)?;
         }
         if let Some(v) = &self.bucket_versioning {
             writeln!(

@@ -1,14 +1,15 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
 use crate::cli::{
-    ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, GcArgs, PruneArgs, RunArgs, S3Args,
-    SafetyArgs, ViewArgs,
+    ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, GcArgs, ManifestCacheArgs, PruneArgs,
+    RunArgs, S3Args, SafetyArgs, ViewArgs,
 };
 use crate::display::{Display, Mode};
 use anyhow::Context;
 use regsweep::cache::{CacheReport, CacheSpec, Evictor, RedisSpec};
 use regsweep::config::{StorageSpec, Target};
 use regsweep::gc::{self, GcOptions};
+use regsweep::manifest_cache::ManifestCache;
 use regsweep::metrics::{Metrics, MetricsOutput};
 use regsweep::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
 use regsweep::progress::{AnalysisError, Progress};
@@ -391,13 +392,36 @@ fn print(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> anyhow::R
     out.flush().context("writing to stdout")
 }
 
+/// The manifest cache a run uses, unless `--no-cache` (or no folder for it is known, which is said).
+fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
+    if args.no_cache {
+        return None;
+    }
+    match args
+        .cache_dir
+        .clone()
+        .or_else(regsweep::manifest_cache::default_dir)
+    {
+        Some(dir) => Some(ManifestCache::open(&dir)),
+        None => {
+            eprintln!(
+                "regsweep: warning: no folder for the manifest cache (neither HOME nor \
+                 XDG_CACHE_HOME is set, and no --cache-dir): every manifest is read from the store"
+            );
+            None
+        }
+    }
+}
+
 fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let (_target, storage) = open_storage(&args.storage, &args.s3, job)?;
-    let result = regsweep::du::du(storage.as_ref(), &job.progress);
-    let report = match analysed(job, result, storage.as_ref())? {
+    let cache = manifest_cache(&args.manifest_cache);
+    let result = regsweep::du::du(storage.as_ref(), &job.progress, cache.as_ref());
+    let mut report = match analysed(job, result, storage.as_ref())? {
         Ok(r) => r,
         Err(exit) => return Ok(exit),
     };
+    report.manifest_cache = cache.map(ManifestCache::finish);
     job.metrics.du(&report);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
@@ -417,11 +441,13 @@ fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
         grace: args.grace,
         now: SystemTime::now(),
     };
-    let result = regsweep::audit::audit(storage.as_ref(), &options, &job.progress);
-    let report = match analysed(job, result, storage.as_ref())? {
+    let cache = manifest_cache(&args.manifest_cache);
+    let result = regsweep::audit::audit(storage.as_ref(), &options, &job.progress, cache.as_ref());
+    let mut report = match analysed(job, result, storage.as_ref())? {
         Ok(r) => r,
         Err(exit) => return Ok(exit),
     };
+    report.manifest_cache = cache.map(ManifestCache::finish);
     job.metrics.audit(&report);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
@@ -461,12 +487,19 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         grace: args.grace,
         now: SystemTime::now(),
     };
-    let result = gc::analyse(storage.as_ref(), &options, &job.progress);
+    let manifests = manifest_cache(&args.manifest_cache);
+    let result = gc::analyse(
+        storage.as_ref(),
+        &options,
+        &job.progress,
+        manifests.as_ref(),
+    );
     let analysis = match analysed(job, result, storage.as_ref())? {
         Ok(a) => a,
         Err(exit) => return Ok(exit),
     };
     let mut report = analysis.report(&storage.describe(), &options);
+    report.manifest_cache = manifests.map(ManifestCache::finish);
     if let Some(out) = plan_out {
         let header = regsweep::apply::gc_header(
             &storage.identity(),
@@ -545,11 +578,18 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
         return Ok(exit);
     }
     let options = regsweep::apply::gc_options(gc_state, SystemTime::now());
-    let result = gc::analyse(storage.as_ref(), &options, &job.progress);
+    let manifests = manifest_cache(&args.manifest_cache);
+    let result = gc::analyse(
+        storage.as_ref(),
+        &options,
+        &job.progress,
+        manifests.as_ref(),
+    );
     let mut analysis = match analysed(job, result, storage.as_ref())? {
         Ok(a) => a,
         Err(exit) => return Ok(exit),
     };
+    let manifest_cache = manifests.map(ManifestCache::finish);
     let (plan, applied) = match regsweep::apply::check(&file, &analysis) {
         Ok(checked) => checked,
         Err(e) => {
@@ -560,6 +600,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
     analysis.plan = plan;
     let mut report = analysis.report(&storage.describe(), &options);
     report.applied = Some(applied);
+    report.manifest_cache = manifest_cache;
     sweep_and_render(
         job,
         report,

@@ -98,10 +98,18 @@ pub fn reference_dry_run(config: &Path, untagged: bool) -> PlanSets {
     sets
 }
 
-/// The regsweep binary, with the credentials of the loopback S3 server in its environment.
+/// The cache folder every test's runs share (`XDG_CACHE_HOME`), as the runs of one user do: the
+/// suite's stores then also exercise the manifest cache, warm where stores repeat.
+pub fn shared_cache_home() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("cache-home")
+}
+
+/// The regsweep binary, with the credentials of the loopback S3 server in its environment and the
+/// suite's shared cache folder.
 pub fn regsweep() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_regsweep"));
-    cmd.env("AWS_ACCESS_KEY_ID", "test")
+    cmd.env("XDG_CACHE_HOME", shared_cache_home())
+        .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
@@ -111,19 +119,47 @@ pub fn regsweep() -> Command {
 }
 
 /// Runs `regsweep gc STORAGE ARGS --plan FILE --json` and returns the plan's sets and the summary.
+///
+/// On a filesystem store (a folder) it runs twice, with the shared manifest cache and with
+/// `--no-cache`, and asserts that both plan and report the same: on every store the suite builds,
+/// the cache changes nothing but what is read. The `--no-cache` run's summary is returned.
 pub fn regsweep_plan(storage: &Path, args: &[&str]) -> (PlanSets, serde_json::Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let plan_path = dir.path().join("plan.ndjson");
-    let out = run(regsweep()
-        .arg("gc")
-        .arg(storage)
-        .args(args)
-        .arg("--plan")
-        .arg(&plan_path)
-        .arg("--json"));
-    let summary: serde_json::Value =
-        serde_json::from_str(&out).expect("--json prints one JSON object");
-    (read_plan(&plan_path), summary)
+    let once = |extra: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let plan_path = dir.path().join("plan.ndjson");
+        let out = run(regsweep()
+            .arg("gc")
+            .arg(storage)
+            .args(args)
+            .args(extra)
+            .arg("--plan")
+            .arg(&plan_path)
+            .arg("--json"));
+        let summary: serde_json::Value =
+            serde_json::from_str(&out).expect("--json prints one JSON object");
+        (read_plan(&plan_path), summary)
+    };
+    if !storage.is_dir() {
+        return once(&[]);
+    }
+    let (cached_plan, mut cached) = once(&[]);
+    let (plan, summary) = once(&["--no-cache"]);
+    assert!(
+        cached["manifest_cache"]["path"].is_string() && summary.get("manifest_cache").is_none(),
+        "{cached}\n{summary}"
+    );
+    assert_eq!(
+        cached_plan, plan,
+        "the same plan with the cache and without"
+    );
+    let object = cached.as_object_mut().unwrap();
+    object.remove("manifest_cache");
+    object.insert("elapsed_ms".into(), summary["elapsed_ms"].clone());
+    assert_eq!(
+        cached, summary,
+        "the same report with the cache and without"
+    );
+    (plan, summary)
 }
 
 /// Reads an NDJSON plan file into sets.

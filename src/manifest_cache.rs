@@ -1,0 +1,881 @@
+//! What manifests reference, kept between runs.
+//!
+//! A manifest never changes: it is named by the hash of its bytes. What a run learned from one (its
+//! kind, the digests it names with the sizes its descriptors declare, its subject, its own length)
+//! therefore holds for every later run, on every store, and a nightly run over a store that gained a
+//! few images needs to read only those. The cache is one file, memory-mapped, shared by every command
+//! and every store a user runs against:
+//!
+//! ```text
+//! header   48 bytes: magic "RSWPMC01", version u32, 0 u32, count u64, records length u64,
+//!          index crc32 u32, 0 u32, header crc32 u32 (over the 40 bytes before it), 0 u32
+//! index    count × (digest [32], record offset u64), sorted by digest
+//! records  each: payload length u32, crc32 of digest and payload u32, payload
+//! ```
+//!
+//! All integers are little-endian. A payload is a manifest's kind (or "not a manifest", with the
+//! reason), its length, and its references ([`Cached`]).
+//!
+//! It can make no sweep unsafe: only manifests whose bytes hashed to their digest are cached, a record
+//! is used only when its checksum (which covers the digest it is filed under) holds and it decodes
+//! whole, and a file whose header or index does not check out is ignored and rebuilt, with a note. A
+//! damaged or missing entry costs a read of the manifest, never a wrong answer. It is written at the
+//! end of a run that read manifests it lacked: a new file beside the old one (the old records, then
+//! the new ones), renamed over it, so a run that is cut off leaves the old file, and two runs at once
+//! leave one of theirs. Deleting it at any time is safe.
+
+use crate::digest::Digest;
+use crate::manifest::{Child, Manifest, ManifestKind};
+use memmap2::Mmap;
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const MAGIC: &[u8; 8] = b"RSWPMC01";
+const VERSION: u32 = 1;
+const HEADER: usize = 48;
+const ENTRY: usize = 40;
+/// The cache file's name in the cache folder (the version is in it, so a future format starts its
+/// own file instead of rejecting this one).
+pub const FILE_NAME: &str = "manifests-v1";
+
+/// What the cache holds for a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cached {
+    /// A manifest the collector understands, and the length of its bytes.
+    Manifest { size: u64, manifest: Manifest },
+    /// Data that hashes to its digest and is not a manifest (found through an untyped index entry),
+    /// with why.
+    NotManifest { size: u64, reason: String },
+}
+
+/// What a run did with the cache, for reports.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CacheReport {
+    /// The cache file.
+    pub path: String,
+    /// Manifests answered from the cache (not read from the store).
+    pub hits: u64,
+    /// Manifests read from the store and added.
+    pub added: u64,
+    /// Entries in the cache after the run.
+    pub entries: u64,
+    /// What went wrong with it (a damaged or foreign file, an entry that failed its check, a file
+    /// that could not be written); none of it changes a result.
+    pub notes: Vec<String>,
+}
+
+impl CacheReport {
+    /// One line of figures, and a note for each thing that went wrong.
+    pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use crate::report::thousands;
+        writeln!(
+            out,
+            "  manifest cache {} from the cache, {} read and added ({})",
+            thousands(self.hits),
+            thousands(self.added),
+            self.path
+        )?;
+        for n in &self.notes {
+            writeln!(out, "Note: manifest cache: {n}.")?;
+        }
+        Ok(())
+    }
+}
+
+/// The cache for one run: the file as it was when the run began, and what the run adds.
+pub struct ManifestCache {
+    path: PathBuf,
+    map: Option<Mmap>,
+    count: usize,
+    records_start: usize,
+    records_len: usize,
+    hits: AtomicU64,
+    /// Digests whose entries failed their check: dropped when the file is written again.
+    damaged: Mutex<Vec<Digest>>,
+    /// New records, spilled to a file beside the cache as they come (so that a first run over a large
+    /// store holds none of them in memory), with their digests and offsets in the spill.
+    spill: Mutex<Option<Spill>>,
+    notes: Mutex<Vec<String>>,
+}
+
+struct Spill {
+    path: PathBuf,
+    out: BufWriter<File>,
+    len: u64,
+    entries: Vec<(Digest, u64)>,
+}
+
+fn crc(parts: &[&[u8]]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+impl ManifestCache {
+    /// The cache in `dir`. Never fails: a missing file is an empty cache, and a file that cannot be
+    /// read or does not check out is ignored (a note says why) and replaced when the run writes.
+    pub fn open(dir: &Path) -> ManifestCache {
+        let path = dir.join(FILE_NAME);
+        let mut cache = ManifestCache {
+            path,
+            map: None,
+            count: 0,
+            records_start: HEADER,
+            records_len: 0,
+            hits: AtomicU64::new(0),
+            damaged: Mutex::new(Vec::new()),
+            spill: Mutex::new(None),
+            notes: Mutex::new(Vec::new()),
+        };
+        let file = match File::open(&cache.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return cache,
+            Err(e) => {
+                cache.note(format!("{}: {e}; not used", cache.path.display()));
+                return cache;
+            }
+        };
+        // SAFETY: the file is never written in place (a new file is renamed over it), so the
+        // mapping's bytes do not change under it; every read of them is bounds-checked, and every
+        // record is checked against its checksum before use.
+        let map = match unsafe { Mmap::map(&file) } {
+            Ok(m) => m,
+            Err(e) => {
+                cache.note(format!("{}: {e}; not used", cache.path.display()));
+                return cache;
+            }
+        };
+        match Self::check(&map) {
+            Ok((count, records_len)) => {
+                cache.count = count;
+                cache.records_start = HEADER + count * ENTRY;
+                cache.records_len = records_len;
+                cache.map = Some(map);
+                cache.forget(0, cache.records_start);
+            }
+            Err(why) => cache.note(format!(
+                "{}: {why}; ignored, and rebuilt from the manifests read",
+                cache.path.display()
+            )),
+        }
+        cache
+    }
+
+    /// Checks the header and the index: `(count, records length)`.
+    fn check(map: &[u8]) -> Result<(usize, usize), String> {
+        if map.len() < HEADER || &map[..8] != MAGIC {
+            return Err("not a regsweep manifest cache".into());
+        }
+        let field = |at| u32_at(map, at).expect("within the header");
+        if field(8) != VERSION {
+            return Err(format!("format version {} is not {VERSION}", field(8)));
+        }
+        if field(40) != crc(&[&map[..40]]) {
+            return Err("its header fails its checksum".into());
+        }
+        let count = u64_at(map, 16).expect("within the header") as usize;
+        let records_len = u64_at(map, 24).expect("within the header") as usize;
+        let index_end = count
+            .checked_mul(ENTRY)
+            .and_then(|n| n.checked_add(HEADER))
+            .filter(|&e| e.checked_add(records_len) == Some(map.len()))
+            .ok_or("its length is not what its header says (truncated?)")?;
+        if field(32) != crc(&[&map[HEADER..index_end]]) {
+            return Err("its index fails its checksum".into());
+        }
+        Ok((count, records_len))
+    }
+
+    fn note(&self, text: String) {
+        self.notes.lock().expect("notes lock").push(text);
+    }
+
+    /// Gives back the pages of `start..end` of the mapping to the kernel: they stay in the page
+    /// cache, and a later look faults them in again, but they no longer count against this process.
+    fn forget(&self, start: usize, end: usize) {
+        if let Some(map) = &self.map {
+            let end = end.min(map.len());
+            if start < end {
+                // SAFETY: the mapping is read-only and backed by a file that is never written in
+                // place: after MADV_DONTNEED a read faults the same file bytes in again.
+                let _ = unsafe {
+                    map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        start,
+                        end - start,
+                    )
+                };
+            }
+        }
+    }
+
+    /// Lets go of the pages the lookups so far touched (see [`ManifestCache::forget`]): called
+    /// between batches, so that the mapping never holds more than a batch's pages.
+    pub fn release(&self) {
+        if let Some(map) = &self.map {
+            self.forget(0, map.len());
+        }
+    }
+
+    /// The index entry for `d`: the record's offset.
+    fn find(&self, d: &Digest) -> Option<usize> {
+        let map = self.map.as_ref()?;
+        let digest_at = |i: usize| &map[HEADER + i * ENTRY..HEADER + i * ENTRY + 32];
+        let (mut lo, mut hi) = (0, self.count);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match digest_at(mid).cmp(&d.0[..]) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    return u64_at(map, HEADER + mid * ENTRY + 32).map(|o| o as usize);
+                }
+            }
+        }
+        None
+    }
+
+    /// What the cache holds for `d`, when it holds an entry that checks out.
+    pub fn get(&self, d: &Digest) -> Option<Cached> {
+        let offset = self.find(d)?;
+        let map = self.map.as_ref()?;
+        let records = &map[self.records_start..];
+        let decoded = (|| {
+            let len = u32_at(records, offset)? as usize;
+            let sum = u32_at(records, offset + 4)?;
+            let payload = records.get(offset + 8..(offset + 8).checked_add(len)?)?;
+            (crc(&[&d.0, payload]) == sum).then_some(())?;
+            decode(payload)
+        })();
+        match decoded {
+            Some(c) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(c)
+            }
+            None => {
+                self.note(format!(
+                    "{}: the entry for {d} fails its check; read from the store instead",
+                    self.path.display()
+                ));
+                self.damaged.lock().expect("damaged lock").push(*d);
+                None
+            }
+        }
+    }
+
+    /// Adds what reading `d` gave (its bytes hashed to `d`). A spill that cannot be written is a
+    /// note, and the run goes on without adding.
+    pub fn put(&self, d: &Digest, c: &Cached) {
+        let payload = encode(c);
+        let mut spill = self.spill.lock().expect("spill lock");
+        if spill.is_none() {
+            match self.start_spill() {
+                Ok(s) => *spill = Some(s),
+                Err(e) => {
+                    drop(spill);
+                    self.disable(format!("{e}"));
+                    return;
+                }
+            }
+        }
+        let Some(s) = spill.as_mut().filter(|s| !s.is_closed()) else {
+            return;
+        };
+        let sum = crc(&[&d.0, &payload]);
+        let written = (|| {
+            s.out.write_all(&(payload.len() as u32).to_le_bytes())?;
+            s.out.write_all(&sum.to_le_bytes())?;
+            s.out.write_all(&payload)
+        })();
+        match written {
+            Ok(()) => {
+                s.entries.push((*d, s.len));
+                s.len += 8 + payload.len() as u64;
+            }
+            Err(e) => {
+                let path = s.path.clone();
+                *spill = None;
+                let _ = std::fs::remove_file(&path);
+                drop(spill);
+                self.disable(format!("{}: {e}", path.display()));
+            }
+        }
+    }
+
+    /// Stops adding for the rest of the run (a spill that could not be made or written).
+    fn disable(&self, why: String) {
+        let mut notes = self.notes.lock().expect("notes lock");
+        let first = !notes.iter().any(|n| n.starts_with("not written"));
+        if first {
+            notes.push(format!("not written: {why}"));
+        }
+        drop(notes);
+        // A spill that failed is never started again.
+        *self.spill.lock().expect("spill lock") = Some(Spill::closed());
+    }
+
+    fn start_spill(&self) -> std::io::Result<Spill> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        let path = dir.join(format!(".{FILE_NAME}.{}.new", std::process::id()));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        Ok(Spill {
+            path,
+            out: BufWriter::new(file),
+            len: 0,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Writes the cache again when the run added to it or found an entry damaged (the old entries
+    /// that checked out, then the new), and tells what the run did with it.
+    pub fn finish(self) -> CacheReport {
+        let hits = self.hits.load(Ordering::Relaxed);
+        let mut notes = self.notes.into_inner().expect("notes lock");
+        let mut damaged = self.damaged.into_inner().expect("damaged lock");
+        damaged.sort_unstable();
+        damaged.dedup();
+        let spill = self
+            .spill
+            .into_inner()
+            .expect("spill lock")
+            .filter(|s| !s.is_closed());
+        let added = spill.as_ref().map_or(0, |s| s.entries.len() as u64);
+        let mut entries = self.count as u64;
+        if added > 0 || !damaged.is_empty() {
+            let spill_path = spill.as_ref().map(|s| s.path.clone());
+            match write_merged(
+                &self.path,
+                self.map.as_deref(),
+                self.count,
+                self.records_start,
+                self.records_len,
+                &damaged,
+                spill,
+            ) {
+                Ok(n) => entries = n,
+                Err(e) => notes.push(format!("not written: {e}")),
+            }
+            if let Some(p) = spill_path {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        CacheReport {
+            path: self.path.display().to_string(),
+            hits,
+            added,
+            entries,
+            notes,
+        }
+    }
+}
+
+impl Spill {
+    /// A spill that takes nothing more (after a failure).
+    fn closed() -> Spill {
+        Spill {
+            path: PathBuf::new(),
+            out: BufWriter::new(File::open("/dev/null").expect("/dev/null opens")),
+            len: u64::MAX,
+            entries: Vec::new(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.len == u64::MAX
+    }
+}
+
+/// Writes the merged cache to a temporary file beside `path` and renames it into place; returns
+/// the entries it holds.
+fn write_merged(
+    path: &Path,
+    old: Option<&[u8]>,
+    old_count: usize,
+    records_start: usize,
+    records_len: usize,
+    damaged: &[Digest],
+    spill: Option<Spill>,
+) -> Result<u64, String> {
+    let shown = |e: std::io::Error, p: &Path| format!("{}: {e}", p.display());
+    let (mut new, spill_file) = match spill {
+        Some(s) => {
+            let file = s
+                .out
+                .into_inner()
+                .map_err(|e| shown(e.into_error(), &s.path))?;
+            (s.entries, Some((file, s.path)))
+        }
+        None => (Vec::new(), None),
+    };
+    new.sort_unstable_by_key(|e| e.0);
+    new.dedup_by_key(|e| e.0);
+    let old_len = old.map_or(0, |_| records_len) as u64;
+    let old_entry = |i: usize| -> (Digest, u64) {
+        let m = old.expect("old entries come with the old file");
+        let at = HEADER + i * ENTRY;
+        let d = Digest(m[at..at + 32].try_into().expect("32 bytes"));
+        (d, u64_at(m, at + 32).expect("within the index"))
+    };
+    let old_n = if old.is_some() { old_count } else { 0 };
+    // The merged index: old entries (less the damaged, and those a new read replaced), then new
+    // ones with offsets after the old records.
+    let mut index: Vec<(Digest, u64)> = Vec::with_capacity(old_n + new.len());
+    let (mut i, mut j) = (0, 0);
+    while i < old_n || j < new.len() {
+        let o = (i < old_n).then(|| old_entry(i));
+        let n = new.get(j).map(|&(d, off)| (d, off + old_len));
+        match (o, n) {
+            (Some(o), Some(n)) if n.0 <= o.0 => {
+                if n.0 == o.0 {
+                    i += 1;
+                }
+                index.push(n);
+                j += 1;
+            }
+            (Some(o), _) => {
+                if damaged.binary_search(&o.0).is_err() {
+                    index.push(o);
+                }
+                i += 1;
+            }
+            (None, Some(n)) => {
+                index.push(n);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let spill_len = match &spill_file {
+            Some((f, _)) => f.metadata()?.len(),
+            None => 0,
+        };
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        out.write_all(&[0u8; HEADER])?;
+        let mut index_crc = crc32fast::Hasher::new();
+        for (d, off) in &index {
+            index_crc.update(&d.0);
+            index_crc.update(&off.to_le_bytes());
+            out.write_all(&d.0)?;
+            out.write_all(&off.to_le_bytes())?;
+        }
+        if let Some(m) = old {
+            out.write_all(&m[records_start..records_start + records_len])?;
+        }
+        if let Some((f, _)) = spill_file {
+            let mut f = f;
+            f.seek(SeekFrom::Start(0))?;
+            std::io::copy(&mut (&mut f).take(spill_len), &mut out)?;
+        }
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(MAGIC);
+        header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        header[16..24].copy_from_slice(&(index.len() as u64).to_le_bytes());
+        header[24..32].copy_from_slice(&(old_len + spill_len).to_le_bytes());
+        header[32..36].copy_from_slice(&index_crc.finalize().to_le_bytes());
+        let sum = crc(&[&header[..40]]);
+        header[40..44].copy_from_slice(&sum.to_le_bytes());
+        let mut file = out.into_inner().map_err(|e| e.into_error())?;
+        file.seek(SeekFrom::Start(0))?;
+        file.write_all(&header)?;
+        file.flush()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    remove_stale_temporaries(dir);
+    match result {
+        Ok(()) => Ok(index.len() as u64),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(shown(e, &tmp))
+        }
+    }
+}
+
+/// Removes the spills and temporary files of runs that were cut off (a kill leaves them): those of
+/// this cache's name untouched for a day.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = name.starts_with(&format!(".{FILE_NAME}."))
+            && (name.ends_with(".new") || name.ends_with(".tmp"));
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > day);
+        if ours && old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+fn kind_byte(k: ManifestKind) -> u8 {
+    match k {
+        ManifestKind::DockerV2 => 1,
+        ManifestKind::DockerList => 2,
+        ManifestKind::OciManifest => 3,
+        ManifestKind::OciIndex => 4,
+        ManifestKind::OciArtifact => 5,
+        ManifestKind::SchemaV1 => 6,
+    }
+}
+
+fn byte_kind(b: u8) -> Option<ManifestKind> {
+    Some(match b {
+        1 => ManifestKind::DockerV2,
+        2 => ManifestKind::DockerList,
+        3 => ManifestKind::OciManifest,
+        4 => ManifestKind::OciIndex,
+        5 => ManifestKind::OciArtifact,
+        6 => ManifestKind::SchemaV1,
+        _ => return None,
+    })
+}
+
+/// Marks a declared size whose digest is written out in full rather than by its position among
+/// the manifest's references.
+const DECLARED_INLINE: u16 = u16::MAX;
+
+/// A payload: kind u8 (0: not a manifest), size u64; then for a manifest the counts of blobs,
+/// foreign layers, children, declared sizes (u32 each) and a subject flag (u8), the blobs' and
+/// foreign layers' digests, each child as a u8 (0 typed, 1 untyped) and its digest, the subject,
+/// and each declared size as the position of its digest among blobs, foreign layers and children
+/// (u16, or [`DECLARED_INLINE`] then the digest) and the size (i64); for data that is not a
+/// manifest the reason's length (u32) and its UTF-8 bytes.
+fn encode(c: &Cached) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    match c {
+        Cached::NotManifest { size, reason } => {
+            out.push(0);
+            out.extend_from_slice(&size.to_le_bytes());
+            out.extend_from_slice(&(reason.len() as u32).to_le_bytes());
+            out.extend_from_slice(reason.as_bytes());
+        }
+        Cached::Manifest { size, manifest: m } => {
+            out.push(kind_byte(m.kind));
+            out.extend_from_slice(&size.to_le_bytes());
+            for n in [
+                m.blobs.len(),
+                m.foreign.len(),
+                m.children.len(),
+                m.declared.len(),
+            ] {
+                out.extend_from_slice(&(n as u32).to_le_bytes());
+            }
+            out.push(u8::from(m.subject.is_some()));
+            let mut refs: Vec<Digest> = Vec::new();
+            for d in m.blobs.iter().chain(&m.foreign) {
+                out.extend_from_slice(&d.0);
+                refs.push(*d);
+            }
+            for c in &m.children {
+                let (tag, d) = match c {
+                    Child::Manifest(d) => (0u8, d),
+                    Child::Untyped(d) => (1u8, d),
+                };
+                out.push(tag);
+                out.extend_from_slice(&d.0);
+                refs.push(*d);
+            }
+            if let Some(s) = &m.subject {
+                out.extend_from_slice(&s.0);
+            }
+            for (d, size) in &m.declared {
+                match refs
+                    .iter()
+                    .position(|r| r == d)
+                    .filter(|&p| p < DECLARED_INLINE as usize)
+                {
+                    Some(p) => out.extend_from_slice(&(p as u16).to_le_bytes()),
+                    None => {
+                        out.extend_from_slice(&DECLARED_INLINE.to_le_bytes());
+                        out.extend_from_slice(&d.0);
+                    }
+                }
+                out.extend_from_slice(&size.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// A payload being decoded.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn digest(&mut self) -> Option<Digest> {
+        Some(Digest(self.take(32)?.try_into().ok()?))
+    }
+}
+
+/// Reads a payload back; `None` unless it decodes whole, with nothing left over.
+fn decode(b: &[u8]) -> Option<Cached> {
+    let mut c = Cursor { b, at: 0 };
+    let kind = c.u8()?;
+    let size = c.u64()?;
+    let cached = if kind == 0 {
+        let len = c.u32()? as usize;
+        let reason = String::from_utf8(c.take(len)?.to_vec()).ok()?;
+        Cached::NotManifest { size, reason }
+    } else {
+        let kind = byte_kind(kind)?;
+        let (nb, nf, nc, nd) = (
+            c.u32()? as usize,
+            c.u32()? as usize,
+            c.u32()? as usize,
+            c.u32()? as usize,
+        );
+        // Every count is bounded by what the payload can hold before anything is allocated.
+        if [nb, nf, nc, nd].iter().any(|&n| n > b.len()) {
+            return None;
+        }
+        let has_subject = c.u8()?;
+        let mut m = Manifest {
+            kind,
+            blobs: Vec::with_capacity(nb),
+            foreign: Vec::with_capacity(nf),
+            children: Vec::with_capacity(nc),
+            subject: None,
+            declared: Vec::with_capacity(nd),
+        };
+        let mut refs = Vec::with_capacity(nb + nf + nc);
+        for _ in 0..nb {
+            let d = c.digest()?;
+            m.blobs.push(d);
+            refs.push(d);
+        }
+        for _ in 0..nf {
+            let d = c.digest()?;
+            m.foreign.push(d);
+            refs.push(d);
+        }
+        for _ in 0..nc {
+            let tag = c.u8()?;
+            let d = c.digest()?;
+            m.children.push(match tag {
+                0 => Child::Manifest(d),
+                1 => Child::Untyped(d),
+                _ => return None,
+            });
+            refs.push(d);
+        }
+        m.subject = match has_subject {
+            0 => None,
+            1 => Some(c.digest()?),
+            _ => return None,
+        };
+        for _ in 0..nd {
+            let p = c.u16()?;
+            let d = if p == DECLARED_INLINE {
+                c.digest()?
+            } else {
+                *refs.get(p as usize)?
+            };
+            let size = c.u64()? as i64;
+            m.declared.push((d, size));
+        }
+        Cached::Manifest { size, manifest: m }
+    };
+    (c.at == b.len()).then_some(cached)
+}
+
+/// The cache folder a run uses when not told: `$XDG_CACHE_HOME/regsweep`, else
+/// `$HOME/.cache/regsweep`; `None` when neither is set.
+pub fn default_dir() -> Option<PathBuf> {
+    let from = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    from("XDG_CACHE_HOME")
+        .filter(|p| p.is_absolute())
+        .or_else(|| from("HOME").map(|h| h.join(".cache")))
+        .map(|d| d.join("regsweep"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(i: u32) -> Digest {
+        Digest::of(&i.to_le_bytes())
+    }
+
+    fn sample(i: u32) -> Cached {
+        Cached::Manifest {
+            size: 500 + i as u64,
+            manifest: Manifest {
+                kind: ManifestKind::OciIndex,
+                blobs: vec![d(i + 1)],
+                foreign: vec![d(i + 2)],
+                children: vec![Child::Manifest(d(i + 3)), Child::Untyped(d(i + 4))],
+                subject: Some(d(i + 5)),
+                declared: vec![(d(i + 1), 7), (d(i + 3), 9), (d(i + 9), 11)],
+            },
+        }
+    }
+
+    #[test]
+    fn payloads_round_trip_and_reject_anything_cut_or_padded() {
+        for c in [
+            sample(1),
+            Cached::NotManifest {
+                size: 3,
+                reason: "not valid manifest JSON".into(),
+            },
+        ] {
+            let p = encode(&c);
+            assert_eq!(decode(&p), Some(c));
+            for cut in 0..p.len() {
+                assert_eq!(decode(&p[..cut]), None, "cut at {cut}");
+            }
+            let mut padded = p.clone();
+            padded.push(0);
+            assert_eq!(decode(&padded), None);
+        }
+    }
+
+    #[test]
+    fn entries_written_by_one_run_are_found_by_the_next_and_damage_is_survived() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ManifestCache::open(dir.path());
+        assert_eq!(cache.get(&d(0)), None);
+        for i in (0..100).step_by(10) {
+            cache.put(&d(i), &sample(i));
+        }
+        let r = cache.finish();
+        assert_eq!((r.hits, r.added, r.entries), (0, 10, 10));
+        assert!(r.notes.is_empty(), "{:?}", r.notes);
+
+        // A second run finds them all, and adds to them.
+        let cache = ManifestCache::open(dir.path());
+        for i in (0..100).step_by(10) {
+            assert_eq!(cache.get(&d(i)), Some(sample(i)));
+        }
+        assert_eq!(cache.get(&d(5)), None);
+        cache.put(&d(5), &sample(5));
+        let r = cache.finish();
+        assert_eq!((r.hits, r.added, r.entries), (10, 1, 11));
+        let cache = ManifestCache::open(dir.path());
+        assert_eq!(cache.get(&d(5)), Some(sample(5)));
+        assert_eq!(cache.get(&d(90)), Some(sample(90)));
+        drop(cache);
+
+        // A byte flipped in a record: that entry is a miss (with a note), the others still hold,
+        // and the next write drops it.
+        let path = dir.path().join(FILE_NAME);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let cache = ManifestCache::open(dir.path());
+        let found = (0..100).filter(|&i| cache.get(&d(i)).is_some()).count();
+        assert_eq!(found, 10, "one of eleven entries is damaged");
+        let r = cache.finish();
+        assert_eq!(r.entries, 10);
+        assert!(
+            r.notes.iter().any(|n| n.contains("fails its check")),
+            "{:?}",
+            r.notes
+        );
+
+        // A truncated file and a foreign one are ignored whole, with a note, and rebuilt.
+        let bytes = std::fs::read(&path).unwrap();
+        for broken in [
+            bytes[..bytes.len() - 1].to_vec(),
+            b"GIF89a not a cache".to_vec(),
+        ] {
+            std::fs::write(&path, &broken).unwrap();
+            let cache = ManifestCache::open(dir.path());
+            assert_eq!(cache.get(&d(0)), None);
+            cache.put(&d(0), &sample(0));
+            let r = cache.finish();
+            assert_eq!(r.entries, 1);
+            assert!(
+                r.notes.iter().any(|n| n.contains("ignored")),
+                "{:?}",
+                r.notes
+            );
+            assert_eq!(ManifestCache::open(dir.path()).get(&d(0)), Some(sample(0)));
+        }
+    }
+
+    #[test]
+    fn a_cache_folder_that_cannot_be_written_is_a_note_not_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let cache = ManifestCache::open(&file.join("below"));
+        cache.put(&d(1), &sample(1));
+        cache.put(&d(2), &sample(2));
+        let r = cache.finish();
+        assert_eq!((r.added, r.entries), (0, 0));
+        let written: Vec<_> = r
+            .notes
+            .iter()
+            .filter(|n| n.contains("not written"))
+            .collect();
+        assert_eq!(written.len(), 1, "said once: {:?}", r.notes);
+        assert!(
+            written[0].contains("a-file"),
+            "names the path: {:?}",
+            r.notes
+        );
+    }
+}
