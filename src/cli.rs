@@ -254,7 +254,8 @@ pub struct CacheArgs {
 
 /// What manifests reference, kept between runs: a manifest is named by its content's hash, so what
 /// one run learned from it holds for every later run, and a run over a store that changed little
-/// reads only the new manifests.
+/// reads only the new manifests. (`audit` reads every manifest, to check the store's data, and only
+/// adds to the cache.)
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Manifest cache")]
 pub struct ManifestCacheArgs {

@@ -90,6 +90,8 @@ impl CacheReport {
 pub struct ManifestCache {
     path: PathBuf,
     map: Option<Mmap>,
+    /// False for a run that reads every manifest and only adds to the cache ([`ManifestCache::for_audit`]).
+    lookups: bool,
     count: usize,
     records_start: usize,
     records_len: usize,
@@ -133,6 +135,7 @@ impl ManifestCache {
         let mut cache = ManifestCache {
             path,
             map: None,
+            lookups: true,
             count: 0,
             records_start: HEADER,
             records_len: 0,
@@ -173,6 +176,14 @@ impl ManifestCache {
             )),
         }
         cache
+    }
+
+    /// The cache for a run that checks the store's own data (`audit`): it reads every manifest,
+    /// whatever the cache holds (a manifest damaged in the store since a run cached it must be
+    /// found), and adds the ones the cache lacks.
+    pub fn for_audit(mut self) -> ManifestCache {
+        self.lookups = false;
+        self
     }
 
     /// Checks the header and the index: `(count, records length)`.
@@ -251,6 +262,9 @@ impl ManifestCache {
 
     /// What the cache holds for `d`, when it holds an entry that checks out.
     pub fn get(&self, d: &Digest) -> Option<Cached> {
+        if !self.lookups {
+            return None;
+        }
         let offset = self.find(d)?;
         let map = self.map.as_ref()?;
         let records = &map[self.records_start..];
@@ -280,6 +294,9 @@ impl ManifestCache {
     /// Adds what reading `d` gave (its bytes hashed to `d`). A spill that cannot be written is a
     /// note, and the run goes on without adding.
     pub fn put(&self, d: &Digest, c: &Cached) {
+        if !self.lookups && self.find(d).is_some() {
+            return;
+        }
         let payload = encode(c);
         let mut spill = self.spill.lock().expect("spill lock");
         if spill.is_none() {

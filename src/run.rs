@@ -441,7 +441,7 @@ fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
         grace: args.grace,
         now: SystemTime::now(),
     };
-    let cache = manifest_cache(&args.manifest_cache);
+    let cache = manifest_cache(&args.manifest_cache).map(ManifestCache::for_audit);
     let result = regsweep::audit::audit(storage.as_ref(), &options, &job.progress, cache.as_ref());
     let mut report = match analysed(job, result, storage.as_ref())? {
         Ok(r) => r,

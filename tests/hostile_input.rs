@@ -37,9 +37,15 @@ fn bounded(cmd: &mut Command, limit: Duration) -> Output {
 }
 
 /// `regsweep gc ROOT ARGS --json`, bounded; returns exit code, summary and stderr.
+/// `gc ROOT ARGS --json` without the manifest cache: these tests damage manifests that earlier runs
+/// read, and show what a run that must read them says (with the cache, a run knows what a damaged
+/// manifest named without reading it; `audit` reads every one).
 fn gc_in(cmd: Command, root: &Path, args: &[&str]) -> (i32, serde_json::Value, String) {
     let mut cmd = cmd;
-    cmd.arg("gc").arg(root).args(args).arg("--json");
+    cmd.arg("gc")
+        .arg(root)
+        .args(args)
+        .args(["--json", "--no-cache"]);
     let out = bounded(&mut cmd, Duration::from_secs(60));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
@@ -406,9 +412,32 @@ fn truncated_data_is_named_by_audit_a_truncated_layer_is_kept_and_a_truncated_ma
     // A truncated manifest can no longer say what it keeps: named as corrupt, nothing deleted.
     let (untagged, _) = s.image("r", "untagged", None);
     let orphan = s.blob(b"second orphan");
+    let cache = tempfile::tempdir().unwrap();
+    let with_cache = |delete: bool| {
+        let mut cmd = support::regsweep();
+        cmd.arg("gc")
+            .arg(&s.root)
+            .args(["--grace", "0s", "-m", "--json"]);
+        cmd.arg("--cache-dir").arg(cache.path());
+        if delete {
+            cmd.arg("--delete");
+        }
+        let out = cmd.output().unwrap();
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), summary)
+    };
+    let (code, before) = with_cache(false);
+    assert_eq!(code, Some(0));
     let manifest = std::fs::read(s.blob_path(&m)).unwrap();
     std::fs::write(s.blob_path(&m), &manifest[..manifest.len() - 10]).unwrap();
     s.age_all(DAY);
+    // A run with the cache knows what the manifest named (its digest is its content's hash) and
+    // reads none of it: the same plan as before the damage, which keeps the tagged image's blobs.
+    let (code, cached) = with_cache(false);
+    assert_eq!(code, Some(0));
+    assert_eq!(cached["blobs"], before["blobs"], "{cached}");
+    assert_eq!(cached["manifests"], before["manifests"], "{cached}");
+    assert_eq!(cached["manifest_cache"]["hits"], 2, "{cached}");
     let (code, summary, _) = gc(&s.root, &["--grace", "0s", "-m"]);
     assert_eq!(code, 0);
     problem_with(&summary, "corrupt_manifest", &m);

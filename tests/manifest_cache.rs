@@ -190,18 +190,26 @@ fn the_cache_is_shared_by_commands_found_in_the_users_cache_folder_and_off_with_
     assert!(summary.get("manifest_cache").is_none(), "{summary}");
     assert!(!home.path().join("regsweep").exists());
 
-    // du fills it in the user's cache folder; gc and audit then read no manifest.
-    let out = with_home(&["du", "--json"]);
-    assert!(out.status.success());
-    let du: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(du["manifest_cache"]["path"], file.display().to_string());
-    assert_eq!(cache_use(&du), (0, 2));
+    // audit reads every manifest (it checks the store's data, not what the cache remembers) and
+    // fills the cache in the user's cache folder; du and gc then read no manifest.
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_slice(&with_home(args).stdout).unwrap()
+    };
+    let audit = json(&["audit", "--json"]);
+    assert_eq!(audit["manifest_cache"]["path"], file.display().to_string());
+    assert_eq!(cache_use(&audit), (0, 2), "{audit}");
     assert!(file.is_file());
-    for command in ["gc", "audit"] {
-        let out = with_home(&[command, "--json"]);
-        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for command in ["du", "gc"] {
+        let summary = json(&[command, "--json"]);
         assert_eq!(cache_use(&summary), (2, 0), "{command}: {summary}");
     }
+    let audit = json(&["audit", "--json"]);
+    assert_eq!(
+        cache_use(&audit),
+        (0, 0),
+        "audit reads them all again: {audit}"
+    );
+    assert_eq!(audit["summary"]["manifests"], 2);
     // The human report says where it is and what it gave.
     let out = with_home(&["gc"]);
     let text = String::from_utf8_lossy(&out.stdout);

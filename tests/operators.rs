@@ -365,7 +365,16 @@ fn with_stderr_in_a_file_a_run_prints_phases_and_heartbeats_and_sigusr1_prints_t
     let err = dir.path().join("heartbeat.err");
     let mut child = spawn(
         &proxy.endpoint(),
-        &["gc", "-m", "--grace", "0s", "--progress-interval", "100ms"],
+        // Without the manifest cache, so that the run reads a manifest to hold.
+        &[
+            "gc",
+            "-m",
+            "--grace",
+            "0s",
+            "--progress-interval",
+            "100ms",
+            "--no-cache",
+        ],
         &err,
     );
     assert!(hold.wait(&mut child), "no manifest was read");
@@ -404,7 +413,7 @@ fn with_stderr_in_a_file_a_run_prints_phases_and_heartbeats_and_sigusr1_prints_t
     let err = dir.path().join("usr1.err");
     let mut child = spawn(
         &proxy.endpoint(),
-        &["gc", "-m", "--grace", "0s", "--quiet"],
+        &["gc", "-m", "--grace", "0s", "--quiet", "--no-cache"],
         &err,
     );
     assert!(hold.wait(&mut child), "no manifest was read");
