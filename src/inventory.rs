@@ -39,13 +39,29 @@ fn modified_seconds(e: &Entry) -> i64 {
     unix_seconds(e.modified.unwrap_or_else(SystemTime::now))
 }
 
-/// A blob as its listing found it: its digest, and its size and modification time when the
-/// listing told them (a filesystem listing by name does not, see [`Detail::Names`]).
-#[derive(Debug, Clone, Copy)]
+/// One blob: its digest, and its size and modification time where something told them (slots
+/// that can be filled after the walk: atomics, so that parallel readers of manifests can fill them).
+#[derive(Debug)]
 struct BlobRow {
     digest: Digest,
-    size: u64,
-    modified: Option<i64>,
+    /// Bytes, or [`UNKNOWN_SIZE`].
+    size: AtomicU64,
+    /// Unix seconds (see [`time_slot`]), or [`UNKNOWN_TIME`].
+    time: AtomicU32,
+}
+
+impl BlobRow {
+    fn new(digest: Digest, size: u64, modified: Option<i64>) -> BlobRow {
+        let (size, time) = match modified {
+            Some(t) => (size, time_slot(t)),
+            None => (UNKNOWN_SIZE, UNKNOWN_TIME),
+        };
+        BlobRow {
+            digest,
+            size: AtomicU64::new(size),
+            time: AtomicU32::new(time),
+        }
+    }
 }
 
 /// What a size slot holds before anything told the blob's size.
@@ -60,30 +76,25 @@ fn time_slot(t: i64) -> u32 {
 }
 
 /// Every blob in the store, sorted by digest, so that a digest's position is its [`BlobId`]
-/// (44 bytes a blob: the digest, and a size and a time slot).
+/// (48 bytes a blob: the digest, a size and a time slot).
 ///
-/// The digests stay in the sorted shards the walk produced (shard `n` holds the digests starting
-/// with hex digit `n`), so the table is never copied into one array: a row's shard is found from the
-/// id by the shards' offsets. Lookups go through a radix index of the digests' first 16 bits (256 KiB
+/// The rows stay in the sorted shards the walk produced (shard `n` holds the digests starting with
+/// hex digit `n`), so the table is never copied into one array: a row's shard is found from the id
+/// by the shards' offsets. Lookups go through a radix index of the digests' first 16 bits (256 KiB
 /// whatever the store's size), then a binary search over the few rows sharing them: a lookup touches
 /// two or three cache lines where a binary search over the whole table would miss the cache twenty
 /// times.
 ///
-/// Sizes and times are slots that can be filled after the walk (atomics, so that parallel readers
-/// of manifests can fill them): where the listing did not tell them, a blob's size is first learned
-/// from the descriptors that name it ([`BlobTable::declare_size`]), and only the blobs whose size or
-/// age the answer needs are asked of the store ([`BlobTable::learn`]).
+/// Where the listing did not tell a blob's size and age, its size is first learned from the
+/// descriptors that name it ([`BlobTable::declare_size`]), and only the blobs whose size or age the
+/// answer needs are asked of the store ([`BlobTable::learn`]).
 #[derive(Debug, Default)]
 pub struct BlobTable {
-    shards: Vec<Vec<Digest>>,
+    shards: Vec<Vec<BlobRow>>,
     /// `offsets[n]` is the id of shard `n`'s first row; one more entry holds the total.
     offsets: Vec<u32>,
     /// `starts[p]` is the first id whose digest's first 16 bits are at least `p`; 65,537 entries.
     starts: Vec<u32>,
-    /// By id: bytes, or [`UNKNOWN_SIZE`].
-    sizes: Vec<AtomicU64>,
-    /// By id: Unix seconds (see [`time_slot`]), or [`UNKNOWN_TIME`].
-    times: Vec<AtomicU32>,
     /// True when the listing told every blob's size (an S3 listing, a filesystem walk that stats):
     /// the sizes are the data's, and can be checked against descriptors.
     sizes_listed: bool,
@@ -97,47 +108,33 @@ impl BlobTable {
     /// Takes shards that each are sorted, without duplicates, and that cover increasing ranges of
     /// digests.
     fn from_sorted_shards(shards: Vec<Vec<BlobRow>>) -> BlobTable {
-        let total: usize = shards.iter().map(Vec::len).sum();
         let mut offsets = Vec::with_capacity(shards.len() + 1);
         let mut starts = Vec::with_capacity((1 << 16) + 1);
-        let mut sizes = Vec::with_capacity(total);
-        let mut times = Vec::with_capacity(total);
-        let mut sizes_listed = true;
-        let mut digests = Vec::with_capacity(shards.len());
         let mut id = 0u32;
-        for shard in shards {
+        let mut sizes_listed = true;
+        for shard in &shards {
             offsets.push(id);
-            let mut ds = Vec::with_capacity(shard.len());
             for row in shard {
                 while starts.len() <= prefix16(&row.digest) {
                     starts.push(id);
                 }
-                ds.push(row.digest);
-                match row.modified {
-                    Some(t) => {
-                        sizes.push(AtomicU64::new(row.size));
-                        times.push(AtomicU32::new(time_slot(t)));
-                    }
-                    None => {
-                        sizes_listed = false;
-                        sizes.push(AtomicU64::new(UNKNOWN_SIZE));
-                        times.push(AtomicU32::new(UNKNOWN_TIME));
-                    }
-                }
+                sizes_listed &= row.time.load(Ordering::Relaxed) != UNKNOWN_TIME;
                 id += 1;
             }
-            digests.push(ds);
         }
         offsets.push(id);
         starts.resize((1 << 16) + 1, id);
         BlobTable {
-            shards: digests,
+            shards,
             offsets,
             starts,
-            sizes,
-            times,
             sizes_listed,
         }
+    }
+
+    fn row(&self, id: BlobId) -> &BlobRow {
+        let n = self.offsets.partition_point(|&o| o <= id) - 1;
+        &self.shards[n][(id - self.offsets[n]) as usize]
     }
 
     /// The id of a digest, when the store holds its data.
@@ -150,7 +147,9 @@ impl BlobTable {
         let n = self.offsets.partition_point(|&o| o <= start) - 1;
         let base = self.offsets[n];
         let rows = &self.shards[n][(start - base) as usize..(end - base) as usize];
-        rows.binary_search(d).ok().map(|i| start + i as BlobId)
+        rows.binary_search_by(|r| r.digest.cmp(d))
+            .ok()
+            .map(|i| start + i as BlobId)
     }
 
     pub fn len(&self) -> usize {
@@ -162,8 +161,7 @@ impl BlobTable {
     }
 
     pub fn digest(&self, id: BlobId) -> Digest {
-        let n = self.offsets.partition_point(|&o| o <= id) - 1;
-        self.shards[n][(id - self.offsets[n]) as usize]
+        self.row(id).digest
     }
 
     /// The blob's size: its data's where the listing or [`BlobTable::learn`] told it, else what a
@@ -174,7 +172,7 @@ impl BlobTable {
 
     /// The blob's size, when something told it.
     pub fn known_size(&self, id: BlobId) -> Option<u64> {
-        let s = self.sizes[id as usize].load(Ordering::Relaxed);
+        let s = self.row(id).size.load(Ordering::Relaxed);
         (s != UNKNOWN_SIZE).then_some(s)
     }
 
@@ -188,7 +186,7 @@ impl BlobTable {
     /// nothing told its size yet.
     pub fn declare_size(&self, id: BlobId, size: u64) {
         if size != UNKNOWN_SIZE {
-            let slot = &self.sizes[id as usize];
+            let slot = &self.row(id).size;
             let _ = slot.compare_exchange(UNKNOWN_SIZE, size, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
@@ -202,7 +200,7 @@ impl BlobTable {
 
     /// Modification time of the blob's data, when it was learned.
     pub fn known_modified(&self, id: BlobId) -> Option<i64> {
-        let t = self.times[id as usize].load(Ordering::Relaxed);
+        let t = self.row(id).time.load(Ordering::Relaxed);
         (t != UNKNOWN_TIME).then_some(t as i64)
     }
 
@@ -246,9 +244,10 @@ impl BlobTable {
                 let key = layout::blob_data(&self.digest(id));
                 let result = match storage.stat(&key) {
                     Ok(Some((size, modified))) => {
-                        self.sizes[id as usize].store(size, Ordering::Relaxed);
+                        let row = self.row(id);
+                        row.size.store(size, Ordering::Relaxed);
                         let t = modified.map_or(UNKNOWN_TIME, |t| time_slot(unix_seconds(t)));
-                        self.times[id as usize].store(t, Ordering::Relaxed);
+                        row.time.store(t, Ordering::Relaxed);
                         Ok(None)
                     }
                     Ok(None) => Ok(None),
@@ -497,11 +496,7 @@ fn scan_blobs(
             let mut visit = |e: Entry| {
                 listed.one();
                 if let BlobKey::Data(digest) = layout::parse_blob_key(&e.key) {
-                    rows.push(BlobRow {
-                        digest,
-                        size: e.size,
-                        modified: e.modified.map(unix_seconds),
-                    });
+                    rows.push(BlobRow::new(digest, e.size, e.modified.map(unix_seconds)));
                 }
             };
             let mut note = |n| problems.push(note_problem(n));
@@ -876,11 +871,7 @@ mod tests {
         let digests: Vec<Digest> = (0..5000u32).map(|i| Digest::of(&i.to_le_bytes())).collect();
         let mut shards: Vec<Vec<BlobRow>> = vec![Vec::new(); 16];
         for (i, d) in digests.iter().enumerate() {
-            shards[(d.0[0] >> 4) as usize].push(BlobRow {
-                digest: *d,
-                size: i as u64,
-                modified: Some(0),
-            });
+            shards[(d.0[0] >> 4) as usize].push(BlobRow::new(*d, i as u64, Some(0)));
         }
         for shard in &mut shards {
             shard.sort_unstable_by_key(|r| r.digest);
