@@ -869,7 +869,7 @@ mod tests {
     #[test]
     fn blob_table_finds_every_digest_and_only_those() {
         let digests: Vec<Digest> = (0..5000u32).map(|i| Digest::of(&i.to_le_bytes())).collect();
-        let mut shards: Vec<Vec<BlobRow>> = vec![Vec::new(); 16];
+        let mut shards: Vec<Vec<BlobRow>> = (0..16).map(|_| Vec::new()).collect();
         for (i, d) in digests.iter().enumerate() {
             shards[(d.0[0] >> 4) as usize].push(BlobRow::new(*d, i as u64, Some(0)));
         }
