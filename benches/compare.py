@@ -5,8 +5,10 @@
                                [--cold] [--timeline]
 
 For each store (generated once with `cargo run --release --example genstore` into DIR/NAME when
-missing), runs `regsweep gc ROOT --grace 0s` and `docker-registry garbage-collect --dry-run
-CONFIG`, interleaved, `--runs` times each after one untimed warm-up run of each (warm page cache),
+missing), runs `regsweep gc ROOT --grace 0s --no-cache` (a first run: every manifest is read),
+`regsweep gc ROOT --grace 0s` with a manifest cache that one untimed run filled (the nightly
+repeat run over an unchanged store: no manifest is read) and `docker-registry garbage-collect
+--dry-run CONFIG`, interleaved, `--runs` times each after one untimed warm-up run of each (warm page cache),
 and prints a Markdown table: median wall time, user and system CPU, cores busy ((user+sys)/wall),
 peak RSS, bytes of RSS per blob, and the ratio of the medians. `--extra` adds regsweep
 subcommands measured the same way (for example `du` or `audit`), with ROOT appended.
@@ -24,8 +26,10 @@ import json
 import os
 import re
 import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,7 +145,13 @@ def main():
         expected = json.loads((store / "expected.json").read_text())
         blobs = expected["blobs"]
         root, config = str(store / "root"), str(store / "config.yml")
-        commands = {"regsweep gc": [str(REGSWEEP), "gc", root, "--grace", "0s", "--json"]}
+        gc = [str(REGSWEEP), "gc", root, "--grace", "0s", "--json"]
+        cache = tempfile.mkdtemp(prefix="regsweep-bench-cache-")
+        commands = {
+            "regsweep gc": gc + ["--no-cache"],
+            "regsweep gc, repeat run (cache)": gc + ["--cache-dir", cache],
+        }
+        timed(commands["regsweep gc, repeat run (cache)"], env)  # fills the cache
         for extra in args.extra:
             commands[f"regsweep {extra}"] = [str(REGSWEEP)] + extra.split() + [root]
         if not args.no_reference:
@@ -152,7 +162,7 @@ def main():
                 if args.cold:
                     drop_caches()
                 out = timed(cmd, env)
-                if label == "regsweep gc":
+                if label.startswith("regsweep gc"):
                     got = ours_eligible(out[0])
                 elif label == "reference":
                     got = reference_eligible(out[0])
@@ -171,7 +181,10 @@ def main():
             medians[label], line = row(label, s, blobs)
             print(line)
         if "reference" in medians:
-            print(f"\nreference / regsweep gc: {medians['reference'] / medians['regsweep gc']:.1f}x\n")
+            for label in ("regsweep gc", "regsweep gc, repeat run (cache)"):
+                print(f"\nreference / {label}: {medians['reference'] / medians[label]:.1f}x")
+            print()
+        shutil.rmtree(cache, ignore_errors=True)
         if args.timeline:
             if args.cold:
                 drop_caches()

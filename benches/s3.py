@@ -5,8 +5,10 @@
 
 Starts a loopback S3 server (moto's, `python3 -m moto.server`), generates a store with
 `genstore` (once, into DIR/s3-REPOS-SEED), loads it into a bucket with fixtures/load_s3.py, then
-runs `regsweep gc s3://bench/store --grace 0s --json` and `docker-registry garbage-collect --dry-run`
-on a config naming the same bucket, alternately, `--runs` times each. Requests are counted from the
+runs `regsweep gc s3://bench/store --grace 0s --json --no-cache` (a first run), the same with a
+manifest cache one untimed run filled (the repeat run over an unchanged bucket: list requests only),
+and `docker-registry garbage-collect --dry-run` on a config naming the same bucket, alternately,
+`--runs` times each. Requests are counted from the
 server's access log (one line a request) for both tools, and from regsweep's own `s3` counters.
 Both eligible-blob counts must equal the generator's: a disagreement stops the benchmark.
 """
@@ -17,8 +19,10 @@ import os
 import re
 import socket
 import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,11 +99,17 @@ def main():
             "    secretkey: test\n    forcepathstyle: true\n    secure: false\n    v4auth: true\n"
         )
         ours_cmd = [str(REGSWEEP), "gc", "s3://bench/store", "--endpoint-url", endpoint, "--grace", "0s", "--json"]
-        ref_cmd = ["docker-registry", "garbage-collect", "--dry-run", str(config)]
-        samples = {"regsweep gc": [], "reference": []}
+        cache = tempfile.mkdtemp(prefix="regsweep-bench-cache-")
+        commands = {
+            "regsweep gc": ours_cmd + ["--no-cache"],
+            "regsweep gc, repeat run (cache)": ours_cmd + ["--cache-dir", cache],
+            "reference": ["docker-registry", "garbage-collect", "--dry-run", str(config)],
+        }
+        subprocess.run(commands["regsweep gc, repeat run (cache)"], capture_output=True, env=env, check=True)
+        samples = {label: [] for label in commands}
         counted = {}
         for _ in range(args.runs):
-            for label, cmd in (("regsweep gc", ours_cmd), ("reference", ref_cmd)):
+            for label, cmd in commands.items():
                 before = requests_in(log)
                 start = time.monotonic()
                 p = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -108,10 +118,10 @@ def main():
                     sys.exit(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
                 time.sleep(0.5)  # the server writes its log line after the response
                 reqs = requests_in(log) - before
-                if label == "regsweep gc":
+                if label.startswith("regsweep gc"):
                     summary = json.loads(p.stdout)
                     got = summary["blobs"]["eligible"]
-                    counted["regsweep gc"] = summary["s3"]
+                    counted[label] = summary["s3"]
                 else:
                     got = len(re.findall(r"blob eligible for deletion", p.stdout))
                 if got != expected["plain"]["blobs"]:
@@ -129,10 +139,13 @@ def main():
     for label, s in samples.items():
         med[label] = statistics.median(w for w, _ in s)
         print(f"| {label} | {med[label]:.2f} s | {statistics.median(r for _, r in s):,.0f} |")
-    c = counted["regsweep gc"]
-    print(f"\nregsweep's own counters: {c['list_requests']} list, {c['get_requests']} get, "
-          f"{c['retries']} retries")
-    print(f"reference / regsweep gc: {med['reference'] / med['regsweep gc']:.1f}x")
+    print()
+    for label, c in counted.items():
+        print(f"{label}, its own counters: {c['list_requests']} list, {c['get_requests']} get, "
+              f"{c['retries']} retries")
+    for label in counted:
+        print(f"reference / {label}: {med['reference'] / med[label]:.1f}x")
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

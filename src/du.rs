@@ -78,8 +78,11 @@ pub fn du(
     cache: Option<&crate::manifest_cache::ManifestCache>,
 ) -> Result<DuReport, AnalysisError> {
     let start = Instant::now();
-    let mut inv =
-        progress.unless_stopped(inventory::scan(storage, inventory::Detail::Names, progress))?;
+    let mut inv = progress.unless_stopped(inventory::scan(
+        storage,
+        inventory::Detail::Targets,
+        progress,
+    ))?;
     let cat = catalog::read(storage, &inv, progress, cache);
     progress.check()?;
     progress.phase("marking per repository", Count::ManifestsRead, None);
@@ -118,7 +121,7 @@ pub fn du(
     };
     Ok(DuReport {
         storage: storage.describe(),
-        blobs: inv.blobs.len() as u64,
+        blobs: inv.blobs.len() as u64 - inv.no_data.len(),
         total_bytes,
         reclaimable: Reclaimable {
             grace_seconds: 0,

@@ -77,8 +77,14 @@ pub fn analyse(
 ) -> Result<Analysis, AnalysisError> {
     let start = Instant::now();
     let versioning = storage.versioning().map_err(|e| e.to_string());
-    let mut inventory =
-        progress.unless_stopped(inventory::scan(storage, inventory::Detail::Names, progress))?;
+    // What tags have pointed at matters only to the untagged manifests -m deletes (their tags'
+    // index entries go with them).
+    let detail = if options.delete_untagged {
+        inventory::Detail::Names
+    } else {
+        inventory::Detail::Targets
+    };
+    let mut inventory = progress.unless_stopped(inventory::scan(storage, detail, progress))?;
     let catalog = catalog::read(storage, &inventory, progress, cache);
     progress.check()?;
     let marking = format!(

@@ -15,7 +15,7 @@ use crate::digest::Digest;
 use crate::layout::{self, BlobKey, RepoKey};
 use crate::problem::{Problem, ProblemKind};
 use crate::progress::{Count, Progress, Tally};
-use crate::storage::{Entry, ListingNote, Storage, StorageError};
+use crate::storage::{Entry, Lean, ListingNote, Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashMap};
@@ -313,7 +313,8 @@ pub struct Tag {
     pub current: Option<Digest>,
     /// Modification time of `current/link`: when the tag last moved (Unix seconds).
     pub moved: i64,
-    /// Every digest under `index/`: what the tag has pointed at.
+    /// Every digest under `index/`: what the tag has pointed at. Empty where the scan did not walk
+    /// tags' index folders ([`Detail::Targets`]).
     pub index: Vec<Digest>,
 }
 
@@ -389,15 +390,28 @@ pub struct Inventory {
     pub no_data: RoaringBitmap,
 }
 
-/// How much a scan learns of each blob.
+/// How much a scan learns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
-    /// Names, and size and age only where the listing tells them at no cost (S3): a filesystem
-    /// walk then stats no blob, and the caller learns the size and age of the few it judges
-    /// ([`BlobTable::learn`]; kept blobs measure what their descriptors declare).
+    /// Blobs' names, and size and age only where the listing tells them at no cost (S3): a
+    /// filesystem walk then stats no blob, and the caller learns the size and age of the few it
+    /// judges ([`BlobTable::learn`]; kept blobs measure what their descriptors declare).
     Names,
-    /// Every blob's size and age, from its data (`audit`, which checks them against descriptors).
+    /// As [`Detail::Names`], and tags as far as where they point: on a filesystem their `index/`
+    /// folders are not walked, so [`Tag::index`] may be empty (what a tag has pointed at matters
+    /// only to the untagged manifests `gc -m` deletes).
+    Targets,
+    /// Every blob's size and age, from its data, and every tag's index (`audit`, which checks them).
     Sizes,
+}
+
+impl Detail {
+    fn lean(self) -> Lean {
+        Lean {
+            unstated_blobs: self != Detail::Sizes,
+            no_tag_index: self == Detail::Targets,
+        }
+    }
 }
 
 /// Reads a store's inventory.
@@ -416,7 +430,8 @@ pub fn scan(
 ) -> Result<Inventory, StorageError> {
     progress.phase("listing blobs and repositories", Count::Listed, None);
     let (blobs, mut problems) = scan_blobs(storage, detail, progress)?;
-    let (repositories, repo_problems, vanished) = scan_repositories(storage, &blobs, progress)?;
+    let (repositories, repo_problems, vanished) =
+        scan_repositories(storage, &blobs, detail.lean(), progress)?;
     problems.extend(repo_problems);
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok(Inventory {
@@ -436,7 +451,7 @@ pub fn scan_repositories_only(
     progress: &Progress,
 ) -> Result<(Vec<Repository>, Vec<Problem>), StorageError> {
     let (repositories, mut problems, _) =
-        scan_repositories(storage, &BlobTable::default(), progress)?;
+        scan_repositories(storage, &BlobTable::default(), Lean::default(), progress)?;
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok((repositories, problems))
 }
@@ -501,10 +516,7 @@ fn scan_blobs(
             };
             let mut note = |n| problems.push(note_problem(n));
             let prefix = layout::blob_shard(n);
-            let result = match detail {
-                Detail::Names => storage.list_names(&prefix, &mut visit, &mut note),
-                Detail::Sizes => storage.list(&prefix, &mut visit, &mut note),
-            };
+            let result = storage.list_lean(&prefix, detail.lean(), &mut visit, &mut note);
             rows.sort_unstable_by_key(|r| r.digest);
             rows.dedup_by_key(|r| r.digest);
             rows.shrink_to_fit();
@@ -676,6 +688,7 @@ fn finish(name: String, b: RepoBuilder) -> Finished {
 fn scan_repositories(
     storage: &dyn Storage,
     blobs: &BlobTable,
+    lean: Lean,
     progress: &Progress,
 ) -> Result<RepoScan, StorageError> {
     let mut problems = Vec::new();
@@ -691,8 +704,9 @@ fn scan_repositories(
             let prefix = format!("{}{top}/", layout::REPOSITORIES);
             let mut notes = Vec::new();
             let mut listed = Tally::new(progress, Count::Listed);
-            let result = storage.list(
+            let result = storage.list_lean(
                 &prefix,
+                lean,
                 &mut |e| {
                     listed.one();
                     classify(&mut builders, &mut problems, blobs, e)

@@ -255,7 +255,7 @@ impl GcReport {
                 held_by_grace: a.marks.manifests_held_by_grace,
             },
             blobs: BlobCounts {
-                total: inv.blobs.len() as u64,
+                total: inv.blobs.len() as u64 - inv.no_data.len(),
                 total_bytes: inv.blobs.total_bytes(),
                 marked: a.marks.blobs.len(),
                 marked_bytes,

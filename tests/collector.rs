@@ -105,6 +105,29 @@ fn an_empty_revision_folder_is_not_a_revision() {
 }
 
 #[test]
+fn a_blob_folder_without_its_data_is_no_blob() {
+    let s = HandStore::new();
+    let (m, _) = s.image("r", "kept", None);
+    s.tag("r", "v1", &m);
+    let orphan = s.blob(b"orphan");
+    // An unreferenced blob whose data is gone and folder left (a delete cut off between the two).
+    let empty = s.blob(b"data removed");
+    std::fs::remove_file(s.blob_path(&empty)).unwrap();
+    s.age_all(DAY);
+    for args in [&["--grace", "0s"][..], &["--grace", "0s", "-m"]] {
+        let (plan, summary) = regsweep_plan(&s.root, args);
+        assert_eq!(plan.blobs, set(&[&orphan]), "{args:?}");
+        assert_eq!(
+            summary["blobs"]["total"], 4,
+            "config, layer, manifest, orphan: {summary}"
+        );
+        assert_eq!(summary["problems"], serde_json::json!([]));
+    }
+    let (code, du, _) = support::regsweep_json(&["du".as_ref(), s.root.as_os_str()]);
+    assert_eq!((code, &du["blobs"]), (0, &serde_json::json!(4)), "{du}");
+}
+
+#[test]
 fn repositories_nested_inside_other_repositories_are_both_walked() {
     let s = HandStore::new();
     let (outer, outer_blobs) = s.image("a", "outer", None);

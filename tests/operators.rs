@@ -707,13 +707,18 @@ fn the_systemd_units_and_the_cronjob_parse_and_their_commands_run_as_written() {
     assert_eq!(get(&timer, "Timer", "Unit"), ["regsweep.service"]);
     assert_eq!(get(&timer, "Timer", "Persistent"), ["true"]);
     assert_eq!(get(&timer, "Install", "WantedBy"), ["timers.target"]);
+    let cache = dir.path().join("cache");
     let paths = [
         ("/etc/docker/registry/config.yml", config.as_path()),
         ("/var/lib/prometheus/node-exporter", metrics.as_path()),
+        ("/var/cache/regsweep", cache.as_path()),
     ];
     for s in &steps {
         run_example(&s[1..], &paths, dir.path());
     }
+    // gc keeps what manifests reference in the folder systemd makes for it (CacheDirectory=).
+    assert_eq!(get(&service, "Service", "CacheDirectory"), ["regsweep"]);
+    assert!(cache.join("manifests-v1").is_file());
     // Where systemd's own linter is installed, it finds nothing to say of either unit (it checks
     // every key and value, and that the ExecStart binary exists: here, the one under test).
     if Command::new("systemd-analyze")
@@ -804,10 +809,15 @@ fn the_systemd_units_and_the_cronjob_parse_and_their_commands_run_as_written() {
     // The same demo store, reset, as the CronJob would find it.
     std::fs::remove_dir_all(&root).unwrap();
     copy_of_demo(dir.path());
+    let cache = dir.path().join("pod-cache");
     let paths = [
         ("/etc/docker/registry/config.yml", config.as_path()),
         ("/metrics", metrics.as_path()),
+        ("/cache", cache.as_path()),
     ];
     run_example(&first, &paths, dir.path());
     run_example(&second, &paths, dir.path());
+    // gc keeps the manifest cache on a volume of its own, which lasts between runs.
+    assert_eq!(mounted["/cache"], "manifest-cache");
+    assert!(cache.join("manifests-v1").is_file());
 }

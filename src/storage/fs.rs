@@ -5,7 +5,7 @@
 //! ever touched. After a file is deleted its folder is removed when it became empty, as the reference
 //! removes a blob's whole `<hex>/` folder.
 
-use super::{Entry, HeldLock, ListingNote, LockToken, Storage, StorageError};
+use super::{Entry, HeldLock, Lean, ListingNote, LockToken, Storage, StorageError};
 use crate::layout::{self, Leaf};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -45,13 +45,13 @@ impl FsStorage {
         self.root.join(key)
     }
 
-    /// Lists `prefix` flat (see [`Walk`]); with `names_only`, blob data is named, not stated.
+    /// Lists `prefix` flat (see [`Walk`]), leaving out what `lean` says.
     fn walk(
         &self,
         prefix: &str,
+        lean: Lean,
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
-        names_only: bool,
     ) -> Result<(), StorageError> {
         let (dir, name_prefix) = match prefix.rfind('/') {
             Some(i) => (&prefix[..=i], &prefix[i + 1..]),
@@ -67,7 +67,7 @@ impl FsStorage {
             visit,
             note,
             stop: self.stop.get().map(|s| s.as_ref()),
-            names_only,
+            lean,
         };
         let mut key = dir.to_owned();
         walk.folder(fd, &mut key, name_prefix, 0)
@@ -96,9 +96,9 @@ struct Walk<'a> {
     visit: &'a mut dyn FnMut(Entry),
     note: &'a mut dyn FnMut(ListingNote),
     stop: Option<&'a std::sync::atomic::AtomicUsize>,
-    /// A file the layout says to stat ([`Leaf::Stat`]) is only named, without its size and time
-    /// ([`Storage::list_names`]).
-    names_only: bool,
+    /// What the listing leaves out ([`Storage::list_lean`]): a file the layout says to stat
+    /// ([`Leaf::Stat`]) is only named, and tags' index folders are not walked.
+    lean: Lean,
 }
 
 impl Walk<'_> {
@@ -223,7 +223,7 @@ impl Walk<'_> {
     ) -> bool {
         let folder = &key[key.rfind('/').map_or(0, |i| i + 1)..];
         let leaf = match leaf {
-            Leaf::Stat(file) if self.names_only => Leaf::Name(file),
+            Leaf::Stat(file) if self.lean.unstated_blobs => Leaf::Name(file),
             leaf => leaf,
         };
         match leaf {
@@ -256,6 +256,9 @@ impl Walk<'_> {
                 let folder = folder.to_owned();
                 if !self.read_leaf(dir_fd, &folder, layout::TAG_CURRENT, key, true) {
                     return false;
+                }
+                if self.lean.no_tag_index {
+                    return true;
                 }
                 let index = format!("{folder}/{}", layout::TAG_INDEX);
                 let len = key.len();
@@ -380,19 +383,20 @@ impl Storage for FsStorage {
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        self.walk(prefix, visit, note, false)
+        self.walk(prefix, Lean::default(), visit, note)
     }
 
-    /// Names blob data without a `stat` each: on a cold disk the walk then reads the shard folders
-    /// and no inode of a blob (a folder's `data` is taken to be there; [`Storage::stat`] tells when
-    /// it is not).
-    fn list_names(
+    /// On a cold disk, what is left out is most of a walk's reads: named blob data costs no inode
+    /// (a folder's `data` is taken to be there; [`Storage::stat`] tells when it is not), and a tag
+    /// without its index costs its `current/link` only.
+    fn list_lean(
         &self,
         prefix: &str,
+        lean: Lean,
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        self.walk(prefix, visit, note, true)
+        self.walk(prefix, lean, visit, note)
     }
 
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
@@ -743,6 +747,50 @@ mod tests {
             ),
         ];
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_lean_listing_names_blob_data_without_stating_it_and_skips_tag_indexes() {
+        let (dir, s) = store();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let tag = format!("{}r/_manifests/tags/v1/", layout::REPOSITORIES);
+        write(dir.path(), &format!("{tag}current/link"), b"sha256:x");
+        write(dir.path(), &format!("{tag}index/sha256/{a}/link"), b"");
+        write(
+            dir.path(),
+            &format!("{}aa/{a}/data", layout::BLOBS),
+            b"12345",
+        );
+        // A blob folder without its data is named all the same; stat says it is not there.
+        std::fs::create_dir_all(dir.path().join(format!("{}bb/{b}", layout::BLOBS))).unwrap();
+        let list = |lean: Lean| {
+            let mut entries = Vec::new();
+            let no_note = &mut |n| panic!("unexpected note {n:?}");
+            s.list_lean("docker/", lean, &mut |e| entries.push(e), no_note)
+                .unwrap();
+            entries.sort_by(|x, y| x.key.cmp(&y.key));
+            entries
+                .into_iter()
+                .map(|e| (e.key, e.size, e.modified.is_some()))
+                .collect::<Vec<_>>()
+        };
+        let data = |h: &str| format!("{}{}/{h}/data", layout::BLOBS, &h[..2]);
+        let current = (format!("{tag}current/link"), 8, true);
+        let index = (format!("{tag}index/sha256/{a}/link"), 0, false);
+        assert_eq!(
+            list(Lean::default()),
+            vec![(data(&a), 5, true), current.clone(), index.clone()]
+        );
+        let lean = Lean {
+            unstated_blobs: true,
+            no_tag_index: true,
+        };
+        assert_eq!(
+            list(lean),
+            vec![(data(&a), 0, false), (data(&b), 0, false), current]
+        );
+        assert_eq!(s.stat(&data(&a)).unwrap().map(|(size, _)| size), Some(5));
+        assert!(s.stat(&data(&b)).unwrap_err().is_not_found());
     }
 
     #[test]

@@ -30,6 +30,17 @@ pub struct Entry {
     pub content: Option<Vec<u8>>,
 }
 
+/// What a listing may leave out ([`Storage::list_lean`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lean {
+    /// Blob data is named, without its size and time (`modified: None`): the caller learns the few
+    /// it needs with [`Storage::stat`].
+    pub unstated_blobs: bool,
+    /// Tags' `index/` folders (what each tag has pointed at) are not walked: the tag's
+    /// `current/link`, which says where it points, is all the caller needs.
+    pub no_tag_index: bool,
+}
+
 /// Why a storage operation failed, always naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -120,16 +131,17 @@ pub trait Storage: Sync {
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError>;
 
-    /// Like [`Storage::list`], but an entry may come without its size and time (`modified: None`)
-    /// where learning them costs a call per object (a filesystem's `stat`): what a blob listing asks
-    /// for when the caller learns only the few it needs ([`Storage::stat`]). Backends whose listings
-    /// tell them at no cost list as [`Storage::list`] does.
-    fn list_names(
+    /// Like [`Storage::list`], but leaving out what `lean` says the caller does without, where
+    /// learning it costs a call per object (a filesystem's `stat` or folder read). Backends whose
+    /// listings tell everything at no cost list as [`Storage::list`] does.
+    fn list_lean(
         &self,
         prefix: &str,
+        lean: Lean,
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
+        let _ = lean;
         self.list(prefix, visit, note)
     }
 
