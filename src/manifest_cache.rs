@@ -59,6 +59,8 @@ pub struct CacheReport {
     pub path: String,
     /// Manifests answered from the cache (not read from the store).
     pub hits: u64,
+    /// Manifests read from the store (the cache lacked them, or, for `audit`, always).
+    pub read: u64,
     /// Manifests read from the store and added.
     pub added: u64,
     /// Entries in the cache after the run.
@@ -74,8 +76,9 @@ impl CacheReport {
         use crate::report::thousands;
         writeln!(
             out,
-            "  manifest cache {} from the cache, {} read and added ({})",
+            "  manifest cache {} from the cache, {} read from the store, {} added ({})",
             thousands(self.hits),
+            thousands(self.read),
             thousands(self.added),
             self.path
         )?;
@@ -96,6 +99,7 @@ pub struct ManifestCache {
     records_start: usize,
     records_len: usize,
     hits: AtomicU64,
+    misses: AtomicU64,
     /// Digests whose entries failed their check: dropped when the file is written again.
     damaged: Mutex<Vec<Digest>>,
     /// New records, spilled to a file beside the cache as they come (so that a first run over a large
@@ -140,6 +144,7 @@ impl ManifestCache {
             records_start: HEADER,
             records_len: 0,
             hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
             damaged: Mutex::new(Vec::new()),
             spill: Mutex::new(None),
             notes: Mutex::new(Vec::new()),
@@ -262,6 +267,14 @@ impl ManifestCache {
 
     /// What the cache holds for `d`, when it holds an entry that checks out.
     pub fn get(&self, d: &Digest) -> Option<Cached> {
+        let found = self.lookup(d);
+        if found.is_none() {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    fn lookup(&self, d: &Digest) -> Option<Cached> {
         if !self.lookups {
             return None;
         }
@@ -369,6 +382,7 @@ impl ManifestCache {
     /// that checked out, then the new), and tells what the run did with it.
     pub fn finish(self) -> CacheReport {
         let hits = self.hits.load(Ordering::Relaxed);
+        let read = self.misses.load(Ordering::Relaxed);
         let mut notes = self.notes.into_inner().expect("notes lock");
         let mut damaged = self.damaged.into_inner().expect("damaged lock");
         damaged.sort_unstable();
@@ -401,6 +415,7 @@ impl ManifestCache {
         CacheReport {
             path: self.path.display().to_string(),
             hits,
+            read,
             added,
             entries,
             notes,
@@ -883,6 +898,7 @@ mod tests {
         cache.put(&d(2), &sample(2));
         let r = cache.finish();
         assert_eq!((r.added, r.entries), (0, 0));
+        assert_eq!(r.read, 0, "nothing was looked up");
         let written: Vec<_> = r
             .notes
             .iter()

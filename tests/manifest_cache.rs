@@ -100,6 +100,7 @@ fn a_store_that_changes_between_runs_plans_the_same_with_the_cache_as_without() 
     assert_eq!(cached, uncached, "{summary}\n{plain}");
     // Only the new manifest is read; the deleted one is no longer asked for.
     assert_eq!(cache_use(&summary), (manifests - 1, 1), "{summary}");
+    assert_eq!(summary["manifest_cache"]["read"], 1, "{summary}");
     // And the plan follows the changes: the moved-from image goes, the moved-to one stays, the
     // deleted manifest's blobs go, the new image's stay.
     assert!(cached.manifests.contains(&("team/app".into(), a.clone())));
@@ -214,7 +215,7 @@ fn the_cache_is_shared_by_commands_found_in_the_users_cache_folder_and_off_with_
     let out = with_home(&["gc"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("manifest cache 2 from the cache, 0 read and added")
+        text.contains("manifest cache 2 from the cache, 0 read from the store, 0 added")
             && text.contains(&file.display().to_string()),
         "{text}"
     );
