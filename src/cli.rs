@@ -259,11 +259,12 @@ pub struct CacheArgs {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Manifest cache")]
 pub struct ManifestCacheArgs {
-    /// Where to keep it (default: $XDG_CACHE_HOME/regsweep, else ~/.cache/regsweep). One file,
-    /// shared by every command and store; safe to delete at any time.
+    /// Where to keep what each manifest references between runs, so that a repeat run reads only
+    /// new manifests (default: $XDG_CACHE_HOME/regsweep, else ~/.cache/regsweep). One file, shared
+    /// by every command and store; safe to delete at any time.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Read every manifest from the store, and neither read nor write the cache.
+    /// Read every manifest from the store, and neither read nor write the manifest cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
 }
