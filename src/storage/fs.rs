@@ -45,33 +45,15 @@ impl FsStorage {
         self.root.join(key)
     }
 
-    /// Lists `prefix` flat (see [`Walk`]), leaving out what `lean` says.
-    fn walk(
-        &self,
-        prefix: &str,
-        lean: Lean,
-        visit: &mut dyn FnMut(Entry),
-        note: &mut dyn FnMut(ListingNote),
-    ) -> Result<(), StorageError> {
-        let (dir, name_prefix) = match prefix.rfind('/') {
-            Some(i) => (&prefix[..=i], &prefix[i + 1..]),
-            None => ("", prefix),
-        };
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let fd = match rustix::fs::open(self.path(dir), flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(()),
-            Err(e) => return Err(errno_error(dir, e)),
-        };
-        let mut walk = Walk {
-            visit,
-            note,
-            stop: self.stop.get().map(|s| s.as_ref()),
-            lean,
-        };
-        let mut key = dir.to_owned();
-        walk.folder(fd, &mut key, name_prefix, 0)
-            .map_err(|e| errno_error(dir, e))
+    /// The metadata of the object `key` itself; a symbolic link is an error, never followed.
+    fn metadata(&self, key: &str) -> Result<std::fs::Metadata, StorageError> {
+        match std::fs::symlink_metadata(self.path(key)) {
+            Ok(m) if m.file_type().is_symlink() => Err(StorageError::Symlink {
+                key: key.to_owned(),
+            }),
+            Ok(m) => Ok(m),
+            Err(e) => Err(io_error(key, e)),
+        }
     }
 }
 
@@ -383,7 +365,7 @@ impl Storage for FsStorage {
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        self.walk(prefix, Lean::default(), visit, note)
+        self.list_lean(prefix, Lean::default(), visit, note)
     }
 
     /// On a cold disk, what is left out is most of a walk's reads: named blob data costs no inode
@@ -396,20 +378,35 @@ impl Storage for FsStorage {
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        self.walk(prefix, lean, visit, note)
+        let (dir, name_prefix) = match prefix.rfind('/') {
+            Some(i) => (&prefix[..=i], &prefix[i + 1..]),
+            None => ("", prefix),
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(self.path(dir), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(errno_error(dir, e)),
+        };
+        let mut walk = Walk {
+            visit,
+            note,
+            stop: self.stop.get().map(|s| s.as_ref()),
+            lean,
+        };
+        let mut key = dir.to_owned();
+        walk.folder(fd, &mut key, name_prefix, 0)
+            .map_err(|e| errno_error(dir, e))
     }
 
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
-        match std::fs::symlink_metadata(self.path(key)) {
-            Ok(m) if m.file_type().is_symlink() => Err(StorageError::Symlink {
+        let m = self.metadata(key)?;
+        if !m.is_file() {
+            return Err(StorageError::NotFound {
                 key: key.to_owned(),
-            }),
-            Ok(m) if !m.is_file() => Err(StorageError::NotFound {
-                key: key.to_owned(),
-            }),
-            Ok(m) => Ok(Some((m.len(), m.modified().ok()))),
-            Err(e) => Err(io_error(key, e)),
+            });
         }
+        Ok(Some((m.len(), m.modified().ok())))
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
@@ -492,13 +489,7 @@ impl Storage for FsStorage {
     }
 
     fn modified(&self, key: &str) -> Result<Option<std::time::SystemTime>, StorageError> {
-        match std::fs::symlink_metadata(self.path(key)) {
-            Ok(m) if m.file_type().is_symlink() => Err(StorageError::Symlink {
-                key: key.to_owned(),
-            }),
-            Ok(m) => Ok(m.modified().ok()),
-            Err(e) => Err(io_error(key, e)),
-        }
+        Ok(self.metadata(key)?.modified().ok())
     }
 
     fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
