@@ -104,8 +104,17 @@ pub struct ManifestCache {
     damaged: Mutex<Vec<Digest>>,
     /// New records, spilled to a file beside the cache as they come (so that a first run over a large
     /// store holds none of them in memory), with their digests and offsets in the spill.
-    spill: Mutex<Option<Spill>>,
+    spill: Mutex<SpillState>,
     notes: Mutex<Vec<String>>,
+}
+
+/// Where the run's new records stand.
+enum SpillState {
+    /// Nothing added yet: the spill file is made by the first addition.
+    NotStarted,
+    Open(Spill),
+    /// The spill could not be made or written: nothing more is added this run (a note says why).
+    Failed,
 }
 
 struct Spill {
@@ -146,7 +155,7 @@ impl ManifestCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             damaged: Mutex::new(Vec::new()),
-            spill: Mutex::new(None),
+            spill: Mutex::new(SpillState::NotStarted),
             notes: Mutex::new(Vec::new()),
         };
         let file = match File::open(&cache.path) {
@@ -311,51 +320,24 @@ impl ManifestCache {
             return;
         }
         let payload = encode(c);
-        let mut spill = self.spill.lock().expect("spill lock");
-        if spill.is_none() {
-            match self.start_spill() {
-                Ok(s) => *spill = Some(s),
+        let mut state = self.spill.lock().expect("spill lock");
+        if matches!(*state, SpillState::NotStarted) {
+            *state = match self.start_spill() {
+                Ok(s) => SpillState::Open(s),
                 Err(e) => {
-                    drop(spill);
-                    self.disable(format!("{e}"));
-                    return;
+                    self.note(format!("not written: {e}"));
+                    SpillState::Failed
                 }
-            }
+            };
         }
-        let Some(s) = spill.as_mut().filter(|s| !s.is_closed()) else {
+        let SpillState::Open(s) = &mut *state else {
             return;
         };
-        let sum = crc(&[&d.0, &payload]);
-        let written = (|| {
-            s.out.write_all(&(payload.len() as u32).to_le_bytes())?;
-            s.out.write_all(&sum.to_le_bytes())?;
-            s.out.write_all(&payload)
-        })();
-        match written {
-            Ok(()) => {
-                s.entries.push((*d, s.len));
-                s.len += 8 + payload.len() as u64;
-            }
-            Err(e) => {
-                let path = s.path.clone();
-                *spill = None;
-                let _ = std::fs::remove_file(&path);
-                drop(spill);
-                self.disable(format!("{}: {e}", path.display()));
-            }
+        if let Err(e) = s.append(d, &payload) {
+            self.note(format!("not written: {}: {e}", s.path.display()));
+            let _ = std::fs::remove_file(&s.path);
+            *state = SpillState::Failed;
         }
-    }
-
-    /// Stops adding for the rest of the run (a spill that could not be made or written).
-    fn disable(&self, why: String) {
-        let mut notes = self.notes.lock().expect("notes lock");
-        let first = !notes.iter().any(|n| n.starts_with("not written"));
-        if first {
-            notes.push(format!("not written: {why}"));
-        }
-        drop(notes);
-        // A spill that failed is never started again.
-        *self.spill.lock().expect("spill lock") = Some(Spill::closed());
     }
 
     fn start_spill(&self) -> std::io::Result<Spill> {
@@ -387,11 +369,10 @@ impl ManifestCache {
         let mut damaged = self.damaged.into_inner().expect("damaged lock");
         damaged.sort_unstable();
         damaged.dedup();
-        let spill = self
-            .spill
-            .into_inner()
-            .expect("spill lock")
-            .filter(|s| !s.is_closed());
+        let spill = match self.spill.into_inner().expect("spill lock") {
+            SpillState::Open(s) => Some(s),
+            SpillState::NotStarted | SpillState::Failed => None,
+        };
         let added = spill.as_ref().map_or(0, |s| s.entries.len() as u64);
         let mut entries = self.count as u64;
         if added > 0 || !damaged.is_empty() {
@@ -424,18 +405,15 @@ impl ManifestCache {
 }
 
 impl Spill {
-    /// A spill that takes nothing more (after a failure).
-    fn closed() -> Spill {
-        Spill {
-            path: PathBuf::new(),
-            out: BufWriter::new(File::open("/dev/null").expect("/dev/null opens")),
-            len: u64::MAX,
-            entries: Vec::new(),
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        self.len == u64::MAX
+    /// Appends a record: its payload's length, the checksum of `d` and the payload, the payload.
+    fn append(&mut self, d: &Digest, payload: &[u8]) -> std::io::Result<()> {
+        let sum = crc(&[&d.0, payload]);
+        self.out.write_all(&(payload.len() as u32).to_le_bytes())?;
+        self.out.write_all(&sum.to_le_bytes())?;
+        self.out.write_all(payload)?;
+        self.entries.push((*d, self.len));
+        self.len += 8 + payload.len() as u64;
+        Ok(())
     }
 }
 
