@@ -349,18 +349,8 @@ impl Read {
     }
 }
 
-/// Every descriptor of manifest `d` whose size is not that of the blob data the store holds, where
-/// the scan measured the data ([`BlobTable::sizes_listed`]). Where it did not, what the descriptors
-/// declare becomes the size of the blobs they name ([`BlobTable::declare_size`]).
+/// Every descriptor of manifest `d` whose size is not that of the blob data the store holds.
 fn size_mismatches(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> Vec<Problem> {
-    if !inv.blobs.sizes_listed() {
-        for (b, size) in declared {
-            if let (Some(id), Ok(size)) = (inv.blobs.id(b), u64::try_from(*size)) {
-                inv.blobs.declare_size(id, size);
-            }
-        }
-        return Vec::new();
-    }
     declared
         .iter()
         .filter_map(|(b, size)| {
@@ -493,7 +483,18 @@ fn read_strict(
 /// A manifest's references, as blob ids where the store holds them.
 fn parsed(inv: &Inventory, id: BlobId, d: &Digest, m: Manifest) -> Read {
     let mut r = Read::without_refs(id, State::Parsed(m.kind), None);
-    r.problems = size_mismatches(inv, d, &m.declared);
+    // Where the scan measured every blob, what descriptors declare is checked against the data;
+    // where it did not, it is the size of the blobs they name ([`BlobTable::declare_size`], which
+    // never overwrites a measured size).
+    if inv.blobs.sizes_listed() {
+        r.problems = size_mismatches(inv, d, &m.declared);
+    } else {
+        for (b, size) in &m.declared {
+            if let (Some(id), Ok(size)) = (inv.blobs.id(b), u64::try_from(*size)) {
+                inv.blobs.declare_size(id, size);
+            }
+        }
+    }
     for c in m.children {
         match c {
             Child::Manifest(c) => r.children.push(c),
