@@ -22,7 +22,6 @@ use crate::problem::{Problem, ProblemKind};
 use crate::progress::{AnalysisError, Count, Progress};
 use crate::referrers;
 use crate::storage::{Storage, StorageError};
-use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -157,45 +156,39 @@ fn check_name_links(storage: &dyn Storage, inv: &Inventory, progress: &Progress)
         Count::LinksRead,
         Some(links.len() as u64),
     );
-    links
-        .par_iter()
-        .filter_map(|&(i, t, d)| {
-            if progress.stop_requested().is_some() {
-                return None;
-            }
-            progress.add(Count::LinksRead, 1);
-            let repo = &inv.repositories[i];
-            let tag = t.map(|t| repo.tags[t].name.as_str());
-            let key = match tag {
-                Some(tag) => layout::tag_index_entry(&repo.name, tag, &d),
-                None => layout::layer_link(&repo.name, &d),
-            };
-            let problem = |kind, message: String| {
-                let p = Problem::at(kind, &key, message).repo(&repo.name).digest(d);
-                Some(match tag {
-                    Some(tag) => p.tag(tag),
-                    None => p,
-                })
-            };
-            match storage.read(&key, 256) {
-                Ok(bytes) => match Digest::parse(&String::from_utf8_lossy(&bytes)) {
-                    Ok(named) if named == d => None,
-                    Ok(named) => problem(
-                        ProblemKind::BadLink,
-                        format!("link names {named}, not its folder's digest {d}"),
-                    ),
-                    Err(e) => problem(ProblemKind::BadLink, format!("link content is {e}")),
-                },
-                // Listed by its folder, and the folder holds no link: not a link at all.
-                Err(e) if e.is_not_found() => None,
-                Err(StorageError::TooLarge { .. }) => problem(
+    let checked = progress.each(&links, Count::LinksRead, |&(i, t, d)| {
+        let repo = &inv.repositories[i];
+        let tag = t.map(|t| repo.tags[t].name.as_str());
+        let key = match tag {
+            Some(tag) => layout::tag_index_entry(&repo.name, tag, &d),
+            None => layout::layer_link(&repo.name, &d),
+        };
+        let problem = |kind, message: String| {
+            let p = Problem::at(kind, &key, message).repo(&repo.name).digest(d);
+            Some(match tag {
+                Some(tag) => p.tag(tag),
+                None => p,
+            })
+        };
+        match storage.read(&key, 256) {
+            Ok(bytes) => match Digest::parse(&String::from_utf8_lossy(&bytes)) {
+                Ok(named) if named == d => None,
+                Ok(named) => problem(
                     ProblemKind::BadLink,
-                    "link file is too large to hold a digest".into(),
+                    format!("link names {named}, not its folder's digest {d}"),
                 ),
-                Err(e) => problem(ProblemKind::Unreadable, e.to_string()),
-            }
-        })
-        .collect()
+                Err(e) => problem(ProblemKind::BadLink, format!("link content is {e}")),
+            },
+            // Listed by its folder, and the folder holds no link: not a link at all.
+            Err(e) if e.is_not_found() => None,
+            Err(StorageError::TooLarge { .. }) => problem(
+                ProblemKind::BadLink,
+                "link file is too large to hold a digest".into(),
+            ),
+            Err(e) => problem(ProblemKind::Unreadable, e.to_string()),
+        }
+    });
+    checked.into_iter().flatten().flatten().collect()
 }
 
 /// Blobs named by what tags reach, or by links, that have no data.
@@ -347,39 +340,33 @@ fn verify_digests(
     progress: &Progress,
 ) -> (Vec<Problem>, u64) {
     use sha2::Digest as _;
-    let results: Vec<Option<Problem>> = (0..inv.blobs.len() as u32)
-        .into_par_iter()
-        .map(|id| {
-            if progress.stop_requested().is_some() {
-                return None;
+    let results = progress.each(0..inv.blobs.len() as u32, Count::Hashed, |id| {
+        let d = inv.blobs.digest(id);
+        let key = layout::blob_data(&d);
+        let mut hasher = sha2::Sha256::new();
+        let read = storage.read_chunks(&key, &mut |c| {
+            progress.add(Count::BytesHashed, c.len() as u64);
+            hasher.update(c)
+        });
+        match read {
+            Ok(()) => {
+                let got = Digest(hasher.finalize().into());
+                (got != d).then(|| {
+                    Problem::at(
+                        ProblemKind::DigestMismatch,
+                        key,
+                        format!("data hashes to {got}, not to its name {d}"),
+                    )
+                    .digest(d)
+                })
             }
-            let d = inv.blobs.digest(id);
-            let key = layout::blob_data(&d);
-            let mut hasher = sha2::Sha256::new();
-            progress.add(Count::Hashed, 1);
-            let read = storage.read_chunks(&key, &mut |c| {
-                progress.add(Count::BytesHashed, c.len() as u64);
-                hasher.update(c)
-            });
-            match read {
-                Ok(()) => {
-                    let got = Digest(hasher.finalize().into());
-                    (got != d).then(|| {
-                        Problem::at(
-                            ProblemKind::DigestMismatch,
-                            key,
-                            format!("data hashes to {got}, not to its name {d}"),
-                        )
-                        .digest(d)
-                    })
-                }
-                Err(e) if e.is_not_found() => None,
-                Err(e) => Some(Problem::at(ProblemKind::Unreadable, key, e.to_string()).digest(d)),
-            }
-        })
-        .collect();
-    let n = results.len() as u64;
-    (results.into_iter().flatten().collect(), n)
+            Err(e) if e.is_not_found() => None,
+            Err(e) => Some(Problem::at(ProblemKind::Unreadable, key, e.to_string()).digest(d)),
+        }
+    });
+    let hashed: Vec<Option<Problem>> = results.into_iter().flatten().collect();
+    let n = hashed.len() as u64;
+    (hashed.into_iter().flatten().collect(), n)
 }
 
 impl AuditReport {

@@ -235,35 +235,28 @@ impl BlobTable {
             Count::Measured,
             Some(todo.len() as u64),
         );
-        let results: Vec<Result<Option<BlobId>, Box<Problem>>> = todo
-            .par_iter()
-            .map(|&id| {
-                if progress.stop_requested().is_some() {
-                    return Ok(None);
+        let results = progress.each(&todo, Count::Measured, |&id| {
+            let key = layout::blob_data(&self.digest(id));
+            match storage.stat(&key) {
+                Ok(Some((size, modified))) => {
+                    let row = self.row(id);
+                    row.size.store(size, Ordering::Relaxed);
+                    let t = modified.map_or(UNKNOWN_TIME, |t| time_slot(unix_seconds(t)));
+                    row.time.store(t, Ordering::Relaxed);
+                    Ok(None)
                 }
-                let key = layout::blob_data(&self.digest(id));
-                let result = match storage.stat(&key) {
-                    Ok(Some((size, modified))) => {
-                        let row = self.row(id);
-                        row.size.store(size, Ordering::Relaxed);
-                        let t = modified.map_or(UNKNOWN_TIME, |t| time_slot(unix_seconds(t)));
-                        row.time.store(t, Ordering::Relaxed);
-                        Ok(None)
-                    }
-                    Ok(None) => Ok(None),
-                    Err(e) if e.is_not_found() => Ok(Some(id)),
-                    Err(e) => Err(Box::new(Problem::at(
-                        ProblemKind::Unreadable,
-                        &key,
-                        e.to_string(),
-                    ))),
-                };
-                progress.add(Count::Measured, 1);
-                result
-            })
-            .collect();
+                Ok(None) => Ok(None),
+                Err(e) if e.is_not_found() => Ok(Some(id)),
+                Err(e) => Err(Box::new(Problem::at(
+                    ProblemKind::Unreadable,
+                    &key,
+                    e.to_string(),
+                ))),
+            }
+        });
         let (mut gone, mut problems) = (RoaringBitmap::new(), Vec::new());
-        for r in results {
+        // A blob not measured because a stop was asked for keeps counting as written now.
+        for r in results.into_iter().flatten() {
             match r {
                 Ok(Some(id)) => {
                     gone.insert(id);
@@ -752,20 +745,14 @@ fn scan_repositories(
             Some(to_read.len() as u64),
         );
     }
-    let read: Vec<LinkOutcome> = to_read
-        .par_iter()
-        .map(|l| {
-            if progress.stop_requested().is_some() {
-                // Dropped by the caller; Vanished keeps the tag unresolved meanwhile.
-                return LinkOutcome::Vanished;
-            }
-            let outcome = read_link(storage, l, &repos);
-            progress.add(Count::LinksRead, 1);
-            outcome
-        })
-        .collect();
+    let read = progress.each(&to_read, Count::LinksRead, |l| {
+        read_link(storage, l, &repos)
+    });
     let mut vanished = 0;
     for (l, result) in to_read.iter().zip(read) {
+        // Not read because a stop was asked for (the caller drops it all): the tag stays
+        // unresolved meanwhile.
+        let result = result.unwrap_or(LinkOutcome::Vanished);
         match (result, l) {
             (LinkOutcome::Names(d), LinkToRead::Tag { repo, tag }) => {
                 repos[*repo].tags[*tag].current = Some(d)

@@ -194,6 +194,32 @@ impl Progress {
         }
     }
 
+    /// Runs `f` on each item in parallel and counts one `count` for each, in the items' order;
+    /// once a stop is asked for, the items not started yet are not run: `None`.
+    pub fn each<I, R>(
+        &self,
+        items: I,
+        count: Count,
+        f: impl Fn(I::Item) -> R + Sync + Send,
+    ) -> Vec<Option<R>>
+    where
+        I: rayon::iter::IntoParallelIterator,
+        R: Send,
+    {
+        use rayon::iter::ParallelIterator;
+        items
+            .into_par_iter()
+            .map(|item| {
+                if self.stop_requested().is_some() {
+                    return None;
+                }
+                let r = f(item);
+                self.add(count, 1);
+                Some(r)
+            })
+            .collect()
+    }
+
     /// The signal that asked the run to stop, if one did.
     pub fn stop_requested(&self) -> Option<usize> {
         match self.stop.load(Ordering::SeqCst) {
