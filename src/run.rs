@@ -415,13 +415,13 @@ fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
 
 fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let (_target, storage) = open_storage(&args.storage, &args.s3, job)?;
-    let cache = manifest_cache(&args.manifest_cache);
-    let result = regsweep::du::du(storage.as_ref(), &job.progress, cache.as_ref());
+    let manifests = manifest_cache(&args.manifest_cache);
+    let result = regsweep::du::du(storage.as_ref(), &job.progress, manifests.as_ref());
     let mut report = match analysed(job, result, storage.as_ref())? {
         Ok(r) => r,
         Err(exit) => return Ok(exit),
     };
-    report.manifest_cache = cache.map(ManifestCache::finish);
+    report.manifest_cache = manifests.map(ManifestCache::finish);
     job.metrics.du(&report);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
@@ -441,13 +441,18 @@ fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
         grace: args.grace,
         now: SystemTime::now(),
     };
-    let cache = manifest_cache(&args.manifest_cache).map(ManifestCache::for_audit);
-    let result = regsweep::audit::audit(storage.as_ref(), &options, &job.progress, cache.as_ref());
+    let manifests = manifest_cache(&args.manifest_cache).map(ManifestCache::for_audit);
+    let result = regsweep::audit::audit(
+        storage.as_ref(),
+        &options,
+        &job.progress,
+        manifests.as_ref(),
+    );
     let mut report = match analysed(job, result, storage.as_ref())? {
         Ok(r) => r,
         Err(exit) => return Ok(exit),
     };
-    report.manifest_cache = cache.map(ManifestCache::finish);
+    report.manifest_cache = manifests.map(ManifestCache::finish);
     job.metrics.audit(&report);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
