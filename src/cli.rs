@@ -89,6 +89,8 @@ pub struct ApplyArgs {
     pub cache: CacheArgs,
     #[command(flatten)]
     pub s3: S3Args,
+    #[command(flatten)]
+    pub s3_delete: S3DeleteArgs,
 }
 
 /// How much of the plan the human output shows.
@@ -146,6 +148,8 @@ pub struct PruneArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub s3: S3Args,
+    #[command(flatten)]
+    pub s3_delete: S3DeleteArgs,
 }
 
 /// Options that guard --delete.
@@ -236,6 +240,8 @@ pub struct GcArgs {
     pub cache: CacheArgs,
     #[command(flatten)]
     pub s3: S3Args,
+    #[command(flatten)]
+    pub s3_delete: S3DeleteArgs,
 }
 
 /// The registry's blob-descriptor cache, which a deleting run evicts what it deleted from.
@@ -283,6 +289,17 @@ pub struct S3Args {
     /// Requests started per second at most (default: no cap). Protects a bucket the registry shares.
     #[arg(long, value_name = "N")]
     pub max_rps: Option<u32>,
+}
+
+/// What a delete does on a versioned S3 bucket.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "S3")]
+pub struct S3DeleteArgs {
+    /// On a versioned bucket, delete every version of each key the sweep deletes, and its delete
+    /// markers, so the space comes back now (a plain delete only adds a delete marker). Deleted
+    /// versions cannot be restored. The dry run names the bucket's versioning and this choice.
+    #[arg(long)]
+    pub delete_versions: bool,
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {

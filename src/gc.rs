@@ -48,7 +48,7 @@ pub struct Analysis {
     pub multipart_error: Option<String>,
     /// The bucket's versioning (S3): `Enabled` or `Suspended` means deletes leave versions behind;
     /// `Err` says why it could not be read.
-    pub versioning: Result<Option<String>, String>,
+    pub versioning: Result<Option<crate::storage::Versioning>, String>,
     pub elapsed: Duration,
 }
 

@@ -208,6 +208,12 @@ impl Metrics {
             "S3 attempts beyond the first of each request (`s3.retries` in --json).",
             r.retries as f64,
         );
+        self.counter(
+            "s3_older_versions_deleted_total",
+            "Noncurrent object versions and delete markers deleted with --delete-versions \
+             (`s3.older_versions_deleted` in --json).",
+            r.older_versions_deleted as f64,
+        );
     }
 
     /// The figures of a `gc` or `apply` report.

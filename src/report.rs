@@ -2,7 +2,7 @@
 
 use crate::gc::{Analysis, GcOptions};
 use crate::problem::Problem;
-use crate::storage::RequestCounts;
+use crate::storage::{RequestCounts, Versioning};
 use crate::sweep::Deleted;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -181,28 +181,41 @@ pub struct BucketVersioning {
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `--delete-versions`: a delete removes every version of the key and its delete markers.
+    pub delete_versions: bool,
     pub advice: String,
 }
 
 impl BucketVersioning {
-    fn of(v: &Result<Option<String>, String>) -> Option<BucketVersioning> {
-        let advice = "on a versioned bucket a delete only adds a delete marker: the space comes back \
-            when the noncurrent versions expire. Add a lifecycle rule to the bucket for the store's \
-            prefix: NoncurrentVersionExpiration {NoncurrentDays: 1} and Expiration \
-            {ExpiredObjectDeleteMarker: true}";
+    fn of(v: &Result<Option<Versioning>, String>) -> Option<BucketVersioning> {
+        let rule = "the space comes back when the noncurrent versions expire. Add a lifecycle rule to \
+            the bucket for the store's prefix: NoncurrentVersionExpiration {NoncurrentDays: 1} and \
+            Expiration {ExpiredObjectDeleteMarker: true}; or run with --delete-versions, which \
+            deletes every version of each key it deletes (that cannot be undone)";
         match v {
             Ok(None) => None,
-            Ok(Some(status)) => Some(BucketVersioning {
-                status: status.clone(),
+            Ok(Some(v)) if v.deletes_every_version => Some(BucketVersioning {
+                status: v.status.clone(),
                 error: None,
-                advice: advice.into(),
+                delete_versions: true,
+                advice: "--delete-versions: every version of each key deleted, and its delete \
+                    markers, are deleted too, so the space comes back now; deleted versions cannot \
+                    be restored"
+                    .into(),
+            }),
+            Ok(Some(v)) => Some(BucketVersioning {
+                status: v.status.clone(),
+                error: None,
+                delete_versions: false,
+                advice: format!("on a versioned bucket a delete only adds a delete marker: {rule}"),
             }),
             Err(e) => Some(BucketVersioning {
                 status: "unknown".into(),
                 error: Some(e.clone()),
+                delete_versions: false,
                 advice: format!(
                     "the bucket's versioning could not be read (s3:GetBucketVersioning); if it is \
-                     versioned, {advice}"
+                     versioned, a delete only adds a delete marker: {rule}"
                 ),
             }),
         }
@@ -478,6 +491,13 @@ impl GcReport {
                 thousands(r.delete_requests),
                 thousands(r.retries)
             )?;
+            if r.older_versions_deleted > 0 {
+                writeln!(
+                    out,
+                    "  versions      {} older versions and delete markers deleted (--delete-versions)",
+                    thousands(r.older_versions_deleted)
+                )?;
+            }
         }
         if let Some(c) = &self.manifest_cache {
             c.write_human(out)?;

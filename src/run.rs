@@ -262,14 +262,26 @@ fn read_only_check(storage: &str, target: &Target, safety: &SafetyArgs) -> Resul
 }
 
 /// Resolves STORAGE, applies the S3 options, opens the store, and sizes the thread pool to it.
-fn open_storage(arg: &str, s3: &S3Args, job: &Job) -> anyhow::Result<(Target, Box<dyn Storage>)> {
+fn open_storage(
+    arg: &str,
+    s3: &S3Args,
+    delete_versions: bool,
+    job: &Job,
+) -> anyhow::Result<(Target, Box<dyn Storage>)> {
     let mut target = regsweep::config::resolve(arg)?;
-    if let StorageSpec::S3(opts) = &mut target.spec {
-        if s3.endpoint_url.is_some() {
-            opts.endpoint = s3.endpoint_url.clone();
+    match &mut target.spec {
+        StorageSpec::S3(opts) => {
+            if s3.endpoint_url.is_some() {
+                opts.endpoint = s3.endpoint_url.clone();
+            }
+            opts.max_in_flight = s3.max_in_flight;
+            opts.max_rps = s3.max_rps;
+            opts.delete_versions = delete_versions;
         }
-        opts.max_in_flight = s3.max_in_flight;
-        opts.max_rps = s3.max_rps;
+        _ if delete_versions => anyhow::bail!(
+            "--delete-versions is for a store in a versioned S3 bucket; {arg} is not in S3"
+        ),
+        _ => {}
     }
     let storage = regsweep::config::open(&target.spec)?;
     storage.stop_listings_on(job.progress.stop_flag());
@@ -414,7 +426,7 @@ fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
 }
 
 fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
-    let (_target, storage) = open_storage(&args.storage, &args.s3, job)?;
+    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
     let manifests = manifest_cache(&args.manifest_cache);
     let result = regsweep::du::du(storage.as_ref(), &job.progress, manifests.as_ref());
     let mut report = match analysed(job, result, storage.as_ref())? {
@@ -435,7 +447,7 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
 }
 
 fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
-    let (_target, storage) = open_storage(&args.storage, &args.s3, job)?;
+    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
     let options = regsweep::audit::AuditOptions {
         verify_digests: args.verify_digests,
         grace: args.grace,
@@ -472,7 +484,8 @@ fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
 fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
     // Before any work: an unwritable plan path fails now, not after the listing.
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
-    let (target, storage) = open_storage(&args.storage, &args.s3, job)?;
+    let (target, storage) =
+        open_storage(&args.storage, &args.s3, args.s3_delete.delete_versions, job)?;
     let mut cache = CacheRun::new(&target, &args.cache)?;
     let _lock = match prepare_delete(
         args.delete,
@@ -512,7 +525,11 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
             &analysis.inventory,
             &analysis.plan,
         );
-        report.plan_file = Some(plan_written(out.path(), &args.storage));
+        report.plan_file = Some(plan_written(
+            out.path(),
+            &args.storage,
+            args.s3_delete.delete_versions,
+        ));
         out.finish(header, analysis.plan.items.iter())?;
     }
     sweep_and_render(
@@ -528,16 +545,26 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
 }
 
 /// Where a plan went and how to execute it, for the report.
-fn plan_written(path: &std::path::Path, storage: &str) -> regsweep::report::PlanWritten {
+fn plan_written(
+    path: &std::path::Path,
+    storage: &str,
+    delete_versions: bool,
+) -> regsweep::report::PlanWritten {
+    let versions = if delete_versions {
+        " --delete-versions"
+    } else {
+        ""
+    };
     regsweep::report::PlanWritten {
         path: path.display().to_string(),
-        apply: format!("regsweep apply {} {storage}", path.display()),
+        apply: format!("regsweep apply {} {storage}{versions}", path.display()),
     }
 }
 
 fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let file = PlanFile::read(&args.plan)?;
-    let (target, storage) = open_storage(&args.storage, &args.s3, job)?;
+    let (target, storage) =
+        open_storage(&args.storage, &args.s3, args.s3_delete.delete_versions, job)?;
     let mut cache = CacheRun::new(&target, &args.cache)?;
     if let Err(e) = file.check_store(&storage.identity()) {
         eprintln!("regsweep: {e}");
@@ -704,7 +731,8 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         orphan_referrer_tags: args.orphan_referrer_tags,
     };
     rules.require_a_rule(args.all_tags)?;
-    let (target, storage) = open_storage(&args.storage, &args.s3, job)?;
+    let (target, storage) =
+        open_storage(&args.storage, &args.s3, args.s3_delete.delete_versions, job)?;
     let _lock = match prepare_delete(
         args.delete,
         &args.storage,
@@ -731,7 +759,11 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
             SystemTime::now(),
             None,
         );
-        report.plan_file = Some(plan_written(out.path(), &args.storage));
+        report.plan_file = Some(plan_written(
+            out.path(),
+            &args.storage,
+            args.s3_delete.delete_versions,
+        ));
         out.finish(header, plan.items())?;
     }
     delete_tags_and_render(job, &plan, report, storage.as_ref(), args.delete, args.json)

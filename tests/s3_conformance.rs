@@ -315,3 +315,140 @@ fn a_versioned_bucket_is_named_before_a_delete_with_the_lifecycle_rule_that_free
     assert!(summary["bucket_versioning"].is_null(), "{summary}");
     assert_eq!(summary["blobs"]["eligible"], 1);
 }
+
+#[test]
+fn delete_versions_removes_every_version_of_what_it_sweeps_and_the_dry_run_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    let orphan = b"a blob no manifest refers to";
+    let digest = support::oci::sha256(orphan);
+    let hex = &digest["sha256:".len()..];
+    let data = format!(
+        "store/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    );
+    let link = format!("store/docker/registry/v2/repositories/r/_layers/sha256/{hex}/link");
+    for bucket in ["marked", "purged"] {
+        s3.create_bucket(bucket);
+        let on = support::registry::http_to(
+            s3.port,
+            "PUT",
+            &format!("/{bucket}?versioning"),
+            &[],
+            b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+        )
+        .unwrap();
+        assert_eq!(on.status, 200);
+        // Written twice (an interrupted push retried): two versions of the data.
+        s3.put_object(bucket, &data, orphan);
+        s3.put_object(bucket, &data, orphan);
+        s3.put_object(bucket, &link, digest.as_bytes());
+    }
+    let endpoint = s3.endpoint();
+    let gc = |bucket: &str, extra: &[&str]| {
+        let url = format!("s3://{bucket}/store");
+        let mut cmd = support::regsweep();
+        cmd.args([
+            "gc",
+            "--grace",
+            "0s",
+            "--json",
+            "--endpoint-url",
+            &endpoint,
+            &url,
+        ]);
+        cmd.args(extra);
+        serde_json::from_str::<serde_json::Value>(&run(&mut cmd)).unwrap()
+    };
+    // The store's versions; the lock object a deleting run writes and removes is not the store's.
+    let store_versions = |bucket: &str| {
+        let mut v = s3.versions(bucket);
+        v.retain(|(k, _, _)| k.starts_with("store/docker/"));
+        v
+    };
+    let count = |bucket: &str| {
+        let v = store_versions(bucket);
+        let markers = v.iter().filter(|(_, _, m)| *m).count();
+        (v.len() - markers, markers)
+    };
+    assert_eq!(count("purged"), (3, 0));
+
+    // The dry run names the choice, and deletes nothing.
+    let plan = dir.path().join("plan.ndjson");
+    let dry = gc(
+        "purged",
+        &["--delete-versions", "--plan", plan.to_str().unwrap()],
+    );
+    let v = &dry["bucket_versioning"];
+    assert_eq!(
+        (v["status"].as_str(), v["delete_versions"].as_bool()),
+        (Some("Enabled"), Some(true))
+    );
+    assert!(
+        v["advice"].as_str().unwrap().contains("cannot be restored"),
+        "{v}"
+    );
+    assert!(
+        dry["plan_file"]["apply"]
+            .as_str()
+            .unwrap()
+            .ends_with("--delete-versions"),
+        "{dry}"
+    );
+    assert_eq!(dry["blobs"]["eligible"], 1);
+    assert_eq!(count("purged"), (3, 0));
+    let mut human = support::regsweep();
+    human.args([
+        "gc",
+        "--grace",
+        "0s",
+        "--delete-versions",
+        "--endpoint-url",
+        &endpoint,
+        "s3://purged/store",
+    ]);
+    let human = run(&mut human);
+    assert!(
+        human.contains("bucket versioning is Enabled: --delete-versions"),
+        "{human}"
+    );
+    // Without the option the advice offers it.
+    let plain = gc("marked", &[]);
+    assert_eq!(plain["bucket_versioning"]["delete_versions"], false);
+    assert!(
+        plain["bucket_versioning"]["advice"]
+            .as_str()
+            .unwrap()
+            .contains("--delete-versions")
+    );
+
+    // A plain delete leaves every version and adds delete markers: nothing is freed.
+    let marked = gc("marked", &["--delete", "--force"]);
+    assert_eq!(marked["deleted"]["blobs"], 1, "{marked}");
+    assert_eq!(count("marked"), (3, 2));
+    assert!(s3.keys("marked").is_empty());
+
+    // --delete-versions leaves nothing of what it swept: no version, no marker.
+    let purged = gc("purged", &["--delete", "--force", "--delete-versions"]);
+    assert_eq!(purged["deleted"]["blobs"], 1, "{purged}");
+    assert_eq!(purged["s3"]["older_versions_deleted"], 1, "{purged}");
+    assert_eq!(
+        store_versions("purged"),
+        Vec::<(String, String, bool)>::new(),
+        "every version of the swept keys is gone"
+    );
+    // On a filesystem store the option is refused, naming the store.
+    let fs = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(fs.path().join("docker/registry/v2/repositories")).unwrap();
+    let out = support::regsweep()
+        .args(["gc", "--delete-versions"])
+        .arg(fs.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("--delete-versions") && err.contains(&fs.path().display().to_string()),
+        "{err}"
+    );
+}

@@ -196,9 +196,9 @@ pub trait Storage: Sync {
         Ok(true)
     }
 
-    /// The bucket's versioning state (`Enabled`, `Suspended`), for stores where a delete may free
-    /// nothing: `Ok(None)` when versioning was never turned on or the store has none (a filesystem).
-    fn versioning(&self) -> Result<Option<String>, StorageError> {
+    /// The bucket's versioning, for stores where a delete may free nothing: `Ok(None)` when
+    /// versioning was never turned on or the store has none (a filesystem).
+    fn versioning(&self) -> Result<Option<Versioning>, StorageError> {
         Ok(None)
     }
 
@@ -244,6 +244,17 @@ pub trait Storage: Sync {
     }
 }
 
+/// A versioned bucket, where a plain delete only hides an object behind a delete marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioning {
+    /// `Enabled` or `Suspended`.
+    pub status: String,
+    /// Whether this store's deletes remove every version of a key (and its delete markers), so that
+    /// the space comes back at once; otherwise it comes back only when a lifecycle rule expires the
+    /// noncurrent versions.
+    pub deletes_every_version: bool,
+}
+
 /// Requests a remote backend has made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RequestCounts {
@@ -252,4 +263,12 @@ pub struct RequestCounts {
     pub delete_requests: u64,
     /// Attempts beyond the first of each request (throttling, 5xx, dropped connections).
     pub retries: u64,
+    /// Object versions deleted beyond the current ones (noncurrent versions and delete markers),
+    /// when deletes remove every version of a key.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub older_versions_deleted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

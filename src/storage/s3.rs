@@ -12,6 +12,7 @@
 
 use super::{
     Entry, HeldLock, ListingNote, LockToken, MultipartUpload, RequestCounts, Storage, StorageError,
+    Versioning,
 };
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -40,6 +41,9 @@ pub struct S3Options {
     pub max_in_flight: usize,
     /// Requests started per second at most (`None`: no cap).
     pub max_rps: Option<u32>,
+    /// On a versioned bucket, a delete removes every version of the key and its delete markers
+    /// (`--delete-versions`), instead of adding a delete marker that frees nothing.
+    pub delete_versions: bool,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +56,8 @@ struct Counters {
     /// Requests about the bucket itself (its versioning), kept apart likewise.
     bucket: AtomicU64,
     attempts: AtomicU64,
+    /// Noncurrent versions and delete markers deleted with `delete_versions`.
+    older_versions: AtomicU64,
 }
 
 /// Counts every attempt the SDK makes (first tries and retries alike).
@@ -149,6 +155,9 @@ pub struct S3Storage {
     counters: Arc<Counters>,
     /// Set by [`Storage::stop_listings_on`].
     stop: std::sync::OnceLock<Arc<std::sync::atomic::AtomicUsize>>,
+    delete_versions: bool,
+    /// The bucket's versioning status once read: `Some(None)` when it was never turned on.
+    status: std::sync::OnceLock<Option<String>>,
 }
 
 fn other(key: &str, e: impl std::fmt::Display) -> StorageError {
@@ -251,6 +260,8 @@ impl S3Storage {
             pacer,
             counters,
             stop: Default::default(),
+            delete_versions: opts.delete_versions,
+            status: Default::default(),
         })
     }
 
@@ -470,15 +481,30 @@ impl S3Storage {
     }
 
     async fn delete_batch(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
-        let objects: Result<Vec<ObjectIdentifier>, _> = keys
+        let objects = keys.iter().map(|k| (k.as_str(), None)).collect::<Vec<_>>();
+        self.delete_objects(&objects).await
+    }
+
+    /// One DeleteObjects request for up to 1000 objects (a key relative to the store, and a version
+    /// or the current one), with a result for each.
+    async fn delete_objects(
+        &self,
+        objects: &[(&str, Option<&str>)],
+    ) -> Vec<Result<(), StorageError>> {
+        let identifiers: Result<Vec<ObjectIdentifier>, _> = objects
             .iter()
-            .map(|k| ObjectIdentifier::builder().key(self.full(k)).build())
+            .map(|(k, version)| {
+                ObjectIdentifier::builder()
+                    .key(self.full(k))
+                    .set_version_id(version.map(str::to_owned))
+                    .build()
+            })
             .collect();
         let request =
-            objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
+            identifiers.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
         let request = match request {
             Ok(r) => r,
-            Err(e) => return keys.iter().map(|k| Err(other(k, &e))).collect(),
+            Err(e) => return objects.iter().map(|(k, _)| Err(other(k, &e))).collect(),
         };
         let _permit = self.admit().await;
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
@@ -493,7 +519,7 @@ impl S3Storage {
             .await
         {
             Ok(out) => {
-                let failed: std::collections::HashMap<&str, String> = out
+                let failed: std::collections::HashMap<(&str, Option<&str>), String> = out
                     .errors()
                     .iter()
                     .filter_map(|e| {
@@ -502,21 +528,135 @@ impl S3Storage {
                             e.code().unwrap_or("error"),
                             e.message().unwrap_or("")
                         );
-                        e.key().map(|k| (k, msg))
+                        e.key().map(|k| ((k, e.version_id()), msg))
                     })
                     .collect();
-                keys.iter()
-                    .map(|k| match failed.get(self.full(k).as_str()) {
-                        Some(msg) => Err(other(k, msg.trim())),
-                        None => Ok(()),
-                    })
+                objects
+                    .iter()
+                    .map(
+                        |(k, version)| match failed.get(&(self.full(k).as_str(), *version)) {
+                            Some(msg) => Err(other(k, msg.trim())),
+                            None => Ok(()),
+                        },
+                    )
                     .collect()
             }
             Err(e) => {
                 let msg = describe(&e);
-                keys.iter().map(|k| Err(other(k, &msg))).collect()
+                objects.iter().map(|(k, _)| Err(other(k, &msg))).collect()
             }
         }
+    }
+
+    /// Every version of `key` and every delete marker on it (ListObjectVersions, 1000 a page).
+    async fn versions_of(&self, key: &str) -> Result<Vec<String>, StorageError> {
+        let full = self.full(key);
+        let mut versions = Vec::new();
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = {
+                let _permit = self.admit().await;
+                self.counters.list.fetch_add(1, Ordering::Relaxed);
+                self.client
+                    .list_object_versions()
+                    .bucket(&self.bucket)
+                    .prefix(&full)
+                    .set_key_marker(key_marker.take())
+                    .set_version_id_marker(id_marker.take())
+                    .send()
+                    .await
+                    .map_err(|e| other(key, describe(&e)))?
+            };
+            // The prefix also matches longer keys: only the key itself counts.
+            let ids = page
+                .versions()
+                .iter()
+                .filter(|v| v.key() == Some(full.as_str()))
+                .filter_map(|v| v.version_id())
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .filter(|m| m.key() == Some(full.as_str()))
+                        .filter_map(|m| m.version_id()),
+                );
+            versions.extend(ids.map(str::to_owned));
+            if page.is_truncated() != Some(true) {
+                return Ok(versions);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(versions);
+            }
+        }
+    }
+
+    /// Deletes every version of each key and every delete marker on it, so that nothing of the key
+    /// is left to hold space. A key's result is an error when any of its versions could not be
+    /// listed or deleted (what was deleted stays deleted; the next run finds the rest). A key with no
+    /// versions left is already gone: a success.
+    fn delete_every_version(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        use rayon::prelude::*;
+        // One listing a key, spread over the collector's threads (sized to the requests in flight).
+        let listed: Vec<Result<Vec<String>, StorageError>> = keys
+            .par_iter()
+            .map(|k| self.runtime.block_on(self.versions_of(k)))
+            .collect();
+        let mut results: Vec<Result<(), StorageError>> = Vec::with_capacity(keys.len());
+        let mut objects: Vec<(usize, &str, &str)> = Vec::new();
+        for (i, (key, versions)) in keys.iter().zip(&listed).enumerate() {
+            match versions {
+                Ok(v) => {
+                    results.push(Ok(()));
+                    objects.extend(v.iter().map(|id| (i, key.as_str(), id.as_str())));
+                }
+                Err(e) => results.push(Err(other(key, e))),
+            }
+        }
+        let outcomes = self.runtime.block_on(async {
+            let mut out = Vec::with_capacity(objects.len());
+            for chunk in objects.chunks(1000) {
+                let batch: Vec<(&str, Option<&str>)> =
+                    chunk.iter().map(|(_, k, id)| (*k, Some(*id))).collect();
+                out.extend(self.delete_objects(&batch).await);
+            }
+            out
+        });
+        let mut deleted = 0u64;
+        for ((i, _, _), outcome) in objects.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    if results[*i].is_ok() {
+                        results[*i] = Err(e);
+                    }
+                }
+            }
+        }
+        // Each key had one current version (or a marker); the rest were older.
+        let current = results.iter().filter(|r| r.is_ok()).count() as u64;
+        self.counters
+            .older_versions
+            .fetch_add(deleted.saturating_sub(current), Ordering::Relaxed);
+        results
+    }
+
+    /// The bucket's versioning status (GetBucketVersioning), read once.
+    async fn status(&self) -> Result<Option<String>, StorageError> {
+        if let Some(s) = self.status.get() {
+            return Ok(s.clone());
+        }
+        let _permit = self.admit().await;
+        self.counters.bucket.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .get_bucket_versioning()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| other(&format!("s3://{}", self.bucket), describe(&e)))?;
+        let status = out.status().map(|s| s.as_str().to_owned());
+        Ok(self.status.get_or_init(|| status).clone())
     }
 }
 
@@ -634,6 +774,17 @@ impl Storage for S3Storage {
     }
 
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        if self.delete_versions {
+            // An unread or unreadable status counts as versioned: listing the versions of an
+            // unversioned key finds its one (`null`) version, so that path is right either way.
+            let versioned = self
+                .runtime
+                .block_on(self.status())
+                .map_or(true, |s| s.is_some());
+            if versioned {
+                return self.delete_every_version(keys);
+            }
+        }
         // The sweep hands out batches of at most 1000 keys from several threads at once; a longer
         // list is split here and sent batch after batch.
         self.runtime.block_on(async {
@@ -645,19 +796,12 @@ impl Storage for S3Storage {
         })
     }
 
-    fn versioning(&self) -> Result<Option<String>, StorageError> {
-        self.runtime.block_on(async {
-            let _permit = self.admit().await;
-            self.counters.bucket.fetch_add(1, Ordering::Relaxed);
-            let out = self
-                .client
-                .get_bucket_versioning()
-                .bucket(&self.bucket)
-                .send()
-                .await
-                .map_err(|e| other(&format!("s3://{}", self.bucket), describe(&e)))?;
-            Ok(out.status().map(|s| s.as_str().to_owned()))
-        })
+    fn versioning(&self) -> Result<Option<Versioning>, StorageError> {
+        let status = self.runtime.block_on(self.status())?;
+        Ok(status.map(|status| Versioning {
+            status,
+            deletes_every_version: self.delete_versions,
+        }))
     }
 
     fn multipart_uploads(&self) -> Result<Vec<MultipartUpload>, StorageError> {
@@ -827,6 +971,7 @@ impl Storage for S3Storage {
                     + c.lock.load(Ordering::Relaxed)
                     + c.bucket.load(Ordering::Relaxed),
             ),
+            older_versions_deleted: c.older_versions.load(Ordering::Relaxed),
         })
     }
 }

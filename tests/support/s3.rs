@@ -127,6 +127,35 @@ impl S3Server {
         assert!(child.wait().unwrap().success(), "put_object {bucket}/{key}");
     }
 
+    /// Every object version and delete marker in `bucket` (ListObjectVersions through boto3), as
+    /// (key, version id, whether it is a delete marker).
+    pub fn versions(&self, bucket: &str) -> Vec<(String, String, bool)> {
+        let script = format!(
+            "import boto3, json\n\
+             s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1',\n\
+               aws_access_key_id='test', aws_secret_access_key='test')\n\
+             out = []\n\
+             for page in s3.get_paginator('list_object_versions').paginate(Bucket='{bucket}'):\n\
+             \x20   out += [(v['Key'], v['VersionId'], False) for v in page.get('Versions', [])]\n\
+             \x20   out += [(m['Key'], m['VersionId'], True) for m in page.get('DeleteMarkers', [])]\n\
+             print(json.dumps(out))\n",
+            self.endpoint()
+        );
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env_remove("AWS_CA_BUNDLE")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "list_object_versions {bucket}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     pub fn create_bucket(&self, bucket: &str) {
         let r = http_to(self.port, "PUT", &format!("/{bucket}"), &[], &[]).unwrap();
         assert_eq!(r.status, 200, "create bucket {bucket}");
