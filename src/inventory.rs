@@ -685,20 +685,24 @@ fn scan_repositories(
     progress: &Progress,
 ) -> Result<RepoScan, StorageError> {
     let mut problems = Vec::new();
-    let tops = storage.list_dirs(layout::REPOSITORIES)?;
+    let mut tops = storage.list_dirs(layout::REPOSITORIES)?;
+    // Shards of neighbouring folders, in the order their keys sort (`a-b/` before `a/`), a few per
+    // thread: a backend that lists by pages lists each shard as one range.
+    tops.sort_by(|a, b| a.bytes().chain([b'/']).cmp(b.bytes().chain([b'/'])));
+    let per_shard = tops.len().div_ceil(storage.parallelism().max(1) * 4).max(1);
     type Shard = Result<(Vec<Finished>, Vec<Problem>), StorageError>;
     let shards: Vec<Shard> = tops
-        .par_iter()
-        .map(|top| {
+        .par_chunks(per_shard)
+        .map(|folders| {
             let (mut builders, mut problems) = (HashMap::new(), Vec::new());
             if progress.stop_requested().is_some() {
                 return Ok((Vec::new(), problems));
             }
-            let prefix = format!("{}{top}/", layout::REPOSITORIES);
             let mut notes = Vec::new();
             let mut listed = Tally::new(progress, Count::Listed);
-            let result = storage.list_lean(
-                &prefix,
+            let result = storage.list_folders(
+                layout::REPOSITORIES,
+                folders,
                 lean,
                 &mut |e| {
                     listed.one();

@@ -452,3 +452,60 @@ fn delete_versions_removes_every_version_of_what_it_sweeps_and_the_dry_run_says_
         "{err}"
     );
 }
+
+#[test]
+fn listing_neighbouring_folders_as_one_range_lists_what_each_folder_holds_on_s3_and_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("ranges");
+    let fs_root = dir.path().join("fs");
+    let repos = "docker/registry/v2/repositories/";
+    // Folder names whose keys sort apart from their names (`a-b/` and `a.b/` before `a/`), a file
+    // beside the folders, and a folder whose name is a prefix of another's.
+    let keys = [
+        "a-b/_layers/sha256/1/link",
+        "a.b/_layers/sha256/2/link",
+        "a/_layers/sha256/3/link",
+        "a/_manifests/tags/t/current/link",
+        "ab/_layers/sha256/4/link",
+        "b/_layers/sha256/5/link",
+    ];
+    for k in keys.iter().chain(&["a0"]) {
+        s3.put_object("ranges", &format!("store/{repos}{k}"), b"x");
+        let p = fs_root.join(repos).join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"x").unwrap();
+    }
+    let on_s3 = s3.storage("ranges");
+    let on_disk = regsweep::storage::fs::FsStorage::open(&fs_root).unwrap();
+    for storage in [&on_s3 as &dyn Storage, &on_disk] {
+        let mut folders = storage.list_dirs(repos).unwrap();
+        folders.sort_by(|a, b| a.bytes().chain([b'/']).cmp(b.bytes().chain([b'/'])));
+        assert_eq!(folders, ["a-b", "a.b", "a", "ab", "b"], "{}", storage.describe());
+        for group in [&folders[..], &folders[1..3], &folders[2..3], &folders[3..]] {
+            let mut got = BTreeSet::new();
+            storage
+                .list_folders(
+                    repos,
+                    group,
+                    Default::default(),
+                    &mut |e| assert!(got.insert(e.key), "listed twice"),
+                    &mut |n| panic!("{n:?}"),
+                )
+                .unwrap();
+            let want: BTreeSet<String> = keys
+                .iter()
+                .filter(|k| group.iter().any(|f| k.starts_with(&format!("{f}/"))))
+                .map(|k| format!("{repos}{k}"))
+                .collect();
+            assert_eq!(got, want, "{} {group:?}", storage.describe());
+        }
+    }
+    // Through a range the S3 listing costs pages by keys: one page for all five folders.
+    let before = on_s3.request_counts().unwrap().list_requests;
+    let folders = ["a-b", "a.b", "a", "ab", "b"].map(String::from);
+    on_s3
+        .list_folders(repos, &folders, Default::default(), &mut |_| {}, &mut |_| {})
+        .unwrap();
+    assert_eq!(on_s3.request_counts().unwrap().list_requests - before, 1);
+}

@@ -145,6 +145,25 @@ pub trait Storage: Sync {
         self.list(prefix, visit, note)
     }
 
+    /// Lists every key below the given folders of `prefix` (which ends with `/`), as
+    /// [`Storage::list_lean`] would list each `{prefix}{folder}/` in turn. The folders are names
+    /// [`Storage::list_dirs`] gave, in the order their keys sort (by `{folder}/`) and next to each
+    /// other in that order. Backends whose listings return many keys a call (S3: 1000 a page) list
+    /// them as one range, so that many small folders cost pages by their keys, not one page each.
+    fn list_folders(
+        &self,
+        prefix: &str,
+        folders: &[String],
+        lean: Lean,
+        visit: &mut dyn FnMut(Entry),
+        note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        for f in folders {
+            self.list_lean(&format!("{prefix}{f}/"), lean, visit, note)?;
+        }
+        Ok(())
+    }
+
     /// An object's size and last modification time. [`StorageError::NotFound`] when it is not
     /// there; `Ok(None)` when the backend cannot tell (its listings always do).
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {

@@ -11,8 +11,8 @@
 //! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
 
 use super::{
-    Entry, HeldLock, ListingNote, LockToken, MultipartUpload, RequestCounts, Storage, StorageError,
-    Versioning,
+    Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, RequestCounts, Storage,
+    StorageError, Versioning,
 };
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -282,10 +282,13 @@ impl S3Storage {
         permit
     }
 
+    /// Lists `prefix`: every key (or with `delimiter`, the keys and folders of one level), or with
+    /// `range`, only the keys after `range.0` and before `range.1` (full keys).
     async fn list_async(
         &self,
         prefix: &str,
         delimiter: bool,
+        range: Option<(&str, &str)>,
         visit: &mut dyn FnMut(Entry),
         dirs: &mut Vec<String>,
     ) -> Result<(), StorageError> {
@@ -305,6 +308,9 @@ impl S3Storage {
             if delimiter {
                 req = req.delimiter("/");
             }
+            if let Some((after, _)) = range {
+                req = req.start_after(after);
+            }
             if self
                 .stop
                 .get()
@@ -323,6 +329,11 @@ impl S3Storage {
             // The key before this one: borrowed within the page, carried over between pages.
             let mut previous = last.as_deref();
             for obj in page.contents() {
+                if let (Some((_, before)), Some(key)) = (range, obj.key())
+                    && key >= before
+                {
+                    return Ok(());
+                }
                 let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;
                 };
@@ -719,13 +730,48 @@ impl Storage for S3Storage {
         _note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
         self.runtime
-            .block_on(self.list_async(prefix, false, visit, &mut Vec::new()))
+            .block_on(self.list_async(prefix, false, None, visit, &mut Vec::new()))
+    }
+
+    fn list_folders(
+        &self,
+        prefix: &str,
+        folders: &[String],
+        _lean: Lean,
+        visit: &mut dyn FnMut(Entry),
+        _note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        let (Some(first), Some(last)) = (folders.first(), folders.last()) else {
+            return Ok(());
+        };
+        // From just before the first folder's keys to just after the last's (`0` follows `/`).
+        // Keys of other folders that sort in between (`a-b/` sorts before `a/`) are not visited.
+        let after = self.full(&format!("{prefix}{first}"));
+        let before = self.full(&format!("{prefix}{last}0"));
+        let mut wanted: Vec<&str> = folders.iter().map(String::as_str).collect();
+        wanted.sort_unstable();
+        let mut keep = |e: Entry| {
+            let folder = e.key[prefix.len().min(e.key.len())..]
+                .split_once('/')
+                .map(|(f, _)| f);
+            if e.key.starts_with(prefix) && folder.is_some_and(|f| wanted.binary_search(&f).is_ok())
+            {
+                visit(e);
+            }
+        };
+        self.runtime.block_on(self.list_async(
+            prefix,
+            false,
+            Some((&after, &before)),
+            &mut keep,
+            &mut Vec::new(),
+        ))
     }
 
     fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let mut dirs = Vec::new();
         self.runtime
-            .block_on(self.list_async(prefix, true, &mut |_| {}, &mut dirs))?;
+            .block_on(self.list_async(prefix, true, None, &mut |_| {}, &mut dirs))?;
         dirs.sort();
         dirs.dedup();
         Ok(dirs)
