@@ -481,7 +481,12 @@ fn listing_neighbouring_folders_as_one_range_lists_what_each_folder_holds_on_s3_
     for storage in [&on_s3 as &dyn Storage, &on_disk] {
         let mut folders = storage.list_dirs(repos).unwrap();
         folders.sort_by(|a, b| a.bytes().chain([b'/']).cmp(b.bytes().chain([b'/'])));
-        assert_eq!(folders, ["a-b", "a.b", "a", "ab", "b"], "{}", storage.describe());
+        assert_eq!(
+            folders,
+            ["a-b", "a.b", "a", "ab", "b"],
+            "{}",
+            storage.describe()
+        );
         for group in [&folders[..], &folders[1..3], &folders[2..3], &folders[3..]] {
             let mut got = BTreeSet::new();
             storage
@@ -505,7 +510,13 @@ fn listing_neighbouring_folders_as_one_range_lists_what_each_folder_holds_on_s3_
     let before = on_s3.request_counts().unwrap().list_requests;
     let folders = ["a-b", "a.b", "a", "ab", "b"].map(String::from);
     on_s3
-        .list_folders(repos, &folders, Default::default(), &mut |_| {}, &mut |_| {})
+        .list_folders(
+            repos,
+            &folders,
+            Default::default(),
+            &mut |_| {},
+            &mut |_| {},
+        )
         .unwrap();
     assert_eq!(on_s3.request_counts().unwrap().list_requests - before, 1);
 }
