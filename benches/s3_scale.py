@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """regsweep on S3 at scale and at a real S3's latency: a million blobs, 20 ms a request.
 
-    python3 benches/s3_scale.py [--store g100k:2100:9] [--store g1m:21000:9] [--delay-ms 20]
-        [--in-flight 32,64,128] [--reference r1k:20:11] [--dir /var/tmp/regsweep-s3-scale]
+    python3 benches/s3_scale.py [--store s100k:2100:9] [--store s1m:21000:9] [--delay-ms 20]
+        [--in-flight 32,64,128] [--reference s1k:20:11] [--dir /var/tmp/regsweep-s3-scale]
 
 One command does it all, and what it made it keeps in DIR for the next run:
 - installs Garage (crates.io `garage`, an S3-compatible server with a sorted metadata index; built
   once into target/bench-tools) and starts one node on loopback ports, data in DIR/garage;
-- generates each store with `genstore --repos REPOS --images 10 --seed SEED` into DIR/NAME (skipped
-  when there) and loads it into the bucket `bench` under the prefix NAME with fixtures/load_s3.rs
-  (once: DIR/garage/loaded-NAME records it); layer data is put empty (the collector never reads it);
+- generates each store with `genstore --repos REPOS --images 10 --seed SEED --layer-span 1024` into
+  DIR/NAME (skipped when there) and loads it into the bucket `bench` under the prefix NAME with
+  fixtures/load_s3.rs (once: DIR/garage/loaded-NAME records it); layers are 1 to 2 KiB and put whole,
+  so that every object is as large as its manifests say (no size mismatches);
 - starts fixtures/latency_proxy.rs in front of Garage, holding every chunk --delay-ms/2 each way,
   so a request takes --delay-ms more (the kernel here has no netem);
 - runs `regsweep gc s3://bench/NAME --grace 0s --json --no-cache --max-in-flight N` through the proxy
@@ -39,6 +40,9 @@ REGSWEEP = ROOT / "target/release/regsweep"
 EXAMPLES = ROOT / "target/release/examples"
 # A fixed key pair, imported into the benchmark's own Garage node (loopback only).
 KEY_ID = "GK31c2f218a2e44f485b94239e"
+# Layers of 1 KiB to 1 KiB + LAYER_SPAN bytes, put whole: an object store holds no sparse data, and a
+# layer put shorter than its manifest declares would be a size mismatch (a problem) on every layer.
+LAYER_SPAN = 1024
 SECRET = "4420d99ef7aa26b56c5ac67402a4fc1ef6e2a3e8ab35e5a7c7bcd8ed9b0e9bd3"
 
 
@@ -157,7 +161,8 @@ def generate(base, spec):
     store = base / name
     if not (store / "expected.json").exists():
         subprocess.run(
-            [str(EXAMPLES / "genstore"), str(store), "--repos", repos, "--images", "10", "--seed", seed],
+            [str(EXAMPLES / "genstore"), str(store), "--repos", repos, "--images", "10", "--seed", seed,
+             "--layer-span", str(LAYER_SPAN)],
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -169,13 +174,13 @@ def generate(base, spec):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--store", action="append", help="NAME:REPOS:SEED (repeatable; default g100k:2100:9)")
-    ap.add_argument("--reference", default="r1k:20:11", help="NAME:REPOS:SEED the reference runs on")
+    ap.add_argument("--store", action="append", help="NAME:REPOS:SEED (repeatable; default s100k:2100:9)")
+    ap.add_argument("--reference", default="s1k:20:11", help="NAME:REPOS:SEED the reference runs on")
     ap.add_argument("--delay-ms", type=int, default=20)
     ap.add_argument("--in-flight", default="32,64,128")
     ap.add_argument("--dir", default="/var/tmp/regsweep-s3-scale")
     args = ap.parse_args()
-    stores = args.store or ["g100k:2100:9"]
+    stores = args.store or ["s100k:2100:9"]
     in_flight = [int(n) for n in args.in_flight.split(",")]
     base = Path(args.dir)
     base.mkdir(parents=True, exist_ok=True)
