@@ -12,62 +12,15 @@ use crate::gc::{Analysis, GcOptions};
 use crate::inventory::{self, Inventory};
 use crate::plan::{Plan, PlanItem};
 use crate::plan_file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
-use crate::prune::rfc3339;
+use crate::recheck::{Fingerprints, Refused, Since};
+use crate::time::rfc3339;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-/// What the store's roots were: counts and fingerprints of its tags and revisions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreState {
-    pub tags: u64,
-    pub tags_fingerprint: Digest,
-    pub revisions: u64,
-    pub revisions_fingerprint: Digest,
-}
-
-impl StoreState {
-    /// The state of `inv`, leaving out the manifest revisions in `swept` (a plan's manifests).
-    pub fn of<'a>(
-        inv: &Inventory,
-        swept: impl IntoIterator<Item = (&'a str, &'a Digest)>,
-    ) -> StoreState {
-        let swept: HashSet<(&str, &Digest)> = swept.into_iter().collect();
-        use sha2::Digest as _;
-        let (mut tags, mut revisions) = (sha2::Sha256::new(), sha2::Sha256::new());
-        let (mut tag_count, mut revision_count) = (0, 0);
-        for r in &inv.repositories {
-            for t in &r.tags {
-                tag_count += 1;
-                tags.update(r.name.as_bytes());
-                tags.update(b"\0");
-                tags.update(t.name.as_bytes());
-                tags.update(b"\0");
-                tags.update(t.current.map_or([0; 32], |d| d.0));
-            }
-            for d in r
-                .revisions
-                .iter()
-                .filter(|d| !swept.contains(&(r.name.as_str(), *d)))
-            {
-                revision_count += 1;
-                revisions.update(r.name.as_bytes());
-                revisions.update(b"\0");
-                revisions.update(d.0);
-            }
-        }
-        StoreState {
-            tags: tag_count,
-            tags_fingerprint: Digest(tags.finalize().into()),
-            revisions: revision_count,
-            revisions_fingerprint: Digest(revisions.finalize().into()),
-        }
-    }
-}
-
 /// The header of a `gc` plan of `storage` (its [`crate::storage::Storage::identity`]).
 pub fn gc_header(storage: &str, options: &GcOptions, inv: &Inventory, plan: &Plan) -> PlanHeader {
-    let state = StoreState::of(inv, plan.manifests());
+    let state = Fingerprints::of(&inv.repositories, plan.manifests());
     PlanHeader::new(
         PlanCommand::Gc,
         storage,
@@ -97,16 +50,9 @@ pub fn gc_options(gc: &GcState, now: std::time::SystemTime) -> GcOptions {
 pub enum ApplyError {
     #[error(transparent)]
     File(#[from] PlanFileError),
-    #[error(
-        "refusing to apply: the store's {what} changed since the plan was made at {created} ({then} then, {now} now, \
-         and not the same ones); make a new plan with `regsweep gc --plan` and review it"
-    )]
-    Changed {
-        what: &'static str,
-        created: String,
-        then: u64,
-        now: u64,
-    },
+    /// The store's tags or revisions are not those the plan was made from.
+    #[error(transparent)]
+    Changed(Refused),
     #[error(
         "refusing to apply: {count} planned item(s) are no longer safe to delete since the plan was made at \
          {created}: {examples}; make a new plan with `regsweep gc --plan` and review it"
@@ -162,28 +108,25 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
     let h = header.gc.as_ref().expect("a gc plan has a gc header");
     let items: Vec<PlanItem> = file.items()?;
     let inv = &analysis.inventory;
-    let state = StoreState::of(
-        inv,
+    let state = Fingerprints::of(
+        &inv.repositories,
         items.iter().filter_map(|i| match i {
             PlanItem::Manifest { repo, digest, .. } => Some((repo.as_str(), digest)),
             _ => None,
         }),
     );
-    if state.tags_fingerprint != h.tags_fingerprint {
-        return Err(ApplyError::Changed {
-            what: "tags",
+    let then = Fingerprints {
+        tags: h.tags,
+        tags_fingerprint: h.tags_fingerprint,
+        revisions: h.revisions,
+        revisions_fingerprint: h.revisions_fingerprint,
+    };
+    if let Some(change) = state.change_since(&then) {
+        let since = Since::Plan {
             created: header.created.clone(),
-            then: h.tags,
-            now: state.tags,
-        });
-    }
-    if state.revisions_fingerprint != h.revisions_fingerprint {
-        return Err(ApplyError::Changed {
-            what: "manifest revisions",
-            created: header.created.clone(),
-            then: h.revisions,
-            now: state.revisions,
-        });
+            command: "gc",
+        };
+        return Err(ApplyError::Changed(Refused::changed(change, since)));
     }
 
     let fresh: HashMap<Key, &PlanItem> = analysis.plan.items.iter().map(|i| (key(i), i)).collect();

@@ -24,6 +24,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Redis commands sent in one pipeline when counting what the cache holds.
+const PIPELINE: usize = 1000;
+
 /// What the registry caches blob descriptors in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheSpec {
@@ -512,7 +515,7 @@ impl Evictor {
         let mut guard = self.lock();
         let conn = guard.conn.as_mut().expect("open");
         let (mut k, mut m) = (0u64, 0u64);
-        for chunk in keys.chunks(crate::sweep::BATCH) {
+        for chunk in keys.chunks(PIPELINE) {
             let mut p = redis::pipe();
             for key in chunk {
                 p.cmd("EXISTS").arg(key);
@@ -520,7 +523,7 @@ impl Evictor {
             let found: Vec<u64> = p.query(conn).map_err(|e| e.to_string())?;
             k += found.iter().sum::<u64>();
         }
-        for chunk in members.chunks(crate::sweep::BATCH) {
+        for chunk in members.chunks(PIPELINE) {
             let mut p = redis::pipe();
             for (set, member) in chunk {
                 p.cmd("SISMEMBER").arg(set).arg(member);

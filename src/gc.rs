@@ -6,13 +6,14 @@
 
 use crate::catalog::{self, Catalog};
 use crate::digest::Digest;
-use crate::inventory::{self, Inventory, Repository};
+use crate::inventory::{self, Inventory};
 use crate::mark::{self, MarkOptions, Marks};
 use crate::plan::Plan;
 use crate::problem::Problem;
-use crate::progress::{AnalysisError, Count, Progress, Stopped};
+use crate::progress::{AnalysisError, Count, Progress};
+use crate::recheck::{self, Change, Judged, Refused, Since};
 use crate::report::GcReport;
-use crate::storage::{MultipartUpload, Storage, StorageError};
+use crate::storage::{MultipartUpload, Storage};
 use crate::sweep::{self, Deleted};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -161,27 +162,23 @@ pub enum RefusedError {
         "refusing to delete: {count} problem(s) leave it unproven what the store still needs, the first: {first}"
     )]
     Problems { count: usize, first: String },
-    #[error(
-        "refusing to delete: {0} object(s) that the walk listed had gone when read, so the store \
-         changed under the walk; put the registry in read-only mode and run again"
-    )]
-    Vanished(u64),
-    #[error(
-        "refusing to delete: the store changed while it was analysed ({0}); nothing was deleted. \
-         Put the registry in read-only mode and run again"
-    )]
-    Moved(String),
-    #[error("refusing to delete: the tags and revisions could not be listed again: {0}")]
-    Recheck(StorageError),
-    #[error("{0}")]
-    Stopped(Stopped),
+    /// The store is not as it was analysed (or could not be listed again to tell).
+    #[error(transparent)]
+    Recheck(#[from] Refused),
+}
+
+impl RefusedError {
+    /// True when a stop was asked for (the run ends as cut off, not as refused).
+    pub fn stopped(&self) -> bool {
+        matches!(self, RefusedError::Recheck(Refused::Stopped(_)))
+    }
 }
 
 /// Sweeps the analysed plan, unless a problem makes reachability uncertain or the store's tags and
 /// revisions are no longer those the plan was made from.
 ///
 /// Just before deleting, the repositories are listed once more and their tags and revisions compared
-/// with the analysis: a push or a tag move that landed during the walk (a registry not in read-only
+/// with the analysis ([`crate::recheck`]): a push or a tag move that landed during the walk (a registry not in read-only
 /// mode, an S3 listing that moved under the walk) refuses the sweep instead of deleting blobs that the
 /// new tag may need. What lands after this check is what read-only mode exists for.
 pub fn execute(
@@ -201,155 +198,20 @@ pub fn execute(
         });
     }
     if analysis.inventory.vanished > 0 {
-        return Err(RefusedError::Vanished(analysis.inventory.vanished));
+        let change = Change::Vanished {
+            objects: analysis.inventory.vanished,
+        };
+        return Err(Refused::changed(change, Since::Analysis).into());
     }
     if analysis.plan.items.is_empty() {
         return Ok(Deleted::default());
     }
-    progress.phase("listing tags and revisions again", Count::Listed, None);
-    let now = inventory::scan_repositories_only(storage, progress);
-    progress.check().map_err(RefusedError::Stopped)?;
-    let (now, _) = now.map_err(RefusedError::Recheck)?;
-    if let Some(change) = first_change(&analysis.inventory.repositories, &now) {
-        return Err(RefusedError::Moved(change));
-    }
+    let judged = Judged::whole_store(&analysis.inventory.repositories);
+    recheck::recheck(storage, progress, &judged, Since::Analysis)?;
     Ok(sweep::sweep_telling(
         storage,
         &analysis.plan,
         after,
         progress,
     ))
-}
-
-/// The first difference in tags (name and target) or revisions between two walks of the
-/// repositories, in words; `None` when they agree.
-pub fn first_change(before: &[Repository], after: &[Repository]) -> Option<String> {
-    let names = |rs: &[Repository]| -> Vec<String> { rs.iter().map(|r| r.name.clone()).collect() };
-    if let Some(name) = diff(&names(before), &names(after)) {
-        return Some(name.describe("repository", |n| n.clone()));
-    }
-    for (b, a) in before.iter().zip(after) {
-        let tags = |r: &Repository| -> Vec<(String, Option<Digest>)> {
-            r.tags.iter().map(|t| (t.name.clone(), t.current)).collect()
-        };
-        if let Some(t) = diff(&tags(b), &tags(a)) {
-            let moved = |x: &(String, Option<Digest>), other: &Repository| {
-                let now = other.tags.iter().find(|t| t.name == x.0)?;
-                Some((x.1, now.current))
-            };
-            let name_of = |d: Option<Digest>| d.map_or("nothing".to_owned(), |d| d.to_string());
-            let tag_moved = match &t {
-                Change::Removed(x) => moved(x, a),
-                Change::Added(x) => moved(x, b).map(|(now, was)| (was, now)),
-            };
-            if let Some((was, now)) = tag_moved {
-                let tag = match &t {
-                    Change::Removed(x) | Change::Added(x) => &x.0,
-                };
-                return Some(format!(
-                    "tag {}:{tag} moved from {} to {}",
-                    b.name,
-                    name_of(was),
-                    name_of(now)
-                ));
-            }
-            return Some(t.describe("tag", |(tag, target)| {
-                format!("{}:{tag} naming {}", b.name, name_of(*target))
-            }));
-        }
-        if let Some(d) = diff(&b.revisions, &a.revisions) {
-            return Some(d.describe("manifest revision", |d| format!("{}@{d}", b.name)));
-        }
-    }
-    None
-}
-
-/// An element in one sorted list and not in the other.
-enum Change<T> {
-    Added(T),
-    Removed(T),
-}
-
-impl<T> Change<T> {
-    fn describe(&self, what: &str, name: impl Fn(&T) -> String) -> String {
-        match self {
-            Change::Added(x) => format!("new {what} {}", name(x)),
-            Change::Removed(x) => format!("{what} {} is gone", name(x)),
-        }
-    }
-}
-
-/// The first element of the sorted lists `before` and `after` that only one holds.
-fn diff<T: Ord + Clone>(before: &[T], after: &[T]) -> Option<Change<T>> {
-    let (mut i, mut j) = (0, 0);
-    loop {
-        match (before.get(i), after.get(j)) {
-            (None, None) => return None,
-            (Some(b), None) => return Some(Change::Removed(b.clone())),
-            (None, Some(a)) => return Some(Change::Added(a.clone())),
-            (Some(b), Some(a)) => match b.cmp(a) {
-                std::cmp::Ordering::Equal => (i, j) = (i + 1, j + 1),
-                std::cmp::Ordering::Less => return Some(Change::Removed(b.clone())),
-                std::cmp::Ordering::Greater => return Some(Change::Added(a.clone())),
-            },
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::inventory::Tag;
-
-    fn d(c: char) -> Digest {
-        Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).unwrap()
-    }
-
-    fn repo(name: &str, tags: &[(&str, char)], revisions: &[char]) -> Repository {
-        Repository {
-            name: name.into(),
-            tags: tags
-                .iter()
-                .map(|(t, c)| Tag {
-                    name: (*t).into(),
-                    current: Some(d(*c)),
-                    ..Tag::default()
-                })
-                .collect(),
-            revisions: revisions.iter().map(|c| d(*c)).collect(),
-            ..Repository::default()
-        }
-    }
-
-    #[test]
-    fn the_first_change_between_two_walks_is_named() {
-        let before = vec![repo("a", &[("v1", '1')], &['1']), repo("b", &[], &['2'])];
-        assert_eq!(first_change(&before, &before.clone()), None);
-        let moved = vec![repo("a", &[("v1", '3')], &['1']), repo("b", &[], &['2'])];
-        assert_eq!(
-            first_change(&before, &moved).unwrap(),
-            format!("tag a:v1 moved from {} to {}", d('1'), d('3'))
-        );
-        let pushed = vec![
-            repo("a", &[("v1", '1')], &['1']),
-            repo("b", &[], &['2', '4']),
-        ];
-        assert_eq!(
-            first_change(&before, &pushed).unwrap(),
-            format!("new manifest revision b@{}", d('4'))
-        );
-        let tagged = vec![
-            repo("a", &[("v0", '5'), ("v1", '1')], &['1']),
-            repo("b", &[], &['2']),
-        ];
-        assert_eq!(
-            first_change(&before, &tagged).unwrap(),
-            format!("new tag a:v0 naming {}", d('5'))
-        );
-        let gone = vec![repo("a", &[("v1", '1')], &['1'])];
-        assert_eq!(
-            first_change(&before, &gone).unwrap(),
-            "repository b is gone"
-        );
-    }
 }

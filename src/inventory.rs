@@ -438,15 +438,16 @@ pub fn scan(
 
 /// Reads only the repositories (their tags, revisions and links), not the blob tree: for jobs that
 /// never weigh blobs, like `prune-tags`. Every `_layers` link then counts as dangling, since no blob
-/// table was read to resolve it; the caller must not judge layer links from this.
+/// table was read to resolve it; the caller must not judge layer links from this. Also returns how
+/// many listed links had gone when read.
 pub fn scan_repositories_only(
     storage: &dyn Storage,
     progress: &Progress,
-) -> Result<(Vec<Repository>, Vec<Problem>), StorageError> {
-    let (repositories, mut problems, _) =
+) -> Result<(Vec<Repository>, Vec<Problem>, u64), StorageError> {
+    let (repositories, mut problems, vanished) =
         scan_repositories(storage, &BlobTable::default(), Lean::default(), progress)?;
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
-    Ok((repositories, problems))
+    Ok((repositories, problems, vanished))
 }
 
 /// Learns when the newest `_layers` link of each repository in `repos` (indices into
@@ -551,6 +552,7 @@ struct RepoBuilder {
 }
 
 fn classify(
+    storage: &dyn Storage,
     builders: &mut HashMap<String, RepoBuilder>,
     problems: &mut Vec<Problem>,
     blobs: &BlobTable,
@@ -583,7 +585,7 @@ fn classify(
                 if let LinkOutcome::Bad(p) = check_link(content, &e.key, name, Some(d), None) {
                     problems.push(p);
                 }
-            } else if !e.etag.is_some_and(|etag| etag_matches_link(&etag, &d)) {
+            } else if !e.etag.is_some_and(|etag| storage.link_proven(&etag, &d)) {
                 b.unverified.push(d);
             }
         }
@@ -617,7 +619,7 @@ type Finished = (Repository, Vec<Digest>, Vec<usize>);
 
 /// Turns a builder into its compact, sorted repository as soon as its shard is listed, so that the
 /// two forms of a shard never coexist with the rest of the store's.
-fn finish(name: String, b: RepoBuilder) -> Finished {
+fn finish(storage: &dyn Storage, name: String, b: RepoBuilder) -> Finished {
     let sorted = |mut v: Vec<Digest>| {
         v.sort_unstable();
         v.dedup();
@@ -638,9 +640,9 @@ fn finish(name: String, b: RepoBuilder) -> Finished {
         })
         .collect();
     // A tag's link names one of the digests its index lists (the registry writes both when the tag
-    // moves): where the link's ETag is the MD5 of `sha256:<hex>` of one of them, the listing has
-    // said where the tag points, and the link need not be read. Any other ETag (not an MD5, under
-    // SSE-KMS or SSE-C, or a link naming what its index does not) is read.
+    // moves): where the storage says the listing proved the link holds one of them, the listing has
+    // said where the tag points, and the link need not be read. Anything else (no proof, or a link
+    // naming what its index does not) is read.
     let mut current = Vec::new();
     for (name, etag) in &b.current {
         let i = tags
@@ -650,7 +652,7 @@ fn finish(name: String, b: RepoBuilder) -> Finished {
             tags[i]
                 .index
                 .iter()
-                .find(|d| etag_matches_link(etag, d))
+                .find(|d| storage.link_proven(etag, d))
                 .copied()
         });
         match named {
@@ -706,12 +708,15 @@ fn scan_repositories(
                 lean,
                 &mut |e| {
                     listed.one();
-                    classify(&mut builders, &mut problems, blobs, e)
+                    classify(storage, &mut builders, &mut problems, blobs, e)
                 },
                 &mut |n| notes.push(note_problem(n)),
             );
             problems.extend(notes);
-            let finished = builders.into_iter().map(|(n, b)| finish(n, b)).collect();
+            let finished = builders
+                .into_iter()
+                .map(|(n, b)| finish(storage, n, b))
+                .collect();
             result.map(|()| (finished, problems))
         })
         .collect();
@@ -781,15 +786,6 @@ enum LinkOutcome {
     /// It was listed and is gone now.
     Vanished,
     Bad(Problem),
-}
-
-/// The ETag of a single-part object is the MD5 of its content; a link whose ETag is the MD5 of
-/// `sha256:<hex>` therefore holds exactly that, without being read.
-fn etag_matches_link(etag: &str, d: &Digest) -> bool {
-    use md5::Digest as _;
-    let sum = md5::Md5::digest(d.to_string().as_bytes());
-    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
-    etag.trim_matches('"') == hex
 }
 
 fn read_link(storage: &dyn Storage, l: &LinkToRead, repos: &[Repository]) -> LinkOutcome {

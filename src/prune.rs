@@ -6,19 +6,20 @@
 
 use crate::digest::Digest;
 use crate::inventory::{self, Tag};
-use crate::layout;
 use crate::problem::Problem;
-use crate::progress::{AnalysisError, Count, Progress, Stopped};
+use crate::progress::{AnalysisError, Count, Progress};
+use crate::recheck::{self, Change, Judged, JudgedRepo, Refused, Relisted, Since};
 use crate::referrers;
 use crate::report::{count, thousands};
-use crate::storage::{Storage, StorageError};
-use crate::sweep::Failure;
+use crate::storage::Storage;
+use crate::sweep::{self, TagsDeleted};
+use crate::time::rfc3339;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::Regex;
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::io::Write;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A rule that does not compile.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +163,8 @@ pub struct PrunePlan {
     /// `--repo` patterns that matched no repository of the store.
     pub unmatched_repo_globs: Vec<String>,
     pub problems: Vec<Problem>,
+    /// Listed tag links that had gone when read: the store moved under the walk.
+    pub vanished: u64,
     pub elapsed: Duration,
 }
 
@@ -219,7 +222,7 @@ pub fn plan(
     progress: &Progress,
 ) -> Result<PrunePlan, AnalysisError> {
     let start = Instant::now();
-    let (repositories, problems) =
+    let (repositories, problems, vanished) =
         progress.unless_stopped(inventory::scan_repositories_only(storage, progress))?;
     let repositories_total = repositories.len();
     let mut matched = vec![false; rules.repo_patterns.len()];
@@ -253,14 +256,9 @@ pub fn plan(
         repositories_total,
         unmatched_repo_globs,
         problems,
+        vanished,
         elapsed: start.elapsed(),
     })
-}
-
-/// RFC 3339 (UTC, seconds) of Unix seconds.
-pub fn rfc3339(seconds: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 impl PrunePlan {
@@ -325,13 +323,6 @@ pub struct RepoCounts {
     pub tags: usize,
     pub kept: usize,
     pub removed: usize,
-}
-
-/// What `prune-tags --delete` removed.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TagsDeleted {
-    pub tags: u64,
-    pub failures: Vec<Failure>,
 }
 
 /// The `--json` summary.
@@ -455,15 +446,9 @@ pub enum PruneRefused {
         "refusing to delete: {count} problem(s) in the store, the first: {first}; fix them (see `regsweep audit`) and run again"
     )]
     Problems { count: usize, first: String },
-    #[error(
-        "refusing to delete: the tags changed while they were judged ({0}); nothing was deleted. \
-         Put the registry in read-only mode and run again"
-    )]
-    Moved(String),
-    #[error("refusing to delete: the tags could not be listed again: {0}")]
-    Recheck(StorageError),
-    #[error("{0}")]
-    Stopped(Stopped),
+    /// The store is not as the tags were judged (or could not be listed again to tell).
+    #[error(transparent)]
+    Recheck(#[from] Refused),
     #[error(
         "refusing to apply: {count} tag(s) of the plan moved since it was made at {created}: {examples}; \
          nothing was deleted. Make a new plan with `regsweep prune-tags --plan` and review it"
@@ -473,6 +458,13 @@ pub enum PruneRefused {
         created: String,
         examples: String,
     },
+}
+
+impl PruneRefused {
+    /// True when a stop was asked for (the run ends as cut off, not as refused).
+    pub fn stopped(&self) -> bool {
+        matches!(self, PruneRefused::Recheck(Refused::Stopped(_)))
+    }
 }
 
 /// How a reviewed `prune-tags` plan fared against the store as it is now.
@@ -499,9 +491,10 @@ pub fn from_reviewed(
 ) -> Result<(PrunePlan, AppliedTags), PruneRefused> {
     use std::collections::{BTreeMap, BTreeSet};
     let start = Instant::now();
-    let now = inventory::scan_repositories_only(storage, progress);
-    progress.check().map_err(PruneRefused::Stopped)?;
-    let (now, problems) = now.map_err(PruneRefused::Recheck)?;
+    let Relisted {
+        repositories: now,
+        problems,
+    } = recheck::relist(storage, progress)?;
     let repositories_total = now.len();
     let mut listed: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut applied = AppliedTags {
@@ -565,55 +558,18 @@ pub fn from_reviewed(
             repositories_total,
             unmatched_repo_globs: Vec::new(),
             problems,
+            vanished: 0,
             elapsed: start.elapsed(),
         },
         applied,
     ))
 }
 
-/// The first tag of a matched repository that is not as the plan saw it (pushed, moved, re-pushed or
-/// gone), in words; `None` when every matched repository's tags are as they were.
-fn first_tag_change(plan: &PrunePlan, now: &[inventory::Repository]) -> Option<String> {
-    use std::collections::BTreeMap;
-    for r in &plan.repositories {
-        let Ok(i) = now.binary_search_by(|n| n.name.as_str().cmp(&r.name)) else {
-            return Some(format!("repository {} is gone", r.name));
-        };
-        let seen =
-            |tags: &mut dyn Iterator<Item = &Tag>| -> BTreeMap<String, (Option<Digest>, i64)> {
-                tags.map(|t| (t.name.clone(), (t.current, t.moved)))
-                    .collect()
-            };
-        let before = seen(&mut r.tags.iter().map(|d| &d.tag));
-        let after = seen(&mut now[i].tags.iter());
-        let names: std::collections::BTreeSet<&String> =
-            before.keys().chain(after.keys()).collect();
-        for name in names {
-            let (b, a) = (before.get(name), after.get(name));
-            if b == a {
-                continue;
-            }
-            let at = |t: Option<&(Option<Digest>, i64)>| match t {
-                None => "absent".to_owned(),
-                Some((None, _)) => "naming nothing".to_owned(),
-                Some((Some(d), moved)) => format!("naming {d}, pushed {}", rfc3339(*moved)),
-            };
-            return Some(format!(
-                "tag {}:{name} was {} and is now {}",
-                r.name,
-                at(b),
-                at(a)
-            ));
-        }
-    }
-    None
-}
-
 /// Removes the planned tags: each tag's index entries, then its `current` link, then its folder.
 ///
-/// Just before, the repositories are listed again: when a tag of a matched repository was pushed,
-/// moved or re-pushed since the plan was made, nothing is deleted (a tag pushed during the walk could
-/// otherwise be removed as old).
+/// Just before, the repositories are listed again ([`crate::recheck`]): when a tag of a matched
+/// repository was pushed, moved or re-pushed since the plan was made, or listed links vanished during
+/// the walk, nothing is deleted (a tag pushed during the walk could otherwise be removed as old).
 ///
 /// A stop asked for before the deletes start refuses them; once started, the few deletes a tag
 /// takes are finished.
@@ -628,13 +584,23 @@ pub fn execute(
             first: first.to_string(),
         });
     }
-    progress.phase("listing tags again", Count::Listed, None);
-    let now = inventory::scan_repositories_only(storage, progress);
-    progress.check().map_err(PruneRefused::Stopped)?;
-    let (now, _) = now.map_err(PruneRefused::Recheck)?;
-    if let Some(change) = first_tag_change(plan, &now) {
-        return Err(PruneRefused::Moved(change));
+    if plan.vanished > 0 {
+        let change = Change::Vanished {
+            objects: plan.vanished,
+        };
+        return Err(Refused::changed(change, Since::Analysis).into());
     }
+    let judged = Judged::tags_of(
+        plan.repositories
+            .iter()
+            .map(|r| JudgedRepo {
+                name: &r.name,
+                tags: r.tags.iter().map(|d| &d.tag).collect(),
+                revisions: None,
+            })
+            .collect(),
+    );
+    recheck::recheck(storage, progress, &judged, Since::Analysis)?;
     let removed: Vec<(&str, &Tag)> = plan
         .repositories
         .iter()
@@ -645,67 +611,18 @@ pub fn execute(
                 .map(move |d| (r.name.as_str(), &d.tag))
         })
         .collect();
-    let mut out = TagsDeleted::default();
     progress.phase(
         &format!("removing {} tags", removed.len()),
         Count::Deleted,
         Some(removed.len() as u64),
     );
-    // Index entries of every tag first: a tag cut off here still has its current link.
-    let index: Vec<String> = removed
-        .iter()
-        .flat_map(|(repo, t)| {
-            t.index
-                .iter()
-                .map(|d| layout::tag_index_entry(repo, &t.name, d))
-        })
-        .collect();
-    let index_failed: std::collections::HashSet<&str> =
-        crate::sweep::delete_all(storage, &index, &mut out.failures)
-            .into_iter()
-            .map(|i| tag_folder_of(&index[i]))
-            .collect();
-    // Then the current links of the tags whose index entries all went.
-    let current: Vec<(String, String)> = removed
-        .iter()
-        .map(|(repo, t)| {
-            (
-                layout::tag_current(repo, &t.name),
-                layout::tag_folder(repo, &t.name),
-            )
-        })
-        .filter(|(_, folder)| !index_failed.contains(folder.as_str()))
-        .collect();
-    let keys: Vec<String> = current.iter().map(|(k, _)| k.clone()).collect();
-    let failed = crate::sweep::delete_all(storage, &keys, &mut out.failures);
-    for (i, (_, folder)) in current.iter().enumerate() {
-        if failed.contains(&i) {
-            continue;
-        }
-        out.tags += 1;
-        progress.add(Count::Deleted, 1);
-        if let Err(e) = storage.remove_empty_folders(folder) {
-            out.failures.push(Failure {
-                key: folder.clone(),
-                error: e.to_string(),
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// `…/_manifests/tags/<tag>/` of a key below it.
-fn tag_folder_of(key: &str) -> &str {
-    let i = key
-        .find("/_manifests/tags/")
-        .map_or(0, |i| i + "/_manifests/tags/".len());
-    let end = key[i..].find('/').map_or(key.len(), |j| i + j + 1);
-    &key[..end]
+    Ok(sweep::remove_tags(storage, &removed, progress))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn tag(name: &str, moved: i64) -> Tag {
         Tag {
@@ -788,13 +705,5 @@ mod tests {
         r.keep_last = None;
         r.keep_tag = Some(Regex::new("a").unwrap());
         assert_eq!(removed(&r, &tags, 1000), ["b"]);
-    }
-
-    #[test]
-    fn times_print_as_rfc3339_and_tag_folders_are_found_from_keys() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        let key = layout::tag_index_entry("a/b", "v1", &Digest([7; 32]));
-        assert_eq!(tag_folder_of(&key), layout::tag_folder("a/b", "v1"));
     }
 }

@@ -592,8 +592,8 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
                 &job.progress,
             ) {
                 Ok(reviewed) => reviewed,
-                Err(regsweep::prune::PruneRefused::Stopped(s)) => {
-                    eprintln!("regsweep: {s}");
+                Err(e) if e.stopped() => {
+                    eprintln!("regsweep: {e}");
                     return Ok(Exit::Partial);
                 }
                 Err(e) => {
@@ -711,9 +711,10 @@ fn sweep_and_render(
     })?;
     if let Some(e) = refused {
         eprintln!("regsweep: {e}");
-        exit = match e {
-            gc::RefusedError::Stopped(_) => Exit::Partial,
-            _ => Exit::Error,
+        exit = if e.stopped() {
+            Exit::Partial
+        } else {
+            Exit::Error
         };
     }
     Ok(exit)
@@ -803,9 +804,10 @@ fn delete_tags_and_render(
     })?;
     if let Some(e) = refused {
         eprintln!("regsweep: {e}");
-        exit = match e {
-            regsweep::prune::PruneRefused::Stopped(_) => Exit::Partial,
-            _ => Exit::Error,
+        exit = if e.stopped() {
+            Exit::Partial
+        } else {
+            Exit::Error
         };
     }
     Ok(exit)

@@ -1,4 +1,5 @@
-//! Sweep: the only code that deletes. It executes a [`Plan`].
+//! Sweep: the only code above the storage seam that deletes, removes folders or aborts uploads. It
+//! executes a `gc` [`Plan`], and removes the tags `prune-tags` decided on ([`remove_tags`]).
 //!
 //! Order, so that a run cut off at any instant never leaves a link to missing data:
 //! 1. tag index entries of untagged manifests;
@@ -14,7 +15,8 @@
 //!    repository any of whose deletes failed is left alone.
 //!
 //! A failure is recorded with its key and the sweep goes on with what stays safe; the next run plans
-//! whatever is left. Each step deletes in batches of [`BATCH`] keys, batches in parallel.
+//! whatever is left. Each step deletes in batches of the keys one delete call takes
+//! ([`Storage::delete_batch`]), batches in parallel.
 //!
 //! After each batch of links or blobs is gone, [`AfterDelete`] hears of it (the registry's
 //! blob-descriptor cache is evicted there, see [`crate::cache`]): after, so that a read in between
@@ -22,23 +24,49 @@
 //! cache went away), no further batch is started: what was not attempted stays, as after a crash.
 
 use crate::digest::Digest;
+use crate::inventory::Tag;
 use crate::layout;
 use crate::plan::{Plan, PlanItem};
 use crate::progress::{Count, Progress};
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Keys per delete request (S3's DeleteObjects limit).
-pub const BATCH: usize = 1000;
-
-/// A key that could not be deleted.
+/// A key that could not be deleted (or a folder that could not be removed), and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub key: String,
-    pub error: String,
+    #[serde(serialize_with = "as_text")]
+    pub error: Why,
+}
+
+/// Why a key or folder stayed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Why {
+    /// The store refused or failed the operation.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A repository's own folder holds files the plan did not list.
+    #[error("still holds files the plan did not list; the repository stays in the catalog")]
+    NotEmpty,
+    /// An upload's folder holds something the listing could not vouch for.
+    #[error("upload left in place: {0}")]
+    UploadLeftInPlace(String),
+}
+
+fn as_text<S: serde::Serializer>(why: &Why, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(why)
+}
+
+impl Failure {
+    fn storage(key: impl Into<String>, e: StorageError) -> Failure {
+        Failure {
+            key: key.into(),
+            error: Why::Storage(e),
+        }
+    }
 }
 
 /// What a sweep deleted.
@@ -86,7 +114,7 @@ impl AfterDelete for NoOne {
 }
 
 /// Deletes `keys` in parallel batches, recording each failure; returns the indices of those that failed.
-pub(crate) fn delete_all(
+fn delete_all(
     storage: &dyn Storage,
     keys: &[String],
     failures: &mut Vec<Failure>,
@@ -115,7 +143,7 @@ impl<'a> Stop<'a> {
     }
 }
 
-/// Deletes `keys` in parallel batches of [`BATCH`], recording each failure, and calls `after` with
+/// Deletes `keys` in parallel batches of [`Storage::delete_batch`] keys, recording each failure, and calls `after` with
 /// the indices each batch deleted; once `after` answers false (or a stop is asked for) no batch
 /// starts. Returns the indices not deleted (failed or not attempted) and how many were not attempted.
 fn delete_batches(
@@ -125,11 +153,12 @@ fn delete_batches(
     stop: &Stop,
     after: &(dyn Fn(&[usize]) -> bool + Sync),
 ) -> (HashSet<usize>, HashSet<usize>) {
+    let batch = storage.delete_batch().max(1);
     let results: Vec<(usize, Option<Failure>)> = keys
-        .par_chunks(BATCH)
+        .par_chunks(batch)
         .enumerate()
         .flat_map_iter(|(b, chunk)| {
-            let base = b * BATCH;
+            let base = b * batch;
             if stop.now() {
                 return (base..base + chunk.len()).map(|i| (i, None)).collect();
             }
@@ -138,13 +167,9 @@ fn delete_batches(
             for (i, r) in storage.delete(chunk).into_iter().enumerate() {
                 match r {
                     Ok(()) => done.push(base + i),
-                    Err(e) => failed.push((
-                        base + i,
-                        Some(Failure {
-                            key: e.key().to_owned(),
-                            error: e.to_string(),
-                        }),
-                    )),
+                    Err(e) => {
+                        failed.push((base + i, Some(Failure::storage(e.key().to_owned(), e))))
+                    }
                 }
             }
             stop.progress.add(Count::Deleted, done.len() as u64);
@@ -348,10 +373,10 @@ fn sweep_steps(
                 out.multipart_uploads += 1;
                 out.multipart_bytes += size;
             }
-            Err(e) => out.failures.push(Failure {
-                key: format!("{key} (multipart upload {upload_id})"),
-                error: e.to_string(),
-            }),
+            Err(e) => out.failures.push(Failure::storage(
+                format!("{key} (multipart upload {upload_id})"),
+                e,
+            )),
         }
     }
 
@@ -386,18 +411,16 @@ fn sweep_steps(
 /// stays, and so do its parents.
 fn remove_repository(storage: &dyn Storage, repo: &str) -> Result<(), Failure> {
     let folder = layout::repository_folder(repo);
-    let fail = |key: String, error: String| Failure { key, error };
     for own in layout::REPOSITORY_OWN {
         let own = format!("{folder}{own}");
         if !storage
             .remove_empty_folders(&own)
-            .map_err(|e| fail(own.clone(), e.to_string()))?
+            .map_err(|e| Failure::storage(own.clone(), e))?
         {
-            return Err(fail(
-                own,
-                "still holds files the plan did not list; the repository stays in the catalog"
-                    .into(),
-            ));
+            return Err(Failure {
+                key: own,
+                error: Why::NotEmpty,
+            });
         }
     }
     let mut folder = folder;
@@ -405,7 +428,7 @@ fn remove_repository(storage: &dyn Storage, repo: &str) -> Result<(), Failure> {
         match storage.remove_folder_if_empty(&folder) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(fail(folder, e.to_string())),
+            Err(e) => return Err(Failure::storage(folder, e)),
         }
         let parent = folder[..folder.len() - 1].rfind('/').map_or(0, |i| i + 1);
         folder.truncate(parent);
@@ -420,16 +443,13 @@ fn sweep_upload(storage: &dyn Storage, folder: &str, failures: &mut Vec<Failure>
     let mut notes = Vec::new();
     let listed = storage.list(folder, &mut |e| keys.push(e.key), &mut |n| notes.push(n));
     if let Err(e) = listed {
-        failures.push(Failure {
-            key: folder.to_owned(),
-            error: e.to_string(),
-        });
+        failures.push(Failure::storage(folder, e));
         return false;
     }
     if let Some(n) = notes.into_iter().next() {
         failures.push(Failure {
             key: n.key,
-            error: format!("upload left in place: {}", n.message),
+            error: Why::UploadLeftInPlace(n.message),
         });
         return false;
     }
@@ -439,10 +459,182 @@ fn sweep_upload(storage: &dyn Storage, folder: &str, failures: &mut Vec<Failure>
         return false;
     }
     if let Err(e) = storage.remove_empty_folders(folder) {
-        failures.push(Failure {
-            key: folder.to_owned(),
-            error: e.to_string(),
-        });
+        failures.push(Failure::storage(folder, e));
     }
     true
+}
+
+/// What `prune-tags --delete` removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TagsDeleted {
+    pub tags: u64,
+    pub failures: Vec<Failure>,
+}
+
+/// Removes tags, as (repository, tag): each tag's index entries, then its `current` link, then its
+/// folder. A tag whose index entries could not all be deleted keeps its current link, so a tag cut off
+/// halfway still resolves; a tag is counted removed when its current link is gone.
+pub fn remove_tags(
+    storage: &dyn Storage,
+    tags: &[(&str, &Tag)],
+    progress: &Progress,
+) -> TagsDeleted {
+    let mut out = TagsDeleted::default();
+    // Index entries of every tag first: a tag cut off here still has its current link.
+    let index: Vec<String> = tags
+        .iter()
+        .flat_map(|(repo, t)| {
+            t.index
+                .iter()
+                .map(|d| layout::tag_index_entry(repo, &t.name, d))
+        })
+        .collect();
+    let index_failed: HashSet<&str> = delete_all(storage, &index, &mut out.failures)
+        .into_iter()
+        .map(|i| tag_folder_of(&index[i]))
+        .collect();
+    // Then the current links of the tags whose index entries all went.
+    let current: Vec<(String, String)> = tags
+        .iter()
+        .map(|(repo, t)| {
+            (
+                layout::tag_current(repo, &t.name),
+                layout::tag_folder(repo, &t.name),
+            )
+        })
+        .filter(|(_, folder)| !index_failed.contains(folder.as_str()))
+        .collect();
+    let keys: Vec<String> = current.iter().map(|(k, _)| k.clone()).collect();
+    let failed = delete_all(storage, &keys, &mut out.failures);
+    for (i, (_, folder)) in current.iter().enumerate() {
+        if failed.contains(&i) {
+            continue;
+        }
+        out.tags += 1;
+        progress.add(Count::Deleted, 1);
+        if let Err(e) = storage.remove_empty_folders(folder) {
+            out.failures.push(Failure::storage(folder.clone(), e));
+        }
+    }
+    out
+}
+
+/// `…/_manifests/tags/<tag>/` of a key below it.
+fn tag_folder_of(key: &str) -> &str {
+    let i = key
+        .find("/_manifests/tags/")
+        .map_or(0, |i| i + "/_manifests/tags/".len());
+    let end = key[i..].find('/').map_or(key.len(), |j| i + j + 1);
+    &key[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::mem::{MemStorage, Op};
+
+    fn d(n: u8) -> Digest {
+        Digest([n; 32])
+    }
+
+    /// Three unreferenced blobs of repository `r`, each with its `_layers` link, planned for sweeping.
+    fn three_swept_blobs(store: &MemStorage) -> Plan {
+        let mut plan = Plan::default();
+        for n in 1..=3 {
+            store.put(&layout::blob_data(&d(n)), vec![n; 10]);
+            store.put(&layout::layer_link("r", &d(n)), d(n).to_string());
+            plan.items.push(PlanItem::LayerLink {
+                repo: "r".into(),
+                digest: d(n),
+            });
+            plan.items.push(PlanItem::Blob {
+                digest: d(n),
+                size: 10,
+            });
+        }
+        plan
+    }
+
+    #[test]
+    fn a_link_that_could_not_be_deleted_keeps_its_blob_and_the_rest_is_swept() {
+        let store = MemStorage::new().with_delete_batch(1);
+        let plan = three_swept_blobs(&store);
+        // The second delete call (one layer link: calls are one key each) fails.
+        store.fail_call(Op::Delete, 2);
+        let out = sweep(&store, &plan);
+        assert_eq!(out.failures.len(), 1, "{:?}", out.failures);
+        let failed = &out.failures[0];
+        assert!(matches!(failed.error, Why::Storage(_)), "{failed:?}");
+        let (_, kind) = layout::parse_repo_key(&failed.key).expect("a repository key failed");
+        let kept = match kind {
+            layout::RepoKey::LayerLink(d) => d,
+            other => panic!("not a layer link: {other:?}"),
+        };
+        assert_eq!((out.layer_links, out.blobs, out.bytes), (2, 2, 20));
+        // What is left: exactly the failed link and the data it names.
+        let left = store.keys();
+        assert_eq!(
+            left,
+            vec![layout::blob_data(&kept), layout::layer_link("r", &kept)]
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+        // Six keys, one call each, and the failed one is not tried again.
+        assert_eq!(store.calls(Op::Delete), 5);
+    }
+
+    #[test]
+    fn deletes_go_in_batches_of_what_the_store_takes_a_call() {
+        for (batch, calls) in [(1, 6), (2, 4), (1000, 2)] {
+            let store = MemStorage::new().with_delete_batch(batch);
+            let plan = three_swept_blobs(&store);
+            let out = sweep(&store, &plan);
+            assert!(out.failures.is_empty(), "{:?}", out.failures);
+            assert!(store.keys().is_empty(), "{:?}", store.keys());
+            // Links, then blobs: each step's keys in batches of `batch`.
+            assert_eq!(store.calls(Op::Delete), calls, "batch {batch}");
+        }
+    }
+
+    #[test]
+    fn a_tag_whose_index_entry_could_not_go_keeps_its_current_link() {
+        let store = MemStorage::new().with_delete_batch(1);
+        let tags: Vec<Tag> = ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let t = Tag {
+                    name: (*name).into(),
+                    current: Some(d(i as u8)),
+                    moved: 0,
+                    index: vec![d(i as u8)],
+                };
+                store.put(&layout::tag_current("r", name), d(i as u8).to_string());
+                store.put(
+                    &layout::tag_index_entry("r", name, &d(i as u8)),
+                    d(i as u8).to_string(),
+                );
+                t
+            })
+            .collect();
+        store.fail_call(Op::Delete, 1);
+        let removed: Vec<(&str, &Tag)> = tags.iter().map(|t| ("r", t)).collect();
+        let out = remove_tags(&store, &removed, &Progress::new());
+        assert_eq!(out.tags, 1);
+        assert_eq!(out.failures.len(), 1);
+        let left = store.keys();
+        assert_eq!(left.len(), 2, "{left:?}");
+        // The tag cut off still resolves: its current link stays beside its index entry.
+        let folder = tag_folder_of(&left[0]).to_owned();
+        assert!(left.iter().all(|k| k.starts_with(&folder)), "{left:?}");
+        assert!(left.contains(&format!("{folder}current/link")), "{left:?}");
+    }
+
+    #[test]
+    fn tag_folders_are_found_from_keys() {
+        let key = layout::tag_index_entry("a/b", "v1", &Digest([7; 32]));
+        assert_eq!(tag_folder_of(&key), layout::tag_folder("a/b", "v1"));
+    }
 }

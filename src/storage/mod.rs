@@ -8,8 +8,10 @@
 //! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
 
 pub mod fs;
+pub mod mem;
 pub mod s3;
 
+use crate::digest::Digest;
 use std::time::SystemTime;
 
 /// One object found by a listing.
@@ -23,7 +25,8 @@ pub struct Entry {
     /// filesystem listing does not stat link files whose folder name is all they say, see
     /// [`crate::layout::folder_leaf`]).
     pub modified: Option<SystemTime>,
-    /// The object's ETag where the backend has one (S3); lets a link be checked without reading it.
+    /// What the backend's listing says of the object's content where it says something (an S3
+    /// ETag); opaque to the collector, which asks [`Storage::link_proven`] what it proves.
     pub etag: Option<String>,
     /// The object's bytes, when the backend read them while listing (small link files that a
     /// filesystem walk reads in passing, see [`crate::layout::Leaf`]).
@@ -42,7 +45,7 @@ pub struct Lean {
 }
 
 /// Why a storage operation failed, always naming the key.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The object does not exist (for example it vanished between listing and reading).
     #[error("{key}: not found")]
@@ -198,6 +201,20 @@ pub trait Storage: Sync {
     /// so that a run that was cut off converges when repeated.
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;
 
+    /// The most keys one [`Storage::delete`] call takes well (a request's limit where the backend
+    /// makes requests): callers delete in batches of this size, batches in parallel.
+    fn delete_batch(&self) -> usize {
+        DELETE_BATCH
+    }
+
+    /// True when what a listing said of a link file (its [`Entry::etag`]) proves that it holds
+    /// exactly `digest` (`sha256:<hex>`), so that it need not be read. False where the backend cannot
+    /// tell, and for anything that is not such proof: the caller then reads the link.
+    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
+        let _ = (etag, digest);
+        false
+    }
+
     /// Removes the folders below `prefix` (which ends with `/`), and its own, that hold nothing, so that
     /// no empty folder is left to look like a tag. Never removes a file. True when `prefix` itself is
     /// gone (or was never there), false when something is left in it. Stores without folders (S3)
@@ -262,6 +279,9 @@ pub trait Storage: Sync {
         None
     }
 }
+
+/// Keys a delete call takes unless the backend says otherwise ([`Storage::delete_batch`]).
+pub const DELETE_BATCH: usize = 1000;
 
 /// A versioned bucket, where a plain delete only hides an object behind a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq)]

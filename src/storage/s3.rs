@@ -10,6 +10,8 @@
 //! Throttling (503 SlowDown), 5xx and dropped connections are retried by the SDK's standard retry
 //! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
 
+use crate::digest::Digest;
+
 use super::{
     Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, RequestCounts, Storage,
     StorageError, Versioning,
@@ -101,6 +103,9 @@ impl Pacer {
 
 /// The lock object's key, relative to the store's root: beside `docker/`, outside the registry's keys.
 pub const LOCK_KEY: &str = "regsweep.lock";
+
+/// Keys one DeleteObjects request takes at most.
+const DELETE_OBJECTS_MAX: usize = 1000;
 
 /// A lock this backend holds: the task that renews it, and the ETag it was written with.
 struct S3Lock {
@@ -491,7 +496,7 @@ impl S3Storage {
         format!("s3://{}/{}", self.bucket, self.full(LOCK_KEY))
     }
 
-    async fn delete_batch(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+    async fn delete_keys(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         let objects = keys.iter().map(|k| (k.as_str(), None)).collect::<Vec<_>>();
         self.delete_objects(&objects).await
     }
@@ -626,7 +631,7 @@ impl S3Storage {
         }
         let outcomes = self.runtime.block_on(async {
             let mut out = Vec::with_capacity(objects.len());
-            for chunk in objects.chunks(1000) {
+            for chunk in objects.chunks(DELETE_OBJECTS_MAX) {
                 let batch: Vec<(&str, Option<&str>)> =
                     chunk.iter().map(|(_, k, id)| (*k, Some(*id))).collect();
                 out.extend(self.delete_objects(&batch).await);
@@ -831,15 +836,29 @@ impl Storage for S3Storage {
                 return self.delete_every_version(keys);
             }
         }
-        // The sweep hands out batches of at most 1000 keys from several threads at once; a longer
+        // Callers hand out batches of `delete_batch()` keys from several threads at once; a longer
         // list is split here and sent batch after batch.
         self.runtime.block_on(async {
             let mut out = Vec::with_capacity(keys.len());
-            for chunk in keys.chunks(1000) {
-                out.extend(self.delete_batch(chunk).await);
+            for chunk in keys.chunks(DELETE_OBJECTS_MAX) {
+                out.extend(self.delete_keys(chunk).await);
             }
             out
         })
+    }
+
+    fn delete_batch(&self) -> usize {
+        DELETE_OBJECTS_MAX
+    }
+
+    /// The ETag of an object put in one part without SSE-KMS or SSE-C is the MD5 of its content, so
+    /// a link whose ETag is the MD5 of `sha256:<hex>` holds exactly that. Any other ETag (a multipart
+    /// upload's `…-N`, an encrypted object's) proves nothing, and the link is read.
+    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
+        use md5::Digest as _;
+        let sum = md5::Md5::digest(digest.to_string().as_bytes());
+        let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+        etag.trim_matches('"') == hex
     }
 
     fn versioning(&self) -> Result<Option<Versioning>, StorageError> {

@@ -1,0 +1,270 @@
+//! An in-memory store: what the collector does with a store's answers (a delete that fails halfway,
+//! a store that changes before the deletes, a plan), tested without a disk or a server.
+//!
+//! It keeps objects in a sorted map, counts the calls made of each operation, and fails the k-th
+//! call of an operation when told to (as a flaky backend would), so that a test can say "the second
+//! delete call fails" and check what the sweep then leaves. It has no folders: like S3, a "folder"
+//! is a key prefix, and removing empty ones has nothing to do.
+
+use super::{DELETE_BATCH, Entry, HeldLock, ListingNote, LockToken, Storage, StorageError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// An operation of the [`Storage`] seam, for counting calls and injecting failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    List,
+    ListDirs,
+    Read,
+    Stat,
+    Delete,
+    RemoveFolders,
+    AbortMultipart,
+    Lock,
+}
+
+#[derive(Debug, Clone)]
+struct Object {
+    bytes: Vec<u8>,
+    modified: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    objects: BTreeMap<String, Object>,
+    calls: HashMap<Op, u64>,
+    /// (operation, the call that fails, counted from 1).
+    faults: Vec<(Op, u64)>,
+    locked: bool,
+}
+
+/// A store held in memory. See the module's documentation.
+#[derive(Debug)]
+pub struct MemStorage {
+    state: Mutex<State>,
+    delete_batch: usize,
+}
+
+impl Default for MemStorage {
+    fn default() -> Self {
+        MemStorage::new()
+    }
+}
+
+impl MemStorage {
+    pub fn new() -> MemStorage {
+        MemStorage {
+            state: Mutex::new(State::default()),
+            delete_batch: DELETE_BATCH,
+        }
+    }
+
+    /// The same store, deleting at most `n` keys a call (so that a small store takes many calls).
+    pub fn with_delete_batch(mut self, n: usize) -> MemStorage {
+        self.delete_batch = n.max(1);
+        self
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes an object, modified now.
+    pub fn put(&self, key: &str, bytes: impl Into<Vec<u8>>) {
+        self.put_at(key, bytes, SystemTime::now());
+    }
+
+    /// Writes an object with the given modification time.
+    pub fn put_at(&self, key: &str, bytes: impl Into<Vec<u8>>, modified: SystemTime) {
+        let object = Object {
+            bytes: bytes.into(),
+            modified,
+        };
+        self.state().objects.insert(key.to_owned(), object);
+    }
+
+    /// Every key held, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.state().objects.keys().cloned().collect()
+    }
+
+    /// Calls made so far of `op` (a failed call counts).
+    pub fn calls(&self, op: Op) -> u64 {
+        self.state().calls.get(&op).copied().unwrap_or(0)
+    }
+
+    /// Makes the `nth` call of `op` from now on (1 = the next one) fail as a whole: a delete call
+    /// then fails for every key it was given, any other call returns an error.
+    pub fn fail_call(&self, op: Op, nth: u64) {
+        let mut s = self.state();
+        let at = s.calls.get(&op).copied().unwrap_or(0) + nth.max(1);
+        s.faults.push((op, at));
+    }
+
+    /// Counts a call of `op`; an error naming `key` when it is one that was told to fail.
+    fn call(&self, op: Op, key: &str) -> Result<std::sync::MutexGuard<'_, State>, StorageError> {
+        let mut s = self.state();
+        let n = s.calls.entry(op).or_insert(0);
+        *n += 1;
+        let n = *n;
+        if s.faults.contains(&(op, n)) {
+            return Err(StorageError::Other {
+                key: key.to_owned(),
+                message: format!("injected failure of call {n} of {op:?}"),
+            });
+        }
+        Ok(s)
+    }
+}
+
+fn entry(key: &str, o: &Object) -> Entry {
+    Entry {
+        key: key.to_owned(),
+        size: o.bytes.len() as u64,
+        modified: Some(o.modified),
+        etag: None,
+        content: None,
+    }
+}
+
+impl Storage for MemStorage {
+    fn list(
+        &self,
+        prefix: &str,
+        visit: &mut dyn FnMut(Entry),
+        _note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        // Collected first: `visit` may call back into the store.
+        let listed: Vec<Entry> = {
+            let s = self.call(Op::List, prefix)?;
+            s.objects
+                .range(prefix.to_owned()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, o)| entry(k, o))
+                .collect()
+        };
+        listed.into_iter().for_each(visit);
+        Ok(())
+    }
+
+    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let s = self.call(Op::ListDirs, prefix)?;
+        let mut dirs: Vec<String> = s
+            .objects
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(k, _)| k[prefix.len()..].split_once('/').map(|(d, _)| d.to_owned()))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Ok(dirs)
+    }
+
+    fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
+        let s = self.call(Op::Stat, key)?;
+        match s.objects.get(key) {
+            Some(o) => Ok(Some((o.bytes.len() as u64, Some(o.modified)))),
+            None => Err(StorageError::NotFound {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let s = self.call(Op::Read, key)?;
+        match s.objects.get(key) {
+            Some(o) if o.bytes.len() as u64 > limit => Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                limit,
+            }),
+            Some(o) => Ok(o.bytes.clone()),
+            None => Err(StorageError::NotFound {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
+        let bytes = self.read(key, u64::MAX)?;
+        chunk(&bytes);
+        Ok(())
+    }
+
+    fn modified(&self, key: &str) -> Result<Option<SystemTime>, StorageError> {
+        Ok(self.stat(key)?.and_then(|(_, t)| t))
+    }
+
+    fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+        let first = keys.first().map_or("", String::as_str);
+        match self.call(Op::Delete, first) {
+            Ok(mut s) => keys
+                .iter()
+                .map(|k| {
+                    s.objects.remove(k);
+                    Ok(())
+                })
+                .collect(),
+            Err(StorageError::Other { message, .. }) => keys
+                .iter()
+                .map(|k| {
+                    Err(StorageError::Other {
+                        key: k.clone(),
+                        message: message.clone(),
+                    })
+                })
+                .collect(),
+            Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
+        }
+    }
+
+    fn delete_batch(&self) -> usize {
+        self.delete_batch
+    }
+
+    fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
+        self.call(Op::RemoveFolders, prefix).map(|_| true)
+    }
+
+    fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
+        self.call(Op::RemoveFolders, prefix).map(|_| true)
+    }
+
+    fn abort_multipart(&self, upload: &super::MultipartUpload) -> Result<(), StorageError> {
+        self.call(Op::AbortMultipart, &upload.key).map(|_| ())
+    }
+
+    fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
+        let mut s = self.call(Op::Lock, "lock")?;
+        if s.locked {
+            return Ok(Err(HeldLock {
+                location: self.describe(),
+                record: None,
+                renewed: None,
+                expires: false,
+                etag: None,
+            }));
+        }
+        s.locked = true;
+        let _ = record;
+        Ok(Ok(LockToken(Box::new(()))))
+    }
+
+    fn break_lock(&self, _held: &HeldLock) -> Result<(), StorageError> {
+        self.call(Op::Lock, "lock")?.locked = false;
+        Ok(())
+    }
+
+    fn unlock(&self, _token: LockToken) -> Result<(), StorageError> {
+        self.call(Op::Lock, "lock")?.locked = false;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    fn parallelism(&self) -> usize {
+        2
+    }
+}

@@ -1,0 +1,20 @@
+//! Times as the collector keeps them (Unix seconds) and as reports and plan files write them.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Unix seconds as RFC 3339 in UTC, to the second (`2026-01-02T03:04:05Z`); before 1970 reads as 1970.
+pub fn rfc3339(seconds: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+    }
+}
