@@ -7,14 +7,14 @@
 //! listed item is no longer eligible (reachable again, or its data rewritten since the plan). Items
 //! already gone are skipped, so an apply cut off and run again converges.
 
+use crate::analysis::{Analysis, GcOptions};
 use crate::digest::Digest;
-use crate::gc::{Analysis, GcOptions};
 use crate::inventory::{self, Inventory};
 use crate::plan::{Plan, PlanItem};
 use crate::plan_file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
 use crate::recheck::{Fingerprints, Refused, Since};
+pub use crate::report::Applied;
 use crate::time::rfc3339;
-use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -86,19 +86,6 @@ fn key(item: &PlanItem) -> Key {
         }
         PlanItem::Repository { repo } => Key::Repository(repo.clone()),
     }
-}
-
-/// What applying a plan file will do.
-#[derive(Debug, Clone, Serialize)]
-pub struct Applied {
-    /// Items in the plan file.
-    pub planned: u64,
-    /// Of those, still eligible: what is deleted.
-    pub eligible: u64,
-    /// Of those, gone already (an earlier apply, or someone else).
-    pub already_gone: u64,
-    /// Garbage the new analysis found that the file does not list: left alone, it was not reviewed.
-    pub new_since_plan: u64,
 }
 
 /// Checks a plan file against a fresh analysis of the store (made with [`PlanHeader::options`]).
@@ -219,7 +206,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
         return Err(ApplyError::NoLongerEligible {
             count: refused.len(),
             created: header.created.clone(),
-            examples: crate::report::first_few(&refused, 5),
+            examples: crate::text::first_few(&refused, 5),
         });
     }
     let mut plan = Plan {

@@ -376,7 +376,7 @@ impl AuditReport {
     }
 
     pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        use crate::report::{count, human_bytes};
+        use crate::text::{count, human_bytes};
         for p in &self.problems {
             let kind = serde_json::to_value(p.kind).unwrap_or_default();
             writeln!(out, "{:<17} {}", kind.as_str().unwrap_or("?"), p)?;
@@ -432,7 +432,7 @@ impl AuditReport {
                     let k = serde_json::to_value(k).unwrap_or_default();
                     format!(
                         "{} {}",
-                        crate::report::thousands(*n),
+                        crate::text::thousands(*n),
                         k.as_str().unwrap_or("?")
                     )
                 })

@@ -224,8 +224,8 @@ pub fn read(
     progress.phase(
         &format!(
             "reading manifests ({} blobs, {} repositories)",
-            crate::report::thousands(inv.blobs.len() as u64),
-            crate::report::thousands(inv.repositories.len() as u64)
+            crate::text::thousands(inv.blobs.len() as u64),
+            crate::text::thousands(inv.repositories.len() as u64)
         ),
         Count::ManifestsRead,
         Some(0),

@@ -16,22 +16,15 @@ use crate::layout::{self, BlobKey, RepoKey};
 use crate::problem::{Problem, ProblemKind};
 use crate::progress::{Count, Progress, Tally};
 use crate::storage::{Entry, Lean, ListingNote, Storage, StorageError};
+pub use crate::time::unix_seconds;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// Index of a blob in the [`BlobTable`].
 pub type BlobId = u32;
-
-/// Seconds since the Unix epoch (what the collector keeps of a modification time).
-pub fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    }
-}
 
 /// An entry's modification time in Unix seconds; an entry listed without one counts as written now,
 /// which holds it back under any grace period rather than making it look old.
@@ -230,7 +223,7 @@ impl BlobTable {
         progress.phase(
             &format!(
                 "measuring {} blobs that may be swept",
-                crate::report::thousands(todo.len() as u64)
+                crate::text::thousands(todo.len() as u64)
             ),
             Count::Measured,
             Some(todo.len() as u64),
@@ -748,7 +741,7 @@ fn scan_repositories(
         progress.phase(
             &format!(
                 "reading tag and revision links ({} repositories)",
-                crate::report::thousands(repos.len() as u64)
+                crate::text::thousands(repos.len() as u64)
             ),
             Count::LinksRead,
             Some(to_read.len() as u64),

@@ -1,13 +1,17 @@
 //! regsweep: a garbage collector and auditor for container-registry storage.
 //!
-//! The pipeline shows in the modules, data flowing one way:
-//! [`layout`] (keys) → [`inventory`] (the walk) → [`catalog`] (manifests, via [`manifest`]) →
-//! [`mark`] → [`plan`] → [`sweep`] → [`report`]. [`gc`] strings them together; [`storage`] is the seam
-//! between the collector and where the store lives, and [`config`] resolves what the user named;
-//! [`cache`] evicts what a sweep deleted from the registry's blob-descriptor cache, and
-//! [`manifest_cache`] keeps what manifests reference between runs.
+//! The modules are in layers, each importing only from its own layer or those below it (README's
+//! "Layout of the code"; `tests/layers.rs` checks it):
+//! model ([`digest`], [`layout`], [`manifest`], [`problem`], [`time`], [`text`], [`staged`]) →
+//! [`storage`] (the seam between the collector and where the store lives) →
+//! pipeline ([`inventory`] → [`catalog`] → [`mark`] → [`plan`], strung together by [`analysis`];
+//! [`recheck`] and [`sweep`], the only code above the seam that deletes; [`cache`], [`lock`],
+//! [`plan_file`], [`progress`], [`manifest_cache`], [`referrers`], [`store_root`]) →
+//! [`report`] → commands ([`gc`], [`apply`], [`prune`], [`du`], [`audit`], [`config`]) →
+//! outputs ([`metrics`]).
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod apply;
 pub mod audit;
 pub mod cache;
@@ -37,4 +41,5 @@ pub mod staged;
 pub mod storage;
 pub mod store_root;
 pub mod sweep;
+pub mod text;
 pub mod time;

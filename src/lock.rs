@@ -10,65 +10,13 @@
 //! so it is never stale), S3 creates an object beside `docker/` with a conditional write and renews
 //! it while the run lasts. Both hold a [`Holder`] record, so that a refusal names who holds the lock.
 
+pub use crate::storage::holder::{Holder, RENEW_EVERY, hostname};
 use crate::storage::{HeldLock, LockToken, Storage, StorageError};
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
-
-/// Who holds a lock: written into the lock (where the backend can), read back to name the holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    pub host: String,
-    pub pid: u32,
-    /// When the holder started (RFC 3339), and the same as Unix seconds.
-    pub started: String,
-    pub started_unix: i64,
-    /// The command line the holder runs.
-    pub command: String,
-}
-
-impl Holder {
-    /// Process `pid` of this host, started at `started`, running `command`.
-    pub fn on_this_host(pid: u32, started: SystemTime, command: String) -> Holder {
-        Holder {
-            host: hostname(),
-            pid,
-            started: humantime::format_rfc3339_seconds(started).to_string(),
-            started_unix: crate::inventory::unix_seconds(started),
-            command,
-        }
-    }
-
-    /// This process.
-    pub fn this_process(now: SystemTime) -> Holder {
-        Holder::on_this_host(
-            std::process::id(),
-            now,
-            std::env::args().collect::<Vec<_>>().join(" "),
-        )
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "held by pid {} on {} since {}, running `{}`",
-            self.pid, self.host, self.started, self.command
-        )
-    }
-}
-
-/// This machine's host name.
-pub fn hostname() -> String {
-    rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// A lock not renewed for this long belongs to a run that is gone (S3 renews every
 /// [`RENEW_EVERY`]); `--break-lock` may then remove it.
 pub const STALE_AFTER: Duration = Duration::from_secs(15 * 60);
-
-/// How often a held S3 lock is written again, to show that its run is alive.
-pub const RENEW_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the lock could not be taken.
 #[derive(Debug, thiserror::Error)]

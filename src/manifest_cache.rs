@@ -73,7 +73,7 @@ pub struct CacheReport {
 impl CacheReport {
     /// One line of figures, and a note for each thing that went wrong.
     pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        use crate::report::thousands;
+        use crate::text::thousands;
         writeln!(
             out,
             "  manifest cache {} from the cache, {} read from the store, {} added ({})",

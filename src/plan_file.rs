@@ -73,7 +73,7 @@ impl PlanHeader {
             version: VERSION,
             command,
             created: humantime::format_rfc3339_seconds(now).to_string(),
-            created_unix: crate::inventory::unix_seconds(now),
+            created_unix: crate::time::unix_seconds(now),
             storage: storage.to_owned(),
             items: 0,
             items_sha256: Digest([0; 32]),

@@ -10,9 +10,9 @@ use crate::problem::Problem;
 use crate::progress::{AnalysisError, Count, Progress};
 use crate::recheck::{self, Change, Judged, JudgedRepo, Refused, Relisted, Since};
 use crate::referrers;
-use crate::report::{count, thousands};
 use crate::storage::Storage;
 use crate::sweep::{self, TagsDeleted};
+use crate::text::{count, thousands};
 use crate::time::rfc3339;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::Regex;
@@ -529,7 +529,7 @@ pub fn from_reviewed(
         return Err(PruneRefused::Reviewed {
             count: moved.len(),
             created: created.to_owned(),
-            examples: crate::report::first_few(&moved, 5),
+            examples: crate::text::first_few(&moved, 5),
         });
     }
     let repositories = now

@@ -1,9 +1,10 @@
 //! The `gc` report: one plain struct, rendered as JSON or as a short human summary.
 
-use crate::gc::{Analysis, GcOptions};
+use crate::analysis::{Analysis, GcOptions};
 use crate::problem::Problem;
 use crate::storage::{RequestCounts, Versioning};
 use crate::sweep::Deleted;
+pub use crate::text::{count, first_few, human_bytes, thousands};
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -159,7 +160,7 @@ pub struct GcReport {
     pub deleted: Option<Deleted>,
     /// When a plan file was applied: how its items fared.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub applied: Option<crate::apply::Applied>,
+    pub applied: Option<Applied>,
     /// Where `--plan` wrote the plan, and the command that executes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_file: Option<PlanWritten>,
@@ -631,46 +632,17 @@ pub fn write_plan_list(plan: &crate::plan::Plan, out: &mut dyn Write) -> io::Res
     Ok(())
 }
 
-/// The first `n` of `items` joined with "; ", and "; …" when there are more: examples in a message.
-pub fn first_few(items: &[String], n: usize) -> String {
-    let mut out = items[..items.len().min(n)].join("; ");
-    if items.len() > n {
-        out.push_str("; …");
-    }
-    out
-}
-
-/// `100327` as `100,327`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// `1 manifest`, `2 manifests`, `100,327 blobs`.
-pub fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{} {}", thousands(n), if n == 1 { one } else { many })
-}
-
-/// Sizes in binary units: `512 B`, `1.5 KiB`, `3.2 GiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
+/// What applying a plan file will do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// Items in the plan file.
+    pub planned: u64,
+    /// Of those, still eligible: what is deleted.
+    pub eligible: u64,
+    /// Of those, gone already (an earlier apply, or someone else).
+    pub already_gone: u64,
+    /// Garbage the new analysis found that the file does not list: left alone, it was not reviewed.
+    pub new_since_plan: u64,
 }
 
 #[cfg(test)]

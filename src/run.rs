@@ -516,7 +516,7 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Ok(a) => a,
         Err(exit) => return Ok(exit),
     };
-    let mut report = analysis.report(&storage.describe(), &options);
+    let mut report = regsweep::report::GcReport::new(&storage.describe(), &options, &analysis);
     report.manifest_cache = manifests.map(ManifestCache::finish);
     if let Some(out) = plan_out {
         let header = regsweep::apply::gc_header(
@@ -630,7 +630,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
         }
     };
     analysis.plan = plan;
-    let mut report = analysis.report(&storage.describe(), &options);
+    let mut report = regsweep::report::GcReport::new(&storage.describe(), &options, &analysis);
     report.applied = Some(applied);
     report.manifest_cache = manifest_cache;
     sweep_and_render(

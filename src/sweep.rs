@@ -220,7 +220,7 @@ pub fn sweep_telling(
     progress.phase(
         &format!(
             "sweeping {} items",
-            crate::report::thousands(plan.items.len() as u64)
+            crate::text::thousands(plan.items.len() as u64)
         ),
         Count::Deleted,
         Some(deletes),

@@ -1,6 +1,14 @@
 //! Times as the collector keeps them (Unix seconds) and as reports and plan files write them.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch (what the collector keeps of a modification time).
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    }
+}
 
 /// Unix seconds as RFC 3339 in UTC, to the second (`2026-01-02T03:04:05Z`); before 1970 reads as 1970.
 pub fn rfc3339(seconds: i64) -> String {

@@ -595,7 +595,7 @@ impl Storage for FsStorage {
 /// The process holding a `flock` on the file `st` describes, from `/proc/locks`, with its command
 /// line and start time from `/proc/<pid>`; `None` when it is not visible (another host over NFS,
 /// another PID namespace).
-fn flock_holder(st: &rustix::fs::Stat) -> Option<crate::lock::Holder> {
+fn flock_holder(st: &rustix::fs::Stat) -> Option<super::holder::Holder> {
     let dev = format!(
         "{:02x}:{:02x}:{}",
         rustix::fs::major(st.st_dev),
@@ -621,7 +621,7 @@ fn flock_holder(st: &rustix::fs::Stat) -> Option<crate::lock::Holder> {
         })
         .unwrap_or_default();
     let started = process_start(pid).unwrap_or(UNIX_EPOCH);
-    Some(crate::lock::Holder::on_this_host(pid, started, command))
+    Some(super::holder::Holder::on_this_host(pid, started, command))
 }
 
 /// When process `pid` started: its start in clock ticks after boot (`/proc/<pid>/stat`, field 22)

@@ -8,6 +8,7 @@
 //! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
 
 pub mod fs;
+pub mod holder;
 pub mod mem;
 pub mod s3;
 

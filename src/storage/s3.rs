@@ -113,7 +113,7 @@ struct S3Lock {
     etag: Option<String>,
 }
 
-/// Writes the lock object again every [`crate::lock::RENEW_EVERY`], as long as it is still ours
+/// Writes the lock object again every [`super::holder::RENEW_EVERY`], as long as it is still ours
 /// (`If-Match` its ETag; same bytes, same ETag). Stops when it was broken or taken over.
 async fn renew_lock(
     client: aws_sdk_s3::Client,
@@ -125,7 +125,7 @@ async fn renew_lock(
 ) {
     let Some(etag) = etag else { return };
     loop {
-        tokio::time::sleep(crate::lock::RENEW_EVERY).await;
+        tokio::time::sleep(super::holder::RENEW_EVERY).await;
         counters.lock.fetch_add(1, Ordering::Relaxed);
         let put = client
             .put_object()
@@ -940,7 +940,7 @@ impl Storage for S3Storage {
     /// Creates the lock object beside `docker/` with `If-None-Match: *`, so that of two runs only
     /// one creates it, then reads it back (a server that ignores the condition lets a second writer
     /// replace it: the read shows whose it is). While held, a task writes it again every
-    /// [`crate::lock::RENEW_EVERY`] (`If-Match` its ETag), so that its age shows the run is alive.
+    /// [`super::holder::RENEW_EVERY`] (`If-Match` its ETag), so that its age shows the run is alive.
     fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
         self.runtime.block_on(async {
             // A lock released between our write and our read is tried again, a few times.

@@ -1,0 +1,147 @@
+//! The analysis: inventory → catalog → mark → plan, for every command that judges blobs (`gc`,
+//! `apply`, and the reports that weigh them). It never deletes; [`crate::gc::execute`] sweeps what it
+//! planned, after the re-check. There is no dry-run flag below this point: what the dry run shows is
+//! exactly what `--delete` executes.
+
+use crate::catalog::{self, Catalog};
+use crate::digest::Digest;
+use crate::inventory::{self, Inventory};
+use crate::mark::{self, MarkOptions, Marks};
+use crate::plan::Plan;
+use crate::problem::Problem;
+use crate::progress::{AnalysisError, Count, Progress};
+use crate::storage::{MultipartUpload, Storage};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What to collect.
+#[derive(Debug, Clone, Copy)]
+pub struct GcOptions {
+    /// Untagged manifests are garbage too (`-m`).
+    pub delete_untagged: bool,
+    /// Blobs (and, with `delete_untagged`, manifests) written within this window are held back.
+    pub grace: Duration,
+    /// The time the grace window ends at (normally now).
+    pub now: SystemTime,
+}
+
+impl GcOptions {
+    /// Unix seconds after which data counts as recent.
+    pub fn grace_cutoff(&self) -> i64 {
+        inventory::unix_seconds(self.now) - self.grace.as_secs() as i64
+    }
+}
+
+/// Everything the analysis found.
+#[derive(Debug)]
+pub struct Analysis {
+    pub inventory: Inventory,
+    pub catalog: Catalog,
+    pub marks: Marks,
+    pub plan: Plan,
+    /// Incomplete multipart uploads (S3), all of them; those past the grace window are in the plan.
+    pub multipart: Vec<MultipartUpload>,
+    /// Why multipart uploads could not be listed (they do not bear on what is reachable, so this
+    /// does not stop a sweep).
+    pub multipart_error: Option<String>,
+    /// The bucket's versioning (S3): `Enabled` or `Suspended` means deletes leave versions behind;
+    /// `Err` says why it could not be read.
+    pub versioning: Result<Option<crate::storage::Versioning>, String>,
+    pub elapsed: Duration,
+}
+
+impl Analysis {
+    /// Problems from the walk and from reading manifests.
+    pub fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.inventory
+            .problems
+            .iter()
+            .chain(self.catalog.problems.iter())
+    }
+}
+
+/// Computes the plan. Fails when the store cannot be listed (see [`inventory::scan`]), or when a
+/// stop was asked for.
+pub fn analyse(
+    storage: &dyn Storage,
+    options: &GcOptions,
+    progress: &Progress,
+    cache: Option<&crate::manifest_cache::ManifestCache>,
+) -> Result<Analysis, AnalysisError> {
+    let start = Instant::now();
+    let versioning = storage.versioning().map_err(|e| e.to_string());
+    // What tags have pointed at matters only to the untagged manifests -m deletes (their tags'
+    // index entries go with them).
+    let detail = if options.delete_untagged {
+        inventory::Detail::Names
+    } else {
+        inventory::Detail::Targets
+    };
+    let mut inventory = progress.unless_stopped(inventory::scan(storage, detail, progress))?;
+    let catalog = catalog::read(storage, &inventory, progress, cache);
+    progress.check()?;
+    let marking = format!(
+        "marking ({} manifests)",
+        crate::text::thousands(catalog.len() as u64)
+    );
+    progress.phase(&marking, Count::ManifestsRead, None);
+    let mark_options = MarkOptions {
+        delete_untagged: options.delete_untagged,
+        grace_cutoff: options.grace_cutoff(),
+    };
+    // Untagged revisions are judged by their data's age. Where the scan did not tell it (an
+    // unknown age counts as written now), learn it for the revisions no tag reaches (a mark with no
+    // grace window finds them) before the mark that judges them.
+    let unknown_age = |d: &Digest| {
+        inventory
+            .blobs
+            .id(d)
+            .is_some_and(|id| inventory.blobs.known_modified(id).is_none())
+    };
+    if options.delete_untagged
+        && (inventory.repositories.iter()).any(|r| r.revisions.iter().any(unknown_age))
+    {
+        let no_grace = MarkOptions {
+            grace_cutoff: i64::MAX,
+            ..mark_options
+        };
+        let untagged: roaring::RoaringBitmap = mark::mark(&inventory, &catalog, no_grace)
+            .untagged
+            .iter()
+            .flatten()
+            .filter_map(|d| inventory.blobs.id(d))
+            .collect();
+        inventory::measure(storage, &mut inventory, &untagged, progress);
+        progress.check()?;
+        progress.phase(&marking, Count::ManifestsRead, None);
+    }
+    let marks = mark::mark(&inventory, &catalog, mark_options);
+    let ids = inventory::to_measure(&inventory, &marks.blobs);
+    inventory::measure(storage, &mut inventory, &ids, progress);
+    progress.check()?;
+    let candidates: Vec<usize> = (inventory.repositories.iter().zip(&marks.untagged))
+        .enumerate()
+        .filter(|(_, (r, untagged))| {
+            crate::plan::could_be_left_empty(r, untagged, options.grace_cutoff())
+                && !(r.layer_links.is_empty() && r.dangling_layer_links.is_empty())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    inventory::layer_link_times(storage, &mut inventory, &candidates);
+    let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
+    let (multipart, multipart_error) = match storage.multipart_uploads() {
+        Ok(m) => (m, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    plan.add_multipart(&multipart, options.grace_cutoff());
+    progress.check()?;
+    Ok(Analysis {
+        inventory,
+        catalog,
+        marks,
+        plan,
+        multipart,
+        multipart_error,
+        versioning,
+        elapsed: start.elapsed(),
+    })
+}
