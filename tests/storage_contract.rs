@@ -1,0 +1,298 @@
+//! One contract for every backend of the storage seam, run against the in-memory store, a filesystem
+//! and S3 (moto): what a listing returns and leaves out, folders, reads and their limits, deletes
+//! ("already gone" is a success), odd key names. The collector is written against this contract, so a
+//! backend that breaks it breaks the collector's promises.
+
+mod support;
+
+use regsweep::storage::fs::FsStorage;
+use regsweep::storage::mem::MemStorage;
+use regsweep::storage::{Entry, Storage, StorageError};
+use std::collections::{BTreeMap, BTreeSet};
+
+const V2: &str = "docker/registry/v2/";
+
+/// A backend under test: a store, and a way to write into it as the registry would.
+trait Fixture {
+    fn name(&self) -> &'static str;
+    fn put(&self, objects: &[(String, Vec<u8>)]);
+    fn storage(&self) -> &dyn Storage;
+}
+
+struct Mem(MemStorage);
+
+impl Fixture for Mem {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+    fn put(&self, objects: &[(String, Vec<u8>)]) {
+        for (k, b) in objects {
+            self.0.put(k, b.clone());
+        }
+    }
+    fn storage(&self) -> &dyn Storage {
+        &self.0
+    }
+}
+
+struct Fs {
+    root: std::path::PathBuf,
+    storage: FsStorage,
+}
+
+impl Fixture for Fs {
+    fn name(&self) -> &'static str {
+        "filesystem"
+    }
+    fn put(&self, objects: &[(String, Vec<u8>)]) {
+        for (k, b) in objects {
+            let p = self.root.join(k);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b).unwrap();
+        }
+    }
+    fn storage(&self) -> &dyn Storage {
+        &self.storage
+    }
+}
+
+struct S3 {
+    server: support::s3::S3Server,
+    storage: regsweep::storage::s3::S3Storage,
+}
+
+impl Fixture for S3 {
+    fn name(&self) -> &'static str {
+        "s3"
+    }
+    fn put(&self, objects: &[(String, Vec<u8>)]) {
+        // The library's S3 store keeps its keys under `store/` (see support::s3).
+        let objects: Vec<(String, Vec<u8>)> = objects
+            .iter()
+            .map(|(k, b)| (format!("store/{k}"), b.clone()))
+            .collect();
+        self.server.put_objects("contract", &objects);
+    }
+    fn storage(&self) -> &dyn Storage {
+        &self.storage
+    }
+}
+
+const ODD: &str = "docker/registry/v2/odd/sp ace+plus=eq%25pct&amp/ünï~:@.link";
+
+fn objects() -> Vec<(String, Vec<u8>)> {
+    [
+        ("a/one", b"1".to_vec()),
+        ("a/b/two", b"22".to_vec()),
+        // Sorts before `a/` ('-' < '/'), and `ab/` after it: neither is below `a/`.
+        ("a-b/three", b"333".to_vec()),
+        ("ab/four", b"4444".to_vec()),
+        ("big", vec![7u8; 300]),
+    ]
+    .into_iter()
+    .map(|(k, b)| (format!("{V2}{k}"), b))
+    .chain([(ODD.to_owned(), b"odd".to_vec())])
+    .collect()
+}
+
+fn list(s: &dyn Storage, prefix: &str) -> BTreeMap<String, Entry> {
+    let mut out = BTreeMap::new();
+    s.list(
+        prefix,
+        &mut |e| {
+            out.insert(e.key.clone(), e);
+        },
+        &mut |n| panic!("{prefix}: unexpected note {n:?}"),
+    )
+    .unwrap_or_else(|e| panic!("{prefix}: {e}"));
+    out
+}
+
+fn keys(entries: &BTreeMap<String, Entry>) -> BTreeSet<&str> {
+    entries.keys().map(String::as_str).collect()
+}
+
+fn contract(f: &dyn Fixture) {
+    let who = f.name();
+    f.put(&objects());
+    let s = f.storage();
+
+    // A listing returns every key below the prefix with its size, and nothing beside it.
+    let a = list(s, &format!("{V2}a/"));
+    assert_eq!(
+        keys(&a),
+        BTreeSet::from(["docker/registry/v2/a/b/two", "docker/registry/v2/a/one"]),
+        "{who}"
+    );
+    assert_eq!(a["docker/registry/v2/a/b/two"].size, 2, "{who}");
+    assert_eq!(a["docker/registry/v2/a/one"].size, 1, "{who}");
+    let everything = list(s, "");
+    assert_eq!(
+        everything.len(),
+        objects().len(),
+        "{who}: {:?}",
+        keys(&everything)
+    );
+    assert!(
+        everything.contains_key(ODD),
+        "{who}: odd names list as written"
+    );
+
+    // Folders: the next component of every deeper key, files left out.
+    let dirs: BTreeSet<String> = s.list_dirs(V2).unwrap().into_iter().collect();
+    let want: BTreeSet<String> = ["a", "a-b", "ab", "odd"].map(String::from).into();
+    assert_eq!(dirs, want, "{who}");
+    assert!(
+        s.list_dirs(&format!("{V2}nothing/")).unwrap().is_empty(),
+        "{who}"
+    );
+
+    // Neighbouring folders in key order list as each would alone.
+    let mut grouped = BTreeSet::new();
+    s.list_folders(
+        V2,
+        &["a-b".to_owned(), "a".to_owned()],
+        Default::default(),
+        &mut |e| {
+            grouped.insert(e.key);
+        },
+        &mut |n| panic!("{n:?}"),
+    )
+    .unwrap();
+    let alone: BTreeSet<String> = list(s, &format!("{V2}a-b/"))
+        .into_keys()
+        .chain(list(s, &format!("{V2}a/")).into_keys())
+        .collect();
+    assert_eq!(grouped, alone, "{who}");
+
+    // Reads: the bytes, a limit that is an error naming the key, a missing key that is NotFound.
+    assert_eq!(s.read(ODD, 100).unwrap(), b"odd", "{who}");
+    let big = format!("{V2}big");
+    match s.read(&big, 10) {
+        Err(StorageError::TooLarge { key, limit }) => {
+            assert_eq!((key.as_str(), limit), (big.as_str(), 10), "{who}")
+        }
+        other => panic!("{who}: {other:?}"),
+    }
+    let mut streamed = Vec::new();
+    s.read_chunks(&big, &mut |c| streamed.extend_from_slice(c))
+        .unwrap();
+    assert_eq!(streamed, vec![7u8; 300], "{who}");
+    let missing = format!("{V2}a/missing");
+    let e = s.read(&missing, 10).unwrap_err();
+    assert!(e.is_not_found() && e.key() == missing, "{who}: {e}");
+
+    // Deletes: one result per key, and a key already gone is a success.
+    let one = format!("{V2}a/one");
+    let results = s.delete(&[one.clone(), missing.clone(), ODD.to_owned()]);
+    assert_eq!(results.len(), 3, "{who}");
+    assert!(results.iter().all(Result::is_ok), "{who}: {results:?}");
+    assert!(
+        s.delete(&[one.clone()]).iter().all(Result::is_ok),
+        "{who}: again"
+    );
+    assert_eq!(
+        keys(&list(s, &format!("{V2}a/"))),
+        BTreeSet::from(["docker/registry/v2/a/b/two"]),
+        "{who}"
+    );
+    assert!(!list(s, "").contains_key(ODD), "{who}");
+    assert!(s.read(&one, 10).unwrap_err().is_not_found(), "{who}");
+
+    // A folder whose keys all went is no longer a folder once its empty folders are removed (stores
+    // without folders have nothing to remove, and answer true).
+    assert!(
+        s.delete(&[format!("{V2}a/b/two")])
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert!(s.remove_empty_folders(&format!("{V2}a/")).unwrap(), "{who}");
+    assert!(
+        s.remove_empty_folders(&format!("{V2}odd/")).unwrap(),
+        "{who}"
+    );
+    // A folder that still holds a key stays, and a store with folders says so.
+    let kept = s.remove_empty_folders(&format!("{V2}ab/")).unwrap();
+    assert_eq!(kept, who != "filesystem", "{who}");
+    assert!(
+        list(s, &format!("{V2}ab/")).contains_key(&format!("{V2}ab/four")),
+        "{who}"
+    );
+    let dirs: BTreeSet<String> = s.list_dirs(V2).unwrap().into_iter().collect();
+    assert_eq!(dirs, ["a-b", "ab"].map(String::from).into(), "{who}");
+    assert!(s.delete_batch() >= 1, "{who}");
+}
+
+#[test]
+fn the_in_memory_store_keeps_the_storage_contract() {
+    contract(&Mem(MemStorage::new()));
+}
+
+#[test]
+fn a_filesystem_store_keeps_the_storage_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::open(dir.path()).unwrap();
+    contract(&Fs {
+        root: dir.path().to_owned(),
+        storage,
+    });
+}
+
+#[test]
+fn an_s3_store_keeps_the_storage_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    server.create_bucket("contract");
+    let storage = server.storage("contract");
+    contract(&S3 { server, storage });
+}
+
+#[test]
+fn a_filesystem_store_never_follows_a_symbolic_link_out_of_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(root.join("docker/registry/v2/a")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret"), b"not the store's").unwrap();
+    std::fs::write(root.join("docker/registry/v2/a/real"), b"1").unwrap();
+    std::os::unix::fs::symlink(
+        outside.join("secret"),
+        root.join("docker/registry/v2/a/link"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("docker/registry/v2/a/dir")).unwrap();
+    let s = FsStorage::open(&root).unwrap();
+    let (mut listed, mut notes) = (BTreeSet::new(), Vec::new());
+    s.list(
+        V2,
+        &mut |e| {
+            listed.insert(e.key);
+        },
+        &mut |n| notes.push(n.key),
+    )
+    .unwrap();
+    assert_eq!(
+        listed,
+        BTreeSet::from(["docker/registry/v2/a/real".to_owned()])
+    );
+    notes.sort();
+    assert_eq!(
+        notes,
+        ["docker/registry/v2/a/dir", "docker/registry/v2/a/link"]
+    );
+    match s.read("docker/registry/v2/a/link", 100) {
+        Err(StorageError::Symlink { key }) => assert_eq!(key, "docker/registry/v2/a/link"),
+        other => panic!("{other:?}"),
+    }
+    // Deleting the link removes the link, never what it points at.
+    assert!(
+        s.delete(&["docker/registry/v2/a/link".to_owned()])
+            .iter()
+            .all(Result::is_ok)
+    );
+    assert_eq!(
+        std::fs::read(outside.join("secret")).unwrap(),
+        b"not the store's"
+    );
+}
