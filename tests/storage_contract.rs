@@ -188,7 +188,9 @@ fn contract(f: &dyn Fixture) {
     assert_eq!(results.len(), 3, "{who}");
     assert!(results.iter().all(Result::is_ok), "{who}: {results:?}");
     assert!(
-        s.delete(&[one.clone()]).iter().all(Result::is_ok),
+        s.delete(std::slice::from_ref(&one))
+            .iter()
+            .all(Result::is_ok),
         "{who}: again"
     );
     assert_eq!(
