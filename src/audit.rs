@@ -75,6 +75,8 @@ pub struct AuditReport {
     pub manifest_cache: Option<crate::manifest_cache::CacheReport>,
 }
 
+impl crate::report::WriteJson for AuditReport {}
+
 /// Audits the store.
 pub fn audit(
     storage: &dyn Storage,
@@ -370,11 +372,6 @@ fn verify_digests(
 }
 
 impl AuditReport {
-    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self)?;
-        writeln!(out)
-    }
-
     pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         use crate::text::{count, human_bytes};
         for p in &self.problems {

@@ -67,6 +67,8 @@ pub struct DuReport {
     pub manifest_cache: Option<crate::manifest_cache::CacheReport>,
 }
 
+impl crate::report::WriteJson for DuReport {}
+
 fn bytes_of(blobs: &BlobTable, ids: &RoaringBitmap) -> u64 {
     ids.iter().map(|id| blobs.size(id)).sum()
 }
@@ -144,11 +146,6 @@ pub fn du(
 }
 
 impl DuReport {
-    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self)?;
-        writeln!(out)
-    }
-
     /// A table of the `top` repositories by exclusive bytes, then the store's totals.
     pub fn write_human(&self, out: &mut dyn std::io::Write, top: usize) -> std::io::Result<()> {
         let width = self

@@ -350,12 +350,9 @@ pub struct PruneReport {
     pub elapsed_ms: u64,
 }
 
-impl PruneReport {
-    pub fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self)?;
-        writeln!(out)
-    }
-}
+impl crate::report::WriteJson for PruneReport {}
+
+impl PruneReport {}
 
 /// The human report: per matched repository, each tag kept (and why) or removed.
 pub fn write_human(

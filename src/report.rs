@@ -8,6 +8,16 @@ pub use crate::text::{count, first_few, human_bytes, thousands};
 use serde::Serialize;
 use std::io::{self, Write};
 
+/// A report written as `--json` prints it: pretty JSON and a newline. Every command's report.
+pub trait WriteJson: Serialize {
+    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        writeln!(out)
+    }
+}
+
+impl WriteJson for GcReport {}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ManifestCounts {
     /// Revisions (repository, digest) with a link.
@@ -321,11 +331,6 @@ impl GcReport {
         self.dry_run = false;
         self.deleted = Some(deleted);
         self
-    }
-
-    pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self)?;
-        writeln!(out)
     }
 
     /// The human summary; `top` repositories are shown in the plan view.

@@ -13,6 +13,7 @@ use regsweep::manifest_cache::ManifestCache;
 use regsweep::metrics::{Metrics, MetricsOutput};
 use regsweep::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
 use regsweep::progress::{AnalysisError, Progress};
+use regsweep::report::WriteJson;
 use regsweep::storage::Storage;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
