@@ -1,5 +1,6 @@
 //! Differential: on generated stores of several seeds and shapes, the collector's plan equals the
-//! generator's own bookkeeping of what is garbage.
+//! generator's own bookkeeping of what is garbage: the same blobs and manifest revisions, not only
+//! as many.
 
 #[path = "../fixtures/generator.rs"]
 mod generator;
@@ -13,7 +14,8 @@ fn plans_equal_the_generators_expected_result_on_several_seeds_and_shapes() {
         [(1, 12, 10, 3), (2, 30, 4, 1), (3, 5, 25, 5), (4, 40, 10, 2)]
     {
         let dir = tempfile::tempdir().unwrap();
-        let expected = generator::generate(dir.path(), repos, images, layers, seed);
+        let (expected, sets) =
+            generator::generate_with_sets(dir.path(), repos, images, layers, seed);
         let root = dir.path().join("root");
         for (args, key) in [
             (&["--grace", "0s"][..], "plain"),
@@ -42,6 +44,13 @@ fn plans_equal_the_generators_expected_result_on_several_seeds_and_shapes() {
                 want["blobs"].as_u64().unwrap() > 0,
                 "{shape}: the shape should hold garbage"
             );
+            // The planned sets are the generator's sets.
+            let (blobs, manifests) = match key {
+                "plain" => (&sets.plain_blobs, &Default::default()),
+                _ => (&sets.untagged_blobs, &sets.untagged_manifests),
+            };
+            assert_eq!(&plan.blobs, blobs, "{shape}: planned blobs");
+            assert_eq!(&plan.manifests, manifests, "{shape}: planned manifests");
         }
     }
 }
