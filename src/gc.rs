@@ -6,7 +6,7 @@
 pub use crate::analysis::{Analysis, GcOptions, analyse};
 use crate::problem::Problem;
 use crate::progress::Progress;
-use crate::recheck::{self, Change, Judged, Refused, Since};
+use crate::recheck::{self, Judged, Refused, Since};
 use crate::storage::Storage;
 use crate::sweep::{self, Deleted};
 
@@ -52,12 +52,7 @@ pub fn execute(
             first: first.to_string(),
         });
     }
-    if analysis.inventory.vanished > 0 {
-        let change = Change::Vanished {
-            objects: analysis.inventory.vanished,
-        };
-        return Err(Refused::changed(change, Since::Analysis).into());
-    }
+    recheck::none_vanished(analysis.inventory.vanished)?;
     if analysis.plan.items.is_empty() {
         return Ok(Deleted::default());
     }

@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::inventory::{self, Tag};
 use crate::problem::Problem;
 use crate::progress::{AnalysisError, Count, Progress};
-use crate::recheck::{self, Change, Judged, JudgedRepo, Refused, Relisted, Since};
+use crate::recheck::{self, Judged, JudgedRepo, Refused, Relisted, Since};
 use crate::referrers;
 use crate::storage::Storage;
 use crate::sweep::{self, TagsDeleted};
@@ -581,12 +581,7 @@ pub fn execute(
             first: first.to_string(),
         });
     }
-    if plan.vanished > 0 {
-        let change = Change::Vanished {
-            objects: plan.vanished,
-        };
-        return Err(Refused::changed(change, Since::Analysis).into());
-    }
+    recheck::none_vanished(plan.vanished)?;
     let judged = Judged::tags_of(
         plan.repositories
             .iter()

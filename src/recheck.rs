@@ -280,16 +280,22 @@ pub fn relist(storage: &dyn Storage, progress: &Progress) -> Result<Relisted, Re
     let now = inventory::scan_repositories_only(storage, progress);
     progress.check().map_err(Refused::Stopped)?;
     let (repositories, problems, vanished) = now.map_err(Refused::Unlisted)?;
-    if vanished > 0 {
-        return Err(Refused::changed(
-            Change::Vanished { objects: vanished },
-            Since::Analysis,
-        ));
-    }
+    none_vanished(vanished)?;
     Ok(Relisted {
         repositories,
         problems,
     })
+}
+
+/// Refuses when a walk found `objects` it had listed gone when it read them: the store was moving.
+pub fn none_vanished(objects: u64) -> Result<(), Refused> {
+    if objects == 0 {
+        return Ok(());
+    }
+    Err(Refused::changed(
+        Change::Vanished { objects },
+        Since::Analysis,
+    ))
 }
 
 /// Lists the repositories again and refuses at the first difference from what was judged.

@@ -104,17 +104,31 @@ impl MemStorage {
 
     /// Counts a call of `op`; an error naming `key` when it is one that was told to fail.
     fn call(&self, op: Op, key: &str) -> Result<std::sync::MutexGuard<'_, State>, StorageError> {
+        self.counted(op).map_err(|message| StorageError::Other {
+            key: key.to_owned(),
+            message,
+        })
+    }
+
+    /// Counts a call of `op`; the injected failure's message when it is one that was told to fail.
+    fn counted(&self, op: Op) -> Result<std::sync::MutexGuard<'_, State>, String> {
         let mut s = self.state();
         let n = s.calls.entry(op).or_insert(0);
         *n += 1;
         let n = *n;
         if s.faults.contains(&(op, n)) {
-            return Err(StorageError::Other {
-                key: key.to_owned(),
-                message: format!("injected failure of call {n} of {op:?}"),
-            });
+            return Err(format!("injected failure of call {n} of {op:?}"));
         }
         Ok(s)
+    }
+}
+
+impl State {
+    /// The objects whose keys start with `prefix`, in key order.
+    fn below<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a Object)> {
+        self.objects
+            .range(prefix.to_owned()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
     }
 }
 
@@ -138,11 +152,7 @@ impl Storage for MemStorage {
         // Collected first: `visit` may call back into the store.
         let listed: Vec<Entry> = {
             let s = self.call(Op::List, prefix)?;
-            s.objects
-                .range(prefix.to_owned()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .map(|(k, o)| entry(k, o))
-                .collect()
+            s.below(prefix).map(|(k, o)| entry(k, o)).collect()
         };
         listed.into_iter().for_each(visit);
         Ok(())
@@ -151,9 +161,7 @@ impl Storage for MemStorage {
     fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let s = self.call(Op::ListDirs, prefix)?;
         let mut dirs: Vec<String> = s
-            .objects
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
+            .below(prefix)
             .filter_map(|(k, _)| k[prefix.len()..].split_once('/').map(|(d, _)| d.to_owned()))
             .collect();
         dirs.sort();
@@ -196,8 +204,7 @@ impl Storage for MemStorage {
     }
 
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
-        let first = keys.first().map_or("", String::as_str);
-        match self.call(Op::Delete, first) {
+        match self.counted(Op::Delete) {
             Ok(mut s) => keys
                 .iter()
                 .map(|k| {
@@ -205,7 +212,8 @@ impl Storage for MemStorage {
                     Ok(())
                 })
                 .collect(),
-            Err(StorageError::Other { message, .. }) => keys
+            // A failed call fails every key it was given.
+            Err(message) => keys
                 .iter()
                 .map(|k| {
                     Err(StorageError::Other {
@@ -214,7 +222,6 @@ impl Storage for MemStorage {
                     })
                 })
                 .collect(),
-            Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
         }
     }
 

@@ -108,11 +108,18 @@ impl S3Server {
 
     /// Writes an object as any S3 client would (boto3, a dependency of moto).
     pub fn put_object(&self, bucket: &str, key: &str, body: &[u8]) {
+        self.put_objects(bucket, &[(key.to_owned(), body.to_vec())]);
+    }
+
+    /// Writes objects as any S3 client would (boto3), in one process. Keys and bodies go through
+    /// standard input as JSON, so a key may hold any character.
+    pub fn put_objects(&self, bucket: &str, objects: &[(String, Vec<u8>)]) {
         let script = format!(
-            "import boto3, sys\n\
+            "import boto3, json, sys\n\
              s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1',\n\
                aws_access_key_id='test', aws_secret_access_key='test')\n\
-             s3.put_object(Bucket='{bucket}', Key='{key}', Body=sys.stdin.buffer.read())\n",
+             for key, body in json.load(sys.stdin):\n\
+             \x20   s3.put_object(Bucket='{bucket}', Key=key, Body=bytes(body))\n",
             self.endpoint()
         );
         let mut child = Command::new("python3")
@@ -123,8 +130,13 @@ impl S3Server {
             .stdin(Stdio::piped())
             .spawn()
             .unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), body).unwrap();
-        assert!(child.wait().unwrap().success(), "put_object {bucket}/{key}");
+        let json = serde_json::to_vec(objects).unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &json).unwrap();
+        let keys: Vec<&str> = objects.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(
+            child.wait().unwrap().success(),
+            "put_object {bucket}: {keys:?}"
+        );
     }
 
     /// Every object version and delete marker in `bucket` (ListObjectVersions through boto3), as
@@ -167,51 +179,4 @@ impl Drop for S3Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-impl S3Server {
-    /// Writes objects as any S3 client would (boto3), in one process: keys may hold any character.
-    pub fn put_objects(&self, bucket: &str, objects: &[(String, Vec<u8>)]) {
-        let script = format!(
-            "import boto3, json, sys, base64\n\
-             s3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1',\n\
-               aws_access_key_id='test', aws_secret_access_key='test')\n\
-             for key, body in json.load(sys.stdin):\n\
-             \x20   s3.put_object(Bucket='{bucket}', Key=key, Body=base64.b64decode(body))\n",
-            self.endpoint()
-        );
-        let payload: Vec<(String, String)> = objects
-            .iter()
-            .map(|(k, b)| (k.clone(), base64(b)))
-            .collect();
-        let mut child = Command::new("python3")
-            .arg("-c")
-            .arg(script)
-            .env_remove("AWS_CA_BUNDLE")
-            .env_remove("AWS_PROFILE")
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let json = serde_json::to_vec(&payload).unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &json).unwrap();
-        assert!(child.wait().unwrap().success(), "put_objects into {bucket}");
-    }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            out.push(if i <= c.len() {
-                A[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
 }
