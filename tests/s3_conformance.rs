@@ -88,7 +88,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     let tops: BTreeSet<&str> = repos.iter().map(|r| r.split('/').next().unwrap()).collect();
     // One listing of docker/registry/v2/ checks that the prefix holds a store at all.
     let lists = 1
-        + u64::from(regsweep::layout::BLOB_SHARDS)
+        + u64::from(regsweep::model::layout::BLOB_SHARDS)
         + 1
         + tops.len() as u64
         + 1

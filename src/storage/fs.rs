@@ -6,7 +6,7 @@
 //! removes a blob's whole `<hex>/` folder.
 
 use super::{Entry, HeldLock, Lean, ListingNote, LockToken, Storage, StorageError};
-use crate::layout::{self, Leaf};
+use crate::model::layout::{self, Leaf};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use std::ffi::CStr;

@@ -1,5 +1,5 @@
 //! Who holds the store's lock, as a backend writes it into the lock and reads it back
-//! (see [`crate::lock`] for the lock itself).
+//! (see [`crate::pipeline::lock`] for the lock itself).
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -23,7 +23,7 @@ impl Holder {
             host: hostname(),
             pid,
             started: humantime::format_rfc3339_seconds(started).to_string(),
-            started_unix: crate::time::unix_seconds(started),
+            started_unix: crate::model::time::unix_seconds(started),
             command,
         }
     }

@@ -12,7 +12,7 @@ pub mod holder;
 pub mod mem;
 pub mod s3;
 
-use crate::digest::Digest;
+use crate::model::digest::Digest;
 use std::time::SystemTime;
 
 /// One object found by a listing.
@@ -24,13 +24,13 @@ pub struct Entry {
     pub size: u64,
     /// Last modification time; `None` when the backend learned only that the object exists (a
     /// filesystem listing does not stat link files whose folder name is all they say, see
-    /// [`crate::layout::folder_leaf`]).
+    /// [`crate::model::layout::folder_leaf`]).
     pub modified: Option<SystemTime>,
     /// What the backend's listing says of the object's content where it says something (an S3
     /// ETag); opaque to the collector, which asks [`Storage::link_proven`] what it proves.
     pub etag: Option<String>,
     /// The object's bytes, when the backend read them while listing (small link files that a
-    /// filesystem walk reads in passing, see [`crate::layout::Leaf`]).
+    /// filesystem walk reads in passing, see [`crate::model::layout::Leaf`]).
     pub content: Option<Vec<u8>>,
 }
 
@@ -98,12 +98,12 @@ pub struct ListingNote {
     pub message: String,
 }
 
-/// A lock held by someone else, as the backend found it (see [`crate::lock`]).
+/// A lock held by someone else, as the backend found it (see [`crate::pipeline::lock`]).
 #[derive(Debug, Clone)]
 pub struct HeldLock {
     /// Where the lock is: a path or an `s3://` URL.
     pub location: String,
-    /// The holder's record ([`crate::lock::Holder`] as JSON), where the backend could learn it.
+    /// The holder's record ([`crate::pipeline::lock::Holder`] as JSON), where the backend could learn it.
     pub record: Option<Vec<u8>>,
     /// When the lock was last written.
     pub renewed: Option<SystemTime>,
@@ -255,7 +255,7 @@ pub trait Storage: Sync {
     /// backend can. `Ok(Err(held))` when someone else holds it. The lock lasts until [`Storage::unlock`].
     fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError>;
 
-    /// Removes a lock that [`crate::lock`] judged stale (only that one: a lock taken again since stays).
+    /// Removes a lock that [`crate::pipeline::lock`] judged stale (only that one: a lock taken again since stays).
     fn break_lock(&self, held: &HeldLock) -> Result<(), StorageError>;
 
     /// Releases a lock taken by [`Storage::try_lock`].

@@ -10,7 +10,7 @@
 //! Throttling (503 SlowDown), 5xx and dropped connections are retried by the SDK's standard retry
 //! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
 
-use crate::digest::Digest;
+use crate::model::digest::Digest;
 
 use super::{
     Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, RequestCounts, Storage,

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn sha256(data: &[u8]) -> String {
-    regsweep::digest::Digest::of(data).to_string()
+    regsweep::model::digest::Digest::of(data).to_string()
 }
 
 fn put_blob(dir: &Path, data: &[u8]) -> (String, usize) {

@@ -1,7 +1,7 @@
 //! Stores written file by file, for shapes the registry will not produce (bad links, corrupt
 //! manifests, referrers, schema 1) and for setting modification times.
 
-use regsweep::digest::Digest;
+use regsweep::model::digest::Digest;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 

@@ -1,15 +1,15 @@
 //! The analysis: inventory → catalog → mark → plan, for every command that judges blobs (`gc`,
-//! `apply`, and the reports that weigh them). It never deletes; [`crate::gc::execute`] sweeps what it
+//! `apply`, and the reports that weigh them). It never deletes; [`crate::commands::gc::execute`] sweeps what it
 //! planned, after the re-check. There is no dry-run flag below this point: what the dry run shows is
 //! exactly what `--delete` executes.
 
-use crate::catalog::{self, Catalog};
-use crate::digest::Digest;
-use crate::inventory::{self, Inventory};
-use crate::mark::{self, MarkOptions, Marks};
-use crate::plan::Plan;
-use crate::problem::Problem;
-use crate::progress::{AnalysisError, Count, Progress};
+use crate::model::digest::Digest;
+use crate::model::problem::Problem;
+use crate::pipeline::catalog::{self, Catalog};
+use crate::pipeline::inventory::{self, Inventory};
+use crate::pipeline::mark::{self, MarkOptions, Marks};
+use crate::pipeline::plan::Plan;
+use crate::pipeline::progress::{AnalysisError, Count, Progress};
 use crate::storage::{MultipartUpload, Storage};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -65,7 +65,7 @@ pub fn analyse(
     storage: &dyn Storage,
     options: &GcOptions,
     progress: &Progress,
-    cache: Option<&crate::manifest_cache::ManifestCache>,
+    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
 ) -> Result<Analysis, AnalysisError> {
     let start = Instant::now();
     let versioning = storage.versioning().map_err(|e| e.to_string());
@@ -81,7 +81,7 @@ pub fn analyse(
     progress.check()?;
     let marking = format!(
         "marking ({} manifests)",
-        crate::text::thousands(catalog.len() as u64)
+        crate::model::text::thousands(catalog.len() as u64)
     );
     progress.phase(&marking, Count::ManifestsRead, None);
     let mark_options = MarkOptions {
@@ -121,7 +121,7 @@ pub fn analyse(
     let candidates: Vec<usize> = (inventory.repositories.iter().zip(&marks.untagged))
         .enumerate()
         .filter(|(_, (r, untagged))| {
-            crate::plan::could_be_left_empty(r, untagged, options.grace_cutoff())
+            crate::pipeline::plan::could_be_left_empty(r, untagged, options.grace_cutoff())
                 && !(r.layer_links.is_empty() && r.dangling_layer_links.is_empty())
         })
         .map(|(i, _)| i)

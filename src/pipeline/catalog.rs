@@ -12,13 +12,13 @@
 //! References are kept as [`BlobId`]s (4 bytes each) where the store holds the blob, and as digests
 //! only when it does not.
 
-use crate::digest::Digest;
-use crate::inventory::{BlobId, BlobTable, Inventory};
-use crate::layout;
-use crate::manifest::{self, Child, MAX_MANIFEST_BYTES, Manifest, ManifestKind};
-use crate::manifest_cache::{Cached, ManifestCache};
-use crate::problem::{Problem, ProblemKind};
-use crate::progress::{Count, Progress};
+use crate::model::digest::Digest;
+use crate::model::layout;
+use crate::model::manifest::{self, Child, MAX_MANIFEST_BYTES, Manifest, ManifestKind};
+use crate::model::problem::{Problem, ProblemKind};
+use crate::pipeline::inventory::{BlobId, BlobTable, Inventory};
+use crate::pipeline::manifest_cache::{Cached, ManifestCache};
+use crate::pipeline::progress::{Count, Progress};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -224,8 +224,8 @@ pub fn read(
     progress.phase(
         &format!(
             "reading manifests ({} blobs, {} repositories)",
-            crate::text::thousands(inv.blobs.len() as u64),
-            crate::text::thousands(inv.repositories.len() as u64)
+            crate::model::text::thousands(inv.blobs.len() as u64),
+            crate::model::text::thousands(inv.repositories.len() as u64)
         ),
         Count::ManifestsRead,
         Some(0),

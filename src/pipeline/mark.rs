@@ -24,9 +24,9 @@
 //! Work is split over rayon by repository (whether an entry is followed depends on it); each task
 //! keeps its own bitmap and the bitmaps are united once at the end.
 
-use crate::catalog::{Catalog, Refs, State};
-use crate::digest::Digest;
-use crate::inventory::{BlobTable, Inventory, Repository};
+use crate::model::digest::Digest;
+use crate::pipeline::catalog::{Catalog, Refs, State};
+use crate::pipeline::inventory::{BlobTable, Inventory, Repository};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::{HashMap, HashSet};

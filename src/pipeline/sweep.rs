@@ -19,15 +19,15 @@
 //! ([`Storage::delete_batch`]), batches in parallel.
 //!
 //! After each batch of links or blobs is gone, [`AfterDelete`] hears of it (the registry's
-//! blob-descriptor cache is evicted there, see [`crate::cache`]): after, so that a read in between
+//! blob-descriptor cache is evicted there, see [`crate::pipeline::cache`]): after, so that a read in between
 //! cannot put a key back for something still there. When it answers that the sweep must stop (the
 //! cache went away), no further batch is started: what was not attempted stays, as after a crash.
 
-use crate::digest::Digest;
-use crate::inventory::Tag;
-use crate::layout;
-use crate::plan::{Plan, PlanItem};
-use crate::progress::{Count, Progress};
+use crate::model::digest::Digest;
+use crate::model::layout;
+use crate::pipeline::inventory::Tag;
+use crate::pipeline::plan::{Plan, PlanItem};
+use crate::pipeline::progress::{Count, Progress};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -220,14 +220,16 @@ pub fn sweep_telling(
     progress.phase(
         &format!(
             "sweeping {} items",
-            crate::text::thousands(plan.items.len() as u64)
+            crate::model::text::thousands(plan.items.len() as u64)
         ),
         Count::Deleted,
         Some(deletes),
     );
     sweep_steps(storage, plan, after, &stop, &mut out);
     if out.not_attempted > 0 {
-        out.stopped_by = progress.stop_requested().map(crate::progress::signal_name);
+        out.stopped_by = progress
+            .stop_requested()
+            .map(crate::pipeline::progress::signal_name);
     }
     out
 }

@@ -13,8 +13,8 @@
 //! present when the repository links it either way the registry resolves a manifest (a revision link
 //! or a `_layers` link), so a tag is never called an orphan while its subject can still be pulled.
 
-use crate::digest::Digest;
-use crate::inventory::{BlobTable, Repository, Tag};
+use crate::model::digest::Digest;
+use crate::pipeline::inventory::{BlobTable, Repository, Tag};
 
 /// The suffixes cosign gives the tags it writes beside an image.
 const COSIGN_SUFFIXES: [&str; 3] = [".sig", ".att", ".sbom"];

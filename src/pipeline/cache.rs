@@ -16,9 +16,9 @@
 //! refuses to start otherwise; a cache that fails halfway stops the sweep, and the report names the
 //! keys left. A registry caching `inmemory` cannot be reached from outside: it must be restarted.
 
-use crate::digest::Digest;
-use crate::plan::Plan;
-use crate::sweep::AfterDelete;
+use crate::model::digest::Digest;
+use crate::pipeline::plan::Plan;
+use crate::pipeline::sweep::AfterDelete;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -390,7 +390,7 @@ impl CacheReport {
                 "{} of deleted things may still be cached, so the registry may claim swept blobs \
                  exist: delete them (all listed in --json's cache.keys_left) or flush the cache \
                  ({flush}), and restart the registry, before it takes writes again",
-                crate::text::count(r.keys_left.len() as u64, "key", "keys")
+                crate::model::text::count(r.keys_left.len() as u64, "key", "keys")
             ));
         }
         r
@@ -400,7 +400,7 @@ impl CacheReport {
 impl CacheReport {
     /// The cache's lines of the human summary (its advice goes last, see [`CacheReport::advice`]).
     pub fn write_human(&self, out: &mut dyn std::io::Write, dry_run: bool) -> std::io::Result<()> {
-        use crate::text::count;
+        use crate::model::text::count;
         let name = match (&self.address, self.from) {
             (Some(a), Some(from)) => format!("{} (from {from})", a),
             _ => format!("{} blob-descriptor cache", self.kind),
@@ -411,8 +411,8 @@ impl CacheReport {
             ("redis", Some(true), true) => writeln!(
                 out,
                 "  cache         {name}: {} of {keys} and {} of {members} cached now; --delete evicts what it deletes",
-                crate::text::thousands(self.evicted_keys),
-                crate::text::thousands(self.evicted_set_members),
+                crate::model::text::thousands(self.evicted_keys),
+                crate::model::text::thousands(self.evicted_set_members),
             )?,
             ("redis", Some(true), false) => writeln!(
                 out,
@@ -432,7 +432,7 @@ impl CacheReport {
             writeln!(
                 out,
                 "  cache         left: {}",
-                crate::text::first_few(&self.keys_left, 3)
+                crate::model::text::first_few(&self.keys_left, 3)
             )?;
         }
         Ok(())

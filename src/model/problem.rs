@@ -5,7 +5,7 @@
 //! few that say only that a kept blob's data is damaged ([`ProblemKind::blocks_delete`]) are reported
 //! and do not stop a sweep, which never touches what a manifest names.
 
-use crate::digest::Digest;
+use crate::model::digest::Digest;
 use serde::Serialize;
 
 /// The kinds of problem.

@@ -5,7 +5,7 @@
 //! name ends at its first component that starts with `_` (`_manifests`, `_layers`, `_uploads`):
 //! components of a name never do, which is what lets `a` and `a/b` both be repositories.
 
-use crate::digest::Digest;
+use crate::model::digest::Digest;
 
 /// Prefix of all blob data.
 pub const BLOBS: &str = "docker/registry/v2/blobs/sha256/";

@@ -13,17 +13,17 @@
 //!
 //! Orphan blobs are counted in the summary: they are `gc`'s business, not a fault.
 
-use crate::catalog::{self, Catalog, State};
-use crate::digest::Digest;
-use crate::inventory::{self, Inventory, unix_seconds};
-use crate::layout;
-use crate::mark;
-use crate::problem::{Problem, ProblemKind};
-use crate::progress::{AnalysisError, Count, Progress};
-use crate::referrers;
+use crate::model::digest::Digest;
+use crate::model::layout;
+use crate::model::problem::{Problem, ProblemKind};
+use crate::pipeline::catalog::{self, Catalog, State};
+use crate::pipeline::inventory::{self, Inventory, unix_seconds};
+use crate::pipeline::mark;
+use crate::pipeline::progress::{AnalysisError, Count, Progress};
+use crate::pipeline::referrers;
+use crate::report::audit::{AuditReport, AuditSummary, OrphanReferrerTag};
 use crate::storage::{Storage, StorageError};
-use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What to check.
@@ -36,53 +36,12 @@ pub struct AuditOptions {
     pub now: SystemTime,
 }
 
-/// Counts of what the store holds.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct AuditSummary {
-    pub repositories: u64,
-    pub tags: u64,
-    /// Manifest revisions, as `gc` and `du` count them (a manifest in two repositories counts twice).
-    pub manifests: u64,
-    pub blobs: u64,
-    pub blob_bytes: u64,
-    /// Blobs that nothing references (what `gc --grace 0s` would collect).
-    pub orphan_blobs: u64,
-    pub orphan_bytes: u64,
-    /// Blobs hashed (with `--verify-digests`).
-    pub verified_blobs: u64,
-    pub problems: BTreeMap<ProblemKind, u64>,
-}
-
-/// A referrer tag (`sha256-<hex>`, or cosign's `.sig`/`.att`/`.sbom`) whose subject manifest the
-/// repository no longer holds: garbage for `prune-tags --orphan-referrer-tags`, not a fault.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct OrphanReferrerTag {
-    pub repo: String,
-    pub tag: String,
-    pub subject: Digest,
-}
-
-/// The `audit` report.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditReport {
-    pub storage: String,
-    pub summary: AuditSummary,
-    pub problems: Vec<Problem>,
-    pub orphan_referrer_tags: Vec<OrphanReferrerTag>,
-    pub elapsed_ms: u64,
-    /// What the run took from and added to the manifest cache (absent with `--no-cache`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_cache: Option<crate::manifest_cache::CacheReport>,
-}
-
-impl crate::report::WriteJson for AuditReport {}
-
 /// Audits the store.
 pub fn audit(
     storage: &dyn Storage,
     options: &AuditOptions,
     progress: &Progress,
-    cache: Option<&crate::manifest_cache::ManifestCache>,
+    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
 ) -> Result<AuditReport, AnalysisError> {
     let start = Instant::now();
     let inv =
@@ -369,77 +328,4 @@ fn verify_digests(
     let hashed: Vec<Option<Problem>> = results.into_iter().flatten().collect();
     let n = hashed.len() as u64;
     (hashed.into_iter().flatten().collect(), n)
-}
-
-impl AuditReport {
-    pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        use crate::text::{count, human_bytes};
-        for p in &self.problems {
-            let kind = serde_json::to_value(p.kind).unwrap_or_default();
-            writeln!(out, "{:<17} {}", kind.as_str().unwrap_or("?"), p)?;
-        }
-        let s = &self.summary;
-        writeln!(
-            out,
-            "{}, {}, {}, {} ({}); {} ({}) that nothing references, for gc (at --grace 0s)",
-            count(s.repositories, "repository", "repositories"),
-            count(s.tags, "tag", "tags"),
-            count(s.manifests, "manifest", "manifests"),
-            count(s.blobs, "blob", "blobs"),
-            human_bytes(s.blob_bytes),
-            count(s.orphan_blobs, "blob", "blobs"),
-            human_bytes(s.orphan_bytes)
-        )?;
-        if s.verified_blobs > 0 {
-            writeln!(
-                out,
-                "{} hashed against their names",
-                count(s.verified_blobs, "blob", "blobs")
-            )?;
-        }
-        if let Some(c) = &self.manifest_cache {
-            c.write_human(out)?;
-        }
-        for o in &self.orphan_referrer_tags {
-            writeln!(
-                out,
-                "orphan referrer tag {}:{} (its subject {} is no longer in the repository)",
-                o.repo, o.tag, o.subject
-            )?;
-        }
-        if !self.orphan_referrer_tags.is_empty() {
-            writeln!(
-                out,
-                "{}: `regsweep prune-tags --repo '**' --orphan-referrer-tags` \
-                 removes them, then `gc -m` frees what they kept",
-                count(
-                    self.orphan_referrer_tags.len() as u64,
-                    "orphan referrer tag",
-                    "orphan referrer tags"
-                )
-            )?;
-        }
-        if self.problems.is_empty() {
-            writeln!(out, "no problems found")
-        } else {
-            let counts: Vec<String> = s
-                .problems
-                .iter()
-                .map(|(k, n)| {
-                    let k = serde_json::to_value(k).unwrap_or_default();
-                    format!(
-                        "{} {}",
-                        crate::text::thousands(*n),
-                        k.as_str().unwrap_or("?")
-                    )
-                })
-                .collect();
-            writeln!(
-                out,
-                "{}: {}",
-                count(self.problems.len() as u64, "problem", "problems"),
-                counts.join(", ")
-            )
-        }
-    }
 }

@@ -10,12 +10,12 @@
 //! [`MetricsOutput`] writes the file atomically: a temporary file beside it, renamed into place, so
 //! that the collector never reads half a file.
 
-use crate::audit::AuditReport;
-use crate::du::DuReport;
-use crate::problem::{Problem, ProblemKind};
-use crate::prune::PruneReport;
-use crate::report::GcReport;
-use crate::staged::Staged;
+use crate::model::problem::{Problem, ProblemKind};
+use crate::model::staged::Staged;
+use crate::report::audit::AuditReport;
+use crate::report::du::DuReport;
+use crate::report::gc::GcReport;
+use crate::report::prune_tags::PruneReport;
 use crate::storage::RequestCounts;
 use std::fmt::Write as _;
 use std::path::Path;

@@ -5,18 +5,18 @@
 //!   and its size and age come from the listing: no blob is opened. The result is the [`BlobTable`], a
 //!   table of digests sorted so that a digest's index is its compact [`BlobId`];
 //! - the repositories, one shard per top-level folder of `repositories/`. Keys are classified by
-//!   [`crate::layout`]. Tag `current` links and revision links are then read in parallel: the tag's to
+//!   [`crate::model::layout`]. Tag `current` links and revision links are then read in parallel: the tag's to
 //!   learn its target, the revision's to check that it names its own folder (the registry resolves a
 //!   revision through that content, so a bad one must be reported, never guessed around).
 //!
 //! Anything odd becomes a [`Problem`] and the walk goes on.
 
-use crate::digest::Digest;
-use crate::layout::{self, BlobKey, RepoKey};
-use crate::problem::{Problem, ProblemKind};
-use crate::progress::{Count, Progress, Tally};
+use crate::model::digest::Digest;
+use crate::model::layout::{self, BlobKey, RepoKey};
+use crate::model::problem::{Problem, ProblemKind};
+pub use crate::model::time::unix_seconds;
+use crate::pipeline::progress::{Count, Progress, Tally};
 use crate::storage::{Entry, Lean, ListingNote, Storage, StorageError};
-pub use crate::time::unix_seconds;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, HashMap};
@@ -223,7 +223,7 @@ impl BlobTable {
         progress.phase(
             &format!(
                 "measuring {} blobs that may be swept",
-                crate::text::thousands(todo.len() as u64)
+                crate::model::text::thousands(todo.len() as u64)
             ),
             Count::Measured,
             Some(todo.len() as u64),
@@ -741,7 +741,7 @@ fn scan_repositories(
         progress.phase(
             &format!(
                 "reading tag and revision links ({} repositories)",
-                crate::text::thousands(repos.len() as u64)
+                crate::model::text::thousands(repos.len() as u64)
             ),
             Count::LinksRead,
             Some(to_read.len() as u64),

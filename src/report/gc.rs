@@ -1,20 +1,13 @@
 //! The `gc` report: one plain struct, rendered as JSON or as a short human summary.
 
-use crate::analysis::{Analysis, GcOptions};
-use crate::problem::Problem;
+use crate::model::problem::Problem;
+use crate::model::text::{count, human_bytes, thousands};
+use crate::pipeline::analysis::{Analysis, GcOptions};
+use crate::pipeline::sweep::Deleted;
+use crate::report::{PlanWritten, WriteJson};
 use crate::storage::{RequestCounts, Versioning};
-use crate::sweep::Deleted;
-pub use crate::text::{count, first_few, human_bytes, thousands};
 use serde::Serialize;
 use std::io::{self, Write};
-
-/// A report written as `--json` prints it: pretty JSON and a newline. Every command's report.
-pub trait WriteJson: Serialize {
-    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, self)?;
-        writeln!(out)
-    }
-}
 
 impl WriteJson for GcReport {}
 
@@ -83,8 +76,8 @@ pub struct Unlinked {
 /// Per repository, what the plan takes; largest first.
 fn losses(a: &Analysis) -> (Vec<RepoLoss>, Unlinked, u64) {
     use std::collections::{BTreeMap, HashMap, HashSet};
-    let swept: HashMap<&crate::digest::Digest, u64> = a.plan.blobs().collect();
-    let mut attributed: HashSet<&crate::digest::Digest> = HashSet::new();
+    let swept: HashMap<&crate::model::digest::Digest, u64> = a.plan.blobs().collect();
+    let mut attributed: HashSet<&crate::model::digest::Digest> = HashSet::new();
     let mut by: BTreeMap<String, RepoLoss> = BTreeMap::new();
     fn entry<'m>(by: &'m mut BTreeMap<String, RepoLoss>, name: &str) -> &'m mut RepoLoss {
         by.entry(name.to_owned()).or_insert_with(|| RepoLoss {
@@ -165,7 +158,7 @@ pub struct GcReport {
     pub s3: Option<RequestCounts>,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_cache: Option<crate::manifest_cache::CacheReport>,
+    pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
     /// When a plan file was applied: how its items fared.
@@ -179,7 +172,7 @@ pub struct GcReport {
     pub bucket_versioning: Option<BucketVersioning>,
     /// The registry's blob-descriptor cache: what the plan has cached, what a sweep evicted.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<crate::cache::CacheReport>,
+    pub cache: Option<crate::pipeline::cache::CacheReport>,
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
@@ -230,24 +223,6 @@ impl BucketVersioning {
                 ),
             }),
         }
-    }
-}
-
-/// Where a plan file went, and how to execute it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanWritten {
-    pub path: String,
-    /// The command that executes it, after review.
-    pub apply: String,
-}
-
-impl PlanWritten {
-    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(
-            out,
-            "Plan written to {}; review it, then `{}` executes it.",
-            self.path, self.apply
-        )
     }
 }
 
@@ -596,8 +571,8 @@ impl GcReport {
 }
 
 /// Every item of a plan, one a line, for `--list`.
-pub fn write_plan_list(plan: &crate::plan::Plan, out: &mut dyn Write) -> io::Result<()> {
-    use crate::plan::PlanItem;
+pub fn write_plan_list(plan: &crate::pipeline::plan::Plan, out: &mut dyn Write) -> io::Result<()> {
+    use crate::pipeline::plan::PlanItem;
     for item in &plan.items {
         match item {
             PlanItem::Manifest { repo, digest, tags } if tags.is_empty() => {
@@ -648,37 +623,4 @@ pub struct Applied {
     pub already_gone: u64,
     /// Garbage the new analysis found that the file does not list: left alone, it was not reviewed.
     pub new_since_plan: u64,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{count, first_few, human_bytes, thousands};
-
-    #[test]
-    fn a_message_names_the_first_few_and_says_when_there_are_more() {
-        let items: Vec<String> = (1..=3).map(|i| i.to_string()).collect();
-        assert_eq!(first_few(&items, 5), "1; 2; 3");
-        assert_eq!(first_few(&items, 3), "1; 2; 3");
-        assert_eq!(first_few(&items, 2), "1; 2; …");
-    }
-
-    #[test]
-    fn counts_have_separators_and_agree_in_number() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(100_327), "100,327");
-        assert_eq!(thousands(12_345_678), "12,345,678");
-        assert_eq!(count(1, "manifest", "manifests"), "1 manifest");
-        assert_eq!(count(0, "manifest", "manifests"), "0 manifests");
-        assert_eq!(count(1_000_000, "blob", "blobs"), "1,000,000 blobs");
-    }
-
-    #[test]
-    fn sizes_are_human() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
-    }
 }

@@ -24,8 +24,8 @@
 //! the new ones), renamed over it, so a run that is cut off leaves the old file, and two runs at once
 //! leave one of theirs. Deleting it at any time is safe.
 
-use crate::digest::Digest;
-use crate::manifest::{Child, Manifest, ManifestKind};
+use crate::model::digest::Digest;
+use crate::model::manifest::{Child, Manifest, ManifestKind};
 use memmap2::Mmap;
 use serde::Serialize;
 use std::fs::File;
@@ -73,7 +73,7 @@ pub struct CacheReport {
 impl CacheReport {
     /// One line of figures, and a note for each thing that went wrong.
     pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        use crate::text::thousands;
+        use crate::model::text::thousands;
         writeln!(
             out,
             "  manifest cache {} from the cache, {} read from the store, {} added ({})",

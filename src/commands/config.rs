@@ -3,7 +3,7 @@
 //! Reading the registry's configuration means the operator names the store exactly as the registry
 //! sees it, and lets later safety checks read `storage.maintenance.readonly`.
 
-use crate::cache::{CacheSpec, RedisSpec, RedisTls};
+use crate::pipeline::cache::{CacheSpec, RedisSpec, RedisTls};
 use crate::storage::fs::FsStorage;
 use crate::storage::s3::{S3Options, S3Storage};
 use crate::storage::{Storage, StorageError};
@@ -279,7 +279,8 @@ fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
             ));
         }
     };
-    let (host, port) = crate::cache::host_port(&addr).map_err(|e| format!("redis.addr: {e}"))?;
+    let (host, port) =
+        crate::pipeline::cache::host_port(&addr).map_err(|e| format!("redis.addr: {e}"))?;
     let duration = |v: Option<serde_norway::Value>, name: &str, default| match v {
         None => Ok(default),
         Some(v) => go_duration(&v).ok_or_else(|| format!("redis.{name}: {v:?} is not a duration")),
@@ -309,17 +310,17 @@ fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
         dial_timeout: duration(
             section.dialtimeout,
             "dialtimeout",
-            crate::cache::DIAL_TIMEOUT,
+            crate::pipeline::cache::DIAL_TIMEOUT,
         )?,
         read_timeout: duration(
             section.readtimeout,
             "readtimeout",
-            crate::cache::READ_TIMEOUT,
+            crate::pipeline::cache::READ_TIMEOUT,
         )?
         .max(duration(
             section.writetimeout,
             "writetimeout",
-            crate::cache::READ_TIMEOUT,
+            crate::pipeline::cache::READ_TIMEOUT,
         )?),
         from: "config.yml",
     })
@@ -334,7 +335,7 @@ fn go_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
         _ => return None,
     };
     Some(if d.is_zero() {
-        crate::cache::READ_TIMEOUT
+        crate::pipeline::cache::READ_TIMEOUT
     } else {
         d
     })

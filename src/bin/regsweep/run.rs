@@ -6,14 +6,14 @@ use crate::cli::{
 };
 use crate::display::{Display, Mode};
 use anyhow::Context;
-use regsweep::cache::{CacheReport, CacheSpec, Evictor, RedisSpec};
-use regsweep::config::{StorageSpec, Target};
-use regsweep::gc::{self, GcOptions};
-use regsweep::manifest_cache::ManifestCache;
-use regsweep::metrics::{Metrics, MetricsOutput};
-use regsweep::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
-use regsweep::progress::{AnalysisError, Progress};
+use regsweep::commands::config::{StorageSpec, Target};
+use regsweep::commands::gc::{self, GcOptions};
+use regsweep::pipeline::cache::{CacheReport, CacheSpec, Evictor, RedisSpec};
+use regsweep::pipeline::manifest_cache::ManifestCache;
+use regsweep::pipeline::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
+use regsweep::pipeline::progress::{AnalysisError, Progress};
 use regsweep::report::WriteJson;
+use regsweep::report::metrics::{Metrics, MetricsOutput};
 use regsweep::storage::Storage;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -269,7 +269,7 @@ fn open_storage(
     delete_versions: bool,
     job: &Job,
 ) -> anyhow::Result<(Target, Box<dyn Storage>)> {
-    let mut target = regsweep::config::resolve(arg)?;
+    let mut target = regsweep::commands::config::resolve(arg)?;
     match &mut target.spec {
         StorageSpec::S3(opts) => {
             if s3.endpoint_url.is_some() {
@@ -284,9 +284,9 @@ fn open_storage(
         ),
         _ => {}
     }
-    let storage = regsweep::config::open(&target.spec)?;
+    let storage = regsweep::commands::config::open(&target.spec)?;
     storage.stop_listings_on(job.progress.stop_flag());
-    regsweep::store_root::check(storage.as_ref())?;
+    regsweep::pipeline::store_root::check(storage.as_ref())?;
     // Remote backends wait on the network: more threads than cores keep requests in flight.
     // RAYON_NUM_THREADS, when set, wins (rayon reads it itself).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -306,7 +306,7 @@ fn prepare_delete<'a>(
     target: &Target,
     storage: &'a dyn Storage,
     safety: &SafetyArgs,
-) -> anyhow::Result<Result<Option<regsweep::lock::Guard<'a>>, Exit>> {
+) -> anyhow::Result<Result<Option<regsweep::pipeline::lock::Guard<'a>>, Exit>> {
     if !delete {
         return Ok(Ok(None));
     }
@@ -314,9 +314,9 @@ fn prepare_delete<'a>(
         eprintln!("regsweep: {message}");
         return Ok(Err(Exit::Error));
     }
-    match regsweep::lock::acquire(storage, safety.break_lock) {
+    match regsweep::pipeline::lock::acquire(storage, safety.break_lock) {
         Ok(guard) => Ok(Ok(Some(guard))),
-        Err(e @ regsweep::lock::LockError::Storage { .. }) => Err(e.into()),
+        Err(e @ regsweep::pipeline::lock::LockError::Storage { .. }) => Err(e.into()),
         Err(e) => {
             eprintln!("regsweep: {e}");
             Ok(Err(Exit::Error))
@@ -413,7 +413,7 @@ fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
     match args
         .cache_dir
         .clone()
-        .or_else(regsweep::manifest_cache::default_dir)
+        .or_else(regsweep::pipeline::manifest_cache::default_dir)
     {
         Some(dir) => Some(ManifestCache::open(&dir)),
         None => {
@@ -429,7 +429,7 @@ fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
 fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
     let manifests = manifest_cache(&args.manifest_cache);
-    let result = regsweep::du::du(storage.as_ref(), &job.progress, manifests.as_ref());
+    let result = regsweep::commands::du::du(storage.as_ref(), &job.progress, manifests.as_ref());
     let mut report = match analysed(job, result, storage.as_ref())? {
         Ok(r) => r,
         Err(exit) => return Ok(exit),
@@ -449,13 +449,13 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
 
 fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
-    let options = regsweep::audit::AuditOptions {
+    let options = regsweep::commands::audit::AuditOptions {
         verify_digests: args.verify_digests,
         grace: args.grace,
         now: SystemTime::now(),
     };
     let manifests = manifest_cache(&args.manifest_cache).map(ManifestCache::for_audit);
-    let result = regsweep::audit::audit(
+    let result = regsweep::commands::audit::audit(
         storage.as_ref(),
         &options,
         &job.progress,
@@ -517,10 +517,10 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Ok(a) => a,
         Err(exit) => return Ok(exit),
     };
-    let mut report = regsweep::report::GcReport::new(&storage.describe(), &options, &analysis);
+    let mut report = regsweep::report::gc::GcReport::new(&storage.describe(), &options, &analysis);
     report.manifest_cache = manifests.map(ManifestCache::finish);
     if let Some(out) = plan_out {
-        let header = regsweep::apply::gc_header(
+        let header = regsweep::commands::apply::gc_header(
             &storage.identity(),
             &options,
             &analysis.inventory,
@@ -586,7 +586,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
         }
         (PlanCommand::PruneTags, _) => {
             let lines = file.items()?;
-            let (plan, applied) = match regsweep::prune::from_reviewed(
+            let (plan, applied) = match regsweep::commands::prune_tags::from_reviewed(
                 storage.as_ref(),
                 &lines,
                 &file.header.created,
@@ -602,7 +602,8 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
                     return Ok(Exit::Error);
                 }
             };
-            let mut report = plan.report(&storage.describe());
+            let mut report =
+                regsweep::report::prune_tags::PruneReport::new(&storage.describe(), &plan);
             report.applied = Some(applied);
             return delete_tags_and_render(job, &plan, report, storage.as_ref(), true, args.json);
         }
@@ -610,7 +611,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
     if let Err(exit) = cache.check(true, &args.safety) {
         return Ok(exit);
     }
-    let options = regsweep::apply::gc_options(gc_state, SystemTime::now());
+    let options = regsweep::commands::apply::gc_options(gc_state, SystemTime::now());
     let manifests = manifest_cache(&args.manifest_cache);
     let result = gc::analyse(
         storage.as_ref(),
@@ -623,7 +624,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let manifest_cache = manifests.map(ManifestCache::finish);
-    let (plan, applied) = match regsweep::apply::check(&file, &analysis) {
+    let (plan, applied) = match regsweep::commands::apply::check(&file, &analysis) {
         Ok(checked) => checked,
         Err(e) => {
             eprintln!("regsweep: {}: {e}", args.plan.display());
@@ -631,7 +632,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
         }
     };
     analysis.plan = plan;
-    let mut report = regsweep::report::GcReport::new(&storage.describe(), &options, &analysis);
+    let mut report = regsweep::report::gc::GcReport::new(&storage.describe(), &options, &analysis);
     report.applied = Some(applied);
     report.manifest_cache = manifest_cache;
     sweep_and_render(
@@ -650,7 +651,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
 #[allow(clippy::too_many_arguments)]
 fn sweep_and_render(
     job: &mut Job,
-    mut report: regsweep::report::GcReport,
+    mut report: regsweep::report::gc::GcReport,
     storage: &dyn Storage,
     analysis: &gc::Analysis,
     delete: bool,
@@ -671,9 +672,9 @@ fn sweep_and_render(
                 return Ok(Exit::Error);
             }
         };
-        let after: &dyn regsweep::sweep::AfterDelete = match &evictor {
+        let after: &dyn regsweep::pipeline::sweep::AfterDelete = match &evictor {
             Some(e) => e,
-            None => &regsweep::sweep::NoOne,
+            None => &regsweep::pipeline::sweep::NoOne,
         };
         match gc::execute(storage, analysis, &job.progress, after) {
             Ok(deleted) => {
@@ -683,7 +684,7 @@ fn sweep_and_render(
                 let something = deleted.blobs + deleted.manifests + deleted.layer_links > 0;
                 report = report.with_deleted(deleted);
                 if cache.unknown && something {
-                    report.notice = Some(regsweep::report::CACHE_NOTICE.to_owned());
+                    report.notice = Some(regsweep::report::gc::CACHE_NOTICE.to_owned());
                 }
             }
             Err(e) => refused = Some(e),
@@ -705,7 +706,7 @@ fn sweep_and_render(
             report.write_json(out)
         } else {
             if view.list {
-                regsweep::report::write_plan_list(&analysis.plan, out)?;
+                regsweep::report::gc::write_plan_list(&analysis.plan, out)?;
             }
             report.write_human(out, view.top)
         }
@@ -723,8 +724,8 @@ fn sweep_and_render(
 
 fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
-    let rules = regsweep::prune::Rules {
-        repos: regsweep::prune::Rules::repo_globs(&args.repos)?,
+    let rules = regsweep::pipeline::retention::Rules {
+        repos: regsweep::pipeline::retention::Rules::repo_globs(&args.repos)?,
         repo_patterns: args.repos.clone(),
         tag: args.tag,
         keep_tag: args.keep_tag,
@@ -745,7 +746,12 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Ok(guard) => guard,
         Err(exit) => return Ok(exit),
     };
-    let result = regsweep::prune::plan(storage.as_ref(), &rules, SystemTime::now(), &job.progress);
+    let result = regsweep::pipeline::retention::plan(
+        storage.as_ref(),
+        &rules,
+        SystemTime::now(),
+        &job.progress,
+    );
     let plan = match analysed(job, result, storage.as_ref())? {
         Ok(p) => p,
         Err(exit) => return Ok(exit),
@@ -753,7 +759,7 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
     for glob in &plan.unmatched_repo_globs {
         eprintln!("regsweep: warning: --repo {glob:?} matches no repository of the store");
     }
-    let mut report = plan.report(&storage.describe());
+    let mut report = regsweep::report::prune_tags::PruneReport::new(&storage.describe(), &plan);
     if let Some(out) = plan_out {
         let header = PlanHeader::new(
             PlanCommand::PruneTags,
@@ -774,8 +780,8 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
 /// Removes the planned tags when `delete`, then renders the report; the exit status says how it went.
 fn delete_tags_and_render(
     job: &mut Job,
-    plan: &regsweep::prune::PrunePlan,
-    mut report: regsweep::prune::PruneReport,
+    plan: &regsweep::pipeline::retention::PrunePlan,
+    mut report: regsweep::report::prune_tags::PruneReport,
     storage: &dyn Storage,
     delete: bool,
     json: bool,
@@ -783,7 +789,7 @@ fn delete_tags_and_render(
     let mut exit = Exit::Success;
     let mut refused = None;
     if delete {
-        match regsweep::prune::execute(storage, plan, &job.progress) {
+        match regsweep::commands::prune_tags::execute(storage, plan, &job.progress) {
             Ok(deleted) => {
                 if !deleted.failures.is_empty() {
                     exit = Exit::Partial;
@@ -800,7 +806,7 @@ fn delete_tags_and_render(
         if json {
             report.write_json(out)
         } else {
-            regsweep::prune::write_human(plan, &report, out)
+            regsweep::report::prune_tags::write_human(plan, &report, out)
         }
     })?;
     if let Some(e) = refused {

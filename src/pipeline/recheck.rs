@@ -8,9 +8,9 @@
 //! difference is a [`Change`], every refusal a [`Refused`], so that the three paths refuse by the same
 //! rules and in the same words. What lands after the last check is what read-only mode is for.
 
-use crate::digest::Digest;
-use crate::inventory::{self, Repository, Tag};
-use crate::progress::{Count, Progress, Stopped};
+use crate::model::digest::Digest;
+use crate::pipeline::inventory::{self, Repository, Tag};
+use crate::pipeline::progress::{Count, Progress, Stopped};
 use crate::storage::{Storage, StorageError};
 use std::cmp::Ordering;
 use std::fmt;
@@ -134,8 +134,8 @@ impl fmt::Display for Change {
                 f,
                 "tag {repo}:{tag} naming {} was pushed again ({} then, {} now)",
                 named(target),
-                crate::time::rfc3339(*then),
-                crate::time::rfc3339(*now)
+                crate::model::time::rfc3339(*then),
+                crate::model::time::rfc3339(*now)
             ),
             Change::RevisionAdded { repo, digest } => {
                 write!(f, "new manifest revision {repo}@{digest}")
@@ -270,7 +270,7 @@ impl<'a> Judged<'a> {
 /// The repositories as they are now, and how many listed objects had gone when read.
 pub struct Relisted {
     pub repositories: Vec<Repository>,
-    pub problems: Vec<crate::problem::Problem>,
+    pub problems: Vec<crate::model::problem::Problem>,
 }
 
 /// Lists the repositories again (their tags and revisions), as the deletes are about to start.
@@ -508,7 +508,7 @@ impl Fingerprints {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout;
+    use crate::model::layout;
     use crate::storage::mem::{MemStorage, Op};
 
     fn d(c: char) -> Digest {

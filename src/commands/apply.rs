@@ -1,20 +1,20 @@
 //! Plan, then apply: `gc --plan FILE` in the day, `apply FILE STORAGE` in the maintenance window.
 //!
-//! A plan file ([`crate::plan_file`]) starts with a header that records how the plan was made
+//! A plan file ([`crate::pipeline::plan_file`]) starts with a header that records how the plan was made
 //! (options, time) and what it was made from (a fingerprint of every tag and every manifest revision). `apply` analyses the
 //! store again with the same options and deletes only what the file lists and the new analysis
 //! still plans. It refuses, deleting nothing, when the tags or revisions changed since, or when a
 //! listed item is no longer eligible (reachable again, or its data rewritten since the plan). Items
 //! already gone are skipped, so an apply cut off and run again converges.
 
-use crate::analysis::{Analysis, GcOptions};
-use crate::digest::Digest;
-use crate::inventory::{self, Inventory};
-use crate::plan::{Plan, PlanItem};
-use crate::plan_file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
-use crate::recheck::{Fingerprints, Refused, Since};
-pub use crate::report::Applied;
-use crate::time::rfc3339;
+use crate::model::digest::Digest;
+use crate::model::time::rfc3339;
+use crate::pipeline::analysis::{Analysis, GcOptions};
+use crate::pipeline::inventory::{self, Inventory};
+use crate::pipeline::plan::{Plan, PlanItem};
+use crate::pipeline::plan_file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
+use crate::pipeline::recheck::{Fingerprints, Refused, Since};
+use crate::report::gc::Applied;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -88,7 +88,7 @@ fn key(item: &PlanItem) -> Key {
     }
 }
 
-/// Checks a plan file against a fresh analysis of the store (made with [`PlanHeader::options`]).
+/// Checks a plan file against a fresh analysis of the store (made with [`gc_options`]).
 /// On success, returns the plan to sweep: the fresh plan's items that the file lists.
 pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), ApplyError> {
     let header = &file.header;
@@ -206,7 +206,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
         return Err(ApplyError::NoLongerEligible {
             count: refused.len(),
             created: header.created.clone(),
-            examples: crate::text::first_few(&refused, 5),
+            examples: crate::model::text::first_few(&refused, 5),
         });
     }
     let mut plan = Plan {

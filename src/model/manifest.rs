@@ -14,7 +14,7 @@
 //! An unknown media type, or a reference that is not a valid sha256 digest, is an error: the collector
 //! cannot prove what such a manifest keeps alive, so it must not sweep on a guess.
 
-use crate::digest::Digest;
+use crate::model::digest::Digest;
 use serde::Deserialize;
 
 /// Manifests are small; the reference registry refuses ones over 4 MiB.

@@ -9,8 +9,8 @@
 //! unwritable path fails at once, not after an hour of listing) and renamed into place when
 //! complete, so no reader ever sees half a plan.
 
-use crate::digest::Digest;
-use crate::staged::Staged;
+use crate::model::digest::Digest;
+use crate::model::staged::Staged;
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 use std::path::Path;
@@ -22,14 +22,14 @@ pub const VERSION: u32 = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PlanCommand {
-    /// Items are [`crate::plan::PlanItem`]s.
+    /// Items are [`crate::pipeline::plan::PlanItem`]s.
     Gc,
     /// Items are tags ([`TagLine`]).
     PruneTags,
 }
 
 /// What a `gc` plan was made with and from: its options, and counts and fingerprints of every tag
-/// and of the manifest revisions it keeps (see [`crate::recheck::Fingerprints`]).
+/// and of the manifest revisions it keeps (see [`crate::pipeline::recheck::Fingerprints`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcState {
     pub delete_untagged: bool,
@@ -73,7 +73,7 @@ impl PlanHeader {
             version: VERSION,
             command,
             created: humantime::format_rfc3339_seconds(now).to_string(),
-            created_unix: crate::time::unix_seconds(now),
+            created_unix: crate::model::time::unix_seconds(now),
             storage: storage.to_owned(),
             items: 0,
             items_sha256: Digest([0; 32]),
@@ -311,7 +311,7 @@ impl PlanFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::PlanItem;
+    use crate::pipeline::plan::PlanItem;
 
     fn gc_header() -> PlanHeader {
         let d = Digest([9; 32]);

@@ -1,0 +1,11 @@
+//! What the store holds, as values: digests, the store's keys, manifest formats, problems, times and
+//! numbers in words, files written whole. Nothing here does I/O on the store; everything above
+//! builds on it.
+
+pub mod digest;
+pub mod layout;
+pub mod manifest;
+pub mod problem;
+pub mod staged;
+pub mod text;
+pub mod time;

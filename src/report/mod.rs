@@ -1,0 +1,38 @@
+//! What a run found, as a plain struct per command, and its renderers: JSON (`--json`, through
+//! [`WriteJson`]), a human summary, and Prometheus metrics ([`metrics`]). Reports are built from the
+//! pipeline's results and never do I/O on the store.
+
+pub mod audit;
+pub mod du;
+pub mod gc;
+pub mod metrics;
+pub mod prune_tags;
+
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// A report written as `--json` prints it: pretty JSON and a newline. Every command's report.
+pub trait WriteJson: Serialize {
+    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        writeln!(out)
+    }
+}
+
+/// Where a plan file went, and how to execute it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanWritten {
+    pub path: String,
+    /// The command that executes it, after review.
+    pub apply: String,
+}
+
+impl PlanWritten {
+    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "Plan written to {}; review it, then `{}` executes it.",
+            self.path, self.apply
+        )
+    }
+}

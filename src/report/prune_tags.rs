@@ -1,0 +1,175 @@
+//! The `prune-tags` report: per matched repository, each tag kept (and why) or removed, and what a
+//! deletion or a reviewed plan file did. Built from [`crate::pipeline::retention::PrunePlan`].
+
+use crate::model::problem::Problem;
+use crate::model::text::{count, thousands};
+use crate::model::time::rfc3339;
+use crate::pipeline::retention::PrunePlan;
+use crate::pipeline::sweep::TagsDeleted;
+use crate::report::{PlanWritten, WriteJson};
+use serde::Serialize;
+use std::io::Write;
+
+/// Tag counts of one matched repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoCounts {
+    pub name: String,
+    pub tags: usize,
+    pub kept: usize,
+    pub removed: usize,
+}
+
+/// The `--json` summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneReport {
+    pub storage: String,
+    pub dry_run: bool,
+    pub repositories_total: usize,
+    pub repositories_matched: usize,
+    pub tags: usize,
+    pub kept: usize,
+    pub removed: usize,
+    pub repositories: Vec<RepoCounts>,
+    /// `--repo` patterns that matched no repository (a typo is not "nothing to do").
+    pub unmatched_repo_globs: Vec<String>,
+    pub problems: Vec<Problem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<TagsDeleted>,
+    /// Where `--plan` wrote the plan, and the command that executes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan_file: Option<PlanWritten>,
+    /// When a reviewed plan file was applied: how its tags fared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<AppliedTags>,
+    pub elapsed_ms: u64,
+}
+
+impl WriteJson for PruneReport {}
+
+impl PruneReport {
+    /// The report of `plan`, before any deletion.
+    pub fn new(storage: &str, plan: &PrunePlan) -> PruneReport {
+        let repositories: Vec<RepoCounts> = plan
+            .repositories
+            .iter()
+            .map(|r| {
+                let removed = r.tags.iter().filter(|d| d.verdict.removed()).count();
+                RepoCounts {
+                    name: r.name.clone(),
+                    tags: r.tags.len(),
+                    kept: r.tags.len() - removed,
+                    removed,
+                }
+            })
+            .collect();
+        PruneReport {
+            storage: storage.to_owned(),
+            dry_run: true,
+            repositories_total: plan.repositories_total,
+            repositories_matched: repositories.len(),
+            tags: repositories.iter().map(|r| r.tags).sum(),
+            kept: repositories.iter().map(|r| r.kept).sum(),
+            removed: repositories.iter().map(|r| r.removed).sum(),
+            repositories,
+            unmatched_repo_globs: plan.unmatched_repo_globs.clone(),
+            problems: plan.problems.clone(),
+            deleted: None,
+            applied: None,
+            plan_file: None,
+            elapsed_ms: plan.elapsed.as_millis() as u64,
+        }
+    }
+}
+
+/// The human report: per matched repository, each tag kept (and why) or removed.
+pub fn write_human(
+    plan: &PrunePlan,
+    report: &PruneReport,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for r in plan.repositories.iter().filter(|r| !r.tags.is_empty()) {
+        let removed = r.tags.iter().filter(|d| d.verdict.removed()).count();
+        writeln!(
+            out,
+            "{}: {} kept, {} removed",
+            r.name,
+            thousands((r.tags.len() - removed) as u64),
+            thousands(removed as u64)
+        )?;
+        for d in &r.tags {
+            let digest = d.tag.current.map_or_else(
+                || "(no current link)".to_owned(),
+                |d| {
+                    let s = d.to_string();
+                    s[..19].to_owned()
+                },
+            );
+            let (action, why) = if d.verdict.removed() {
+                ("remove", String::new())
+            } else {
+                ("keep  ", format!("  ({})", d.verdict.words()))
+            };
+            writeln!(
+                out,
+                "  {action} {:<24} {digest}  {}{why}",
+                d.tag.name,
+                rfc3339(d.tag.moved)
+            )?;
+        }
+    }
+    for p in &report.problems {
+        writeln!(out, "problem: {p}")?;
+    }
+    writeln!(
+        out,
+        "{} of {} matched: {}, {} kept, {} removed",
+        thousands(report.repositories_matched as u64),
+        count(
+            report.repositories_total as u64,
+            "repository",
+            "repositories"
+        ),
+        count(report.tags as u64, "tag", "tags"),
+        thousands(report.kept as u64),
+        thousands(report.removed as u64)
+    )?;
+    if let Some(a) = &report.applied {
+        writeln!(
+            out,
+            "Plan file: {}: {} still as reviewed, {} already gone.",
+            count(a.planned, "tag", "tags"),
+            thousands(a.eligible),
+            thousands(a.already_gone)
+        )?;
+    }
+    if let Some(p) = &report.plan_file {
+        p.write_human(out)?;
+    }
+    match &report.deleted {
+        None => writeln!(
+            out,
+            "Nothing was deleted (dry run). --delete removes these tags; `regsweep gc -m` then frees what only they kept."
+        ),
+        Some(d) => {
+            writeln!(out, "Deleted {}.", count(d.tags, "tag", "tags"))?;
+            for f in &d.failures {
+                writeln!(out, "  failed: {}: {}", f.key, f.error)?;
+            }
+            writeln!(
+                out,
+                "Run `regsweep gc -m` to free the manifests and blobs only these tags kept."
+            )
+        }
+    }
+}
+
+/// How a reviewed `prune-tags` plan fared against the store as it is now.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppliedTags {
+    /// Tags in the plan file.
+    pub planned: u64,
+    /// Of those, still as reviewed: what is removed.
+    pub eligible: u64,
+    /// Of those, gone already (an earlier apply, or someone else).
+    pub already_gone: u64,
+}
