@@ -16,7 +16,8 @@
 use crate::model::digest::Digest;
 use crate::model::layout;
 use crate::model::problem::{Problem, ProblemKind};
-use crate::pipeline::catalog::{self, Catalog, State};
+use crate::pipeline::analysis::{self, Multipart, StoreRead};
+use crate::pipeline::catalog::{Catalog, State};
 use crate::pipeline::inventory::{self, Inventory, unix_seconds};
 use crate::pipeline::mark;
 use crate::pipeline::progress::{AnalysisError, Count, Progress};
@@ -44,10 +45,17 @@ pub fn audit(
     cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
 ) -> Result<AuditReport, AnalysisError> {
     let start = Instant::now();
-    let inv =
-        progress.unless_stopped(inventory::scan(storage, inventory::Detail::Sizes, progress))?;
-    let cat = catalog::read(storage, &inv, progress, cache);
-    progress.check()?;
+    let StoreRead {
+        inventory: inv,
+        catalog: cat,
+        ..
+    } = analysis::read(
+        storage,
+        inventory::Detail::Sizes,
+        Multipart::NotListed,
+        progress,
+        cache,
+    )?;
     let mut problems: Vec<Problem> = inv.problems.clone();
     problems.extend(cat.problems.iter().cloned());
     problems.extend(check_name_links(storage, &inv, progress));
@@ -81,12 +89,9 @@ pub fn audit(
         verified_blobs: verified,
         ..AuditSummary::default()
     };
-    for id in 0..inv.blobs.len() as u32 {
-        if !plain.blobs.contains(id) {
-            summary.orphan_blobs += 1;
-            summary.orphan_bytes += inv.blobs.size(id);
-        }
-    }
+    let orphans = plain.unreferenced(&inv);
+    summary.orphan_blobs = orphans.len();
+    summary.orphan_bytes = orphans.iter().map(|id| inv.blobs.size(id)).sum();
     for p in &problems {
         *summary.problems.entry(p.kind).or_default() += 1;
     }

@@ -8,7 +8,7 @@
 //! what `_uploads` folders hold (`uploads_bytes`), and on S3 the parts of incomplete multipart uploads
 //! (`multipart_bytes`), which no object listing shows and which are billed all the same.
 
-use crate::pipeline::catalog;
+use crate::pipeline::analysis::{self, Multipart, StoreRead};
 use crate::pipeline::inventory::{self, BlobTable};
 use crate::pipeline::mark;
 use crate::pipeline::progress::{AnalysisError, Count, Progress};
@@ -28,13 +28,17 @@ pub fn du(
     cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
 ) -> Result<DuReport, AnalysisError> {
     let start = Instant::now();
-    let mut inv = progress.unless_stopped(inventory::scan(
+    let StoreRead {
+        inventory: mut inv,
+        catalog: cat,
+        multipart,
+    } = analysis::read(
         storage,
         inventory::Detail::Targets,
+        Multipart::Listed,
         progress,
-    ))?;
-    let cat = catalog::read(storage, &inv, progress, cache);
-    progress.check()?;
+        cache,
+    )?;
     progress.phase("marking per repository", Count::ManifestsRead, None);
     let per_repo = mark::tag_reach(&inv, &cat);
     let plain = mark::mark_every_revision(&inv, &cat);
@@ -64,10 +68,10 @@ pub fn du(
         (b.exclusive_bytes, b.bytes, &a.name).cmp(&(a.exclusive_bytes, a.bytes, &b.name))
     });
     let total_bytes = inv.blobs.total_bytes();
-    let referenced = bytes_of(&inv.blobs, &plain.blobs);
-    let (multipart_bytes, multipart_error) = match storage.multipart_uploads() {
-        Ok(m) => (m.iter().map(|u| u.size).sum(), None),
-        Err(e) => (0, Some(e.to_string())),
+    let (multipart_bytes, multipart_error) = match multipart {
+        Some(Ok(m)) => (m.iter().map(|u| u.size).sum(), None),
+        Some(Err(e)) => (0, Some(e)),
+        None => (0, None),
     };
     Ok(DuReport {
         storage: storage.describe(),
@@ -75,7 +79,7 @@ pub fn du(
         total_bytes,
         reclaimable: Reclaimable {
             grace_seconds: 0,
-            unreferenced_bytes: total_bytes - referenced,
+            unreferenced_bytes: bytes_of(&inv.blobs, &plain.unreferenced(&inv)),
             untagged_bytes: bytes_of(&inv.blobs, &(&plain.blobs - &tagged)),
             uploads_bytes: inv
                 .repositories

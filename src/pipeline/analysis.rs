@@ -59,6 +59,51 @@ impl Analysis {
     }
 }
 
+/// The store as read: the walk, and every manifest it found (each read once, or answered by the
+/// manifest cache). Where every command that judges the store starts.
+#[derive(Debug)]
+pub struct StoreRead {
+    pub inventory: Inventory,
+    pub catalog: Catalog,
+    /// Incomplete multipart uploads (S3), when asked for: the list, or why it could not be had.
+    pub multipart: Option<Result<Vec<MultipartUpload>, String>>,
+}
+
+/// Whether [`read`] lists incomplete multipart uploads too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Multipart {
+    Listed,
+    NotListed,
+}
+
+/// Walks the store and reads its manifests. Incomplete multipart uploads are listed beside the walk
+/// (one listing of the whole bucket, which some S3 servers answer by scanning every object: seconds
+/// that overlap the walk instead of following it). Fails when the store cannot be listed (see
+/// [`inventory::scan`]), or when a stop was asked for.
+pub fn read(
+    storage: &dyn Storage,
+    detail: inventory::Detail,
+    multipart: Multipart,
+    progress: &Progress,
+    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
+) -> Result<StoreRead, AnalysisError> {
+    let (scan, multipart) = std::thread::scope(|s| {
+        let listing = (multipart == Multipart::Listed)
+            .then(|| s.spawn(|| storage.multipart_uploads().map_err(|e| e.to_string())));
+        let scan = inventory::scan(storage, detail, progress);
+        let listed = listing.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (scan, listed)
+    });
+    let inventory = progress.unless_stopped(scan)?;
+    let catalog = catalog::read(storage, &inventory, progress, cache);
+    progress.check()?;
+    Ok(StoreRead {
+        inventory,
+        catalog,
+        multipart,
+    })
+}
+
 /// Computes the plan. Fails when the store cannot be listed (see [`inventory::scan`]), or when a
 /// stop was asked for.
 pub fn analyse(
@@ -76,9 +121,11 @@ pub fn analyse(
     } else {
         inventory::Detail::Targets
     };
-    let mut inventory = progress.unless_stopped(inventory::scan(storage, detail, progress))?;
-    let catalog = catalog::read(storage, &inventory, progress, cache);
-    progress.check()?;
+    let StoreRead {
+        mut inventory,
+        catalog,
+        multipart,
+    } = read(storage, detail, Multipart::Listed, progress, cache)?;
     let marking = format!(
         "marking ({} manifests)",
         crate::model::text::thousands(catalog.len() as u64)
@@ -128,9 +175,10 @@ pub fn analyse(
         .collect();
     inventory::layer_link_times(storage, &mut inventory, &candidates);
     let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
-    let (multipart, multipart_error) = match storage.multipart_uploads() {
-        Ok(m) => (m, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
+    let (multipart, multipart_error) = match multipart {
+        Some(Ok(m)) => (m, None),
+        Some(Err(e)) => (Vec::new(), Some(e)),
+        None => (Vec::new(), None),
     };
     plan.add_multipart(&multipart, options.grace_cutoff());
     progress.check()?;

@@ -52,6 +52,18 @@ pub struct Marks {
     pub manifests_held_by_grace: u64,
 }
 
+impl Marks {
+    /// The blobs with data that this mark did not reach: what nothing references (under the mark's
+    /// options). `gc`'s plan sweeps them (past the grace window), `du` and `audit` weigh them.
+    pub fn unreferenced(&self, inv: &Inventory) -> RoaringBitmap {
+        let mut ids = RoaringBitmap::new();
+        ids.insert_range(0..inv.blobs.len() as u32);
+        ids -= &self.blobs;
+        ids -= &inv.no_data;
+        ids
+    }
+}
+
 /// Marks what every revision reaches, with no grace window: what a plain `gc --grace 0s` keeps.
 pub fn mark_every_revision(inv: &Inventory, catalog: &Catalog) -> Marks {
     mark(

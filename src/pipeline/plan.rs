@@ -102,10 +102,7 @@ impl Plan {
             }
         }
         let mut swept = RoaringBitmap::new();
-        for id in 0..inv.blobs.len() as u32 {
-            if marks.blobs.contains(id) || inv.no_data.contains(id) {
-                continue;
-            }
+        for id in &marks.unreferenced(inv) {
             if inv.blobs.modified(id) > grace_cutoff {
                 plan.blobs_held_by_grace += 1;
                 plan.bytes_held_by_grace += inv.blobs.size(id);

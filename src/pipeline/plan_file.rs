@@ -11,6 +11,7 @@
 
 use crate::model::digest::Digest;
 use crate::model::staged::Staged;
+use crate::model::time::{rfc3339, unix_seconds};
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;
 use std::path::Path;
@@ -40,11 +41,21 @@ pub struct GcState {
     pub revisions_fingerprint: Digest,
 }
 
+/// The `kind` of a plan file's line that is not a `gc` item (those are spelled by
+/// [`crate::pipeline::plan::PlanItem`]'s variants, in the same field): the header, or a `prune-tags`
+/// tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    Header,
+    Tag,
+}
+
 /// The first line of a plan file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanHeader {
-    /// Always `"header"`.
-    pub kind: String,
+    /// Always [`LineKind::Header`].
+    pub kind: LineKind,
     pub version: u32,
     pub command: PlanCommand,
     /// When the plan was made (RFC 3339), and the same as Unix seconds.
@@ -69,11 +80,11 @@ impl PlanHeader {
         gc: Option<GcState>,
     ) -> PlanHeader {
         PlanHeader {
-            kind: "header".into(),
+            kind: LineKind::Header,
             version: VERSION,
             command,
-            created: humantime::format_rfc3339_seconds(now).to_string(),
-            created_unix: crate::model::time::unix_seconds(now),
+            created: rfc3339(unix_seconds(now)),
+            created_unix: unix_seconds(now),
             storage: storage.to_owned(),
             items: 0,
             items_sha256: Digest([0; 32]),
@@ -85,8 +96,8 @@ impl PlanHeader {
 /// A `prune-tags` plan item: a tag to remove, as it was when the plan was made.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagLine {
-    /// Always `"tag"`.
-    pub kind: String,
+    /// Always [`LineKind::Tag`] (a line of another kind does not parse as a tag).
+    pub kind: LineKind,
     pub repo: String,
     pub tag: String,
     /// The manifest the tag named (`None`: a tag whose `current/link` was missing).

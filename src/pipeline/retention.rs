@@ -2,10 +2,10 @@
 //! those pushed within a window, only orphan referrer tags) judged against the tags of the matched
 //! repositories, each tag kept (and why) or removed. Judges only; [`crate::pipeline::sweep`] removes.
 
-use crate::model::digest::Digest;
 use crate::model::problem::Problem;
 use crate::model::time::rfc3339;
 use crate::pipeline::inventory::{self, Tag};
+use crate::pipeline::plan_file::{LineKind, TagLine};
 use crate::pipeline::progress::{AnalysisError, Progress};
 use crate::pipeline::referrers;
 use crate::storage::Storage;
@@ -138,16 +138,6 @@ pub struct RepoDecisions {
     pub tags: Vec<TagDecision>,
 }
 
-/// A plan item: a tag to remove.
-#[derive(Debug, Clone, Serialize)]
-pub struct TagItem<'a> {
-    pub kind: &'static str,
-    pub repo: &'a str,
-    pub tag: &'a str,
-    pub digest: Option<Digest>,
-    pub pushed: String,
-}
-
 /// The decisions for a whole store.
 #[derive(Debug)]
 pub struct PrunePlan {
@@ -257,15 +247,15 @@ pub fn plan(
 
 impl PrunePlan {
     /// The tags to remove, as plan items.
-    pub fn items(&self) -> impl Iterator<Item = TagItem<'_>> + Clone {
+    pub fn items(&self) -> impl Iterator<Item = TagLine> + Clone {
         self.repositories.iter().flat_map(|r| {
             r.tags
                 .iter()
                 .filter(|d| d.verdict.removed())
-                .map(|d| TagItem {
-                    kind: "tag",
-                    repo: &r.name,
-                    tag: &d.tag.name,
+                .map(|d| TagLine {
+                    kind: LineKind::Tag,
+                    repo: r.name.clone(),
+                    tag: d.tag.name.clone(),
                     digest: d.tag.current,
                     pushed: rfc3339(d.tag.moved),
                 })
