@@ -193,3 +193,115 @@ pub fn analyse(
         elapsed: start.elapsed(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::layout;
+    use crate::pipeline::plan::PlanItem;
+    use crate::storage::mem::MemStorage;
+    use std::collections::BTreeSet;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Puts `bytes` as a blob written `age` ago; returns its digest.
+    fn blob(store: &MemStorage, bytes: &[u8], age: Duration) -> Digest {
+        let d = Digest::of(bytes);
+        store.put_at(&layout::blob_data(&d), bytes, SystemTime::now() - age);
+        d
+    }
+
+    /// An OCI image manifest of `config` and `layers` (each with its bytes, for the size).
+    fn manifest(config: (&Digest, usize), layers: &[(&Digest, usize)]) -> Vec<u8> {
+        let desc = |mt: &str, (d, size): (&Digest, usize)| serde_json::json!({"mediaType": mt, "digest": d.to_string(), "size": size});
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": desc("application/vnd.oci.image.config.v1+json", config),
+            "layers": layers.iter().map(|l| desc("application/vnd.oci.image.layer.v1.tar", *l)).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    /// One repository: tag v1 names manifest `kept` (config + layer), an untagged revision `old`
+    /// (config + a layer only it has), and two blobs nothing names, one written an hour ago and one
+    /// just now. Returns (kept, old, old's layer, the old orphan, the new orphan).
+    fn store() -> (MemStorage, [Digest; 5]) {
+        let s = MemStorage::new();
+        let day = 24 * HOUR;
+        let config = blob(&s, b"{}", day);
+        let layer = blob(&s, b"layer", day);
+        let old_layer = blob(&s, b"old layer", day);
+        let kept = blob(&s, &manifest((&config, 2), &[(&layer, 5)]), day);
+        let old = blob(&s, &manifest((&config, 2), &[(&old_layer, 9)]), day);
+        let orphan = blob(&s, b"orphan", day);
+        let fresh = blob(&s, b"fresh", Duration::ZERO);
+        let repo = "team/app";
+        for d in [&config, &layer, &old_layer] {
+            s.put_at(
+                &layout::layer_link(repo, d),
+                d.to_string(),
+                SystemTime::now() - day,
+            );
+        }
+        for d in [&kept, &old] {
+            s.put_at(
+                &layout::revision_link(repo, d),
+                d.to_string(),
+                SystemTime::now() - day,
+            );
+        }
+        s.put_at(
+            &layout::tag_current(repo, "v1"),
+            kept.to_string(),
+            SystemTime::now() - day,
+        );
+        (s, [kept, old, old_layer, orphan, fresh])
+    }
+
+    fn planned(a: &Analysis) -> BTreeSet<String> {
+        (a.plan.items.iter())
+            .map(|i| match i {
+                PlanItem::Manifest { repo, digest, .. } => format!("manifest {repo}@{digest}"),
+                PlanItem::LayerLink { repo, digest } => format!("link {repo} {digest}"),
+                PlanItem::Blob { digest, .. } => format!("blob {digest}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn options(delete_untagged: bool, grace: Duration) -> GcOptions {
+        GcOptions {
+            delete_untagged,
+            grace,
+            now: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn the_plan_sweeps_what_no_tag_reaches_past_the_grace_window() {
+        let (s, [_kept, old, old_layer, orphan, fresh]) = store();
+        let progress = Progress::new();
+
+        // Without -m the untagged revision keeps its layer; the new orphan is within the hour.
+        let a = analyse(&s, &options(false, HOUR), &progress, None).unwrap();
+        assert_eq!(planned(&a), BTreeSet::from([format!("blob {orphan}")]));
+        assert_eq!(a.plan.blobs_held_by_grace, 1);
+
+        // With -m and no grace: the revision, its data, its own layer and that layer's link go too.
+        let a = analyse(&s, &options(true, Duration::ZERO), &progress, None).unwrap();
+        let want: BTreeSet<String> = [
+            format!("manifest team/app@{old}"),
+            format!("blob {old}"),
+            format!("blob {old_layer}"),
+            format!("link team/app {old_layer}"),
+            format!("blob {orphan}"),
+            format!("blob {fresh}"),
+        ]
+        .into();
+        assert_eq!(planned(&a), want);
+        assert!(a.multipart_error.is_none());
+        // Only reads: the analysis deleted nothing.
+        assert_eq!(s.calls(crate::storage::mem::Op::Delete), 0);
+    }
+}
