@@ -87,13 +87,14 @@ pub fn read(
     progress: &Progress,
     cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
 ) -> Result<StoreRead, AnalysisError> {
-    let (scan, multipart) = std::thread::scope(|s| {
-        let listing = (multipart == Multipart::Listed)
-            .then(|| s.spawn(|| storage.multipart_uploads().map_err(|e| e.to_string())));
-        let scan = inventory::scan(storage, detail, progress);
-        let listed = listing.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (scan, listed)
-    });
+    // On a filesystem the listing answers at once; on S3 a worker waits for it while the others walk.
+    let (scan, multipart) = rayon::join(
+        || inventory::scan(storage, detail, progress),
+        || {
+            (multipart == Multipart::Listed)
+                .then(|| storage.multipart_uploads().map_err(|e| e.to_string()))
+        },
+    );
     let inventory = progress.unless_stopped(scan)?;
     let catalog = catalog::read(storage, &inventory, progress, cache);
     progress.check()?;
