@@ -155,6 +155,9 @@ pub fn write_human(
             for f in &d.failures {
                 writeln!(out, "  failed: {}: {}", f.key, f.error)?;
             }
+            if d.tags == 0 {
+                return Ok(());
+            }
             writeln!(
                 out,
                 "Run `regsweep gc -m` to free the manifests and blobs only these tags kept."
@@ -172,4 +175,38 @@ pub struct AppliedTags {
     pub eligible: u64,
     /// Of those, gone already (an earlier apply, or someone else).
     pub already_gone: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(deleted: u64) -> String {
+        let plan = PrunePlan {
+            repositories: Vec::new(),
+            repositories_total: 1,
+            unmatched_repo_globs: Vec::new(),
+            problems: Vec::new(),
+            vanished: 0,
+            elapsed: std::time::Duration::ZERO,
+        };
+        let mut report = PruneReport::new("/srv/registry", &plan);
+        report.deleted = Some(TagsDeleted {
+            tags: deleted,
+            failures: Vec::new(),
+        });
+        let mut out = Vec::new();
+        write_human(&plan, &report, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn gc_is_suggested_only_after_tags_were_deleted() {
+        let none = rendered(0);
+        assert!(none.contains("Deleted 0 tags."), "{none}");
+        assert!(!none.contains("gc -m"), "{none}");
+        let two = rendered(2);
+        assert!(two.contains("Deleted 2 tags."), "{two}");
+        assert!(two.contains("Run `regsweep gc -m`"), "{two}");
+    }
 }
