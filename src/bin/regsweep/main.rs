@@ -1,5 +1,6 @@
 //! The `regsweep` binary: parse, open the store, call the library, render, map to an exit code.
 
+mod arenas;
 mod cli;
 mod display;
 mod run;

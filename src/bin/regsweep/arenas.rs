@@ -1,0 +1,30 @@
+//! The allocator's arenas, bounded for a store on S3.
+//!
+//! glibc's malloc gives a thread that finds the arenas busy an arena of its own, up to eight per core,
+//! and every arena keeps what was freed in it. On S3 each request in flight is a collector thread
+//! waiting on the SDK, so with `--max-in-flight 128` the arenas, not the data, set the peak: s100k at
+//! 128 in flight peaked at 71–73 MB with glibc's default and 59–61 MB with one arena per core (two
+//! here), against a heap peak of 24 MB (heaptrack); at 32 in flight, 56 MB and 43 MB. A filesystem
+//! walk keeps the default: its threads do the work, and sharing two arenas among them was 8–12%
+//! slower on g164k for 1.5 MB.
+
+/// One arena per core from here on, unless `MALLOC_ARENA_MAX` says otherwise. Called before the
+/// store is opened: glibc fixes its limit once the process has more than eight arenas, and only the
+/// main thread and a few others exist yet.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn one_per_core() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt only sets an allocator parameter; glibc takes it at any time, and a value it
+    // refuses leaves the default (the result says only that, so it is not needed).
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn one_per_core() {}
