@@ -536,3 +536,24 @@ fn an_unwritable_plan_path_fails_before_the_store_is_even_reached() {
         "no file is left behind"
     );
 }
+
+#[test]
+fn zero_requests_in_flight_or_a_second_is_refused_not_taken_as_one_or_as_no_cap() {
+    // Nothing listens on this port: the refusal comes before the store is reached.
+    let endpoint = format!("http://127.0.0.1:{}", support::registry::free_port());
+    for (option, value) in [("--max-in-flight", "0"), ("--max-rps", "0")] {
+        let (code, stderr) = exit_and_stderr(&[
+            "gc",
+            "s3://bucket/store",
+            "--endpoint-url",
+            &endpoint,
+            option,
+            value,
+        ]);
+        assert_eq!(code, 2, "{option} {value}: {stderr}");
+        assert!(
+            stderr.contains(option) && stderr.contains("0 is not in 1.."),
+            "{option} {value}: {stderr}"
+        );
+    }
+}

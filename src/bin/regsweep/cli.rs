@@ -283,11 +283,14 @@ pub struct S3Args {
     /// AWS_ENDPOINT_URL.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N", default_value_t = 32)]
+    /// Requests in flight at most (1 or more).
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_in_flight: usize,
-    /// Requests started per second at most (default: no cap). Protects a bucket the registry shares.
-    #[arg(long, value_name = "N")]
+    /// Requests started per second at most (default: no cap; 1 or more). Protects a bucket the
+    /// registry shares.
+    #[arg(long, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..))]
     pub max_rps: Option<u32>,
 }
 
