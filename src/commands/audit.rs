@@ -91,7 +91,7 @@ pub fn audit(
     };
     let orphans = plain.unreferenced(&inv);
     summary.orphan_blobs = orphans.len();
-    summary.orphan_bytes = orphans.iter().map(|id| inv.blobs.size(id)).sum();
+    summary.orphan_bytes = inv.blobs.bytes_of(&orphans);
     for p in &problems {
         *summary.problems.entry(p.kind).or_default() += 1;
     }

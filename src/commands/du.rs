@@ -9,17 +9,13 @@
 //! (`multipart_bytes`), which no object listing shows and which are billed all the same.
 
 use crate::pipeline::analysis::{self, Multipart, StoreRead};
-use crate::pipeline::inventory::{self, BlobTable};
+use crate::pipeline::inventory;
 use crate::pipeline::mark;
 use crate::pipeline::progress::{AnalysisError, Count, Progress};
 use crate::report::du::{DuReport, Reclaimable, RepoUsage};
 use crate::storage::Storage;
 use roaring::RoaringBitmap;
 use std::time::Instant;
-
-fn bytes_of(blobs: &BlobTable, ids: &RoaringBitmap) -> u64 {
-    ids.iter().map(|id| blobs.size(id)).sum()
-}
 
 /// Measures the store.
 pub fn du(
@@ -32,6 +28,7 @@ pub fn du(
         inventory: mut inv,
         catalog: cat,
         multipart,
+        multipart_error,
     } = analysis::read(
         storage,
         inventory::Detail::Targets,
@@ -60,27 +57,23 @@ pub fn du(
             name: r.name.clone(),
             tags: r.tags.len() as u64,
             manifests: r.revisions.len() as u64,
-            bytes: bytes_of(&inv.blobs, reach),
-            exclusive_bytes: bytes_of(&inv.blobs, &(reach - &twice)),
+            bytes: inv.blobs.bytes_of(reach),
+            exclusive_bytes: inv.blobs.bytes_of(&(reach - &twice)),
         })
         .collect();
     repositories.sort_by(|a, b| {
         (b.exclusive_bytes, b.bytes, &a.name).cmp(&(a.exclusive_bytes, a.bytes, &b.name))
     });
     let total_bytes = inv.blobs.total_bytes();
-    let (multipart_bytes, multipart_error) = match multipart {
-        Some(Ok(m)) => (m.iter().map(|u| u.size).sum(), None),
-        Some(Err(e)) => (0, Some(e)),
-        None => (0, None),
-    };
+    let multipart_bytes = multipart.iter().map(|u| u.size).sum();
     Ok(DuReport {
         storage: storage.describe(),
         blobs: inv.blobs.len() as u64 - inv.no_data.len(),
         total_bytes,
         reclaimable: Reclaimable {
             grace_seconds: 0,
-            unreferenced_bytes: bytes_of(&inv.blobs, &plain.unreferenced(&inv)),
-            untagged_bytes: bytes_of(&inv.blobs, &(&plain.blobs - &tagged)),
+            unreferenced_bytes: inv.blobs.bytes_of(&plain.unreferenced(&inv)),
+            untagged_bytes: inv.blobs.bytes_of(&(&plain.blobs - &tagged)),
             uploads_bytes: inv
                 .repositories
                 .iter()

@@ -65,8 +65,10 @@ impl Analysis {
 pub struct StoreRead {
     pub inventory: Inventory,
     pub catalog: Catalog,
-    /// Incomplete multipart uploads (S3), when asked for: the list, or why it could not be had.
-    pub multipart: Option<Result<Vec<MultipartUpload>, String>>,
+    /// Incomplete multipart uploads (S3), when asked for and listed.
+    pub multipart: Vec<MultipartUpload>,
+    /// Why they could not be listed.
+    pub multipart_error: Option<String>,
 }
 
 /// Whether [`read`] lists incomplete multipart uploads too.
@@ -90,11 +92,15 @@ pub fn read(
     // On a filesystem the listing answers at once; on S3 a worker waits for it while the others walk.
     let (scan, multipart) = rayon::join(
         || inventory::scan(storage, detail, progress),
-        || {
-            (multipart == Multipart::Listed)
-                .then(|| storage.multipart_uploads().map_err(|e| e.to_string()))
+        || match multipart {
+            Multipart::Listed => storage.multipart_uploads().map_err(|e| e.to_string()),
+            Multipart::NotListed => Ok(Vec::new()),
         },
     );
+    let (multipart, multipart_error) = match multipart {
+        Ok(m) => (m, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let inventory = progress.unless_stopped(scan)?;
     let catalog = catalog::read(storage, &inventory, progress, cache);
     progress.check()?;
@@ -102,6 +108,7 @@ pub fn read(
         inventory,
         catalog,
         multipart,
+        multipart_error,
     })
 }
 
@@ -126,6 +133,7 @@ pub fn analyse(
         mut inventory,
         catalog,
         multipart,
+        multipart_error,
     } = read(storage, detail, Multipart::Listed, progress, cache)?;
     let marking = format!(
         "marking ({} manifests)",
@@ -176,11 +184,6 @@ pub fn analyse(
         .collect();
     inventory::layer_link_times(storage, &mut inventory, &candidates);
     let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
-    let (multipart, multipart_error) = match multipart {
-        Some(Ok(m)) => (m, None),
-        Some(Err(e)) => (Vec::new(), Some(e)),
-        None => (Vec::new(), None),
-    };
     plan.add_multipart(&multipart, options.grace_cutoff());
     progress.check()?;
     Ok(Analysis {

@@ -197,6 +197,11 @@ impl BlobTable {
         (t != UNKNOWN_TIME).then_some(t as i64)
     }
 
+    /// Sum of the sizes of the blobs `ids` (as [`BlobTable::size`] tells them).
+    pub fn bytes_of(&self, ids: &RoaringBitmap) -> u64 {
+        ids.iter().map(|id| self.size(id)).sum()
+    }
+
     /// Sum of all blobs' sizes (as [`BlobTable::size`] tells them).
     pub fn total_bytes(&self) -> u64 {
         (0..self.len() as BlobId).map(|id| self.size(id)).sum()

@@ -249,7 +249,10 @@ impl PlanFile {
                 format!("no header line ({e}); plans are made with `regsweep gc --plan FILE` or `regsweep prune-tags --plan FILE`"),
             )
         })?;
-        if value["kind"] != "header" {
+        let kind = value
+            .get("kind")
+            .and_then(|k| LineKind::deserialize(k).ok());
+        if kind != Some(LineKind::Header) {
             return Err(format(
                 1,
                 "no header line; plans are made with `regsweep gc --plan FILE` or `regsweep prune-tags --plan FILE`".into(),

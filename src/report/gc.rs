@@ -237,7 +237,7 @@ impl GcReport {
         let inv = &a.inventory;
         let total_revisions = inv.manifest_revisions();
         let eligible_manifests = a.plan.manifests().count() as u64;
-        let marked_bytes: u64 = a.marks.blobs.iter().map(|id| inv.blobs.size(id)).sum();
+        let marked_bytes = inv.blobs.bytes_of(&a.marks.blobs);
         let uploads = inv.repositories.iter().flat_map(|r| &r.uploads);
         let (by_repository, unlinked, repositories_emptied) = losses(a);
         GcReport {
