@@ -165,6 +165,51 @@ fn contract(f: &dyn Fixture) {
         .collect();
     assert_eq!(grouped, alone, "{who}");
 
+    // A folder's keys come together, at every depth, in `list` and in `list_folders`: the scan
+    // finishes a repository once the listing leaves its folder.
+    let nested: Vec<(String, Vec<u8>)> = [
+        "n/0x/_layers/l",
+        "n/_layers/l",
+        "n/_manifests/m",
+        "n/b/_layers/l",
+        "n/b/c/_layers/l",
+        "n/b/_manifests/m",
+        "n/_uploads/u",
+        "n-1/_layers/l",
+        "n.z/_layers/l",
+    ]
+    .iter()
+    .map(|k| (format!("{V2}{k}"), b"x".to_vec()))
+    .collect();
+    f.put(&nested);
+    let mut order = Vec::new();
+    s.list(
+        V2,
+        &mut |e| order.push(e.key[V2.len()..].to_owned()),
+        &mut |n| panic!("{n:?}"),
+    )
+    .unwrap();
+    assert_together(&order, who);
+    let mut order = Vec::new();
+    s.list_folders(
+        V2,
+        &["n-1".to_owned(), "n.z".to_owned(), "n".to_owned()],
+        Default::default(),
+        &mut |e| order.push(e.key[V2.len()..].to_owned()),
+        &mut |n| panic!("{n:?}"),
+    )
+    .unwrap();
+    assert_eq!(order.len(), nested.len(), "{who}: {order:?}");
+    assert_together(&order, who);
+    let gone: Vec<String> = nested.into_iter().map(|(k, _)| k).collect();
+    assert!(s.delete(&gone).iter().all(Result::is_ok), "{who}");
+    for folder in ["n/", "n-1/", "n.z/"] {
+        assert!(
+            s.remove_empty_folders(&format!("{V2}{folder}")).unwrap(),
+            "{who}"
+        );
+    }
+
     // Reads: the bytes, a limit that is an error naming the key, a missing key that is NotFound.
     assert_eq!(s.read(ODD, 100).unwrap(), b"odd", "{who}");
     let big = format!("{V2}big");
@@ -223,6 +268,24 @@ fn contract(f: &dyn Fixture) {
     let dirs: BTreeSet<String> = s.list_dirs(V2).unwrap().into_iter().collect();
     assert_eq!(dirs, ["a-b", "ab"].map(String::from).into(), "{who}");
     assert!(s.delete_batch() >= 1, "{who}");
+}
+
+/// Fails when some folder's keys in `order` are not next to each other.
+fn assert_together(order: &[String], who: &str) {
+    let folders: BTreeSet<&str> = order
+        .iter()
+        .flat_map(|k| k.match_indices('/').map(|(i, _)| &k[..=i]))
+        .collect();
+    for folder in folders {
+        let inside: Vec<usize> = (0..order.len())
+            .filter(|&i| order[i].starts_with(folder))
+            .collect();
+        assert_eq!(
+            inside.last().unwrap() - inside[0] + 1,
+            inside.len(),
+            "{who}: the keys of {folder} are not together in {order:?}"
+        );
+    }
 }
 
 #[test]

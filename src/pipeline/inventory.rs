@@ -19,7 +19,7 @@ use crate::pipeline::progress::{Count, Progress, Tally};
 use crate::storage::{Entry, Lean, ListingNote, Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -549,9 +549,56 @@ struct RepoBuilder {
     current: Vec<(String, Option<String>)>,
 }
 
+/// The repositories a listing is inside of, and those it has left.
+///
+/// A listing visits each folder's keys together (the storage contract: a depth-first walk, or keys
+/// in sorted order), and a repository's keys are all below its own folder, so once a key of
+/// another repository comes that is not below a repository's folder, that repository's keys are
+/// all listed and it is finished at once: the builders alive at a time are the chain of nested
+/// repositories the listing is in, not every repository of a shard (one top-level folder can hold
+/// thousands).
+#[derive(Default)]
+struct Repositories {
+    /// The repositories the listing is inside of, each nested in the one before it.
+    open: Vec<(String, RepoBuilder)>,
+    finished: Vec<Finished>,
+}
+
+impl Repositories {
+    /// The builder of repository `name`, after finishing every open repository the listing left
+    /// to reach it.
+    fn enter(&mut self, storage: &dyn Storage, name: &str) -> &mut RepoBuilder {
+        while let Some((top, _)) = self.open.last() {
+            if within(name, top) {
+                break;
+            }
+            let (top, b) = self.open.pop().expect("looked at just before");
+            self.finished.push(finish(storage, top, b));
+        }
+        if self.open.last().is_none_or(|(top, _)| top != name) {
+            self.open.push((name.to_owned(), RepoBuilder::default()));
+        }
+        &mut self.open.last_mut().expect("pushed just before").1
+    }
+
+    /// Finishes the repositories still open: the listing has ended.
+    fn close(mut self, storage: &dyn Storage) -> Vec<Finished> {
+        while let Some((name, b)) = self.open.pop() {
+            self.finished.push(finish(storage, name, b));
+        }
+        self.finished
+    }
+}
+
+/// Whether repository `name` is `folder`'s own or nested below it.
+fn within(name: &str, folder: &str) -> bool {
+    name.strip_prefix(folder)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 fn classify(
     storage: &dyn Storage,
-    builders: &mut HashMap<String, RepoBuilder>,
+    repos: &mut Repositories,
     problems: &mut Vec<Problem>,
     blobs: &BlobTable,
     e: Entry,
@@ -559,10 +606,7 @@ fn classify(
     let Some((name, kind)) = layout::parse_repo_key(&e.key) else {
         return;
     };
-    let b = match builders.get_mut(name) {
-        Some(b) => b,
-        None => builders.entry(name.to_owned()).or_default(),
-    };
+    let b = repos.enter(storage, name);
     match kind {
         RepoKey::LayerLink(d) => {
             match e.modified {
@@ -694,7 +738,7 @@ fn scan_repositories(
     let shards: Vec<Shard> = tops
         .par_chunks(per_shard)
         .map(|folders| {
-            let (mut builders, mut problems) = (HashMap::new(), Vec::new());
+            let (mut repos, mut problems) = (Repositories::default(), Vec::new());
             if progress.stop_requested().is_some() {
                 return Ok((Vec::new(), problems));
             }
@@ -706,16 +750,12 @@ fn scan_repositories(
                 lean,
                 &mut |e| {
                     listed.one();
-                    classify(storage, &mut builders, &mut problems, blobs, e)
+                    classify(storage, &mut repos, &mut problems, blobs, e)
                 },
                 &mut |n| notes.push(note_problem(n)),
             );
             problems.extend(notes);
-            let finished = builders
-                .into_iter()
-                .map(|(n, b)| finish(storage, n, b))
-                .collect();
-            result.map(|()| (finished, problems))
+            result.map(|()| (repos.close(storage), problems))
         })
         .collect();
 
@@ -726,6 +766,17 @@ fn scan_repositories(
         problems.extend(p);
     }
     finished.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    // A repository finished twice was listed in two parts (a backend breaking the contract that a
+    // listing keeps a folder's keys together): each part would lack links the other holds, and a
+    // manifest or layer could look unreferenced. Nothing may be judged from such a scan.
+    if let Some(w) = finished.windows(2).find(|w| w[0].0.name == w[1].0.name) {
+        return Err(StorageError::Other {
+            key: format!("{}{}/", layout::REPOSITORIES, w[0].0.name),
+            message: "the listing returned this repository's keys in two parts, not together; \
+                      no plan can be made from it"
+                .to_owned(),
+        });
+    }
 
     let mut repos = Vec::with_capacity(finished.len());
     let mut to_read = Vec::new();
@@ -885,5 +936,135 @@ mod tests {
             assert_eq!(table.id(&Digest::of(&i.to_le_bytes())), None);
         }
         assert_eq!(BlobTable::default().id(&digests[0]), None);
+    }
+
+    use crate::storage::mem::MemStorage;
+
+    /// Repositories nested in each other, in the order a sorted listing and a depth-first walk
+    /// both give: `n/0x` before `n`'s own keys, `n/b` (and `n/b/c` within it) after.
+    const NESTED: [&str; 5] = ["n", "n/0x", "n/b", "n/b/c", "n-1"];
+
+    fn nested_store() -> MemStorage {
+        let s = MemStorage::new();
+        for (i, repo) in NESTED.iter().enumerate() {
+            let d = Digest::of(repo.as_bytes());
+            s.put(&layout::blob_data(&d), repo.as_bytes().to_vec());
+            s.put(&layout::revision_link(repo, &d), d.to_string().into_bytes());
+            s.put(&layout::layer_link(repo, &d), d.to_string().into_bytes());
+            s.put(
+                &layout::tag_current(repo, &format!("t{i}")),
+                d.to_string().into_bytes(),
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn nested_repositories_each_keep_their_own_links() {
+        let s = nested_store();
+        let inv = scan(&s, Detail::Targets, &Progress::new()).unwrap();
+        assert!(inv.problems.is_empty(), "{:?}", inv.problems);
+        let mut names: Vec<&str> = NESTED.to_vec();
+        names.sort_unstable();
+        let got: Vec<&str> = inv.repositories.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(got, names);
+        for r in &inv.repositories {
+            let d = Digest::of(r.name.as_bytes());
+            let i = NESTED.iter().position(|n| *n == r.name).unwrap();
+            assert_eq!(r.revisions, vec![d], "{}", r.name);
+            assert_eq!(r.layer_links, vec![inv.blobs.id(&d).unwrap()], "{}", r.name);
+            let tags: Vec<(&str, Option<Digest>)> = r
+                .tags
+                .iter()
+                .map(|t| (t.name.as_str(), t.current))
+                .collect();
+            assert_eq!(
+                tags,
+                vec![(format!("t{i}").as_str(), Some(d))],
+                "{}",
+                r.name
+            );
+        }
+    }
+
+    /// A store whose listings break the contract: the revision links of the first folder listed
+    /// come after every other folder's keys, so that its repository arrives in two parts.
+    struct Split(MemStorage);
+
+    impl Storage for Split {
+        fn list(
+            &self,
+            prefix: &str,
+            visit: &mut dyn FnMut(Entry),
+            note: &mut dyn FnMut(ListingNote),
+        ) -> Result<(), StorageError> {
+            self.0.list(prefix, visit, note)
+        }
+        fn list_folders(
+            &self,
+            prefix: &str,
+            folders: &[String],
+            lean: Lean,
+            visit: &mut dyn FnMut(Entry),
+            note: &mut dyn FnMut(ListingNote),
+        ) -> Result<(), StorageError> {
+            let mut all = Vec::new();
+            self.0
+                .list_folders(prefix, folders, lean, &mut |e| all.push(e), note)?;
+            let first = format!("{prefix}{}/_manifests/revisions/", folders[0]);
+            let (late, early): (Vec<Entry>, Vec<Entry>) =
+                all.into_iter().partition(|e| e.key.starts_with(&first));
+            early.into_iter().chain(late).for_each(visit);
+            Ok(())
+        }
+        fn parallelism(&self) -> usize {
+            1
+        }
+        fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.0.list_dirs(prefix)
+        }
+        fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+            self.0.read(key, limit)
+        }
+        fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
+            self.0.read_chunks(key, chunk)
+        }
+        fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+            self.0.delete(keys)
+        }
+        fn try_lock(
+            &self,
+            record: &[u8],
+        ) -> Result<Result<crate::storage::LockToken, crate::storage::HeldLock>, StorageError>
+        {
+            self.0.try_lock(record)
+        }
+        fn break_lock(&self, held: &crate::storage::HeldLock) -> Result<(), StorageError> {
+            self.0.break_lock(held)
+        }
+        fn unlock(&self, token: crate::storage::LockToken) -> Result<(), StorageError> {
+            self.0.unlock(token)
+        }
+        fn describe(&self) -> String {
+            "split".to_owned()
+        }
+    }
+
+    #[test]
+    fn a_repository_listed_in_two_parts_is_refused() {
+        // Five top-level folders, listed two to a shard with one thread: `r0` and `r2` each come
+        // in two parts.
+        let s = MemStorage::new();
+        for repo in ["r0", "r1", "r2", "r3", "r4"] {
+            let d = Digest::of(repo.as_bytes());
+            s.put(&layout::blob_data(&d), repo.as_bytes().to_vec());
+            s.put(&layout::revision_link(repo, &d), d.to_string().into_bytes());
+            s.put(&layout::layer_link(repo, &d), d.to_string().into_bytes());
+        }
+        let whole = scan(&s, Detail::Targets, &Progress::new()).unwrap();
+        assert_eq!(whole.repositories.len(), 5);
+        let e = scan(&Split(s), Detail::Targets, &Progress::new()).unwrap_err();
+        assert_eq!(e.key(), format!("{}r0/", layout::REPOSITORIES), "{e}");
+        assert!(e.to_string().contains("two parts"), "{e}");
     }
 }

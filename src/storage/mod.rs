@@ -125,7 +125,12 @@ impl std::fmt::Debug for LockToken {
 
 /// A store of objects addressed by key.
 pub trait Storage: Sync {
-    /// Calls `visit` for every object whose key starts with `prefix`, in no particular order.
+    /// Calls `visit` for every object whose key starts with `prefix`, in no particular order but
+    /// one: a folder's keys come together (a depth-first walk, or keys in sorted order), so that once
+    /// a key outside a folder follows keys inside it, no key of that folder comes again. The scan
+    /// finishes a repository as soon as the listing leaves its folder, and refuses a repository it
+    /// was given in two parts. The same holds for [`Storage::list_lean`] and
+    /// [`Storage::list_folders`].
     /// Problems with single entries (unreadable folders, symbolic links) go to `note` and the listing
     /// goes on; an error is returned only when the listing as a whole failed.
     fn list(
