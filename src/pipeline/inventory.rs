@@ -19,8 +19,9 @@ use crate::pipeline::progress::{Count, Progress, Tally};
 use crate::storage::{Entry, Lean, ListingNote, Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
 
 /// Index of a blob in the [`BlobTable`].
@@ -34,31 +35,50 @@ fn modified_seconds(e: &Entry) -> i64 {
 
 /// One blob: its digest, and its size and modification time where something told them (slots
 /// that can be filled after the walk: atomics, so that parallel readers of manifests can fill them).
+/// 40 bytes: a size of 4 GiB or more is kept apart ([`LARGE_SIZE`]).
 #[derive(Debug)]
 struct BlobRow {
     digest: Digest,
-    /// Bytes, or [`UNKNOWN_SIZE`].
-    size: AtomicU64,
+    /// Bytes, or [`UNKNOWN_SIZE`], or [`LARGE_SIZE`].
+    size: AtomicU32,
     /// Unix seconds (see [`time_slot`]), or [`UNKNOWN_TIME`].
     time: AtomicU32,
 }
 
 impl BlobRow {
-    fn new(digest: Digest, size: u64, modified: Option<i64>) -> BlobRow {
-        let (size, time) = match modified {
-            Some(t) => (size, time_slot(t)),
+    /// A row for a listed blob; a size too large for the row goes to `large`.
+    fn new(
+        digest: Digest,
+        size: u64,
+        modified: Option<i64>,
+        large: &mut Vec<(Digest, u64)>,
+    ) -> BlobRow {
+        let (slot, time) = match modified {
+            Some(t) => (size_slot(size), time_slot(t)),
             None => (UNKNOWN_SIZE, UNKNOWN_TIME),
         };
+        if slot == LARGE_SIZE {
+            large.push((digest, size));
+        }
         BlobRow {
             digest,
-            size: AtomicU64::new(size),
+            size: AtomicU32::new(slot),
             time: AtomicU32::new(time),
         }
     }
 }
 
 /// What a size slot holds before anything told the blob's size.
-const UNKNOWN_SIZE: u64 = u64::MAX;
+const UNKNOWN_SIZE: u32 = u32::MAX;
+/// What a size slot holds for a blob of `LARGE_SIZE` bytes or more, whose size is in
+/// [`BlobTable`]'s `large` map (layers of 4 GiB are rare; every row carrying 8 bytes for them would
+/// cost 4 bytes a blob).
+const LARGE_SIZE: u32 = u32::MAX - 1;
+
+/// A size as a size slot holds it.
+fn size_slot(size: u64) -> u32 {
+    u32::try_from(size).map_or(LARGE_SIZE, |s| s.min(LARGE_SIZE))
+}
 /// What a time slot holds before anything told the blob's modification time.
 const UNKNOWN_TIME: u32 = 0;
 
@@ -69,7 +89,7 @@ fn time_slot(t: i64) -> u32 {
 }
 
 /// Every blob in the store, sorted by digest, so that a digest's position is its [`BlobId`]
-/// (48 bytes a blob: the digest, a size and a time slot).
+/// (40 bytes a blob: the digest, a size and a time slot).
 ///
 /// The rows stay in the sorted shards the walk produced (shard `n` holds the digests starting with
 /// hex digit `n`), so the table is never copied into one array: a row's shard is found from the id
@@ -91,6 +111,10 @@ pub struct BlobTable {
     /// True when the listing told every blob's size (an S3 listing, a filesystem walk that stats):
     /// the sizes are the data's, and can be checked against descriptors.
     sizes_listed: bool,
+    /// The sizes of the blobs whose slot says [`LARGE_SIZE`]. A slot is set to it only with this
+    /// lock held and the size inserted under the same lock, so a reader that sees the mark finds
+    /// the size.
+    large: Mutex<HashMap<Digest, u64>>,
 }
 
 fn prefix16(d: &Digest) -> usize {
@@ -100,7 +124,7 @@ fn prefix16(d: &Digest) -> usize {
 impl BlobTable {
     /// Takes shards that each are sorted, without duplicates, and that cover increasing ranges of
     /// digests.
-    fn from_sorted_shards(shards: Vec<Vec<BlobRow>>) -> BlobTable {
+    fn from_sorted_shards(shards: Vec<Vec<BlobRow>>, large: Vec<(Digest, u64)>) -> BlobTable {
         let mut offsets = Vec::with_capacity(shards.len() + 1);
         let mut starts = Vec::with_capacity((1 << 16) + 1);
         let mut id = 0u32;
@@ -122,6 +146,7 @@ impl BlobTable {
             offsets,
             starts,
             sizes_listed,
+            large: Mutex::new(large.into_iter().collect()),
         }
     }
 
@@ -165,8 +190,43 @@ impl BlobTable {
 
     /// The blob's size, when something told it.
     pub fn known_size(&self, id: BlobId) -> Option<u64> {
-        let s = self.row(id).size.load(Ordering::Relaxed);
-        (s != UNKNOWN_SIZE).then_some(s)
+        let row = self.row(id);
+        match row.size.load(Ordering::Relaxed) {
+            UNKNOWN_SIZE => None,
+            LARGE_SIZE => self.large_sizes().get(&row.digest).copied(),
+            s => Some(u64::from(s)),
+        }
+    }
+
+    fn large_sizes(&self) -> std::sync::MutexGuard<'_, HashMap<Digest, u64>> {
+        // A panic elsewhere while the lock was held leaves a whole map: every insert is one call.
+        self.large.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets blob `id`'s size slot to `size`: always, or with `only_unknown` only where nothing
+    /// told its size yet.
+    fn set_size(&self, id: BlobId, size: u64, only_unknown: bool) {
+        let row = self.row(id);
+        let slot = size_slot(size);
+        let set = |new: u32| {
+            if only_unknown {
+                let unknown = UNKNOWN_SIZE;
+                row.size
+                    .compare_exchange(unknown, new, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            } else {
+                row.size.store(new, Ordering::Relaxed);
+                true
+            }
+        };
+        if slot == LARGE_SIZE {
+            let mut large = self.large_sizes();
+            if set(LARGE_SIZE) {
+                large.insert(row.digest, size);
+            }
+        } else {
+            set(slot);
+        }
     }
 
     /// True when every size is the data's own, as listed (so it can be checked against what
@@ -178,10 +238,7 @@ impl BlobTable {
     /// Records what a descriptor (or a read of the whole manifest) says blob `id` measures, where
     /// nothing told its size yet.
     pub fn declare_size(&self, id: BlobId, size: u64) {
-        if size != UNKNOWN_SIZE {
-            let slot = &self.row(id).size;
-            let _ = slot.compare_exchange(UNKNOWN_SIZE, size, Ordering::Relaxed, Ordering::Relaxed);
-        }
+        self.set_size(id, size, true);
     }
 
     /// Modification time of the blob's data, in Unix seconds; a time never learned counts as the
@@ -237,10 +294,9 @@ impl BlobTable {
             let key = layout::blob_data(&self.digest(id));
             match storage.stat(&key) {
                 Ok(Some((size, modified))) => {
-                    let row = self.row(id);
-                    row.size.store(size, Ordering::Relaxed);
+                    self.set_size(id, size, false);
                     let t = modified.map_or(UNKNOWN_TIME, |t| time_slot(unix_seconds(t)));
-                    row.time.store(t, Ordering::Relaxed);
+                    self.row(id).time.store(t, Ordering::Relaxed);
                     Ok(None)
                 }
                 Ok(None) => Ok(None),
@@ -489,21 +545,22 @@ fn scan_blobs(
     detail: Detail,
     progress: &Progress,
 ) -> Result<(BlobTable, Vec<Problem>), StorageError> {
-    type Shard = Result<(Vec<BlobRow>, Vec<Problem>), StorageError>;
+    type Shard = Result<(Vec<BlobRow>, Vec<(Digest, u64)>, Vec<Problem>), StorageError>;
     // Shard `n` holds exactly the digests whose first hex digit is `n`, so the sorted shards joined in
     // order are the sorted table.
     let shards: Vec<Shard> = (0..layout::BLOB_SHARDS)
         .into_par_iter()
         .map(|n| {
-            let (mut rows, mut problems) = (Vec::new(), Vec::new());
+            let (mut rows, mut large, mut problems) = (Vec::new(), Vec::new(), Vec::new());
             if progress.stop_requested().is_some() {
-                return Ok((rows, problems));
+                return Ok((rows, large, problems));
             }
             let mut listed = Tally::new(progress, Count::Listed);
             let mut visit = |e: Entry| {
                 listed.one();
                 if let BlobKey::Data(digest) = layout::parse_blob_key(&e.key) {
-                    rows.push(BlobRow::new(digest, e.size, e.modified.map(unix_seconds)));
+                    let modified = e.modified.map(unix_seconds);
+                    rows.push(BlobRow::new(digest, e.size, modified, &mut large));
                 }
             };
             let mut note = |n| problems.push(note_problem(n));
@@ -512,17 +569,18 @@ fn scan_blobs(
             rows.sort_unstable_by_key(|r| r.digest);
             rows.dedup_by_key(|r| r.digest);
             rows.shrink_to_fit();
-            result.map(|()| (rows, problems))
+            result.map(|()| (rows, large, problems))
         })
         .collect();
     let mut rows = Vec::with_capacity(shards.len());
-    let mut problems = Vec::new();
+    let (mut large, mut problems) = (Vec::new(), Vec::new());
     for shard in shards {
-        let (r, p) = shard?;
+        let (r, l, p) = shard?;
         rows.push(r);
+        large.extend(l);
         problems.extend(p);
     }
-    Ok((BlobTable::from_sorted_shards(rows), problems))
+    Ok((BlobTable::from_sorted_shards(rows, large), problems))
 }
 
 /// A link whose content must be read (by index of its repository): a revision link, to check that
@@ -557,11 +615,12 @@ struct RepoBuilder {
 /// all listed and it is finished at once: the builders alive at a time are the chain of nested
 /// repositories the listing is in, not every repository of a shard (one top-level folder can hold
 /// thousands).
-#[derive(Default)]
 struct Repositories {
     /// The repositories the listing is inside of, each nested in the one before it.
     open: Vec<(String, RepoBuilder)>,
     finished: Vec<Finished>,
+    /// What the caller does without.
+    lean: Lean,
 }
 
 impl Repositories {
@@ -573,7 +632,7 @@ impl Repositories {
                 break;
             }
             let (top, b) = self.open.pop().expect("looked at just before");
-            self.finished.push(finish(storage, top, b));
+            self.finished.push(finish(storage, top, b, self.lean));
         }
         if self.open.last().is_none_or(|(top, _)| top != name) {
             self.open.push((name.to_owned(), RepoBuilder::default()));
@@ -584,7 +643,7 @@ impl Repositories {
     /// Finishes the repositories still open: the listing has ended.
     fn close(mut self, storage: &dyn Storage) -> Vec<Finished> {
         while let Some((name, b)) = self.open.pop() {
-            self.finished.push(finish(storage, name, b));
+            self.finished.push(finish(storage, name, b, self.lean));
         }
         self.finished
     }
@@ -661,7 +720,11 @@ type Finished = (Repository, Vec<Digest>, Vec<usize>);
 
 /// Turns a builder into its compact, sorted repository as soon as its shard is listed, so that the
 /// two forms of a shard never coexist with the rest of the store's.
-fn finish(storage: &dyn Storage, name: String, b: RepoBuilder) -> Finished {
+///
+/// Where the caller does without tags' index entries ([`Lean::no_tag_index`]) and the listing gave
+/// them anyway (S3), they are dropped once they told where the tags point: at a million blobs they
+/// are 7 MB that only `gc -m` and `prune-tags` use.
+fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Finished {
     let sorted = |mut v: Vec<Digest>| {
         v.sort_unstable();
         v.dedup();
@@ -702,6 +765,11 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder) -> Finished {
             None => current.push(i),
         }
     }
+    if lean.no_tag_index {
+        for t in &mut tags {
+            t.index = Vec::new();
+        }
+    }
     let uploads = b
         .uploads
         .into_iter()
@@ -738,7 +806,12 @@ fn scan_repositories(
     let shards: Vec<Shard> = tops
         .par_chunks(per_shard)
         .map(|folders| {
-            let (mut repos, mut problems) = (Repositories::default(), Vec::new());
+            let mut repos = Repositories {
+                open: Vec::new(),
+                finished: Vec::new(),
+                lean,
+            };
+            let mut problems = Vec::new();
             if progress.stop_requested().is_some() {
                 return Ok((Vec::new(), problems));
             }
@@ -920,13 +993,14 @@ mod tests {
     fn blob_table_finds_every_digest_and_only_those() {
         let digests: Vec<Digest> = (0..5000u32).map(|i| Digest::of(&i.to_le_bytes())).collect();
         let mut shards: Vec<Vec<BlobRow>> = (0..16).map(|_| Vec::new()).collect();
+        let mut large = Vec::new();
         for (i, d) in digests.iter().enumerate() {
-            shards[(d.0[0] >> 4) as usize].push(BlobRow::new(*d, i as u64, Some(0)));
+            shards[(d.0[0] >> 4) as usize].push(BlobRow::new(*d, i as u64, Some(0), &mut large));
         }
         for shard in &mut shards {
             shard.sort_unstable_by_key(|r| r.digest);
         }
-        let table = BlobTable::from_sorted_shards(shards);
+        let table = BlobTable::from_sorted_shards(shards, large);
         assert_eq!(table.len(), digests.len());
         for (i, d) in digests.iter().enumerate() {
             let id = table.id(d).expect("present digest found");
@@ -936,6 +1010,53 @@ mod tests {
             assert_eq!(table.id(&Digest::of(&i.to_le_bytes())), None);
         }
         assert_eq!(BlobTable::default().id(&digests[0]), None);
+    }
+
+    #[test]
+    fn sizes_of_4_gib_and_more_are_kept_whole() {
+        let sizes = [
+            0,
+            1,
+            u32::MAX as u64 - 2,
+            u32::MAX as u64 - 1,
+            u32::MAX as u64,
+            5 << 30,
+            u64::MAX - 1,
+        ];
+        let digests: Vec<Digest> = (0..sizes.len() as u32 * 2)
+            .map(|i| Digest::of(&i.to_le_bytes()))
+            .collect();
+        let mut shards: Vec<Vec<BlobRow>> = (0..16).map(|_| Vec::new()).collect();
+        let mut large = Vec::new();
+        // The first half listed with their sizes, the second half listed by name only.
+        for (i, d) in digests.iter().enumerate() {
+            let (size, modified) = match sizes.get(i) {
+                Some(&s) => (s, Some(1)),
+                None => (0, None),
+            };
+            shards[(d.0[0] >> 4) as usize].push(BlobRow::new(*d, size, modified, &mut large));
+        }
+        for shard in &mut shards {
+            shard.sort_unstable_by_key(|r| r.digest);
+        }
+        let table = BlobTable::from_sorted_shards(shards, large);
+        let (listed, named) = digests.split_at(sizes.len());
+        for (d, &size) in listed.iter().zip(&sizes) {
+            let id = table.id(d).unwrap();
+            assert_eq!(table.known_size(id), Some(size));
+            // A declared size never overrides a listed one.
+            table.declare_size(id, 7);
+            assert_eq!(table.known_size(id), Some(size));
+        }
+        for (d, &size) in named.iter().zip(&sizes) {
+            let id = table.id(d).unwrap();
+            assert_eq!(table.known_size(id), None);
+            table.declare_size(id, size);
+            table.declare_size(id, 7);
+            assert_eq!(table.known_size(id), Some(size), "declared first wins");
+            table.set_size(id, 9 << 30, false);
+            assert_eq!(table.known_size(id), Some(9 << 30), "measured");
+        }
     }
 
     use crate::storage::mem::MemStorage;
