@@ -79,6 +79,7 @@ const LARGE_SIZE: u32 = u32::MAX - 1;
 fn size_slot(size: u64) -> u32 {
     u32::try_from(size).map_or(LARGE_SIZE, |s| s.min(LARGE_SIZE))
 }
+
 /// What a time slot holds before anything told the blob's modification time.
 const UNKNOWN_TIME: u32 = 0;
 
@@ -210,9 +211,8 @@ impl BlobTable {
         let slot = size_slot(size);
         let set = |new: u32| {
             if only_unknown {
-                let unknown = UNKNOWN_SIZE;
-                row.size
-                    .compare_exchange(unknown, new, Ordering::Relaxed, Ordering::Relaxed)
+                (row.size)
+                    .compare_exchange(UNKNOWN_SIZE, new, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
             } else {
                 row.size.store(new, Ordering::Relaxed);
