@@ -714,12 +714,12 @@ fn classify(
 
 type RepoScan = (Vec<Repository>, Vec<Problem>, u64);
 
-/// A repository as its shard finished it, with the links still to be read: revisions whose link
+/// A repository as the listing finished it, with the links still to be read: revisions whose link
 /// must be checked, and tags (by index) whose current link was not read in passing.
 type Finished = (Repository, Vec<Digest>, Vec<usize>);
 
-/// Turns a builder into its compact, sorted repository as soon as its shard is listed, so that the
-/// two forms of a shard never coexist with the rest of the store's.
+/// Turns a builder into its compact, sorted repository as soon as the listing has left its folder
+/// ([`Repositories`]), so that few builders exist at a time.
 ///
 /// Where the caller does without tags' index entries ([`Lean::no_tag_index`]) and the listing gave
 /// them anyway (S3), they are dropped once they told where the tags point: at a million blobs they
@@ -989,18 +989,23 @@ fn check_link(
 mod tests {
     use super::*;
 
-    #[test]
-    fn blob_table_finds_every_digest_and_only_those() {
-        let digests: Vec<Digest> = (0..5000u32).map(|i| Digest::of(&i.to_le_bytes())).collect();
+    /// A blob table as a walk builds it, from (digest, size, modification time) as listed.
+    fn table(rows: impl Iterator<Item = (Digest, u64, Option<i64>)>) -> BlobTable {
         let mut shards: Vec<Vec<BlobRow>> = (0..16).map(|_| Vec::new()).collect();
         let mut large = Vec::new();
-        for (i, d) in digests.iter().enumerate() {
-            shards[(d.0[0] >> 4) as usize].push(BlobRow::new(*d, i as u64, Some(0), &mut large));
+        for (d, size, modified) in rows {
+            shards[(d.0[0] >> 4) as usize].push(BlobRow::new(d, size, modified, &mut large));
         }
         for shard in &mut shards {
             shard.sort_unstable_by_key(|r| r.digest);
         }
-        let table = BlobTable::from_sorted_shards(shards, large);
+        BlobTable::from_sorted_shards(shards, large)
+    }
+
+    #[test]
+    fn blob_table_finds_every_digest_and_only_those() {
+        let digests: Vec<Digest> = (0..5000u32).map(|i| Digest::of(&i.to_le_bytes())).collect();
+        let table = table((digests.iter().enumerate()).map(|(i, d)| (*d, i as u64, Some(0))));
         assert_eq!(table.len(), digests.len());
         for (i, d) in digests.iter().enumerate() {
             let id = table.id(d).expect("present digest found");
@@ -1026,20 +1031,11 @@ mod tests {
         let digests: Vec<Digest> = (0..sizes.len() as u32 * 2)
             .map(|i| Digest::of(&i.to_le_bytes()))
             .collect();
-        let mut shards: Vec<Vec<BlobRow>> = (0..16).map(|_| Vec::new()).collect();
-        let mut large = Vec::new();
         // The first half listed with their sizes, the second half listed by name only.
-        for (i, d) in digests.iter().enumerate() {
-            let (size, modified) = match sizes.get(i) {
-                Some(&s) => (s, Some(1)),
-                None => (0, None),
-            };
-            shards[(d.0[0] >> 4) as usize].push(BlobRow::new(*d, size, modified, &mut large));
-        }
-        for shard in &mut shards {
-            shard.sort_unstable_by_key(|r| r.digest);
-        }
-        let table = BlobTable::from_sorted_shards(shards, large);
+        let table = table(digests.iter().enumerate().map(|(i, d)| match sizes.get(i) {
+            Some(&s) => (*d, s, Some(1)),
+            None => (*d, 0, None),
+        }));
         let (listed, named) = digests.split_at(sizes.len());
         for (d, &size) in listed.iter().zip(&sizes) {
             let id = table.id(d).unwrap();
@@ -1065,13 +1061,20 @@ mod tests {
     /// both give: `n/0x` before `n`'s own keys, `n/b` (and `n/b/c` within it) after.
     const NESTED: [&str; 5] = ["n", "n/0x", "n/b", "n/b/c", "n-1"];
 
+    /// Puts repository `repo` with one blob of its name's bytes, linked as its revision and as
+    /// its layer; returns the blob's digest.
+    fn put_repository(s: &MemStorage, repo: &str) -> Digest {
+        let d = Digest::of(repo.as_bytes());
+        s.put(&layout::blob_data(&d), repo.as_bytes().to_vec());
+        s.put(&layout::revision_link(repo, &d), d.to_string().into_bytes());
+        s.put(&layout::layer_link(repo, &d), d.to_string().into_bytes());
+        d
+    }
+
     fn nested_store() -> MemStorage {
         let s = MemStorage::new();
         for (i, repo) in NESTED.iter().enumerate() {
-            let d = Digest::of(repo.as_bytes());
-            s.put(&layout::blob_data(&d), repo.as_bytes().to_vec());
-            s.put(&layout::revision_link(repo, &d), d.to_string().into_bytes());
-            s.put(&layout::layer_link(repo, &d), d.to_string().into_bytes());
+            let d = put_repository(&s, repo);
             s.put(
                 &layout::tag_current(repo, &format!("t{i}")),
                 d.to_string().into_bytes(),
@@ -1177,10 +1180,7 @@ mod tests {
         // in two parts.
         let s = MemStorage::new();
         for repo in ["r0", "r1", "r2", "r3", "r4"] {
-            let d = Digest::of(repo.as_bytes());
-            s.put(&layout::blob_data(&d), repo.as_bytes().to_vec());
-            s.put(&layout::revision_link(repo, &d), d.to_string().into_bytes());
-            s.put(&layout::layer_link(repo, &d), d.to_string().into_bytes());
+            put_repository(&s, repo);
         }
         let whole = scan(&s, Detail::Targets, &Progress::new()).unwrap();
         assert_eq!(whole.repositories.len(), 5);
