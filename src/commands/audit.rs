@@ -96,6 +96,7 @@ pub fn audit(
         *summary.problems.entry(p.kind).or_default() += 1;
     }
     Ok(AuditReport {
+        database_in_use: None,
         storage: storage.describe(),
         summary,
         problems,
@@ -203,7 +204,30 @@ fn missing_blobs(inv: &Inventory, cat: &Catalog) -> Vec<Problem> {
                                 .digest(b),
                             );
                         }
-                        stack.extend(mark::followed_children(refs, r, cat, &inv.blobs));
+                        let followed: Vec<Digest> =
+                            mark::followed_children(refs, r, cat, &inv.blobs).collect();
+                        // An entry not followed is a blob of the list: its data must be there.
+                        let entries = refs.children.iter().chain(refs.undeclared);
+                        for e in entries {
+                            if inv.blobs.id(e).is_some() || followed.contains(e) || !seen.insert(*e)
+                            {
+                                continue;
+                            }
+                            out.push(
+                                Problem::at(
+                                    ProblemKind::MissingBlob,
+                                    &data,
+                                    format!(
+                                        "manifest {m} (tag {}) lists {e}, which has no data",
+                                        t.name
+                                    ),
+                                )
+                                .repo(&r.name)
+                                .tag(&t.name)
+                                .digest(*e),
+                            );
+                        }
+                        stack.extend(followed);
                     }
                 }
             }

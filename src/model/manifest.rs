@@ -5,12 +5,18 @@
 //! `blobs[]` (OCI artifact manifests), `subject` (OCI 1.1 referrers) and schema 1's `fsLayers[].blobSum`.
 //! The kind comes from `mediaType` when present, else from the fields (OCI allows it to be absent).
 //!
-//! The entries of a list or index are not always manifests: BuildKit's registry cache lists its layer
-//! blobs and an `application/vnd.buildkit.cacheconfig.v0` config there. As the registry does, an entry
-//! is a child manifest only when its `mediaType` is a manifest or index type ([`Child::Manifest`]);
-//! an entry of any other media type is a plain blob (kept, never parsed, never a problem); an entry
-//! with no or an empty `mediaType` is [`Child::Untyped`]: the collector decides from the store whether
-//! it is a manifest (see `catalog` and `mark`).
+//! The entries of a list or index are not always manifests (BuildKit's registry cache lists its layer
+//! blobs and an `application/vnd.buildkit.cacheconfig.v0` config there), and what an entry's
+//! `mediaType` says is not always true: the registry never checks it, distribution's own test helpers
+//! describe children as `application/octet-stream`, `ocischema.FromDescriptors` writes `""` with size
+//! 0, tools write vendor types. The registry serves an entry as a manifest whenever the repository
+//! holds it as one, and its 3.x collector follows it then (`manifestService.Exists`). So an entry
+//! whose `mediaType` is a manifest or index type is [`Child::Manifest`] (it must be one), and every
+//! other entry, whatever it says, is [`Child::Undeclared`]: a manifest where the store holds it as one
+//! in the repository being marked, a plain blob otherwise (see `catalog` and `mark`).
+//!
+//! A list or index entry that declares a size of 0 (or none) declares nothing: the registry accepts
+//! it, so it is not a size to check the data against.
 //! An unknown media type, or a reference that is not a valid sha256 digest, is an error: the collector
 //! cannot prove what such a manifest keeps alive, so it must not sweep on a guess.
 
@@ -39,23 +45,23 @@ pub struct Manifest {
     pub blobs: Vec<Digest>,
     /// Layers that carry `urls`: foreign layers, which may legitimately be absent from the store.
     pub foreign: Vec<Digest>,
-    /// Entries of a list or index that are (or may be) manifests; entries of other media types
-    /// are in `blobs`.
+    /// Entries of a list or index: every one, typed as a manifest or not.
     pub children: Vec<Child>,
     /// The manifest this one refers to (signatures, SBOMs).
     pub subject: Option<Digest>,
     /// Every descriptor that states a size (config, layers, blobs, children; not the subject), with
-    /// that size: what the blob's data must measure.
+    /// that size: what the blob's data must measure. A list or index entry of size 0 states none.
     pub declared: Vec<(Digest, i64)>,
 }
 
-/// An entry of a list or index that may be a manifest.
+/// An entry of a list or index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Child {
-    /// Its `mediaType` is a manifest or index type.
+    /// Its `mediaType` is a manifest or index type: it must be a manifest.
     Manifest(Digest),
-    /// It has no (or an empty) `mediaType`: a manifest if the store holds it as one.
-    Untyped(Digest),
+    /// Its `mediaType` does not say it is a manifest (absent, empty, `application/octet-stream`, a
+    /// vendor or a layer type): a manifest where the repository holds it as one, else a blob.
+    Undeclared(Digest),
 }
 
 /// Whether a media type names a manifest or an index (what an index entry must say to be followed
@@ -159,8 +165,9 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         subject: None,
         declared: Vec::new(),
     };
-    let mut declare = |d: Digest, desc: &Descriptor| {
-        if let Some(size) = desc.size {
+    // `entry`: a list or index entry, whose size 0 declares nothing.
+    let mut declare = |d: Digest, desc: &Descriptor, entry: bool| {
+        if let Some(size) = desc.size.filter(|&s| !(entry && s == 0)) {
             m.declared.push((d, size));
         }
         d
@@ -169,10 +176,10 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     let mut foreign = Vec::new();
     let mut children = Vec::new();
     if let Some(c) = &raw.config {
-        blobs.push(declare(digest("config", &c.digest)?, c));
+        blobs.push(declare(digest("config", &c.digest)?, c, false));
     }
     for l in raw.layers.iter().flatten() {
-        let d = declare(digest("layers", &l.digest)?, l);
+        let d = declare(digest("layers", &l.digest)?, l, false);
         if l.urls.as_ref().is_some_and(|u| !u.is_empty()) {
             foreign.push(d);
         } else {
@@ -180,15 +187,14 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         }
     }
     for b in raw.blobs.iter().flatten() {
-        blobs.push(declare(digest("blobs", &b.digest)?, b));
+        blobs.push(declare(digest("blobs", &b.digest)?, b, false));
     }
     for c in raw.manifests.iter().flatten() {
-        let d = declare(digest("manifests", &c.digest)?, c);
-        match c.media_type.as_deref() {
-            None | Some("") => children.push(Child::Untyped(d)),
-            Some(mt) if is_manifest_media_type(mt) => children.push(Child::Manifest(d)),
-            Some(_) => blobs.push(d),
-        }
+        let d = declare(digest("manifests", &c.digest)?, c, true);
+        children.push(match c.media_type.as_deref() {
+            Some(mt) if is_manifest_media_type(mt) => Child::Manifest(d),
+            _ => Child::Undeclared(d),
+        });
     }
     m.blobs = blobs;
     m.foreign = foreign;
@@ -267,16 +273,18 @@ mod tests {
             assert_eq!(m.kind, kind);
             assert_eq!(
                 m.children,
-                vec![Child::Untyped(dg('d')), Child::Untyped(dg('e'))]
+                vec![Child::Undeclared(dg('d')), Child::Undeclared(dg('e'))]
             );
             assert!(m.blobs.is_empty());
         }
     }
 
     #[test]
-    fn index_entries_are_children_only_when_typed_as_manifests() {
-        // A BuildKit registry cache: layer blobs and a cache config listed as index entries, beside
-        // a real platform manifest, a nested index, and an entry with an empty media type.
+    fn index_entries_are_manifests_when_typed_so_and_undeclared_otherwise() {
+        // A BuildKit registry cache (layer blobs and a cache config as entries) beside a platform
+        // manifest, a nested index, an empty media type, `application/octet-stream` (distribution's
+        // test helpers) and a vendor type: only the media type decides which must be manifests;
+        // the store decides what the others are.
         let j = format!(
             r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
             {{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{}","size":10,
@@ -284,25 +292,59 @@ mod tests {
             {{"mediaType":"application/vnd.buildkit.cacheconfig.v0","digest":"{}","size":11}},
             {{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{}","size":12}},
             {{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{}","size":13}},
-            {{"mediaType":"","digest":"{}","size":14}}]}}"#,
+            {{"mediaType":"","digest":"{}","size":14}},
+            {{"mediaType":"application/octet-stream","digest":"{}","size":15}},
+            {{"mediaType":"application/vnd.example.thing+json","digest":"{}","size":16}}]}}"#,
             d('1'),
             d('2'),
             d('3'),
             d('4'),
-            d('5')
+            d('5'),
+            d('6'),
+            d('7')
         );
         let m = parse(j.as_bytes()).unwrap();
-        assert_eq!(m.blobs, vec![dg('1'), dg('2')]);
+        assert!(m.blobs.is_empty(), "entries are children, not blobs");
         assert_eq!(
             m.children,
             vec![
+                Child::Undeclared(dg('1')),
+                Child::Undeclared(dg('2')),
                 Child::Manifest(dg('3')),
                 Child::Manifest(dg('4')),
-                Child::Untyped(dg('5'))
+                Child::Undeclared(dg('5')),
+                Child::Undeclared(dg('6')),
+                Child::Undeclared(dg('7'))
             ]
         );
         let sizes: Vec<i64> = m.declared.iter().map(|(_, s)| *s).collect();
-        assert_eq!(sizes, vec![10, 11, 12, 13, 14]);
+        assert_eq!(sizes, vec![10, 11, 12, 13, 14, 15, 16]);
+    }
+
+    #[test]
+    fn an_entry_of_size_zero_or_none_declares_no_size() {
+        // What `ocischema.FromDescriptors` writes when given digests only.
+        let j = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {{"mediaType":"","digest":"{}","size":0}},{{"digest":"{}"}},
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":7}}]}}"#,
+            d('a'),
+            d('b'),
+            d('c')
+        );
+        let m = parse(j.as_bytes()).unwrap();
+        assert_eq!(m.declared, vec![(dg('c'), 7)]);
+        assert_eq!(m.children.len(), 3);
+        // A layer that says 0 bytes still says something (an empty layer exists).
+        let j = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{}","size":2}},"layers":[{{"digest":"{}","size":0}}]}}"#,
+            d('d'),
+            d('e')
+        );
+        assert_eq!(
+            parse(j.as_bytes()).unwrap().declared,
+            vec![(dg('d'), 2), (dg('e'), 0)]
+        );
     }
 
     #[test]

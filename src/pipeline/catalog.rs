@@ -1,13 +1,16 @@
 //! The manifests of a store, each read once and parsed into blob ids.
 //!
 //! Starting from every revision and every tag target, manifests are read in parallel rounds: a round
-//! reads what is not known yet, and the children of lists and indexes it finds form the next round.
-//! A child is read only when some repository links it (a revision or a `_layers` link): the registry
-//! serves a manifest from a repository only through those, and `mark` follows a child only where it
-//! is linked, so a child linked nowhere (deleted through the API) is never followed and need not be
-//! read. Children typed as manifests are read strictly (data that is not a manifest is a problem);
-//! untyped children leniently (data that is not a manifest is just a blob, [`State::NotManifest`]),
-//! unless a typed entry or a root names the same digest.
+//! reads what is not known yet, and the entries of lists and indexes it finds form the next round.
+//! An entry is read only when some repository links it (a revision or a `_layers` link): the registry
+//! serves a manifest from a repository only through those, and `mark` follows an entry only where it
+//! is linked, so an entry linked nowhere (deleted through the API) is never followed and need not be
+//! read. Entries typed as manifests are read strictly (data that is not a manifest is a problem);
+//! the others ([`Child::Undeclared`]: no media type, `application/octet-stream`, vendor and layer
+//! types) leniently and only up to the largest manifest the registry takes (data that is not a
+//! manifest is just a blob, [`State::NotManifest`]), unless a typed entry or a root names the same
+//! digest. An undeclared entry that is a revision somewhere is read as that revision, so whatever
+//! its descriptor says, a manifest the registry could serve is parsed and can be followed.
 //! Each manifest is read once whatever number of repositories hold it. Layers are never read.
 //! References are kept as [`BlobId`]s (4 bytes each) where the store holds the blob, and as digests
 //! only when it does not.
@@ -33,9 +36,9 @@ pub struct Refs<'a> {
     pub absent: &'a [(Digest, bool)],
     /// Entries of a list or index typed as manifests.
     pub children: &'a [Digest],
-    /// Entries of a list or index with no media type (manifests only if the store holds them as
-    /// such: see [`State::NotManifest`]).
-    pub untyped: &'a [Digest],
+    /// Entries of a list or index whose media type does not say manifest (manifests only where the
+    /// store holds them as such: see [`State::NotManifest`]).
+    pub undeclared: &'a [Digest],
     pub subject: Option<Digest>,
 }
 
@@ -47,7 +50,7 @@ pub enum State {
     Missing,
     /// The data is there but is not a manifest the collector understands.
     Corrupt,
-    /// Read only as an untyped index entry, and not a manifest: a plain blob (no problem).
+    /// Read only as an undeclared list or index entry, and not a manifest: a plain blob (no problem).
     NotManifest,
 }
 
@@ -57,10 +60,10 @@ struct Slot {
     state: State,
     blobs: (u32, u32),
     absent: (u32, u32),
-    /// Typed children, then `untyped` untyped ones, then the subject when `has_subject`, in
+    /// Typed children, then `undeclared` undeclared ones, then the subject when `has_subject`, in
     /// `digest_refs`.
     children: (u32, u32),
-    untyped: u32,
+    undeclared: u32,
     has_subject: bool,
 }
 
@@ -75,13 +78,13 @@ pub struct Catalog {
     blob_refs: Vec<BlobId>,
     digest_refs: Vec<Digest>,
     absent: Vec<(Digest, bool)>,
-    /// Slots of untyped index entries whose data is no manifest.
+    /// Slots of undeclared index entries whose data is no manifest.
     not_manifests: usize,
     pub problems: Vec<Problem>,
 }
 
 impl Catalog {
-    /// How many manifests were read (parsed, missing or corrupt; not the untyped index entries
+    /// How many manifests were read (parsed, missing or corrupt; not the undeclared index entries
     /// that turned out to be plain blobs).
     pub fn len(&self) -> usize {
         self.slots.len() + self.missing.len() - self.not_manifests
@@ -91,14 +94,14 @@ impl Catalog {
         self.len() == 0
     }
 
-    /// A slot's list or index entries: those typed as manifests, and the untyped ones.
+    /// A slot's list or index entries: those typed as manifests, and the undeclared ones.
     fn entries(&self, slot: &Slot) -> (&[Digest], &[Digest]) {
         let start = slot.children.0 as usize;
         let typed_end = start + slot.children.1 as usize;
-        let untyped_end = typed_end + slot.untyped as usize;
+        let undeclared_end = typed_end + slot.undeclared as usize;
         (
             &self.digest_refs[start..typed_end],
-            &self.digest_refs[typed_end..untyped_end],
+            &self.digest_refs[typed_end..undeclared_end],
         )
     }
 
@@ -123,15 +126,15 @@ impl Catalog {
             return None;
         };
         let range = |(start, len): (u32, u32)| start as usize..(start + len) as usize;
-        let (children, untyped) = self.entries(slot);
+        let (children, undeclared) = self.entries(slot);
         Some(Refs {
             kind,
             blobs: &self.blob_refs[range(slot.blobs)],
             absent: &self.absent[range(slot.absent)],
             children,
-            untyped,
+            undeclared,
             subject: slot.has_subject.then(|| {
-                let after_entries = (slot.children.0 + slot.children.1 + slot.untyped) as usize;
+                let after_entries = (slot.children.0 + slot.children.1 + slot.undeclared) as usize;
                 self.digest_refs[after_entries]
             }),
         })
@@ -156,13 +159,13 @@ impl Catalog {
             blobs: span(self.blob_refs.len(), r.blobs.len()),
             absent: span(self.absent.len(), r.absent.len()),
             children: span(self.digest_refs.len(), r.children.len()),
-            untyped: r.untyped.len() as u32,
+            undeclared: r.undeclared.len() as u32,
             has_subject: r.subject.is_some(),
         };
         self.blob_refs.extend(r.blobs);
         self.absent.extend(r.absent);
         self.digest_refs.extend(r.children);
-        self.digest_refs.extend(r.untyped);
+        self.digest_refs.extend(r.undeclared);
         self.digest_refs.extend(r.subject);
         self.not_manifests += usize::from(r.state == State::NotManifest);
         self.slots.push((id, slot));
@@ -218,7 +221,7 @@ pub fn read(
             }
         }
     }
-    // Untyped entries read leniently whose data was no manifest: what the problem would be, should a
+    // Undeclared entries read leniently whose data was no manifest: what the problem would be, should a
     // typed entry name the same digest.
     let mut not_manifests: Vec<(BlobId, Problem)> = Vec::new();
     progress.phase(
@@ -265,16 +268,16 @@ pub fn read(
         let children: Vec<(Digest, bool)> = catalog.slots[first_new..]
             .iter()
             .flat_map(|(_, s)| {
-                let (typed, untyped) = catalog.entries(s);
+                let (typed, undeclared) = catalog.entries(s);
                 let typed = typed.iter().map(|d| (*d, true));
-                typed.chain(untyped.iter().map(|d| (*d, false)))
+                typed.chain(undeclared.iter().map(|d| (*d, false)))
             })
             .collect();
         catalog.index();
         round.clear();
         for (c, strict) in children {
             let Some(id) = inv.blobs.id(&c) else {
-                // Only a typed child can be a missing manifest; an untyped one is a missing blob.
+                // Only a typed child can be a missing manifest; an undeclared one is a missing blob.
                 if strict && !catalog.contains(&inv.blobs, &c) {
                     catalog.missing.push(c);
                 }
@@ -288,7 +291,7 @@ pub fn read(
         catalog.missing.sort_unstable();
         catalog.missing.dedup();
     }
-    // A typed entry naming data that an untyped entry's read found to be no manifest: a problem
+    // A typed entry naming data that an undeclared entry's read found to be no manifest: a problem
     // after all.
     let mut typed_children: Vec<BlobId> = catalog
         .slots
@@ -328,7 +331,7 @@ struct Read {
     blobs: Vec<BlobId>,
     absent: Vec<(Digest, bool)>,
     children: Vec<Digest>,
-    untyped: Vec<Digest>,
+    undeclared: Vec<Digest>,
     subject: Option<Digest>,
     /// What is wrong with it (a corrupt manifest, or descriptor sizes that disagree with data).
     problems: Vec<Problem>,
@@ -342,7 +345,7 @@ impl Read {
             blobs: Vec::new(),
             absent: Vec::new(),
             children: Vec::new(),
-            untyped: Vec::new(),
+            undeclared: Vec::new(),
             subject: None,
             problems: problem.into_iter().collect(),
         }
@@ -371,7 +374,7 @@ fn size_mismatches(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> V
         .collect()
 }
 
-/// Reads one manifest (from the cache where it holds it). Not `strict` (an untyped index entry):
+/// Reads one manifest (from the cache where it holds it). Not `strict` (an undeclared index entry):
 /// data that is not a manifest is [`State::NotManifest`], with the problem it would be kept aside.
 fn read_one(
     storage: &dyn Storage,
@@ -498,7 +501,7 @@ fn parsed(inv: &Inventory, id: BlobId, d: &Digest, m: Manifest) -> Read {
     for c in m.children {
         match c {
             Child::Manifest(c) => r.children.push(c),
-            Child::Untyped(c) => r.untyped.push(c),
+            Child::Undeclared(c) => r.undeclared.push(c),
         }
     }
     r.subject = m.subject;

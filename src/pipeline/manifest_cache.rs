@@ -7,7 +7,7 @@
 //! and every store a user runs against:
 //!
 //! ```text
-//! header   48 bytes: magic "RSWPMC01", version u32, 0 u32, count u64, records length u64,
+//! header   48 bytes: magic "RSWPMC01", version u32 (2), 0 u32, count u64, records length u64,
 //!          index crc32 u32, 0 u32, header crc32 u32 (over the 40 bytes before it), 0 u32
 //! index    count × (digest [32], record offset u64), sorted by digest
 //! records  each: payload length u32, crc32 of digest and payload u32, payload
@@ -35,19 +35,21 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const MAGIC: &[u8; 8] = b"RSWPMC01";
-const VERSION: u32 = 1;
+/// 2: every list or index entry is a child (typed or undeclared) and an entry's size 0 declares
+/// nothing; version 1 kept entries of other media types as plain blobs, which a run must not trust.
+const VERSION: u32 = 2;
 const HEADER: usize = 48;
 const ENTRY: usize = 40;
 /// The cache file's name in the cache folder (the version is in it, so a future format starts its
 /// own file instead of rejecting this one).
-pub const FILE_NAME: &str = "manifests-v1";
+pub const FILE_NAME: &str = "manifests-v2";
 
 /// What the cache holds for a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cached {
     /// A manifest the collector understands, and the length of its bytes.
     Manifest { size: u64, manifest: Manifest },
-    /// Data that hashes to its digest and is not a manifest (found through an untyped index entry),
+    /// Data that hashes to its digest and is not a manifest (found through an undeclared index entry),
     /// with why.
     NotManifest { size: u64, reason: String },
 }
@@ -579,7 +581,7 @@ const DECLARED_INLINE: u16 = u16::MAX;
 
 /// A payload: kind u8 (0: not a manifest), size u64; then for a manifest the counts of blobs,
 /// foreign layers, children, declared sizes (u32 each) and a subject flag (u8), the blobs' and
-/// foreign layers' digests, each child as a u8 (0 typed, 1 untyped) and its digest, the subject,
+/// foreign layers' digests, each child as a u8 (0 typed, 1 undeclared) and its digest, the subject,
 /// and each declared size as the position of its digest among blobs, foreign layers and children
 /// (u16, or [`DECLARED_INLINE`] then the digest) and the size (i64); for data that is not a
 /// manifest the reason's length (u32) and its UTF-8 bytes.
@@ -612,7 +614,7 @@ fn encode(c: &Cached) -> Vec<u8> {
             for c in &m.children {
                 let (tag, d) = match c {
                     Child::Manifest(d) => (0u8, d),
-                    Child::Untyped(d) => (1u8, d),
+                    Child::Undeclared(d) => (1u8, d),
                 };
                 out.push(tag);
                 out.extend_from_slice(&d.0);
@@ -720,7 +722,7 @@ fn decode(b: &[u8]) -> Option<Cached> {
             let d = c.digest()?;
             m.children.push(match tag {
                 0 => Child::Manifest(d),
-                1 => Child::Untyped(d),
+                1 => Child::Undeclared(d),
                 _ => return None,
             });
             refs.push(d);
@@ -774,7 +776,7 @@ mod tests {
                 kind: ManifestKind::OciIndex,
                 blobs: vec![d(i + 1)],
                 foreign: vec![d(i + 2)],
-                children: vec![Child::Manifest(d(i + 3)), Child::Untyped(d(i + 4))],
+                children: vec![Child::Manifest(d(i + 3)), Child::Undeclared(d(i + 4))],
                 subject: Some(d(i + 5)),
                 declared: vec![(d(i + 1), 7), (d(i + 3), 9), (d(i + 9), 11)],
             },

@@ -2,15 +2,18 @@
 //!
 //! Reaching a manifest marks its own data, its config and layers (foreign ones too, when present),
 //! and, for a list or an index, each entry's own data. An entry is followed into what it references
-//! only where the registry could serve it as a manifest from the repository being marked (the
-//! registry's own rule, and the reference collector's): its media type is a manifest type, or it has
-//! none and the store holds it as a manifest, and the repository links it (a revision link, or a
-//! `_layers` link, through which the registry also resolves manifests). A child deleted through the
-//! API has lost its revision link: the registry answers 404 for it, so only its own data is kept and
-//! its layers are freed, as the reference does. An untyped entry is followed whenever the repository
-//! links it and its data parses as a manifest: following too much keeps more, never less, so no blob
-//! that an image the registry can serve needs is lost. Subjects are not followed downwards: a
-//! signature keeps nothing of the image it signs.
+//! where the registry could serve it as a manifest from the repository being marked (the registry's
+//! own rule, and its 3.x collector's `manifestService.Exists`), whatever its descriptor says: the
+//! repository links it (a revision link, or a `_layers` link, through which the registry also
+//! resolves manifests), and either its media type is a manifest type or its data is a manifest (an
+//! entry typed `application/octet-stream`, `""`, a vendor or a layer type, as tools and
+//! distribution's own helpers write them). An entry that is neither stays a blob (BuildKit's cache
+//! indexes list layers and a cache config). A child deleted through the API has lost its revision
+//! link: the registry answers 404 for it, so only its own data is kept and its layers are freed, as
+//! the reference does. Following too much keeps more, never less, so no blob that an image the
+//! registry can serve needs is lost. Subjects are not followed downwards: a signature keeps nothing
+//! of the image it signs. [`followed_children`] is that rule, and every command that judges
+//! reachability (gc, du, audit, prune-tags, through the mark) asks it.
 //!
 //! Roots:
 //! - by default, every manifest revision with a link, in every repository, plus every tag's target
@@ -110,8 +113,10 @@ impl Kept {
     }
 }
 
-/// The entries of a list or index (`refs`) that are followed as manifests in `repo`: typed ones the
-/// repository links, and untyped ones it links whose data was not found to be no manifest.
+/// The entries of a list or index (`refs`) that are followed as manifests in `repo`: those the
+/// repository links, typed as manifests, or undeclared and whose data was not found to be no
+/// manifest (a revision is always read as a manifest, so an undeclared entry that is a revision here
+/// is followed whatever its media type).
 pub fn followed_children<'a>(
     refs: Refs<'a>,
     repo: &'a Repository,
@@ -122,10 +127,10 @@ pub fn followed_children<'a>(
         .children
         .iter()
         .filter(|c| repo.holds_manifest(blobs, c));
-    let untyped = refs.untyped.iter().filter(|c| {
+    let undeclared = refs.undeclared.iter().filter(|c| {
         repo.holds_manifest(blobs, c) && catalog.state(blobs, c) != Some(State::NotManifest)
     });
-    typed.chain(untyped).copied()
+    typed.chain(undeclared).copied()
 }
 
 /// Walks from `start` in `repo`, adding every manifest reached to `kept` and every blob to `marks`.
@@ -149,7 +154,7 @@ fn reach(
             if let Some(refs) = catalog.refs(id) {
                 marks.extend(refs.blobs.iter().copied());
                 // Every entry's own data is kept, whether or not it is followed.
-                let entries = refs.children.iter().chain(refs.untyped);
+                let entries = refs.children.iter().chain(refs.undeclared);
                 marks.extend(entries.filter_map(|c| blobs.id(c)));
                 stack.extend(followed_children(refs, repo, catalog, blobs));
             }

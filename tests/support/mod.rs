@@ -2,8 +2,10 @@
 //! reference collector, and the regsweep binary.
 #![allow(dead_code)]
 
+pub mod crawl;
 pub mod oci;
 pub mod proxy;
+pub mod push;
 pub mod redis;
 pub mod registry;
 pub mod s3;
@@ -105,9 +107,12 @@ pub fn shared_cache_home() -> PathBuf {
 }
 
 /// The regsweep binary, with the credentials of the loopback S3 server in its environment and the
-/// suite's shared cache folder.
+/// suite's shared cache folder. `REGSWEEP_UNDER_TEST=/path/to/regsweep` runs another build instead
+/// (an older commit's, to show what a test catches).
 pub fn regsweep() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regsweep"));
+    let bin = std::env::var_os("REGSWEEP_UNDER_TEST")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_regsweep").into());
+    let mut cmd = Command::new(bin);
     cmd.env("XDG_CACHE_HOME", shared_cache_home())
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
