@@ -331,6 +331,121 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     assert_eq!(lock_object(), None, "and released its own lock");
 }
 
+/// The lock file GitLab's registry writes once its metadata database owns the store.
+const DATABASE_IN_USE: &str = "docker/registry/lockfiles/database-in-use";
+
+/// Every deleting command refuses a store a database owns (exit 2, naming the file, with or without
+/// --force, nothing deleted); every dry run and report names it on its first line and in its JSON.
+fn assert_database_owned_store_is_refused(
+    storage: &str,
+    extra: &[&str],
+    plan: &Path,
+    keys: &dyn Fn() -> Vec<String>,
+) {
+    let before = keys();
+    for mut args in deleting_runs(storage, extra, plan) {
+        for force in [false, true] {
+            if force {
+                args.push("--force".into());
+            }
+            let (code, stderr) = exit_and_stderr(&args);
+            assert_eq!(code, 2, "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("refusing to delete")
+                    && stderr.contains(DATABASE_IN_USE)
+                    && stderr.contains("database"),
+                "{args:?} names the lock file and why: {stderr}"
+            );
+        }
+    }
+    assert_eq!(keys(), before, "a refused run deletes nothing");
+    for args in [
+        vec!["gc", storage, "-m", "--grace", "0s"],
+        vec!["du", storage],
+        vec!["audit", storage],
+        vec!["prune-tags", storage, "--repo", "**", "--all-tags"],
+    ] {
+        let mut args: Vec<&str> = args;
+        args.extend_from_slice(extra);
+        let out = regsweep().args(&args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let first = stdout.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("WARNING: ") && first.contains(DATABASE_IN_USE),
+            "{args:?}: the first line names the lock file: {stdout}"
+        );
+        args.push("--json");
+        let out = regsweep().args(&args).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+        let path = v["database_in_use"]["path"].as_str().unwrap_or_default();
+        assert!(path.ends_with(DATABASE_IN_USE), "{args:?}: {v}");
+    }
+    assert_eq!(keys(), before, "dry runs delete nothing");
+}
+
+#[test]
+fn a_store_that_gitlabs_metadata_database_owns_is_never_swept_on_a_filesystem_or_on_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = demo_copy(dir.path());
+    let store = root.to_str().unwrap();
+    let plan = dir.path().join("plan.ndjson");
+    let make_plan = [
+        "gc",
+        store,
+        "-m",
+        "--grace",
+        "0s",
+        "--plan",
+        plan.to_str().unwrap(),
+    ];
+    let (code, stderr) = exit_and_stderr(&make_plan);
+    assert_eq!(code, 0, "{stderr}");
+    // The sibling lock says the layout is the truth: no refusal.
+    let lockfiles = root.join("docker/registry/lockfiles");
+    std::fs::create_dir_all(&lockfiles).unwrap();
+    std::fs::write(lockfiles.join("filesystem-in-use"), b"{\"version\":1}").unwrap();
+    let (code, stdout) = {
+        let out = regsweep().args(["du", store]).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0));
+    assert!(!stdout.contains("WARNING"), "{stdout}");
+    std::fs::write(root.join(DATABASE_IN_USE), b"{\"version\":1}").unwrap();
+    let keys = || support::files_ending(&root, "");
+    assert_database_owned_store_is_refused(store, &[], &plan, &keys);
+
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    let endpoint = s3.endpoint();
+    support::run(
+        std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/load_s3.py"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo"))
+            .args([endpoint.as_str(), "owned", "store"])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env_remove("AWS_CA_BUNDLE"),
+    );
+    let url = "s3://owned/store";
+    let s3_args = ["--endpoint-url", endpoint.as_str()];
+    let plan = dir.path().join("s3-plan.ndjson");
+    let mut make_plan: Vec<&str> = vec!["gc", url, "-m", "--grace", "0s", "--plan"];
+    make_plan.push(plan.to_str().unwrap());
+    make_plan.extend(s3_args);
+    let (code, stderr) = exit_and_stderr(&make_plan);
+    assert_eq!(code, 0, "{stderr}");
+    s3.put_object(
+        "owned",
+        &format!("store/{DATABASE_IN_USE}"),
+        b"{\"version\":1}",
+    );
+    let keys = || s3.keys("owned").into_iter().collect();
+    assert_database_owned_store_is_refused(url, &s3_args, &plan, &keys);
+}
+
 #[test]
 fn apply_refuses_a_plan_cut_short_edited_or_made_for_another_store_and_executes_a_reviewed_prune_plan()
  {

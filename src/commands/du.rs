@@ -67,6 +67,7 @@ pub fn du(
     let total_bytes = inv.blobs.total_bytes();
     let multipart_bytes = multipart.iter().map(|u| u.size).sum();
     Ok(DuReport {
+        database_in_use: None,
         storage: storage.describe(),
         blobs: inv.blobs.len() as u64 - inv.no_data.len(),
         total_bytes,

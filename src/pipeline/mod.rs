@@ -3,12 +3,13 @@
 //! bitmaps over interned blob ids) → [`plan`], strung together by [`analysis`]. [`recheck`] asks
 //! whether the store changed since it was judged, and [`sweep`] is the only code above the seam that
 //! deletes, removes folders or aborts uploads. [`retention`] judges tags for `prune-tags`; [`cache`]
-//! evicts what a sweep deleted from the registry's blob-descriptor cache; [`lock`], [`plan_file`],
+//! evicts what a sweep deleted from the registry's blob-descriptor cache; [`lock`], [`database_lock`] (a store a metadata database owns), [`plan_file`],
 //! [`progress`] (the counts every job keeps, and the stop flag), [`referrers`], [`store_root`].
 
 pub mod analysis;
 pub mod cache;
 pub mod catalog;
+pub mod database_lock;
 pub mod inventory;
 pub mod lock;
 // Maps its file (memmap2 cannot do that without `unsafe`); the module says why each use holds.

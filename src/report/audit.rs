@@ -38,6 +38,10 @@ pub struct OrphanReferrerTag {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
     pub storage: String,
+    /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
+    /// layout does not say what is live, and nothing may be deleted offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_in_use: Option<crate::pipeline::database_lock::DatabaseOwned>,
     pub summary: AuditSummary,
     pub problems: Vec<Problem>,
     pub orphan_referrer_tags: Vec<OrphanReferrerTag>,
@@ -51,6 +55,7 @@ impl WriteJson for AuditReport {}
 
 impl AuditReport {
     pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        super::write_owner(out, self.database_in_use.as_ref())?;
         for p in &self.problems {
             let kind = serde_json::to_value(p.kind).unwrap_or_default();
             writeln!(out, "{:<17} {}", kind.as_str().unwrap_or("?"), p)?;

@@ -37,6 +37,10 @@ pub struct Reclaimable {
 #[derive(Debug, Clone, Serialize)]
 pub struct DuReport {
     pub storage: String,
+    /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
+    /// layout does not say what is live, and nothing may be deleted offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_in_use: Option<crate::pipeline::database_lock::DatabaseOwned>,
     pub blobs: u64,
     /// All blob data.
     pub total_bytes: u64,
@@ -59,6 +63,7 @@ impl WriteJson for DuReport {}
 impl DuReport {
     /// A table of the `top` repositories by exclusive bytes, then the store's totals.
     pub fn write_human(&self, out: &mut dyn std::io::Write, top: usize) -> std::io::Result<()> {
+        super::write_owner(out, self.database_in_use.as_ref())?;
         let width = self
             .repositories
             .iter()

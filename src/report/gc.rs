@@ -126,6 +126,10 @@ fn losses(a: &Analysis) -> (Vec<RepoLoss>, Unlinked, u64) {
 #[derive(Debug, Clone, Serialize)]
 pub struct GcReport {
     pub storage: String,
+    /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
+    /// layout does not say what is live, and nothing may be deleted offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_in_use: Option<crate::pipeline::database_lock::DatabaseOwned>,
     pub dry_run: bool,
     pub delete_untagged: bool,
     pub grace_seconds: u64,
@@ -242,6 +246,7 @@ impl GcReport {
         let (by_repository, unlinked, repositories_emptied) = losses(a);
         GcReport {
             storage: storage.to_owned(),
+            database_in_use: None,
             dry_run: true,
             delete_untagged: options.delete_untagged,
             grace_seconds: options.grace.as_secs(),
@@ -310,6 +315,7 @@ impl GcReport {
 
     /// The human summary; `top` repositories are shown in the plan view.
     pub fn write_human(&self, out: &mut dyn Write, top: usize) -> io::Result<()> {
+        super::write_owner(out, self.database_in_use.as_ref())?;
         let mode = if self.dry_run { "dry run" } else { "delete" };
         let untagged = if self.delete_untagged {
             "untagged manifests collected"

@@ -19,6 +19,17 @@ pub trait WriteJson: Serialize {
     }
 }
 
+/// The first line of a human report on a store that a metadata database owns, when it is one.
+pub fn write_owner(
+    out: &mut dyn Write,
+    owner: Option<&crate::pipeline::database_lock::DatabaseOwned>,
+) -> io::Result<()> {
+    match owner {
+        Some(o) => writeln!(out, "{}", o.warning()),
+        None => Ok(()),
+    }
+}
+
 /// Where a plan file went, and how to execute it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanWritten {

@@ -23,6 +23,10 @@ pub struct RepoCounts {
 #[derive(Debug, Clone, Serialize)]
 pub struct PruneReport {
     pub storage: String,
+    /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
+    /// layout does not say what is live, and nothing may be deleted offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_in_use: Option<crate::pipeline::database_lock::DatabaseOwned>,
     pub dry_run: bool,
     pub repositories_total: usize,
     pub repositories_matched: usize,
@@ -64,6 +68,7 @@ impl PruneReport {
             .collect();
         PruneReport {
             storage: storage.to_owned(),
+            database_in_use: None,
             dry_run: true,
             repositories_total: plan.repositories_total,
             repositories_matched: repositories.len(),
@@ -87,6 +92,7 @@ pub fn write_human(
     report: &PruneReport,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    super::write_owner(out, report.database_in_use.as_ref())?;
     for r in plan.repositories.iter().filter(|r| !r.tags.is_empty()) {
         let removed = r.tags.iter().filter(|d| d.verdict.removed()).count();
         writeln!(

@@ -298,7 +298,19 @@ fn open_storage(
     Ok((target, storage))
 }
 
-/// What every deleting run does before it analyses: the read-only check, then the store's lock, held
+/// Whether a metadata database owns the store, for a report's first line; a store whose owner
+/// cannot be told is warned of here (a deleting run has refused it already).
+fn database_owner(
+    storage: &dyn Storage,
+) -> Option<regsweep::pipeline::database_lock::DatabaseOwned> {
+    regsweep::pipeline::database_lock::check(storage).unwrap_or_else(|e| {
+        eprintln!("regsweep: warning: {e}");
+        None
+    })
+}
+
+/// What every deleting run does before it analyses: a store a metadata database owns is refused
+/// (no option passes it), then the read-only check, then the store's lock, held
 /// until the guard is dropped; nothing when `delete` is false (a dry run). `Ok(Err(exit))` when it
 /// must not go on (the message is printed).
 fn prepare_delete<'a>(
@@ -310,6 +322,17 @@ fn prepare_delete<'a>(
 ) -> anyhow::Result<Result<Option<regsweep::pipeline::lock::Guard<'a>>, Exit>> {
     if !delete {
         return Ok(Ok(None));
+    }
+    match regsweep::pipeline::database_lock::check(storage) {
+        Ok(None) => {}
+        Ok(Some(owned)) => {
+            eprintln!("regsweep: {}", owned.refusal());
+            return Ok(Err(Exit::Error));
+        }
+        Err(e) => {
+            eprintln!("regsweep: refusing to delete: {e}");
+            return Ok(Err(Exit::Error));
+        }
     }
     if let Err(message) = read_only_check(arg, target, safety) {
         eprintln!("regsweep: {message}");
@@ -436,6 +459,7 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     report.manifest_cache = manifests.map(ManifestCache::finish);
+    report.database_in_use = database_owner(storage.as_ref());
     job.metrics.du(&report);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
@@ -467,6 +491,7 @@ fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     report.manifest_cache = manifests.map(ManifestCache::finish);
+    report.database_in_use = database_owner(storage.as_ref());
     job.metrics.audit(&report);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
@@ -519,6 +544,7 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let mut report = regsweep::report::gc::GcReport::new(&storage.describe(), &options, &analysis);
+    report.database_in_use = database_owner(storage.as_ref());
     report.manifest_cache = manifests.map(ManifestCache::finish);
     if let Some(out) = plan_out {
         let header = regsweep::commands::apply::gc_header(
@@ -634,6 +660,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
     };
     analysis.plan = plan;
     let mut report = regsweep::report::gc::GcReport::new(&storage.describe(), &options, &analysis);
+    report.database_in_use = database_owner(storage.as_ref());
     report.applied = Some(applied);
     report.manifest_cache = manifest_cache;
     sweep_and_render(
@@ -761,6 +788,7 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         eprintln!("regsweep: warning: --repo {glob:?} matches no repository of the store");
     }
     let mut report = regsweep::report::prune_tags::PruneReport::new(&storage.describe(), &plan);
+    report.database_in_use = database_owner(storage.as_ref());
     if let Some(out) = plan_out {
         let header = PlanHeader::new(
             PlanCommand::PruneTags,
