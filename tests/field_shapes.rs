@@ -439,12 +439,16 @@ impl Model {
             blobs.push(d.clone());
             let mt = e["mediaType"].as_str().unwrap_or("");
             let linked = repo.revisions.contains(&d) || repo.layers.contains(&d);
-            let is_manifest = if mt.is_empty() {
-                self.json(root, &d)
-                    .is_some_and(|c| c.get("layers").is_some() || c.get("manifests").is_some())
-            } else {
-                MANIFEST_TYPES.contains(&mt)
+            // The registry's rule: typed as a manifest, or whatever the entry says, data that is
+            // one (a manifest's layers and an index's entries are descriptors with digests).
+            let descriptors = |c: &Value, key: &str| {
+                c[key].as_array().is_some_and(|a| a.iter().all(|d| d["digest"].is_string()))
             };
+            let is_manifest = MANIFEST_TYPES.contains(&mt)
+                || self.json(root, &d).is_some_and(|c| {
+                    c["schemaVersion"] == 2
+                        && (descriptors(&c, "layers") || descriptors(&c, "manifests"))
+                });
             if linked && is_manifest {
                 follow.push(d);
             }
