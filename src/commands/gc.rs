@@ -20,6 +20,9 @@ pub enum RefusedError {
     /// The store is not as it was analysed (or could not be listed again to tell).
     #[error(transparent)]
     Recheck(#[from] Refused),
+    /// The trash's run record could not be written (nothing moved), or completed.
+    #[error("the trash: {0}")]
+    Trash(#[from] crate::storage::StorageError),
 }
 
 impl RefusedError {
@@ -36,11 +39,16 @@ impl RefusedError {
 /// with the analysis ([`crate::pipeline::recheck`]): a push or a tag move that landed during the walk (a registry not in read-only
 /// mode, an S3 listing that moved under the walk) refuses the sweep instead of deleting blobs that the
 /// new tag may need. What lands after this check is what read-only mode exists for.
+///
+/// With `trash`, what the plan deletes is moved into a new trash run instead
+/// ([`crate::commands::trash::sweeping`]); incomplete S3 multipart uploads, which cannot be moved,
+/// are left (counted in [`Deleted::multipart_kept`]).
 pub fn execute(
     storage: &dyn Storage,
     analysis: &Analysis,
     progress: &Progress,
     after: &dyn sweep::AfterDelete,
+    trash: Option<crate::commands::trash::TrashOptions>,
 ) -> Result<Deleted, RefusedError> {
     let problems: Vec<&Problem> = analysis
         .problems()
@@ -58,10 +66,22 @@ pub fn execute(
     }
     let judged = Judged::whole_store(&analysis.inventory.repositories);
     recheck::recheck(storage, progress, &judged, Since::Analysis)?;
-    Ok(sweep::sweep_telling(
-        storage,
-        &analysis.plan,
-        after,
-        progress,
-    ))
+    let kept_plan;
+    let (plan, multipart_kept) = if trash.is_some() {
+        let mut p = analysis.plan.clone();
+        p.items
+            .retain(|i| !matches!(i, crate::pipeline::plan::PlanItem::Multipart { .. }));
+        let kept = (analysis.plan.items.len() - p.items.len()) as u64;
+        kept_plan = p;
+        (&kept_plan, kept)
+    } else {
+        (&analysis.plan, 0)
+    };
+    let bytes = |d: &Deleted| d.bytes + d.upload_bytes;
+    let (mut deleted, run) = crate::commands::trash::sweeping(storage, trash, bytes, |s| {
+        sweep::sweep_telling(s, plan, after, progress)
+    })?;
+    deleted.trash = run;
+    deleted.multipart_kept = multipart_kept;
+    Ok(deleted)
 }

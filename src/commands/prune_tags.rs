@@ -34,6 +34,9 @@ pub enum PruneRefused {
         created: String,
         examples: String,
     },
+    /// The trash's run record could not be written (nothing moved), or completed.
+    #[error("the trash: {0}")]
+    Trash(#[from] crate::storage::StorageError),
 }
 
 impl PruneRefused {
@@ -138,10 +141,13 @@ pub fn from_reviewed(
 ///
 /// A stop asked for before the deletes start refuses them; once started, the few deletes a tag
 /// takes are finished.
+///
+/// With `trash`, the tags' files are moved into a new trash run instead of deleted.
 pub fn execute(
     storage: &dyn Storage,
     plan: &PrunePlan,
     progress: &Progress,
+    trash: Option<crate::commands::trash::TrashOptions>,
 ) -> Result<TagsDeleted, PruneRefused> {
     if let Some(first) = plan.problems.first() {
         return Err(PruneRefused::Problems {
@@ -176,5 +182,12 @@ pub fn execute(
         Count::Deleted,
         Some(removed.len() as u64),
     );
-    Ok(sweep::remove_tags(storage, &removed, progress))
+    let (mut deleted, run) = crate::commands::trash::sweeping(
+        storage,
+        trash,
+        |_| 0,
+        |s| sweep::remove_tags(s, &removed, progress),
+    )?;
+    deleted.trash = run;
+    Ok(deleted)
 }

@@ -24,3 +24,4 @@ pub mod referrers;
 pub mod retention;
 pub mod store_root;
 pub mod sweep;
+pub mod trash;

@@ -90,6 +90,17 @@ pub struct Deleted {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped_by: Option<String>,
     pub failures: Vec<Failure>,
+    /// With `--trash`: the run that holds what was "deleted" (moved, and restorable until it
+    /// expires).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash: Option<crate::pipeline::trash::RunRecord>,
+    /// Incomplete multipart uploads a trashing run left (they cannot be moved).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub multipart_kept: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Told of what a sweep deleted, batch by batch, as soon as it is gone.
@@ -471,6 +482,9 @@ fn sweep_upload(storage: &dyn Storage, folder: &str, failures: &mut Vec<Failure>
 pub struct TagsDeleted {
     pub tags: u64,
     pub failures: Vec<Failure>,
+    /// With `--trash`: the run that holds the removed tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash: Option<crate::pipeline::trash::RunRecord>,
 }
 
 /// Removes tags, as (repository, tag): each tag's index entries, then its `current` link, then its
@@ -528,6 +542,66 @@ fn tag_folder_of(key: &str) -> &str {
         .map_or(0, |i| i + "/_manifests/tags/".len());
     let end = key[i..].find('/').map_or(key.len(), |j| i + j + 1);
     &key[..end]
+}
+
+/// What purging trash runs deleted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Purged {
+    /// The runs gone from the trash.
+    pub runs: Vec<String>,
+    pub objects: u64,
+    pub bytes: u64,
+    pub failures: Vec<Failure>,
+}
+
+/// Deletes trash runs `ids` whole (their objects, then their records, then their folders): the
+/// space comes back, and they can no longer be restored.
+pub fn purge_trash_runs(storage: &dyn Storage, ids: &[String]) -> Purged {
+    let mut out = Purged::default();
+    for id in ids {
+        let keys = match crate::pipeline::trash::keys_of(storage, id) {
+            Ok(k) => k,
+            Err(crate::pipeline::trash::TrashError::NoSuchRun(_)) => continue,
+            Err(crate::pipeline::trash::TrashError::Storage(e)) => {
+                out.failures.push(Failure::storage(id.clone(), e));
+                continue;
+            }
+        };
+        let (names, sizes): (Vec<String>, Vec<u64>) = keys.into_iter().unzip();
+        let before = out.failures.len();
+        // The record is the last key: a purge cut off leaves a run that still lists.
+        let failed = delete_all(storage, &names, &mut out.failures);
+        for (i, size) in sizes.iter().enumerate() {
+            if !failed.contains(&i) && i + 1 < names.len() {
+                out.objects += 1;
+                out.bytes += size;
+            }
+        }
+        if out.failures.len() == before {
+            let folder = crate::pipeline::trash::run_folder(id);
+            if let Err(e) = storage.remove_empty_folders(&folder) {
+                out.failures.push(Failure::storage(folder, e));
+            }
+            out.runs.push(id.clone());
+        }
+    }
+    let _ = storage.remove_folder_if_empty(crate::pipeline::trash::TRASH);
+    out
+}
+
+/// Restores trash run `id` ([`crate::pipeline::trash::restore`]): the trash's copies of what is back
+/// in place, and the run's record once it is empty, are deleted here, and the folders left empty.
+pub fn restore_trash_run(
+    storage: &dyn Storage,
+    id: &str,
+) -> Result<crate::pipeline::trash::Restored, crate::pipeline::trash::TrashError> {
+    let discard = |keys: &[String]| storage.delete(keys);
+    let restored = crate::pipeline::trash::restore(storage, id, &discard)?;
+    if restored.run_removed {
+        let _ = storage.remove_empty_folders(&crate::pipeline::trash::run_folder(id));
+        let _ = storage.remove_folder_if_empty(crate::pipeline::trash::TRASH);
+    }
+    Ok(restored)
 }
 
 #[cfg(test)]

@@ -438,6 +438,16 @@ impl GcReport {
                     human_bytes(d.upload_bytes),
                     count(d.failures.len() as u64, "failure", "failures")
                 )?;
+                if let Some(run) = &d.trash {
+                    super::trash::write_trashed(run, &self.storage, out)?;
+                }
+                if d.multipart_kept > 0 {
+                    writeln!(
+                        out,
+                        "Left {} (a trash cannot hold them; a run without --trash aborts them).",
+                        count(d.multipart_kept, "multipart upload", "multipart uploads")
+                    )?;
+                }
                 if d.repositories > 0 {
                     writeln!(
                         out,

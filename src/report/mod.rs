@@ -7,6 +7,7 @@ pub mod du;
 pub mod gc;
 pub mod metrics;
 pub mod prune_tags;
+pub mod trash;
 
 use serde::Serialize;
 use std::io::{self, Write};

@@ -158,6 +158,9 @@ pub fn write_human(
         ),
         Some(d) => {
             writeln!(out, "Deleted {}.", count(d.tags, "tag", "tags"))?;
+            if let Some(run) = &d.trash {
+                super::trash::write_trashed(run, &report.storage, out)?;
+            }
             for f in &d.failures {
                 writeln!(out, "  failed: {}: {}", f.key, f.error)?;
             }
@@ -200,6 +203,7 @@ mod tests {
         report.deleted = Some(TagsDeleted {
             tags: deleted,
             failures: Vec::new(),
+            trash: None,
         });
         let mut out = Vec::new();
         write_human(&plan, &report, &mut out).unwrap();

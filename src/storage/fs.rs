@@ -492,6 +492,66 @@ impl Storage for FsStorage {
         Ok(self.metadata(key)?.modified().ok())
     }
 
+    /// A rename (`RENAME_NOREPLACE`, so never over an object that is there), with the target's
+    /// folders made first; one that would cross filesystems is refused, since it would copy. The
+    /// source's folder goes when it became empty, as after a delete.
+    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let meta = self.metadata(from)?;
+        if !meta.is_file() {
+            return Err(StorageError::Other {
+                key: from.to_owned(),
+                message: "is not a file; only files are moved".into(),
+            });
+        }
+        let (source, target) = (self.path(from), self.path(to));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error(to, e))?;
+        }
+        let renamed = rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &source,
+            rustix::fs::CWD,
+            &target,
+            rustix::fs::RenameFlags::NOREPLACE,
+        );
+        match renamed {
+            Ok(()) => {}
+            Err(Errno::EXIST) => return Err(StorageError::Exists { key: to.to_owned() }),
+            Err(Errno::XDEV) => {
+                return Err(StorageError::Other {
+                    key: to.to_owned(),
+                    message: format!(
+                        "is on another filesystem than {from}: a move there would copy the data; \
+                         keep the trash on the store's own filesystem"
+                    ),
+                });
+            }
+            Err(e) => return Err(io_error(from, e.into())),
+        }
+        if let Some(parent) = source.parent()
+            && parent != self.root
+        {
+            let _ = std::fs::remove_dir(parent);
+        }
+        Ok(())
+    }
+
+    /// Written beside its place under a temporary name, then renamed over it.
+    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let path = self.path(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io_error(key, e))?;
+        }
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                io_error(key, e)
+            })
+    }
+
     fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
         match std::fs::remove_dir(self.path(prefix.trim_end_matches('/'))) {
             Ok(()) => Ok(true),

@@ -19,6 +19,8 @@ pub enum Op {
     Read,
     Stat,
     Delete,
+    Move,
+    Write,
     RemoveFolders,
     AbortMultipart,
     Lock,
@@ -227,6 +229,31 @@ impl Storage for MemStorage {
 
     fn delete_batch(&self) -> usize {
         self.delete_batch
+    }
+
+    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let mut s = self.call(Op::Move, from)?;
+        if s.objects.contains_key(to) {
+            return Err(StorageError::Exists { key: to.to_owned() });
+        }
+        let object = s
+            .objects
+            .remove(from)
+            .ok_or_else(|| StorageError::NotFound {
+                key: from.to_owned(),
+            })?;
+        s.objects.insert(to.to_owned(), object);
+        Ok(())
+    }
+
+    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let mut s = self.call(Op::Write, key)?;
+        let object = Object {
+            bytes: bytes.to_vec(),
+            modified: SystemTime::now(),
+        };
+        s.objects.insert(key.to_owned(), object);
+        Ok(())
     }
 
     fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {

@@ -11,6 +11,7 @@ pub mod fs;
 pub mod holder;
 pub mod mem;
 pub mod s3;
+pub mod trashing;
 
 use crate::model::digest::Digest;
 use std::time::SystemTime;
@@ -57,6 +58,9 @@ pub enum StorageError {
     /// The key names a symbolic link, which the collector never follows.
     #[error("{key}: is a symbolic link; regsweep never follows links out of the store")]
     Symlink { key: String },
+    /// A move's target is there already (a move never overwrites).
+    #[error("{key}: already exists; not overwritten")]
+    Exists { key: String },
     /// Any other failure of the backend.
     #[error("{key}: {message}")]
     Other { key: String, message: String },
@@ -69,6 +73,7 @@ impl StorageError {
             StorageError::NotFound { key }
             | StorageError::TooLarge { key, .. }
             | StorageError::Symlink { key }
+            | StorageError::Exists { key }
             | StorageError::Other { key, .. } => key,
         }
     }
@@ -207,6 +212,28 @@ pub trait Storage: Sync {
     /// so that a run that was cut off converges when repeated.
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;
 
+    /// Moves the object `from` to `to`, which must not exist ([`StorageError::Exists`] if it does:
+    /// a move never overwrites), for the trash and its restore. `from` not there is
+    /// [`StorageError::NotFound`]. Filesystem: a rename within the store's filesystem, no data
+    /// copied. S3: a server-side copy, checked by size (and ETag where it is the content's MD5)
+    /// before `from` is deleted, so that a crash leaves the object in one place or in both.
+    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let _ = to;
+        Err(StorageError::Other {
+            key: from.to_owned(),
+            message: "this store cannot move objects (no trash here)".to_owned(),
+        })
+    }
+
+    /// Writes a small object whole, replacing what was there (the trash's run records).
+    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let _ = bytes;
+        Err(StorageError::Other {
+            key: key.to_owned(),
+            message: "this store cannot write objects (no trash here)".to_owned(),
+        })
+    }
+
     /// The most keys one [`Storage::delete`] call takes well (a request's limit where the backend
     /// makes requests): callers delete in batches of this size, batches in parallel.
     fn delete_batch(&self) -> usize {
@@ -308,6 +335,9 @@ pub struct RequestCounts {
     pub delete_requests: u64,
     /// Attempts beyond the first of each request (throttling, 5xx, dropped connections).
     pub retries: u64,
+    /// Requests the trash made (HEADs and copies of moves, writes of its run records).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub trash_requests: u64,
     /// Object versions deleted beyond the current ones (noncurrent versions and delete markers),
     /// when deletes remove every version of a key.
     #[serde(skip_serializing_if = "is_zero")]

@@ -60,6 +60,8 @@ struct Counters {
     attempts: AtomicU64,
     /// Noncurrent versions and delete markers deleted with `delete_versions`.
     older_versions: AtomicU64,
+    /// Requests of the trash: HEADs and copies of moves, and its run records' writes.
+    trash: AtomicU64,
 }
 
 /// Counts every attempt the SDK makes (first tries and retries alike).
@@ -420,6 +422,27 @@ impl S3Storage {
         }
     }
 
+    /// An object's size and ETag (HEAD); `None` when it is not there. Counted as the trash's.
+    async fn head(&self, key: &str) -> Result<Option<(u64, Option<String>)>, StorageError> {
+        self.counters.trash.fetch_add(1, Ordering::Relaxed);
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+        {
+            Ok(o) => Ok(Some((
+                o.content_length().unwrap_or(0).max(0) as u64,
+                o.e_tag().map(str::to_owned),
+            ))),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) if http_status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(other(key, describe(&e))),
+        }
+    }
+
     /// Bytes in the parts of a multipart upload (ListParts, 1000 parts a page).
     async fn parts_size(&self, u: &MultipartUpload) -> Result<u64, StorageError> {
         let mut size = 0;
@@ -713,6 +736,22 @@ fn content_md5_instead_of_crc32(request: &mut aws_sdk_s3::config::http::HttpRequ
 }
 
 /// Standard base64 with padding.
+/// The largest object one `CopyObject` copies.
+const COPY_OBJECT_MAX: u64 = 5 << 30;
+
+/// A key as `x-amz-copy-source` takes it: percent-encoded but for `/` and the unreserved characters.
+fn copy_source_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -860,6 +899,79 @@ impl Storage for S3Storage {
 
     fn delete_batch(&self) -> usize {
         DELETE_OBJECTS_MAX
+    }
+
+    /// HEAD of both keys, `CopyObject`, a HEAD of the copy (its size, and its ETag where the
+    /// source's is a single-part MD5), then the source's delete: a crash before the delete leaves
+    /// the object in both places, never in none. Objects over 5 GiB (which need `UploadPartCopy`)
+    /// are refused, and stay.
+    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        self.runtime.block_on(async {
+            let _permit = self.admit().await;
+            let (size, etag) = self
+                .head(from)
+                .await?
+                .ok_or_else(|| StorageError::NotFound {
+                    key: from.to_owned(),
+                })?;
+            if self.head(to).await?.is_some() {
+                return Err(StorageError::Exists { key: to.to_owned() });
+            }
+            if size > COPY_OBJECT_MAX {
+                return Err(other(
+                    from,
+                    format!(
+                        "{size} bytes: objects over 5 GiB need a multipart copy, which this \
+                         regsweep does not make; it stays where it is"
+                    ),
+                ));
+            }
+            self.counters.trash.fetch_add(1, Ordering::Relaxed);
+            let source = format!("{}/{}", self.bucket, copy_source_key(&self.full(from)));
+            self.client
+                .copy_object()
+                .bucket(&self.bucket)
+                .key(self.full(to))
+                .copy_source(source)
+                .send()
+                .await
+                .map_err(|e| other(to, describe(&e)))?;
+            let copied = self.head(to).await?;
+            let single_part = |e: &Option<String>| e.as_deref().is_some_and(|e| !e.contains('-'));
+            let verified = match &copied {
+                Some((n, e)) => *n == size && (!single_part(&etag) || *e == etag),
+                None => false,
+            };
+            if !verified {
+                return Err(other(
+                    to,
+                    format!(
+                        "the copy of {from} does not match it (size {size}, ETag {etag:?}; copy \
+                         {copied:?}); the original stays"
+                    ),
+                ));
+            }
+            self.delete_keys(&[from.to_owned()])
+                .await
+                .pop()
+                .unwrap_or(Ok(()))
+        })
+    }
+
+    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.runtime.block_on(async {
+            let _permit = self.admit().await;
+            self.counters.trash.fetch_add(1, Ordering::Relaxed);
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.full(key))
+                .body(bytes.to_vec().into())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| other(key, describe(&e)))
+        })
     }
 
     /// The ETag of an object put in one part without SSE-KMS or SSE-C is the MD5 of its content, so
@@ -1045,8 +1157,10 @@ impl Storage for S3Storage {
                 list + get
                     + delete
                     + c.lock.load(Ordering::Relaxed)
-                    + c.bucket.load(Ordering::Relaxed),
+                    + c.bucket.load(Ordering::Relaxed)
+                    + c.trash.load(Ordering::Relaxed),
             ),
+            trash_requests: c.trash.load(Ordering::Relaxed),
             older_versions_deleted: c.older_versions.load(Ordering::Relaxed),
         })
     }

@@ -37,6 +37,9 @@ pub enum Command {
     /// the same time. Refuses, deleting nothing, otherwise, and refuses a plan that is cut short,
     /// edited, or made for another store.
     Apply(ApplyArgs),
+    /// The trash that deleting runs given --trash move into: list its runs, restore one, purge.
+    #[command(subcommand)]
+    Trash(TrashCommand),
     /// Print a shell completion script for bash, zsh or fish to stdout.
     ///
     /// bash: `regsweep completions bash > /etc/bash_completion.d/regsweep`;
@@ -163,6 +166,95 @@ pub struct SafetyArgs {
     /// renewed for 15 minutes, or held by a dead pid on this host). A live run's lock is never broken.
     #[arg(long)]
     pub break_lock: bool,
+    /// Move what would be deleted into the store's trash (`regsweep-trash/` beside `docker/`, where
+    /// the registry never looks) and keep it there for DURATION (7d, 24h), instead of deleting it.
+    /// `regsweep trash restore STORAGE RUN` puts it back; the next deleting run purges runs whose
+    /// window has passed. Filesystem: a rename, no data copied. S3: a server-side copy, checked,
+    /// then a delete of the original (requests, and storage until purged).
+    #[arg(long, value_name = "DURATION", value_parser = parse_trash_window)]
+    pub trash: Option<Duration>,
+}
+
+fn parse_trash_window(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(
+            "a trash window of 0 would purge at once; leave --trash out \
+                                 to delete"
+                .into(),
+        ),
+        d => Ok(d),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrashCommand {
+    /// The runs in the trash: when, which command, what they hold, when each expires.
+    List(TrashListArgs),
+    /// Put everything a run moved back where it was, never overwriting what was written there
+    /// since. Takes the store's lock.
+    Restore(TrashRestoreArgs),
+    /// Delete runs from the trash for good (a dry run unless --delete): one by its id, those past
+    /// their window (--expired), or every one (--all).
+    Purge(TrashPurgeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrashListArgs {
+    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    /// Print the runs as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrashRestoreArgs {
+    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    /// The run's id, as `regsweep trash list` names it.
+    pub run_id: String,
+    /// Remove the store's lock first if the run that took it is gone.
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["run_id", "expired", "all"]))]
+pub struct TrashPurgeArgs {
+    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    /// The run's id, as `regsweep trash list` names it.
+    pub run_id: Option<String>,
+    /// Every run whose window has passed.
+    #[arg(long)]
+    pub expired: bool,
+    /// Every run.
+    #[arg(long)]
+    pub all: bool,
+    /// Purge them. Without it nothing is deleted.
+    #[arg(long)]
+    pub delete: bool,
+    /// Remove the store's lock first if the run that took it is gone.
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[derive(Debug, clap::Args)]

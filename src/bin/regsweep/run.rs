@@ -2,12 +2,14 @@
 
 use crate::cli::{
     ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, GcArgs, ManifestCacheArgs, PruneArgs,
-    RunArgs, S3Args, SafetyArgs, ViewArgs,
+    RunArgs, S3Args, SafetyArgs, TrashCommand, TrashListArgs, TrashPurgeArgs, TrashRestoreArgs,
+    ViewArgs,
 };
 use crate::display::{Display, Mode};
 use anyhow::Context;
 use regsweep::commands::config::{StorageSpec, Target};
 use regsweep::commands::gc::{self, GcOptions};
+use regsweep::commands::trash::TrashOptions;
 use regsweep::pipeline::cache::{CacheReport, CacheSpec, Evictor, RedisSpec};
 use regsweep::pipeline::manifest_cache::ManifestCache;
 use regsweep::pipeline::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
@@ -154,6 +156,9 @@ pub fn run(cli: Cli) -> Exit {
         Command::Audit(a) => ("audit", &a.storage, &a.run),
         Command::PruneTags(a) => ("prune-tags", &a.storage, &a.run),
         Command::Apply(a) => ("apply", &a.storage, &a.run),
+        Command::Trash(TrashCommand::List(a)) => ("trash list", &a.storage, &a.run),
+        Command::Trash(TrashCommand::Restore(a)) => ("trash restore", &a.storage, &a.run),
+        Command::Trash(TrashCommand::Purge(a)) => ("trash purge", &a.storage, &a.run),
         Command::Completions { shell } => return completions(*shell),
         Command::Man => return man(),
     };
@@ -170,6 +175,9 @@ pub fn run(cli: Cli) -> Exit {
         Command::Audit(args) => audit(args, &mut job),
         Command::PruneTags(args) => prune_tags(args, &mut job),
         Command::Apply(args) => apply(args, &mut job),
+        Command::Trash(TrashCommand::List(args)) => trash_list(args, &mut job),
+        Command::Trash(TrashCommand::Restore(args)) => trash_restore(args, &mut job),
+        Command::Trash(TrashCommand::Purge(args)) => trash_purge(args, &mut job),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     };
     job.end(result)
@@ -339,13 +347,43 @@ fn prepare_delete<'a>(
         return Ok(Err(Exit::Error));
     }
     match regsweep::pipeline::lock::acquire(storage, safety.break_lock) {
-        Ok(guard) => Ok(Ok(Some(guard))),
+        Ok(guard) => {
+            purge_expired_trash(storage)?;
+            Ok(Ok(Some(guard)))
+        }
         Err(e @ regsweep::pipeline::lock::LockError::Storage { .. }) => Err(e.into()),
         Err(e) => {
             eprintln!("regsweep: {e}");
             Ok(Err(Exit::Error))
         }
     }
+}
+
+/// A deleting run's trash, when --trash was given.
+fn trash_options(safety: &SafetyArgs, command: &'static str) -> Option<TrashOptions> {
+    safety.trash.map(|window| TrashOptions { window, command })
+}
+
+/// What every deleting run does once it holds the lock: the trash runs past their window are
+/// purged, and that is said.
+fn purge_expired_trash(storage: &dyn Storage) -> anyhow::Result<()> {
+    match regsweep::commands::trash::purge_expired(storage, SystemTime::now()) {
+        Ok(None) => {}
+        Ok(Some(p)) => {
+            eprintln!(
+                "regsweep: purged {} trash run(s) past their window ({} objects, {}): {}",
+                p.runs.len(),
+                p.objects,
+                regsweep::model::text::human_bytes(p.bytes),
+                p.runs.join(", ")
+            );
+            for f in &p.failures {
+                eprintln!("regsweep: warning: trash purge: {}: {}", f.key, f.error);
+            }
+        }
+        Err(e) => eprintln!("regsweep: warning: cannot purge the expired trash runs: {e}"),
+    }
+    Ok(())
 }
 
 /// What a run knows of the registry's blob-descriptor cache, and what a deleting run does with it.
@@ -566,6 +604,7 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         storage.as_ref(),
         &analysis,
         args.delete,
+        trash_options(&args.safety, "gc"),
         &cache,
         args.json,
         &args.view,
@@ -632,7 +671,15 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
             let mut report =
                 regsweep::report::prune_tags::PruneReport::new(&storage.describe(), &plan);
             report.applied = Some(applied);
-            return delete_tags_and_render(job, &plan, report, storage.as_ref(), true, args.json);
+            let trash = trash_options(&args.safety, "apply");
+            return delete_tags_and_render(
+                job,
+                &plan,
+                report,
+                storage.as_ref(),
+                Some(trash),
+                args.json,
+            );
         }
     };
     if let Err(exit) = cache.check(true, &args.safety) {
@@ -669,6 +716,7 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
         storage.as_ref(),
         &analysis,
         true,
+        trash_options(&args.safety, "apply"),
         &cache,
         args.json,
         &args.view,
@@ -683,6 +731,7 @@ fn sweep_and_render(
     storage: &dyn Storage,
     analysis: &gc::Analysis,
     delete: bool,
+    trash: Option<TrashOptions>,
     cache: &CacheRun,
     json: bool,
     view: &ViewArgs,
@@ -704,7 +753,7 @@ fn sweep_and_render(
             Some(e) => e,
             None => &regsweep::pipeline::sweep::NoOne,
         };
-        match gc::execute(storage, analysis, &job.progress, after) {
+        match gc::execute(storage, analysis, &job.progress, after, trash) {
             Ok(deleted) => {
                 if !deleted.failures.is_empty() || deleted.not_attempted > 0 {
                     exit = Exit::Partial;
@@ -803,7 +852,10 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         ));
         out.finish(header, plan.items())?;
     }
-    delete_tags_and_render(job, &plan, report, storage.as_ref(), args.delete, args.json)
+    let delete = args
+        .delete
+        .then(|| trash_options(&args.safety, "prune-tags"));
+    delete_tags_and_render(job, &plan, report, storage.as_ref(), delete, args.json)
 }
 
 /// Removes the planned tags when `delete`, then renders the report; the exit status says how it went.
@@ -812,13 +864,13 @@ fn delete_tags_and_render(
     plan: &regsweep::pipeline::retention::PrunePlan,
     mut report: regsweep::report::prune_tags::PruneReport,
     storage: &dyn Storage,
-    delete: bool,
+    delete: Option<Option<TrashOptions>>,
     json: bool,
 ) -> anyhow::Result<Exit> {
     let mut exit = Exit::Success;
     let mut refused = None;
-    if delete {
-        match regsweep::commands::prune_tags::execute(storage, plan, &job.progress) {
+    if let Some(trash) = delete {
+        match regsweep::commands::prune_tags::execute(storage, plan, &job.progress, trash) {
             Ok(deleted) => {
                 if !deleted.failures.is_empty() {
                     exit = Exit::Partial;
@@ -847,4 +899,97 @@ fn delete_tags_and_render(
         };
     }
     Ok(exit)
+}
+
+fn trash_list(args: TrashListArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let list = regsweep::commands::trash::list(storage.as_ref(), SystemTime::now())?;
+    job.print(|out| {
+        if args.json {
+            list.write_json(out)
+        } else {
+            regsweep::report::trash::write_list(&list, out)
+        }
+    })?;
+    Ok(Exit::Success)
+}
+
+/// The store's lock for a trash command that moves or deletes; `Err(exit)` when another run holds it.
+fn trash_lock<'a>(
+    storage: &'a dyn Storage,
+    break_lock: bool,
+) -> anyhow::Result<Result<regsweep::pipeline::lock::Guard<'a>, Exit>> {
+    match regsweep::pipeline::lock::acquire(storage, break_lock) {
+        Ok(guard) => Ok(Ok(guard)),
+        Err(e @ regsweep::pipeline::lock::LockError::Storage { .. }) => Err(e.into()),
+        Err(e) => {
+            eprintln!("regsweep: {e}");
+            Ok(Err(Exit::Error))
+        }
+    }
+}
+
+fn trash_restore(args: TrashRestoreArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let _lock = match trash_lock(storage.as_ref(), args.break_lock)? {
+        Ok(guard) => guard,
+        Err(exit) => return Ok(exit),
+    };
+    let restored = regsweep::commands::trash::restore(storage.as_ref(), &args.run_id)?;
+    let report = regsweep::report::trash::RestoreReport {
+        storage: storage.describe(),
+        restored,
+    };
+    job.print(|out| {
+        if args.json {
+            report.write_json(out)
+        } else {
+            report.write_human(out)
+        }
+    })?;
+    let r = &report.restored;
+    Ok(if r.conflicts.is_empty() && r.failures.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Partial
+    })
+}
+
+fn trash_purge(args: TrashPurgeArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    use regsweep::commands::trash::Which;
+    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let which = match (&args.run_id, args.expired) {
+        (Some(id), _) => Which::Run(id.clone()),
+        (None, true) => Which::Expired,
+        (None, false) => Which::All,
+    };
+    let _lock = if args.delete {
+        match trash_lock(storage.as_ref(), args.break_lock)? {
+            Ok(guard) => Some(guard),
+            Err(exit) => return Ok(exit),
+        }
+    } else {
+        None
+    };
+    let runs = regsweep::commands::trash::select(storage.as_ref(), &which, SystemTime::now())?;
+    let purged = args
+        .delete
+        .then(|| regsweep::commands::trash::purge(storage.as_ref(), &runs));
+    let report = regsweep::report::trash::PurgeReport {
+        storage: storage.describe(),
+        dry_run: purged.is_none(),
+        runs,
+        purged,
+    };
+    job.print(|out| {
+        if args.json {
+            report.write_json(out)
+        } else {
+            report.write_human(out)
+        }
+    })?;
+    Ok(match &report.purged {
+        Some(p) if !p.failures.is_empty() => Exit::Partial,
+        _ => Exit::Success,
+    })
 }

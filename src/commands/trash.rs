@@ -1,0 +1,95 @@
+//! The trash's part in the deleting commands, and the `trash` commands (`list`, `restore`,
+//! `purge`). What the trash is and how a restore goes is [`crate::pipeline::trash`]; what a trashing
+//! run sweeps with is [`crate::storage::trashing::Trashing`].
+
+use crate::pipeline::sweep::{self, Purged};
+use crate::pipeline::trash::{self, Restored, RunRecord, RunSummary, TrashError, TrashRun};
+use crate::report::trash::TrashList;
+use crate::storage::trashing::Trashing;
+use crate::storage::{Storage, StorageError};
+use std::time::{Duration, SystemTime};
+
+/// A deleting run's trash: how long what it moves is kept, and which command it is.
+#[derive(Debug, Clone, Copy)]
+pub struct TrashOptions {
+    pub window: Duration,
+    pub command: &'static str,
+}
+
+/// Runs `sweep` on `storage`, or with `trash`, on the store whose deletes move into a new run's
+/// trash (its record written before the first move, completed after the last, with the bytes
+/// `bytes_of` counts). Returns what `sweep` returned, and the run's record.
+pub fn sweeping<T>(
+    storage: &dyn Storage,
+    trash: Option<TrashOptions>,
+    bytes_of: impl Fn(&T) -> u64,
+    sweep: impl FnOnce(&dyn Storage) -> T,
+) -> Result<(T, Option<RunRecord>), StorageError> {
+    let Some(options) = trash else {
+        return Ok((sweep(storage), None));
+    };
+    let mut run = TrashRun::open(storage, options.command, options.window, SystemTime::now())?;
+    let trashing = Trashing::new(storage, trash::run_folder(&run.record.id));
+    let out = sweep(&trashing);
+    run.finish(storage, trashing.moved(), bytes_of(&out))?;
+    Ok((out, Some(run.record)))
+}
+
+pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<TrashList, StorageError> {
+    let runs = trash::list(storage, now)?;
+    Ok(TrashList {
+        storage: storage.describe(),
+        objects: runs.iter().map(|r| r.objects).sum(),
+        bytes: runs.iter().map(|r| r.bytes).sum(),
+        runs,
+    })
+}
+
+/// Which runs a purge takes.
+#[derive(Debug, Clone)]
+pub enum Which {
+    Run(String),
+    Expired,
+    All,
+}
+
+/// The runs `which` names, as listed; an unknown run id is an error.
+pub fn select(
+    storage: &dyn Storage,
+    which: &Which,
+    now: SystemTime,
+) -> Result<Vec<RunSummary>, TrashError> {
+    let runs = trash::list(storage, now)?;
+    Ok(match which {
+        Which::All => runs,
+        Which::Expired => runs.into_iter().filter(|r| r.expired).collect(),
+        Which::Run(id) => {
+            let run: Vec<RunSummary> = runs.into_iter().filter(|r| &r.id == id).collect();
+            if run.is_empty() {
+                return Err(TrashError::NoSuchRun(id.clone()));
+            }
+            run
+        }
+    })
+}
+
+/// Purges `runs` (see [`sweep::purge_trash_runs`]).
+pub fn purge(storage: &dyn Storage, runs: &[RunSummary]) -> Purged {
+    let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+    sweep::purge_trash_runs(storage, &ids)
+}
+
+/// What a deleting run does first: the runs whose window has passed are purged. `None` when there
+/// were none.
+pub fn purge_expired(storage: &dyn Storage, now: SystemTime) -> Result<Option<Purged>, TrashError> {
+    let expired = select(storage, &Which::Expired, now)?;
+    if expired.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(purge(storage, &expired)))
+}
+
+/// Restores run `id`.
+pub fn restore(storage: &dyn Storage, id: &str) -> Result<Restored, TrashError> {
+    sweep::restore_trash_run(storage, id)
+}

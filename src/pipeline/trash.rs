@@ -1,0 +1,403 @@
+//! The trash: a way back from every sweep.
+//!
+//! A deleting run given `--trash WINDOW` moves what it would delete to
+//! `regsweep-trash/<run id>/<original key>`, beside `docker/` where the registry never looks,
+//! instead of deleting it. The run's record, `regsweep-trash/<run id>/run.json` (the command, when,
+//! when it expires, `open`), is written before the first move and rewritten `complete`, with what
+//! moved, at the end. The journal of what moved from where is the trash itself: each object's key
+//! below its run's folder is the key it came from, so a run killed at any instant (a rename is
+//! atomic; an S3 move copies, checks, then deletes) leaves every object at its place, in the trash,
+//! or (S3, killed between the copy and the delete) in both, and a restore finds it all.
+//!
+//! Restore moves each object back, blob data first, then `_layers` links, revision links, tag index
+//! entries, tags' `current` links, and uploads, so that at no instant does a restored link name
+//! missing data. An object whose place was written again since is never overwritten: when the
+//! bytes there are the same (a content-addressed blob pushed again, a link to the same digest) the
+//! trash's copy is discarded; otherwise the object stays in the trash and is named as a conflict.
+//! A run is gone from the trash once everything in it is back.
+//!
+//! A run expires `WINDOW` after it was made; the next deleting run (trash or not) purges the runs
+//! whose window has passed, and `regsweep trash purge` purges by hand. What a purge deletes is
+//! deleted by [`crate::pipeline::sweep`], the only code that deletes.
+
+use crate::model::layout::{self, BlobKey, RepoKey};
+use crate::model::time::{rfc3339, unix_seconds};
+use crate::storage::{Storage, StorageError};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+/// Where every run's trash lives, beside `docker/`.
+pub const TRASH: &str = "regsweep-trash/";
+/// A run's record, in its folder.
+const RECORD: &str = "run.json";
+
+/// What a run's record says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunRecord {
+    pub id: String,
+    /// The command that made it (`gc`, `apply`, `prune-tags`).
+    pub command: String,
+    pub created: String,
+    pub created_unix: i64,
+    pub expires: String,
+    pub expires_unix: i64,
+    /// `open` while the run moves things, `complete` once it ended.
+    pub state: String,
+    /// Objects moved and their bytes, when complete.
+    pub moved: u64,
+    pub bytes: u64,
+}
+
+/// A run that moves what it would delete into the trash.
+#[derive(Debug, Clone)]
+pub struct TrashRun {
+    pub record: RunRecord,
+}
+
+/// The folder of run `id`.
+pub fn run_folder(id: &str) -> String {
+    format!("{TRASH}{id}/")
+}
+
+impl TrashRun {
+    /// Opens a run: its record is written (`open`) before anything moves.
+    pub fn open(
+        storage: &dyn Storage,
+        command: &str,
+        window: Duration,
+        now: SystemTime,
+    ) -> Result<TrashRun, StorageError> {
+        let created = unix_seconds(now);
+        let expires = created + window.as_secs() as i64;
+        // Seconds and the process id: two runs of one store are one at a time (the lock).
+        let id = format!(
+            "{}-{}",
+            rfc3339(created).replace([':', '-'], ""),
+            std::process::id()
+        );
+        let run = TrashRun {
+            record: RunRecord {
+                id,
+                command: command.to_owned(),
+                created: rfc3339(created),
+                created_unix: created,
+                expires: rfc3339(expires),
+                expires_unix: expires,
+                state: "open".into(),
+                moved: 0,
+                bytes: 0,
+            },
+        };
+        run.write(storage)?;
+        Ok(run)
+    }
+
+    fn write(&self, storage: &dyn Storage) -> Result<(), StorageError> {
+        let key = format!("{}{RECORD}", run_folder(&self.record.id));
+        let bytes = serde_json::to_vec_pretty(&self.record).expect("a record serializes");
+        storage.write_object(&key, &bytes)
+    }
+
+    /// Where `key` goes in this run's trash.
+    pub fn key_for(&self, key: &str) -> String {
+        format!("{}{key}", run_folder(&self.record.id))
+    }
+
+    /// Marks the run complete, with what it moved.
+    pub fn finish(
+        &mut self,
+        storage: &dyn Storage,
+        moved: u64,
+        bytes: u64,
+    ) -> Result<(), StorageError> {
+        self.record.state = "complete".into();
+        self.record.moved = moved;
+        self.record.bytes = bytes;
+        self.write(storage)
+    }
+}
+
+/// One run in the trash, as listed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RunSummary {
+    pub id: String,
+    /// From its record; `None` when the record is missing or unreadable (named in `problem`).
+    pub command: Option<String>,
+    pub created: Option<String>,
+    pub expires: Option<String>,
+    pub expires_unix: Option<i64>,
+    /// `open` (still moving, or killed), `complete`, or `unknown`.
+    pub state: String,
+    /// Whether its window has passed.
+    pub expired: bool,
+    /// Objects held (not counting the record) and their bytes.
+    pub objects: u64,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// Every run in the store's trash, oldest first: one listing of [`TRASH`], and a read of each
+/// run's record.
+pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<Vec<RunSummary>, StorageError> {
+    let mut runs: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let listed = storage.list(
+        TRASH,
+        &mut |e| {
+            let Some((id, rest)) = e.key[TRASH.len()..].split_once('/') else {
+                return;
+            };
+            let run = runs.entry(id.to_owned()).or_default();
+            if rest != RECORD {
+                run.0 += 1;
+                run.1 += e.size;
+            }
+        },
+        &mut |_| {},
+    );
+    match listed {
+        Err(e) if !e.is_not_found() => return Err(e),
+        _ => {}
+    }
+    let now = unix_seconds(now);
+    let mut out: Vec<RunSummary> = runs
+        .into_iter()
+        .map(|(id, (objects, bytes))| {
+            let record = storage
+                .read(&format!("{}{RECORD}", run_folder(&id)), 1 << 16)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<RunRecord>(&b).map_err(|e| e.to_string()));
+            match record {
+                Ok(r) => RunSummary {
+                    id,
+                    command: Some(r.command),
+                    created: Some(r.created),
+                    expires: Some(r.expires),
+                    expires_unix: Some(r.expires_unix),
+                    state: r.state,
+                    expired: r.expires_unix <= now,
+                    objects,
+                    bytes,
+                    problem: None,
+                },
+                Err(why) => RunSummary {
+                    id,
+                    command: None,
+                    created: None,
+                    expires: None,
+                    expires_unix: None,
+                    state: "unknown".into(),
+                    // A run without its record never expires by itself: purge it by name.
+                    expired: false,
+                    objects,
+                    bytes,
+                    problem: Some(format!("its record {RECORD} cannot be read: {why}")),
+                },
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// Every key of run `id` (its record last), or an error naming the run when it holds nothing.
+pub fn keys_of(storage: &dyn Storage, id: &str) -> Result<Vec<(String, u64)>, TrashError> {
+    if id.is_empty() || id.contains('/') {
+        return Err(TrashError::NoSuchRun(id.to_owned()));
+    }
+    let folder = run_folder(id);
+    let mut keys = Vec::new();
+    storage
+        .list(&folder, &mut |e| keys.push((e.key, e.size)), &mut |_| {})
+        .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })?;
+    if keys.is_empty() {
+        return Err(TrashError::NoSuchRun(id.to_owned()));
+    }
+    let record = format!("{folder}{RECORD}");
+    keys.sort_by_key(|(k, _)| *k == record);
+    Ok(keys)
+}
+
+/// Deletes keys, a result each (what a restore hands the trash copies it no longer needs to).
+pub type Discard<'a> = dyn Fn(&[String]) -> Vec<Result<(), StorageError>> + 'a;
+
+/// Why a trash command could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrashError {
+    #[error("no run {0:?} in the trash (`regsweep trash list` names the runs)")]
+    NoSuchRun(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// The order a restore puts objects back in: data before the links that name it, tags last.
+fn restore_step(original: &str) -> u8 {
+    if let BlobKey::Data(_) = layout::parse_blob_key(original) {
+        return 0;
+    }
+    match layout::parse_repo_key(original).map(|(_, k)| k) {
+        Some(RepoKey::LayerLink(_)) => 1,
+        Some(RepoKey::RevisionLink(_)) => 2,
+        Some(RepoKey::TagIndexEntry(..)) => 3,
+        Some(RepoKey::TagCurrent(_)) => 4,
+        _ => 5,
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Restored {
+    pub run: String,
+    /// Objects moved back to their place.
+    pub restored: u64,
+    pub bytes: u64,
+    /// Objects whose place held the same bytes again: the trash's copy is discarded.
+    pub already_there: u64,
+    /// Objects whose place was written again with other bytes: left in the trash, never overwritten.
+    pub conflicts: Vec<String>,
+    /// Objects that could not be moved, and why.
+    pub failures: Vec<String>,
+    /// Whether the run is gone from the trash (everything back).
+    pub run_removed: bool,
+}
+
+/// Whether the object at `place` holds what the trash's `copy` holds: the same bytes for small
+/// objects (links), the same size for blob data (its key is its content's digest).
+fn same_object(storage: &dyn Storage, copy: &str, place: &str, size: u64) -> bool {
+    const SMALL: u64 = 64 << 10;
+    if size <= SMALL {
+        return match (storage.read(copy, SMALL), storage.read(place, SMALL)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+    }
+    matches!(layout::parse_blob_key(place), BlobKey::Data(_))
+        && matches!(storage.stat(place), Ok(Some((n, _))) if n == size)
+}
+
+/// Puts every object of run `id` back where it was (see the module's words), then hands the trash
+/// copies whose place holds them already, and the run's record once the run is empty, to `discard`
+/// ([`crate::pipeline::sweep::restore_run`] deletes them, and the folders left empty).
+pub fn restore(
+    storage: &dyn Storage,
+    id: &str,
+    discard: &Discard<'_>,
+) -> Result<Restored, TrashError> {
+    let keys = keys_of(storage, id)?;
+    let folder = run_folder(id);
+    let record = format!("{folder}{RECORD}");
+    let mut out = Restored {
+        run: id.to_owned(),
+        ..Restored::default()
+    };
+    let mut steps: BTreeMap<u8, Vec<(String, String, u64)>> = BTreeMap::new();
+    for (key, size) in keys {
+        if key == record {
+            continue;
+        }
+        let original = key[folder.len()..].to_owned();
+        steps
+            .entry(restore_step(&original))
+            .or_default()
+            .push((key, original, size));
+    }
+    for items in steps.values() {
+        let results: Vec<(usize, Result<(), StorageError>)> = items
+            .par_iter()
+            .enumerate()
+            .map(|(i, (key, original, _))| (i, storage.move_object(key, original)))
+            .collect();
+        let mut duplicates = Vec::new();
+        for (i, r) in results {
+            let (key, original, size) = &items[i];
+            match r {
+                Ok(()) => {
+                    out.restored += 1;
+                    out.bytes += size;
+                }
+                Err(StorageError::Exists { .. }) if same_object(storage, key, original, *size) => {
+                    duplicates.push(key.clone());
+                }
+                Err(StorageError::Exists { .. }) => out.conflicts.push(format!(
+                    "{original}: written again since the run, with other content; kept in the \
+                     trash at {key}"
+                )),
+                Err(e) => out.failures.push(e.to_string()),
+            }
+        }
+        for (r, key) in discard(&duplicates).into_iter().zip(&duplicates) {
+            match r {
+                Ok(()) => out.already_there += 1,
+                Err(e) => out.failures.push(format!("{key}: {e}")),
+            }
+        }
+    }
+    if out.conflicts.is_empty() && out.failures.is_empty() {
+        let gone = discard(std::slice::from_ref(&record));
+        out.run_removed = gone.iter().all(Result::is_ok);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::digest::Digest;
+    use crate::storage::mem::MemStorage;
+
+    fn discard(store: &MemStorage) -> impl Fn(&[String]) -> Vec<Result<(), StorageError>> + '_ {
+        move |keys| store.delete(keys)
+    }
+
+    #[test]
+    fn a_restore_puts_back_what_a_run_moved_and_never_overwrites_what_was_written_since() {
+        let store = MemStorage::new();
+        let d = Digest([7; 32]);
+        let data = layout::blob_data(&d);
+        let link = layout::layer_link("r", &d);
+        let tag = layout::tag_current("r", "v1");
+        store.put(&data, vec![1; 100_000]);
+        store.put(&link, d.to_string());
+        store.put(&tag, d.to_string());
+        let before = store.keys();
+        let mut run =
+            TrashRun::open(&store, "gc", Duration::from_secs(3600), SystemTime::now()).unwrap();
+        for k in [&tag, &link, &data] {
+            store.move_object(k, &run.key_for(k)).unwrap();
+        }
+        run.finish(&store, 3, 100_000).unwrap();
+        let listed = list(&store, SystemTime::now()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].objects, listed[0].state.as_str()),
+            (3, "complete")
+        );
+        assert!(!listed[0].expired);
+        assert!(list(&store, SystemTime::now() + Duration::from_secs(7200)).unwrap()[0].expired);
+
+        // The tag was pushed again meanwhile, at another digest; the blob again with its bytes.
+        store.put(&tag, Digest([8; 32]).to_string());
+        store.put(&data, vec![1; 100_000]);
+        let r = restore(&store, &run.record.id, &discard(&store)).unwrap();
+        assert_eq!(r.restored, 1, "the link: {r:?}");
+        assert_eq!(r.already_there, 1, "the blob: {r:?}");
+        assert_eq!(r.conflicts.len(), 1, "the tag: {r:?}");
+        assert!(!r.run_removed);
+        assert_eq!(
+            store.read(&tag, 100).unwrap(),
+            Digest([8; 32]).to_string().as_bytes()
+        );
+
+        // Once the tag is as it was, a second restore empties the run.
+        store.delete(std::slice::from_ref(&tag));
+        let r = restore(&store, &run.record.id, &discard(&store)).unwrap();
+        assert_eq!((r.restored, r.run_removed), (1, true), "{r:?}");
+        assert_eq!(store.keys(), before);
+        assert!(matches!(
+            restore(&store, &run.record.id, &discard(&store)),
+            Err(TrashError::NoSuchRun(_))
+        ));
+    }
+}

@@ -1,0 +1,160 @@
+//! The trash commands' reports: the runs listed, a restore, a purge; and the line a deleting
+//! report gives its trash run.
+
+use crate::model::text::{count, human_bytes};
+use crate::pipeline::sweep::Purged;
+use crate::pipeline::trash::{Restored, RunRecord, RunSummary};
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// `regsweep trash list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrashList {
+    pub storage: String,
+    pub runs: Vec<RunSummary>,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+impl super::WriteJson for TrashList {}
+
+/// `regsweep trash list`: a line a run, then the totals.
+pub fn write_list(list: &TrashList, out: &mut dyn Write) -> io::Result<()> {
+    if list.runs.is_empty() {
+        return writeln!(out, "The trash of {} is empty.", list.storage);
+    }
+    for r in &list.runs {
+        write_run(r, out)?;
+    }
+    writeln!(
+        out,
+        "{} in the trash of {}: {}, {}.",
+        count(list.runs.len() as u64, "run", "runs"),
+        list.storage,
+        count(list.objects, "object", "objects"),
+        human_bytes(list.bytes)
+    )
+}
+
+fn write_run(r: &RunSummary, out: &mut dyn Write) -> io::Result<()> {
+    let expiry = match (&r.expires, r.expired) {
+        (Some(e), true) => format!("expired {e}"),
+        (Some(e), false) => format!("until {e}"),
+        (None, _) => "no expiry".into(),
+    };
+    writeln!(
+        out,
+        "{}  {:<10} {:<8} {:>9} {:>10}  {}{}",
+        r.id,
+        r.command.as_deref().unwrap_or("?"),
+        r.state,
+        count(r.objects, "object", "objects"),
+        human_bytes(r.bytes),
+        expiry,
+        r.problem
+            .as_ref()
+            .map_or(String::new(), |p| format!(" ({p})"))
+    )
+}
+
+/// `regsweep trash restore`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub storage: String,
+    #[serde(flatten)]
+    pub restored: Restored,
+}
+
+impl super::WriteJson for RestoreReport {}
+
+impl RestoreReport {
+    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        let r = &self.restored;
+        writeln!(
+            out,
+            "Restored run {} of {}: {} back in place ({}), {} there already.",
+            r.run,
+            self.storage,
+            count(r.restored, "object", "objects"),
+            human_bytes(r.bytes),
+            count(r.already_there, "object", "objects")
+        )?;
+        for c in &r.conflicts {
+            writeln!(out, "  conflict      {c}")?;
+        }
+        for f in &r.failures {
+            writeln!(out, "  failed        {f}")?;
+        }
+        if r.run_removed {
+            writeln!(out, "The run is gone from the trash.")
+        } else {
+            writeln!(
+                out,
+                "The run stays in the trash with what could not be put back; run the restore \
+                 again once the conflicts are resolved."
+            )
+        }
+    }
+}
+
+/// `regsweep trash purge`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeReport {
+    pub storage: String,
+    pub dry_run: bool,
+    /// The runs it takes, as listed before.
+    pub runs: Vec<RunSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purged: Option<Purged>,
+}
+
+impl super::WriteJson for PurgeReport {}
+
+impl PurgeReport {
+    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        for r in &self.runs {
+            write_run(r, out)?;
+        }
+        let (objects, bytes) = self
+            .runs
+            .iter()
+            .fold((0, 0), |(o, b), r| (o + r.objects, b + r.bytes));
+        match &self.purged {
+            None => writeln!(
+                out,
+                "Would purge {} ({}, {}); nothing was deleted (dry run). --delete purges them.",
+                count(self.runs.len() as u64, "run", "runs"),
+                count(objects, "object", "objects"),
+                human_bytes(bytes)
+            ),
+            Some(p) => {
+                writeln!(
+                    out,
+                    "Purged {} ({}, {}); {}.",
+                    count(p.runs.len() as u64, "run", "runs"),
+                    count(p.objects, "object", "objects"),
+                    human_bytes(p.bytes),
+                    count(p.failures.len() as u64, "failure", "failures")
+                )?;
+                for f in &p.failures {
+                    writeln!(out, "  failed        {}: {}", f.key, f.error)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The line a deleting run's report gives its trash run: where it went and how to get it back.
+pub fn write_trashed(run: &RunRecord, storage: &str, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "Moved to the trash, not deleted: run {} ({}, {}), kept until {}; \
+         `regsweep trash restore {storage} {}` puts it back.",
+        run.id,
+        count(run.moved, "object", "objects"),
+        human_bytes(run.bytes),
+        run.expires,
+        run.id
+    )
+}
