@@ -442,7 +442,9 @@ impl Model {
             // The registry's rule: typed as a manifest, or whatever the entry says, data that is
             // one (a manifest's layers and an index's entries are descriptors with digests).
             let descriptors = |c: &Value, key: &str| {
-                c[key].as_array().is_some_and(|a| a.iter().all(|d| d["digest"].is_string()))
+                c[key]
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|d| d["digest"].is_string()))
             };
             let is_manifest = MANIFEST_TYPES.contains(&mt)
                 || self.json(root, &d).is_some_and(|c| {

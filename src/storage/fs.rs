@@ -45,6 +45,31 @@ impl FsStorage {
         self.root.join(key)
     }
 
+    /// Refuses a `key` to write to when a folder on its way from the root is a symbolic link: a
+    /// write never follows one out of the store.
+    fn no_link_on_the_way(&self, key: &str) -> Result<(), StorageError> {
+        let mut at = self.root.clone();
+        let parts: Vec<&str> = key.split('/').filter(|p| !p.is_empty()).collect();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            at.push(part);
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(StorageError::Symlink {
+                        key: at
+                            .strip_prefix(&self.root)
+                            .unwrap_or(&at)
+                            .display()
+                            .to_string(),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_error(key, e)),
+            }
+        }
+        Ok(())
+    }
+
     /// The metadata of the object `key` itself; a symbolic link is an error, never followed.
     fn metadata(&self, key: &str) -> Result<std::fs::Metadata, StorageError> {
         match std::fs::symlink_metadata(self.path(key)) {
@@ -503,6 +528,8 @@ impl Storage for FsStorage {
                 message: "is not a file; only files are moved".into(),
             });
         }
+        self.no_link_on_the_way(from)?;
+        self.no_link_on_the_way(to)?;
         let (source, target) = (self.path(from), self.path(to));
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_error(to, e))?;
@@ -538,6 +565,7 @@ impl Storage for FsStorage {
 
     /// Written beside its place under a temporary name, then renamed over it.
     fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.no_link_on_the_way(key)?;
         let path = self.path(key);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| io_error(key, e))?;

@@ -1,0 +1,296 @@
+//! A way back from every sweep, through the real registry: on a filesystem and on S3 (moto, an
+//! unversioned and a versioned bucket), the conformance store is swept with `gc -m --delete --grace
+//! 0s --trash 7d`; the registry, restarted, serves only what was kept; `trash restore` puts every
+//! key back with its bytes, and the registry, restarted again, serves every tag and every swept
+//! manifest. `prune-tags --delete --trash 7d` of every tag, then a restore, brings every tag back.
+//! A run whose window has passed is purged by the next deleting run, and its bytes go.
+
+mod support;
+
+use regsweep::storage::Storage;
+use std::collections::BTreeMap;
+use std::path::Path;
+use support::registry::Registry;
+use support::{crawl, regsweep, regsweep_json};
+
+/// Every key of the store (the S3 lock object aside) with the sha256 of its bytes.
+fn snapshot(storage: &dyn Storage) -> BTreeMap<String, String> {
+    let mut keys = Vec::new();
+    storage
+        .list("", &mut |e| keys.push(e.key), &mut |n| panic!("{n:?}"))
+        .unwrap();
+    keys.into_iter()
+        .filter(|k| k != regsweep::storage::s3::LOCK_KEY)
+        .map(|k| {
+            let bytes = storage.read(&k, u64::MAX).unwrap();
+            (k, support::oci::sha256(&bytes))
+        })
+        .collect()
+}
+
+/// The (repository, digest) of every manifest revision in a snapshot.
+fn revisions(keys: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    keys.keys()
+        .filter_map(|k| {
+            let rest = k.strip_prefix("docker/registry/v2/repositories/")?;
+            let (repo, tail) = rest.split_once("/_manifests/revisions/sha256/")?;
+            let hex = tail.strip_suffix("/link")?;
+            Some((repo.to_owned(), format!("sha256:{hex}")))
+        })
+        .collect()
+}
+
+/// Runs regsweep; asserts the exit status; returns stdout and stderr.
+fn ok(args: &[&str], extra: &[&str]) -> (String, String) {
+    let out = regsweep().args(args).args(extra).output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{args:?}:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+/// The ids of the runs in the trash.
+fn runs(storage_arg: &str, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["trash".as_ref(), "list".as_ref()];
+    args.push(storage_arg.as_ref());
+    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    let (code, v, stderr) = regsweep_json(&args);
+    assert_eq!(code, 0, "trash list: {stderr}");
+    v["runs"].as_array().unwrap().clone()
+}
+
+/// The whole round trip on one store. `start` starts the registry on it.
+fn round_trip(
+    dir: &Path,
+    storage_arg: &str,
+    extra: &[&str],
+    storage: &dyn Storage,
+    start: &dyn Fn() -> Registry,
+) {
+    let store = support::scenario::build_store(dir, start());
+    let before_crawl = crawl::crawl(&store.registry);
+    drop(store);
+    let before = snapshot(storage);
+
+    // The sweep moves, and the registry serves only what was kept.
+    let (stdout, _) = ok(
+        &[
+            "gc",
+            storage_arg,
+            "-m",
+            "--delete",
+            "--grace",
+            "0s",
+            "--trash",
+            "7d",
+        ],
+        extra,
+    );
+    assert!(stdout.contains("Moved to the trash"), "{stdout}");
+    let swept = snapshot(storage);
+    let gone: Vec<&String> = before.keys().filter(|k| !swept.contains_key(*k)).collect();
+    assert!(!gone.is_empty(), "the sweep took something");
+    let listed = runs(storage_arg, extra);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let run = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed[0]["state"], "complete");
+    assert_eq!(listed[0]["command"], "gc");
+    assert_eq!(listed[0]["objects"].as_u64(), Some(gone.len() as u64));
+    for k in &gone {
+        assert!(
+            swept.contains_key(&format!("regsweep-trash/{run}/{k}")),
+            "{k} is in the trash"
+        );
+    }
+    let reg = start();
+    let after_crawl = crawl::crawl(&reg);
+    let lost = crawl::lost(&before_crawl, &after_crawl);
+    assert!(
+        lost.is_empty(),
+        "the sweep kept what tags serve:\n{}",
+        lost.join("\n")
+    );
+    let untagged: Vec<(String, String)> = revisions(&before)
+        .into_iter()
+        .filter(|r| !revisions(&swept).contains(r))
+        .collect();
+    assert!(!untagged.is_empty(), "-m swept an untagged manifest");
+    for (repo, d) in &untagged {
+        assert_eq!(reg.get_manifest(repo, d).status, 404, "{repo}@{d} swept");
+    }
+    drop(reg);
+
+    // Restore: every key back with its bytes; the registry serves all it served.
+    let (stdout, _) = ok(&["trash", "restore", storage_arg, &run], extra);
+    assert!(
+        stdout.contains("The run is gone from the trash"),
+        "{stdout}"
+    );
+    assert_eq!(snapshot(storage), before, "the store is as before the run");
+    assert!(runs(storage_arg, extra).is_empty());
+    let reg = start();
+    let restored = crawl::crawl(&reg);
+    assert_eq!(restored, before_crawl, "every tag serves what it served");
+    for (repo, d) in &untagged {
+        assert_eq!(
+            reg.get_manifest(repo, d).status,
+            200,
+            "{repo}@{d} served again"
+        );
+    }
+    drop(reg);
+
+    // Every tag removed into the trash, then back.
+    let (pruned, _) = ok(
+        &[
+            "prune-tags",
+            storage_arg,
+            "--repo",
+            "**",
+            "--all-tags",
+            "--delete",
+            "--trash",
+            "7d",
+        ],
+        extra,
+    );
+    let reg = start();
+    // (moto's versioned listing may still name a tag whose links are gone; none resolves.)
+    let left = crawl::crawl(&reg);
+    assert!(
+        left.values().all(|v| v.digest.is_empty()),
+        "no tag is left: {left:?}\n{pruned}"
+    );
+    drop(reg);
+    let run = runs(storage_arg, extra)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&["trash", "restore", storage_arg, &run], extra);
+    assert_eq!(snapshot(storage), before);
+    let reg = start();
+    assert_eq!(crawl::crawl(&reg), before_crawl, "every tag is back");
+    drop(reg);
+
+    // A run past its window is purged by the next deleting run, and its bytes go.
+    ok(
+        &[
+            "gc",
+            storage_arg,
+            "--delete",
+            "--grace",
+            "0s",
+            "--trash",
+            "1s",
+        ],
+        extra,
+    );
+    let held = runs(storage_arg, extra);
+    assert_eq!(held.len(), 1);
+    assert!(held[0]["bytes"].as_u64().unwrap() > 0);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(runs(storage_arg, extra)[0]["expired"], true);
+    let (_, stderr) = ok(
+        &["gc", storage_arg, "--delete", "--grace", "0s", "-m"],
+        extra,
+    );
+    assert!(
+        stderr.contains("purged 1 trash run(s) past their window"),
+        "{stderr}"
+    );
+    assert!(runs(storage_arg, extra).is_empty());
+    assert!(
+        !snapshot(storage)
+            .keys()
+            .any(|k| k.starts_with("regsweep-trash/")),
+        "the trash holds nothing"
+    );
+}
+
+#[test]
+fn on_a_filesystem_a_trashed_sweep_and_a_trashed_prune_are_restored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg_dir = dir.path().join("registry");
+    let root = reg_dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let storage = regsweep::storage::fs::FsStorage::open(&root).unwrap();
+    let start = || Registry::start(&reg_dir);
+    round_trip(dir.path(), root.to_str().unwrap(), &[], &storage, &start);
+
+    // A trash that is a link to elsewhere (another filesystem) is refused, and nothing moves.
+    let orphan = b"an orphan blob for the trash to refuse";
+    let d = support::oci::sha256(orphan);
+    let hex = &d["sha256:".len()..];
+    let blob = root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}",
+        &hex[..2]
+    ));
+    std::fs::create_dir_all(&blob).unwrap();
+    std::fs::write(blob.join("data"), orphan).unwrap();
+    let mut fake = root.clone();
+    fake.push("regsweep-trash");
+    let _ = std::fs::remove_dir_all(&fake);
+    if std::path::Path::new("/dev/shm").is_dir() {
+        let before = snapshot(&storage);
+        let other = tempfile::tempdir_in("/dev/shm").unwrap();
+        std::os::unix::fs::symlink(other.path(), &fake).unwrap();
+        let out = regsweep()
+            .arg("gc")
+            .arg(&root)
+            .args(["-m", "--delete", "--grace", "0s", "--trash", "7d"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("regsweep-trash") && stderr.contains("symbolic link"),
+            "{stderr}"
+        );
+        assert_eq!(
+            std::fs::read_dir(other.path()).unwrap().count(),
+            0,
+            "nothing written there"
+        );
+        let _ = std::fs::remove_file(&fake);
+        assert_eq!(
+            snapshot(&storage),
+            before,
+            "nothing left the store: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn on_s3_unversioned_and_versioned_a_trashed_sweep_and_prune_are_restored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    let endpoint = s3.endpoint();
+    for (bucket, versioned) in [("plain", false), ("versioned", true)] {
+        s3.create_bucket(bucket);
+        if versioned {
+            let on = support::registry::http_to(
+                s3.port,
+                "PUT",
+                &format!("/{bucket}?versioning"),
+                &[],
+                b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+            )
+            .unwrap();
+            assert_eq!(on.status, 200);
+        }
+        let sub = dir.path().join(bucket);
+        std::fs::create_dir_all(&sub).unwrap();
+        let storage = s3.storage(bucket);
+        let start = || Registry::start_s3(&sub, &s3, bucket);
+        let url = format!("s3://{bucket}/store");
+        round_trip(
+            &sub,
+            &url,
+            &["--endpoint-url", endpoint.as_str()],
+            &storage,
+            &start,
+        );
+    }
+}
