@@ -55,7 +55,7 @@ fn ok(args: &[&str], extra: &[&str]) -> (String, String) {
 fn runs(storage_arg: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args: Vec<&std::ffi::OsStr> = vec!["trash".as_ref(), "list".as_ref()];
     args.push(storage_arg.as_ref());
-    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
     let (code, v, stderr) = regsweep_json(&args);
     assert_eq!(code, 0, "trash list: {stderr}");
     v["runs"].as_array().unwrap().clone()
