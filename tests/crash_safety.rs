@@ -69,6 +69,10 @@ fn scratch() -> tempfile::TempDir {
     tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap())
 }
 
+/// The kill points are timed from a whole run's length: the tests of this file run one at a time,
+/// so that one's runs do not slow the other's and move its kill points.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn delete_run(root: &Path) -> std::process::Command {
     let mut cmd = regsweep();
     cmd.arg("gc")
@@ -79,6 +83,7 @@ fn delete_run(root: &Path) -> std::process::Command {
 
 #[test]
 fn gc_delete_killed_at_any_instant_leaves_the_store_intact_and_the_next_run_finishes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // One generated store, copied afresh (sparse files stay sparse) for every kill point.
     let template = scratch();
     generator::generate(template.path(), 60, 10, 3, 21);
@@ -116,15 +121,7 @@ fn gc_delete_killed_at_any_instant_leaves_the_store_intact_and_the_next_run_fini
         let dir = scratch();
         let root = fresh(dir.path());
         let delay = whole.mul_f64(k as f64 / points as f64 * 1.1);
-        let mut child = delete_run(&root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        let finished = child.try_wait().unwrap().is_some();
-        let _ = child.kill();
-        let _ = child.wait();
+        let finished = kill_after(delete_run(&root), delay);
 
         let now = keys(&root);
         let data = blob_data_keys(&now);
@@ -158,5 +155,136 @@ fn gc_delete_killed_at_any_instant_leaves_the_store_intact_and_the_next_run_fini
     assert!(
         mid_sweep >= points / 8,
         "most kill points should land while the sweep deletes"
+    );
+}
+
+/// Every key of the store and of its trash: (keys at their place, keys in the trash by the
+/// original key they hold).
+fn keys_and_trash(root: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let trashed = files_ending(&root.join("regsweep-trash"), "")
+        .into_iter()
+        .filter_map(|k| k.split_once('/').map(|(_, key)| key.to_owned()))
+        .filter(|k| k != "run.json")
+        .collect();
+    (keys(root), trashed)
+}
+
+/// The runs in the trash of `root`: its folders that hold a file (a run killed before its record
+/// was written, or a restore killed after its last delete, can leave an empty folder, which is no
+/// run).
+fn trash_runs(root: &Path) -> Vec<String> {
+    let trash = root.join("regsweep-trash");
+    std::fs::read_dir(&trash)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|id| !files_ending(&trash.join(id), "").is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts `cmd`, kills it after `delay`; whether it had finished.
+fn kill_after(mut cmd: std::process::Command, delay: std::time::Duration) -> bool {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let finished = child.try_wait().unwrap().is_some();
+    let _ = child.kill();
+    let _ = child.wait();
+    finished
+}
+
+fn restore_run(root: &Path, id: &str) -> std::process::Command {
+    let mut cmd = regsweep();
+    cmd.args(["trash", "restore"]).arg(root).arg(id);
+    cmd
+}
+
+#[test]
+fn a_trashing_run_or_a_restore_killed_at_any_instant_loses_nothing_and_the_restore_completes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let template = scratch();
+    generator::generate(template.path(), 30, 8, 3, 22);
+    let fresh = |dir: &Path| {
+        let root = dir.join("root");
+        copy_store(&template.path().join("root"), &root);
+        root
+    };
+    let trashing = |root: &Path| {
+        let mut cmd = delete_run(root);
+        cmd.args(["--trash", "7d"]);
+        cmd
+    };
+    // How long a whole trashing run and a whole restore take.
+    let dir = scratch();
+    let root = fresh(dir.path());
+    let before = keys(&root);
+    let start = Instant::now();
+    run(&mut trashing(&root));
+    let whole = start.elapsed();
+    let (swept, in_trash) = keys_and_trash(&root);
+    assert!(swept.len() < before.len() && !in_trash.is_empty());
+    let runs = trash_runs(&root);
+    assert_eq!(runs.len(), 1);
+    let start = Instant::now();
+    run(&mut restore_run(&root, &runs[0]));
+    let whole_restore = start.elapsed();
+    assert_eq!(keys(&root), before, "a whole restore gives back every key");
+
+    let points = 24;
+    let mut mid = 0;
+    for k in 0..points {
+        let dir = scratch();
+        let root = fresh(dir.path());
+        let delay = whole.mul_f64(k as f64 / points as f64 * 1.1);
+        kill_after(trashing(&root), delay);
+        // Every key is at its place or in the trash, never gone.
+        let (now, trashed) = keys_and_trash(&root);
+        let lost: Vec<&String> = before
+            .iter()
+            .filter(|k| !now.contains(*k) && !trashed.contains(*k))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "kill point {k} ({delay:?}): gone: {lost:?}"
+        );
+        assert_no_link_points_at_something_gone(&now);
+        if now.len() < before.len() && now.len() > swept.len() {
+            mid += 1;
+        }
+        // A restore, itself killed halfway at every other point, then run again, completes.
+        for id in trash_runs(&root) {
+            if k % 2 == 1 {
+                kill_after(restore_run(&root, &id), whole_restore / 2);
+                let (now, trashed) = keys_and_trash(&root);
+                let lost = before
+                    .iter()
+                    .filter(|k| !now.contains(*k) && !trashed.contains(*k))
+                    .count();
+                assert_eq!(lost, 0, "kill point {k}, restore killed: keys gone");
+                if !trash_runs(&root).contains(&id) {
+                    continue; // it had finished
+                }
+            }
+            run(&mut restore_run(&root, &id));
+        }
+        assert_eq!(
+            keys(&root),
+            before,
+            "kill point {k} ({delay:?}): after the restore the store is as before the run"
+        );
+        assert!(
+            trash_runs(&root).is_empty(),
+            "kill point {k}: the trash is empty"
+        );
+    }
+    eprintln!("{points} kill points over {whole:?}: {mid} mid-sweep");
+    assert!(
+        mid >= points / 8,
+        "kill points should land while the sweep moves"
     );
 }

@@ -229,28 +229,48 @@ fn on_a_filesystem_a_deleting_run_is_refused_while_another_holds_the_lock_and_a_
     assert!(again.is_ok(), "the run released its lock");
 }
 
-#[test]
-fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_break_lock() {
-    let dir = tempfile::tempdir().unwrap();
-    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+/// A loopback S3 server holding the demo store in `bucket` (under `store/`), and a plan of it
+/// (`gc -m --grace 0s --plan`) at `dir/plan_name`.
+fn demo_on_s3(
+    dir: &Path,
+    bucket: &str,
+    plan_name: &str,
+) -> (support::s3::S3Server, std::path::PathBuf) {
+    let s3 = support::s3::S3Server::start(&dir.join(format!("moto-{bucket}.log")));
     let endpoint = s3.endpoint();
     support::run(
         std::process::Command::new("python3")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/load_s3.py"))
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo"))
-            .args([endpoint.as_str(), "locks", "store"])
+            .args([endpoint.as_str(), bucket, "store"])
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env_remove("AWS_CA_BUNDLE"),
     );
+    let plan = dir.join(plan_name);
+    let url = format!("s3://{bucket}/store");
+    let (code, stderr) = exit_and_stderr(&[
+        "gc",
+        &url,
+        "-m",
+        "--grace",
+        "0s",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--endpoint-url",
+        &endpoint,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    (s3, plan)
+}
+
+#[test]
+fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_break_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s3, plan) = demo_on_s3(dir.path(), "locks", "plan.ndjson");
+    let endpoint = s3.endpoint();
     let url = "s3://locks/store";
     let s3_args = ["--endpoint-url", endpoint.as_str()];
-    let plan = dir.path().join("plan.ndjson");
-    let mut make_plan: Vec<&str> = vec!["gc", url, "-m", "--grace", "0s", "--plan"];
-    make_plan.push(plan.to_str().unwrap());
-    make_plan.extend(s3_args);
-    let (code, stderr) = exit_and_stderr(&make_plan);
-    assert_eq!(code, 0, "{stderr}");
     // The store's keys (without the lock object).
     let store_keys = || s3.keys("locks");
     let keys_before = store_keys();
@@ -418,25 +438,10 @@ fn a_store_that_gitlabs_metadata_database_owns_is_never_swept_on_a_filesystem_or
     let keys = || support::files_ending(&root, "");
     assert_database_owned_store_is_refused(store, &[], &plan, &keys);
 
-    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    let (s3, plan) = demo_on_s3(dir.path(), "owned", "s3-plan.ndjson");
     let endpoint = s3.endpoint();
-    support::run(
-        std::process::Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/load_s3.py"))
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo"))
-            .args([endpoint.as_str(), "owned", "store"])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env_remove("AWS_CA_BUNDLE"),
-    );
     let url = "s3://owned/store";
     let s3_args = ["--endpoint-url", endpoint.as_str()];
-    let plan = dir.path().join("s3-plan.ndjson");
-    let mut make_plan: Vec<&str> = vec!["gc", url, "-m", "--grace", "0s", "--plan"];
-    make_plan.push(plan.to_str().unwrap());
-    make_plan.extend(s3_args);
-    let (code, stderr) = exit_and_stderr(&make_plan);
-    assert_eq!(code, 0, "{stderr}");
     s3.put_object(
         "owned",
         &format!("store/{DATABASE_IN_USE}"),

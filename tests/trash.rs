@@ -270,15 +270,7 @@ fn on_s3_unversioned_and_versioned_a_trashed_sweep_and_prune_are_restored_whole(
     for (bucket, versioned) in [("plain", false), ("versioned", true)] {
         s3.create_bucket(bucket);
         if versioned {
-            let on = support::registry::http_to(
-                s3.port,
-                "PUT",
-                &format!("/{bucket}?versioning"),
-                &[],
-                b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
-            )
-            .unwrap();
-            assert_eq!(on.status, 200);
+            s3.enable_versioning(bucket);
         }
         let sub = dir.path().join(bucket);
         std::fs::create_dir_all(&sub).unwrap();

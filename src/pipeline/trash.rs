@@ -32,6 +32,9 @@ use std::time::{Duration, SystemTime};
 pub const TRASH: &str = "regsweep-trash/";
 /// A run's record, in its folder.
 const RECORD: &str = "run.json";
+/// Where every key the trash holds came from: the registry's keys all start here. Anything else in
+/// a run's folder (a record's temporary file left by a kill) is the record's, and goes with it.
+const STORE: &str = "docker/";
 
 /// What a run's record says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -150,7 +153,7 @@ pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<Vec<RunSummary>, S
                 return;
             };
             let run = runs.entry(id.to_owned()).or_default();
-            if rest != RECORD {
+            if rest.starts_with(STORE) {
                 run.0 += 1;
                 run.1 += e.size;
             }
@@ -293,11 +296,13 @@ pub fn restore(
         ..Restored::default()
     };
     let mut steps: BTreeMap<u8, Vec<(String, String, u64)>> = BTreeMap::new();
+    let mut records = Vec::new();
     for (key, size) in keys {
-        if key == record {
+        let original = key[folder.len()..].to_owned();
+        if !original.starts_with(STORE) {
+            records.push(key);
             continue;
         }
-        let original = key[folder.len()..].to_owned();
         steps
             .entry(restore_step(&original))
             .or_default()
@@ -335,7 +340,9 @@ pub fn restore(
         }
     }
     if out.conflicts.is_empty() && out.failures.is_empty() {
-        let gone = discard(std::slice::from_ref(&record));
+        // The record last: a restore cut off before it leaves a run that still lists.
+        records.sort_by_key(|k| *k == record);
+        let gone = discard(&records);
         out.run_removed = gone.iter().all(Result::is_ok);
     }
     Ok(out)

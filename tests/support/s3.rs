@@ -168,6 +168,19 @@ impl S3Server {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// Turns versioning on for `bucket`.
+    pub fn enable_versioning(&self, bucket: &str) {
+        let on = http_to(
+            self.port,
+            "PUT",
+            &format!("/{bucket}?versioning"),
+            &[],
+            b"<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>",
+        )
+        .unwrap();
+        assert_eq!(on.status, 200, "versioning on for {bucket}");
+    }
+
     pub fn create_bucket(&self, bucket: &str) {
         let r = http_to(self.port, "PUT", &format!("/{bucket}"), &[], &[]).unwrap();
         assert_eq!(r.status, 200, "create bucket {bucket}");
