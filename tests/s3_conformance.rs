@@ -87,13 +87,15 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     ];
     let tops: BTreeSet<&str> = repos.iter().map(|r| r.split('/').next().unwrap()).collect();
     // One listing of docker/registry/v2/ checks that the prefix holds a store at all, and one of
-    // docker/registry/lockfiles/ whether a metadata database owns it.
+    // docker/registry/lockfiles/ whether a metadata database owns it, and one of regsweep-trash/
+    // for what the trash holds.
     let lists = 1
         + u64::from(regsweep::model::layout::BLOB_SHARDS)
         + 1
         + tops.len() as u64
         + 1
         + multipart.len() as u64
+        + 1
         + 1;
     assert_eq!(requests["list_requests"], lists, "{summary}");
     assert_eq!(requests["delete_requests"], 0);

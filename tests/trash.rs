@@ -61,6 +61,48 @@ fn runs(storage_arg: &str, extra: &[&str]) -> Vec<serde_json::Value> {
     v["runs"].as_array().unwrap().clone()
 }
 
+/// du, audit and gc's dry run (and their metrics) say what the trash holds; audit finds each run's
+/// record as its folder is.
+fn assert_reports_show_the_trash(storage_arg: &str, extra: &[&str], objects: u64, bytes: u64) {
+    let metrics = tempfile::NamedTempFile::new().unwrap();
+    let metrics_arg = metrics.path().to_str().unwrap();
+    for command in ["du", "audit", "gc"] {
+        let mut args: Vec<&std::ffi::OsStr> = vec![command.as_ref(), storage_arg.as_ref()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        args.extend(["--metrics-file", metrics_arg].map(std::ffi::OsStr::new));
+        let (code, v, stderr) = regsweep_json(&args);
+        assert_eq!(code, 0, "{command}: {stderr}\n{v}");
+        let t = &v["trash"];
+        assert_eq!(
+            (
+                t["runs"].as_u64(),
+                t["objects"].as_u64(),
+                t["bytes"].as_u64()
+            ),
+            (Some(1), Some(objects), Some(bytes)),
+            "{command}: {v}"
+        );
+        assert_eq!(t["expired_runs"], 0);
+        assert!(t["empty_after"].is_string(), "{t}");
+        let text = std::fs::read_to_string(metrics.path()).unwrap();
+        assert!(
+            text.contains(&format!("regsweep_trash_bytes{{command=\"{command}\"")),
+            "{text}"
+        );
+        let sample = text
+            .lines()
+            .find(|l| l.starts_with("regsweep_trash_bytes{"))
+            .unwrap();
+        assert!(sample.ends_with(&format!(" {bytes}")), "{sample}");
+    }
+    let (human, _) = ok(&["gc", storage_arg], extra);
+    assert!(
+        human.contains(&format!("trash: 1 run, {objects} objects"))
+            && human.contains("empty after"),
+        "{human}"
+    );
+}
+
 /// The whole round trip on one store. `start` starts the registry on it.
 fn round_trip(
     dir: &Path,
@@ -98,12 +140,14 @@ fn round_trip(
     assert_eq!(listed[0]["state"], "complete");
     assert_eq!(listed[0]["command"], "gc");
     assert_eq!(listed[0]["objects"].as_u64(), Some(gone.len() as u64));
+    let mut moved_bytes = 0;
     for k in &gone {
-        assert!(
-            swept.contains_key(&format!("regsweep-trash/{run}/{k}")),
-            "{k} is in the trash"
-        );
+        let key = format!("regsweep-trash/{run}/{k}");
+        assert!(swept.contains_key(&key), "{k} is in the trash");
+        moved_bytes += storage.stat(&key).unwrap().unwrap().0;
     }
+    assert_eq!(listed[0]["bytes"].as_u64(), Some(moved_bytes));
+    assert_reports_show_the_trash(storage_arg, extra, gone.len() as u64, moved_bytes);
     let reg = start();
     let after_crawl = crawl::crawl(&reg);
     let lost = crawl::lost(&before_crawl, &after_crawl);
@@ -260,6 +304,50 @@ fn on_a_filesystem_a_trashed_sweep_and_a_trashed_prune_are_restored_whole() {
             "nothing left the store: {stderr}"
         );
     }
+
+    // audit checks each run's record against its folder.
+    let store_arg = root.to_str().unwrap();
+    ok(
+        &[
+            "gc", store_arg, "--delete", "--grace", "0s", "--trash", "7d",
+        ],
+        &[],
+    );
+    let run = runs(store_arg, &[])[0]["id"].as_str().unwrap().to_owned();
+    let folder = root.join("regsweep-trash").join(&run);
+    let trashed = folder.join(blob.strip_prefix(&root).unwrap()).join("data");
+    assert_eq!(std::fs::read(&trashed).unwrap(), orphan);
+    let audit = |what: &str| {
+        let (code, v, stderr) = regsweep_json(&["audit".as_ref(), root.as_os_str()]);
+        let named: Vec<serde_json::Value> = v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["kind"] == "trash_run")
+            .cloned()
+            .collect();
+        (code, named, format!("{what}: {stderr}\n{v}"))
+    };
+    let (code, named, why) = audit("a complete run");
+    assert_eq!((code, named.len()), (0, 0), "{why}");
+    std::fs::remove_file(&trashed).unwrap();
+    let (code, named, why) = audit("an object taken out");
+    assert_eq!((code, named.len()), (1, 1), "{why}");
+    assert!(
+        named[0]["message"].as_str().unwrap().contains(&run),
+        "{why}"
+    );
+    std::fs::write(&trashed, orphan).unwrap();
+    std::fs::write(folder.join("run.json"), b"{ not a record").unwrap();
+    let (code, named, why) = audit("a damaged record");
+    assert_eq!((code, named.len()), (1, 1), "{why}");
+    assert!(
+        named[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be read"),
+        "{why}"
+    );
 }
 
 #[test]

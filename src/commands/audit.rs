@@ -22,6 +22,7 @@ use crate::pipeline::inventory::{self, Inventory, unix_seconds};
 use crate::pipeline::mark;
 use crate::pipeline::progress::{AnalysisError, Count, Progress};
 use crate::pipeline::referrers;
+use crate::pipeline::trash;
 use crate::report::audit::{AuditReport, AuditSummary, OrphanReferrerTag};
 use crate::storage::{Storage, StorageError};
 use std::collections::HashSet;
@@ -76,6 +77,16 @@ pub fn audit(
         problems.extend(p);
         verified = n;
     }
+    // The trash: each run's record against what its folder holds.
+    let trash_runs = trash::list(storage, options.now).unwrap_or_else(|e| {
+        problems.push(Problem::at(
+            ProblemKind::Unreadable,
+            trash::TRASH,
+            format!("the trash cannot be listed: {e}"),
+        ));
+        Vec::new()
+    });
+    problems.extend(trash::check(&trash_runs));
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     problems.dedup();
 
@@ -103,6 +114,7 @@ pub fn audit(
         orphan_referrer_tags: orphan_referrer_tags(&inv),
         elapsed_ms: start.elapsed().as_millis() as u64,
         manifest_cache: None,
+        trash: trash::Held::of(&trash_runs),
     })
 }
 

@@ -88,5 +88,6 @@ pub fn du(
         multipart_error,
         elapsed_ms: start.elapsed().as_millis() as u64,
         manifest_cache: None,
+        trash: None,
     })
 }

@@ -77,8 +77,7 @@ pub fn execute(
     } else {
         (&analysis.plan, 0)
     };
-    let bytes = |d: &Deleted| d.bytes + d.upload_bytes;
-    let (mut deleted, run) = crate::commands::trash::sweeping(storage, trash, bytes, |s| {
+    let (mut deleted, run) = crate::commands::trash::sweeping(storage, trash, |s| {
         sweep::sweep_telling(s, plan, after, progress)
     })?;
     deleted.trash = run;

@@ -182,12 +182,9 @@ pub fn execute(
         Count::Deleted,
         Some(removed.len() as u64),
     );
-    let (mut deleted, run) = crate::commands::trash::sweeping(
-        storage,
-        trash,
-        |_| 0,
-        |s| sweep::remove_tags(s, &removed, progress),
-    )?;
+    let (mut deleted, run) = crate::commands::trash::sweeping(storage, trash, |s| {
+        sweep::remove_tags(s, &removed, progress)
+    })?;
     deleted.trash = run;
     Ok(deleted)
 }

@@ -17,12 +17,11 @@ pub struct TrashOptions {
 }
 
 /// Runs `sweep` on `storage`, or with `trash`, on the store whose deletes move into a new run's
-/// trash (its record written before the first move, completed after the last, with the bytes
-/// `bytes_of` counts). Returns what `sweep` returned, and the run's record.
+/// trash (its record written before the first move, completed after the last, with what moved).
+/// Returns what `sweep` returned, and the run's record.
 pub fn sweeping<T>(
     storage: &dyn Storage,
     trash: Option<TrashOptions>,
-    bytes_of: impl Fn(&T) -> u64,
     sweep: impl FnOnce(&dyn Storage) -> T,
 ) -> Result<(T, Option<RunRecord>), StorageError> {
     let Some(options) = trash else {
@@ -31,7 +30,8 @@ pub fn sweeping<T>(
     let mut run = TrashRun::open(storage, options.command, options.window, SystemTime::now())?;
     let trashing = Trashing::new(storage, trash::run_folder(&run.record.id));
     let out = sweep(&trashing);
-    run.finish(storage, trashing.moved(), bytes_of(&out))?;
+    let (moved, bytes) = trashing.moved();
+    run.finish(storage, moved, bytes)?;
     Ok((out, Some(run.record)))
 }
 

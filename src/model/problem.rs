@@ -29,11 +29,14 @@ pub enum ProblemKind {
     /// Blob data whose size is not the size a manifest's descriptor gives for it (truncated or
     /// rewritten data).
     SizeMismatch,
+    /// A run in regsweep's trash whose record cannot be read, that was cut off before it ended, or
+    /// whose record does not match what its folder holds (`audit`).
+    TrashRun,
 }
 
 impl ProblemKind {
     /// Every kind, in order.
-    pub const ALL: [ProblemKind; 8] = [
+    pub const ALL: [ProblemKind; 9] = [
         ProblemKind::BadLink,
         ProblemKind::CorruptManifest,
         ProblemKind::Unreadable,
@@ -42,6 +45,7 @@ impl ProblemKind {
         ProblemKind::DigestMismatch,
         ProblemKind::StaleUpload,
         ProblemKind::SizeMismatch,
+        ProblemKind::TrashRun,
     ];
 
     /// The name the JSON reports use (`bad_link`, …).
@@ -55,16 +59,21 @@ impl ProblemKind {
             ProblemKind::DigestMismatch => "digest_mismatch",
             ProblemKind::StaleUpload => "stale_upload",
             ProblemKind::SizeMismatch => "size_mismatch",
+            ProblemKind::TrashRun => "trash_run",
         }
     }
 
     /// Whether this problem leaves it unproven what the store still needs, so that nothing may be
     /// deleted until it is fixed. Damaged data of a blob that a manifest names does not: that blob
-    /// is kept like any other referenced blob.
+    /// is kept like any other referenced blob. Nor does a trash run's: the trash lies outside the
+    /// registry's keys.
     pub fn blocks_delete(self) -> bool {
         !matches!(
             self,
-            ProblemKind::DigestMismatch | ProblemKind::SizeMismatch | ProblemKind::StaleUpload
+            ProblemKind::DigestMismatch
+                | ProblemKind::SizeMismatch
+                | ProblemKind::StaleUpload
+                | ProblemKind::TrashRun
         )
     }
 }

@@ -21,6 +21,7 @@
 //! deleted by [`crate::pipeline::sweep`], the only code that deletes.
 
 use crate::model::layout::{self, BlobKey, RepoKey};
+use crate::model::problem::{Problem, ProblemKind};
 use crate::model::time::{rfc3339, unix_seconds};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
@@ -35,6 +36,10 @@ const RECORD: &str = "run.json";
 /// Where every key the trash holds came from: the registry's keys all start here. Anything else in
 /// a run's folder (a record's temporary file left by a kill) is the record's, and goes with it.
 const STORE: &str = "docker/";
+/// A run's states: moving things, ended, and partly put back (a restore left conflicts).
+const OPEN: &str = "open";
+const COMPLETE: &str = "complete";
+const PARTLY_RESTORED: &str = "partly restored";
 
 /// What a run's record says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -88,7 +93,7 @@ impl TrashRun {
                 created_unix: created,
                 expires: rfc3339(expires),
                 expires_unix: expires,
-                state: "open".into(),
+                state: OPEN.into(),
                 moved: 0,
                 bytes: 0,
             },
@@ -115,7 +120,7 @@ impl TrashRun {
         moved: u64,
         bytes: u64,
     ) -> Result<(), StorageError> {
-        self.record.state = "complete".into();
+        self.record.state = COMPLETE.into();
         self.record.moved = moved;
         self.record.bytes = bytes;
         self.write(storage)
@@ -140,6 +145,9 @@ pub struct RunSummary {
     pub bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// Its record, when it could be read.
+    #[serde(skip)]
+    pub record: Option<RunRecord>,
 }
 
 /// Every run in the store's trash, oldest first: one listing of [`TRASH`], and a read of each
@@ -175,15 +183,16 @@ pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<Vec<RunSummary>, S
             match record {
                 Ok(r) => RunSummary {
                     id,
-                    command: Some(r.command),
-                    created: Some(r.created),
-                    expires: Some(r.expires),
+                    command: Some(r.command.clone()),
+                    created: Some(r.created.clone()),
+                    expires: Some(r.expires.clone()),
                     expires_unix: Some(r.expires_unix),
-                    state: r.state,
+                    state: r.state.clone(),
                     expired: r.expires_unix <= now,
                     objects,
                     bytes,
                     problem: None,
+                    record: Some(r),
                 },
                 Err(why) => RunSummary {
                     id,
@@ -197,12 +206,107 @@ pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<Vec<RunSummary>, S
                     objects,
                     bytes,
                     problem: Some(format!("its record {RECORD} cannot be read: {why}")),
+                    record: None,
                 },
             }
         })
         .collect();
     out.sort_by(|a, b| a.created.cmp(&b.created).then_with(|| a.id.cmp(&b.id)));
     Ok(out)
+}
+
+/// What the trash holds, as the other commands' reports give it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Held {
+    pub runs: u64,
+    pub objects: u64,
+    pub bytes: u64,
+    /// Runs whose window has passed: the next deleting run purges them.
+    pub expired_runs: u64,
+    /// When the next run's window ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_expiry: Option<String>,
+    /// When the last run's window ends: the trash is empty after the first deleting run past it,
+    /// unless runs are added (or some never expire).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub empty_after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub empty_after_unix: Option<i64>,
+    /// Runs without a readable record, which never expire by themselves (purge them by id).
+    pub unexpiring_runs: u64,
+}
+
+impl Held {
+    /// What `runs` hold; `None` when the trash is empty.
+    pub fn of(runs: &[RunSummary]) -> Option<Held> {
+        if runs.is_empty() {
+            return None;
+        }
+        let pending = || {
+            runs.iter()
+                .filter(|r| !r.expired)
+                .filter_map(|r| r.expires_unix)
+        };
+        Some(Held {
+            runs: runs.len() as u64,
+            objects: runs.iter().map(|r| r.objects).sum(),
+            bytes: runs.iter().map(|r| r.bytes).sum(),
+            expired_runs: runs.iter().filter(|r| r.expired).count() as u64,
+            next_expiry: pending().min().map(rfc3339),
+            empty_after: pending().max().map(rfc3339),
+            empty_after_unix: pending().max(),
+            unexpiring_runs: runs.iter().filter(|r| r.expires_unix.is_none()).count() as u64,
+        })
+    }
+}
+
+/// `audit`'s check of each run: its record can be read, says the run ended, and names as many
+/// objects and bytes as the run's folder holds (the keys are the journal; a record that disagrees
+/// means objects were taken out or put in by hand, or a restore was cut off).
+pub fn check(runs: &[RunSummary]) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for r in runs {
+        let path = format!("{}{RECORD}", run_folder(&r.id));
+        let Some(record) = &r.record else {
+            out.push(Problem::at(
+                ProblemKind::TrashRun,
+                path,
+                format!(
+                    "trash run {}: {}; it holds {} objects ({} bytes) and never expires by \
+                     itself: `regsweep trash restore` puts them back, `regsweep trash purge` \
+                     with its id drops them",
+                    r.id,
+                    r.problem.as_deref().unwrap_or("no record"),
+                    r.objects,
+                    r.bytes
+                ),
+            ));
+            continue;
+        };
+        if record.state == OPEN {
+            out.push(Problem::at(
+                ProblemKind::TrashRun,
+                path,
+                format!(
+                    "trash run {} ({}, {}) was cut off before it ended, or is running now: it \
+                     holds {} objects ({} bytes) that it moved; `regsweep trash restore` puts \
+                     them back",
+                    r.id, record.command, record.created, r.objects, r.bytes
+                ),
+            ));
+        } else if (record.moved, record.bytes) != (r.objects, r.bytes) {
+            out.push(Problem::at(
+                ProblemKind::TrashRun,
+                path,
+                format!(
+                    "trash run {}: its record says {} objects ({} bytes), its folder holds {} \
+                     ({} bytes): objects were taken out or put in by hand",
+                    r.id, record.moved, record.bytes, r.objects, r.bytes
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// Every key of run `id` (its record last), or an error naming the run when it holds nothing.
@@ -309,7 +413,7 @@ pub fn restore(
             .push((key, original, size));
     }
     for items in steps.values() {
-        let results: Vec<(usize, Result<(), StorageError>)> = items
+        let results: Vec<(usize, Result<u64, StorageError>)> = items
             .par_iter()
             .enumerate()
             .map(|(i, (key, original, _))| (i, storage.move_object(key, original)))
@@ -318,7 +422,7 @@ pub fn restore(
         for (i, r) in results {
             let (key, original, size) = &items[i];
             match r {
-                Ok(()) => {
+                Ok(_) => {
                     out.restored += 1;
                     out.bytes += size;
                 }
@@ -345,7 +449,31 @@ pub fn restore(
         let gone = discard(&records);
         out.run_removed = gone.iter().all(Result::is_ok);
     }
+    if !out.run_removed {
+        note_what_stays(storage, id)?;
+    }
     Ok(out)
+}
+
+/// A run a restore could not empty: its record is rewritten to name what stays, so that `audit`'s
+/// check holds (a run without a readable record keeps none).
+fn note_what_stays(storage: &dyn Storage, id: &str) -> Result<(), TrashError> {
+    let folder = run_folder(id);
+    let key = format!("{folder}{RECORD}");
+    let Some(mut record) = storage
+        .read(&key, 1 << 16)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<RunRecord>(&b).ok())
+    else {
+        return Ok(());
+    };
+    let stays = keys_of(storage, id)?
+        .into_iter()
+        .filter(|(k, _)| k[folder.len()..].starts_with(STORE));
+    (record.moved, record.bytes) = stays.fold((0, 0), |(n, b), (_, size)| (n + 1, b + size));
+    record.state = PARTLY_RESTORED.into();
+    TrashRun { record }.write(storage)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -374,13 +502,28 @@ mod tests {
         for k in [&tag, &link, &data] {
             store.move_object(k, &run.key_for(k)).unwrap();
         }
-        run.finish(&store, 3, 100_000).unwrap();
+        let listed = list(&store, SystemTime::now()).unwrap();
+        assert_eq!(check(&listed).len(), 1, "an open run is named");
+        let bytes: u64 = listed[0].bytes;
+        run.finish(&store, 3, bytes).unwrap();
         let listed = list(&store, SystemTime::now()).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(
             (listed[0].objects, listed[0].state.as_str()),
             (3, "complete")
         );
+        assert_eq!(
+            check(&listed),
+            vec![],
+            "a complete run that holds what it moved"
+        );
+        let held = Held::of(&listed).unwrap();
+        assert_eq!((held.runs, held.objects, held.bytes), (1, 3, bytes));
+        assert_eq!(
+            held.empty_after.as_deref(),
+            Some(run.record.expires.as_str())
+        );
+        assert_eq!(Held::of(&[]), None);
         assert!(!listed[0].expired);
         assert!(list(&store, SystemTime::now() + Duration::from_secs(7200)).unwrap()[0].expired);
 
@@ -396,6 +539,21 @@ mod tests {
             store.read(&tag, 100).unwrap(),
             Digest([8; 32]).to_string().as_bytes()
         );
+        // The record names what stays, so the check still holds.
+        let listed = list(&store, SystemTime::now()).unwrap();
+        assert_eq!(
+            (listed[0].objects, listed[0].state.as_str()),
+            (1, "partly restored")
+        );
+        assert_eq!(check(&listed), vec![]);
+        // An object taken out by hand is named.
+        let kept = run.key_for(&tag);
+        let tag_bytes = store.read(&kept, 100).unwrap();
+        store.delete(std::slice::from_ref(&kept));
+        let problems = check(&list(&store, SystemTime::now()).unwrap());
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.contains("taken out"), "{problems:?}");
+        store.put(&kept, tag_bytes);
 
         // Once the tag is as it was, a second restore empties the run.
         store.delete(std::slice::from_ref(&tag));

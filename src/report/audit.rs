@@ -49,6 +49,9 @@ pub struct AuditReport {
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
+    /// What regsweep's trash holds (absent when it is empty); its runs are checked above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash: Option<crate::pipeline::trash::Held>,
 }
 
 impl WriteJson for AuditReport {}
@@ -81,6 +84,9 @@ impl AuditReport {
         }
         if let Some(c) = &self.manifest_cache {
             c.write_human(out)?;
+        }
+        if let Some(t) = &self.trash {
+            super::trash::write_held(t, out)?;
         }
         for o in &self.orphan_referrer_tags {
             writeln!(

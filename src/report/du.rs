@@ -56,6 +56,10 @@ pub struct DuReport {
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
+    /// What regsweep's trash holds, beside the registry's keys and not counted in `total_bytes`
+    /// (absent when it is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash: Option<crate::pipeline::trash::Held>,
 }
 
 impl WriteJson for DuReport {}
@@ -130,6 +134,9 @@ impl DuReport {
         }
         if let Some(c) = &self.manifest_cache {
             c.write_human(out)?;
+        }
+        if let Some(t) = &self.trash {
+            super::trash::write_held(t, out)?;
         }
         if self.problems > 0 {
             writeln!(

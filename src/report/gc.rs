@@ -163,6 +163,9 @@ pub struct GcReport {
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
+    /// What regsweep's trash holds as the run leaves it (absent when it is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash: Option<crate::pipeline::trash::Held>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
     /// When a plan file was applied: how its items fared.
@@ -297,6 +300,7 @@ impl GcReport {
             elapsed_ms: a.elapsed.as_millis() as u64,
             s3: None,
             manifest_cache: None,
+            trash: None,
             deleted: None,
             applied: None,
             plan_file: None,
@@ -498,6 +502,9 @@ impl GcReport {
         }
         if let Some(c) = &self.manifest_cache {
             c.write_human(out)?;
+        }
+        if let Some(t) = &self.trash {
+            super::trash::write_held(t, out)?;
         }
         if let Some(v) = &self.bucket_versioning {
             writeln!(

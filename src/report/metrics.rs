@@ -12,6 +12,7 @@
 
 use crate::model::problem::{Problem, ProblemKind};
 use crate::model::staged::Staged;
+use crate::pipeline::trash::{Held, RunRecord};
 use crate::report::audit::AuditReport;
 use crate::report::du::DuReport;
 use crate::report::gc::GcReport;
@@ -408,6 +409,57 @@ impl Metrics {
             );
         }
         self.requests(r.s3.as_ref());
+    }
+
+    /// What the trash holds (`trash` in the reports' JSON, `regsweep trash list`), and what this
+    /// run moved into it.
+    pub fn trash(&mut self, held: Option<&Held>, moved: Option<&RunRecord>) {
+        let h = held.cloned().unwrap_or(Held {
+            runs: 0,
+            objects: 0,
+            bytes: 0,
+            expired_runs: 0,
+            next_expiry: None,
+            empty_after: None,
+            empty_after_unix: None,
+            unexpiring_runs: 0,
+        });
+        self.gauge_n("trash_runs", "Runs in the trash (`trash.runs`).", h.runs);
+        self.gauge_n(
+            "trash_objects",
+            "Objects the trash holds (`trash.objects`).",
+            h.objects,
+        );
+        self.gauge_n(
+            "trash_bytes",
+            "Bytes the trash holds, outside the registry's keys (`trash.bytes`).",
+            h.bytes,
+        );
+        self.gauge_n(
+            "trash_expired_runs",
+            "Runs past their window, which the next deleting run purges (`trash.expired_runs`).",
+            h.expired_runs,
+        );
+        if let Some(t) = h.empty_after_unix {
+            self.gauge(
+                "trash_empty_after_timestamp_seconds",
+                "When the last run's window ends (`trash.empty_after_unix`).",
+                t as f64,
+            );
+        }
+        if let Some(run) = moved {
+            self.gauge_n(
+                "trash_moved_objects",
+                "Objects this run moved into the trash instead of deleting them \
+                 (`deleted.trash.moved`).",
+                run.moved,
+            );
+            self.gauge_n(
+                "trash_moved_bytes",
+                "Bytes of what this run moved into the trash (`deleted.trash.bytes`).",
+                run.bytes,
+            );
+        }
     }
 
     /// The figures of a `du` report.

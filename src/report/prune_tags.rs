@@ -39,6 +39,9 @@ pub struct PruneReport {
     pub problems: Vec<Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<TagsDeleted>,
+    /// What regsweep's trash holds as the run leaves it (absent when it is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash: Option<crate::pipeline::trash::Held>,
     /// Where `--plan` wrote the plan, and the command that executes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_file: Option<PlanWritten>,
@@ -79,6 +82,7 @@ impl PruneReport {
             unmatched_repo_globs: plan.unmatched_repo_globs.clone(),
             problems: plan.problems.clone(),
             deleted: None,
+            trash: None,
             applied: None,
             plan_file: None,
             elapsed_ms: plan.elapsed.as_millis() as u64,
@@ -150,6 +154,9 @@ pub fn write_human(
     }
     if let Some(p) = &report.plan_file {
         p.write_human(out)?;
+    }
+    if let Some(t) = &report.trash {
+        super::trash::write_held(t, out)?;
     }
     match &report.deleted {
         None => writeln!(

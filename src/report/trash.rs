@@ -3,7 +3,7 @@
 
 use crate::model::text::{count, human_bytes};
 use crate::pipeline::sweep::Purged;
-use crate::pipeline::trash::{Restored, RunRecord, RunSummary};
+use crate::pipeline::trash::{Held, Restored, RunRecord, RunSummary};
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -157,4 +157,33 @@ pub fn write_trashed(run: &RunRecord, storage: &str, out: &mut dyn Write) -> io:
         run.expires,
         run.id
     )
+}
+
+/// The line the other reports give what the trash holds.
+pub fn write_held(h: &Held, out: &mut dyn Write) -> io::Result<()> {
+    write!(
+        out,
+        "trash: {}, {} ({}) in regsweep-trash/, beside the registry's keys and not counted above",
+        count(h.runs, "run", "runs"),
+        count(h.objects, "object", "objects"),
+        human_bytes(h.bytes)
+    )?;
+    if let Some(at) = &h.empty_after {
+        write!(out, "; empty after {at}")?;
+    }
+    if h.expired_runs > 0 {
+        write!(
+            out,
+            "; {} past its window (the next deleting run purges it)",
+            count(h.expired_runs, "run", "runs")
+        )?;
+    }
+    if h.unexpiring_runs > 0 {
+        write!(
+            out,
+            "; {} without a readable record never expire (`regsweep trash purge` by id)",
+            count(h.unexpiring_runs, "run", "runs")
+        )?;
+    }
+    writeln!(out, "; `regsweep trash list` names the runs")
 }

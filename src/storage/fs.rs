@@ -520,7 +520,7 @@ impl Storage for FsStorage {
     /// A rename (`RENAME_NOREPLACE`, so never over an object that is there), with the target's
     /// folders made first; one that would cross filesystems is refused, since it would copy. The
     /// source's folder goes when it became empty, as after a delete.
-    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
         let meta = self.metadata(from)?;
         if !meta.is_file() {
             return Err(StorageError::Other {
@@ -560,7 +560,7 @@ impl Storage for FsStorage {
         {
             let _ = std::fs::remove_dir(parent);
         }
-        Ok(())
+        Ok(meta.len())
     }
 
     /// Written beside its place under a temporary name, then renamed over it.

@@ -231,7 +231,7 @@ impl Storage for MemStorage {
         self.delete_batch
     }
 
-    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
         let mut s = self.call(Op::Move, from)?;
         if s.objects.contains_key(to) {
             return Err(StorageError::Exists { key: to.to_owned() });
@@ -242,8 +242,9 @@ impl Storage for MemStorage {
             .ok_or_else(|| StorageError::NotFound {
                 key: from.to_owned(),
             })?;
+        let size = object.bytes.len() as u64;
         s.objects.insert(to.to_owned(), object);
-        Ok(())
+        Ok(size)
     }
 
     fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {

@@ -217,7 +217,8 @@ pub trait Storage: Sync {
     /// [`StorageError::NotFound`]. Filesystem: a rename within the store's filesystem, no data
     /// copied. S3: a server-side copy, checked by size (and ETag where it is the content's MD5)
     /// before `from` is deleted, so that a crash leaves the object in one place or in both.
-    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    /// Returns the object's size.
+    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
         let _ = to;
         Err(StorageError::Other {
             key: from.to_owned(),

@@ -425,6 +425,19 @@ impl S3Storage {
     /// An object's size and ETag (HEAD); `None` when it is not there. Counted as the trash's.
     async fn head(&self, key: &str) -> Result<Option<(u64, Option<String>)>, StorageError> {
         self.counters.trash.fetch_add(1, Ordering::Relaxed);
+        Ok(self.head_object(key).await?.map(|o| {
+            (
+                o.content_length().unwrap_or(0).max(0) as u64,
+                o.e_tag().map(str::to_owned),
+            )
+        }))
+    }
+
+    /// HeadObject; `None` when the key is not there.
+    async fn head_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::head_object::HeadObjectOutput>, StorageError> {
         match self
             .client
             .head_object()
@@ -433,10 +446,7 @@ impl S3Storage {
             .send()
             .await
         {
-            Ok(o) => Ok(Some((
-                o.content_length().unwrap_or(0).max(0) as u64,
-                o.e_tag().map(str::to_owned),
-            ))),
+            Ok(o) => Ok(Some(o)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) if http_status(&e) == Some(404) => Ok(None),
             Err(e) => Err(other(key, describe(&e))),
@@ -858,6 +868,27 @@ impl Storage for S3Storage {
         })
     }
 
+    /// HeadObject (a listing gives the same, so the walk never asks).
+    fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
+        self.runtime.block_on(async {
+            let _permit = self.admit().await;
+            self.counters.get.fetch_add(1, Ordering::Relaxed);
+            let o = self
+                .head_object(key)
+                .await?
+                .ok_or_else(|| StorageError::NotFound {
+                    key: key.to_owned(),
+                })?;
+            let modified = o
+                .last_modified()
+                .and_then(|t| SystemTime::try_from(*t).ok());
+            Ok(Some((
+                o.content_length().unwrap_or(0).max(0) as u64,
+                modified,
+            )))
+        })
+    }
+
     fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
@@ -905,7 +936,7 @@ impl Storage for S3Storage {
     /// source's is a single-part MD5), then the source's delete: a crash before the delete leaves
     /// the object in both places, never in none. Objects over 5 GiB (which need `UploadPartCopy`)
     /// are refused, and stay.
-    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
             let (size, etag) = self
@@ -955,6 +986,7 @@ impl Storage for S3Storage {
                 .await
                 .pop()
                 .unwrap_or(Ok(()))
+                .map(|()| size)
         })
     }
 

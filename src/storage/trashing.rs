@@ -22,6 +22,7 @@ pub struct Trashing<'a> {
     inner: &'a dyn Storage,
     folder: String,
     moved: AtomicU64,
+    bytes: AtomicU64,
 }
 
 impl<'a> Trashing<'a> {
@@ -31,12 +32,16 @@ impl<'a> Trashing<'a> {
             inner,
             folder,
             moved: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
         }
     }
 
-    /// Objects moved so far.
-    pub fn moved(&self) -> u64 {
-        self.moved.load(Ordering::Relaxed)
+    /// Objects moved so far, and their bytes.
+    pub fn moved(&self) -> (u64, u64) {
+        (
+            self.moved.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -96,8 +101,9 @@ impl Storage for Trashing<'_> {
         keys.iter()
             .map(
                 |k| match self.inner.move_object(k, &format!("{}{k}", self.folder)) {
-                    Ok(()) => {
+                    Ok(size) => {
                         self.moved.fetch_add(1, Ordering::Relaxed);
+                        self.bytes.fetch_add(size, Ordering::Relaxed);
                         Ok(())
                     }
                     Err(e) if e.is_not_found() => Ok(()),
@@ -111,7 +117,7 @@ impl Storage for Trashing<'_> {
         MOVE_BATCH
     }
 
-    fn move_object(&self, from: &str, to: &str) -> Result<(), StorageError> {
+    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
         self.inner.move_object(from, to)
     }
 

@@ -317,6 +317,17 @@ fn database_owner(
     })
 }
 
+/// What the trash holds, for a report; a trash that cannot be listed is warned of.
+fn trash_held(storage: &dyn Storage) -> Option<regsweep::pipeline::trash::Held> {
+    match regsweep::pipeline::trash::list(storage, SystemTime::now()) {
+        Ok(runs) => regsweep::pipeline::trash::Held::of(&runs),
+        Err(e) => {
+            eprintln!("regsweep: warning: the trash cannot be listed: {e}");
+            None
+        }
+    }
+}
+
 /// What every deleting run does before it analyses: a store a metadata database owns is refused
 /// (no option passes it), then the read-only check, then the store's lock, held
 /// until the guard is dropped; nothing when `delete` is false (a dry run). `Ok(Err(exit))` when it
@@ -498,7 +509,9 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
     };
     report.manifest_cache = manifests.map(ManifestCache::finish);
     report.database_in_use = database_owner(storage.as_ref());
+    report.trash = trash_held(storage.as_ref());
     job.metrics.du(&report);
+    job.metrics.trash(report.trash.as_ref(), None);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
         if args.json {
@@ -531,6 +544,7 @@ fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
     report.manifest_cache = manifests.map(ManifestCache::finish);
     report.database_in_use = database_owner(storage.as_ref());
     job.metrics.audit(&report);
+    job.metrics.trash(report.trash.as_ref(), None);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
         if args.json {
@@ -776,8 +790,12 @@ fn sweep_and_render(
     } else if let Some(spec) = &cache.spec {
         report.cache = Some(CacheReport::dry_run(spec, &analysis.plan));
     }
+    // The trash as the run leaves it (expired runs purged, this run's moves in).
+    report.trash = trash_held(storage);
     report.s3 = storage.request_counts();
     job.metrics.gc(&report);
+    let moved = report.deleted.as_ref().and_then(|d| d.trash.as_ref());
+    job.metrics.trash(report.trash.as_ref(), moved);
     job.print(|out| {
         if json {
             report.write_json(out)
@@ -881,7 +899,10 @@ fn delete_tags_and_render(
             Err(e) => refused = Some(e),
         }
     }
+    report.trash = trash_held(storage);
     job.metrics.prune(&report);
+    let moved = report.deleted.as_ref().and_then(|d| d.trash.as_ref());
+    job.metrics.trash(report.trash.as_ref(), moved);
     job.metrics.requests(storage.request_counts().as_ref());
     job.print(|out| {
         if json {
