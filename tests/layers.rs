@@ -222,6 +222,8 @@ fn only_the_sweep_deletes_removes_folders_or_aborts_uploads_above_the_seam() {
         ".remove_empty_folders(",
         ".remove_folder_if_empty(",
         ".abort_multipart(",
+        ".delete_version(",
+        ".hide_version(",
     ];
     let sources = sources();
     let callers: BTreeSet<&str> = sources

@@ -110,6 +110,7 @@ fn round_trip(
     extra: &[&str],
     storage: &dyn Storage,
     start: &dyn Fn() -> Registry,
+    versions: Option<&dyn Fn() -> Vec<(String, String, bool)>>,
 ) {
     let store = support::scenario::build_store(dir, start());
     let before_crawl = crawl::crawl(&store.registry);
@@ -142,9 +143,30 @@ fn round_trip(
     assert_eq!(listed[0]["objects"].as_u64(), Some(gone.len() as u64));
     let mut moved_bytes = 0;
     for k in &gone {
-        let key = format!("regsweep-trash/{run}/{k}");
-        assert!(swept.contains_key(&key), "{k} is in the trash");
-        moved_bytes += storage.stat(&key).unwrap().unwrap().0;
+        let (copy, record) = (
+            format!("regsweep-trash/{run}/{k}"),
+            format!("regsweep-trash/{run}/versions/{k}"),
+        );
+        if versions.is_some() {
+            // Hidden behind a delete marker, its version recorded: no copy of the data.
+            assert!(!swept.contains_key(&copy), "{k} is not copied");
+            let v: serde_json::Value =
+                serde_json::from_slice(&storage.read(&record, 4096).unwrap()).unwrap();
+            moved_bytes += v["size"].as_u64().unwrap();
+        } else {
+            assert!(swept.contains_key(&copy), "{k} is in the trash");
+            moved_bytes += storage.stat(&copy).unwrap().unwrap().0;
+        }
+    }
+    if let Some(versions) = versions {
+        let listed = versions();
+        for k in &gone {
+            let key = format!("store/{k}");
+            assert!(
+                listed.iter().any(|(v, _, marker)| *v == key && *marker),
+                "{k} is behind a delete marker"
+            );
+        }
     }
     assert_eq!(listed[0]["bytes"].as_u64(), Some(moved_bytes));
     assert_reports_show_the_trash(storage_arg, extra, gone.len() as u64, moved_bytes);
@@ -234,6 +256,9 @@ fn round_trip(
     let held = runs(storage_arg, extra);
     assert_eq!(held.len(), 1);
     assert!(held[0]["bytes"].as_u64().unwrap() > 0);
+    // The versions it hid, as its records name them (key, version id).
+    let hidden: Vec<(String, String)> = expiring_versions(storage, held[0]["id"].as_str().unwrap());
+    assert_eq!(hidden.is_empty(), versions.is_none());
     std::thread::sleep(std::time::Duration::from_millis(2100));
     assert_eq!(runs(storage_arg, extra)[0]["expired"], true);
     let (_, stderr) = ok(
@@ -251,6 +276,35 @@ fn round_trip(
             .any(|k| k.starts_with("regsweep-trash/")),
         "the trash holds nothing"
     );
+    if let Some(versions) = versions {
+        let listed = versions();
+        for (key, id) in &hidden {
+            assert!(
+                !listed.iter().any(|(k, v, _)| k == key && v == id),
+                "the version {id} of {key} the run hid is gone with the purge"
+            );
+        }
+    }
+}
+
+/// The versions trash run `run` hid, from its records: (bucket key, version id).
+fn expiring_versions(storage: &dyn Storage, run: &str) -> Vec<(String, String)> {
+    let folder = format!("regsweep-trash/{run}/versions/");
+    let mut keys = Vec::new();
+    storage
+        .list(&folder, &mut |e| keys.push(e.key), &mut |_| {})
+        .or_else(|e| if e.is_not_found() { Ok(()) } else { Err(e) })
+        .unwrap();
+    keys.iter()
+        .map(|k| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&storage.read(k, 4096).unwrap()).unwrap();
+            (
+                format!("store/{}", &k[folder.len()..]),
+                v["version_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -261,7 +315,14 @@ fn on_a_filesystem_a_trashed_sweep_and_a_trashed_prune_are_restored_whole() {
     std::fs::create_dir_all(&root).unwrap();
     let storage = regsweep::storage::fs::FsStorage::open(&root).unwrap();
     let start = || Registry::start(&reg_dir);
-    round_trip(dir.path(), root.to_str().unwrap(), &[], &storage, &start);
+    round_trip(
+        dir.path(),
+        root.to_str().unwrap(),
+        &[],
+        &storage,
+        &start,
+        None,
+    );
 
     // A trash that is a link to elsewhere (another filesystem) is refused, and nothing moves.
     let orphan = b"an orphan blob for the trash to refuse";
@@ -365,12 +426,14 @@ fn on_s3_unversioned_and_versioned_a_trashed_sweep_and_prune_are_restored_whole(
         let storage = s3.storage(bucket);
         let start = || Registry::start_s3(&sub, &s3, bucket);
         let url = format!("s3://{bucket}/store");
+        let versions = || s3.versions(bucket);
         round_trip(
             &sub,
             &url,
             &["--endpoint-url", endpoint.as_str()],
             &storage,
             &start,
+            versioned.then_some(&versions as &dyn Fn() -> Vec<(String, String, bool)>),
         );
     }
 }

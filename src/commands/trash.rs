@@ -30,8 +30,7 @@ pub fn sweeping<T>(
     let mut run = TrashRun::open(storage, options.command, options.window, SystemTime::now())?;
     let trashing = Trashing::new(storage, trash::run_folder(&run.record.id));
     let out = sweep(&trashing);
-    let (moved, bytes) = trashing.moved();
-    run.finish(storage, moved, bytes)?;
+    run.finish(storage, trashing.moved(), trashing.hidden())?;
     Ok((out, Some(run.record)))
 }
 

@@ -567,12 +567,15 @@ pub fn purge_trash_runs(storage: &dyn Storage, ids: &[String]) -> Purged {
                 continue;
             }
         };
-        let (names, sizes): (Vec<String>, Vec<u64>) = keys.into_iter().unzip();
         let before = out.failures.len();
+        // A version the run hid goes for good first; its record in the trash after it.
+        let (keys, records) = purge_hidden_versions(storage, id, keys, &mut out);
+        let (names, sizes): (Vec<String>, Vec<u64>) = keys.into_iter().unzip();
         // The record is the last key: a purge cut off leaves a run that still lists.
         let failed = delete_all(storage, &names, &mut out.failures);
         for (i, size) in sizes.iter().enumerate() {
-            if !failed.contains(&i) && i + 1 < names.len() {
+            // The version records were counted with their versions; the run's record is last.
+            if !failed.contains(&i) && i >= records && i + 1 < names.len() {
                 out.objects += 1;
                 out.bytes += size;
             }
@@ -587,6 +590,47 @@ pub fn purge_trash_runs(storage: &dyn Storage, ids: &[String]) -> Purged {
     }
     let _ = storage.remove_folder_if_empty(crate::pipeline::trash::TRASH);
     out
+}
+
+/// Deletes for good each version run `id` hid (recorded below its `versions/` folder), counting
+/// the version's bytes; returns the keys left to delete, first the records of the versions deleted
+/// and how many they are (a record whose version could not be deleted stays, its failure named).
+fn purge_hidden_versions(
+    storage: &dyn Storage,
+    id: &str,
+    keys: Vec<(String, u64)>,
+    out: &mut Purged,
+) -> (Vec<(String, u64)>, usize) {
+    let versions = format!(
+        "{}{}",
+        crate::pipeline::trash::run_folder(id),
+        crate::storage::trashing::VERSIONS
+    );
+    let (hidden, rest): (Vec<_>, Vec<_>) = keys
+        .into_iter()
+        .partition(|(k, _)| k.starts_with(&versions));
+    let results: Vec<Result<u64, StorageError>> = hidden
+        .par_iter()
+        .map(|(key, _)| {
+            let version = crate::pipeline::trash::read_version(storage, key)?;
+            storage.delete_version(&key[versions.len()..], &version)?;
+            Ok(version.size)
+        })
+        .collect();
+    let mut left = Vec::with_capacity(rest.len() + hidden.len());
+    for ((key, _), r) in hidden.into_iter().zip(results) {
+        match r {
+            Ok(size) => {
+                out.objects += 1;
+                out.bytes += size;
+                left.push((key, 0));
+            }
+            Err(e) => out.failures.push(Failure::storage(key, e)),
+        }
+    }
+    let records = left.len();
+    left.extend(rest);
+    (left, records)
 }
 
 /// Restores trash run `id` ([`crate::pipeline::trash::restore`]): the trash's copies of what is back

@@ -23,7 +23,8 @@
 use crate::model::layout::{self, BlobKey, RepoKey};
 use crate::model::problem::{Problem, ProblemKind};
 use crate::model::time::{rfc3339, unix_seconds};
-use crate::storage::{Storage, StorageError};
+use crate::storage::trashing::VERSIONS;
+use crate::storage::{ObjectVersion, Storage, StorageError};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -56,6 +57,18 @@ pub struct RunRecord {
     /// Objects moved and their bytes, when complete.
     pub moved: u64,
     pub bytes: u64,
+    /// Of those, the objects hidden behind delete markers on a versioned bucket (their versions
+    /// recorded below `versions/`, no data copied), and their bytes.
+    #[serde(default)]
+    pub hidden: u64,
+    #[serde(default)]
+    pub hidden_bytes: u64,
+}
+
+/// Whether `rest`, a key below a run's folder, records a hidden version.
+fn is_version_record(rest: &str) -> bool {
+    rest.strip_prefix(VERSIONS)
+        .is_some_and(|r| r.starts_with(STORE))
 }
 
 /// A run that moves what it would delete into the trash.
@@ -96,6 +109,8 @@ impl TrashRun {
                 state: OPEN.into(),
                 moved: 0,
                 bytes: 0,
+                hidden: 0,
+                hidden_bytes: 0,
             },
         };
         run.write(storage)?;
@@ -117,12 +132,12 @@ impl TrashRun {
     pub fn finish(
         &mut self,
         storage: &dyn Storage,
-        moved: u64,
-        bytes: u64,
+        (moved, bytes): (u64, u64),
+        (hidden, hidden_bytes): (u64, u64),
     ) -> Result<(), StorageError> {
         self.record.state = COMPLETE.into();
-        self.record.moved = moved;
-        self.record.bytes = bytes;
+        (self.record.moved, self.record.bytes) = (moved, bytes);
+        (self.record.hidden, self.record.hidden_bytes) = (hidden, hidden_bytes);
         self.write(storage)
     }
 }
@@ -164,6 +179,9 @@ pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<Vec<RunSummary>, S
             if rest.starts_with(STORE) {
                 run.0 += 1;
                 run.1 += e.size;
+            } else if is_version_record(rest) {
+                // Its bytes are the hidden version's, which the run's record sums.
+                run.0 += 1;
             }
         },
         &mut |_| {},
@@ -190,7 +208,7 @@ pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<Vec<RunSummary>, S
                     state: r.state.clone(),
                     expired: r.expires_unix <= now,
                     objects,
-                    bytes,
+                    bytes: bytes + r.hidden_bytes,
                     problem: None,
                     record: Some(r),
                 },
@@ -384,6 +402,70 @@ fn same_object(storage: &dyn Storage, copy: &str, place: &str, size: u64) -> boo
         && matches!(storage.stat(place), Ok(Some((n, _))) if n == size)
 }
 
+/// One object of a run, as a restore sees it.
+struct Item {
+    /// Its key in the trash.
+    key: String,
+    /// Where it came from.
+    original: String,
+    size: u64,
+    /// `key` records a version hidden behind a delete marker, not the object itself.
+    hidden: bool,
+}
+
+/// How an object went back.
+enum Back {
+    Moved(u64),
+    Unhidden(u64),
+    /// Its place holds the same again: the trash's key is not needed.
+    AlreadyThere,
+    /// Its place was written again with other content: left in the trash.
+    Conflict,
+}
+
+/// Moves `item` back, or makes its hidden version current again; never overwrites.
+fn put_back(storage: &dyn Storage, item: &Item) -> Result<Back, StorageError> {
+    if !item.hidden {
+        return match storage.move_object(&item.key, &item.original) {
+            Ok(size) => Ok(Back::Moved(size)),
+            Err(StorageError::Exists { .. })
+                if same_object(storage, &item.key, &item.original, item.size) =>
+            {
+                Ok(Back::AlreadyThere)
+            }
+            Err(StorageError::Exists { .. }) => Ok(Back::Conflict),
+            Err(e) => Err(e),
+        };
+    }
+    let version = read_version(storage, &item.key)?;
+    match storage.unhide_version(&item.original, &version) {
+        Ok(()) => Ok(Back::Unhidden(version.size)),
+        Err(StorageError::Exists { .. }) => {
+            let now = storage
+                .kept_version(&item.original)
+                .or_else(|e| if e.is_not_found() { Ok(None) } else { Err(e) })?;
+            let same = now.is_some_and(|v| {
+                v.size == version.size && v.etag.is_some() && v.etag == version.etag
+            });
+            Ok(if same {
+                Back::AlreadyThere
+            } else {
+                Back::Conflict
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The version a run recorded at `key` (below its [`VERSIONS`] folder).
+pub fn read_version(storage: &dyn Storage, key: &str) -> Result<ObjectVersion, StorageError> {
+    let bytes = storage.read(key, 1 << 16)?;
+    serde_json::from_slice(&bytes).map_err(|e| StorageError::Other {
+        key: key.to_owned(),
+        message: format!("is not a version record: {e}"),
+    })
+}
+
 /// Puts every object of run `id` back where it was (see the module's words), then hands the trash
 /// copies whose place holds them already, and the run's record once the run is empty, to `discard`
 /// ([`crate::pipeline::sweep::restore_run`] deletes them, and the folders left empty).
@@ -399,37 +481,48 @@ pub fn restore(
         run: id.to_owned(),
         ..Restored::default()
     };
-    let mut steps: BTreeMap<u8, Vec<(String, String, u64)>> = BTreeMap::new();
+    let mut steps: BTreeMap<u8, Vec<Item>> = BTreeMap::new();
     let mut records = Vec::new();
     for (key, size) in keys {
-        let original = key[folder.len()..].to_owned();
-        if !original.starts_with(STORE) {
-            records.push(key);
-            continue;
-        }
+        let rest = &key[folder.len()..];
+        let (original, hidden) = match rest.strip_prefix(VERSIONS) {
+            Some(original) if original.starts_with(STORE) => (original.to_owned(), true),
+            _ if rest.starts_with(STORE) => (rest.to_owned(), false),
+            _ => {
+                records.push(key);
+                continue;
+            }
+        };
         steps
             .entry(restore_step(&original))
             .or_default()
-            .push((key, original, size));
+            .push(Item {
+                key,
+                original,
+                size,
+                hidden,
+            });
     }
     for items in steps.values() {
-        let results: Vec<(usize, Result<u64, StorageError>)> = items
+        let results: Vec<Result<Back, StorageError>> = items
             .par_iter()
-            .enumerate()
-            .map(|(i, (key, original, _))| (i, storage.move_object(key, original)))
+            .map(|item| put_back(storage, item))
             .collect();
-        let mut duplicates = Vec::new();
-        for (i, r) in results {
-            let (key, original, size) = &items[i];
+        // Trash keys no longer needed: copies whose place holds them already, and the records of
+        // versions that are current again.
+        let (mut duplicates, mut spent) = (Vec::new(), Vec::new());
+        for (item, r) in items.iter().zip(results) {
+            let Item { key, original, .. } = item;
             match r {
-                Ok(_) => {
+                Ok(Back::Moved(size)) | Ok(Back::Unhidden(size)) => {
                     out.restored += 1;
                     out.bytes += size;
+                    if item.hidden {
+                        spent.push(key.clone());
+                    }
                 }
-                Err(StorageError::Exists { .. }) if same_object(storage, key, original, *size) => {
-                    duplicates.push(key.clone());
-                }
-                Err(StorageError::Exists { .. }) => out.conflicts.push(format!(
+                Ok(Back::AlreadyThere) => duplicates.push(key.clone()),
+                Ok(Back::Conflict) => out.conflicts.push(format!(
                     "{original}: written again since the run, with other content; kept in the \
                      trash at {key}"
                 )),
@@ -440,6 +533,11 @@ pub fn restore(
             match r {
                 Ok(()) => out.already_there += 1,
                 Err(e) => out.failures.push(format!("{key}: {e}")),
+            }
+        }
+        for (r, key) in discard(&spent).into_iter().zip(&spent) {
+            if let Err(e) = r {
+                out.failures.push(format!("{key}: {e}"));
             }
         }
     }
@@ -467,10 +565,19 @@ fn note_what_stays(storage: &dyn Storage, id: &str) -> Result<(), TrashError> {
     else {
         return Ok(());
     };
-    let stays = keys_of(storage, id)?
-        .into_iter()
-        .filter(|(k, _)| k[folder.len()..].starts_with(STORE));
-    (record.moved, record.bytes) = stays.fold((0, 0), |(n, b), (_, size)| (n + 1, b + size));
+    let (mut moved, mut bytes, mut hidden, mut hidden_bytes) = (0, 0, 0, 0);
+    for (k, size) in keys_of(storage, id)? {
+        let rest = &k[folder.len()..];
+        if rest.starts_with(STORE) {
+            (moved, bytes) = (moved + 1, bytes + size);
+        } else if is_version_record(rest) {
+            let size = read_version(storage, &k)?.size;
+            (moved, bytes) = (moved + 1, bytes + size);
+            (hidden, hidden_bytes) = (hidden + 1, hidden_bytes + size);
+        }
+    }
+    (record.moved, record.bytes) = (moved, bytes);
+    (record.hidden, record.hidden_bytes) = (hidden, hidden_bytes);
     record.state = PARTLY_RESTORED.into();
     TrashRun { record }.write(storage)?;
     Ok(())
@@ -505,7 +612,7 @@ mod tests {
         let listed = list(&store, SystemTime::now()).unwrap();
         assert_eq!(check(&listed).len(), 1, "an open run is named");
         let bytes: u64 = listed[0].bytes;
-        run.finish(&store, 3, bytes).unwrap();
+        run.finish(&store, (3, bytes), (0, 0)).unwrap();
         let listed = list(&store, SystemTime::now()).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(

@@ -226,6 +226,34 @@ pub trait Storage: Sync {
         })
     }
 
+    /// Where a delete keeps the data as an older version (an S3 bucket with versioning `Enabled`):
+    /// the version `key` holds now, which the trash hides behind a delete marker instead of copying.
+    /// `Ok(None)` where a delete keeps nothing (a filesystem, an unversioned or suspended bucket).
+    fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Hides `version`, the current version of `key`, behind a delete marker: the trash's move on a
+    /// versioned bucket.
+    fn hide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        let _ = version;
+        Err(no_versions(key))
+    }
+
+    /// Makes `version` of `key` current again (its delete markers removed); a success when it is
+    /// current already, [`StorageError::Exists`] when another version was written since.
+    fn unhide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        let _ = version;
+        Err(no_versions(key))
+    }
+
+    /// Deletes `version` of `key` for good (a purge of the trash).
+    fn delete_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        let _ = version;
+        Err(no_versions(key))
+    }
+
     /// Writes a small object whole, replacing what was there (the trash's run records).
     fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
         let _ = bytes;
@@ -316,6 +344,22 @@ pub trait Storage: Sync {
 
 /// Keys a delete call takes unless the backend says otherwise ([`Storage::delete_batch`]).
 pub const DELETE_BATCH: usize = 1000;
+
+/// One version of an object, where deletes keep versions: what the trash records of an object it
+/// hid instead of copying.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObjectVersion {
+    pub version_id: String,
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+fn no_versions(key: &str) -> StorageError {
+    StorageError::Other {
+        key: key.to_owned(),
+        message: "this store keeps no versions of deleted objects".to_owned(),
+    }
+}
 
 /// A versioned bucket, where a plain delete only hides an object behind a delete marker.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,8 +13,8 @@
 use crate::model::digest::Digest;
 
 use super::{
-    Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, RequestCounts, Storage,
-    StorageError, Versioning,
+    Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, ObjectVersion, RequestCounts,
+    Storage, StorageError, Versioning,
 };
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -62,6 +62,14 @@ struct Counters {
     older_versions: AtomicU64,
     /// Requests of the trash: HEADs and copies of moves, and its run records' writes.
     trash: AtomicU64,
+}
+
+/// One version of a key, or a delete marker on it, as ListObjectVersions gives it.
+#[derive(Debug, Clone)]
+struct VersionEntry {
+    id: String,
+    marker: bool,
+    latest: bool,
 }
 
 /// Counts every attempt the SDK makes (first tries and retries alike).
@@ -610,6 +618,16 @@ impl S3Storage {
 
     /// Every version of `key` and every delete marker on it (ListObjectVersions, 1000 a page).
     async fn versions_of(&self, key: &str) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .version_entries(key)
+            .await?
+            .into_iter()
+            .map(|v| v.id)
+            .collect())
+    }
+
+    /// Every version of `key` and every delete marker on it, as listed.
+    async fn version_entries(&self, key: &str) -> Result<Vec<VersionEntry>, StorageError> {
         let full = self.full(key);
         let mut versions = Vec::new();
         let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
@@ -628,18 +646,25 @@ impl S3Storage {
                     .map_err(|e| other(key, describe(&e)))?
             };
             // The prefix also matches longer keys: only the key itself counts.
-            let ids = page
-                .versions()
-                .iter()
-                .filter(|v| v.key() == Some(full.as_str()))
-                .filter_map(|v| v.version_id())
-                .chain(
-                    page.delete_markers()
-                        .iter()
-                        .filter(|m| m.key() == Some(full.as_str()))
-                        .filter_map(|m| m.version_id()),
-                );
-            versions.extend(ids.map(str::to_owned));
+            let entry = |id: Option<&str>, marker, latest: Option<bool>| {
+                Some(VersionEntry {
+                    id: id?.to_owned(),
+                    marker,
+                    latest: latest == Some(true),
+                })
+            };
+            versions.extend(
+                page.versions()
+                    .iter()
+                    .filter(|v| v.key() == Some(full.as_str()))
+                    .filter_map(|v| entry(v.version_id(), false, v.is_latest())),
+            );
+            versions.extend(
+                page.delete_markers()
+                    .iter()
+                    .filter(|m| m.key() == Some(full.as_str()))
+                    .filter_map(|m| entry(m.version_id(), true, m.is_latest())),
+            );
             if page.is_truncated() != Some(true) {
                 return Ok(versions);
             }
@@ -1003,6 +1028,115 @@ impl Storage for S3Storage {
                 .await
                 .map(|_| ())
                 .map_err(|e| other(key, describe(&e)))
+        })
+    }
+
+    /// On a bucket whose versioning is `Enabled`, a HEAD: the current version's id, size and ETag.
+    /// A suspended bucket's deletes overwrite the `null` version, so it keeps nothing.
+    fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {
+        self.runtime.block_on(async {
+            if self.status().await?.as_deref() != Some("Enabled") {
+                return Ok(None);
+            }
+            let _permit = self.admit().await;
+            self.counters.trash.fetch_add(1, Ordering::Relaxed);
+            let o = self
+                .head_object(key)
+                .await?
+                .ok_or_else(|| StorageError::NotFound {
+                    key: key.to_owned(),
+                })?;
+            Ok(o.version_id()
+                .filter(|v| *v != "null")
+                .map(|v| ObjectVersion {
+                    version_id: v.to_owned(),
+                    size: o.content_length().unwrap_or(0).max(0) as u64,
+                    etag: o.e_tag().map(str::to_owned),
+                }))
+        })
+    }
+
+    /// A DeleteObject without a version: the bucket puts a delete marker over `version`, which
+    /// stays (with `--delete-versions` too: this is the trash's move, not a delete).
+    fn hide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        let _ = version;
+        self.runtime.block_on(async {
+            let _permit = self.admit().await;
+            self.delete_keys(&[key.to_owned()])
+                .await
+                .pop()
+                .unwrap_or(Ok(()))
+        })
+    }
+
+    /// Lists the key's versions: `version` current already is a success; a version written after
+    /// it is [`StorageError::Exists`] (never hidden); otherwise the key's delete markers are
+    /// deleted, which makes it, the newest version, current again.
+    fn unhide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        self.runtime.block_on(async {
+            let entries = self.version_entries(key).await?;
+            // ListObjectVersions gives a key's versions newest first: those before ours were
+            // written after it.
+            let versions: Vec<&VersionEntry> = entries.iter().filter(|e| !e.marker).collect();
+            let ours = versions
+                .iter()
+                .position(|e| e.id == version.version_id)
+                .ok_or_else(|| {
+                    other(
+                        key,
+                        format!(
+                            "its version {} is gone (a lifecycle rule on noncurrent versions, or \
+                             a delete by version); nothing to put back",
+                            version.version_id
+                        ),
+                    )
+                })?;
+            if versions[ours].latest {
+                return Ok(());
+            }
+            if ours > 0 {
+                return Err(StorageError::Exists {
+                    key: key.to_owned(),
+                });
+            }
+            // Ours is the newest version: without the delete markers, it is current.
+            let markers: Vec<(&str, Option<&str>)> = entries
+                .iter()
+                .filter(|e| e.marker)
+                .map(|e| (key, Some(e.id.as_str())))
+                .collect();
+            let _permit = self.admit().await;
+            self.counters.trash.fetch_add(1, Ordering::Relaxed);
+            self.delete_objects(&markers)
+                .await
+                .into_iter()
+                .find(Result::is_err)
+                .unwrap_or(Ok(()))
+        })
+    }
+
+    /// Deletes `version` of the key for good, then the delete markers left when no version is.
+    fn delete_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        self.runtime.block_on(async {
+            {
+                let _permit = self.admit().await;
+                let gone = self
+                    .delete_objects(&[(key, Some(version.version_id.as_str()))])
+                    .await;
+                if let Some(Err(e)) = gone.into_iter().next() {
+                    return Err(e);
+                }
+            }
+            let entries = self.version_entries(key).await?;
+            if entries.iter().all(|e| e.marker) && !entries.is_empty() {
+                let markers: Vec<(&str, Option<&str>)> =
+                    entries.iter().map(|e| (key, Some(e.id.as_str()))).collect();
+                let _permit = self.admit().await;
+                if let Some(Err(e)) = self.delete_objects(&markers).await.into_iter().next() {
+                    return Err(e);
+                }
+            }
+            Ok(())
         })
     }
 

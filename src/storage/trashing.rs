@@ -2,13 +2,15 @@
 //!
 //! Every call goes to the store it wraps, except [`Storage::delete`], which moves each key to
 //! `<folder><key>` ([`Storage::move_object`]: a rename on a filesystem, a checked copy then a delete
-//! on S3), and [`Storage::abort_multipart`], which refuses (an incomplete multipart upload is no
+//! on S3) or, where a delete keeps the data as an older version (a versioned bucket), writes the
+//! version's id, size and ETag to `<folder>versions/<key>` and then hides the key behind a delete
+//! marker ([`Storage::hide_version`]: no data copied), and [`Storage::abort_multipart`], which refuses (an incomplete multipart upload is no
 //! object; it cannot be moved, so a trashing run leaves it). The sweep above it is the same code
 //! whether it deletes or trashes: its order, re-checks and crash safety hold for both.
 
 use super::{
-    Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, RequestCounts, Storage,
-    StorageError, Versioning,
+    Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, ObjectVersion, RequestCounts,
+    Storage, StorageError, Versioning,
 };
 use crate::model::digest::Digest;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,12 +19,18 @@ use std::time::SystemTime;
 /// Moves run in parallel batches of this many keys (each move is its own call).
 const MOVE_BATCH: usize = 16;
 
+/// Below a run's folder, where the versions it hid are recorded (each under its key).
+pub const VERSIONS: &str = "versions/";
+
 /// `inner`, with deletes turned into moves below `folder`.
 pub struct Trashing<'a> {
     inner: &'a dyn Storage,
     folder: String,
     moved: AtomicU64,
     bytes: AtomicU64,
+    /// Of those, the objects hidden behind delete markers, and their bytes.
+    hidden: AtomicU64,
+    hidden_bytes: AtomicU64,
 }
 
 impl<'a> Trashing<'a> {
@@ -33,6 +41,8 @@ impl<'a> Trashing<'a> {
             folder,
             moved: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            hidden: AtomicU64::new(0),
+            hidden_bytes: AtomicU64::new(0),
         }
     }
 
@@ -42,6 +52,30 @@ impl<'a> Trashing<'a> {
             self.moved.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed),
         )
+    }
+
+    /// Of those, the objects hidden as older versions, and their bytes.
+    pub fn hidden(&self) -> (u64, u64) {
+        (
+            self.hidden.load(Ordering::Relaxed),
+            self.hidden_bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Moves one key, or records and hides its version; its bytes.
+    fn trash(&self, key: &str) -> Result<u64, StorageError> {
+        let Some(version) = self.inner.kept_version(key)? else {
+            return self
+                .inner
+                .move_object(key, &format!("{}{key}", self.folder));
+        };
+        let record = serde_json::to_vec(&version).expect("a version serializes");
+        self.inner
+            .write_object(&format!("{}{VERSIONS}{key}", self.folder), &record)?;
+        self.inner.hide_version(key, &version)?;
+        self.hidden.fetch_add(1, Ordering::Relaxed);
+        self.hidden_bytes.fetch_add(version.size, Ordering::Relaxed);
+        Ok(version.size)
     }
 }
 
@@ -99,17 +133,15 @@ impl Storage for Trashing<'_> {
     /// Each key moved to the trash; one already gone is a success, as a delete's is.
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         keys.iter()
-            .map(
-                |k| match self.inner.move_object(k, &format!("{}{k}", self.folder)) {
-                    Ok(size) => {
-                        self.moved.fetch_add(1, Ordering::Relaxed);
-                        self.bytes.fetch_add(size, Ordering::Relaxed);
-                        Ok(())
-                    }
-                    Err(e) if e.is_not_found() => Ok(()),
-                    Err(e) => Err(e),
-                },
-            )
+            .map(|k| match self.trash(k) {
+                Ok(size) => {
+                    self.moved.fetch_add(1, Ordering::Relaxed);
+                    self.bytes.fetch_add(size, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(e) if e.is_not_found() => Ok(()),
+                Err(e) => Err(e),
+            })
             .collect()
     }
 
@@ -123,6 +155,22 @@ impl Storage for Trashing<'_> {
 
     fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
         self.inner.write_object(key, bytes)
+    }
+
+    fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {
+        self.inner.kept_version(key)
+    }
+
+    fn hide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        self.inner.hide_version(key, version)
+    }
+
+    fn unhide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        self.inner.unhide_version(key, version)
+    }
+
+    fn delete_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        self.inner.delete_version(key, version)
     }
 
     fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
