@@ -117,6 +117,24 @@ fn round_trip(
     drop(store);
     let before = snapshot(storage);
 
+    // A dry run with --trash says what the moves would cost on this store.
+    let mut args: Vec<&std::ffi::OsStr> = ["gc", storage_arg, "-m", "--grace", "0s"]
+        .map(std::ffi::OsStr::new)
+        .to_vec();
+    args.extend(["--trash", "7d"].map(std::ffi::OsStr::new));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let (code, v, stderr) = regsweep_json(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let cost = v["trash_plan"]["cost"].as_str().unwrap_or_default();
+    let expected = match (storage_arg.starts_with("s3://"), versions.is_some()) {
+        (false, _) => "rename",
+        (true, false) => "CopyObject",
+        (true, true) => "version record",
+    };
+    assert!(cost.contains(expected), "{v}");
+    assert!(v["trash_plan"]["items"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(snapshot(storage), before, "a dry run moves nothing");
+
     // The sweep moves, and the registry serves only what was kept.
     let (stdout, _) = ok(
         &[

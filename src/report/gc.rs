@@ -163,6 +163,9 @@ pub struct GcReport {
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
+    /// A dry run given `--trash`: what the moves would cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash_plan: Option<super::trash::TrashPlan>,
     /// What regsweep's trash holds as the run leaves it (absent when it is empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trash: Option<crate::pipeline::trash::Held>,
@@ -300,6 +303,7 @@ impl GcReport {
             elapsed_ms: a.elapsed.as_millis() as u64,
             s3: None,
             manifest_cache: None,
+            trash_plan: None,
             trash: None,
             deleted: None,
             applied: None,
@@ -419,6 +423,9 @@ impl GcReport {
         }
         if let Some(c) = &self.cache {
             c.write_human(out, self.dry_run)?;
+        }
+        if let (None, Some(t)) = (&self.deleted, &self.trash_plan) {
+            t.write_human(out)?;
         }
         match &self.deleted {
             None if self.problems.iter().all(|p| !p.kind.blocks_delete()) => writeln!(

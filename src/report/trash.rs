@@ -187,3 +187,59 @@ pub fn write_held(h: &Held, out: &mut dyn Write) -> io::Result<()> {
     }
     writeln!(out, "; `regsweep trash list` names the runs")
 }
+
+/// What a dry run given `--trash` says the trash would cost: where the plan's deletes would go,
+/// until when, and the requests or renames a move takes on this store.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrashPlan {
+    pub window_seconds: u64,
+    /// When the run's trash would expire, were it made now.
+    pub until: String,
+    /// The plan's items (each one or more keys) and the bytes of their blobs and uploads.
+    pub items: u64,
+    pub bytes: u64,
+    /// What moving one key costs here, in words.
+    pub cost: String,
+}
+
+impl TrashPlan {
+    /// `storage` as the reports describe it; `versioned`: an S3 bucket whose versioning is
+    /// `Enabled`.
+    pub fn new(
+        storage: &str,
+        versioned: bool,
+        window: std::time::Duration,
+        now: std::time::SystemTime,
+        (items, bytes): (u64, u64),
+    ) -> TrashPlan {
+        let created = crate::model::time::unix_seconds(now);
+        let cost = if !storage.starts_with("s3://") {
+            "one rename a key, no data copied; the bytes stay on the disk until the run is purged"
+        } else if versioned {
+            "per key a HEAD, a small version record and a delete (its marker hides the version; no \
+             data copied); the bytes are billed as noncurrent versions until the run is purged"
+        } else {
+            "per key two HEADs, a CopyObject, a HEAD of the copy and the delete (about four \
+             requests more than a delete); the copies are billed until the run is purged"
+        };
+        TrashPlan {
+            window_seconds: window.as_secs(),
+            until: crate::model::time::rfc3339(created + window.as_secs() as i64),
+            items,
+            bytes,
+            cost: cost.to_owned(),
+        }
+    }
+
+    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "With --trash, --delete would move the plan's {} ({}) to regsweep-trash/, kept until \
+             {}: {}.",
+            count(self.items, "item", "items"),
+            human_bytes(self.bytes),
+            self.until,
+            self.cost
+        )
+    }
+}

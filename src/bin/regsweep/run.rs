@@ -598,6 +598,20 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let mut report = regsweep::report::gc::GcReport::new(&storage.describe(), &options, &analysis);
     report.database_in_use = database_owner(storage.as_ref());
     report.manifest_cache = manifests.map(ManifestCache::finish);
+    if let (false, Some(window)) = (args.delete, args.safety.trash) {
+        let versioned = report
+            .bucket_versioning
+            .as_ref()
+            .is_some_and(|v| v.status == "Enabled");
+        let bytes = report.blobs.eligible_bytes + report.uploads.eligible_bytes;
+        report.trash_plan = Some(regsweep::report::trash::TrashPlan::new(
+            &report.storage,
+            versioned,
+            window,
+            options.now,
+            (analysis.plan.items.len() as u64, bytes),
+        ));
+    }
     if let Some(out) = plan_out {
         let header = regsweep::commands::apply::gc_header(
             &storage.identity(),
