@@ -441,6 +441,18 @@ impl S3Storage {
         }))
     }
 
+    /// HeadObject; [`StorageError::NotFound`] when the key is not there.
+    async fn head_present(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, StorageError> {
+        self.head_object(key)
+            .await?
+            .ok_or_else(|| StorageError::NotFound {
+                key: key.to_owned(),
+            })
+    }
+
     /// HeadObject; `None` when the key is not there.
     async fn head_object(
         &self,
@@ -898,12 +910,7 @@ impl Storage for S3Storage {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
             self.counters.get.fetch_add(1, Ordering::Relaxed);
-            let o = self
-                .head_object(key)
-                .await?
-                .ok_or_else(|| StorageError::NotFound {
-                    key: key.to_owned(),
-                })?;
+            let o = self.head_present(key).await?;
             let modified = o
                 .last_modified()
                 .and_then(|t| SystemTime::try_from(*t).ok());
@@ -1040,12 +1047,7 @@ impl Storage for S3Storage {
             }
             let _permit = self.admit().await;
             self.counters.trash.fetch_add(1, Ordering::Relaxed);
-            let o = self
-                .head_object(key)
-                .await?
-                .ok_or_else(|| StorageError::NotFound {
-                    key: key.to_owned(),
-                })?;
+            let o = self.head_present(key).await?;
             Ok(o.version_id()
                 .filter(|v| *v != "null")
                 .map(|v| ObjectVersion {
