@@ -455,3 +455,65 @@ fn on_s3_unversioned_and_versioned_a_trashed_sweep_and_prune_are_restored_whole(
         );
     }
 }
+
+#[test]
+fn on_s3_an_object_over_the_copy_limit_moves_in_parts_and_back() {
+    use regsweep::storage::s3::{S3Options, S3Storage};
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("big");
+    // The limit lowered from S3's 5 GiB to 6 MiB, which is then also the part: a 12 MiB object
+    // takes two parts.
+    let storage = S3Storage::open(S3Options {
+        bucket: "big".into(),
+        prefix: "store/".into(),
+        endpoint: Some(s3.endpoint()),
+        access_key: Some("test".into()),
+        secret_key: Some("test".into()),
+        region: Some("us-east-1".into()),
+        max_in_flight: 4,
+        copy_object_max: Some(6 << 20),
+        ..S3Options::default()
+    })
+    .unwrap();
+    let body: Vec<u8> = (0..12u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let key = "docker/registry/v2/blobs/sha256/ab/abcd/data";
+    s3.put_object("big", &format!("store/{key}"), &body);
+    let trashed = format!("regsweep-trash/run/{key}");
+    assert_eq!(
+        storage.move_object(key, &trashed).unwrap(),
+        body.len() as u64
+    );
+    assert!(storage.read(key, 1).unwrap_err().is_not_found());
+    assert_eq!(
+        support::oci::sha256(&storage.read(&trashed, u64::MAX).unwrap()),
+        support::oci::sha256(&body)
+    );
+    let mut etags = Vec::new();
+    storage
+        .list("regsweep-trash/", &mut |e| etags.push(e.etag), &mut |_| {})
+        .unwrap();
+    assert_eq!(etags.len(), 1);
+    assert!(
+        etags[0]
+            .as_deref()
+            .is_some_and(|e| e.trim_matches('"').ends_with("-2")),
+        "copied in two parts: {etags:?}"
+    );
+    assert_eq!(
+        storage.move_object(&trashed, key).unwrap(),
+        body.len() as u64
+    );
+    assert_eq!(storage.read(key, u64::MAX).unwrap(), body);
+    assert!(
+        storage.multipart_uploads().unwrap().is_empty(),
+        "no upload is left behind"
+    );
+    // A move onto a key that is there is refused, in parts as in one copy.
+    s3.put_object("big", &format!("store/{trashed}"), b"other");
+    assert!(matches!(
+        storage.move_object(key, &trashed),
+        Err(regsweep::storage::StorageError::Exists { .. })
+    ));
+    assert_eq!(storage.read(key, u64::MAX).unwrap(), body);
+}

@@ -46,6 +46,9 @@ pub struct S3Options {
     /// On a versioned bucket, a delete removes every version of the key and its delete markers
     /// (`--delete-versions`), instead of adding a delete marker that frees nothing.
     pub delete_versions: bool,
+    /// The largest object the trash moves with one CopyObject; a larger one is copied in parts
+    /// (UploadPartCopy). `None`: S3's limit, 5 GiB.
+    pub copy_object_max: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -179,6 +182,7 @@ pub struct S3Storage {
     /// Set by [`Storage::stop_listings_on`].
     stop: std::sync::OnceLock<Arc<std::sync::atomic::AtomicUsize>>,
     delete_versions: bool,
+    copy_object_max: u64,
     /// The bucket's versioning status once read: `Some(None)` when it was never turned on.
     status: std::sync::OnceLock<Option<String>>,
 }
@@ -285,6 +289,7 @@ impl S3Storage {
             counters,
             stop: Default::default(),
             delete_versions: opts.delete_versions,
+            copy_object_max: opts.copy_object_max.unwrap_or(COPY_OBJECT_MAX),
             status: Default::default(),
         })
     }
@@ -628,6 +633,98 @@ impl S3Storage {
         }
     }
 
+    /// Copies `source` (`bucket/key`, as CopyObject takes it) of `size` bytes to `to` in parts of
+    /// [`COPY_PART`] (UploadPartCopy, each only while the source's ETag is `etag`), then completes
+    /// the upload; an upload that fails is aborted, so that no parts are left to bill.
+    async fn copy_in_parts(
+        &self,
+        source: &str,
+        to: &str,
+        size: u64,
+        etag: Option<&str>,
+    ) -> Result<(), StorageError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let full = self.full(to);
+        self.counters.trash.fetch_add(1, Ordering::Relaxed);
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| other(to, describe(&e)))?;
+        let id = upload
+            .upload_id()
+            .ok_or_else(|| other(to, "CreateMultipartUpload gave no upload id"))?
+            .to_owned();
+        let part = COPY_PART.min(self.copy_object_max).max(COPY_PART_MIN);
+        let mut parts = Vec::new();
+        let mut copied: Result<(), StorageError> = Ok(());
+        for (i, start) in (0..size).step_by(part as usize).enumerate() {
+            let end = (start + part).min(size) - 1;
+            self.counters.trash.fetch_add(1, Ordering::Relaxed);
+            let sent = self
+                .client
+                .upload_part_copy()
+                .bucket(&self.bucket)
+                .key(&full)
+                .upload_id(&id)
+                .part_number(i as i32 + 1)
+                .copy_source(source)
+                .copy_source_range(format!("bytes={start}-{end}"))
+                .set_copy_source_if_match(etag.map(str::to_owned))
+                .send()
+                .await;
+            match sent {
+                Ok(out) => parts.push(
+                    CompletedPart::builder()
+                        .part_number(i as i32 + 1)
+                        .set_e_tag(
+                            out.copy_part_result()
+                                .and_then(|r| r.e_tag())
+                                .map(str::to_owned),
+                        )
+                        .build(),
+                ),
+                Err(e) => {
+                    copied = Err(other(to, describe(&e)));
+                    break;
+                }
+            }
+        }
+        if copied.is_ok() {
+            self.counters.trash.fetch_add(1, Ordering::Relaxed);
+            copied = self
+                .client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&full)
+                .upload_id(&id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| other(to, describe(&e)));
+        }
+        if copied.is_err() {
+            self.counters.trash.fetch_add(1, Ordering::Relaxed);
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&full)
+                .upload_id(&id)
+                .send()
+                .await;
+        }
+        copied
+    }
+
     /// Every version of `key` and every delete marker on it (ListObjectVersions, 1000 a page).
     async fn versions_of(&self, key: &str) -> Result<Vec<String>, StorageError> {
         Ok(self
@@ -782,9 +879,12 @@ fn content_md5_instead_of_crc32(request: &mut aws_sdk_s3::config::http::HttpRequ
     headers.insert("Content-MD5", md5);
 }
 
-/// Standard base64 with padding.
 /// The largest object one `CopyObject` copies.
 const COPY_OBJECT_MAX: u64 = 5 << 30;
+/// The part a copy in parts copies at once (S3 takes parts of 5 MiB to 5 GiB, 10,000 at most: 512
+/// MiB parts copy objects up to 5 TiB, S3's largest).
+const COPY_PART: u64 = 512 << 20;
+const COPY_PART_MIN: u64 = 5 << 20;
 
 /// A key as `x-amz-copy-source` takes it: percent-encoded but for `/` and the unreserved characters.
 fn copy_source_key(key: &str) -> String {
@@ -799,6 +899,7 @@ fn copy_source_key(key: &str) -> String {
     out
 }
 
+/// Standard base64 with padding.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -964,10 +1065,10 @@ impl Storage for S3Storage {
         DELETE_OBJECTS_MAX
     }
 
-    /// HEAD of both keys, `CopyObject`, a HEAD of the copy (its size, and its ETag where the
-    /// source's is a single-part MD5), then the source's delete: a crash before the delete leaves
-    /// the object in both places, never in none. Objects over 5 GiB (which need `UploadPartCopy`)
-    /// are refused, and stay.
+    /// HEAD of both keys, `CopyObject` (over 5 GiB, a multipart upload of `UploadPartCopy` parts),
+    /// a HEAD of the copy (its size, and its ETag where the source's is a single-part MD5), then
+    /// the source's delete: a crash before the delete leaves the object in both places, never in
+    /// none.
     fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
@@ -980,29 +1081,28 @@ impl Storage for S3Storage {
             if self.head(to).await?.is_some() {
                 return Err(StorageError::Exists { key: to.to_owned() });
             }
-            if size > COPY_OBJECT_MAX {
-                return Err(other(
-                    from,
-                    format!(
-                        "{size} bytes: objects over 5 GiB need a multipart copy, which this \
-                         regsweep does not make; it stays where it is"
-                    ),
-                ));
-            }
-            self.counters.trash.fetch_add(1, Ordering::Relaxed);
             let source = format!("{}/{}", self.bucket, copy_source_key(&self.full(from)));
-            self.client
-                .copy_object()
-                .bucket(&self.bucket)
-                .key(self.full(to))
-                .copy_source(source)
-                .send()
-                .await
-                .map_err(|e| other(to, describe(&e)))?;
+            let in_parts = size > self.copy_object_max;
+            if in_parts {
+                self.copy_in_parts(&source, to, size, etag.as_deref())
+                    .await?;
+            } else {
+                self.counters.trash.fetch_add(1, Ordering::Relaxed);
+                self.client
+                    .copy_object()
+                    .bucket(&self.bucket)
+                    .key(self.full(to))
+                    .copy_source(source)
+                    .send()
+                    .await
+                    .map_err(|e| other(to, describe(&e)))?;
+            }
             let copied = self.head(to).await?;
+            // A copy in parts has a multipart ETag; its parts were copied only while the source's
+            // ETag was the one read (x-amz-copy-source-if-match).
             let single_part = |e: &Option<String>| e.as_deref().is_some_and(|e| !e.contains('-'));
             let verified = match &copied {
-                Some((n, e)) => *n == size && (!single_part(&etag) || *e == etag),
+                Some((n, e)) => *n == size && (in_parts || !single_part(&etag) || *e == etag),
                 None => false,
             };
             if !verified {
