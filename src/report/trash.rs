@@ -112,6 +112,13 @@ impl super::WriteJson for PurgeReport {}
 
 impl PurgeReport {
     pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        if self.runs.is_empty() {
+            return writeln!(
+                out,
+                "No run of the trash of {} is to purge (`regsweep trash list` names the runs).",
+                self.storage
+            );
+        }
         for r in &self.runs {
             write_run(r, out)?;
         }

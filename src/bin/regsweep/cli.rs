@@ -231,6 +231,7 @@ pub struct TrashRestoreArgs {
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("which").required(true).args(["run_id", "expired", "all"]))]
+#[command(override_usage = "regsweep trash purge <STORAGE> <RUN_ID|--expired|--all> [OPTIONS]")]
 pub struct TrashPurgeArgs {
     /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
     pub storage: String,
