@@ -438,12 +438,10 @@ impl S3Storage {
     /// An object's size and ETag (HEAD); `None` when it is not there. Counted as the trash's.
     async fn head(&self, key: &str) -> Result<Option<(u64, Option<String>)>, StorageError> {
         self.counters.trash.fetch_add(1, Ordering::Relaxed);
-        Ok(self.head_object(key).await?.map(|o| {
-            (
-                o.content_length().unwrap_or(0).max(0) as u64,
-                o.e_tag().map(str::to_owned),
-            )
-        }))
+        Ok(self
+            .head_object(key)
+            .await?
+            .map(|o| (length(&o), o.e_tag().map(str::to_owned))))
     }
 
     /// HeadObject; [`StorageError::NotFound`] when the key is not there.
@@ -658,7 +656,7 @@ impl S3Storage {
             .upload_id()
             .ok_or_else(|| other(to, "CreateMultipartUpload gave no upload id"))?
             .to_owned();
-        let part = COPY_PART.min(self.copy_object_max).max(COPY_PART_MIN);
+        let part = copy_part(size, self.copy_object_max);
         let mut parts = Vec::new();
         let mut copied: Result<(), StorageError> = Ok(());
         for (i, start) in (0..size).step_by(part as usize).enumerate() {
@@ -881,10 +879,25 @@ fn content_md5_instead_of_crc32(request: &mut aws_sdk_s3::config::http::HttpRequ
 
 /// The largest object one `CopyObject` copies.
 const COPY_OBJECT_MAX: u64 = 5 << 30;
-/// The part a copy in parts copies at once (S3 takes parts of 5 MiB to 5 GiB, 10,000 at most: 512
-/// MiB parts copy objects up to 5 TiB, S3's largest).
+/// The part a copy in parts copies at once, unless the object needs larger ones: S3 takes parts of
+/// 5 MiB to 5 GiB, 10,000 at most, so 512 MiB parts reach 5,000 GiB and S3's largest object (5 TiB)
+/// takes parts of 525 MiB.
 const COPY_PART: u64 = 512 << 20;
 const COPY_PART_MIN: u64 = 5 << 20;
+const COPY_PARTS_MAX: u64 = 10_000;
+
+/// The part size a copy in parts of `size` bytes uses, given the largest single copy `limit`.
+fn copy_part(size: u64, limit: u64) -> u64 {
+    COPY_PART
+        .min(limit)
+        .max(COPY_PART_MIN)
+        .max(size.div_ceil(COPY_PARTS_MAX))
+}
+
+/// The size a HeadObject gives.
+fn length(o: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> u64 {
+    o.content_length().unwrap_or(0).max(0) as u64
+}
 
 /// A key as `x-amz-copy-source` takes it: percent-encoded but for `/` and the unreserved characters.
 fn copy_source_key(key: &str) -> String {
@@ -1015,10 +1028,7 @@ impl Storage for S3Storage {
             let modified = o
                 .last_modified()
                 .and_then(|t| SystemTime::try_from(*t).ok());
-            Ok(Some((
-                o.content_length().unwrap_or(0).max(0) as u64,
-                modified,
-            )))
+            Ok(Some((length(&o), modified)))
         })
     }
 
@@ -1152,7 +1162,7 @@ impl Storage for S3Storage {
                 .filter(|v| *v != "null")
                 .map(|v| ObjectVersion {
                     version_id: v.to_owned(),
-                    size: o.content_length().unwrap_or(0).max(0) as u64,
+                    size: length(&o),
                     etag: o.e_tag().map(str::to_owned),
                 }))
         })
@@ -1436,7 +1446,20 @@ impl Storage for S3Storage {
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::{COPY_OBJECT_MAX, COPY_PART, COPY_PART_MIN, COPY_PARTS_MAX, base64, copy_part};
+
+    #[test]
+    fn a_copy_in_parts_stays_within_s3s_part_limits() {
+        let limit = COPY_OBJECT_MAX;
+        assert_eq!(copy_part(6 << 30, limit), COPY_PART);
+        // S3's largest object: 10,000 parts of 512 MiB fall short, so the parts grow.
+        let largest = 5u64 << 40;
+        let part = copy_part(largest, limit);
+        assert!(largest.div_ceil(part) <= COPY_PARTS_MAX && part <= 5 << 30);
+        // A lowered limit is the part, never below S3's 5 MiB.
+        assert_eq!(copy_part(12 << 20, 6 << 20), 6 << 20);
+        assert_eq!(copy_part(12 << 20, 1 << 20), COPY_PART_MIN);
+    }
 
     #[test]
     fn base64_pads_as_content_md5_needs() {
