@@ -10,6 +10,8 @@
 pub mod fs;
 pub mod holder;
 pub mod mem;
+mod pace;
+pub mod http;
 pub mod s3;
 pub mod trashing;
 

@@ -20,9 +20,10 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use super::pace::Pacer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// How to reach a bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,25 +93,6 @@ impl Intercept for CountAttempts {
     ) -> Result<(), aws_sdk_s3::error::BoxError> {
         self.0.attempts.fetch_add(1, Ordering::Relaxed);
         Ok(())
-    }
-}
-
-/// Spaces request starts evenly to honour a requests-per-second cap.
-#[derive(Debug)]
-struct Pacer {
-    interval: Duration,
-    next: tokio::sync::Mutex<Instant>,
-}
-
-impl Pacer {
-    async fn wait(&self) {
-        let start = {
-            let mut next = self.next.lock().await;
-            let start = (*next).max(Instant::now());
-            *next = start + self.interval;
-            start
-        };
-        tokio::time::sleep_until(start.into()).await;
     }
 }
 
@@ -273,10 +255,7 @@ impl S3Storage {
             }
             aws_sdk_s3::Client::from_conf(b.build())
         });
-        let pacer = opts.max_rps.filter(|r| *r > 0).map(|r| Pacer {
-            interval: Duration::from_secs_f64(1.0 / f64::from(r)),
-            next: Instant::now().into(),
-        });
+        let pacer = opts.max_rps.and_then(Pacer::per_second);
         Ok(S3Storage {
             runtime,
             client,
