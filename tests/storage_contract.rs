@@ -78,6 +78,27 @@ impl Fixture for S3 {
     }
 }
 
+struct Gcs {
+    _server: support::gcs::GcsServer,
+    storage: regsweep::storage::gcs::GcsStorage,
+    /// The same bucket, written through a second client (as the registry writes, beside regsweep).
+    writer: regsweep::storage::gcs::GcsStorage,
+}
+
+impl Fixture for Gcs {
+    fn name(&self) -> &'static str {
+        "gcs"
+    }
+    fn put(&self, objects: &[(String, Vec<u8>)]) {
+        for (k, b) in objects {
+            self.writer.write_object(&format!("store/{k}"), b).unwrap();
+        }
+    }
+    fn storage(&self) -> &dyn Storage {
+        &self.storage
+    }
+}
+
 const ODD: &str = "docker/registry/v2/odd/sp ace+plus=eq%25pct&amp/ünï~:@.link";
 
 fn objects() -> Vec<(String, Vec<u8>)> {
@@ -310,6 +331,62 @@ fn an_s3_store_keeps_the_storage_contract() {
     server.create_bucket("contract");
     let storage = server.storage("contract");
     contract(&S3 { server, storage });
+}
+
+#[test]
+fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::gcs::GcsServer::start(&dir.path().join("gcs.log"));
+    server.create_bucket("contract");
+    let storage = server.storage("contract", "store/");
+    let writer = server.storage("contract", "");
+    let f = Gcs {
+        storage,
+        writer,
+        _server: server,
+    };
+    contract(&f);
+    let s = f.storage();
+    // The listing's MD5 proves a link without reading it.
+    let digest = regsweep::model::digest::Digest::from_hex(&"ab".repeat(32)).unwrap();
+    f.put(&[(format!("{V2}l/link"), digest.to_string().into_bytes())]);
+    let l = list(s, &format!("{V2}l/"));
+    let etag = l[&format!("{V2}l/link")].etag.clone().expect("an md5Hash");
+    assert!(s.link_proven(&etag, &digest));
+    let other = regsweep::model::digest::Digest::from_hex(&"cd".repeat(32)).unwrap();
+    assert!(!s.link_proven(&etag, &other));
+    assert!(s.versioning().unwrap().is_none(), "an unversioned bucket");
+
+    // The lock: one holder at a time, the second told who holds it; released, it can be taken.
+    let token = s
+        .try_lock(b"{\"holder\":1}")
+        .unwrap()
+        .expect("the lock is free");
+    let held = s
+        .try_lock(b"{\"holder\":2}")
+        .unwrap()
+        .expect_err("the lock is held");
+    assert_eq!(held.record.as_deref(), Some(&b"{\"holder\":1}"[..]));
+    assert!(
+        held.location.starts_with("gs://contract/store/"),
+        "{}",
+        held.location
+    );
+    assert!(held.expires && held.renewed.is_some());
+    s.unlock(token).unwrap();
+    let token = s.try_lock(b"{\"holder\":3}").unwrap().expect("free again");
+    let held = s.try_lock(b"x").unwrap().expect_err("held again");
+    s.break_lock(&held).unwrap();
+    assert!(
+        s.try_lock(b"y").unwrap().is_ok(),
+        "a broken lock can be taken"
+    );
+    drop(token);
+    let counts = s.request_counts().unwrap();
+    assert!(
+        counts.list_requests > 0 && counts.delete_requests > 0,
+        "{counts:?}"
+    );
 }
 
 #[test]

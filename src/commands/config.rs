@@ -5,6 +5,7 @@
 
 use crate::pipeline::cache::{CacheSpec, RedisSpec, RedisTls};
 use crate::storage::fs::FsStorage;
+use crate::storage::gcs::{GcsOptions, GcsStorage};
 use crate::storage::s3::{S3Options, S3Storage};
 use crate::storage::{Storage, StorageError};
 use serde::Deserialize;
@@ -17,6 +18,8 @@ pub enum StorageSpec {
     Filesystem { root: PathBuf },
     /// A bucket and the key prefix of the store.
     S3(S3Options),
+    /// A Google Cloud Storage bucket and the key prefix of the store.
+    Gcs(GcsOptions),
 }
 
 /// What the `STORAGE` argument resolved to.
@@ -36,14 +39,16 @@ pub enum ConfigError {
     Read { path: String, message: String },
     #[error("{path}: not a registry config: {message}")]
     Parse { path: String, message: String },
-    #[error("{path}: storage driver {driver:?} is not supported (supported: filesystem, s3)")]
+    #[error("{path}: storage driver {driver:?} is not supported (supported: filesystem, s3, gcs)")]
     UnsupportedDriver { path: String, driver: String },
-    #[error("{path}: no storage section with a supported driver (filesystem, s3)")]
+    #[error("{path}: no storage section with a supported driver (filesystem, s3, gcs)")]
     NoStorage { path: String },
     #[error("{0}: no such folder or file")]
     NotFound(String),
     #[error("{0}: not an S3 address of the form s3://bucket/prefix")]
     BadS3Url(String),
+    #[error("{0}: not a GCS address of the form gs://bucket/prefix")]
+    BadGcsUrl(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -96,6 +101,15 @@ struct S3Section {
     secure: Option<bool>,
 }
 
+/// The registry's `storage.gcs` section: `credentials` is a key file's JSON inline.
+#[derive(Deserialize)]
+struct GcsSection {
+    bucket: String,
+    keyfile: Option<String>,
+    credentials: Option<serde_norway::Value>,
+    rootdirectory: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 struct Maintenance {
     readonly: Option<ReadOnly>,
@@ -127,6 +141,21 @@ pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
         };
         return Ok(Target {
             spec: StorageSpec::S3(opts),
+            readonly: None,
+            cache: None,
+        });
+    }
+    if let Some(rest) = arg.strip_prefix("gs://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(ConfigError::BadGcsUrl(arg.to_owned()));
+        }
+        return Ok(Target {
+            spec: StorageSpec::Gcs(GcsOptions {
+                bucket: bucket.to_owned(),
+                prefix: key_prefix(prefix),
+                ..GcsOptions::default()
+            }),
             readonly: None,
             cache: None,
         });
@@ -206,6 +235,27 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
         };
         return Ok(Target {
             spec: StorageSpec::S3(opts),
+            readonly: Some(readonly),
+            cache,
+        });
+    }
+    if let Some(gcs) = section("gcs") {
+        let gcs: GcsSection = serde_norway::from_value(gcs).map_err(parse_err)?;
+        let credentials_json = match gcs.credentials {
+            None | Some(serde_norway::Value::Null) => None,
+            Some(v) => Some(serde_json::to_string(&v).map_err(|e| ConfigError::Parse {
+                path: shown.clone(),
+                message: format!("storage.gcs.credentials: {e}"),
+            })?),
+        };
+        return Ok(Target {
+            spec: StorageSpec::Gcs(GcsOptions {
+                bucket: gcs.bucket,
+                prefix: key_prefix(gcs.rootdirectory.as_deref().unwrap_or("")),
+                keyfile: gcs.keyfile.filter(|k| !k.is_empty()).map(PathBuf::from),
+                credentials_json,
+                ..GcsOptions::default()
+            }),
             readonly: Some(readonly),
             cache,
         });
@@ -356,6 +406,7 @@ pub fn open(spec: &StorageSpec) -> Result<Box<dyn Storage>, ConfigError> {
     match spec {
         StorageSpec::Filesystem { root } => Ok(Box::new(FsStorage::open(root.clone())?)),
         StorageSpec::S3(opts) => Ok(Box::new(S3Storage::open(opts.clone())?)),
+        StorageSpec::Gcs(opts) => Ok(Box::new(GcsStorage::open(opts.clone())?)),
     }
 }
 

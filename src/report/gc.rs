@@ -221,7 +221,9 @@ impl BucketVersioning {
                 status: v.status.clone(),
                 error: None,
                 delete_versions: false,
-                advice: format!("on a versioned bucket a delete only adds a delete marker: {rule}"),
+                advice: v.advice.clone().unwrap_or_else(|| {
+                    format!("on a versioned bucket a delete only adds a delete marker: {rule}")
+                }),
             }),
             Err(e) => Some(BucketVersioning {
                 status: "unknown".into(),

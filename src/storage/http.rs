@@ -84,7 +84,11 @@ pub struct Http {
 impl Http {
     /// A client for `max_in_flight` requests at once, `max_rps` request starts a second at most.
     /// `what` names the store in the error (no network access happens here).
-    pub fn new(what: &str, max_in_flight: usize, max_rps: Option<u32>) -> Result<Http, StorageError> {
+    pub fn new(
+        what: &str,
+        max_in_flight: usize,
+        max_rps: Option<u32>,
+    ) -> Result<Http, StorageError> {
         let fail = |m: String| StorageError::Other {
             key: what.to_owned(),
             message: m,
@@ -242,7 +246,13 @@ fn retried(status: u16) -> bool {
 
 /// `Retry-After` in seconds, as throttled servers send it (at most 30 s is honoured).
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers.get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    let secs: u64 = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     Some(Duration::from_secs(secs.min(30)))
 }
 
@@ -323,6 +333,9 @@ mod tests {
     #[test]
     fn encodes_names_as_url_segments() {
         assert_eq!(encode("a/b c+d"), "a%2Fb%20c%2Bd");
-        assert_eq!(encode_path("docker/registry/v2/ü x"), "docker/registry/v2/%C3%BC%20x");
+        assert_eq!(
+            encode_path("docker/registry/v2/ü x"),
+            "docker/registry/v2/%C3%BC%20x"
+        );
     }
 }

@@ -8,10 +8,11 @@
 //! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
 
 pub mod fs;
+pub mod gcs;
 pub mod holder;
+pub mod http;
 pub mod mem;
 mod pace;
-pub mod http;
 pub mod s3;
 pub mod trashing;
 
@@ -372,6 +373,30 @@ pub struct Versioning {
     /// the space comes back at once; otherwise it comes back only when a lifecycle rule expires the
     /// noncurrent versions.
     pub deletes_every_version: bool,
+    /// What to do to get the space back, where the backend knows better than S3's advice (a GCS
+    /// soft delete policy, an Azure soft delete).
+    pub advice: Option<String>,
+}
+
+/// Wraps `visit` to pass on only keys below `prefix` in one of `folders` (a range listing of
+/// neighbouring folders also meets keys of folders that sort between them).
+pub(crate) fn only_folders<'a>(
+    prefix: &'a str,
+    folders: &[String],
+    visit: &'a mut dyn FnMut(Entry),
+) -> impl FnMut(Entry) + 'a {
+    let mut wanted: Vec<String> = folders.to_vec();
+    wanted.sort_unstable();
+    move |e: Entry| {
+        let folder = e.key[prefix.len().min(e.key.len())..]
+            .split_once('/')
+            .map(|(f, _)| f);
+        if e.key.starts_with(prefix)
+            && folder.is_some_and(|f| wanted.binary_search_by(|w| w.as_str().cmp(f)).is_ok())
+        {
+            visit(e);
+        }
+    }
 }
 
 /// Requests a remote backend has made.

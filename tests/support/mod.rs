@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod crawl;
+pub mod gcs;
 pub mod oci;
 pub mod proxy;
 pub mod push;

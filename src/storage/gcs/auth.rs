@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Read and write on objects: listing, reading, deleting, and writing the lock.
 const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
-const METADATA_TOKEN: &str = "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token";
+const METADATA_TOKEN: &str =
+    "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/token";
 const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 
 /// Where access tokens come from.

@@ -12,6 +12,7 @@
 
 use crate::model::digest::Digest;
 
+use super::pace::Pacer;
 use super::{
     Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, ObjectVersion, RequestCounts,
     Storage, StorageError, Versioning,
@@ -20,7 +21,6 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use super::pace::Pacer;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -943,17 +943,7 @@ impl Storage for S3Storage {
         // Keys of other folders that sort in between (`a-b/` sorts before `a/`) are not visited.
         let after = self.full(&format!("{prefix}{first}"));
         let before = self.full(&format!("{prefix}{last}0"));
-        let mut wanted: Vec<&str> = folders.iter().map(String::as_str).collect();
-        wanted.sort_unstable();
-        let mut keep = |e: Entry| {
-            let folder = e.key[prefix.len().min(e.key.len())..]
-                .split_once('/')
-                .map(|(f, _)| f);
-            if e.key.starts_with(prefix) && folder.is_some_and(|f| wanted.binary_search(&f).is_ok())
-            {
-                visit(e);
-            }
-        };
+        let mut keep = super::only_folders(prefix, folders, visit);
         self.runtime.block_on(self.list_async(
             prefix,
             false,
@@ -1246,6 +1236,7 @@ impl Storage for S3Storage {
         Ok(status.map(|status| Versioning {
             status,
             deletes_every_version: self.delete_versions,
+            advice: None,
         }))
     }
 
