@@ -496,8 +496,8 @@ mod tests {
 
     #[test]
     fn names_the_file_when_the_config_is_unusable() {
-        let e = config("storage:\n  gcs:\n    bucket: b\n").unwrap_err();
-        assert!(e.to_string().contains("\"gcs\""), "{e}");
+        let e = config("storage:\n  swift:\n    container: b\n").unwrap_err();
+        assert!(e.to_string().contains("\"swift\""), "{e}");
         assert!(e.to_string().contains("config.yml"), "{e}");
         let e = config("storage: [1, 2\n").unwrap_err();
         assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
@@ -524,6 +524,30 @@ mod tests {
             (Some("a"), Some("b"))
         );
         assert_eq!(o.force_path_style, None);
+    }
+
+    #[test]
+    fn reads_the_gcs_section_as_the_registry_does() {
+        let t = config(
+            "storage:\n  gcs:\n    bucket: reg\n    keyfile: /k.json\n    rootdirectory: /v\n",
+        )
+        .unwrap();
+        let StorageSpec::Gcs(o) = t.spec else {
+            panic!("not gcs")
+        };
+        assert_eq!((o.bucket.as_str(), o.prefix.as_str()), ("reg", "v/"));
+        assert_eq!(o.keyfile, Some(PathBuf::from("/k.json")));
+        let t = config(
+            "storage:\n  gcs:\n    bucket: reg\n    credentials:\n      type: service_account\n      \
+             client_email: a@b\n",
+        )
+        .unwrap();
+        let StorageSpec::Gcs(o) = t.spec else {
+            panic!("not gcs")
+        };
+        let json: serde_json::Value = serde_json::from_str(&o.credentials_json.unwrap()).unwrap();
+        assert_eq!(json["client_email"], "a@b");
+        assert!(matches!(resolve("gs:///x"), Err(ConfigError::BadGcsUrl(_))));
     }
 
     #[test]
