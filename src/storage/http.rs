@@ -314,6 +314,32 @@ pub fn request(
     })
 }
 
+/// Posts a form (`application/x-www-form-urlencoded`), as token endpoints take it.
+pub async fn post_form(http: &Shared, url: &str, body: String) -> Result<Reply, StorageError> {
+    let body = Bytes::from(body);
+    let post = || {
+        request(
+            http::Method::POST,
+            url,
+            &[(
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned(),
+            )],
+            body.clone(),
+        )
+    };
+    http.send(url, &post).await
+}
+
+/// A form's body from its pairs, values percent-encoded.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

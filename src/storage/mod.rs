@@ -7,6 +7,7 @@
 //!
 //! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
 
+pub mod azure;
 pub mod fs;
 pub mod gcs;
 pub mod holder;
@@ -397,6 +398,37 @@ pub(crate) fn only_folders<'a>(
             visit(e);
         }
     }
+}
+
+/// Fails when `key` does not sort after `before`: flat listings of object stores return names in
+/// ascending order across pages, and a name that does not means the listing moved under the walk.
+pub(crate) fn in_order(prefix: &str, key: &str, before: Option<&str>) -> Result<(), StorageError> {
+    match before {
+        Some(before) if key <= before => Err(StorageError::Other {
+            key: prefix.to_owned(),
+            message: format!(
+                "the listing is out of order ({key:?} came after {before:?}): the bucket changed \
+                 under the walk or the server pages wrongly"
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Folder names a delimited listing found, sorted once each (pages may repeat a prefix).
+pub(crate) fn sorted_dirs(mut dirs: Vec<String>) -> Vec<String> {
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
+/// True when `md5_base64` (GCS's `md5Hash`, Azure's `Content-MD5`) is the MD5 of `sha256:<hex>`:
+/// the link holds exactly that digest and need not be read.
+pub(crate) fn md5_base64_is_of(md5_base64: &str, digest: &Digest) -> bool {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let sum = md5::Md5::digest(digest.to_string().as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sum) == md5_base64
 }
 
 /// Requests a remote backend has made.

@@ -8,7 +8,7 @@
 //! out a token of the attached service account. Tokens are kept until a minute before they expire.
 
 use crate::storage::StorageError;
-use crate::storage::http::{Shared, request};
+use crate::storage::http::{Shared, form, post_form, request};
 use base64::Engine as _;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -152,13 +152,6 @@ impl Tokens {
     }
 
     async fn fetch(&self, http: &Shared) -> Result<(String, Duration), StorageError> {
-        let form = |pairs: &[(&str, &str)]| {
-            pairs
-                .iter()
-                .map(|(k, v)| format!("{k}={}", crate::storage::http::encode(v)))
-                .collect::<Vec<_>>()
-                .join("&")
-        };
         let (url, reply) = match &self.credentials {
             Credentials::None => unreachable!("checked by the caller"),
             Credentials::ServiceAccount {
@@ -213,26 +206,6 @@ impl Tokens {
         let secs = v.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(300);
         Ok((token.to_owned(), Duration::from_secs(secs)))
     }
-}
-
-async fn post_form(
-    http: &Shared,
-    url: &str,
-    body: String,
-) -> Result<crate::storage::http::Reply, StorageError> {
-    let body = Bytes::from(body);
-    let post = || {
-        request(
-            http::Method::POST,
-            url,
-            &[(
-                "content-type",
-                "application/x-www-form-urlencoded".to_owned(),
-            )],
-            body.clone(),
-        )
-    };
-    http.send(url, &post).await
 }
 
 /// The JWT a service account signs to ask for a token (RS256, an hour).

@@ -14,7 +14,6 @@ use super::{
     Entry, HeldLock, ListingNote, LockToken, RequestCounts, Storage, StorageError, Versioning,
 };
 use crate::model::digest::Digest;
-use base64::Engine as _;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -229,17 +228,7 @@ impl GcsStorage {
                 let Some(key) = obj.name.strip_prefix(&self.prefix) else {
                     continue;
                 };
-                // GCS lists names in ascending order across pages; a name that does not sort
-                // after the one before means the listing moved under the walk.
-                if let Some(before) = last.as_deref().filter(|b| key <= *b) {
-                    return Err(other(
-                        prefix,
-                        format!(
-                            "the listing is out of order ({key:?} came after {before:?}): the \
-                             bucket changed under the walk or the server pages wrongly"
-                        ),
-                    ));
-                }
+                super::in_order(prefix, key, last.as_deref())?;
                 last = Some(key.to_owned());
                 visit(Entry {
                     key: key.to_owned(),
@@ -361,14 +350,23 @@ async fn call(
     body: Bytes,
 ) -> Result<Reply, StorageError> {
     let authorization = tokens.header(http).await?;
-    let make = || {
-        let mut all: Vec<(&str, String)> = headers.to_vec();
-        if let Some(a) = &authorization {
-            all.push(("authorization", a.clone()));
-        }
-        request(method.clone(), url, &all, body.clone())
-    };
+    let make = || authorized(method.clone(), url, headers, body.clone(), &authorization);
     http.send(key, &make).await
+}
+
+/// A request with `headers` and, where there is one, the `Authorization` header.
+fn authorized(
+    method: http::Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+    authorization: &Option<String>,
+) -> Result<http::Request<super::http::Body>, StorageError> {
+    let mut all: Vec<(&str, String)> = headers.to_vec();
+    if let Some(a) = authorization {
+        all.push(("authorization", a.clone()));
+    }
+    request(method, url, &all, body)
 }
 
 async fn upload(
@@ -501,9 +499,7 @@ impl Storage for GcsStorage {
         let mut dirs = Vec::new();
         self.http
             .block_on(self.list_async(prefix, true, None, &mut |_| {}, &mut dirs))?;
-        dirs.sort();
-        dirs.dedup();
-        Ok(dirs)
+        Ok(super::sorted_dirs(dirs))
     }
 
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
@@ -544,13 +540,7 @@ impl Storage for GcsStorage {
         let url = format!("{}?alt=media", self.object_url(key));
         let reply = self.http.block_on(async {
             let authorization = self.tokens.header(self.shared()).await?;
-            let make = || {
-                let headers: Vec<(&str, String)> = authorization
-                    .iter()
-                    .map(|a| ("authorization", a.clone()))
-                    .collect();
-                request(http::Method::GET, &url, &headers, Bytes::new())
-            };
+            let make = || authorized(http::Method::GET, &url, &[], Bytes::new(), &authorization);
             self.shared().stream(key, &make, chunk).await
         })?;
         match reply.status {
@@ -614,9 +604,7 @@ impl Storage for GcsStorage {
     }
 
     fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
-        use md5::Digest as _;
-        let sum = md5::Md5::digest(digest.to_string().as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(sum) == etag
+        super::md5_base64_is_of(etag, digest)
     }
 
     /// Object versioning, and soft delete (on by default for new buckets, 7 days): either way a
@@ -783,6 +771,7 @@ mod tests {
         })
         .unwrap();
         let d = Digest::from_hex(&"a".repeat(64)).unwrap();
+        use base64::Engine as _;
         use md5::Digest as _;
         let sum = md5::Md5::digest(d.to_string().as_bytes());
         let b64 = base64::engine::general_purpose::STANDARD.encode(sum);

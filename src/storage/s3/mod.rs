@@ -347,15 +347,7 @@ impl S3Storage {
                 let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;
                 };
-                if let Some(before) = previous.filter(|before| key <= *before) {
-                    return Err(other(
-                        prefix,
-                        format!(
-                            "the listing is out of order ({key:?} came after {before:?}): the \
-                             bucket changed under the walk or the server pages wrongly"
-                        ),
-                    ));
-                }
+                super::in_order(prefix, key, previous)?;
                 previous = Some(key);
                 let modified = obj
                     .last_modified()
@@ -957,9 +949,7 @@ impl Storage for S3Storage {
         let mut dirs = Vec::new();
         self.runtime
             .block_on(self.list_async(prefix, true, None, &mut |_| {}, &mut dirs))?;
-        dirs.sort();
-        dirs.dedup();
-        Ok(dirs)
+        Ok(super::sorted_dirs(dirs))
     }
 
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
