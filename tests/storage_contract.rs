@@ -99,6 +99,27 @@ impl Fixture for Gcs {
     }
 }
 
+struct Azure {
+    _server: support::azure::AzureServer,
+    storage: regsweep::storage::azure::AzureStorage,
+    /// The same container, written through a second client.
+    writer: regsweep::storage::azure::AzureStorage,
+}
+
+impl Fixture for Azure {
+    fn name(&self) -> &'static str {
+        "azure"
+    }
+    fn put(&self, objects: &[(String, Vec<u8>)]) {
+        for (k, b) in objects {
+            self.writer.write_object(&format!("store/{k}"), b).unwrap();
+        }
+    }
+    fn storage(&self) -> &dyn Storage {
+        &self.storage
+    }
+}
+
 const ODD: &str = "docker/registry/v2/odd/sp ace+plus=eq%25pct&amp/ünï~:@.link";
 
 fn objects() -> Vec<(String, Vec<u8>)> {
@@ -346,16 +367,57 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
         _server: server,
     };
     contract(&f);
+    assert!(
+        f.storage().versioning().unwrap().is_none(),
+        "an unversioned bucket"
+    );
+    proves_links_and_holds_the_lock(&f, "gs://contract/store/");
+}
+
+#[test]
+fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::azure::AzureServer::start(&dir.path().join("azurite.log"));
+    server.create_container("contract");
+    let storage = server.storage("contract", "store/");
+    let writer = server.storage("contract", "");
+    let f = Azure {
+        storage,
+        writer,
+        _server: server,
+    };
+    contract(&f);
+    proves_links_and_holds_the_lock(&f, &format!("{}/contract/store/", f._server.service_url()));
+    // Soft delete is reported with the way to get the space now.
+    f._server.enable_soft_delete(7);
+    let v = f
+        .storage()
+        .versioning()
+        .unwrap()
+        .expect("soft delete is on");
+    assert_eq!(v.status, "soft delete (7 days)");
+    assert!(
+        v.advice
+            .unwrap()
+            .contains("--enable-delete-retention false")
+    );
+}
+
+/// What object stores add to the contract: a listing's MD5 proves a link without reading it, and
+/// the lock is held by one at a time, named, released and broken.
+fn proves_links_and_holds_the_lock(f: &dyn Fixture, location: &str) {
     let s = f.storage();
     // The listing's MD5 proves a link without reading it.
     let digest = regsweep::model::digest::Digest::from_hex(&"ab".repeat(32)).unwrap();
     f.put(&[(format!("{V2}l/link"), digest.to_string().into_bytes())]);
     let l = list(s, &format!("{V2}l/"));
-    let etag = l[&format!("{V2}l/link")].etag.clone().expect("an md5Hash");
+    let etag = l[&format!("{V2}l/link")]
+        .etag
+        .clone()
+        .expect("an MD5 in the listing");
     assert!(s.link_proven(&etag, &digest));
     let other = regsweep::model::digest::Digest::from_hex(&"cd".repeat(32)).unwrap();
     assert!(!s.link_proven(&etag, &other));
-    assert!(s.versioning().unwrap().is_none(), "an unversioned bucket");
 
     // The lock: one holder at a time, the second told who holds it; released, it can be taken.
     let token = s
@@ -367,11 +429,7 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
         .unwrap()
         .expect_err("the lock is held");
     assert_eq!(held.record.as_deref(), Some(&b"{\"holder\":1}"[..]));
-    assert!(
-        held.location.starts_with("gs://contract/store/"),
-        "{}",
-        held.location
-    );
+    assert!(held.location.starts_with(location), "{}", held.location);
     assert!(held.expires && held.renewed.is_some());
     s.unlock(token).unwrap();
     let token = s.try_lock(b"{\"holder\":3}").unwrap().expect("free again");

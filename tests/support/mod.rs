@@ -2,6 +2,7 @@
 //! reference collector, and the regsweep binary.
 #![allow(dead_code)]
 
+pub mod azure;
 pub mod crawl;
 pub mod gcs;
 pub mod oci;

@@ -779,7 +779,7 @@ impl Storage for AzureStorage {
 }
 
 /// An HTTP date (`Fri, 04 Dec 2026 00:27:28 GMT`), as `x-ms-date` takes it.
-fn http_date(t: SystemTime) -> String {
+pub fn http_date(t: SystemTime) -> String {
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
