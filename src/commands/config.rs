@@ -4,6 +4,7 @@
 //! sees it, and lets later safety checks read `storage.maintenance.readonly`.
 
 use crate::pipeline::cache::{CacheSpec, RedisSpec, RedisTls};
+use crate::storage::azure::{AzureOptions, AzureStorage};
 use crate::storage::fs::FsStorage;
 use crate::storage::gcs::{GcsOptions, GcsStorage};
 use crate::storage::s3::{S3Options, S3Storage};
@@ -20,6 +21,8 @@ pub enum StorageSpec {
     S3(S3Options),
     /// A Google Cloud Storage bucket and the key prefix of the store.
     Gcs(GcsOptions),
+    /// An Azure Blob Storage container and the prefix of the store.
+    Azure(AzureOptions),
 }
 
 /// What the `STORAGE` argument resolved to.
@@ -39,9 +42,11 @@ pub enum ConfigError {
     Read { path: String, message: String },
     #[error("{path}: not a registry config: {message}")]
     Parse { path: String, message: String },
-    #[error("{path}: storage driver {driver:?} is not supported (supported: filesystem, s3, gcs)")]
+    #[error(
+        "{path}: storage driver {driver:?} is not supported (supported: filesystem, s3, gcs, azure)"
+    )]
     UnsupportedDriver { path: String, driver: String },
-    #[error("{path}: no storage section with a supported driver (filesystem, s3, gcs)")]
+    #[error("{path}: no storage section with a supported driver (filesystem, s3, gcs, azure)")]
     NoStorage { path: String },
     #[error("{0}: no such folder or file")]
     NotFound(String),
@@ -49,6 +54,11 @@ pub enum ConfigError {
     BadS3Url(String),
     #[error("{0}: not a GCS address of the form gs://bucket/prefix")]
     BadGcsUrl(String),
+    #[error(
+        "{0}: not an Azure Blob address of the form https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix \
+         (or, for an emulator, http://127.0.0.1:PORT/ACCOUNT/CONTAINER/prefix)"
+    )]
+    BadAzureUrl(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -110,6 +120,29 @@ struct GcsSection {
     rootdirectory: Option<String>,
 }
 
+/// The registry's `storage.azure` section: 2.8's `accountname`, `accountkey`, `container`,
+/// `realm`; 3.x adds `rootdirectory`, `serviceurl`, `connectionstring` and `credentials`.
+#[derive(Deserialize)]
+struct AzureSection {
+    accountname: Option<String>,
+    accountkey: Option<String>,
+    container: String,
+    realm: Option<String>,
+    rootdirectory: Option<String>,
+    serviceurl: Option<String>,
+    connectionstring: Option<String>,
+    credentials: Option<AzureCredentialsSection>,
+}
+
+#[derive(Deserialize)]
+struct AzureCredentialsSection {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    clientid: Option<String>,
+    tenantid: Option<String>,
+    secret: Option<String>,
+}
+
 #[derive(Deserialize, Default)]
 struct Maintenance {
     readonly: Option<ReadOnly>,
@@ -156,6 +189,13 @@ pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
                 prefix: key_prefix(prefix),
                 ..GcsOptions::default()
             }),
+            readonly: None,
+            cache: None,
+        });
+    }
+    if arg.starts_with("https://") || arg.starts_with("http://") {
+        return Ok(Target {
+            spec: StorageSpec::Azure(azure_url(arg)?),
             readonly: None,
             cache: None,
         });
@@ -255,6 +295,38 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
                 keyfile: gcs.keyfile.filter(|k| !k.is_empty()).map(PathBuf::from),
                 credentials_json,
                 ..GcsOptions::default()
+            }),
+            readonly: Some(readonly),
+            cache,
+        });
+    }
+    if let Some(azure) = section("azure") {
+        let a: AzureSection = serde_norway::from_value(azure).map_err(parse_err)?;
+        let nonempty = |v: Option<String>| v.filter(|v| !v.is_empty());
+        let credentials = a.credentials;
+        let (kind, client_id, tenant_id, secret) = match credentials {
+            Some(c) => (
+                nonempty(c.kind),
+                nonempty(c.clientid),
+                nonempty(c.tenantid),
+                nonempty(c.secret),
+            ),
+            None => (None, None, None, None),
+        };
+        return Ok(Target {
+            spec: StorageSpec::Azure(AzureOptions {
+                account: a.accountname.unwrap_or_default(),
+                container: a.container,
+                prefix: key_prefix(a.rootdirectory.as_deref().unwrap_or("")),
+                account_key: nonempty(a.accountkey),
+                connection_string: nonempty(a.connectionstring),
+                credentials_type: kind,
+                client_id,
+                tenant_id,
+                secret,
+                service_url: nonempty(a.serviceurl),
+                realm: nonempty(a.realm),
+                ..AzureOptions::default()
             }),
             readonly: Some(readonly),
             cache,
@@ -392,6 +464,46 @@ fn go_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
 }
 
 /// The key prefix of a store from a root directory: no leading `/`, a trailing `/` unless empty.
+/// An Azure Blob URL as the portal and azcopy show it, `https://ACCOUNT.blob.REALM/CONTAINER/prefix`,
+/// or an emulator's path-style URL, `http://HOST:PORT/ACCOUNT/CONTAINER/prefix` (a host that is
+/// an IP address or `localhost`).
+fn azure_url(arg: &str) -> Result<AzureOptions, ConfigError> {
+    let bad = || ConfigError::BadAzureUrl(arg.to_owned());
+    let (scheme, rest) = arg.split_once("://").ok_or_else(bad)?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    let path_style = hostname == "localhost"
+        || hostname.parse::<std::net::IpAddr>().is_ok()
+        || hostname.starts_with('[');
+    let (account, service_url, rest) = if path_style {
+        let mut segments = path.splitn(2, '/');
+        let account = segments.next().filter(|a| !a.is_empty()).ok_or_else(bad)?;
+        let rest = segments.next().unwrap_or("");
+        (
+            account.to_owned(),
+            format!("{scheme}://{host}/{account}"),
+            rest,
+        )
+    } else {
+        let (account, realm) = hostname.split_once(".blob.").ok_or_else(bad)?;
+        if account.is_empty() || realm.is_empty() {
+            return Err(bad());
+        }
+        (account.to_owned(), format!("{scheme}://{host}"), path)
+    };
+    let (container, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if container.is_empty() {
+        return Err(bad());
+    }
+    Ok(AzureOptions {
+        account,
+        container: container.to_owned(),
+        prefix: key_prefix(prefix),
+        service_url: Some(service_url),
+        ..AzureOptions::default()
+    })
+}
+
 fn key_prefix(root: &str) -> String {
     let trimmed = root.trim_matches('/');
     if trimmed.is_empty() {
@@ -407,6 +519,7 @@ pub fn open(spec: &StorageSpec) -> Result<Box<dyn Storage>, ConfigError> {
         StorageSpec::Filesystem { root } => Ok(Box::new(FsStorage::open(root.clone())?)),
         StorageSpec::S3(opts) => Ok(Box::new(S3Storage::open(opts.clone())?)),
         StorageSpec::Gcs(opts) => Ok(Box::new(GcsStorage::open(opts.clone())?)),
+        StorageSpec::Azure(opts) => Ok(Box::new(AzureStorage::open(opts.clone())?)),
     }
 }
 
@@ -548,6 +661,92 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&o.credentials_json.unwrap()).unwrap();
         assert_eq!(json["client_email"], "a@b");
         assert!(matches!(resolve("gs:///x"), Err(ConfigError::BadGcsUrl(_))));
+    }
+
+    #[test]
+    fn reads_the_azure_section_of_registry_2_8_and_3() {
+        let t = config(
+            "storage:\n  azure:\n    accountname: acct\n    accountkey: a2V5\n    container: reg\n    \
+             realm: core.chinacloudapi.cn\n",
+        )
+        .unwrap();
+        let StorageSpec::Azure(o) = t.spec else {
+            panic!("not azure")
+        };
+        assert_eq!((o.account.as_str(), o.container.as_str()), ("acct", "reg"));
+        assert_eq!(o.account_key.as_deref(), Some("a2V5"));
+        assert_eq!(o.realm.as_deref(), Some("core.chinacloudapi.cn"));
+        assert_eq!(o.prefix, "");
+        let t = config(
+            "storage:\n  azure:\n    accountname: acct\n    container: reg\n    rootdirectory: /r/\n    \
+             serviceurl: https://acct.blob.core.windows.net\n    credentials:\n      type: client_secret\n      \
+             clientid: c\n      tenantid: t\n      secret: s\n",
+        )
+        .unwrap();
+        let StorageSpec::Azure(o) = t.spec else {
+            panic!("not azure")
+        };
+        assert_eq!(o.prefix, "r/");
+        assert_eq!(o.credentials_type.as_deref(), Some("client_secret"));
+        assert_eq!(
+            (
+                o.client_id.as_deref(),
+                o.tenant_id.as_deref(),
+                o.secret.as_deref()
+            ),
+            (Some("c"), Some("t"), Some("s"))
+        );
+    }
+
+    #[test]
+    fn azure_urls_as_the_portal_and_the_emulator_write_them() {
+        for (url, account, container, prefix, service) in [
+            (
+                "https://acct.blob.core.windows.net/reg",
+                "acct",
+                "reg",
+                "",
+                "https://acct.blob.core.windows.net",
+            ),
+            (
+                "https://acct.blob.core.windows.net/reg/v/x/",
+                "acct",
+                "reg",
+                "v/x/",
+                "https://acct.blob.core.windows.net",
+            ),
+            (
+                "http://127.0.0.1:10000/devstoreaccount1/reg/r",
+                "devstoreaccount1",
+                "reg",
+                "r/",
+                "http://127.0.0.1:10000/devstoreaccount1",
+            ),
+        ] {
+            let StorageSpec::Azure(o) = resolve(url).unwrap().spec else {
+                panic!("not azure")
+            };
+            assert_eq!(
+                (
+                    o.account.as_str(),
+                    o.container.as_str(),
+                    o.prefix.as_str(),
+                    o.service_url.as_deref()
+                ),
+                (account, container, prefix, Some(service)),
+                "{url}"
+            );
+        }
+        for bad in [
+            "https://example.com/reg",
+            "https://acct.blob.core.windows.net/",
+            "http://127.0.0.1:10000/devstoreaccount1",
+        ] {
+            assert!(
+                matches!(resolve(bad), Err(ConfigError::BadAzureUrl(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -293,6 +293,11 @@ fn open_storage(
             opts.max_rps = s3.max_rps;
             crate::arenas::tune_for_s3();
         }
+        StorageSpec::Azure(opts) if !delete_versions => {
+            opts.max_in_flight = s3.max_in_flight;
+            opts.max_rps = s3.max_rps;
+            crate::arenas::tune_for_s3();
+        }
         _ if delete_versions => anyhow::bail!(
             "--delete-versions is for a store in a versioned S3 bucket; {arg} is not in S3"
         ),
