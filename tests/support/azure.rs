@@ -114,7 +114,12 @@ impl AzureServer {
             &[],
             &[],
         );
-        assert_eq!(r.status, 201, "create container {container}");
+        assert_eq!(
+            r.status,
+            201,
+            "create container {container}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
     }
 
     /// Writes a block blob named `name` exactly (a leading `/` kept, as registry 2.8 wrote).

@@ -368,12 +368,12 @@ pub struct ManifestCacheArgs {
     pub no_cache: bool,
 }
 
-/// Options that apply when STORAGE is in S3.
+/// Options that apply when STORAGE is in S3 (the request bounds also on GCS and Azure).
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "S3")]
 pub struct S3Args {
     /// A non-AWS S3 endpoint (MinIO, Ceph, …); implies path-style addressing. Also read from
-    /// AWS_ENDPOINT_URL.
+    /// AWS_ENDPOINT_URL. For a gs:// store, a GCS emulator's URL (as STORAGE_EMULATOR_HOST).
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
     /// Requests in flight at most (1 or more).

@@ -289,6 +289,9 @@ fn open_storage(
             crate::arenas::tune_for_s3();
         }
         StorageSpec::Gcs(opts) if !delete_versions => {
+            if s3.endpoint_url.is_some() {
+                opts.endpoint = s3.endpoint_url.clone();
+            }
             opts.max_in_flight = s3.max_in_flight;
             opts.max_rps = s3.max_rps;
             crate::arenas::tune_for_s3();
