@@ -65,6 +65,43 @@ fn a_store_copied_into_gcs_and_azure_plans_as_on_disk_and_every_tag_pulls_after_
         ("azure", &v3_url, vec![]),
         ("azure 2.8", &v28_url, vec![]),
     ];
+    // The registry's config.yml with a gcs or an azure section names the same stores.
+    let gcs_config = dir.path().join("gcs.yml");
+    std::fs::write(
+        &gcs_config,
+        "version: 0.1\nstorage:\n  gcs:\n    bucket: registry\n    rootdirectory: /store\n  \
+         maintenance:\n    readonly:\n      enabled: true\n",
+    )
+    .unwrap();
+    let azure_config = dir.path().join("azure.yml");
+    std::fs::write(
+        &azure_config,
+        format!(
+            "version: 0.1\nstorage:\n  azure:\n    accountname: {}\n    accountkey: {}\n    \
+             container: reg-v3\n    rootdirectory: store\n    serviceurl: {}\n    credentials:\n      \
+             type: shared_key\n  maintenance:\n    readonly:\n      enabled: true\n",
+            regsweep::storage::azure::auth::EMULATOR_ACCOUNT,
+            regsweep::storage::azure::auth::EMULATOR_KEY,
+            azure.service_url()
+        ),
+    )
+    .unwrap();
+    for (name, config) in [("gcs", &gcs_config), ("azure", &azure_config)] {
+        let plan = dir.path().join(format!("{name}.plan"));
+        run(support::regsweep()
+            .env("STORAGE_EMULATOR_HOST", &endpoint)
+            .arg("gc")
+            .arg(config)
+            .args(["--grace", "0s", "--plan"])
+            .arg(&plan));
+        assert_eq!(
+            support::read_plan(&plan),
+            on_disk,
+            "{name}: gc {}",
+            config.display()
+        );
+    }
+
     for (name, url, extra) in &stores {
         let mut args = extra.clone();
         args.extend(["--grace", "0s"]);
@@ -102,4 +139,20 @@ fn a_store_copied_into_gcs_and_azure_plans_as_on_disk_and_every_tag_pulls_after_
         s.registry = Registry::start(&back);
         s.pull_every_tag(&back.join("pulls"));
     }
+
+    // A container where both 3.x's names and 2.8's leading '/' hold registry data is refused:
+    // which one the registry serves cannot be told, and a sweep of one would not protect the other.
+    azure.put_blob("reg-v3", "/store/docker/registry/v2/repositories/x/y", b"z");
+    let out = support::regsweep()
+        .args(["gc", &v3_url, "--grace", "0s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("holds registry data twice")
+            && stderr.contains("store/docker/")
+            && stderr.contains("/store/docker/"),
+        "{stderr}"
+    );
 }
