@@ -388,6 +388,16 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
     };
     contract(&f);
     proves_links_and_holds_the_lock(&f, &format!("{}/contract/store/", f._server.service_url()));
+    // Registry 3.0 to 3.1.1 wrote links as append blobs: no MD5 in the listing, so it is read.
+    let d = regsweep::model::digest::Digest::from_hex(&"ef".repeat(32)).unwrap();
+    let doubled = format!("{d}{d}");
+    let key = format!("{V2}ap/link");
+    f._server
+        .put_append_blob("contract", &format!("store/{key}"), doubled.as_bytes());
+    let l = list(f.storage(), &format!("{V2}ap/"));
+    assert!(l[&key].etag.is_none(), "an append blob proves nothing");
+    assert_eq!(l[&key].size, doubled.len() as u64);
+    assert_eq!(f.storage().read(&key, 256).unwrap(), doubled.into_bytes());
     // Soft delete is reported with the way to get the space now.
     f._server.enable_soft_delete(7);
     let v = f

@@ -32,11 +32,15 @@ pub enum ProblemKind {
     /// A run in regsweep's trash whose record cannot be read, that was cut off before it ended, or
     /// whose record does not match what its folder holds (`audit`).
     TrashRun,
+    /// A link that holds its digest more than once (`sha256:…sha256:…`: registry 3.0 to 3.1.1 on
+    /// Azure wrote links as append blobs, and a retried append doubled them). What it names is
+    /// kept; the registry itself cannot read it.
+    RepeatedLink,
 }
 
 impl ProblemKind {
     /// Every kind, in order.
-    pub const ALL: [ProblemKind; 9] = [
+    pub const ALL: [ProblemKind; 10] = [
         ProblemKind::BadLink,
         ProblemKind::CorruptManifest,
         ProblemKind::Unreadable,
@@ -46,6 +50,7 @@ impl ProblemKind {
         ProblemKind::StaleUpload,
         ProblemKind::SizeMismatch,
         ProblemKind::TrashRun,
+        ProblemKind::RepeatedLink,
     ];
 
     /// The name the JSON reports use (`bad_link`, …).
@@ -60,6 +65,7 @@ impl ProblemKind {
             ProblemKind::StaleUpload => "stale_upload",
             ProblemKind::SizeMismatch => "size_mismatch",
             ProblemKind::TrashRun => "trash_run",
+            ProblemKind::RepeatedLink => "repeated_link",
         }
     }
 
@@ -74,6 +80,7 @@ impl ProblemKind {
                 | ProblemKind::SizeMismatch
                 | ProblemKind::StaleUpload
                 | ProblemKind::TrashRun
+                | ProblemKind::RepeatedLink
         )
     }
 }

@@ -683,8 +683,9 @@ fn classify(
         RepoKey::RevisionLink(d) => {
             b.revisions.push(d);
             if let Some(content) = &e.content {
-                if let LinkOutcome::Bad(p) = check_link(content, &e.key, name, Some(d), None) {
-                    problems.push(p);
+                match check_link(content, &e.key, name, Some(d), None) {
+                    LinkOutcome::Bad(p) | LinkOutcome::Names(_, Some(p)) => problems.push(p),
+                    LinkOutcome::Names(_, None) | LinkOutcome::Vanished => {}
                 }
             } else if !e.etag.is_some_and(|etag| storage.link_proven(&etag, &d)) {
                 b.unverified.push(d);
@@ -695,7 +696,10 @@ fn classify(
             t.moved = modified_seconds(&e);
             match &e.content {
                 Some(content) => match check_link(content, &e.key, name, None, Some(tag)) {
-                    LinkOutcome::Names(d) => t.current = Some(d),
+                    LinkOutcome::Names(d, note) => {
+                        t.current = Some(d);
+                        problems.extend(note);
+                    }
                     LinkOutcome::Bad(p) => problems.push(p),
                     LinkOutcome::Vanished => {}
                 },
@@ -885,10 +889,11 @@ fn scan_repositories(
         // unresolved meanwhile.
         let result = result.unwrap_or(LinkOutcome::Vanished);
         match (result, l) {
-            (LinkOutcome::Names(d), LinkToRead::Tag { repo, tag }) => {
-                repos[*repo].tags[*tag].current = Some(d)
+            (LinkOutcome::Names(d, note), LinkToRead::Tag { repo, tag }) => {
+                repos[*repo].tags[*tag].current = Some(d);
+                problems.extend(note);
             }
-            (LinkOutcome::Names(_), LinkToRead::Revision { .. }) => {}
+            (LinkOutcome::Names(_, note), LinkToRead::Revision { .. }) => problems.extend(note),
             (LinkOutcome::Vanished, _) => vanished += 1,
             (LinkOutcome::Bad(p), _) => problems.push(p),
         }
@@ -903,8 +908,9 @@ const LINK_LIMIT: u64 = 256;
 
 /// What reading a link gave.
 enum LinkOutcome {
-    /// The link names this digest (for a revision link: its own folder's).
-    Names(Digest),
+    /// The link names this digest (for a revision link: its own folder's); with a problem to
+    /// report when it holds the digest more than once, which the link still names.
+    Names(Digest, Option<Problem>),
     /// It was listed and is gone now.
     Vanished,
     Bad(Problem),
@@ -948,6 +954,20 @@ fn read_link(storage: &dyn Storage, l: &LinkToRead, repos: &[Repository]) -> Lin
     check_link(&bytes, &key, repo, revision, tag.map(String::as_str))
 }
 
+/// The digest a link holds more than once in a row (`sha256:…sha256:…`), and how many times.
+fn repeated_digest(text: &str) -> Option<(Digest, usize)> {
+    const ONE: usize = "sha256:".len() + 64;
+    let text = text.trim();
+    if text.len() <= ONE || !text.len().is_multiple_of(ONE) || !text.is_ascii() {
+        return None;
+    }
+    let first = &text[..ONE];
+    let d = Digest::parse(first).ok()?;
+    (0..text.len() / ONE)
+        .all(|i| &text[i * ONE..(i + 1) * ONE] == first)
+        .then_some((d, text.len() / ONE))
+}
+
 /// Checks a link's content: a digest, and for a revision link its own folder's.
 fn check_link(
     bytes: &[u8],
@@ -964,9 +984,35 @@ fn check_link(
         )
     } else {
         let text = String::from_utf8_lossy(bytes);
-        match (Digest::parse(&text), revision) {
-            (Ok(d), Some(folder)) if d == folder => return LinkOutcome::Names(d),
-            (Ok(d), None) => return LinkOutcome::Names(d),
+        let (parsed, note) = match repeated_digest(&text) {
+            Some((d, times)) => (
+                Ok(d),
+                Some(
+                    Problem::at(
+                        ProblemKind::RepeatedLink,
+                        key,
+                        format!(
+                            "the link holds {d} {times} times over (a retried write of registry \
+                             3.0 to 3.1.1 on Azure); it is taken to name {d}, which is kept. \
+                             Rewrite it to hold the digest once: the registry cannot read it"
+                        ),
+                    )
+                    .repo(repo),
+                ),
+            ),
+            None => (Digest::parse(&text), None),
+        };
+        let note = note.map(|mut n| {
+            if let Some(tag) = tag {
+                n = n.tag(tag);
+            }
+            n
+        });
+        match (parsed, revision) {
+            (Ok(d), Some(folder)) if d == folder => {
+                return LinkOutcome::Names(d, note.map(|n| n.digest(folder)));
+            }
+            (Ok(d), None) => return LinkOutcome::Names(d, note),
             (Ok(d), Some(folder)) => Problem::at(
                 ProblemKind::BadLink,
                 key,
@@ -988,6 +1034,42 @@ fn check_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_holding_its_digest_twice_names_it_and_says_so() {
+        let d = Digest::of(b"x");
+        let twice = format!("{d}{d}");
+        let key = "docker/registry/v2/repositories/r/_manifests/tags/t/current/link";
+        match check_link(twice.as_bytes(), key, "r", None, Some("t")) {
+            LinkOutcome::Names(named, Some(p)) => {
+                assert_eq!(named, d);
+                assert_eq!(p.kind, ProblemKind::RepeatedLink);
+                assert!(!p.kind.blocks_delete());
+                assert_eq!(p.tag.as_deref(), Some("t"));
+                assert!(p.message.contains("2 times"), "{}", p.message);
+            }
+            _ => panic!("a doubled link names its digest"),
+        }
+        assert!(matches!(
+            check_link(twice.as_bytes(), key, "r", Some(d), None),
+            LinkOutcome::Names(_, Some(_))
+        ));
+        // Two different digests, or a digest and a half, are bad links.
+        let e = Digest::of(b"y");
+        for bad in [format!("{d}{e}"), format!("{d}{}", &d.to_string()[..30])] {
+            assert!(
+                matches!(
+                    check_link(bad.as_bytes(), key, "r", None, None),
+                    LinkOutcome::Bad(_)
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            check_link(d.to_string().as_bytes(), key, "r", None, None),
+            LinkOutcome::Names(_, None)
+        ));
+    }
 
     /// A blob table as a walk builds it, from (digest, size, modification time) as listed.
     fn table(rows: impl Iterator<Item = (Digest, u64, Option<i64>)>) -> BlobTable {
