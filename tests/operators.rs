@@ -194,7 +194,7 @@ fn the_metrics_file_parses_as_prometheus_text_and_its_figures_are_the_json_repor
         .collect();
     assert_eq!(
         kinds.len(),
-        9,
+        regsweep::model::problem::ProblemKind::ALL.len(),
         "every problem kind, 0 where none: {kinds:?}"
     );
     assert!(

@@ -122,6 +122,16 @@ fn losses(a: &Analysis) -> (Vec<RepoLoss>, Unlinked, u64) {
     (losses, unlinked, emptied)
 }
 
+/// Request counts as `{"<service>": {…}}`, flattened into the report.
+fn by_service<S: serde::Serializer>(r: &Option<RequestCounts>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(None)?;
+    if let Some(r) = r {
+        map.serialize_entry(r.service, r)?;
+    }
+    map.end()
+}
+
 /// The summary of a `gc` run.
 #[derive(Debug, Clone, Serialize)]
 pub struct GcReport {
@@ -157,9 +167,9 @@ pub struct GcReport {
     /// Objects that disappeared between listing and reading.
     pub vanished: u64,
     pub elapsed_ms: u64,
-    /// Requests made, when the store is remote.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub s3: Option<RequestCounts>,
+    /// Requests made, when the store is remote: under the service's name (`s3`, `gcs`, `azure`).
+    #[serde(flatten, serialize_with = "by_service")]
+    pub requests: Option<RequestCounts>,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
@@ -303,7 +313,7 @@ impl GcReport {
             problems: a.problems().cloned().collect(),
             vanished: inv.vanished,
             elapsed_ms: a.elapsed.as_millis() as u64,
-            s3: None,
+            requests: None,
             manifest_cache: None,
             trash_plan: None,
             trash: None,
@@ -492,7 +502,7 @@ impl GcReport {
                 }
             }
         }
-        if let Some(r) = &self.s3 {
+        if let Some(r) = &self.requests {
             writeln!(
                 out,
                 "  requests      {} list, {} get, {} delete, {} retries",

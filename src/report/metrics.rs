@@ -193,28 +193,37 @@ impl Metrics {
         }
     }
 
-    /// S3 requests by kind and retries, when the store is in S3.
+    /// Requests by kind and retries, when the store is remote: `s3_…`, `gcs_…` or `azure_…`, as
+    /// the service is named in --json.
     pub fn requests(&mut self, r: Option<&RequestCounts>) {
         let Some(r) = r else { return };
-        let help = "S3 requests made, by kind (`s3.<kind>_requests` in --json).";
+        let svc = r.service;
+        let help = format!("Requests made to {svc}, by kind (`{svc}.<kind>_requests` in --json).");
         for (kind, n) in [
             ("list", r.list_requests),
             ("get", r.get_requests),
             ("delete", r.delete_requests),
         ] {
-            self.counter_with("s3_requests_total", help, &[("kind", kind)], n as f64);
+            self.counter_with(
+                &format!("{svc}_requests_total"),
+                &help,
+                &[("kind", kind)],
+                n as f64,
+            );
         }
         self.counter(
-            "s3_retries_total",
-            "S3 attempts beyond the first of each request (`s3.retries` in --json).",
+            &format!("{svc}_retries_total"),
+            &format!("Attempts beyond the first of each request (`{svc}.retries` in --json)."),
             r.retries as f64,
         );
-        self.counter(
-            "s3_older_versions_deleted_total",
-            "Noncurrent object versions and delete markers deleted with --delete-versions \
-             (`s3.older_versions_deleted` in --json).",
-            r.older_versions_deleted as f64,
-        );
+        if svc == "s3" {
+            self.counter(
+                "s3_older_versions_deleted_total",
+                "Noncurrent object versions and delete markers deleted with --delete-versions \
+                 (`s3.older_versions_deleted` in --json).",
+                r.older_versions_deleted as f64,
+            );
+        }
     }
 
     /// The figures of a `gc` or `apply` report.
@@ -408,7 +417,7 @@ impl Metrics {
                 cache.keys_left.len() as u64,
             );
         }
-        self.requests(r.s3.as_ref());
+        self.requests(r.requests.as_ref());
     }
 
     /// What the trash holds (`trash` in the reports' JSON, `regsweep trash list`), and what this

@@ -434,6 +434,9 @@ pub(crate) fn md5_base64_is_of(md5_base64: &str, digest: &Digest) -> bool {
 /// Requests a remote backend has made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RequestCounts {
+    /// The service the requests went to (`s3`, `gcs`, `azure`): the key `--json` reports them under.
+    #[serde(skip)]
+    pub service: &'static str,
     pub list_requests: u64,
     pub get_requests: u64,
     pub delete_requests: u64,

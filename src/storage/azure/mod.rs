@@ -764,6 +764,7 @@ impl Storage for AzureStorage {
         );
         let sent = list + get + delete + c.other.load(Ordering::Relaxed);
         Some(RequestCounts {
+            service: "azure",
             list_requests: list,
             get_requests: get,
             delete_requests: delete,

@@ -696,6 +696,7 @@ impl Storage for GcsStorage {
         );
         let sent = list + get + delete + c.other.load(Ordering::Relaxed);
         Some(RequestCounts {
+            service: "gcs",
             list_requests: list,
             get_requests: get,
             delete_requests: delete,

@@ -1388,6 +1388,7 @@ impl Storage for S3Storage {
         );
         let attempts = c.attempts.load(Ordering::Relaxed);
         Some(RequestCounts {
+            service: "s3",
             list_requests: list,
             get_requests: get,
             delete_requests: delete,
