@@ -16,11 +16,12 @@ pub enum NotAStore {
          blobs/ under it{hint}"
     )]
     Empty { storage: String, hint: String },
-    #[error("{storage}: cannot list docker/registry/v2/: {source}")]
+    /// The listing's error is in the message, not a source: the report prints an error's
+    /// chain, and it would say it twice.
+    #[error("{storage}: cannot list docker/registry/v2/: {error}")]
     Unlistable {
         storage: String,
-        #[source]
-        source: StorageError,
+        error: StorageError,
     },
 }
 
@@ -37,9 +38,9 @@ const LEVELS: [(&[&str], &str); 3] = [
 /// Checks that `storage` holds a registry store; the error names what was expected and, where the
 /// top level shows it, which level STORAGE points at instead.
 pub fn check(storage: &dyn Storage) -> Result<(), NotAStore> {
-    let unlistable = |source| NotAStore::Unlistable {
+    let unlistable = |error| NotAStore::Unlistable {
         storage: storage.describe(),
-        source,
+        error,
     };
     let v2 = storage
         .list_dirs("docker/registry/v2/")

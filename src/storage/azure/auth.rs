@@ -303,16 +303,28 @@ impl Signer {
                         Bytes::new(),
                     )
                 };
-                let reply = http.send(IMDS, &get).await.map_err(|e| {
+                // Off Azure nothing answers: one short try, not the retries of a request.
+                let none = |why: String| {
                     bad(
                         IMDS,
                         format!(
-                            "no Azure credentials: no account key (accountkey, \
-                             AZURE_STORAGE_KEY, a connection string), no client secret, and \
-                             no managed identity answered ({e})"
+                            "no Azure credentials: no account key (accountkey, AZURE_STORAGE_KEY, \
+                             AZURE_STORAGE_CONNECTION_STRING), no SAS (AZURE_STORAGE_SAS_TOKEN), no \
+                             client secret (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET), \
+                             and no managed identity answered ({why})"
                         ),
                     )
-                })?;
+                };
+                let reply =
+                    match tokio::time::timeout(Duration::from_secs(5), http.send(IMDS, &get)).await
+                    {
+                        Err(_) => return Err(none("no answer within 5 s".into())),
+                        Ok(Err(e)) => return Err(none(e.to_string())),
+                        Ok(Ok(r)) if !r.ok() => {
+                            return Err(none(format!("HTTP {}", r.status)));
+                        }
+                        Ok(Ok(r)) => r,
+                    };
                 (url, reply)
             }
         };
