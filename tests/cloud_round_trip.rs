@@ -16,7 +16,7 @@ use support::{files_ending, regsweep_plan, run};
 fn copy_back(storage: &dyn Storage, root: &Path) -> usize {
     let mut keys = Vec::new();
     storage
-        .list("", &mut |e| keys.push(e.key), &mut |_| {})
+        .list("docker/", &mut |e| keys.push(e.key), &mut |_| {})
         .unwrap();
     for key in &keys {
         let mut data = Vec::new();
@@ -119,6 +119,11 @@ fn a_store_copied_into_gcs_and_azure_plans_as_on_disk_and_every_tag_pulls_after_
         );
         let mut delete = extra.clone();
         delete.extend(["--grace", "0s", "--delete", "--force"]);
+        // On GCS the sweep goes to the trash (a rewrite and a delete a key), which keeps its
+        // moves outside the registry's keys: the plan after it is as empty.
+        if *name == "gcs" {
+            delete.extend(["--trash", "1d"]);
+        }
         run(support::regsweep().arg("gc").arg(url).args(&delete));
         let (after, _) = regsweep_plan(Path::new(url), &args);
         assert!(

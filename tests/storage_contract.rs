@@ -372,6 +372,7 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
         "an unversioned bucket"
     );
     proves_links_and_holds_the_lock(&f, "gs://contract/store/");
+    moves_without_overwriting(&f);
 }
 
 #[test]
@@ -410,6 +411,31 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
         v.advice
             .unwrap()
             .contains("--enable-delete-retention false")
+    );
+}
+
+/// The trash's move: the bytes arrive whole under the new key and leave the old one; a move onto
+/// a key that is there is refused and changes nothing; a source that is not there is not found.
+fn moves_without_overwriting(f: &dyn Fixture) {
+    let s = f.storage();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let key = format!("{V2}mv/data");
+    let to = format!("regsweep-trash/run/{key}");
+    f.put(&[(key.clone(), body.clone())]);
+    assert_eq!(s.move_object(&key, &to).unwrap(), body.len() as u64);
+    assert!(s.read(&key, 1).unwrap_err().is_not_found());
+    assert_eq!(s.read(&to, u64::MAX).unwrap(), body);
+    f.put(&[(key.clone(), b"other".to_vec())]);
+    assert!(matches!(
+        s.move_object(&key, &to),
+        Err(StorageError::Exists { .. })
+    ));
+    assert_eq!(s.read(&key, 100).unwrap(), b"other");
+    assert_eq!(s.read(&to, u64::MAX).unwrap(), body);
+    assert!(
+        s.move_object(&format!("{V2}mv/none"), &format!("{to}2"))
+            .unwrap_err()
+            .is_not_found()
     );
 }
 

@@ -240,8 +240,11 @@ impl BucketVersioning {
                 error: Some(e.clone()),
                 delete_versions: false,
                 advice: format!(
-                    "the bucket's versioning could not be read (s3:GetBucketVersioning); if it is \
-                     versioned, a delete only adds a delete marker: {rule}"
+                    "what the store keeps of deleted objects could not be read (S3: \
+                     s3:GetBucketVersioning; GCS: storage.buckets.get; Azure: the Blob service's \
+                     properties). If it keeps them (versioning, soft delete), a delete frees the \
+                     space only later; on a versioned S3 bucket a delete only adds a delete marker: \
+                     {rule}"
                 ),
             }),
         }

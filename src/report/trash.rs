@@ -220,7 +220,13 @@ impl TrashPlan {
         (items, bytes): (u64, u64),
     ) -> TrashPlan {
         let created = crate::model::time::unix_seconds(now);
-        let cost = if !storage.starts_with("s3://") {
+        let cost = if storage.starts_with("gs://") {
+            "per key two metadata reads, a rewrite (a copy made by GCS, no data through regsweep) \
+             and the delete; the copies are billed until the run is purged"
+        } else if storage.starts_with("https://") || storage.starts_with("http://") {
+            "per key two property reads, a Copy Blob within the account, a read of the copy's \
+             properties and the delete; the copies are billed until the run is purged"
+        } else if !storage.starts_with("s3://") {
             "one rename a key, no data copied; the bytes stay on the disk until the run is purged"
         } else if versioned {
             "per key a HEAD, a small version record and a delete (its marker hides the version; no \

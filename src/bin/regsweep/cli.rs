@@ -169,8 +169,9 @@ pub struct SafetyArgs {
     /// Move what would be deleted into the store's trash (`regsweep-trash/` beside `docker/`, where
     /// the registry never looks) and keep it there for DURATION (7d, 24h), instead of deleting it.
     /// `regsweep trash restore STORAGE RUN` puts it back; the next deleting run purges runs whose
-    /// window has passed. Filesystem: a rename, no data copied. S3: a server-side copy, checked,
-    /// then a delete of the original (requests, and storage until purged).
+    /// window has passed. Filesystem: a rename, no data copied. S3, GCS and Azure: a server-side
+    /// copy (CopyObject, a rewrite, Copy Blob), checked, then a delete of the original (requests,
+    /// and storage until purged).
     #[arg(long, value_name = "DURATION", value_parser = parse_trash_window)]
     pub trash: Option<Duration>,
 }

@@ -103,6 +103,14 @@ struct AzureLock {
     name: String,
 }
 
+/// What Get Blob Properties says of a blob.
+struct Head {
+    size: u64,
+    etag: Option<String>,
+    modified: Option<SystemTime>,
+    copy_status: Option<String>,
+}
+
 /// How a write is conditioned.
 enum Condition<'a> {
     None,
@@ -201,6 +209,26 @@ impl Client {
             // on some servers; a changed ETag is 412.
             409 | 412 => Ok(None),
             _ if reply.ok() => Ok(Some(reply.header("etag").unwrap_or_default().to_owned())),
+            _ => Err(reply.error(name)),
+        }
+    }
+
+    /// A blob's properties; `None` when it is not there.
+    async fn head(&self, name: &str) -> Result<Option<Head>, StorageError> {
+        let reply = self
+            .call(name, http::Method::HEAD, Some(name), &[], &[], Bytes::new())
+            .await?;
+        match reply.status {
+            404 => Ok(None),
+            _ if reply.ok() => Ok(Some(Head {
+                size: reply
+                    .header("content-length")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(0),
+                etag: reply.header("etag").map(str::to_owned),
+                modified: reply.header("last-modified").and_then(parse_http_date),
+                copy_status: reply.header("x-ms-copy-status").map(str::to_owned),
+            })),
             _ => Err(reply.error(name)),
         }
     }
@@ -586,26 +614,11 @@ impl Storage for AzureStorage {
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
         let name = self.full(key)?;
         self.counters.get.fetch_add(1, Ordering::Relaxed);
-        let reply = self.http.block_on(self.client.call(
-            key,
-            http::Method::HEAD,
-            Some(&name),
-            &[],
-            &[],
-            Bytes::new(),
-        ))?;
-        match reply.status {
-            404 => Err(StorageError::NotFound {
+        match self.http.block_on(self.client.head(&name))? {
+            Some(h) => Ok(Some((h.size, h.modified))),
+            None => Err(StorageError::NotFound {
                 key: key.to_owned(),
             }),
-            _ if reply.ok() => Ok(Some((
-                reply
-                    .header("content-length")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(0),
-                reply.header("last-modified").and_then(parse_http_date),
-            ))),
-            _ => Err(reply.error(key)),
         }
     }
 
@@ -636,6 +649,101 @@ impl Storage for AzureStorage {
 
     fn delete_batch(&self) -> usize {
         batch::MAX
+    }
+
+    /// Copy Blob within the account to a name that must be absent (`If-None-Match: *`), from the
+    /// source at the ETag read (`x-ms-source-if-match`), waited for while pending, checked by size
+    /// before the source is deleted at that ETag: a crash leaves the blob in one place or in both.
+    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
+        let (src, dst) = (self.full(from)?, self.full(to)?);
+        self.http.block_on(async {
+            let c = &self.client;
+            self.counters.other.fetch_add(2, Ordering::Relaxed);
+            let (size, etag) = match c.head(&src).await? {
+                Some(h) => (h.size, h.etag),
+                None => {
+                    return Err(StorageError::NotFound {
+                        key: from.to_owned(),
+                    });
+                }
+            };
+            let source = format!(
+                "{}{}",
+                c.service_origin(),
+                c.with_sas(&c.path(Some(&src)), &[])
+            );
+            let mut headers = vec![
+                ("x-ms-copy-source", source),
+                ("if-none-match", "*".to_owned()),
+            ];
+            if let Some(e) = &etag {
+                headers.push(("x-ms-source-if-match", e.clone()));
+            }
+            self.counters.other.fetch_add(1, Ordering::Relaxed);
+            let reply = c
+                .call(
+                    to,
+                    http::Method::PUT,
+                    Some(&dst),
+                    &[],
+                    &headers,
+                    Bytes::new(),
+                )
+                .await?;
+            let code = reply.header("x-ms-error-code").unwrap_or_default();
+            match reply.status {
+                404 => {
+                    return Err(StorageError::NotFound {
+                        key: from.to_owned(),
+                    });
+                }
+                409 | 412 if code != "SourceConditionNotMet" => {
+                    return Err(StorageError::Exists { key: to.to_owned() });
+                }
+                _ if !reply.ok() => return Err(reply.error(to)),
+                _ => {}
+            }
+            let mut status = reply
+                .header("x-ms-copy-status")
+                .unwrap_or("success")
+                .to_owned();
+            let mut copied = None;
+            for _ in 0..600 {
+                if status != "pending" {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                self.counters.other.fetch_add(1, Ordering::Relaxed);
+                copied = c.head(&dst).await?;
+                status = copied
+                    .as_ref()
+                    .and_then(|h| h.copy_status.clone())
+                    .unwrap_or_else(|| "success".into());
+            }
+            if status != "success" {
+                return Err(other(
+                    to,
+                    format!("the copy of {from} ended {status:?}; the original stays"),
+                ));
+            }
+            if copied.is_none() {
+                self.counters.other.fetch_add(1, Ordering::Relaxed);
+                copied = c.head(&dst).await?;
+            }
+            if copied.as_ref().map(|h| h.size) != Some(size) {
+                return Err(other(
+                    to,
+                    format!(
+                        "the copy of {from} does not match it (size {size}; copy {:?}); the \
+                         original stays",
+                        copied.map(|h| h.size)
+                    ),
+                ));
+            }
+            self.counters.other.fetch_add(1, Ordering::Relaxed);
+            c.delete_if(&src, etag.as_deref()).await?;
+            Ok(size)
+        })
     }
 
     fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {

@@ -596,6 +596,81 @@ impl Storage for GcsStorage {
         100
     }
 
+    /// A rewrite (server-side, in as many calls as GCS takes for a large object) of the source's
+    /// generation, to a name that must be absent (`ifGenerationMatch=0`), checked by size and MD5
+    /// before the source is deleted at that generation: a crash leaves the object in one place or
+    /// in both.
+    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
+        self.http.block_on(async {
+            self.counters.other.fetch_add(2, Ordering::Relaxed);
+            let src = self
+                .metadata(from)
+                .await?
+                .ok_or_else(|| StorageError::NotFound {
+                    key: from.to_owned(),
+                })?;
+            if self.metadata(to).await?.is_some() {
+                return Err(StorageError::Exists { key: to.to_owned() });
+            }
+            let generation = src.generation.clone().unwrap_or_default();
+            let url = format!(
+                "{}/rewriteTo/b/{}/o/{}?ifGenerationMatch=0&sourceGeneration={generation}",
+                self.object_url(from),
+                encode(&self.bucket),
+                encode(&self.full(to))
+            );
+            let mut token: Option<String> = None;
+            let copied: Object = loop {
+                let call_url = match &token {
+                    Some(t) => format!("{url}&rewriteToken={}", encode(t)),
+                    None => url.clone(),
+                };
+                self.counters.other.fetch_add(1, Ordering::Relaxed);
+                let reply = self
+                    .call(to, http::Method::POST, &call_url, &[], Bytes::new())
+                    .await?;
+                match reply.status {
+                    404 => {
+                        return Err(StorageError::NotFound {
+                            key: from.to_owned(),
+                        });
+                    }
+                    412 => return Err(StorageError::Exists { key: to.to_owned() }),
+                    _ if !reply.ok() => return Err(reply.error(to)),
+                    _ => {}
+                }
+                let r: serde_json::Value = serde_json::from_slice(&reply.body)
+                    .map_err(|e| other(to, format!("not a rewrite response: {e}")))?;
+                if r["done"].as_bool() == Some(true) {
+                    break serde_json::from_value(r["resource"].clone())
+                        .map_err(|e| other(to, format!("not object metadata: {e}")))?;
+                }
+                token = r["rewriteToken"].as_str().map(str::to_owned);
+                if token.is_none() {
+                    return Err(other(
+                        to,
+                        "a rewrite neither done nor with a token to go on",
+                    ));
+                }
+            };
+            if copied.size() != src.size() || copied.md5_hash != src.md5_hash {
+                return Err(other(
+                    to,
+                    format!(
+                        "the copy of {from} does not match it (size {}, MD5 {:?}; copy {}, {:?}); \
+                         the original stays",
+                        src.size(),
+                        src.md5_hash,
+                        copied.size(),
+                        copied.md5_hash
+                    ),
+                ));
+            }
+            self.delete_if(from, Some(&generation)).await?;
+            Ok(src.size())
+        })
+    }
+
     fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
         self.counters.other.fetch_add(1, Ordering::Relaxed);
         self.http
