@@ -244,7 +244,8 @@ fn contract(f: &dyn Fixture) {
     assert_eq!(order.len(), nested.len(), "{who}: {order:?}");
     assert_together(&order, who);
     let gone: Vec<String> = nested.into_iter().map(|(k, _)| k).collect();
-    assert!(s.delete(&gone).iter().all(Result::is_ok), "{who}");
+    let deleted = s.delete(&gone);
+    assert!(deleted.iter().all(Result::is_ok), "{who}: {deleted:?}");
     for folder in ["n/", "n-1/", "n.z/"] {
         assert!(
             s.remove_empty_folders(&format!("{V2}{folder}")).unwrap(),
@@ -373,6 +374,7 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
     );
     proves_links_and_holds_the_lock(&f, "gs://contract/store/");
     moves_without_overwriting(&f);
+    deletes_in_batches(&f);
 }
 
 #[test]
@@ -389,6 +391,7 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
     };
     contract(&f);
     proves_links_and_holds_the_lock(&f, &format!("{}/contract/store/", f._server.service_url()));
+    deletes_in_batches(&f);
     // Registry 3.0 to 3.1.1 wrote links as append blobs: no MD5 in the listing, so it is read.
     let d = regsweep::model::digest::Digest::from_hex(&"ef".repeat(32)).unwrap();
     let doubled = format!("{d}{d}");
@@ -412,6 +415,32 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
             .unwrap()
             .contains("--enable-delete-retention false")
     );
+}
+
+/// Deletes go in batches: one request for as many keys as the backend's batch takes, each key's
+/// result its own (an absent key is deleted too), and the keys are gone after.
+fn deletes_in_batches(f: &dyn Fixture) {
+    let s = f.storage();
+    let n = s.delete_batch() + 5;
+    let keys: Vec<String> = (0..n).map(|i| format!("{V2}batch/k{i:04}")).collect();
+    let objects: Vec<(String, Vec<u8>)> = keys.iter().map(|k| (k.clone(), b"x".to_vec())).collect();
+    f.put(&objects[1..]);
+    let before = s.request_counts().unwrap().delete_requests;
+    let first = s.delete(&keys[..s.delete_batch()]);
+    let second = s.delete(&keys[s.delete_batch()..]);
+    assert_eq!(first.len() + second.len(), n);
+    assert!(
+        first.iter().chain(&second).all(Result::is_ok),
+        "{}: {first:?} {second:?}",
+        f.name()
+    );
+    assert_eq!(
+        s.request_counts().unwrap().delete_requests - before,
+        2,
+        "{}: one request a batch",
+        f.name()
+    );
+    assert!(list(s, &format!("{V2}batch/")).is_empty(), "{}", f.name());
 }
 
 /// The trash's move: the bytes arrive whole under the new key and leave the old one; a move onto

@@ -13,6 +13,7 @@ pub mod gcs;
 pub mod holder;
 pub mod http;
 pub mod mem;
+mod multipart;
 mod pace;
 pub mod s3;
 pub mod trashing;

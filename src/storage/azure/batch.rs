@@ -3,7 +3,7 @@
 //! the deletes one by one, as many in flight as the bound allows.
 
 use super::{Client, http_date};
-use crate::storage::StorageError;
+use crate::storage::{StorageError, multipart};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -34,15 +34,10 @@ async fn one_batch(
     keys: &[String],
     names: &[String],
 ) -> Result<Option<Vec<Result<(), StorageError>>>, StorageError> {
-    let boundary = format!(
-        "batch_regsweep_{:x}",
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    );
+    let boundary = multipart::boundary();
     let bearer = client.signer.bearer(&client.http).await?;
-    let mut body = String::new();
-    for (i, name) in names.iter().enumerate() {
+    let mut requests = Vec::with_capacity(names.len());
+    for name in names {
         let path = client.path(Some(name));
         let target = client.with_sas(&path, &[]);
         let mut headers = vec![
@@ -60,16 +55,9 @@ async fn one_batch(
         }) {
             headers.push(("authorization", a));
         }
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: \
-             binary\r\nContent-ID: {i}\r\n\r\nDELETE {target} HTTP/1.1\r\n"
-        ));
-        for (k, v) in &headers {
-            body.push_str(&format!("{k}: {v}\r\n"));
-        }
-        body.push_str("\r\n");
+        requests.push((format!("DELETE {target}"), headers));
     }
-    body.push_str(&format!("--{boundary}--\r\n"));
+    let body = multipart::body(&boundary, &requests);
     let query = [
         ("restype", "container".to_owned()),
         ("comp", "batch".to_owned()),
@@ -90,13 +78,12 @@ async fn one_batch(
     if !reply.ok() {
         return Ok(None);
     }
-    let answer_boundary = reply
-        .header("content-type")
-        .and_then(|c| c.split("boundary=").nth(1))
-        .map(|b| b.trim_matches('"').to_owned())
-        .ok_or_else(|| StorageError::Other {
-            key: what.clone(),
-            message: "the batch's answer names no multipart boundary".into(),
+    let answer_boundary =
+        multipart::answer_boundary(reply.header("content-type")).ok_or_else(|| {
+            StorageError::Other {
+                key: what.clone(),
+                message: "the batch's answer names no multipart boundary".into(),
+            }
         })?;
     Ok(Some(statuses(
         keys,
@@ -116,36 +103,15 @@ fn statuses(keys: &[String], answer: &str, boundary: &str) -> Vec<Result<(), Sto
             })
         })
         .collect();
-    let delimiter = format!("--{boundary}");
-    let parts = answer
-        .split(delimiter.as_str())
-        .skip(1)
-        .filter(|p| !p.starts_with("--"));
-    for (place, part) in parts.enumerate() {
-        let mut id = None;
-        let mut status_line = None;
-        for line in part.lines() {
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-id:") {
-                id = v.trim().parse::<usize>().ok();
-            }
-            if status_line.is_none() && line.starts_with("HTTP/1.") {
-                status_line = Some(line.to_owned());
-            }
-        }
-        let i = id.unwrap_or(place);
-        let (Some(line), Some(key)) = (status_line, keys.get(i)) else {
+    for a in multipart::answers(answer, boundary) {
+        let Some(key) = keys.get(a.index) else {
             continue;
         };
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        out[i] = match status {
+        out[a.index] = match a.status {
             200..=299 | 404 => Ok(()),
             _ => {
-                let code = part
+                let code = a
+                    .text
                     .lines()
                     .find_map(|l| {
                         l.to_ascii_lowercase()
@@ -155,7 +121,7 @@ fn statuses(keys: &[String], answer: &str, boundary: &str) -> Vec<Result<(), Sto
                     .unwrap_or_default();
                 Err(StorageError::Other {
                     key: key.clone(),
-                    message: format!("{} {code}", line.trim()).trim().to_owned(),
+                    message: format!("{} {code}", a.status_line).trim().to_owned(),
                 })
             }
         };

@@ -8,6 +8,7 @@
 //! generation is the one written.
 
 pub mod auth;
+mod batch;
 
 use super::http::{Http, Reply, Shared, encode, request};
 use super::{
@@ -553,47 +554,22 @@ impl Storage for GcsStorage {
     }
 
     /// One DELETE a key, as many in flight as the bound allows.
+    /// JSON batches of up to 100 deletes a request; one result a key ("not found" is success).
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
-        self.http.block_on(async {
-            let mut tasks = tokio::task::JoinSet::new();
-            for (i, key) in keys.iter().enumerate() {
-                let (http, tokens) = (self.http.shared.clone(), self.tokens.clone());
-                let (url, key) = (self.object_url(key), key.clone());
-                self.counters.delete.fetch_add(1, Ordering::Relaxed);
-                tasks.spawn(async move {
-                    let reply = call(
-                        &http,
-                        &tokens,
-                        &key,
-                        http::Method::DELETE,
-                        &url,
-                        &[],
-                        Bytes::new(),
-                    )
-                    .await;
-                    let result = match reply {
-                        Ok(r) if r.ok() || r.status == 404 => Ok(()),
-                        Ok(r) => Err(r.error(&key)),
-                        Err(e) => Err(e),
-                    };
-                    (i, result)
-                });
-            }
-            let mut out: Vec<Result<(), StorageError>> = keys
-                .iter()
-                .map(|k| Err(other(k, "the delete did not finish")))
-                .collect();
-            while let Some(done) = tasks.join_next().await {
-                if let Ok((i, r)) = done {
-                    out[i] = r;
-                }
-            }
-            out
-        })
+        let names: Vec<String> = keys.iter().map(|k| self.full(k)).collect();
+        let target = batch::Target {
+            http: &self.http.shared,
+            tokens: &self.tokens,
+            base: &self.base,
+            bucket: &self.bucket,
+        };
+        let (results, requests) = self.http.block_on(batch::delete(&target, keys, &names));
+        self.counters.delete.fetch_add(requests, Ordering::Relaxed);
+        results
     }
 
     fn delete_batch(&self) -> usize {
-        100
+        batch::MAX
     }
 
     /// A rewrite (server-side, in as many calls as GCS takes for a large object) of the source's
