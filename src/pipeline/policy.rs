@@ -511,13 +511,23 @@ fn ecr(path: &str, file: EcrFile) -> Result<Policy, PolicyError> {
 /// The words of an `acr purge` command line (also inside `az acr run --cmd "acr purge …"`), with
 /// shell quoting undone.
 fn acr_command(text: &str) -> Option<Vec<String>> {
-    let first = text.lines().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
-    let at = first.find("acr purge")?;
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let words = shell_words(first);
+    if let Some(inner) = words.iter().find(|w| w.starts_with("acr purge ")) {
+        return Some(shell_words(inner));
+    }
+    let at = words.windows(2).position(|w| w[0] == "acr" && w[1] == "purge")?;
+    Some(words[at..].to_vec())
+}
+
+fn shell_words(line: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut quote: Option<char> = None;
     let mut any = false;
-    for c in first[at..].chars() {
+    for c in line.chars() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), c) => word.push(c),
@@ -537,7 +547,7 @@ fn acr_command(text: &str) -> Option<Vec<String>> {
     if any || !word.is_empty() {
         words.push(word);
     }
-    Some(words)
+    words
 }
 
 /// ACR purge's filters as a policy: per `--filter repo:regex`, the tags that match, except the
