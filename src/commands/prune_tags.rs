@@ -115,6 +115,7 @@ pub fn from_reviewed(
                         Verdict::NotInPlan
                     },
                     tag,
+                    why: None,
                 })
                 .collect();
             Some(RepoDecisions { name: r.name, tags })

@@ -16,13 +16,13 @@ pub mod lock;
 #[allow(unsafe_code)]
 pub mod manifest_cache;
 pub mod mark;
-pub mod plan;
 pub mod pins;
+pub mod plan;
 pub mod plan_file;
 pub mod policy;
 pub mod policy_judge;
-pub mod pulls;
 pub mod progress;
+pub mod pulls;
 pub mod recheck;
 pub mod referrers;
 pub mod retention;

@@ -38,8 +38,9 @@ impl Pins {
         if pins.references.is_empty() {
             return Err(PinError {
                 path: shown,
-                message: "no image reference in the file: a pin list that pins nothing is a mistake"
-                    .into(),
+                message:
+                    "no image reference in the file: a pin list that pins nothing is a mistake"
+                        .into(),
             });
         }
         Ok(pins)
@@ -60,16 +61,15 @@ impl Pins {
         let (name, digest) = match reference.split_once('@') {
             Some((n, d)) => (
                 n,
-                Some(
-                    Digest::parse(d)
-                        .map_err(|e| format!("{reference:?}: the digest: {e}"))?,
-                ),
+                Some(Digest::parse(d).map_err(|e| format!("{reference:?}: the digest: {e}"))?),
             ),
             None => (reference, None),
         };
         // A first component with a dot or a port, or `localhost`, is the registry's host.
         let path = match name.split_once('/') {
-            Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            Some((host, rest))
+                if host.contains('.') || host.contains(':') || host == "localhost" =>
+            {
                 rest
             }
             _ => name,
@@ -138,7 +138,11 @@ mod tests {
         assert!(p.tag("library/nginx", "1.25") && p.tag("nginx", "1.25"));
         assert!(p.tag("web", "2") && p.digest("web", &digest));
         assert_eq!(p.references.len(), 5);
-        assert!(Pins::parse("team/app@sha256:zz").unwrap_err().contains("team/app@sha256:zz"));
+        assert!(
+            Pins::parse("team/app@sha256:zz")
+                .unwrap_err()
+                .contains("team/app@sha256:zz")
+        );
         assert!(Pins::parse("a//b:1").is_err());
     }
 }

@@ -292,8 +292,11 @@ impl Policy {
                 .map_err(|e| read(format!("not an ECR lifecycle policy: {e}")))?;
             ecr(path, file)?
         } else {
-            let file: NativeFile = serde_json::from_value(value)
-                .map_err(|e| read(format!("not a policy (see README, Retention policies): {e}")))?;
+            let file: NativeFile = serde_json::from_value(value).map_err(|e| {
+                read(format!(
+                    "not a policy (see README, Retention policies): {e}"
+                ))
+            })?;
             native(path, file)?
         };
         if policy.rules.is_empty() {
@@ -337,8 +340,18 @@ fn native(path: &str, file: NativeFile) -> Result<Policy, PolicyError> {
                     all: false,
                     newest: c.newest,
                     most_recently_pulled: c.most_recently_pulled,
-                    pushed_within: c.pushed_within.as_deref().map(duration).transpose().map_err(&bad)?,
-                    pulled_within: c.pulled_within.as_deref().map(duration).transpose().map_err(&bad)?,
+                    pushed_within: c
+                        .pushed_within
+                        .as_deref()
+                        .map(duration)
+                        .transpose()
+                        .map_err(&bad)?,
+                    pulled_within: c
+                        .pulled_within
+                        .as_deref()
+                        .map(duration)
+                        .transpose()
+                        .map_err(&bad)?,
                 };
                 if k == Keep::default() {
                     return Err(bad("keep has no condition".into()));
@@ -355,7 +368,11 @@ fn native(path: &str, file: NativeFile) -> Result<Policy, PolicyError> {
                 .map(|p| Pattern::parse(p))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let globs = |list: &[String]| list.iter().map(|p| repo_glob(p)).collect::<Result<Vec<_>, _>>();
+        let globs = |list: &[String]| {
+            list.iter()
+                .map(|p| repo_glob(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
         rules.push(Rule {
             priority: r.priority.unwrap_or(i as i64),
             repositories: globs(&r.repositories).map_err(&bad)?,
@@ -416,7 +433,9 @@ fn ecr(path: &str, file: EcrFile) -> Result<Policy, PolicyError> {
             )));
         }
         if s.storage_class.as_deref().is_some_and(|c| c != "standard") {
-            return Err(bad("storageClass archive: a registry's storage has one class".into()));
+            return Err(bad(
+                "storageClass archive: a registry's storage has one class".into(),
+            ));
         }
         if !s.tag_pattern_list.is_empty() && !s.tag_prefix_list.is_empty() {
             return Err(bad("give tagPatternList or tagPrefixList, not both".into()));
@@ -424,7 +443,9 @@ fn ecr(path: &str, file: EcrFile) -> Result<Policy, PolicyError> {
         let listed = !s.tag_pattern_list.is_empty() || !s.tag_prefix_list.is_empty();
         match s.tag_status {
             Status::Tagged if !listed => {
-                return Err(bad("tagStatus tagged needs tagPatternList or tagPrefixList".into()));
+                return Err(bad(
+                    "tagStatus tagged needs tagPatternList or tagPrefixList".into(),
+                ));
             }
             Status::Untagged | Status::Any if listed => {
                 return Err(bad("only tagStatus tagged takes a tag list".into()));
@@ -435,7 +456,9 @@ fn ecr(path: &str, file: EcrFile) -> Result<Policy, PolicyError> {
         if s.tag_status == Status::Any
             && file.rules.iter().any(|o| o.rule_priority > r.rule_priority)
         {
-            return Err(bad("a tagStatus any rule must have the highest rulePriority".into()));
+            return Err(bad(
+                "a tagStatus any rule must have the highest rulePriority".into(),
+            ));
         }
         let mut tags = Vec::new();
         for p in &s.tag_pattern_list {
@@ -460,7 +483,9 @@ fn ecr(path: &str, file: EcrFile) -> Result<Policy, PolicyError> {
                 newest: Some(n as usize),
                 ..Keep::default()
             },
-            "imageCountMoreThan" => return Err(bad("imageCountMoreThan takes no countUnit".into())),
+            "imageCountMoreThan" => {
+                return Err(bad("imageCountMoreThan takes no countUnit".into()));
+            }
             "sinceImagePushed" => Keep {
                 pushed_within: Some(days()?),
                 ..Keep::default()
@@ -469,7 +494,11 @@ fn ecr(path: &str, file: EcrFile) -> Result<Policy, PolicyError> {
                 pulled_within: Some(days()?),
                 ..Keep::default()
             },
-            other => return Err(bad(format!("countType {other:?} is not one regsweep applies"))),
+            other => {
+                return Err(bad(format!(
+                    "countType {other:?} is not one regsweep applies"
+                )));
+            }
         };
         rules.push(Rule {
             name,
@@ -518,7 +547,9 @@ fn acr_command(text: &str) -> Option<Vec<String>> {
     if let Some(inner) = words.iter().find(|w| w.starts_with("acr purge ")) {
         return Some(shell_words(inner));
     }
-    let at = words.windows(2).position(|w| w[0] == "acr" && w[1] == "purge")?;
+    let at = words
+        .windows(2)
+        .position(|w| w[0] == "acr" && w[1] == "purge")?;
     Some(words[at..].to_vec())
 }
 
@@ -585,7 +616,11 @@ fn acr_purge(path: &str, words: &[String]) -> Result<Policy, PolicyError> {
             "--concurrency" | "--timeout" => {
                 value()?;
             }
-            other => return Err(bad(format!("{other:?} is not a purge option regsweep knows"))),
+            other => {
+                return Err(bad(format!(
+                    "{other:?} is not a purge option regsweep knows"
+                )));
+            }
         }
     }
     let ago = ago.ok_or_else(|| bad("--ago is required (as acr purge requires it)".into()))?;
@@ -678,12 +713,20 @@ mod tests {
         let native = "rules:\n  - name: releases\n    tags: ['v*', '/^rc-\\d+$/']\n    keep: all\n  \
                       - repositories: ['team/**']\n    keep: {newest: 5, pushed_within: 30d}\n";
         let p = Policy::parse("p.yml", native).unwrap();
-        assert_eq!((p.format, p.unit, p.rules.len()), (Format::Regsweep, Unit::Tag, 2));
+        assert_eq!(
+            (p.format, p.unit, p.rules.len()),
+            (Format::Regsweep, Unit::Tag, 2)
+        );
         assert!(p.rules[0].keep.all && p.rules[0].tags[1].is_match("rc-12"));
         assert!(!p.rules[0].tags[1].is_match("rc-x"));
         assert_eq!(p.rules[1].keep.newest, Some(5));
-        assert_eq!(p.rules[1].keep.pushed_within, Some(Duration::from_secs(30 * 86_400)));
-        assert!(p.rules[1].selects_repository("team/a/b") && !p.rules[1].selects_repository("other"));
+        assert_eq!(
+            p.rules[1].keep.pushed_within,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert!(
+            p.rules[1].selects_repository("team/a/b") && !p.rules[1].selects_repository("other")
+        );
         assert_eq!(p.max_removed_share, DEFAULT_MAX_REMOVED_SHARE);
 
         let ecr = r#"{"rules":[{"rulePriority":2,"selection":{"tagStatus":"any","countType":
@@ -700,8 +743,14 @@ mod tests {
         let p = Policy::parse("purge.txt", acr).unwrap();
         assert_eq!(p.format, Format::AcrPurge);
         assert_eq!(p.rules.len(), 2);
-        assert!(p.rules[0].selects_repository("samples/app") && !p.rules[0].selects_repository("x/samples/app"));
-        assert_eq!(p.rules[0].keep.pushed_within, Some(Duration::from_secs(2 * 86_400 + 3 * 3_600)));
+        assert!(
+            p.rules[0].selects_repository("samples/app")
+                && !p.rules[0].selects_repository("x/samples/app")
+        );
+        assert_eq!(
+            p.rules[0].keep.pushed_within,
+            Some(Duration::from_secs(2 * 86_400 + 3 * 3_600))
+        );
         assert_eq!(p.rules[1].status, Status::Untagged);
     }
 
@@ -710,19 +759,28 @@ mod tests {
         let err = |text: &str| Policy::parse("p.yml", text).unwrap_err().to_string();
         assert!(err("rules: []").contains("no rules"));
         let e = err("rules:\n  - name: x\n    tags: [a]\n");
-        assert!(e.starts_with("p.yml: rule \"x\"") && e.contains("keep or expire"), "{e}");
+        assert!(
+            e.starts_with("p.yml: rule \"x\"") && e.contains("keep or expire"),
+            "{e}"
+        );
         assert!(err("rules:\n  - keep: {}\n").contains("no condition"));
         assert!(err("rules:\n  - keep: {newest: 1}\n    colour: red\n").contains("colour"));
-        assert!(err("rules:\n  - tags: ['/[/']\n    expire: true\n").contains("regular expression"));
-        assert!(err("rules:\n  - expire: true\n    priority: 1\n  - expire: true\n    priority: 1\n")
-            .contains("same priority"));
+        assert!(
+            err("rules:\n  - tags: ['/[/']\n    expire: true\n").contains("regular expression")
+        );
+        assert!(
+            err("rules:\n  - expire: true\n    priority: 1\n  - expire: true\n    priority: 1\n")
+                .contains("same priority")
+        );
         let ecr = |sel: &str| {
             err(&format!(
                 r#"{{"rules":[{{"rulePriority":1,"selection":{sel},"action":{{"type":"expire"}}}}]}}"#
             ))
         };
-        assert!(ecr(r#"{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1}"#)
-            .contains("needs tagPatternList"));
+        assert!(
+            ecr(r#"{"tagStatus":"tagged","countType":"imageCountMoreThan","countNumber":1}"#)
+                .contains("needs tagPatternList")
+        );
         assert!(ecr(r#"{"tagStatus":"untagged","countType":"sinceImagePushed","countUnit":"hours","countNumber":1}"#)
             .contains("days"));
         assert!(err("acr purge --filter 'a:.*'").contains("--ago is required"));

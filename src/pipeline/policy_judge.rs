@@ -152,14 +152,23 @@ fn apply(policy: &Policy, rule: &Rule, units: &mut [Judged], pulls: Option<&Pull
         .filter(|&i| selects(policy, rule, &units[i]))
         .filter(|&i| policy.counts_decided || units[i].decided.is_none())
         .collect();
-    let key = |u: &Judged| (Reverse(u.pushed), u.names.first().cloned().unwrap_or_default());
+    let key = |u: &Judged| {
+        (
+            Reverse(u.pushed),
+            u.names.first().cloned().unwrap_or_default(),
+        )
+    };
     chosen.sort_by_key(|&i| key(&units[i]));
     let mut by_pull = chosen.clone();
     by_pull.sort_by_key(|&i| {
         let u = &units[i];
         (Reverse(u.pulled.unwrap_or(u.pushed)), key(u))
     });
-    let uncovered = rule.keep.on_pulls().then(|| coverage(rule, pulls, now)).flatten();
+    let uncovered = rule
+        .keep
+        .on_pulls()
+        .then(|| coverage(rule, pulls, now))
+        .flatten();
     let k = &rule.keep;
     for (rank, &i) in chosen.iter().enumerate() {
         if units[i].decided.is_some() {
@@ -186,9 +195,13 @@ fn apply(policy: &Policy, rule: &Rule, units: &mut [Judged], pulls: Option<&Pull
         }
         if let Some(n) = k.most_recently_pulled {
             if pull_rank < n {
-                kept.get_or_insert(format!("among the {n} most recently pulled ({pulled_words})"));
+                kept.get_or_insert(format!(
+                    "among the {n} most recently pulled ({pulled_words})"
+                ));
             } else {
-                failed.push(format!("not among the {n} most recently pulled ({pulled_words})"));
+                failed.push(format!(
+                    "not among the {n} most recently pulled ({pulled_words})"
+                ));
             }
         }
         if let Some(d) = k.pushed_within {
@@ -210,9 +223,15 @@ fn apply(policy: &Policy, rule: &Rule, units: &mut [Judged], pulls: Option<&Pull
         if let Some(d) = k.pulled_within {
             let since = now - d.as_secs() as i64;
             if last_pull > since {
-                kept.get_or_insert(format!("{pulled_words}, within {}", humantime::format_duration(d)));
+                kept.get_or_insert(format!(
+                    "{pulled_words}, within {}",
+                    humantime::format_duration(d)
+                ));
             } else {
-                failed.push(format!("{pulled_words}, not within {}", humantime::format_duration(d)));
+                failed.push(format!(
+                    "{pulled_words}, not within {}",
+                    humantime::format_duration(d)
+                ));
             }
         }
         let judgement = match (kept, &uncovered) {
@@ -443,7 +462,11 @@ mod tests {
             .map(|(t, _)| t.name.as_str())
             .collect();
         assert_eq!(gone, ["v1", "v2", "v3"]);
-        assert!(j[4].keep && j[4].reason.contains("newest 1 of 2"), "{:?}", j[4]);
+        assert!(
+            j[4].keep && j[4].reason.contains("newest 1 of 2"),
+            "{:?}",
+            j[4]
+        );
         assert!(j[0].reason.contains("not among the newest 2"), "{:?}", j[0]);
         let other = judge(&p, "other", &tags, &Pins::default(), None, NOW);
         assert!(other.iter().all(|j| j.keep && j.rule.is_none()));
@@ -475,11 +498,22 @@ mod tests {
         assert_eq!(names(false), ["ci-1", "ci-2"]);
         assert_eq!(j[0].rule.as_deref(), Some("keep latest"));
         assert_eq!(j[1].rule.as_deref(), Some("ci"));
-        assert_eq!(j[4].rule, None, "v1.0 is excluded by the last rule: no rule selects it");
+        assert_eq!(
+            j[4].rule, None,
+            "v1.0 is excluded by the last rule: no rule selects it"
+        );
         let pins = Pins::parse(&format!("reg.example:5000/repo:ci-1 repo@{}", d(3))).unwrap();
         let j = judge(&p, "repo", &tags, &pins, None, NOW);
-        assert!(j[1].keep && j[1].reason.contains("pinned (repo:ci-1"), "{:?}", j[1]);
-        assert!(j[2].keep && j[2].reason.contains("pinned (repo@sha256:03"), "{:?}", j[2]);
+        assert!(
+            j[1].keep && j[1].reason.contains("pinned (repo:ci-1"),
+            "{:?}",
+            j[1]
+        );
+        assert!(
+            j[2].keep && j[2].reason.contains("pinned (repo@sha256:03"),
+            "{:?}",
+            j[2]
+        );
     }
 
     #[test]
@@ -488,7 +522,10 @@ mod tests {
         let policy = "rules:\n  - keep: {pulled_within: 30d}\n";
         let p = Policy::parse("p", policy).unwrap();
         let j = judge(&p, "repo", &tags, &Pins::default(), None, NOW);
-        assert!(j.iter().all(|j| j.keep && j.reason.contains("no pull records")));
+        assert!(
+            j.iter()
+                .all(|j| j.keep && j.reason.contains("no pull records"))
+        );
         let mut pulls = Pulls::default();
         pulls.record("repo", Some("a"), None, NOW - 2 * DAY);
         pulls.cover(NOW - 10 * DAY);
@@ -499,8 +536,16 @@ mod tests {
         assert!(j[1].keep && j[1].reason.contains("begin at"), "{j:?}");
         pulls.cover(NOW - 31 * DAY);
         let j = judge(&p, "repo", &tags, &Pins::default(), Some(&pulls), NOW);
-        assert!(j[0].keep && j[0].reason.contains("last pulled"), "{:?}", j[0]);
-        assert!(!j[1].keep && j[1].reason.contains("not within 30days"), "{:?}", j[1]);
+        assert!(
+            j[0].keep && j[0].reason.contains("last pulled"),
+            "{:?}",
+            j[0]
+        );
+        assert!(
+            !j[1].keep && j[1].reason.contains("not within 30days"),
+            "{:?}",
+            j[1]
+        );
     }
 
     #[test]
@@ -510,7 +555,17 @@ mod tests {
         assert_eq!(b.len(), 1, "{b:?}");
         assert!(b[0].to_string().contains("every tag of a"));
         let b = guards(&p, &[("a".into(), 2, 1), ("b".into(), 4, 3)]);
-        assert!(matches!(b[..], [Breach::Share { removed: 4, total: 6, .. }]), "{b:?}");
+        assert!(
+            matches!(
+                b[..],
+                [Breach::Share {
+                    removed: 4,
+                    total: 6,
+                    ..
+                }]
+            ),
+            "{b:?}"
+        );
         assert!(guards(&p, &[("a".into(), 4, 2)]).is_empty());
     }
 }

@@ -33,7 +33,10 @@ impl Pulls {
     /// Counts a pull of `repo` by `tag` or `digest` at `t` (Unix seconds).
     pub fn record(&mut self, repo: &str, tag: Option<&str>, digest: Option<Digest>, t: i64) {
         if let Some(tag) = tag {
-            let e = self.by_tag.entry((repo.to_owned(), tag.to_owned())).or_insert(t);
+            let e = self
+                .by_tag
+                .entry((repo.to_owned(), tag.to_owned()))
+                .or_insert(t);
             *e = (*e).max(t);
         }
         if let Some(d) = digest {
@@ -163,7 +166,9 @@ impl Pulls {
         self.cover(t);
         let mut words = rest.split_whitespace();
         let (method, uri) = (words.next(), words.next());
-        let status = rest.split_once("\" ").and_then(|(_, s)| s.split_whitespace().next());
+        let status = rest
+            .split_once("\" ")
+            .and_then(|(_, s)| s.split_whitespace().next());
         if method == Some("GET")
             && status.is_some_and(|s| s.starts_with('2'))
             && let Some(uri) = uri
@@ -188,7 +193,9 @@ impl Pulls {
             let Some(repo) = target["repository"].as_str() else {
                 continue;
             };
-            let digest = target["digest"].as_str().and_then(|d| Digest::parse(d).ok());
+            let digest = target["digest"]
+                .as_str()
+                .and_then(|d| Digest::parse(d).ok());
             self.record(repo, target["tag"].as_str(), digest, t);
         }
         timed
@@ -241,7 +248,9 @@ fn field(line: &str, key: &str) -> Option<String> {
 /// RFC 3339 with any offset and fraction (`2026-12-04T07:00:00.123456789+01:00`).
 fn parse_time(s: &str) -> Option<i64> {
     let (main, offset) = match s.len().checked_sub(6).and_then(|i| s.get(i..)) {
-        Some(tail) if (tail.starts_with('+') || tail.starts_with('-')) && tail.as_bytes()[3] == b':' => {
+        Some(tail)
+            if (tail.starts_with('+') || tail.starts_with('-')) && tail.as_bytes()[3] == b':' =>
+        {
             let sign = if tail.starts_with('-') { -1 } else { 1 };
             let h: i64 = tail[1..3].parse().ok()?;
             let m: i64 = tail[4..6].parse().ok()?;
@@ -296,16 +305,29 @@ mod tests {
         assert_eq!(timed, 7);
         let t = |s: &str| parse_time(s).unwrap();
         let digest = Digest::parse(&d).unwrap();
-        assert_eq!(p.last("team/app", &["v1".into()], None), Some(t("2026-12-01T10:00:00Z")));
-        assert_eq!(p.last("team/app", &["v2".into()], None), None, "a HEAD is no pull");
+        assert_eq!(
+            p.last("team/app", &["v1".into()], None),
+            Some(t("2026-12-01T10:00:00Z"))
+        );
+        assert_eq!(
+            p.last("team/app", &["v2".into()], None),
+            None,
+            "a HEAD is no pull"
+        );
         assert_eq!(
             p.last("team/app", &["v2".into()], Some(&digest)),
             Some(t("2026-12-02T09:00:00Z")),
             "a pull by digest counts for every tag on it"
         );
-        assert_eq!(p.last("web", &["latest".into()], None), Some(t("2026-12-03T07:00:00Z")));
+        assert_eq!(
+            p.last("web", &["latest".into()], None),
+            Some(t("2026-12-03T07:00:00Z"))
+        );
         assert_eq!(p.last("web", &["gone".into()], None), None);
-        assert_eq!(p.last("api", &["v3".into()], None), Some(t("2026-12-04T00:00:00Z")));
+        assert_eq!(
+            p.last("api", &["v3".into()], None),
+            Some(t("2026-12-04T00:00:00Z"))
+        );
         assert_eq!(
             p.span(),
             Some((t("2026-11-20T00:00:00Z"), t("2026-12-04T00:00:00Z")))
@@ -326,6 +348,9 @@ mod tests {
         let junk = dir.path().join("notes.txt");
         std::fs::write(&junk, "hello\n").unwrap();
         let e = Pulls::read(&[junk.clone()]).unwrap_err().to_string();
-        assert!(e.starts_with(&junk.display().to_string()) && e.contains("no line has a time"), "{e}");
+        assert!(
+            e.starts_with(&junk.display().to_string()) && e.contains("no line has a time"),
+            "{e}"
+        );
     }
 }

@@ -101,6 +101,8 @@ pub enum Verdict {
     Recent,
     /// Applying a reviewed plan: the plan does not list it.
     NotInPlan,
+    /// A policy's rule (or pin, or no rule) keeps it: [`TagDecision::why`] says which and why.
+    Policy,
     /// Removed.
     Remove,
 }
@@ -118,6 +120,7 @@ impl Verdict {
             Verdict::KeepLast => "within --keep-last",
             Verdict::NotInPlan => "not in the plan",
             Verdict::Recent => "newer than --older-than",
+            Verdict::Policy => "kept by the policy",
             Verdict::Remove => "",
         }
     }
@@ -128,6 +131,8 @@ impl Verdict {
 pub struct TagDecision {
     pub tag: Tag,
     pub verdict: Verdict,
+    /// With a policy: the deciding rule and its reason (`rule "ci": not among the newest 5`).
+    pub why: Option<String>,
 }
 
 /// A repository that a `--repo` glob matched.
@@ -188,7 +193,11 @@ pub fn decide(
                     Verdict::Remove
                 }
             };
-            TagDecision { tag, verdict }
+            TagDecision {
+                tag,
+                verdict,
+                why: None,
+            }
         })
         .collect()
 }
@@ -237,6 +246,87 @@ pub fn plan(
         .collect();
     Ok(PrunePlan {
         repositories,
+        repositories_total,
+        unmatched_repo_globs,
+        problems,
+        vanished,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// What `prune-tags --policy` judges: the policy, the repositories it may touch (`--repo`; all
+/// when `None`), pins and pull records.
+pub struct PolicyRun<'a> {
+    pub policy: &'a crate::pipeline::policy::Policy,
+    pub repos: Option<&'a Rules>,
+    pub pins: &'a crate::pipeline::pins::Pins,
+    pub pulls: Option<&'a crate::pipeline::pulls::Pulls>,
+}
+
+/// Walks the store and judges every tag by the policy. Never deletes.
+pub fn plan_by_policy(
+    storage: &dyn Storage,
+    run: &PolicyRun,
+    now: SystemTime,
+    progress: &Progress,
+) -> Result<PrunePlan, AnalysisError> {
+    use crate::pipeline::policy_judge::judge;
+    let start = Instant::now();
+    let (repositories, problems, vanished) =
+        progress.unless_stopped(inventory::scan_repositories_only(storage, progress))?;
+    let repositories_total = repositories.len();
+    let mut matched = vec![false; run.repos.map_or(0, |r| r.repo_patterns.len())];
+    let now_s = inventory::unix_seconds(now);
+    let mut out = Vec::new();
+    for r in repositories {
+        if let Some(rules) = run.repos {
+            for i in rules.repos.matches(&r.name) {
+                matched[i] = true;
+            }
+            if !rules.repos.is_match(&r.name) {
+                continue;
+            }
+        }
+        if !run
+            .policy
+            .rules
+            .iter()
+            .any(|rule| rule.selects_repository(&r.name))
+        {
+            continue;
+        }
+        let mut tags = r.tags;
+        newest_first(&mut tags);
+        let judged = judge(run.policy, &r.name, &tags, run.pins, run.pulls, now_s);
+        let tags = tags
+            .into_iter()
+            .zip(judged)
+            .map(|(tag, j)| TagDecision {
+                tag,
+                verdict: if j.keep {
+                    Verdict::Policy
+                } else {
+                    Verdict::Remove
+                },
+                why: Some(match j.rule {
+                    Some(rule) => format!("rule {rule:?}: {}", j.reason),
+                    None => j.reason,
+                }),
+            })
+            .collect();
+        out.push(RepoDecisions { name: r.name, tags });
+    }
+    let unmatched_repo_globs = run.repos.map_or_else(Vec::new, |rules| {
+        rules
+            .repo_patterns
+            .iter()
+            .zip(&matched)
+            .filter(|(_, m)| !**m)
+            .map(|(p, _)| p.clone())
+            .collect()
+    });
+    Ok(PrunePlan {
+        repositories: out,
         repositories_total,
         unmatched_repo_globs,
         problems,

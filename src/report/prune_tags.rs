@@ -48,7 +48,45 @@ pub struct PruneReport {
     /// When a reviewed plan file was applied: how its tags fared.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub applied: Option<AppliedTags>,
+    /// With `--policy`: which, and what it judged with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicySummary>,
+    /// With `--explain`: every judged tag, what became of it, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<Vec<DecisionLine>>,
+    /// Guards the policy run broke: nothing was deleted and no plan written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
     pub elapsed_ms: u64,
+}
+
+/// The policy a run applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySummary {
+    pub path: String,
+    pub format: crate::pipeline::policy::Format,
+    pub unit: crate::pipeline::policy::Unit,
+    pub rules: usize,
+    pub pins: usize,
+    /// Pulls read from the records, and the span they cover (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pulls: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_records_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_records_to: Option<String>,
+}
+
+/// One tag's fate, for `--explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionLine {
+    pub repository: String,
+    pub tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<crate::model::digest::Digest>,
+    pub pushed: String,
+    pub removed: bool,
+    pub why: String,
 }
 
 impl WriteJson for PruneReport {}
@@ -85,8 +123,33 @@ impl PruneReport {
             trash: None,
             applied: None,
             plan_file: None,
+            policy: None,
+            decisions: None,
+            refused: Vec::new(),
             elapsed_ms: plan.elapsed.as_millis() as u64,
         }
+    }
+
+    /// Adds every tag's decision and reason (`--explain`).
+    pub fn explain(&mut self, plan: &PrunePlan) {
+        self.decisions = Some(
+            plan.repositories
+                .iter()
+                .flat_map(|r| {
+                    r.tags.iter().map(|d| DecisionLine {
+                        repository: r.name.clone(),
+                        tag: d.tag.name.clone(),
+                        digest: d.tag.current,
+                        pushed: rfc3339(d.tag.moved),
+                        removed: d.verdict.removed(),
+                        why: d
+                            .why
+                            .clone()
+                            .unwrap_or_else(|| d.verdict.words().to_owned()),
+                    })
+                })
+                .collect(),
+        );
     }
 }
 
@@ -114,10 +177,19 @@ pub fn write_human(
                     s[..19].to_owned()
                 },
             );
+            let reason = d.why.as_deref().unwrap_or(d.verdict.words());
             let (action, why) = if d.verdict.removed() {
-                ("remove", String::new())
+                let shown = report.decisions.is_some() && !reason.is_empty();
+                (
+                    "remove",
+                    if shown {
+                        format!("  ({reason})")
+                    } else {
+                        String::new()
+                    },
+                )
             } else {
-                ("keep  ", format!("  ({})", d.verdict.words()))
+                ("keep  ", format!("  ({reason})"))
             };
             writeln!(
                 out,
@@ -129,6 +201,27 @@ pub fn write_human(
     }
     for p in &report.problems {
         writeln!(out, "problem: {p}")?;
+    }
+    if let Some(p) = &report.policy {
+        let span = match (&p.pull_records_from, &p.pull_records_to) {
+            (Some(a), Some(b)) => format!(
+                ", {} pulls read, records from {a} to {b}",
+                p.pulls.unwrap_or(0)
+            ),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "Policy {} ({:?}, by {:?}): {}, {} pinned{span}",
+            p.path,
+            p.format,
+            p.unit,
+            count(p.rules as u64, "rule", "rules"),
+            thousands(p.pins as u64)
+        )?;
+    }
+    for r in &report.refused {
+        writeln!(out, "refused: {r}")?;
     }
     writeln!(
         out,

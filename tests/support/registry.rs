@@ -60,7 +60,7 @@ impl Registry {
 
     /// Starts a registry with the given `storage:` driver section (indented by two spaces).
     pub fn start_with(dir: &Path, storage_section: &str, root: PathBuf) -> Registry {
-        Registry::start_configured(dir, storage_section, "", root)
+        Registry::start_configured(dir, storage_section, "", root, "warn")
     }
 
     /// Starts a registry whose filesystem root is `dir/root`, with deletes enabled and `extra`
@@ -69,7 +69,7 @@ impl Registry {
         let root = dir.join("root");
         std::fs::create_dir_all(&root).unwrap();
         let section = format!("  filesystem:\n    rootdirectory: {}\n", root.display());
-        Registry::start_configured(dir, &section, extra, root)
+        Registry::start_configured(dir, &section, extra, root, "warn")
     }
 
     /// Starts a registry whose filesystem root is `dir/root`, caching blob descriptors in the redis
@@ -81,16 +81,37 @@ impl Registry {
             "  filesystem:\n    rootdirectory: {}\n  cache:\n    blobdescriptor: redis\n",
             root.display()
         );
-        Registry::start_configured(dir, &section, &format!("redis:\n{redis_section}"), root)
+        Registry::start_configured(
+            dir,
+            &section,
+            &format!("redis:\n{redis_section}"),
+            root,
+            "warn",
+        )
     }
 
-    fn start_configured(dir: &Path, storage_section: &str, extra: &str, root: PathBuf) -> Registry {
+    /// Starts a registry on `dir/root` that logs every request (`level: info`) to `dir/registry.log`:
+    /// the records pulls are read from.
+    pub fn start_logging(dir: &Path) -> Registry {
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let section = format!("  filesystem:\n    rootdirectory: {}\n", root.display());
+        Registry::start_configured(dir, &section, "", root, "info")
+    }
+
+    fn start_configured(
+        dir: &Path,
+        storage_section: &str,
+        extra: &str,
+        root: PathBuf,
+        level: &str,
+    ) -> Registry {
         let port = free_port();
         let config = dir.join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n{storage_section}  delete:\n    enabled: true\n\
+                "version: 0.1\nlog:\n  level: {level}\nstorage:\n{storage_section}  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n{extra}"
             ),
         )

@@ -135,6 +135,23 @@ pub struct PruneArgs {
     /// --older-than or --orphan-referrer-tags is required, so that no rule never means every tag.
     #[arg(long)]
     pub all_tags: bool,
+    /// Judge tags by a retention policy file instead of the flags above: regsweep's rules (YAML or
+    /// JSON), an ECR lifecycle policy as AWS writes it, or an `acr purge` command line. Rules by
+    /// priority; the first rule that selects a tag decides it; what no rule selects is kept. --repo
+    /// then limits the repositories (default: every one).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["tag", "keep_tag", "keep_last", "older_than", "orphan_referrer_tags", "all_tags"])]
+    pub policy: Option<PathBuf>,
+    /// Name, for every tag, the rule that decided it and why (in --json as `decisions`).
+    #[arg(long, requires = "policy")]
+    pub explain: bool,
+    /// Image references that are never expired, as `kubectl get pods -A -o
+    /// jsonpath='{..image}'` prints them (host optional, by tag or digest).
+    #[arg(long, value_name = "FILE", requires = "policy")]
+    pub keep_images: Option<PathBuf>,
+    /// The registry's logs or saved notification events (repeatable; gzipped files too), for
+    /// rules on pulls.
+    #[arg(long = "pulls", value_name = "FILE", requires = "policy")]
+    pub pulls: Vec<PathBuf>,
     /// Delete the tags the plan lists. Without it nothing is deleted.
     #[arg(long)]
     pub delete: bool,

@@ -847,7 +847,11 @@ fn sweep_and_render(
 fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
     let rules = regsweep::pipeline::retention::Rules {
-        repos: regsweep::pipeline::retention::Rules::repo_globs(&args.repos)?,
+        repos: if args.policy.is_some() && args.repos.is_empty() {
+            regsweep::pipeline::retention::Rules::repo_globs(&["**".to_owned()])?
+        } else {
+            regsweep::pipeline::retention::Rules::repo_globs(&args.repos)?
+        },
         repo_patterns: args.repos.clone(),
         tag: args.tag,
         keep_tag: args.keep_tag,
@@ -855,7 +859,32 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         older_than: args.older_than,
         orphan_referrer_tags: args.orphan_referrer_tags,
     };
-    rules.require_a_rule(args.all_tags)?;
+    let policy = match &args.policy {
+        Some(path) => {
+            let policy = regsweep::pipeline::policy::Policy::read(path)?;
+            let pins = match &args.keep_images {
+                Some(f) => regsweep::pipeline::pins::Pins::read(f)?,
+                None => Default::default(),
+            };
+            let pulls = if args.pulls.is_empty() {
+                None
+            } else {
+                Some(regsweep::pipeline::pulls::Pulls::read(&args.pulls)?)
+            };
+            if policy.on_pulls() && pulls.is_none() {
+                eprintln!(
+                    "regsweep: warning: {} has rules on pulls and no --pulls records were given: \
+                     those rules keep everything they select",
+                    path.display()
+                );
+            }
+            Some((policy, pins, pulls))
+        }
+        None => {
+            rules.require_a_rule(args.all_tags)?;
+            None
+        }
+    };
     let (target, storage) =
         open_storage(&args.storage, &args.s3, args.s3_delete.delete_versions, job)?;
     let _lock = match prepare_delete(
@@ -868,12 +897,25 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Ok(guard) => guard,
         Err(exit) => return Ok(exit),
     };
-    let result = regsweep::pipeline::retention::plan(
-        storage.as_ref(),
-        &rules,
-        SystemTime::now(),
-        &job.progress,
-    );
+    let result = match &policy {
+        Some((policy, pins, pulls)) => regsweep::pipeline::retention::plan_by_policy(
+            storage.as_ref(),
+            &regsweep::pipeline::retention::PolicyRun {
+                policy,
+                repos: (!args.repos.is_empty()).then_some(&rules),
+                pins,
+                pulls: pulls.as_ref(),
+            },
+            SystemTime::now(),
+            &job.progress,
+        ),
+        None => regsweep::pipeline::retention::plan(
+            storage.as_ref(),
+            &rules,
+            SystemTime::now(),
+            &job.progress,
+        ),
+    };
     let plan = match analysed(job, result, storage.as_ref())? {
         Ok(p) => p,
         Err(exit) => return Ok(exit),
@@ -883,6 +925,45 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
     }
     let mut report = regsweep::report::prune_tags::PruneReport::new(&storage.describe(), &plan);
     report.database_in_use = database_owner(storage.as_ref());
+    if let Some((policy, pins, pulls)) = &policy {
+        if args.explain {
+            report.explain(&plan);
+        }
+        let span = pulls.as_ref().and_then(|p| p.span());
+        report.policy = Some(regsweep::report::prune_tags::PolicySummary {
+            path: policy.path.clone(),
+            format: policy.format,
+            unit: policy.unit,
+            rules: policy.rules.len(),
+            pins: pins.references.len(),
+            pulls: pulls.as_ref().map(|p| p.pulls),
+            pull_records_from: span.map(|s| regsweep::model::time::rfc3339(s.0)),
+            pull_records_to: span.map(|s| regsweep::model::time::rfc3339(s.1)),
+        });
+        let counts: Vec<(String, usize, usize)> = report
+            .repositories
+            .iter()
+            .map(|r| (r.name.clone(), r.tags, r.removed))
+            .collect();
+        report.refused = regsweep::pipeline::policy_judge::guards(policy, &counts)
+            .iter()
+            .map(|b| b.to_string())
+            .collect();
+        if !report.refused.is_empty() {
+            job.print(|out| {
+                if args.json {
+                    report.write_json(out)
+                } else {
+                    regsweep::report::prune_tags::write_human(&plan, &report, out)
+                }
+            })?;
+            eprintln!(
+                "regsweep: refusing: {}; nothing was deleted and no plan written",
+                report.refused.join("; ")
+            );
+            return Ok(Exit::Error);
+        }
+    }
     if let Some(out) = plan_out {
         let header = PlanHeader::new(
             PlanCommand::PruneTags,
