@@ -147,6 +147,16 @@ pub enum Format {
     AcrPurge,
 }
 
+impl Format {
+    pub fn words(self) -> &'static str {
+        match self {
+            Format::Regsweep => "regsweep rules",
+            Format::EcrLifecycle => "an ECR lifecycle policy, judged by image",
+            Format::AcrPurge => "acr purge",
+        }
+    }
+}
+
 /// A policy: its rules by priority, and its guards.
 #[derive(Debug, Clone)]
 pub struct Policy {

@@ -266,7 +266,7 @@ fn parse_time(s: &str) -> Option<i64> {
 /// `04/Dec/2026:07:00:00 +0000`
 fn parse_access_time(s: &str) -> Option<i64> {
     let (date, zone) = s.split_once(' ')?;
-    let mut parts = date.splitn(4, |c| c == '/' || c == ':');
+    let mut parts = date.splitn(4, ['/', ':']);
     let (day, mon, year, clock) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -347,7 +347,9 @@ mod tests {
         assert!(p.last("a", &["t".into()], None).is_some());
         let junk = dir.path().join("notes.txt");
         std::fs::write(&junk, "hello\n").unwrap();
-        let e = Pulls::read(&[junk.clone()]).unwrap_err().to_string();
+        let e = Pulls::read(std::slice::from_ref(&junk))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(&junk.display().to_string()) && e.contains("no line has a time"),
             "{e}"

@@ -212,10 +212,9 @@ pub fn write_human(
         };
         writeln!(
             out,
-            "Policy {} ({:?}, by {:?}): {}, {} pinned{span}",
+            "Policy {} ({}): {}, {} pinned{span}",
             p.path,
-            p.format,
-            p.unit,
+            p.format.words(),
             count(p.rules as u64, "rule", "rules"),
             thousands(p.pins as u64)
         )?;
