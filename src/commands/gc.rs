@@ -4,7 +4,7 @@
 //! and that the store is still as analysed ([`crate::pipeline::recheck`]).
 
 use crate::model::problem::Problem;
-pub use crate::pipeline::analysis::{Analysis, GcOptions, analyse};
+pub use crate::pipeline::analysis::{Analysis, GcOptions, analyse, analyse_retaining};
 use crate::pipeline::progress::Progress;
 use crate::pipeline::recheck::{self, Judged, Refused, Since};
 use crate::pipeline::sweep::{self, Deleted};

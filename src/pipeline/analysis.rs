@@ -10,6 +10,7 @@ use crate::pipeline::inventory::{self, Inventory};
 use crate::pipeline::mark::{self, MarkOptions, Marks};
 use crate::pipeline::plan::Plan;
 use crate::pipeline::progress::{AnalysisError, Count, Progress};
+use crate::pipeline::untagged_policy::{self, UntaggedPolicyReport, UntaggedRetention};
 use crate::storage::{MultipartUpload, Storage};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,6 +47,8 @@ pub struct Analysis {
     /// The bucket's versioning (S3): `Enabled` or `Suspended` means deletes leave versions behind;
     /// `Err` says why it could not be read.
     pub versioning: Result<Option<crate::storage::Versioning>, String>,
+    /// With `gc -m --policy`: what the policy made of the untagged manifests.
+    pub untagged_policy: Option<UntaggedPolicyReport>,
     pub elapsed: Duration,
 }
 
@@ -120,6 +123,19 @@ pub fn analyse(
     progress: &Progress,
     cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
 ) -> Result<Analysis, AnalysisError> {
+    analyse_retaining(storage, options, None, progress, cache)
+}
+
+/// As [`analyse`]; with `delete_untagged` and a `retention` policy, the untagged manifests past the
+/// grace window are judged by it, and only those it expires are planned (see
+/// [`crate::pipeline::untagged_policy`]).
+pub fn analyse_retaining(
+    storage: &dyn Storage,
+    options: &GcOptions,
+    retention: Option<&UntaggedRetention>,
+    progress: &Progress,
+    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
+) -> Result<Analysis, AnalysisError> {
     let start = Instant::now();
     let versioning = storage.versioning().map_err(|e| e.to_string());
     // What tags have pointed at matters only to the untagged manifests -m deletes (their tags'
@@ -170,7 +186,22 @@ pub fn analyse(
         progress.check()?;
         progress.phase(&marking, Count::ManifestsRead, None);
     }
-    let marks = mark::mark(&inventory, &catalog, mark_options);
+    let mut marks = mark::mark(&inventory, &catalog, mark_options);
+    let mut untagged_policy = None;
+    if let (true, Some(retention)) = (options.delete_untagged, retention) {
+        let now = inventory::unix_seconds(options.now);
+        let (kept, report) = untagged_policy::judge(
+            storage,
+            &inventory,
+            &catalog,
+            &marks.untagged,
+            retention,
+            now,
+        );
+        marks = mark::mark_keeping(&inventory, &catalog, mark_options, &kept);
+        untagged_policy = Some(report);
+        progress.check()?;
+    }
     let ids = inventory::to_measure(&inventory, &marks.blobs);
     inventory::measure(storage, &mut inventory, &ids, progress);
     progress.check()?;
@@ -194,6 +225,7 @@ pub fn analyse(
         multipart,
         multipart_error,
         versioning,
+        untagged_policy,
         elapsed: start.elapsed(),
     })
 }

@@ -53,6 +53,9 @@ pub struct Marks {
     pub untagged: Vec<Vec<Digest>>,
     /// Untagged revisions kept only because they are within the grace window.
     pub manifests_held_by_grace: u64,
+    /// Untagged revisions kept only because a retention policy keeps them (`gc -m --policy`), or
+    /// because one it keeps reaches them.
+    pub manifests_held_by_policy: u64,
 }
 
 impl Marks {
@@ -82,10 +85,21 @@ pub fn mark_every_revision(inv: &Inventory, catalog: &Catalog) -> Marks {
 /// Marks what the roots reach.
 pub fn mark(inv: &Inventory, catalog: &Catalog, opts: MarkOptions) -> Marks {
     if opts.delete_untagged {
-        mark_tagged(inv, catalog, opts)
+        mark_tagged(inv, catalog, opts, &[])
     } else {
         mark_all_revisions(inv, catalog)
     }
+}
+
+/// As [`mark`] with `delete_untagged`, and per repository (in inventory order; missing: none) the
+/// untagged revisions a retention policy keeps as roots too, with everything they reach.
+pub fn mark_keeping(
+    inv: &Inventory,
+    catalog: &Catalog,
+    opts: MarkOptions,
+    kept: &[Vec<Digest>],
+) -> Marks {
+    mark_tagged(inv, catalog, opts, kept)
 }
 
 /// The manifests a walk has kept: by blob id (a bitmap) where the store holds their data, by digest
@@ -185,6 +199,7 @@ fn mark_all_revisions(inv: &Inventory, catalog: &Catalog) -> Marks {
         blobs,
         untagged: vec![Vec::new(); inv.repositories.len()],
         manifests_held_by_grace: 0,
+        manifests_held_by_policy: 0,
     }
 }
 
@@ -197,21 +212,31 @@ pub fn tag_reach(inv: &Inventory, catalog: &Catalog) -> Vec<RoaringBitmap> {
     };
     inv.repositories
         .par_iter()
-        .map(|r| mark_repository(r, inv, catalog, opts).0)
+        .map(|r| mark_repository(r, inv, catalog, opts, &[]).0)
         .collect()
 }
 
-fn mark_tagged(inv: &Inventory, catalog: &Catalog, opts: MarkOptions) -> Marks {
-    let per_repo: Vec<(RoaringBitmap, Vec<Digest>, u64)> = inv
+fn mark_tagged(
+    inv: &Inventory,
+    catalog: &Catalog,
+    opts: MarkOptions,
+    kept: &[Vec<Digest>],
+) -> Marks {
+    let per_repo: Vec<(RoaringBitmap, Vec<Digest>, u64, u64)> = inv
         .repositories
         .par_iter()
-        .map(|r| mark_repository(r, inv, catalog, opts))
+        .enumerate()
+        .map(|(i, r)| {
+            let kept = kept.get(i).map(Vec::as_slice).unwrap_or_default();
+            mark_repository(r, inv, catalog, opts, kept)
+        })
         .collect();
     let mut out = Marks::default();
-    for (marks, untagged, held) in per_repo {
+    for (marks, untagged, by_grace, by_policy) in per_repo {
         out.blobs |= marks;
         out.untagged.push(untagged);
-        out.manifests_held_by_grace += held;
+        out.manifests_held_by_grace += by_grace;
+        out.manifests_held_by_policy += by_policy;
     }
     out
 }
@@ -221,7 +246,8 @@ fn mark_repository(
     inv: &Inventory,
     catalog: &Catalog,
     opts: MarkOptions,
-) -> (RoaringBitmap, Vec<Digest>, u64) {
+    policy_kept: &[Digest],
+) -> (RoaringBitmap, Vec<Digest>, u64, u64) {
     let mut referrers: HashMap<Digest, Vec<Digest>> = HashMap::new();
     for rev in &repo.revisions {
         let refs = inv.blobs.id(rev).and_then(|id| catalog.refs(id));
@@ -263,12 +289,24 @@ fn mark_repository(
             );
         }
     }
-    let held = (count_kept(&kept) - before_grace) as u64;
+    let held = count_kept(&kept) - before_grace;
+    for rev in policy_kept {
+        reach(
+            *rev,
+            repo,
+            catalog,
+            &inv.blobs,
+            Some(&referrers),
+            &mut kept,
+            &mut marks,
+        );
+    }
+    let by_policy = count_kept(&kept) - before_grace - held;
     let untagged = repo
         .revisions
         .iter()
         .filter(|r| !kept.contains(&inv.blobs, r))
         .copied()
         .collect();
-    (marks, untagged, held)
+    (marks, untagged, held as u64, by_policy as u64)
 }

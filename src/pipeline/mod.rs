@@ -2,7 +2,7 @@
 //! [`catalog`] (each manifest read once, or answered by [`manifest_cache`]) → [`mark`] (roaring
 //! bitmaps over interned blob ids) → [`plan`], strung together by [`analysis`]. [`recheck`] asks
 //! whether the store changed since it was judged, and [`sweep`] is the only code above the seam that
-//! deletes, removes folders or aborts uploads. [`retention`] judges tags for `prune-tags`; [`cache`]
+//! deletes, removes folders or aborts uploads. [`retention`] judges tags for `prune-tags` ([`policy`], [`policy_judge`], [`pins`], [`pulls`] for a policy file), [`untagged_policy`] untagged manifests for `gc -m --policy`; [`cache`]
 //! evicts what a sweep deleted from the registry's blob-descriptor cache; [`lock`], [`database_lock`] (a store a metadata database owns), [`plan_file`],
 //! [`progress`] (the counts every job keeps, and the stop flag), [`referrers`], [`store_root`].
 
@@ -29,3 +29,4 @@ pub mod retention;
 pub mod store_root;
 pub mod sweep;
 pub mod trash;
+pub mod untagged_policy;

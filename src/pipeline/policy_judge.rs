@@ -43,44 +43,96 @@ pub fn judge(
     pulls: Option<&Pulls>,
     now: i64,
 ) -> Vec<Judgement> {
-    let mut units: Vec<Judged> = Vec::new();
-    match policy.unit {
-        Unit::Tag => {
-            for (i, t) in tags.iter().enumerate() {
-                units.push(Judged {
-                    tags: vec![i],
-                    names: vec![t.name.clone()],
-                    digest: t.current,
-                    pushed: t.moved,
-                    pulled: None,
-                    decided: None,
-                });
-            }
-        }
-        Unit::Image => {
-            for (i, t) in tags.iter().enumerate() {
-                let same = t
-                    .current
-                    .and_then(|d| units.iter_mut().find(|u| u.digest == Some(d)));
-                match same {
-                    Some(u) => {
-                        u.tags.push(i);
-                        u.names.push(t.name.clone());
-                        u.pushed = u.pushed.max(t.moved);
-                    }
-                    None => units.push(Judged {
-                        tags: vec![i],
-                        names: vec![t.name.clone()],
-                        digest: t.current,
-                        pushed: t.moved,
-                        pulled: None,
-                        decided: None,
-                    }),
-                }
+    let mut units = tagged_units(policy, tags);
+    decide(policy, repo, &mut units, pins, pulls, now);
+    let mut out = vec![not_selected(); tags.len()];
+    for u in units {
+        if let Some(j) = u.decided {
+            for i in u.tags {
+                out[i] = j.clone();
             }
         }
     }
-    for u in &mut units {
+    out
+}
+
+/// Judges the untagged manifests of `repo` (`untagged`: digest and push time, the time of its
+/// revision link), for `gc -m --policy`; one judgement each, in their order. The tags stand beside
+/// them as they do in `prune-tags`, so that a rule on `any` counts tagged and untagged together;
+/// their judgements are dropped (gc removes no tag).
+pub fn judge_untagged(
+    policy: &Policy,
+    repo: &str,
+    tags: &[Tag],
+    untagged: &[(Digest, i64)],
+    pins: &Pins,
+    pulls: Option<&Pulls>,
+    now: i64,
+) -> Vec<Judgement> {
+    let mut units = tagged_units(policy, tags);
+    let first = units.len();
+    units.extend(untagged.iter().map(|&(d, pushed)| Judged {
+        tags: Vec::new(),
+        names: Vec::new(),
+        digest: Some(d),
+        pushed,
+        pulled: None,
+        decided: None,
+    }));
+    decide(policy, repo, &mut units, pins, pulls, now);
+    units
+        .drain(first..)
+        .map(|u| u.decided.unwrap_or_else(not_selected))
+        .collect()
+}
+
+fn not_selected() -> Judgement {
+    Judgement {
+        keep: true,
+        rule: None,
+        reason: "no rule selects it".into(),
+    }
+}
+
+/// What the policy judges of `tags`: each tag, or each image with all its tags.
+fn tagged_units(policy: &Policy, tags: &[Tag]) -> Vec<Judged> {
+    let mut units: Vec<Judged> = Vec::new();
+    for (i, t) in tags.iter().enumerate() {
+        let same = match policy.unit {
+            Unit::Tag => None,
+            Unit::Image => t
+                .current
+                .and_then(|d| units.iter_mut().find(|u| u.digest == Some(d))),
+        };
+        match same {
+            Some(u) => {
+                u.tags.push(i);
+                u.names.push(t.name.clone());
+                u.pushed = u.pushed.max(t.moved);
+            }
+            None => units.push(Judged {
+                tags: vec![i],
+                names: vec![t.name.clone()],
+                digest: t.current,
+                pushed: t.moved,
+                pulled: None,
+                decided: None,
+            }),
+        }
+    }
+    units
+}
+
+/// Pins first, then the rules in order, each deciding what it selects and no earlier one decided.
+fn decide(
+    policy: &Policy,
+    repo: &str,
+    units: &mut [Judged],
+    pins: &Pins,
+    pulls: Option<&Pulls>,
+    now: i64,
+) {
+    for u in units.iter_mut() {
         if let Some(p) = pulls {
             u.pulled = p.last(repo, &u.names, u.digest.as_ref());
         }
@@ -104,25 +156,9 @@ pub fn judge(
     }
     for rule in &policy.rules {
         if rule.selects_repository(repo) {
-            apply(policy, rule, &mut units, pulls, now);
+            apply(policy, rule, units, pulls, now);
         }
     }
-    let mut out = vec![
-        Judgement {
-            keep: true,
-            rule: None,
-            reason: "no rule selects it".into(),
-        };
-        tags.len()
-    ];
-    for u in units {
-        if let Some(j) = u.decided {
-            for i in u.tags {
-                out[i] = j.clone();
-            }
-        }
-    }
-    out
 }
 
 fn selects(policy: &Policy, rule: &Rule, u: &Judged) -> bool {
@@ -133,7 +169,12 @@ fn selects(policy: &Policy, rule: &Rule, u: &Judged) -> bool {
         _ => {}
     }
     let included = match policy.unit {
-        Unit::Tag => rule.tags.is_empty() || rule.tags.iter().any(|p| p.is_match(&u.names[0])),
+        Unit::Tag => {
+            rule.tags.is_empty()
+                || u.names
+                    .first()
+                    .is_some_and(|n| rule.tags.iter().any(|p| p.is_match(n)))
+        }
         // ECR: every pattern matches one of the image's tags.
         Unit::Image => rule
             .tags
@@ -156,6 +197,7 @@ fn apply(policy: &Policy, rule: &Rule, units: &mut [Judged], pulls: Option<&Pull
         (
             Reverse(u.pushed),
             u.names.first().cloned().unwrap_or_default(),
+            u.digest,
         )
     };
     chosen.sort_by_key(|&i| key(&units[i]));
@@ -439,6 +481,43 @@ mod tests {
         let any = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any",
             "countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
         assert_eq!(removed(any, &tags), ["alpha-1", "alpha-2"]);
+    }
+
+    /// Untagged manifests beside the tags: a rule on `any` counts both (the tagged image is the
+    /// newest, so every untagged one goes), an untagged rule keeps the newest by push, and a tagged
+    /// rule selects none of them.
+    #[test]
+    fn untagged_manifests_are_counted_with_the_tags_by_any_rules() {
+        let tags = image(9, &["latest"], 0);
+        let untagged = [
+            (d(1), NOW - 3 * DAY),
+            (d(2), NOW - DAY),
+            (d(3), NOW - 2 * DAY),
+        ];
+        let kept = |policy: &str| -> Vec<bool> {
+            let p = Policy::parse("p", policy).unwrap();
+            judge_untagged(&p, "repo", &tags, &untagged, &Pins::default(), None, NOW)
+                .iter()
+                .map(|j| j.keep)
+                .collect()
+        };
+        let any = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any",
+            "countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+        assert_eq!(kept(any), [false, false, false]);
+        let two = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any",
+            "countType":"imageCountMoreThan","countNumber":2},"action":{"type":"expire"}}]}"#;
+        assert_eq!(kept(two), [false, true, false]);
+        let newest = "rules:\n  - status: untagged\n    keep: {newest: 2}\n";
+        assert_eq!(kept(newest), [false, true, true]);
+        let tagged = "rules:\n  - tags: ['*']\n    expire: true\n";
+        assert_eq!(kept(tagged), [true, true, true]);
+        let p = Policy::parse("p", newest).unwrap();
+        let pins = Pins::parse(
+            "reg:5000/repo@sha256:0101010101010101010101010101010101010101010101010101010101010101",
+        )
+        .unwrap();
+        let j = judge_untagged(&p, "repo", &tags, &untagged, &pins, None, NOW);
+        assert!(j[0].keep && j[0].reason.starts_with("pinned"), "{j:?}");
     }
 
     /// Azure's `acr purge --filter 'hello-world:.*' --ago 1d --keep 2`: tags older than a day

@@ -21,6 +21,9 @@ pub struct ManifestCounts {
     pub eligible: u64,
     /// Untagged revisions kept because their data is within the grace window.
     pub held_by_grace: u64,
+    /// Untagged revisions kept by a retention policy (`--policy`), or because one it keeps
+    /// reaches them.
+    pub held_by_policy: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,6 +199,9 @@ pub struct GcReport {
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// With `-m --policy`: what the policy made of the untagged manifests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untagged_policy: Option<crate::pipeline::untagged_policy::UntaggedPolicyReport>,
 }
 
 /// A bucket whose versioning keeps what regsweep deletes.
@@ -278,6 +284,7 @@ impl GcReport {
                 marked: total_revisions - eligible_manifests,
                 eligible: eligible_manifests,
                 held_by_grace: a.marks.manifests_held_by_grace,
+                held_by_policy: a.marks.manifests_held_by_policy,
             },
             blobs: BlobCounts {
                 total: inv.blobs.len() as u64 - inv.no_data.len(),
@@ -326,6 +333,7 @@ impl GcReport {
             bucket_versioning: BucketVersioning::of(&a.versioning),
             cache: None,
             notice: None,
+            untagged_policy: a.untagged_policy.clone(),
         }
     }
 
@@ -376,6 +384,9 @@ impl GcReport {
             thousands(b.eligible),
             human_bytes(b.eligible_bytes)
         )?;
+        if let Some(p) = &self.untagged_policy {
+            write_untagged_policy(out, p, m.held_by_policy)?;
+        }
         if b.held_by_grace > 0 || m.held_by_grace > 0 {
             writeln!(
                 out,
@@ -668,4 +679,48 @@ pub struct Applied {
     pub already_gone: u64,
     /// Garbage the new analysis found that the file does not list: left alone, it was not reviewed.
     pub new_since_plan: u64,
+}
+
+/// The policy's lines: its counts, and with `--explain` one line per judged manifest.
+fn write_untagged_policy(
+    out: &mut dyn Write,
+    p: &crate::pipeline::untagged_policy::UntaggedPolicyReport,
+    held: u64,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "  policy        {} ({}): of {} past grace, {} kept, {} expire",
+        p.path,
+        p.format.words(),
+        count(p.judged, "untagged manifest", "untagged manifests"),
+        thousands(p.kept),
+        thousands(p.expired)
+    )?;
+    if let (Some(from), Some(to)) = (&p.pulls_from, &p.pulls_to) {
+        writeln!(out, "                pull records from {from} to {to}")?;
+    }
+    if p.followers > 0 {
+        writeln!(
+            out,
+            "                {} follow the image that holds them (index children, referrers): \
+             {} kept with it",
+            count(p.followers, "untagged manifest", "untagged manifests"),
+            thousands(held.saturating_sub(p.kept))
+        )?;
+    }
+    for d in &p.decisions {
+        let why = match &d.rule {
+            Some(rule) => format!("rule {rule:?}: {}", d.reason),
+            None => d.reason.clone(),
+        };
+        writeln!(
+            out,
+            "    {:<6} {}@{}  {}  ({why})",
+            if d.keep { "keep" } else { "expire" },
+            d.repository,
+            d.digest,
+            d.pushed.as_deref().unwrap_or("-")
+        )?;
+    }
+    Ok(())
 }

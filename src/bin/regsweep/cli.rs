@@ -324,6 +324,23 @@ pub struct GcArgs {
     /// of kept manifests stay.
     #[arg(short = 'm', long)]
     pub delete_untagged: bool,
+    /// With -m: collect only the untagged manifests a retention policy's rules expire (rules with
+    /// status untagged or any; ECR's tagStatus untagged; acr purge --untagged). What no rule
+    /// selects is kept. The file prune-tags --policy reads.
+    #[arg(long, value_name = "FILE", requires = "delete_untagged")]
+    pub policy: Option<PathBuf>,
+    /// Name, for every untagged manifest the policy judged, the rule that decided it and why (in
+    /// --json as `untagged_policy.decisions`).
+    #[arg(long, requires = "policy")]
+    pub explain: bool,
+    /// Image references that are never expired (by digest, for untagged manifests), as `kubectl
+    /// get pods -A -o jsonpath='{..image}'` prints them.
+    #[arg(long, value_name = "FILE", requires = "policy")]
+    pub keep_images: Option<PathBuf>,
+    /// The registry's logs or saved notification events (repeatable; gzipped files too), for
+    /// rules on pulls (a pull by digest counts for that manifest).
+    #[arg(long = "pulls", value_name = "FILE", requires = "policy")]
+    pub pulls: Vec<PathBuf>,
     /// Delete what the plan lists. Without it nothing is deleted.
     #[arg(long)]
     pub delete: bool,

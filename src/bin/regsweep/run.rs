@@ -573,9 +573,52 @@ fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
     })
 }
 
+/// A policy file with its pins and pull records, read before any work so that a bad file fails
+/// at once, by name.
+fn read_policy(
+    path: &std::path::Path,
+    keep_images: Option<&std::path::Path>,
+    pulls: &[std::path::PathBuf],
+) -> anyhow::Result<(
+    regsweep::pipeline::policy::Policy,
+    regsweep::pipeline::pins::Pins,
+    Option<regsweep::pipeline::pulls::Pulls>,
+)> {
+    let policy = regsweep::pipeline::policy::Policy::read(path)?;
+    let pins = match keep_images {
+        Some(f) => regsweep::pipeline::pins::Pins::read(f)?,
+        None => Default::default(),
+    };
+    let pulls = if pulls.is_empty() {
+        None
+    } else {
+        Some(regsweep::pipeline::pulls::Pulls::read(pulls)?)
+    };
+    if policy.on_pulls() && pulls.is_none() {
+        eprintln!(
+            "regsweep: warning: {} has rules on pulls and no --pulls records were given: \
+             those rules keep everything they select",
+            path.display()
+        );
+    }
+    Ok((policy, pins, pulls))
+}
+
 fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
     // Before any work: an unwritable plan path fails now, not after the listing.
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
+    let retention = match &args.policy {
+        Some(path) => {
+            let (policy, pins, pulls) =
+                read_policy(path, args.keep_images.as_deref(), &args.pulls)?;
+            Some(regsweep::pipeline::untagged_policy::UntaggedRetention {
+                policy,
+                pins,
+                pulls,
+            })
+        }
+        None => None,
+    };
     let (target, storage) =
         open_storage(&args.storage, &args.s3, args.s3_delete.delete_versions, job)?;
     let mut cache = CacheRun::new(&target, &args.cache)?;
@@ -598,9 +641,10 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         now: SystemTime::now(),
     };
     let manifests = manifest_cache(&args.manifest_cache);
-    let result = gc::analyse(
+    let result = gc::analyse_retaining(
         storage.as_ref(),
         &options,
+        retention.as_ref(),
         &job.progress,
         manifests.as_ref(),
     );
@@ -609,6 +653,9 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let mut report = regsweep::report::gc::GcReport::new(&storage.describe(), &options, &analysis);
+    if let (false, Some(p)) = (args.explain, &mut report.untagged_policy) {
+        p.decisions.clear();
+    }
     report.database_in_use = database_owner(storage.as_ref());
     report.manifest_cache = manifests.map(ManifestCache::finish);
     if let (false, Some(window)) = (args.delete, args.safety.trash) {
@@ -860,26 +907,7 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         orphan_referrer_tags: args.orphan_referrer_tags,
     };
     let policy = match &args.policy {
-        Some(path) => {
-            let policy = regsweep::pipeline::policy::Policy::read(path)?;
-            let pins = match &args.keep_images {
-                Some(f) => regsweep::pipeline::pins::Pins::read(f)?,
-                None => Default::default(),
-            };
-            let pulls = if args.pulls.is_empty() {
-                None
-            } else {
-                Some(regsweep::pipeline::pulls::Pulls::read(&args.pulls)?)
-            };
-            if policy.on_pulls() && pulls.is_none() {
-                eprintln!(
-                    "regsweep: warning: {} has rules on pulls and no --pulls records were given: \
-                     those rules keep everything they select",
-                    path.display()
-                );
-            }
-            Some((policy, pins, pulls))
-        }
+        Some(path) => Some(read_policy(path, args.keep_images.as_deref(), &args.pulls)?),
         None => {
             rules.require_a_rule(args.all_tags)?;
             None
