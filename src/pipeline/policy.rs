@@ -485,7 +485,13 @@ fn ecr(path: &str, file: EcrFile) -> Result<Policy, PolicyError> {
         let days = || -> Result<Duration, PolicyError> {
             match s.count_unit.as_deref() {
                 Some("days") => Ok(Duration::from_secs(n * 86_400)),
-                other => Err(bad(format!("countUnit {other:?}: ECR counts time in days"))),
+                Some(other) => Err(bad(format!(
+                    "countUnit {other:?}: ECR counts time in days (\"countUnit\": \"days\")"
+                ))),
+                None => Err(bad(
+                    "countUnit is missing: ECR counts time in days (\"countUnit\": \"days\")"
+                        .into(),
+                )),
             }
         };
         let keep = match s.count_type.as_str() {
