@@ -5,6 +5,7 @@
 pub mod azure;
 pub mod crawl;
 pub mod gcs;
+pub mod metrics;
 pub mod oci;
 pub mod proxy;
 pub mod push;
