@@ -45,26 +45,8 @@ fn cached_registry(dir: &Path) -> (RedisServer, Registry, String) {
 fn pull(registry: &Registry, repo: &str, dir: &Path, name: &str, all: bool) -> Result<(), String> {
     std::fs::create_dir_all(dir.join("pulls")).unwrap();
     let dest = format!("oci:{}:pulled", dir.join("pulls").join(name).display());
-    let mut cmd = std::process::Command::new("skopeo");
-    cmd.args([
-        "--insecure-policy",
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-    ]);
-    if all {
-        cmd.arg("--all");
-    }
-    let out = cmd
-        .arg(registry.image(repo, "v1"))
-        .arg(dest)
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    let extra: &[&str] = if all { &["--all"] } else { &[] };
+    support::try_skopeo_copy(&registry.image(repo, "v1"), &dest, extra)
 }
 
 /// The cache as it must be after evicting `plan` from `before`: no `blobs::` hash of a swept blob,

@@ -9,7 +9,6 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 use support::registry::Registry;
 use support::{oci, read_plan, regsweep, run, skopeo_copy};
@@ -94,25 +93,11 @@ fn decision<'a>(summary: &'a serde_json::Value, repo: &str, digest: &str) -> &'a
         .unwrap_or_else(|| panic!("no decision for {repo}@{digest}: {summary}"))
 }
 
-/// Whether `reference` pulls through the registry (skopeo copy into an OCI layout at `into`).
+/// Whether `reference` pulls through the registry (into an OCI layout at `into`).
 fn pulls(reference: &str, into: &Path) -> Result<(), String> {
     std::fs::create_dir_all(into).unwrap();
-    let out = Command::new("skopeo")
-        .args([
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-        ])
-        .arg(format!("docker://{reference}"))
-        .arg(format!("oci:{}:x", into.display()))
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    let dest = format!("oci:{}:x", into.display());
+    support::try_skopeo_copy(&format!("docker://{reference}"), &dest, &[])
 }
 
 #[test]

@@ -256,52 +256,42 @@ fn mark_repository(
         }
     }
     let (mut kept, mut marks) = (Kept::default(), RoaringBitmap::new());
-    for t in repo.tags.iter().filter_map(|t| t.current) {
-        reach(
-            t,
-            repo,
-            catalog,
-            &inv.blobs,
-            Some(&referrers),
-            &mut kept,
-            &mut marks,
-        );
-    }
-    let count_kept = |kept: &Kept| {
-        let kept_here = |r: &&Digest| kept.contains(&inv.blobs, r);
-        repo.revisions.iter().filter(kept_here).count()
-    };
-    let before_grace = count_kept(&kept);
-    for rev in &repo.revisions {
-        let recent = inv
-            .blobs
-            .id(rev)
-            .is_some_and(|id| inv.blobs.modified(id) > opts.grace_cutoff);
-        if recent {
+    let reach_all = |roots: &mut dyn Iterator<Item = Digest>, kept: &mut Kept, marks: &mut _| {
+        for root in roots {
             reach(
-                *rev,
+                root,
                 repo,
                 catalog,
                 &inv.blobs,
                 Some(&referrers),
-                &mut kept,
-                &mut marks,
+                kept,
+                marks,
             );
         }
-    }
-    let held = count_kept(&kept) - before_grace;
-    for rev in policy_kept {
-        reach(
-            *rev,
-            repo,
-            catalog,
-            &inv.blobs,
-            Some(&referrers),
-            &mut kept,
-            &mut marks,
-        );
-    }
-    let by_policy = count_kept(&kept) - before_grace - held;
+    };
+    let count_kept = |kept: &Kept| {
+        let kept_here = |r: &&Digest| kept.contains(&inv.blobs, r);
+        repo.revisions.iter().filter(kept_here).count()
+    };
+    reach_all(
+        &mut repo.tags.iter().filter_map(|t| t.current),
+        &mut kept,
+        &mut marks,
+    );
+    let by_tags = count_kept(&kept);
+    let recent = |rev: &&Digest| {
+        inv.blobs
+            .id(rev)
+            .is_some_and(|id| inv.blobs.modified(id) > opts.grace_cutoff)
+    };
+    reach_all(
+        &mut repo.revisions.iter().filter(recent).copied(),
+        &mut kept,
+        &mut marks,
+    );
+    let by_grace = count_kept(&kept);
+    reach_all(&mut policy_kept.iter().copied(), &mut kept, &mut marks);
+    let (held, by_policy) = (by_grace - by_tags, count_kept(&kept) - by_grace);
     let untagged = repo
         .revisions
         .iter()

@@ -54,7 +54,15 @@ pub fn copy_of_demo(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// `skopeo copy` with TLS checks off for the loopback registry.
 pub fn skopeo_copy(src: &str, dst: &str, extra: &[&str]) {
-    run(Command::new("skopeo")
+    if let Err(e) = try_skopeo_copy(src, dst, extra) {
+        panic!("skopeo copy {src} {dst} failed:\n{e}");
+    }
+}
+
+/// `skopeo copy` (TLS checks off both ways) that may fail: `Err(stderr)`. skopeo checks every
+/// digest it pulls, so success means the image is whole.
+pub fn try_skopeo_copy(src: &str, dst: &str, extra: &[&str]) -> Result<(), String> {
+    let out = Command::new("skopeo")
         .args([
             "--insecure-policy",
             "copy",
@@ -63,7 +71,14 @@ pub fn skopeo_copy(src: &str, dst: &str, extra: &[&str]) {
             "--dest-tls-verify=false",
         ])
         .args(extra)
-        .args([src, dst]));
+        .args([src, dst])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start skopeo: {e}"));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// What a collector plans, as sets of digests (and repository/digest pairs for manifests).

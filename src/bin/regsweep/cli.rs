@@ -144,14 +144,8 @@ pub struct PruneArgs {
     /// Name, for every tag, the rule that decided it and why (in --json as `decisions`).
     #[arg(long, requires = "policy")]
     pub explain: bool,
-    /// Image references that are never expired, as `kubectl get pods -A -o
-    /// jsonpath='{..image}'` prints them (host optional, by tag or digest).
-    #[arg(long, value_name = "FILE", requires = "policy")]
-    pub keep_images: Option<PathBuf>,
-    /// The registry's logs or saved notification events (repeatable; gzipped files too), for
-    /// rules on pulls.
-    #[arg(long = "pulls", value_name = "FILE", requires = "policy")]
-    pub pulls: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy_inputs: PolicyInputs,
     /// Delete the tags the plan lists. Without it nothing is deleted.
     #[arg(long)]
     pub delete: bool,
@@ -333,14 +327,8 @@ pub struct GcArgs {
     /// --json as `untagged_policy.decisions`).
     #[arg(long, requires = "policy")]
     pub explain: bool,
-    /// Image references that are never expired (by digest, for untagged manifests), as `kubectl
-    /// get pods -A -o jsonpath='{..image}'` prints them.
-    #[arg(long, value_name = "FILE", requires = "policy")]
-    pub keep_images: Option<PathBuf>,
-    /// The registry's logs or saved notification events (repeatable; gzipped files too), for
-    /// rules on pulls (a pull by digest counts for that manifest).
-    #[arg(long = "pulls", value_name = "FILE", requires = "policy")]
-    pub pulls: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy_inputs: PolicyInputs,
     /// Delete what the plan lists. Without it nothing is deleted.
     #[arg(long)]
     pub delete: bool,
@@ -370,6 +358,20 @@ pub struct GcArgs {
     pub s3: S3Args,
     #[command(flatten)]
     pub s3_delete: S3DeleteArgs,
+}
+
+/// What a retention policy (`--policy`) may need besides its file: pins and pull records.
+#[derive(Debug, clap::Args)]
+pub struct PolicyInputs {
+    /// Image references that are never expired, as `kubectl get pods -A -o
+    /// jsonpath='{..image}'` prints them (host optional, by tag or digest).
+    #[arg(long, value_name = "FILE", requires = "policy")]
+    pub keep_images: Option<PathBuf>,
+    /// The registry's logs or saved notification events (repeatable; gzipped files too), for
+    /// rules on pulls (a pull by tag counts for that tag, by digest for that manifest and every
+    /// tag on it).
+    #[arg(long = "pulls", value_name = "FILE", requires = "policy")]
+    pub pulls: Vec<PathBuf>,
 }
 
 /// The registry's blob-descriptor cache, which a deleting run evicts what it deleted from.

@@ -577,22 +577,21 @@ fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
 /// at once, by name.
 fn read_policy(
     path: &std::path::Path,
-    keep_images: Option<&std::path::Path>,
-    pulls: &[std::path::PathBuf],
+    inputs: &crate::cli::PolicyInputs,
 ) -> anyhow::Result<(
     regsweep::pipeline::policy::Policy,
     regsweep::pipeline::pins::Pins,
     Option<regsweep::pipeline::pulls::Pulls>,
 )> {
     let policy = regsweep::pipeline::policy::Policy::read(path)?;
-    let pins = match keep_images {
+    let pins = match &inputs.keep_images {
         Some(f) => regsweep::pipeline::pins::Pins::read(f)?,
         None => Default::default(),
     };
-    let pulls = if pulls.is_empty() {
+    let pulls = if inputs.pulls.is_empty() {
         None
     } else {
-        Some(regsweep::pipeline::pulls::Pulls::read(pulls)?)
+        Some(regsweep::pipeline::pulls::Pulls::read(&inputs.pulls)?)
     };
     if policy.on_pulls() && pulls.is_none() {
         eprintln!(
@@ -609,8 +608,7 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
     let retention = match &args.policy {
         Some(path) => {
-            let (policy, pins, pulls) =
-                read_policy(path, args.keep_images.as_deref(), &args.pulls)?;
+            let (policy, pins, pulls) = read_policy(path, &args.policy_inputs)?;
             Some(regsweep::pipeline::untagged_policy::UntaggedRetention {
                 policy,
                 pins,
@@ -907,7 +905,7 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         orphan_referrer_tags: args.orphan_referrer_tags,
     };
     let policy = match &args.policy {
-        Some(path) => Some(read_policy(path, args.keep_images.as_deref(), &args.pulls)?),
+        Some(path) => Some(read_policy(path, &args.policy_inputs)?),
         None => {
             rules.require_a_rule(args.all_tags)?;
             None
