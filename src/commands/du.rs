@@ -9,17 +9,22 @@
 //! (`multipart_bytes`), which no object listing shows and which are billed all the same.
 
 use crate::pipeline::analysis::{self, Multipart, StoreRead};
+use crate::pipeline::catalog::Catalog;
 use crate::pipeline::inventory;
+use crate::pipeline::inventory::Inventory;
 use crate::pipeline::mark;
 use crate::pipeline::progress::{AnalysisError, Count, Progress};
-use crate::report::du::{DuReport, Reclaimable, RepoUsage};
+use crate::report::du::{BlobUsage, DuReport, Reclaimable, RepoUsage, SHARED_NAMES, TagUsage};
 use crate::storage::Storage;
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime};
 
-/// Measures the store.
+/// Measures the store; per repository, its `blobs_per_repo` largest blobs are listed.
 pub fn du(
     storage: &dyn Storage,
+    blobs_per_repo: usize,
     progress: &Progress,
     cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
 ) -> Result<DuReport, AnalysisError> {
@@ -49,16 +54,27 @@ pub fn du(
         once |= reach;
     }
     let tagged = once;
+    let tag_sizes = tag_sizes(&inv, &cat);
+    let mut largest = largest_blobs(&inv, &per_repo, blobs_per_repo);
     let mut repositories: Vec<RepoUsage> = inv
         .repositories
         .iter()
         .zip(&per_repo)
-        .map(|(r, reach)| RepoUsage {
-            name: r.name.clone(),
-            tags: r.tags.len() as u64,
-            manifests: r.revisions.len() as u64,
-            bytes: inv.blobs.bytes_of(reach),
-            exclusive_bytes: inv.blobs.bytes_of(&(reach - &twice)),
+        .zip(tag_sizes)
+        .zip(largest.iter_mut())
+        .map(|(((r, reach), tag_sizes), largest)| {
+            let bytes = inv.blobs.bytes_of(reach);
+            let exclusive_bytes = inv.blobs.bytes_of(&(reach - &twice));
+            RepoUsage {
+                name: r.name.clone(),
+                tags: r.tags.len() as u64,
+                manifests: r.revisions.len() as u64,
+                bytes,
+                exclusive_bytes,
+                shared_bytes: bytes - exclusive_bytes,
+                tag_sizes,
+                largest_blobs: std::mem::take(largest),
+            }
         })
         .collect();
     repositories.sort_by(|a, b| {
@@ -69,6 +85,7 @@ pub fn du(
     Ok(DuReport {
         database_in_use: None,
         storage: storage.describe(),
+        time: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         blobs: inv.blobs.len() as u64 - inv.no_data.len(),
         total_bytes,
         reclaimable: Reclaimable {
@@ -89,5 +106,70 @@ pub fn du(
         elapsed_ms: start.elapsed().as_millis() as u64,
         manifest_cache: None,
         trash: None,
+        history: None,
     })
+}
+
+/// Per repository, its tags with the bytes each one's image reaches.
+fn tag_sizes(inv: &Inventory, cat: &Catalog) -> Vec<Vec<TagUsage>> {
+    let per_tag = mark::reach_per_tag(inv, cat);
+    let repos = inv.repositories.iter().zip(per_tag);
+    repos
+        .map(|(r, reaches)| {
+            let tags = r.tags.iter().zip(reaches);
+            tags.map(|(t, reach)| TagUsage {
+                name: t.name.clone(),
+                digest: t.current.map(|d| d.to_string()),
+                bytes: inv.blobs.bytes_of(&reach),
+            })
+            .collect()
+        })
+        .collect()
+}
+
+/// Per repository, the `n` largest blobs its tags reach (by size, then digest), each with the other
+/// repositories whose tags reach it.
+fn largest_blobs(inv: &Inventory, per_repo: &[RoaringBitmap], n: usize) -> Vec<Vec<BlobUsage>> {
+    let blobs = &inv.blobs;
+    let chosen: Vec<Vec<u32>> = per_repo
+        .par_iter()
+        .map(|reach| {
+            let mut ids: Vec<u32> = reach.iter().collect();
+            let key = |id: &u32| (std::cmp::Reverse(blobs.size(*id)), blobs.digest(*id));
+            if ids.len() > n {
+                ids.select_nth_unstable_by_key(n, key);
+                ids.truncate(n);
+            }
+            ids.sort_by_key(key);
+            ids
+        })
+        .collect();
+    let wanted: RoaringBitmap = chosen.iter().flatten().copied().collect();
+    // Who reaches each chosen blob, in inventory order.
+    let mut holders: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, reach) in per_repo.iter().enumerate() {
+        for id in reach & &wanted {
+            holders.entry(id).or_default().push(i);
+        }
+    }
+    let name = |i: &usize| inv.repositories[*i].name.clone();
+    for held in holders.values_mut() {
+        held.sort_by(|a, b| inv.repositories[*a].name.cmp(&inv.repositories[*b].name));
+    }
+    chosen
+        .iter()
+        .enumerate()
+        .map(|(me, ids)| {
+            let usage = |id: &u32| {
+                let others = || holders[id].iter().filter(|i| **i != me);
+                BlobUsage {
+                    digest: blobs.digest(*id).to_string(),
+                    bytes: blobs.size(*id),
+                    shared_by: others().count() as u64,
+                    shared_with: others().take(SHARED_NAMES).map(name).collect(),
+                }
+            };
+            ids.iter().map(usage).collect()
+        })
+        .collect()
 }

@@ -216,6 +216,43 @@ pub fn tag_reach(inv: &Inventory, catalog: &Catalog) -> Vec<RoaringBitmap> {
         .collect()
 }
 
+/// Per repository (in inventory order), per tag (in the repository's tag order), the blobs that tag
+/// reaches: the image it names, with referrers as [`tag_reach`] follows them. Empty for a tag whose
+/// link is bad. The union over a repository's tags is its entry in [`tag_reach`].
+pub fn reach_per_tag(inv: &Inventory, catalog: &Catalog) -> Vec<Vec<RoaringBitmap>> {
+    inv.repositories
+        .par_iter()
+        .map(|repo| {
+            let referrers = referrers_in(repo, inv, catalog);
+            let image = |start: Digest| {
+                let (mut kept, mut marks) = (Kept::default(), RoaringBitmap::new());
+                let (blobs, refs) = (&inv.blobs, Some(&referrers));
+                reach(start, repo, catalog, blobs, refs, &mut kept, &mut marks);
+                marks
+            };
+            let tags = repo.tags.iter();
+            tags.map(|t| t.current.map(image).unwrap_or_default())
+                .collect()
+        })
+        .collect()
+}
+
+/// The revisions of `repo` by the subject they name.
+fn referrers_in(
+    repo: &Repository,
+    inv: &Inventory,
+    catalog: &Catalog,
+) -> HashMap<Digest, Vec<Digest>> {
+    let mut referrers: HashMap<Digest, Vec<Digest>> = HashMap::new();
+    for rev in &repo.revisions {
+        let refs = inv.blobs.id(rev).and_then(|id| catalog.refs(id));
+        if let Some(subject) = refs.and_then(|r| r.subject) {
+            referrers.entry(subject).or_default().push(*rev);
+        }
+    }
+    referrers
+}
+
 fn mark_tagged(
     inv: &Inventory,
     catalog: &Catalog,
@@ -248,13 +285,7 @@ fn mark_repository(
     opts: MarkOptions,
     policy_kept: &[Digest],
 ) -> (RoaringBitmap, Vec<Digest>, u64, u64) {
-    let mut referrers: HashMap<Digest, Vec<Digest>> = HashMap::new();
-    for rev in &repo.revisions {
-        let refs = inv.blobs.id(rev).and_then(|id| catalog.refs(id));
-        if let Some(subject) = refs.and_then(|r| r.subject) {
-            referrers.entry(subject).or_default().push(*rev);
-        }
-    }
+    let referrers = referrers_in(repo, inv, catalog);
     let (mut kept, mut marks) = (Kept::default(), RoaringBitmap::new());
     let reach_all = |roots: &mut dyn Iterator<Item = Digest>, kept: &mut Kept, marks: &mut _| {
         for root in roots {

@@ -16,7 +16,37 @@ pub struct RepoUsage {
     pub bytes: u64,
     /// Of those, the ones no other repository's tags reach.
     pub exclusive_bytes: u64,
+    /// The rest: blobs another repository's tags reach too (`bytes - exclusive_bytes`).
+    pub shared_bytes: u64,
+    /// Each tag, by name, with the bytes its image reaches.
+    pub tag_sizes: Vec<TagUsage>,
+    /// The largest blobs its tags reach, largest first (`du --blobs-per-repo`, 5 unless told).
+    pub largest_blobs: Vec<BlobUsage>,
 }
+
+/// One tag and what its image holds.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TagUsage {
+    pub name: String,
+    /// The manifest it names; `None` where its link is missing or bad.
+    pub digest: Option<String>,
+    /// Distinct blobs its image reaches: manifests, configs, layers, referrers.
+    pub bytes: u64,
+}
+
+/// One of a repository's largest blobs and who else holds it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BlobUsage {
+    pub digest: String,
+    pub bytes: u64,
+    /// How many other repositories' tags reach it.
+    pub shared_by: u64,
+    /// Their names, sorted; the first [`SHARED_NAMES`] of them.
+    pub shared_with: Vec<String>,
+}
+
+/// How many names of the repositories sharing a blob a report lists.
+pub const SHARED_NAMES: usize = 20;
 
 /// What collecting would free, at `--grace 0s` (`grace_seconds`, always 0: what is unreachable now,
 /// however recent; `gc`'s default grace holds back the last two hours).
@@ -37,6 +67,8 @@ pub struct Reclaimable {
 #[derive(Debug, Clone, Serialize)]
 pub struct DuReport {
     pub storage: String,
+    /// When the run finished reading the store (RFC 3339, UTC).
+    pub time: String,
     /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
     /// layout does not say what is live, and nothing may be deleted offline.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,6 +88,9 @@ pub struct DuReport {
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
+    /// What `--history` recorded: growth per repository and the fill date (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<crate::report::du_history::Growth>,
     /// What regsweep's trash holds, beside the registry's keys and not counted in `total_bytes`
     /// (absent when it is empty).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,6 +172,9 @@ impl DuReport {
         }
         if let Some(t) = &self.trash {
             super::trash::write_held(t, out)?;
+        }
+        if let Some(g) = &self.history {
+            g.write_human(out, top)?;
         }
         if self.problems > 0 {
             writeln!(

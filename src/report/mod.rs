@@ -4,6 +4,8 @@
 
 pub mod audit;
 pub mod du;
+pub mod du_history;
+pub mod du_page;
 pub mod gc;
 pub mod metrics;
 pub mod prune_tags;

@@ -280,6 +280,21 @@ pub struct DuArgs {
     /// Repositories shown in the table, by exclusive bytes.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
+    /// Also write the report as one self-contained HTML page (a treemap, a sortable table, each
+    /// repository's tags and largest blobs) that makes no request when opened.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Append this run's figures to FILE (JSON Lines, created if need be) and report growth per
+    /// repository over the recorded runs, with the date the store fills at the recent rate.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// What the store may hold, for the fill date (`500G`, `4TiB`, `2TB`, bytes); by default a
+    /// filesystem store's own filesystem size and free space.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "history")]
+    pub capacity: Option<u64>,
+    /// Largest blobs listed per repository, with who shares them.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub blobs_per_repo: usize,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -433,6 +448,43 @@ pub struct S3DeleteArgs {
     /// versions cannot be restored. The dry run names the bucket's versioning and this choice.
     #[arg(long)]
     pub delete_versions: bool,
+}
+
+/// A size: bytes, or a number with a unit: K, M, G, T, P and KiB … PiB are powers of 1024 (as
+/// `df -h` prints them), KB … PB powers of 1000.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (say 500G, 4TiB, 2TB or a number of bytes)"))?;
+    let power = |p: i32, base: f64| base.powi(p);
+    let scale = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KIB" => power(1, 1024.0),
+        "M" | "MIB" => power(2, 1024.0),
+        "G" | "GIB" => power(3, 1024.0),
+        "T" | "TIB" => power(4, 1024.0),
+        "P" | "PIB" => power(5, 1024.0),
+        "KB" => power(1, 1000.0),
+        "MB" => power(2, 1000.0),
+        "GB" => power(3, 1000.0),
+        "TB" => power(4, 1000.0),
+        "PB" => power(5, 1000.0),
+        other => {
+            return Err(format!(
+                "{other:?} is not a unit of size (K, M, G, T, P, KiB … PiB, KB … PB)"
+            ));
+        }
+    };
+    let bytes = n * scale;
+    if bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{s:?}: a capacity is at least one byte"));
+    }
+    Ok(bytes as u64)
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {

@@ -513,9 +513,21 @@ fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
 }
 
 fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
-    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    use regsweep::report::du_history;
+    let (target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    // A damaged history stops the run before the work, by name.
+    let recorded = match &args.history {
+        Some(path) => Some(du_history::read(path, &storage.describe())?),
+        None => None,
+    };
     let manifests = manifest_cache(&args.manifest_cache);
-    let result = regsweep::commands::du::du(storage.as_ref(), &job.progress, manifests.as_ref());
+    let result = regsweep::commands::du::du(
+        storage.as_ref(),
+        args.blobs_per_repo,
+        &job.progress,
+        manifests.as_ref(),
+    );
+    let read_at = SystemTime::now();
     let mut report = match analysed(job, result, storage.as_ref())? {
         Ok(r) => r,
         Err(exit) => return Ok(exit),
@@ -523,6 +535,16 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
     report.manifest_cache = manifests.map(ManifestCache::finish);
     report.database_in_use = database_owner(storage.as_ref());
     report.trash = trash_held(storage.as_ref());
+    if let (Some(path), Some(mut runs)) = (&args.history, recorded) {
+        let room = store_room(&target, args.capacity, report.total_bytes)?;
+        let run = du_history::record(&report, read_at, room);
+        du_history::append(path, &run)?;
+        runs.push(run);
+        report.history = du_history::growth(path, &runs);
+    }
+    if let Some(path) = &args.html {
+        write_page(path, &report)?;
+    }
     job.metrics.du(&report);
     job.metrics.trash(report.trash.as_ref(), None);
     job.metrics.requests(storage.request_counts().as_ref());
@@ -530,10 +552,65 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
         if args.json {
             report.write_json(out)
         } else {
-            report.write_human(out, args.top)
+            report.write_human(out, args.top)?;
+            match &args.html {
+                Some(p) => writeln!(out, "page written to {}", p.display()),
+                None => Ok(()),
+            }
         }
     })?;
     Ok(Exit::Success)
+}
+
+/// Where the store's bytes may go: `--capacity` less what it holds, or its filesystem's size and
+/// free space; `None` for a bucket without `--capacity`.
+fn store_room(
+    target: &Target,
+    capacity: Option<u64>,
+    total_bytes: u64,
+) -> anyhow::Result<Option<regsweep::report::du_history::Room>> {
+    use regsweep::report::du_history::Room;
+    if let Some(capacity_bytes) = capacity {
+        let available_bytes = capacity_bytes.saturating_sub(total_bytes);
+        return Ok(Some(Room {
+            capacity_bytes,
+            available_bytes,
+        }));
+    }
+    match &target.spec {
+        StorageSpec::Filesystem { root } => {
+            let fs = rustix::fs::statvfs(root).with_context(|| {
+                format!(
+                    "reading the size of the filesystem holding {}",
+                    root.display()
+                )
+            })?;
+            Ok(Some(Room {
+                capacity_bytes: fs.f_blocks * fs.f_frsize,
+                available_bytes: fs.f_bavail * fs.f_frsize,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Writes the du page to `path` through a temporary file beside it, so that a reader never sees half
+/// a page.
+fn write_page(
+    path: &std::path::Path,
+    report: &regsweep::report::du::DuReport,
+) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("--html {}: not a file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        regsweep::report::du_page::write_page(report, &mut f)?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().with_context(|| format!("writing the page {}", path.display()))
 }
 
 fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
