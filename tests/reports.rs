@@ -45,6 +45,21 @@ fn tag_targets(root: &Path) -> BTreeMap<String, Vec<String>> {
     out
 }
 
+/// Per repository, its tags by name and what each names, read from the folders.
+fn tags_of(root: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for key in support::files_ending(&root.join(V2).join("repositories"), "/current/link") {
+        let (repo, rest) = key.split_once("/_manifests/tags/").unwrap();
+        let tag = rest.strip_suffix("/current/link").unwrap();
+        let target =
+            std::fs::read_to_string(root.join(V2).join("repositories").join(&key)).unwrap();
+        out.entry(repo.to_owned())
+            .or_default()
+            .insert(tag.to_owned(), target.trim().to_owned());
+    }
+    out
+}
+
 /// Every digest a manifest reaches: itself, an index's children (recursively), config and layers.
 fn reach(root: &Path, manifest: &str, into: &mut BTreeSet<String>) {
     if !into.insert(manifest.to_owned()) {
@@ -101,6 +116,65 @@ fn du_sums_match_an_independent_count_of_what_each_repositorys_tags_reach() {
         assert_eq!(r["bytes"], sum(root, mine), "{name}: {r}");
         assert_eq!(r["exclusive_bytes"], sum(root, &exclusive), "{name}: {r}");
     }
+    // Per tag, the bytes its image reaches; per repository, its largest blobs and who shares them.
+    let tags = tags_of(root);
+    for r in repos {
+        let name = r["name"].as_str().unwrap();
+        let expected: Vec<(String, String, u64)> = tags
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|(tag, target)| {
+                let mut set = BTreeSet::new();
+                reach(root, target, &mut set);
+                (tag.clone(), target.clone(), sum(root, &set))
+            })
+            .collect();
+        let reported: Vec<(String, String, u64)> = r["tag_sizes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let s = |k: &str| t[k].as_str().unwrap().to_owned();
+                (s("name"), s("digest"), t["bytes"].as_u64().unwrap())
+            })
+            .collect();
+        assert_eq!(reported, expected, "{name}");
+        let mut largest: Vec<(u64, String)> = reached[name]
+            .iter()
+            .map(|d| (size(root, d), d.clone()))
+            .collect();
+        largest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        largest.truncate(5);
+        let blobs = r["largest_blobs"].as_array().unwrap();
+        assert_eq!(blobs.len(), largest.len(), "{name}: {r}");
+        for (b, (bytes, digest)) in blobs.iter().zip(&largest) {
+            assert_eq!(
+                (b["bytes"].as_u64().unwrap(), b["digest"].as_str().unwrap()),
+                (*bytes, digest.as_str())
+            );
+            let holders: Vec<&String> = reached
+                .iter()
+                .filter(|(n, set)| *n != name && set.contains(digest))
+                .map(|(n, _)| n)
+                .collect();
+            assert_eq!(b["shared_by"], holders.len(), "{name} {digest}");
+            assert_eq!(
+                b["shared_with"],
+                serde_json::json!(holders),
+                "{name} {digest}"
+            );
+        }
+        assert_eq!(
+            r["shared_bytes"],
+            r["bytes"].as_u64().unwrap() - r["exclusive_bytes"].as_u64().unwrap()
+        );
+    }
+    let base = repos.iter().find(|r| r["name"] == "library/base").unwrap();
+    assert_eq!(
+        base["largest_blobs"][0]["shared_with"],
+        serde_json::json!(["mirror/base"])
+    );
     // The two repositories holding the same image share all of it.
     let by_name = |n: &str| repos.iter().find(|r| r["name"] == n).unwrap();
     assert!(by_name("library/base")["bytes"].as_u64().unwrap() > 0);

@@ -1,5 +1,5 @@
 //! `du --html FILE`: the du report as one self-contained page. Everything is drawn here, when the
-//! page is written: the treemap's squarified layout (the `treemap` crate), the tables, the history's
+//! page is written: the treemap's squarified layout ([`super::treemap`]), the tables, the history's
 //! sparklines. Its style and script are inline, and its Content-Security-Policy allows no request at
 //! all, so the page works offline and nothing it shows leaves the machine that opens it. The script
 //! only sorts and filters the table; without it, every number is still there.
@@ -7,12 +7,12 @@
 //! Each number is in the page twice: as text for people (`1.5 GiB`) and exactly, as the
 //! `data-bytes` (or `data-value`) of its element, equal to the field of `du --json` it comes from.
 
+use super::treemap::{Rect, squarify};
 use crate::model::text::{human_bytes, thousands};
 use crate::report::du::{DuReport, RepoUsage};
 use crate::report::du_history::{Growth, per_day};
 use std::fmt::Write as _;
 use std::io::{self, Write};
-use treemap::{Mappable, Rect, TreemapLayout};
 
 /// The treemap's drawing size, in SVG units (it scales to the page's width).
 const MAP_W: f64 = 1200.0;
@@ -53,25 +53,6 @@ fn signed_bytes(n: i64) -> String {
     format!("{sign}{}", human_bytes(n.unsigned_abs()))
 }
 
-/// A tile of the treemap: a repository (or the rest, `index == None`) and where the layout put it.
-struct Tile {
-    size: f64,
-    bounds: Rect,
-    index: Option<usize>,
-}
-
-impl Mappable for Tile {
-    fn size(&self) -> f64 {
-        self.size
-    }
-    fn bounds(&self) -> &Rect {
-        &self.bounds
-    }
-    fn set_bounds(&mut self, bounds: Rect) {
-        self.bounds = bounds;
-    }
-}
-
 /// The treemap: one tile per repository with bytes, its area its bytes; the darker part at its foot
 /// is its exclusive bytes, the rest what it shares.
 fn treemap(repos: &[RepoUsage]) -> String {
@@ -80,21 +61,13 @@ fn treemap(repos: &[RepoUsage]) -> String {
         (repos[*b].bytes, &repos[*a].name).cmp(&(repos[*a].bytes, &repos[*b].name))
     });
     let rest: Vec<usize> = order.split_off(order.len().min(MAP_TILES));
-    let mut tiles: Vec<Tile> = order
-        .iter()
-        .map(|i| Tile {
-            size: repos[*i].bytes as f64,
-            bounds: Rect::new(),
-            index: Some(*i),
-        })
-        .collect();
+    // A repository each, then the rest as one tile (`None`), largest first.
+    let mut tiles: Vec<(Option<usize>, u64)> =
+        order.iter().map(|i| (Some(*i), repos[*i].bytes)).collect();
     let rest_bytes: u64 = rest.iter().map(|i| repos[*i].bytes).sum();
     if rest_bytes > 0 {
-        tiles.push(Tile {
-            size: rest_bytes as f64,
-            bounds: Rect::new(),
-            index: None,
-        });
+        let at = tiles.partition_point(|(_, b)| *b >= rest_bytes);
+        tiles.insert(at, (None, rest_bytes));
     }
     let mut svg = format!(
         "<svg id=\"treemap\" viewBox=\"0 0 {MAP_W} {MAP_H}\" role=\"img\" \
@@ -108,10 +81,15 @@ fn treemap(repos: &[RepoUsage]) -> String {
             MAP_H / 2.0
         );
     }
-    TreemapLayout::new().layout_items(&mut tiles, Rect::from_points(0.0, 0.0, MAP_W, MAP_H));
-    for t in &tiles {
-        let Rect { x, y, w, h } = t.bounds;
-        let (label, bytes_n, exclusive, attrs) = match t.index {
+    let sizes: Vec<f64> = tiles.iter().map(|(_, b)| *b as f64).collect();
+    let bounds = Rect {
+        x: 0.0,
+        y: 0.0,
+        w: MAP_W,
+        h: MAP_H,
+    };
+    for ((index, _), Rect { x, y, w, h }) in tiles.iter().zip(squarify(&sizes, bounds)) {
+        let (label, bytes_n, exclusive, attrs) = match *index {
             Some(i) => {
                 let r = &repos[i];
                 let attrs = format!(

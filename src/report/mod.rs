@@ -10,6 +10,7 @@ pub mod gc;
 pub mod metrics;
 pub mod prune_tags;
 pub mod trash;
+pub mod treemap;
 
 use serde::Serialize;
 use std::io::{self, Write};

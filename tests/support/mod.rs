@@ -7,6 +7,7 @@ pub mod crawl;
 pub mod gcs;
 pub mod metrics;
 pub mod oci;
+pub mod page;
 pub mod proxy;
 pub mod push;
 pub mod redis;
