@@ -13,7 +13,7 @@ fn du(root: &Path, history: &Path, extra: &[&str]) -> Value {
     let mut args: Vec<&std::ffi::OsStr> =
         vec!["du".as_ref(), "--no-cache".as_ref(), "--history".as_ref()];
     args.push(history.as_os_str());
-    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
     args.push(root.as_os_str());
     let (code, report, stderr) = regsweep_json(&args);
     assert_eq!(code, 0, "{stderr}");
