@@ -515,6 +515,16 @@ fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
 fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
     use regsweep::report::du_history;
     let (target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    if let Some(page) = &args.html {
+        let folder = page.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+            anyhow::bail!(
+                "--html {}: there is no folder {}",
+                page.display(),
+                folder.display()
+            );
+        }
+    }
     // A damaged history stops the run before the work, by name.
     let recorded = match &args.history {
         Some(path) => Some(du_history::read(path, &storage.describe())?),
