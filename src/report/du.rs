@@ -3,6 +3,7 @@
 
 use crate::model::text::{count, human_bytes};
 use crate::report::WriteJson;
+use crate::report::du_history::{Recorded, RepoFigures, Room};
 use serde::Serialize;
 
 /// One repository's usage.
@@ -100,6 +101,33 @@ pub struct DuReport {
 impl WriteJson for DuReport {}
 
 impl DuReport {
+    /// This run's line of a `--history` file.
+    pub fn recorded(&self, at: std::time::SystemTime, room: Option<Room>) -> Recorded {
+        let rc = &self.reclaimable;
+        Recorded {
+            time: humantime::format_rfc3339_millis(at).to_string(),
+            storage: self.storage.clone(),
+            blobs: self.blobs,
+            total_bytes: self.total_bytes,
+            reclaimable_bytes: rc.unreferenced_bytes + rc.untagged_bytes,
+            capacity_bytes: room.map(|r| r.capacity_bytes),
+            available_bytes: room.map(|r| r.available_bytes),
+            repositories: self
+                .repositories
+                .iter()
+                .map(|r| {
+                    let figures = RepoFigures {
+                        bytes: r.bytes,
+                        exclusive_bytes: r.exclusive_bytes,
+                        tags: r.tags,
+                        manifests: r.manifests,
+                    };
+                    (r.name.clone(), figures)
+                })
+                .collect(),
+        }
+    }
+
     /// A table of the `top` repositories by exclusive bytes, then the store's totals.
     pub fn write_human(&self, out: &mut dyn std::io::Write, top: usize) -> std::io::Result<()> {
         super::write_owner(out, self.database_in_use.as_ref())?;

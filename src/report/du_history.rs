@@ -6,7 +6,6 @@
 //! the run with the file and line named: a history is never restarted behind the operator's back.
 
 use crate::model::text::{count, human_bytes};
-use crate::report::du::DuReport;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -137,33 +136,6 @@ pub fn read(path: &Path, storage: &str) -> Result<Vec<Recorded>, HistoryError> {
         runs.push(run);
     }
     Ok(runs)
-}
-
-/// This run's line.
-pub fn record(report: &DuReport, at: SystemTime, room: Option<Room>) -> Recorded {
-    let rc = &report.reclaimable;
-    Recorded {
-        time: humantime::format_rfc3339_millis(at).to_string(),
-        storage: report.storage.clone(),
-        blobs: report.blobs,
-        total_bytes: report.total_bytes,
-        reclaimable_bytes: rc.unreferenced_bytes + rc.untagged_bytes,
-        capacity_bytes: room.map(|r| r.capacity_bytes),
-        available_bytes: room.map(|r| r.available_bytes),
-        repositories: report
-            .repositories
-            .iter()
-            .map(|r| {
-                let figures = RepoFigures {
-                    bytes: r.bytes,
-                    exclusive_bytes: r.exclusive_bytes,
-                    tags: r.tags,
-                    manifests: r.manifests,
-                };
-                (r.name.clone(), figures)
-            })
-            .collect(),
-    }
 }
 
 /// Appends `run` to `path` (created if need be) as one line, synced.

@@ -547,7 +547,7 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
     report.trash = trash_held(storage.as_ref());
     if let (Some(path), Some(mut runs)) = (&args.history, recorded) {
         let room = store_room(&target, args.capacity, report.total_bytes)?;
-        let run = du_history::record(&report, read_at, room);
+        let run = report.recorded(read_at, room);
         du_history::append(path, &run)?;
         runs.push(run);
         report.history = du_history::growth(path, &runs);
