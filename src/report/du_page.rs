@@ -289,6 +289,12 @@ fn reclaimable(report: &DuReport, out: &mut String) {
 
 fn repo_table(report: &DuReport, out: &mut String) {
     let growth = report.history.as_ref();
+    // By name, once: a lookup per row would be quadratic in the repositories.
+    let grown: std::collections::HashMap<&str, &crate::report::du_history::RepoGrowth> = growth
+        .iter()
+        .flat_map(|g| &g.repositories)
+        .map(|x| (x.name.as_str(), x))
+        .collect();
     let _ = write!(
         out,
         "<section id=\"table\"><h2>Repositories</h2>\
@@ -324,8 +330,8 @@ fn repo_table(report: &DuReport, out: &mut String) {
             cell("shared", r.shared_bytes),
             name = esc(&r.name),
         );
-        if let Some(g) = growth {
-            match g.repositories.iter().find(|x| x.name == r.name) {
+        if growth.is_some() {
+            match grown.get(r.name.as_str()) {
                 Some(x) => {
                     let rate = x.bytes.recent_bytes_per_day;
                     let _ = write!(
