@@ -151,6 +151,26 @@ impl BlobTable {
         }
     }
 
+    /// The table with `added` (digests it lacks, with their sizes) as blobs written after the
+    /// listing ([`AFTER_SNAPSHOT`]). Ids change.
+    fn with_added(self, added: Vec<(Digest, u64)>) -> BlobTable {
+        let mut large: Vec<(Digest, u64)> = (self.large.into_inner())
+            .unwrap_or_else(|e| e.into_inner())
+            .into_iter()
+            .collect();
+        let mut shards = self.shards;
+        shards.resize_with(layout::BLOB_SHARDS as usize, Vec::new);
+        for (d, size) in added {
+            let n = (d.0[0] >> 4) as usize;
+            shards[n].push(BlobRow::new(d, size, Some(AFTER_SNAPSHOT), &mut large));
+        }
+        for s in &mut shards {
+            s.sort_unstable_by_key(|r| r.digest);
+            s.dedup_by_key(|r| r.digest);
+        }
+        BlobTable::from_sorted_shards(shards, large)
+    }
+
     fn row(&self, id: BlobId) -> &BlobRow {
         let n = self.offsets.partition_point(|&o| o <= id) - 1;
         &self.shards[n][(id - self.offsets[n]) as usize]
@@ -476,9 +496,12 @@ pub fn scan(
     progress: &Progress,
 ) -> Result<Inventory, StorageError> {
     progress.phase("listing blobs and repositories", Count::Listed, None);
-    let (blobs, mut problems) = scan_blobs(storage, detail, progress)?;
-    let (repositories, repo_problems, vanished) =
+    let (mut blobs, mut problems) = scan_blobs(storage, detail, progress)?;
+    let (mut repositories, repo_problems, vanished) =
         scan_repositories(storage, &blobs, detail.lean(), progress)?;
+    if storage.listing_snapshot().is_some() {
+        blobs = add_blobs_after_snapshot(storage, blobs, &mut repositories, progress)?;
+    }
     problems.extend(repo_problems);
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok(Inventory {
@@ -488,6 +511,88 @@ pub fn scan(
         vanished,
         no_data: RoaringBitmap::new(),
     })
+}
+
+/// What a blob written after the listing's snapshot counts as written at: the far future, which
+/// holds it back under any grace window (the snapshot cannot say whether anything else needs it).
+const AFTER_SNAPSHOT: i64 = u32::MAX as i64;
+
+/// Where the blob tree was listed from a snapshot (an S3 Inventory): adds to the table every blob
+/// that a fresh link (revision, tag, `_layers`) names, that the snapshot lacks and that the store
+/// holds, so that a manifest pushed after the snapshot is read and what it references is kept.
+/// Such blobs count as written in the far future: never candidates. A blob the store cannot be
+/// asked about ends the scan, since a manifest left unread could make what it reuses look unused.
+fn add_blobs_after_snapshot(
+    storage: &dyn Storage,
+    blobs: BlobTable,
+    repos: &mut [Repository],
+    progress: &Progress,
+) -> Result<BlobTable, StorageError> {
+    let mut absent: Vec<Digest> = Vec::new();
+    for r in repos.iter() {
+        absent.extend(r.dangling_layer_links.iter().copied());
+        absent.extend(
+            r.revisions
+                .iter()
+                .filter(|d| blobs.id(d).is_none())
+                .copied(),
+        );
+        for t in &r.tags {
+            absent.extend(
+                t.current
+                    .iter()
+                    .chain(&t.index)
+                    .filter(|d| blobs.id(d).is_none()),
+            );
+        }
+    }
+    absent.sort_unstable();
+    absent.dedup();
+    if absent.is_empty() {
+        return Ok(blobs);
+    }
+    progress.phase(
+        &format!(
+            "asking after {} linked blobs written after the inventory",
+            crate::model::text::thousands(absent.len() as u64)
+        ),
+        Count::Measured,
+        Some(absent.len() as u64),
+    );
+    let found: Vec<Result<Option<(Digest, u64)>, StorageError>> = absent
+        .par_iter()
+        .map(|d| match storage.stat(&layout::blob_data(d)) {
+            Ok(Some((size, _))) => Ok(Some((*d, size))),
+            Ok(None) => Ok(Some((*d, 0))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        })
+        .collect();
+    let mut added = Vec::new();
+    for f in found {
+        added.extend(f?);
+    }
+    if added.is_empty() {
+        return Ok(blobs);
+    }
+    // Layer links by digest while the ids change.
+    let links: Vec<Vec<Digest>> = repos
+        .iter()
+        .map(|r| r.layer_links.iter().map(|&id| blobs.digest(id)).collect())
+        .collect();
+    let table = blobs.with_added(added);
+    for (r, links) in repos.iter_mut().zip(links) {
+        let mut ids: Vec<BlobId> = links.iter().filter_map(|d| table.id(d)).collect();
+        let (now_held, dangling): (Vec<Digest>, Vec<Digest>) =
+            std::mem::take(&mut r.dangling_layer_links)
+                .into_iter()
+                .partition(|d| table.id(d).is_some());
+        ids.extend(now_held.iter().filter_map(|d| table.id(d)));
+        ids.sort_unstable();
+        r.layer_links = ids;
+        r.dangling_layer_links = dangling;
+    }
+    Ok(table)
 }
 
 /// Reads only the repositories (their tags, revisions and links), not the blob tree: for jobs that

@@ -96,6 +96,10 @@ pub struct DuReport {
     /// (absent when it is empty).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trash: Option<crate::pipeline::trash::Held>,
+    /// Where the blobs were listed from an S3 Inventory (`--inventory`): the snapshot and what it
+    /// saved and held back (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<crate::storage::inventory::ListingSnapshot>,
 }
 
 impl WriteJson for DuReport {}
@@ -131,6 +135,7 @@ impl DuReport {
     /// A table of the `top` repositories by exclusive bytes, then the store's totals.
     pub fn write_human(&self, out: &mut dyn std::io::Write, top: usize) -> std::io::Result<()> {
         super::write_owner(out, self.database_in_use.as_ref())?;
+        super::write_snapshot(out, self.inventory.as_ref())?;
         let width = self
             .repositories
             .iter()

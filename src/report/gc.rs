@@ -173,6 +173,10 @@ pub struct GcReport {
     /// Requests made, when the store is remote: under the service's name (`s3`, `gcs`, `azure`).
     #[serde(flatten, serialize_with = "by_service")]
     pub requests: Option<RequestCounts>,
+    /// Where the blobs were listed from an S3 Inventory (`--inventory`): the snapshot and what it
+    /// saved and held back (absent without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<crate::storage::inventory::ListingSnapshot>,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
@@ -324,6 +328,7 @@ impl GcReport {
             vanished: inv.vanished,
             elapsed_ms: a.elapsed.as_millis() as u64,
             requests: None,
+            inventory: None,
             manifest_cache: None,
             trash_plan: None,
             trash: None,
@@ -347,6 +352,7 @@ impl GcReport {
     /// The human summary; `top` repositories are shown in the plan view.
     pub fn write_human(&self, out: &mut dyn Write, top: usize) -> io::Result<()> {
         super::write_owner(out, self.database_in_use.as_ref())?;
+        super::write_snapshot(out, self.inventory.as_ref())?;
         let mode = if self.dry_run { "dry run" } else { "delete" };
         let untagged = if self.delete_untagged {
             "untagged manifests collected"

@@ -34,6 +34,33 @@ pub fn write_owner(
     }
 }
 
+/// The line that says a run's blobs were listed from an S3 Inventory, and how old it was.
+pub fn write_snapshot(
+    out: &mut dyn Write,
+    s: Option<&crate::storage::inventory::ListingSnapshot>,
+) -> io::Result<()> {
+    let Some(s) = s else { return Ok(()) };
+    writeln!(
+        out,
+        "Blobs listed from the S3 Inventory {} ({}, taken {}, {} old): {} blobs; {} written since \
+         found through their links and kept{}",
+        s.manifest,
+        s.format,
+        s.taken,
+        humantime::format_duration(std::time::Duration::from_secs(s.age_seconds)),
+        crate::model::text::thousands(s.blobs),
+        crate::model::text::thousands(s.blobs_after_snapshot),
+        if s.changed_since_snapshot > 0 {
+            format!(
+                "; {} changed since and left alone",
+                crate::model::text::thousands(s.changed_since_snapshot)
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
 /// Where a plan file went, and how to execute it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanWritten {

@@ -12,6 +12,7 @@ pub mod fs;
 pub mod gcs;
 pub mod holder;
 pub mod http;
+pub mod inventory;
 pub mod mem;
 mod multipart;
 mod pace;
@@ -326,6 +327,13 @@ pub trait Storage: Sync {
 
     /// Releases a lock taken by [`Storage::try_lock`].
     fn unlock(&self, token: LockToken) -> Result<(), StorageError>;
+
+    /// When the blob tree's listings come from a snapshot of the store (an S3 Inventory) rather
+    /// than from the store itself: when it was taken, and what it held. Blobs written after it are
+    /// not listed, so the walk asks after every blob a fresh link names that the listing lacks.
+    fn listing_snapshot(&self) -> Option<(SystemTime, inventory::ListingSnapshot)> {
+        None
+    }
 
     /// A short human description (`/srv/registry`, `s3://bucket/prefix`).
     fn describe(&self) -> String;

@@ -300,6 +300,8 @@ pub struct DuArgs {
     #[command(flatten)]
     pub manifest_cache: ManifestCacheArgs,
     #[command(flatten)]
+    pub inventory: InventoryArgs,
+    #[command(flatten)]
     pub s3: S3Args,
 }
 
@@ -320,6 +322,8 @@ pub struct AuditArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub manifest_cache: ManifestCacheArgs,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }
@@ -370,6 +374,8 @@ pub struct GcArgs {
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
+    pub inventory: InventoryArgs,
+    #[command(flatten)]
     pub s3: S3Args,
     #[command(flatten)]
     pub s3_delete: S3DeleteArgs,
@@ -418,6 +424,22 @@ pub struct ManifestCacheArgs {
     /// Read every manifest from the store, and neither read nor write the manifest cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+}
+
+/// Blobs listed from an S3 Inventory instead of the bucket (for a store in S3).
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "S3 Inventory")]
+pub struct InventoryArgs {
+    /// List the store's blobs from this S3 Inventory (its manifest.json: s3://bucket/key or a
+    /// local copy of the destination bucket) instead of the bucket; repositories are still listed
+    /// fresh, blobs written after it are found through their links and kept, and each blob is
+    /// checked against the bucket before it is deleted. CSV, ORC and Parquet; MD5s checked.
+    #[arg(long, value_name = "URL")]
+    pub inventory: Option<String>,
+    /// Refuse an inventory taken longer ago than this.
+    #[arg(long, value_name = "AGE", default_value = "3d", value_parser = parse_duration,
+          requires = "inventory")]
+    pub inventory_max_age: Duration,
 }
 
 /// Options that apply when STORAGE is in S3 (the request bounds also on GCS and Azure).

@@ -319,6 +319,33 @@ fn open_storage(
     Ok((target, storage))
 }
 
+/// With `--inventory`: the store's backend with its blobs listed from the S3 Inventory, which is
+/// read and checked here (bucket, age, checksums) before any work.
+fn with_inventory(
+    arg: &str,
+    target: &Target,
+    storage: Box<dyn Storage>,
+    args: &crate::cli::InventoryArgs,
+) -> anyhow::Result<Box<dyn Storage>> {
+    use regsweep::storage::inventory::{Inventoried, Location, Options};
+    let Some(url) = &args.inventory else {
+        return Ok(storage);
+    };
+    let StorageSpec::S3(s3) = &target.spec else {
+        anyhow::bail!("--inventory {url}: S3 Inventory lists an S3 bucket, and {arg} is not in S3");
+    };
+    let opts = Options {
+        location: Location::parse(url).map_err(anyhow::Error::msg)?,
+        bucket: s3.bucket.clone(),
+        prefix: s3.prefix.clone(),
+        s3: Some(s3.clone()),
+        max_age: args.inventory_max_age,
+        now: SystemTime::now(),
+    };
+    let listed = Inventoried::open(storage, opts).map_err(anyhow::Error::msg)?;
+    Ok(Box::new(listed))
+}
+
 /// Whether a metadata database owns the store, for a report's first line; a store whose owner
 /// cannot be told is warned of here (a deleting run has refused it already).
 fn database_owner(
@@ -515,6 +542,7 @@ fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
 fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
     use regsweep::report::du_history;
     let (target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let storage = with_inventory(&args.storage, &target, storage, &args.inventory)?;
     if let Some(page) = &args.html {
         let folder = page.parent().filter(|p| !p.as_os_str().is_empty());
         if let Some(folder) = folder.filter(|f| !f.is_dir()) {
@@ -624,7 +652,8 @@ fn write_page(
 }
 
 fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
-    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let (target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let storage = with_inventory(&args.storage, &target, storage, &args.inventory)?;
     let options = regsweep::commands::audit::AuditOptions {
         verify_digests: args.verify_digests,
         grace: args.grace,
@@ -706,6 +735,7 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
     };
     let (target, storage) =
         open_storage(&args.storage, &args.s3, args.s3_delete.delete_versions, job)?;
+    let storage = with_inventory(&args.storage, &target, storage, &args.inventory)?;
     let mut cache = CacheRun::new(&target, &args.cache)?;
     let _lock = match prepare_delete(
         args.delete,
@@ -952,6 +982,7 @@ fn sweep_and_render(
     // The trash as the run leaves it (expired runs purged, this run's moves in).
     report.trash = trash_held(storage);
     report.requests = storage.request_counts();
+    report.inventory = storage.listing_snapshot().map(|(_, s)| s);
     job.metrics.gc(&report);
     let moved = report.deleted.as_ref().and_then(|d| d.trash.as_ref());
     job.metrics.trash(report.trash.as_ref(), moved);

@@ -1,0 +1,18 @@
+//! S3 Inventory's ORC data files.
+
+use super::Row;
+use orc_rust::ArrowReaderBuilder;
+
+/// The rows of one ORC data file; `name` is for the errors.
+pub fn rows(name: &str, bytes: Vec<u8>) -> Result<Vec<Row>, String> {
+    let reader = ArrowReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(|e| format!("{name}: not an ORC file: {e}"))?
+        .with_batch_size(64 * 1024)
+        .build();
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("{name}: {e}"))?;
+        super::batch::rows(name, &batch, &mut out)?;
+    }
+    Ok(out)
+}
