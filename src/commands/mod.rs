@@ -7,6 +7,7 @@ pub mod apply;
 pub mod audit;
 pub mod config;
 pub mod du;
+pub mod export;
 pub mod gc;
 pub mod prune_tags;
 pub mod trash;

@@ -37,6 +37,10 @@ pub enum Command {
     /// the same time. Refuses, deleting nothing, otherwise, and refuses a plan that is cut short,
     /// edited, or made for another store.
     Apply(ApplyArgs),
+    /// Write the store's tables (blobs, manifest references, links, tags, uploads) as Parquet into
+    /// DIR, with plan.sql: gc's plan (without -m) as portable SQL over them, for DuckDB, Spark,
+    /// Athena or Trino. Deletes nothing.
+    Export(ExportArgs),
     /// The trash that deleting runs given --trash move into: list its runs, restore one, purge.
     #[command(subcommand)]
     Trash(TrashCommand),
@@ -266,6 +270,28 @@ pub struct TrashPurgeArgs {
     pub json: bool,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    /// The folder for the tables and plan.sql: created if need be, and refused unless empty.
+    pub dir: PathBuf,
+    /// The grace window plan.sql applies (written into the `run` table as its cutoff).
+    #[arg(long, default_value = "2h", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub manifest_cache: ManifestCacheArgs,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
     #[command(flatten)]
     pub s3: S3Args,
 }

@@ -1,9 +1,9 @@
 //! Runs a parsed command line: resolves STORAGE once, calls the library, renders to stdout.
 
 use crate::cli::{
-    ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, GcArgs, ManifestCacheArgs, PruneArgs,
-    RunArgs, S3Args, SafetyArgs, TrashCommand, TrashListArgs, TrashPurgeArgs, TrashRestoreArgs,
-    ViewArgs,
+    ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, ExportArgs, GcArgs, ManifestCacheArgs,
+    PruneArgs, RunArgs, S3Args, SafetyArgs, TrashCommand, TrashListArgs, TrashPurgeArgs,
+    TrashRestoreArgs, ViewArgs,
 };
 use crate::display::{Display, Mode};
 use anyhow::Context;
@@ -154,6 +154,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Gc(a) => ("gc", &a.storage, &a.run),
         Command::Du(a) => ("du", &a.storage, &a.run),
         Command::Audit(a) => ("audit", &a.storage, &a.run),
+        Command::Export(a) => ("export", &a.storage, &a.run),
         Command::PruneTags(a) => ("prune-tags", &a.storage, &a.run),
         Command::Apply(a) => ("apply", &a.storage, &a.run),
         Command::Trash(TrashCommand::List(a)) => ("trash list", &a.storage, &a.run),
@@ -173,6 +174,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Gc(args) => gc(args, &mut job),
         Command::Du(args) => du(args, &mut job),
         Command::Audit(args) => audit(args, &mut job),
+        Command::Export(args) => export(args, &mut job),
         Command::PruneTags(args) => prune_tags(args, &mut job),
         Command::Apply(args) => apply(args, &mut job),
         Command::Trash(TrashCommand::List(args)) => trash_list(args, &mut job),
@@ -649,6 +651,56 @@ fn write_page(
         std::fs::rename(&tmp, path)
     };
     write().with_context(|| format!("writing the page {}", path.display()))
+}
+
+fn export(args: ExportArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    // Before any work: a folder that holds something is refused (nothing is overwritten).
+    match std::fs::read_dir(&args.dir).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => anyhow::bail!(
+            "{}: the folder is not empty; export writes into an empty or new folder",
+            args.dir.display()
+        ),
+        Ok(false) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::Error::new(e).context(args.dir.display().to_string())),
+    }
+    let (target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let storage = with_inventory(&args.storage, &target, storage, &args.inventory)?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let options = regsweep::commands::gc::GcOptions {
+        delete_untagged: false,
+        grace: args.grace,
+        now: SystemTime::now(),
+    };
+    let manifests = manifest_cache(&args.manifest_cache);
+    let result = regsweep::commands::export::export(
+        storage.as_ref(),
+        &args.dir,
+        &options,
+        &job.progress,
+        manifests.as_ref(),
+    );
+    let exported = match result {
+        Err(regsweep::commands::export::ExportError::Analysis(e)) => {
+            match analysed(job, Err(e), storage.as_ref())? {
+                Ok(exported) => exported,
+                Err(exit) => return Ok(exit),
+            }
+        }
+        other => other?,
+    };
+    if let Some(m) = manifests {
+        m.finish();
+    }
+    job.print(|out| {
+        if args.json {
+            exported.write_json(out)
+        } else {
+            exported.write_human(out)
+        }
+    })?;
+    Ok(Exit::Success)
 }
 
 fn audit(args: AuditArgs, job: &mut Job) -> anyhow::Result<Exit> {
