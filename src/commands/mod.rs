@@ -10,4 +10,5 @@ pub mod du;
 pub mod export;
 pub mod gc;
 pub mod prune_tags;
+pub mod shard;
 pub mod trash;

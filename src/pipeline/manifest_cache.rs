@@ -276,6 +276,40 @@ impl ManifestCache {
         None
     }
 
+    /// Every digest the cache has an entry for (checked when it is read with [`ManifestCache::get`]).
+    pub fn digests(&self) -> Vec<Digest> {
+        let Some(map) = &self.map else {
+            return Vec::new();
+        };
+        (0..self.count)
+            .filter_map(|i| {
+                let at = HEADER + i * ENTRY;
+                let bytes: [u8; 32] = map.get(at..at + 32)?.try_into().ok()?;
+                Some(Digest(bytes))
+            })
+            .collect()
+    }
+
+    /// Adds every entry of `other` that checks out and that neither this cache nor `added` (the
+    /// digests merged so far) holds; returns how many it added.
+    pub fn merge_from(
+        &self,
+        other: &ManifestCache,
+        added_before: &mut std::collections::HashSet<Digest>,
+    ) -> u64 {
+        let mut added = 0;
+        for d in other.digests() {
+            if self.find(&d).is_some() || !added_before.insert(d) {
+                continue;
+            }
+            if let Some(c) = other.lookup(&d) {
+                self.put(&d, &c);
+                added += 1;
+            }
+        }
+        added
+    }
+
     /// What the cache holds for `d`, when it holds an entry that checks out.
     pub fn get(&self, d: &Digest) -> Option<Cached> {
         let found = self.lookup(d);

@@ -26,6 +26,7 @@ pub mod pulls;
 pub mod recheck;
 pub mod referrers;
 pub mod retention;
+pub mod shard;
 pub mod store_root;
 pub mod sweep;
 pub mod trash;

@@ -184,6 +184,26 @@ impl Plan {
         self.items.splice(at..at, planned);
     }
 
+    /// Keeps only the items shard `shard` owns: a blob, its `_layers` links and its manifest
+    /// revisions go to the shard of its digest (so one shard deletes them in the sweep's order),
+    /// uploads and multipart uploads by a hash of their names. Emptied repositories belong to no
+    /// shard: their folders go once every shard is done, in the run over the whole plan that ends a
+    /// sharded sweep (it skips what the shards deleted).
+    pub fn keep_shard(&mut self, shard: crate::model::shard::Shard) {
+        self.items.retain(|i| match i {
+            PlanItem::Blob { digest, .. }
+            | PlanItem::LayerLink { digest, .. }
+            | PlanItem::Manifest { digest, .. } => shard.holds(digest),
+            PlanItem::Upload { repo, id, .. } => {
+                shard.holds(&Digest::of(format!("{repo}/{id}").as_bytes()))
+            }
+            PlanItem::Multipart { key, upload_id, .. } => {
+                shard.holds(&Digest::of(format!("{key} {upload_id}").as_bytes()))
+            }
+            PlanItem::Repository { .. } => false,
+        });
+    }
+
     /// The repositories the plan leaves empty.
     pub fn repositories(&self) -> impl Iterator<Item = &str> {
         self.items.iter().filter_map(|i| match i {

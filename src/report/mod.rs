@@ -9,6 +9,7 @@ pub mod du_page;
 pub mod gc;
 pub mod metrics;
 pub mod prune_tags;
+pub mod shard;
 pub mod tables;
 pub mod trash;
 pub mod treemap;

@@ -41,6 +41,11 @@ pub enum Command {
     /// DIR, with plan.sql: gc's plan (without -m) as portable SQL over them, for DuckDB, Spark,
     /// Athena or Trino. Deletes nothing.
     Export(ExportArgs),
+    /// A run split over machines (a Kubernetes Indexed Job): each shard reads its share of the
+    /// manifests into a part, then one merge adds the parts to the manifest cache. The sweep is
+    /// split with `apply --shard`.
+    #[command(subcommand)]
+    Shard(ShardCommand),
     /// The trash that deleting runs given --trash move into: list its runs, restore one, purge.
     #[command(subcommand)]
     Trash(TrashCommand),
@@ -80,6 +85,12 @@ pub struct ApplyArgs {
     pub plan: PathBuf,
     /// The store the plan was made of: rootdirectory, config.yml, or s3://bucket/prefix.
     pub storage: String,
+    /// Delete only the items shard I of N owns (0-based; or N with the index from
+    /// JOB_COMPLETION_INDEX), without taking the store's lock, so that shards run at once; then
+    /// apply the plan once more without --shard, which deletes what is left and the emptied
+    /// repositories.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     #[command(flatten)]
     pub safety: SafetyArgs,
     /// Print the summary as one JSON object.
@@ -266,6 +277,56 @@ pub struct TrashPurgeArgs {
     #[arg(long)]
     pub break_lock: bool,
     /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShardCommand {
+    /// Read the manifests shard I of N owns (revisions and tags' targets, with the entries of the
+    /// lists and indexes it reads) into its part below PARTS. Deletes nothing.
+    Manifests(ShardManifestsArgs),
+    /// Check that every shard's part is in PARTS (one N, this store) and add them to the manifest
+    /// cache the collecting run uses.
+    Merge(ShardMergeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShardManifestsArgs {
+    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    pub storage: String,
+    /// Which shard: I/N (0-based), or N with the index from JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "I/N")]
+    pub shard: String,
+    /// The folder the shards share for their parts (created if need be).
+    #[arg(long, value_name = "DIR")]
+    pub parts: PathBuf,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShardMergeArgs {
+    /// The store the parts were read from.
+    pub storage: String,
+    /// The folder holding the shards' parts.
+    #[arg(long, value_name = "DIR")]
+    pub parts: PathBuf,
+    /// The manifest cache to add them to (default: the one every command uses).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

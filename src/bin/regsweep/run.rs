@@ -2,8 +2,8 @@
 
 use crate::cli::{
     ApplyArgs, AuditArgs, CacheArgs, Cli, Command, DuArgs, ExportArgs, GcArgs, ManifestCacheArgs,
-    PruneArgs, RunArgs, S3Args, SafetyArgs, TrashCommand, TrashListArgs, TrashPurgeArgs,
-    TrashRestoreArgs, ViewArgs,
+    PruneArgs, RunArgs, S3Args, SafetyArgs, ShardCommand, ShardManifestsArgs, ShardMergeArgs,
+    TrashCommand, TrashListArgs, TrashPurgeArgs, TrashRestoreArgs, ViewArgs,
 };
 use crate::display::{Display, Mode};
 use anyhow::Context;
@@ -155,6 +155,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Du(a) => ("du", &a.storage, &a.run),
         Command::Audit(a) => ("audit", &a.storage, &a.run),
         Command::Export(a) => ("export", &a.storage, &a.run),
+        Command::Shard(ShardCommand::Manifests(a)) => ("shard manifests", &a.storage, &a.run),
+        Command::Shard(ShardCommand::Merge(a)) => ("shard merge", &a.storage, &a.run),
         Command::PruneTags(a) => ("prune-tags", &a.storage, &a.run),
         Command::Apply(a) => ("apply", &a.storage, &a.run),
         Command::Trash(TrashCommand::List(a)) => ("trash list", &a.storage, &a.run),
@@ -175,6 +177,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Du(args) => du(args, &mut job),
         Command::Audit(args) => audit(args, &mut job),
         Command::Export(args) => export(args, &mut job),
+        Command::Shard(ShardCommand::Manifests(args)) => shard_manifests(args, &mut job),
+        Command::Shard(ShardCommand::Merge(args)) => shard_merge(args, &mut job),
         Command::PruneTags(args) => prune_tags(args, &mut job),
         Command::Apply(args) => apply(args, &mut job),
         Command::Trash(TrashCommand::List(args)) => trash_list(args, &mut job),
@@ -348,6 +352,58 @@ fn with_inventory(
     Ok(Box::new(listed))
 }
 
+/// `--shard I/N`, or `--shard N` with the index a Kubernetes Indexed Job gives each pod.
+fn shard_of(spec: &str) -> anyhow::Result<regsweep::model::shard::Shard> {
+    use regsweep::model::shard::{INDEX_VARIABLE, Shard};
+    let index = std::env::var(INDEX_VARIABLE).ok();
+    Shard::parse(spec, index.as_deref()).map_err(anyhow::Error::msg)
+}
+
+fn shard_manifests(args: ShardManifestsArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    let shard = shard_of(&args.shard)?;
+    let (target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let storage = with_inventory(&args.storage, &target, storage, &args.inventory)?;
+    std::fs::create_dir_all(&args.parts)
+        .with_context(|| format!("creating {}", args.parts.display()))?;
+    use regsweep::commands::shard::{ShardError, manifests};
+    let part = match manifests(storage.as_ref(), shard, &args.parts, &job.progress) {
+        Err(ShardError::Analysis(e)) => match analysed(job, Err(e), storage.as_ref())? {
+            Ok(part) => part,
+            Err(exit) => return Ok(exit),
+        },
+        other => other?,
+    };
+    job.print(|out| {
+        if args.json {
+            part.write_json(out)
+        } else {
+            part.write_human(out)
+        }
+    })?;
+    Ok(Exit::Success)
+}
+
+fn shard_merge(args: ShardMergeArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let Some(dir) =
+        (args.cache_dir.clone()).or_else(regsweep::pipeline::manifest_cache::default_dir)
+    else {
+        anyhow::bail!(
+            "no folder for the manifest cache: give --cache-dir (neither HOME nor XDG_CACHE_HOME is set)"
+        );
+    };
+    let cache = ManifestCache::open(&dir);
+    let merged = regsweep::commands::shard::merge(&storage.identity(), &args.parts, cache)?;
+    job.print(|out| {
+        if args.json {
+            merged.write_json(out)
+        } else {
+            merged.write_human(out)
+        }
+    })?;
+    Ok(Exit::Success)
+}
+
 /// Whether a metadata database owns the store, for a report's first line; a store whose owner
 /// cannot be told is warned of here (a deleting run has refused it already).
 fn database_owner(
@@ -384,20 +440,8 @@ fn prepare_delete<'a>(
     if !delete {
         return Ok(Ok(None));
     }
-    match regsweep::pipeline::database_lock::check(storage) {
-        Ok(None) => {}
-        Ok(Some(owned)) => {
-            eprintln!("regsweep: {}", owned.refusal());
-            return Ok(Err(Exit::Error));
-        }
-        Err(e) => {
-            eprintln!("regsweep: refusing to delete: {e}");
-            return Ok(Err(Exit::Error));
-        }
-    }
-    if let Err(message) = read_only_check(arg, target, safety) {
-        eprintln!("regsweep: {message}");
-        return Ok(Err(Exit::Error));
+    if let Err(exit) = delete_checks(arg, target, storage, safety) {
+        return Ok(Err(exit));
     }
     match regsweep::pipeline::lock::acquire(storage, safety.break_lock) {
         Ok(guard) => {
@@ -410,6 +454,32 @@ fn prepare_delete<'a>(
             Ok(Err(Exit::Error))
         }
     }
+}
+
+/// The checks before any deletion, lock aside: a store a metadata database owns is refused, then
+/// the read-only check. `Err(exit)` when it must not go on (the message is printed).
+fn delete_checks(
+    arg: &str,
+    target: &Target,
+    storage: &dyn Storage,
+    safety: &SafetyArgs,
+) -> Result<(), Exit> {
+    match regsweep::pipeline::database_lock::check(storage) {
+        Ok(None) => {}
+        Ok(Some(owned)) => {
+            eprintln!("regsweep: {}", owned.refusal());
+            return Err(Exit::Error);
+        }
+        Err(e) => {
+            eprintln!("regsweep: refusing to delete: {e}");
+            return Err(Exit::Error);
+        }
+    }
+    if let Err(message) = read_only_check(arg, target, safety) {
+        eprintln!("regsweep: {message}");
+        return Err(Exit::Error);
+    }
+    Ok(())
 }
 
 /// A deleting run's trash, when --trash was given.
@@ -884,6 +954,7 @@ fn plan_written(
 }
 
 fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    let shard = args.shard.as_deref().map(shard_of).transpose()?;
     let file = PlanFile::read(&args.plan)?;
     let (target, storage) =
         open_storage(&args.storage, &args.s3, args.s3_delete.delete_versions, job)?;
@@ -892,10 +963,19 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
         eprintln!("regsweep: {e}");
         return Ok(Exit::Error);
     }
-    let _lock = match prepare_delete(true, &args.storage, &target, storage.as_ref(), &args.safety)?
-    {
-        Ok(guard) => guard,
-        Err(exit) => return Ok(exit),
+    // The shards of a sweep run at once, so they cannot each hold the store's lock: they check
+    // what every deleting run checks, and the run over the whole plan that ends the sweep (it
+    // skips what the shards deleted and removes emptied repositories) takes the lock.
+    let _lock = if shard.is_some() {
+        if let Err(exit) = delete_checks(&args.storage, &target, storage.as_ref(), &args.safety) {
+            return Ok(exit);
+        }
+        None
+    } else {
+        match prepare_delete(true, &args.storage, &target, storage.as_ref(), &args.safety)? {
+            Ok(guard) => guard,
+            Err(exit) => return Ok(exit),
+        }
     };
     let gc_state = match (file.header.command, &file.header.gc) {
         (PlanCommand::Gc, Some(gc)) => gc,
@@ -961,6 +1041,9 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
         }
     };
     analysis.plan = plan;
+    if let Some(shard) = shard {
+        analysis.plan.keep_shard(shard);
+    }
     let mut report = regsweep::report::gc::GcReport::new(&storage.describe(), &options, &analysis);
     report.database_in_use = database_owner(storage.as_ref());
     report.applied = Some(applied);
