@@ -199,3 +199,48 @@ fn shards_read_the_same_cache_and_sweep_the_same_store_as_one_run() {
         );
     }
 }
+
+/// The Indexed Job example: as many pods as shards, the index from Kubernetes, and every command
+/// line one regsweep takes (each parses up to a final `--help`).
+#[test]
+fn the_indexed_job_example_runs_one_pod_per_shard_with_commands_regsweep_takes() {
+    use serde::Deserialize;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/indexed-job.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let docs: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&text)
+        .map(|d| serde_json::Value::deserialize(d).expect("each document parses"))
+        .collect();
+    assert_eq!(docs.len(), 2);
+    let shards = &docs[0]["spec"];
+    assert_eq!(shards["completionMode"], "Indexed");
+    assert_eq!(shards["completions"], shards["parallelism"]);
+    let args: Vec<String> = shards["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        args.iter().find(|a| a.starts_with("--shard=")).unwrap(),
+        &format!("--shard={}", shards["completions"])
+    );
+    let parses = |line: &[String]| {
+        let out = regsweep().args(line).arg("--help").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{line:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    parses(&args);
+    let script = docs[1]["spec"]["template"]["spec"]["containers"][0]["args"][0]
+        .as_str()
+        .unwrap();
+    let steps: Vec<&str> = script.split("&&").collect();
+    assert_eq!(steps.len(), 2, "{script}");
+    for step in steps {
+        let words: Vec<String> = step.split_whitespace().skip(1).map(str::to_owned).collect();
+        assert_eq!(step.split_whitespace().next(), Some("regsweep"));
+        parses(&words);
+    }
+}

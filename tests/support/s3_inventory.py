@@ -10,8 +10,12 @@ The listing is taken with ListObjectVersions, so older versions and delete marke
 with is_latest false / is_delete_marker true, as in a versioned bucket's inventory.
 
 usage: s3_inventory.py ENDPOINT SOURCE DEST_BUCKET PREFIX FORMAT LOCAL_DIR [--files N] [--taken-ms MS]
-           [--extra-row KEY,SIZE,IS_LATEST,IS_DELETE_MARKER]...
+           [--extra-row KEY,SIZE,IS_LATEST,IS_DELETE_MARKER]... [--source-prefix P] [--unversioned]
+           [--local-only]
 Prints the manifest's key. The same files are also written below LOCAL_DIR (a copy of the bucket).
+--source-prefix lists only keys below P (an inventory configured with a prefix filter);
+--unversioned lists with ListObjectsV2 (a server without versioning); --local-only writes LOCAL_DIR
+only (benches/s3_inventory.py).
 """
 import argparse, csv, gzip, hashlib, io, json, os, time, urllib.parse, uuid
 from datetime import datetime, timezone
@@ -27,13 +31,23 @@ for a in ["endpoint", "source", "dest", "prefix", "format", "local"]:
 p.add_argument("--files", type=int, default=2)
 p.add_argument("--taken-ms", type=int)
 p.add_argument("--extra-row", action="append", default=[])
+p.add_argument("--source-prefix", default="")
+p.add_argument("--unversioned", action="store_true")
+p.add_argument("--local-only", action="store_true")
 args = p.parse_args()
 
 s3 = boto3.client("s3", endpoint_url=args.endpoint, region_name="us-east-1",
                   aws_access_key_id="test", aws_secret_access_key="test")
 taken_ms = args.taken_ms or int(time.time() * 1000)
 rows = []
-for page in s3.get_paginator("list_object_versions").paginate(Bucket=args.source):
+if args.unversioned:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=args.source, Prefix=args.source_prefix):
+        for o in page.get("Contents", []):
+            rows.append(dict(key=o["Key"], version_id="", is_latest=True, is_delete_marker=False,
+                             size=o["Size"], last_modified_date=o["LastModified"],
+                             e_tag=o["ETag"].strip('"'), storage_class=o.get("StorageClass", "STANDARD")))
+for page in ([] if args.unversioned else
+             s3.get_paginator("list_object_versions").paginate(Bucket=args.source, Prefix=args.source_prefix)):
     for v in page.get("Versions", []):
         rows.append(dict(key=v["Key"], version_id=v.get("VersionId") or "", is_latest=v["IsLatest"],
                          is_delete_marker=False, size=v["Size"], last_modified_date=v["LastModified"],
@@ -97,7 +111,8 @@ def encode(part):
 
 
 def put(key, body):
-    s3.put_object(Bucket=args.dest, Key=key, Body=body)
+    if not args.local_only:
+        s3.put_object(Bucket=args.dest, Key=key, Body=body)
     path = os.path.join(args.local, key)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
