@@ -352,7 +352,6 @@ impl GcReport {
     /// The human summary; `top` repositories are shown in the plan view.
     pub fn write_human(&self, out: &mut dyn Write, top: usize) -> io::Result<()> {
         super::write_owner(out, self.database_in_use.as_ref())?;
-        super::write_snapshot(out, self.inventory.as_ref())?;
         let mode = if self.dry_run { "dry run" } else { "delete" };
         let untagged = if self.delete_untagged {
             "untagged manifests collected"
@@ -365,6 +364,7 @@ impl GcReport {
             self.storage,
             humantime::format_duration(std::time::Duration::from_secs(self.grace_seconds))
         )?;
+        super::write_snapshot(out, self.inventory.as_ref())?;
         writeln!(
             out,
             "  repositories  {}, {}",

@@ -44,13 +44,13 @@ pub fn write_snapshot(
     let Some(s) = s else { return Ok(()) };
     writeln!(
         out,
-        "Blobs listed from the S3 Inventory {} ({}, taken {}, {} old): {} blobs; {} written since \
-         found through their links and kept{}",
+        "  inventory     {} blobs listed from {} ({}, taken {}, {} old); {} written since, found \
+         through their links, kept{}",
+        crate::model::text::thousands(s.blobs),
         s.manifest,
         s.format,
         s.taken,
         humantime::format_duration(std::time::Duration::from_secs(s.age_seconds)),
-        crate::model::text::thousands(s.blobs),
         crate::model::text::thousands(s.blobs_after_snapshot),
         if s.changed_since_snapshot > 0 {
             format!(
