@@ -37,7 +37,8 @@ p.add_argument("--local-only", action="store_true")
 args = p.parse_args()
 
 s3 = boto3.client("s3", endpoint_url=args.endpoint, region_name="us-east-1",
-                  aws_access_key_id="test", aws_secret_access_key="test")
+                  aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+                  aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"))
 taken_ms = args.taken_ms or int(time.time() * 1000)
 rows = []
 if args.unversioned:
