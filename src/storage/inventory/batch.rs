@@ -11,8 +11,13 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 
-/// Appends the rows of `batch` to `out`; `name` is for the errors.
-pub fn rows(name: &str, batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), String> {
+/// Appends the rows of `batch` whose key `keep` takes to `out`; `name` is for the errors.
+pub fn rows(
+    name: &str,
+    batch: &RecordBatch,
+    keep: &dyn Fn(&str) -> bool,
+    out: &mut Vec<Row>,
+) -> Result<(), String> {
     let column = |field: &str| batch.column_by_name(field);
     let need = |field: &str| {
         column(field).ok_or_else(|| {
@@ -30,7 +35,7 @@ pub fn rows(name: &str, batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), S
         })
     };
     let (key, size, modified) = (need("key")?, need("size")?, need("last_modified_date")?);
-    let keys = strings(name, "key", key)?;
+    let keys = strings(name, "key", key, keep)?;
     let sizes = integers(name, "size", size)?;
     let seconds = times(name, modified)?;
     let latest = column("is_latest")
@@ -40,9 +45,11 @@ pub fn rows(name: &str, batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), S
         .map(|c| booleans(name, "is_delete_marker", c))
         .transpose()?;
     for i in 0..batch.num_rows() {
-        let key = keys[i]
-            .clone()
-            .ok_or_else(|| format!("{name}: row {i} has no key"))?;
+        let key = match &keys[i] {
+            Key::Kept(k) => k.clone(),
+            Key::Other => continue,
+            Key::Null => return Err(format!("{name}: row {i} has no key")),
+        };
         let current = latest.as_ref().is_none_or(|l| l[i].unwrap_or(true))
             && !marker.as_ref().is_some_and(|m| m[i].unwrap_or(false));
         if !current {
@@ -63,19 +70,37 @@ pub fn rows(name: &str, batch: &RecordBatch, out: &mut Vec<Row>) -> Result<(), S
     Ok(())
 }
 
-fn strings(name: &str, field: &str, a: &dyn Array) -> Result<Vec<Option<String>>, String> {
-    let get = |i: usize| -> Option<String> {
+/// A row's key: kept (`keep` took it), another key, or none.
+enum Key {
+    Kept(String),
+    Other,
+    Null,
+}
+
+/// The keys of a column, allocated only where `keep` takes them.
+fn strings(
+    name: &str,
+    field: &str,
+    a: &dyn Array,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Key>, String> {
+    let of = |s: &str| {
+        if keep(s) {
+            Key::Kept(s.to_owned())
+        } else {
+            Key::Other
+        }
+    };
+    let get = |i: usize| -> Key {
         if a.is_null(i) {
-            return None;
+            return Key::Null;
         }
         match a.data_type() {
-            DataType::Utf8 => Some(a.as_string::<i32>().value(i).to_owned()),
-            DataType::LargeUtf8 => Some(a.as_string::<i64>().value(i).to_owned()),
-            DataType::Utf8View => Some(a.as_string_view().value(i).to_owned()),
-            DataType::Binary => {
-                Some(String::from_utf8_lossy(a.as_binary::<i32>().value(i)).into_owned())
-            }
-            _ => None,
+            DataType::Utf8 => of(a.as_string::<i32>().value(i)),
+            DataType::LargeUtf8 => of(a.as_string::<i64>().value(i)),
+            DataType::Utf8View => of(a.as_string_view().value(i)),
+            DataType::Binary => of(&String::from_utf8_lossy(a.as_binary::<i32>().value(i))),
+            _ => Key::Null,
         }
     };
     match a.data_type() {

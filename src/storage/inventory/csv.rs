@@ -4,8 +4,13 @@
 use super::Row;
 use std::io::Read;
 
-/// The rows of one gzipped CSV data file; `name` is for the errors.
-pub fn rows(name: &str, gz: &[u8], columns: &[String]) -> Result<Vec<Row>, String> {
+/// The rows of one gzipped CSV data file whose key `keep` takes; `name` is for the errors.
+pub fn rows(
+    name: &str,
+    gz: &[u8],
+    columns: &[String],
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Row>, String> {
     let mut text = String::new();
     flate2::read::MultiGzDecoder::new(gz)
         .read_to_string(&mut text)
@@ -31,8 +36,12 @@ pub fn rows(name: &str, gz: &[u8], columns: &[String]) -> Result<Vec<Row>, Strin
             i.map_or(absent, |i| fields[i].eq_ignore_ascii_case("true"))
         };
         let current = flag(latest, true) && !flag(marker, false);
+        let key = url_decoded(&fields[key]);
+        if !keep(&key) {
+            continue;
+        }
         if !current {
-            out.push(Row::not_current(url_decoded(&fields[key])));
+            out.push(Row::not_current(key));
             continue;
         }
         let bytes = fields[size].parse::<u64>().map_err(|_| {
@@ -48,7 +57,7 @@ pub fn rows(name: &str, gz: &[u8], columns: &[String]) -> Result<Vec<Row>, Strin
             )
         })?;
         out.push(Row {
-            key: url_decoded(&fields[key]),
+            key,
             size: bytes,
             modified: crate::model::time::unix_seconds(time),
             current: true,
@@ -131,7 +140,7 @@ mod tests {
         let text = "\"b\",\"a%2Fb+c\",\"v1\",\"true\",\"false\",\"12\",\"2024-05-01T10:00:00.000Z\",\"e\"\n\
                     \"b\",\"x,\"\"y\",\"v2\",\"false\",\"false\",\"3\",\"2024-05-01T10:00:00.000Z\",\"e\"\r\n\
                     \"b\",\"z\",\"v3\",\"true\",\"true\",\"\",\"2024-05-01T10:00:00.000Z\",\"\"\n";
-        let rows = rows("f.csv.gz", &gz(text), &columns).unwrap();
+        let rows = rows("f.csv.gz", &gz(text), &columns, &|_| true).unwrap();
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].key, "a/b c");
         assert_eq!((rows[0].size, rows[0].current), (12, true));
@@ -145,7 +154,7 @@ mod tests {
         let columns: Vec<String> = ["Bucket", "Key", "Size", "LastModifiedDate"]
             .map(String::from)
             .to_vec();
-        let e = rows("f.csv.gz", &gz("\"b\",\"k\",\"1\"\n"), &columns).unwrap_err();
+        let e = rows("f.csv.gz", &gz("\"b\",\"k\",\"1\"\n"), &columns, &|_| true).unwrap_err();
         assert!(e.contains("f.csv.gz: record 1"), "{e}");
     }
 }

@@ -180,7 +180,8 @@ pub struct ListingSnapshot {
     /// How old the snapshot was when this run read it.
     pub age_seconds: u64,
     pub data_files: usize,
-    /// Objects the inventory lists (current versions), and of them the store's blobs.
+    /// Rows the inventory lists (objects, and in a versioned bucket's inventory their older
+    /// versions and delete markers), and the store's blobs among the current objects.
     pub objects: u64,
     pub blobs: u64,
     /// Blobs a fresh link named that the inventory did not list (written after it): found in the
@@ -278,38 +279,44 @@ impl Inventoried {
                 humantime::format_duration(opts.max_age)
             ));
         }
-        let files: Vec<Result<Vec<Row>, String>> = m
+        // Only the store's blob data is kept from the rows: the rest of the bucket (the links, which
+        // are listed fresh, other stores) is counted and never held.
+        let blob_data = format!("{}{}", opts.prefix, layout::BLOBS);
+        let objects = AtomicU64::new(0);
+        let keep = |key: &str| {
+            objects.fetch_add(1, Ordering::Relaxed);
+            key.starts_with(&blob_data) && key.ends_with("/data")
+        };
+        let files: Vec<Result<Vec<Blob>, String>> = m
             .files
             .par_iter()
             .map(|f| {
                 let bytes = source.data_file(&f.key)?;
                 manifest::check_md5(f, &bytes)?;
-                match m.format {
-                    Format::Csv => csv::rows(&f.key, &bytes, &m.csv_columns),
-                    Format::Parquet => parquet::rows(&f.key, bytes),
-                    Format::Orc => orc::rows(&f.key, bytes),
-                }
+                let rows = match m.format {
+                    Format::Csv => csv::rows(&f.key, &bytes, &m.csv_columns, &keep),
+                    Format::Parquet => parquet::rows(&f.key, bytes, &keep),
+                    Format::Orc => orc::rows(&f.key, bytes, &keep),
+                }?;
+                let blobs = rows.into_iter().filter(|r| r.current).filter_map(|r| {
+                    let key = r.key.strip_prefix(&opts.prefix)?;
+                    match layout::parse_blob_key(key) {
+                        BlobKey::Data(digest) => Some(Blob {
+                            digest,
+                            size: r.size,
+                            modified: r.modified,
+                        }),
+                        BlobKey::Other => None,
+                    }
+                });
+                Ok(blobs.collect())
             })
             .collect();
-        let (mut objects, mut blobs) = (0u64, Vec::new());
-        for rows in files {
-            for row in rows? {
-                if !row.current {
-                    continue;
-                }
-                objects += 1;
-                let Some(key) = row.key.strip_prefix(&opts.prefix) else {
-                    continue;
-                };
-                if let BlobKey::Data(digest) = layout::parse_blob_key(key) {
-                    blobs.push(Blob {
-                        digest,
-                        size: row.size,
-                        modified: row.modified,
-                    });
-                }
-            }
+        let mut blobs = Vec::new();
+        for f in files {
+            blobs.extend(f?);
         }
+        let objects = objects.into_inner();
         blobs.sort_unstable_by_key(|b| b.digest);
         blobs.dedup_by_key(|b| b.digest);
         let requests = match &source {

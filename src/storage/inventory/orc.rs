@@ -3,8 +3,8 @@
 use super::Row;
 use orc_rust::ArrowReaderBuilder;
 
-/// The rows of one ORC data file; `name` is for the errors.
-pub fn rows(name: &str, bytes: Vec<u8>) -> Result<Vec<Row>, String> {
+/// The rows whose key `keep` takes of one ORC data file; `name` is for the errors.
+pub fn rows(name: &str, bytes: Vec<u8>, keep: &dyn Fn(&str) -> bool) -> Result<Vec<Row>, String> {
     let reader = ArrowReaderBuilder::try_new(bytes::Bytes::from(bytes))
         .map_err(|e| format!("{name}: not an ORC file: {e}"))?
         .with_batch_size(64 * 1024)
@@ -12,7 +12,7 @@ pub fn rows(name: &str, bytes: Vec<u8>) -> Result<Vec<Row>, String> {
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| format!("{name}: {e}"))?;
-        super::batch::rows(name, &batch, &mut out)?;
+        super::batch::rows(name, &batch, keep, &mut out)?;
     }
     Ok(out)
 }

@@ -3,15 +3,15 @@
 use super::Row;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-/// The rows of one Parquet data file; `name` is for the errors.
-pub fn rows(name: &str, bytes: Vec<u8>) -> Result<Vec<Row>, String> {
+/// The rows whose key `keep` takes of one Parquet data file; `name` is for the errors.
+pub fn rows(name: &str, bytes: Vec<u8>, keep: &dyn Fn(&str) -> bool) -> Result<Vec<Row>, String> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
         .and_then(|b| b.with_batch_size(64 * 1024).build())
         .map_err(|e| format!("{name}: not a Parquet file: {e}"))?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| format!("{name}: {e}"))?;
-        super::batch::rows(name, &batch, &mut out)?;
+        super::batch::rows(name, &batch, keep, &mut out)?;
     }
     Ok(out)
 }
