@@ -11,6 +11,15 @@ use arrow_array::types::{
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 
+/// The columns read; the others (bucket, e_tag, storage_class, …) are never decoded.
+pub const COLUMNS: [&str; 5] = [
+    "key",
+    "size",
+    "last_modified_date",
+    "is_latest",
+    "is_delete_marker",
+];
+
 /// Appends the rows of `batch` whose key `keep` takes to `out`; `name` is for the errors.
 pub fn rows(
     name: &str,
