@@ -107,7 +107,7 @@ pub fn du(
         manifest_cache: None,
         trash: None,
         history: None,
-        inventory: storage.listing_snapshot().map(|(_, s)| s),
+        inventory: storage.listing_snapshot(),
     })
 }
 

@@ -329,9 +329,9 @@ pub trait Storage: Sync {
     fn unlock(&self, token: LockToken) -> Result<(), StorageError>;
 
     /// When the blob tree's listings come from a snapshot of the store (an S3 Inventory) rather
-    /// than from the store itself: when it was taken, and what it held. Blobs written after it are
+    /// than from the store itself: when it was taken and what it held (the report's `inventory`). Blobs written after it are
     /// not listed, so the walk asks after every blob a fresh link names that the listing lacks.
-    fn listing_snapshot(&self) -> Option<(SystemTime, inventory::ListingSnapshot)> {
+    fn listing_snapshot(&self) -> Option<inventory::ListingSnapshot> {
         None
     }
 

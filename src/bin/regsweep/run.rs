@@ -1117,7 +1117,7 @@ fn sweep_and_render(
     // The trash as the run leaves it (expired runs purged, this run's moves in).
     report.trash = trash_held(storage);
     report.requests = storage.request_counts();
-    report.inventory = storage.listing_snapshot().map(|(_, s)| s);
+    report.inventory = storage.listing_snapshot();
     job.metrics.gc(&report);
     let moved = report.deleted.as_ref().and_then(|d| d.trash.as_ref());
     job.metrics.trash(report.trash.as_ref(), moved);

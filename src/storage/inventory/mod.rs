@@ -30,7 +30,7 @@ use crate::storage::{
 };
 use manifest::{Format, Manifest};
 use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -207,7 +207,6 @@ pub struct Inventoried {
     /// Sorted by digest (which is also the order of their keys).
     blobs: Vec<Blob>,
     snapshot: ListingSnapshot,
-    taken: SystemTime,
     after: AtomicU64,
     changed: AtomicU64,
 }
@@ -344,7 +343,6 @@ impl Inventoried {
             inner,
             blobs,
             snapshot,
-            taken: m.taken,
             after: AtomicU64::new(0),
             changed: AtomicU64::new(0),
         })
@@ -636,19 +634,11 @@ impl Storage for Inventoried {
         self.inner.request_counts()
     }
 
-    fn listing_snapshot(&self) -> Option<(SystemTime, ListingSnapshot)> {
+    fn listing_snapshot(&self) -> Option<ListingSnapshot> {
         let mut s = self.snapshot.clone();
         s.blobs_after_snapshot = self.after.load(Ordering::Relaxed);
         s.changed_since_snapshot = self.changed.load(Ordering::Relaxed);
-        Some((self.taken, s))
-    }
-}
-
-/// The manifest's path, for messages about a local inventory.
-pub fn describe_location(l: &Location) -> String {
-    match l {
-        Location::Local(p) => Path::new(p).display().to_string(),
-        Location::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+        Some(s)
     }
 }
 
@@ -683,7 +673,6 @@ mod tests {
                 changed_since_snapshot: 0,
                 requests: 0,
             },
-            taken: SystemTime::UNIX_EPOCH,
             after: AtomicU64::new(0),
             changed: AtomicU64::new(0),
         }
