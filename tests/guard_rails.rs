@@ -182,13 +182,13 @@ fn on_a_filesystem_a_deleting_run_is_refused_while_another_holds_the_lock_and_a_
 
     // This test process holds the lock, as a deleting run in another terminal would.
     let storage = regsweep::storage::fs::FsStorage::open(&root).unwrap();
-    let guard = regsweep::pipeline::lock::acquire(&storage, false).unwrap();
+    let guard = regsweep::pipeline::guard::lock::acquire(&storage, false).unwrap();
     // No lock file: the flock is on the store's own folder.
     assert_eq!(support::files_ending(&root, ""), files_before);
     let me = format!(
         "pid {} on {}",
         std::process::id(),
-        regsweep::pipeline::lock::hostname()
+        regsweep::pipeline::guard::lock::hostname()
     );
     for args in deleting_runs(store, &[], &plan) {
         let (code, stderr) = exit_and_stderr(&args);
@@ -225,7 +225,7 @@ fn on_a_filesystem_a_deleting_run_is_refused_while_another_holds_the_lock_and_a_
     let (code, stderr) = exit_and_stderr(args);
     assert_eq!(code, 0, "{args:?}: {stderr}");
     assert_ne!(support::files_ending(&root, ""), files_before);
-    let again = regsweep::pipeline::lock::acquire(&storage, false);
+    let again = regsweep::pipeline::guard::lock::acquire(&storage, false);
     assert!(again.is_ok(), "the run released its lock");
 }
 
@@ -284,14 +284,14 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     };
 
     // Held by this process: an object beside docker/, naming host, pid and start.
-    let guard = regsweep::pipeline::lock::acquire(&storage, false).unwrap();
+    let guard = regsweep::pipeline::guard::lock::acquire(&storage, false).unwrap();
     let held = lock_object().expect("the lock object exists while held");
     let record: serde_json::Value = serde_json::from_slice(&held).unwrap();
     assert_eq!(record["pid"], std::process::id());
-    assert_eq!(record["host"], regsweep::pipeline::lock::hostname());
+    assert_eq!(record["host"], regsweep::pipeline::guard::lock::hostname());
     assert!(record["started"].is_string() && record["command"].is_string());
     // A second taker through the library is refused too (the conditional write fails).
-    let second = regsweep::pipeline::lock::acquire(&storage, false)
+    let second = regsweep::pipeline::guard::lock::acquire(&storage, false)
         .err()
         .unwrap()
         .to_string();
@@ -300,7 +300,7 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     let me = format!(
         "pid {} on {}",
         std::process::id(),
-        regsweep::pipeline::lock::hostname()
+        regsweep::pipeline::guard::lock::hostname()
     );
     for args in deleting_runs(url, &s3_args, &plan) {
         let (code, stderr) = exit_and_stderr(&args);
@@ -328,7 +328,7 @@ fn on_s3_the_lock_is_an_object_beside_docker_a_stale_one_is_broken_only_with_bre
     let dead_pid = dead.id();
     dead.wait().unwrap();
     let record = serde_json::json!({
-        "host": regsweep::pipeline::lock::hostname(), "pid": dead_pid, "started": "2026-01-01T00:00:00Z",
+        "host": regsweep::pipeline::guard::lock::hostname(), "pid": dead_pid, "started": "2026-01-01T00:00:00Z",
         "started_unix": 1767225600, "command": "regsweep gc --delete"
     });
     s3.put_object("locks", lock_key, record.to_string().as_bytes());

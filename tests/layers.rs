@@ -11,7 +11,7 @@ use std::path::Path;
 
 const LAYERS: &[&str] = &["model", "storage", "pipeline", "report", "commands"];
 
-/// The library's source without comments and test modules, by module (`pipeline::sweep`, `report`,
+/// The library's source without comments and test modules, by module (`pipeline::execute::sweep`, `report`,
 /// `storage`). The binary (`src/bin/`) sits on top and reaches the library as `regsweep::`.
 fn sources() -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
@@ -197,9 +197,14 @@ fn every_import_points_to_its_own_layer_or_below_and_none_goes_round_a_circle() 
 
 #[test]
 fn the_imports_of_a_module_are_read_from_use_groups_and_paths() {
-    let modules = BTreeSet::from(["model::digest", "model::text", "pipeline::sweep", "report"]);
+    let modules = BTreeSet::from([
+        "model::digest",
+        "model::text",
+        "pipeline::execute::sweep",
+        "report",
+    ]);
     let code = "use crate::{model::{digest::Digest, layout}, report::Gc};\n\
-                use crate::pipeline::sweep::{self, Deleted};\n\
+                use crate::pipeline::execute::sweep::{self, Deleted};\n\
                 let x = crate::model::text::thousands(1);\n";
     let found: Vec<String> = imports(code, &modules).into_iter().collect();
     // `model::layout` is not a module here, so it counts as the layer's own.
@@ -209,7 +214,7 @@ fn the_imports_of_a_module_are_read_from_use_groups_and_paths() {
             "model",
             "model::digest",
             "model::text",
-            "pipeline::sweep",
+            "pipeline::execute::sweep",
             "report"
         ]
     );
@@ -232,5 +237,5 @@ fn only_the_sweep_deletes_removes_folders_or_aborts_uploads_above_the_seam() {
         .filter(|(_, code)| calls.iter().any(|c| code.contains(c)))
         .map(|(m, _)| m.as_str())
         .collect();
-    assert_eq!(callers, BTreeSet::from(["pipeline::sweep"]));
+    assert_eq!(callers, BTreeSet::from(["pipeline::execute::sweep"]));
 }

@@ -7,7 +7,7 @@
 mod generator;
 mod support;
 
-use regsweep::pipeline::manifest_cache::{Cached, ManifestCache};
+use regsweep::pipeline::collect::manifest_cache::{Cached, ManifestCache};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

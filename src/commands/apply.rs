@@ -1,6 +1,6 @@
 //! Plan, then apply: `gc --plan FILE` in the day, `apply FILE STORAGE` in the maintenance window.
 //!
-//! A plan file ([`crate::pipeline::plan_file`]) starts with a header that records how the plan was made
+//! A plan file ([`crate::pipeline::plan::file`]) starts with a header that records how the plan was made
 //! (options, time) and what it was made from (a fingerprint of every tag and every manifest revision). `apply` analyses the
 //! store again with the same options and deletes only what the file lists and the new analysis
 //! still plans. It refuses, deleting nothing, when the tags or revisions changed since, or when a
@@ -10,10 +10,10 @@
 use crate::model::digest::Digest;
 use crate::model::time::rfc3339;
 use crate::pipeline::analysis::{Analysis, GcOptions};
-use crate::pipeline::inventory::{self, Inventory};
+use crate::pipeline::collect::inventory::{self, Inventory};
+use crate::pipeline::guard::recheck::{Fingerprints, Refused, Since};
+use crate::pipeline::plan::file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
 use crate::pipeline::plan::{Plan, PlanItem};
-use crate::pipeline::plan_file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
-use crate::pipeline::recheck::{Fingerprints, Refused, Since};
 use crate::report::gc::Applied;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

@@ -16,13 +16,14 @@
 use crate::model::digest::Digest;
 use crate::model::layout;
 use crate::model::problem::{Problem, ProblemKind};
+use crate::model::progress::{Count, Progress};
 use crate::pipeline::analysis::{self, Multipart, StoreRead};
-use crate::pipeline::catalog::{Catalog, State};
-use crate::pipeline::inventory::{self, Inventory, unix_seconds};
-use crate::pipeline::mark;
-use crate::pipeline::progress::{AnalysisError, Count, Progress};
-use crate::pipeline::referrers;
-use crate::pipeline::trash;
+use crate::pipeline::collect::AnalysisError;
+use crate::pipeline::collect::catalog::{Catalog, State};
+use crate::pipeline::collect::inventory::{self, Inventory, unix_seconds};
+use crate::pipeline::collect::mark;
+use crate::pipeline::collect::referrers;
+use crate::pipeline::execute::trash;
 use crate::report::audit::{AuditReport, AuditSummary, OrphanReferrerTag};
 use crate::storage::{Storage, StorageError};
 use std::collections::HashSet;
@@ -43,7 +44,7 @@ pub fn audit(
     storage: &dyn Storage,
     options: &AuditOptions,
     progress: &Progress,
-    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
+    cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<AuditReport, AnalysisError> {
     let start = Instant::now();
     let StoreRead {

@@ -3,7 +3,7 @@
 //! Reading the registry's configuration means the operator names the store exactly as the registry
 //! sees it, and lets later safety checks read `storage.maintenance.readonly`.
 
-use crate::pipeline::cache::{CacheSpec, RedisSpec, RedisTls};
+use crate::pipeline::execute::eviction::{CacheSpec, RedisSpec, RedisTls};
 use crate::storage::azure::{AzureOptions, AzureStorage};
 use crate::storage::fs::FsStorage;
 use crate::storage::gcs::{GcsOptions, GcsStorage};
@@ -401,8 +401,8 @@ fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
             ));
         }
     };
-    let (host, port) =
-        crate::pipeline::cache::host_port(&addr).map_err(|e| format!("redis.addr: {e}"))?;
+    let (host, port) = crate::pipeline::execute::eviction::host_port(&addr)
+        .map_err(|e| format!("redis.addr: {e}"))?;
     let duration = |v: Option<serde_norway::Value>, name: &str, default| match v {
         None => Ok(default),
         Some(v) => go_duration(&v).ok_or_else(|| format!("redis.{name}: {v:?} is not a duration")),
@@ -432,17 +432,17 @@ fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
         dial_timeout: duration(
             section.dialtimeout,
             "dialtimeout",
-            crate::pipeline::cache::DIAL_TIMEOUT,
+            crate::pipeline::execute::eviction::DIAL_TIMEOUT,
         )?,
         read_timeout: duration(
             section.readtimeout,
             "readtimeout",
-            crate::pipeline::cache::READ_TIMEOUT,
+            crate::pipeline::execute::eviction::READ_TIMEOUT,
         )?
         .max(duration(
             section.writetimeout,
             "writetimeout",
-            crate::pipeline::cache::READ_TIMEOUT,
+            crate::pipeline::execute::eviction::READ_TIMEOUT,
         )?),
         from: "config.yml",
     })
@@ -457,7 +457,7 @@ fn go_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
         _ => return None,
     };
     Some(if d.is_zero() {
-        crate::pipeline::cache::READ_TIMEOUT
+        crate::pipeline::execute::eviction::READ_TIMEOUT
     } else {
         d
     })

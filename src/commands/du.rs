@@ -8,12 +8,13 @@
 //! what `_uploads` folders hold (`uploads_bytes`), and on S3 the parts of incomplete multipart uploads
 //! (`multipart_bytes`), which no object listing shows and which are billed all the same.
 
+use crate::model::progress::{Count, Progress};
 use crate::pipeline::analysis::{self, Multipart, StoreRead};
-use crate::pipeline::catalog::Catalog;
-use crate::pipeline::inventory;
-use crate::pipeline::inventory::Inventory;
-use crate::pipeline::mark;
-use crate::pipeline::progress::{AnalysisError, Count, Progress};
+use crate::pipeline::collect::AnalysisError;
+use crate::pipeline::collect::catalog::Catalog;
+use crate::pipeline::collect::inventory;
+use crate::pipeline::collect::inventory::Inventory;
+use crate::pipeline::collect::mark;
 use crate::report::du::{BlobUsage, DuReport, Reclaimable, RepoUsage, SHARED_NAMES, TagUsage};
 use crate::storage::Storage;
 use rayon::prelude::*;
@@ -26,7 +27,7 @@ pub fn du(
     storage: &dyn Storage,
     blobs_per_repo: usize,
     progress: &Progress,
-    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
+    cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<DuReport, AnalysisError> {
     let start = Instant::now();
     let StoreRead {

@@ -5,14 +5,15 @@
 //! The tables are what the analysis read (the walk and the catalog, through the manifest cache and
 //! an `--inventory` alike); the judgement is left to the SQL: which manifests each repository's
 //! revisions and tags reach (following list and index entries only where the repository links
-//! them, as [`crate::pipeline::mark`] does), what is left unmarked past the grace cutoff, which
+//! them, as [`crate::pipeline::collect::mark`] does), what is left unmarked past the grace cutoff, which
 //! links and uploads go with it, and which repositories are left empty. Run in any of those engines
 //! it gives the items of `gc`'s own plan (without `-m`), which the analysis also computed here, so
 //! the summary says how many to expect.
 
+use crate::model::progress::Progress;
 use crate::pipeline::analysis::{self, Analysis, GcOptions};
-use crate::pipeline::catalog::State;
-use crate::pipeline::progress::{AnalysisError, Progress};
+use crate::pipeline::collect::AnalysisError;
+use crate::pipeline::collect::catalog::State;
 use crate::report::tables::{Column, Table};
 use crate::storage::Storage;
 use std::path::Path;
@@ -58,7 +59,7 @@ pub fn export(
     dir: &Path,
     options: &GcOptions,
     progress: &Progress,
-    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
+    cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<Exported, ExportError> {
     let options = GcOptions {
         delete_untagged: false,

@@ -1,13 +1,13 @@
 //! The `gc` job: the analysis ([`crate::pipeline::analysis`]: inventory → catalog → mark → plan), then (only
 //! when asked) the sweep. [`analyse`] computes the plan and never deletes; a dry run renders it.
 //! [`execute`] sweeps a plan after checking that nothing in the analysis leaves reachability in doubt
-//! and that the store is still as analysed ([`crate::pipeline::recheck`]).
+//! and that the store is still as analysed ([`crate::pipeline::guard::recheck`]).
 
 use crate::model::problem::Problem;
+use crate::model::progress::Progress;
 pub use crate::pipeline::analysis::{Analysis, GcOptions, analyse, analyse_retaining};
-use crate::pipeline::progress::Progress;
-use crate::pipeline::recheck::{self, Judged, Refused, Since};
-use crate::pipeline::sweep::{self, Deleted};
+use crate::pipeline::execute::sweep::{self, Deleted};
+use crate::pipeline::guard::recheck::{self, Judged, Refused, Since};
 use crate::storage::Storage;
 
 /// Why a sweep did not start.
@@ -36,7 +36,7 @@ impl RefusedError {
 /// revisions are no longer those the plan was made from.
 ///
 /// Just before deleting, the repositories are listed once more and their tags and revisions compared
-/// with the analysis ([`crate::pipeline::recheck`]): a push or a tag move that landed during the walk (a registry not in read-only
+/// with the analysis ([`crate::pipeline::guard::recheck`]): a push or a tag move that landed during the walk (a registry not in read-only
 /// mode, an S3 listing that moved under the walk) refuses the sweep instead of deleting blobs that the
 /// new tag may need. What lands after this check is what read-only mode exists for.
 ///

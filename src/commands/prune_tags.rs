@@ -3,14 +3,16 @@
 //! Only tags go: a removed tag's `_manifests/tags/<tag>/` folder (its index entries first, its
 //! `current` link last, so that a run cut off leaves a tag that is either whole or still named by its
 //! `current` link, and the next run finishes it). Manifests and blobs are `gc`'s business. Which tags
-//! go is [`crate::pipeline::retention`]'s judgement; the report is [`crate::report::prune_tags`].
+//! go is [`crate::pipeline::retention::tags`]'s judgement; the report is [`crate::report::prune_tags`].
 
+use crate::model::progress::{Count, Progress};
 use crate::model::time::rfc3339;
-use crate::pipeline::inventory::Tag;
-use crate::pipeline::progress::{Count, Progress};
-use crate::pipeline::recheck::{self, Judged, JudgedRepo, Refused, Relisted, Since};
-use crate::pipeline::retention::{PrunePlan, RepoDecisions, TagDecision, Verdict, newest_first};
-use crate::pipeline::sweep::{self, TagsDeleted};
+use crate::pipeline::collect::inventory::Tag;
+use crate::pipeline::execute::sweep::{self, TagsDeleted};
+use crate::pipeline::guard::recheck::{self, Judged, JudgedRepo, Refused, Relisted, Since};
+use crate::pipeline::retention::tags::{
+    PrunePlan, RepoDecisions, TagDecision, Verdict, newest_first,
+};
 use crate::report::prune_tags::AppliedTags;
 use crate::storage::Storage;
 use std::time::Instant;
@@ -53,7 +55,7 @@ impl PruneRefused {
 /// for `prune-tags --delete`.
 pub fn from_reviewed(
     storage: &dyn Storage,
-    lines: &[crate::pipeline::plan_file::TagLine],
+    lines: &[crate::pipeline::plan::file::TagLine],
     created: &str,
     progress: &Progress,
 ) -> Result<(PrunePlan, AppliedTags), PruneRefused> {
@@ -136,7 +138,7 @@ pub fn from_reviewed(
 
 /// Removes the planned tags: each tag's index entries, then its `current` link, then its folder.
 ///
-/// Just before, the repositories are listed again ([`crate::pipeline::recheck`]): when a tag of a matched
+/// Just before, the repositories are listed again ([`crate::pipeline::guard::recheck`]): when a tag of a matched
 /// repository was pushed, moved or re-pushed since the plan was made, or listed links vanished during
 /// the walk, nothing is deleted (a tag pushed during the walk could otherwise be removed as old).
 ///

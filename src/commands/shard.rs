@@ -3,10 +3,11 @@
 //! and the merge that checks every part is there, of this store, and of one N, and adds them to the
 //! manifest cache the collecting run reads.
 
+use crate::model::progress::Progress;
 use crate::model::shard::Shard;
-use crate::pipeline::manifest_cache::ManifestCache;
-use crate::pipeline::progress::{AnalysisError, Progress};
-use crate::pipeline::shard::read_share;
+use crate::pipeline::collect::AnalysisError;
+use crate::pipeline::collect::manifest_cache::ManifestCache;
+use crate::pipeline::collect::shard::read_share;
 use crate::report::shard::{ManifestPart, Merged};
 use crate::storage::Storage;
 use std::collections::{BTreeMap, HashSet};

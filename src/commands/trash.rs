@@ -1,9 +1,11 @@
 //! The trash's part in the deleting commands, and the `trash` commands (`list`, `restore`,
-//! `purge`). What the trash is and how a restore goes is [`crate::pipeline::trash`]; what a trashing
+//! `purge`). What the trash is and how a restore goes is [`crate::pipeline::execute::trash`]; what a trashing
 //! run sweeps with is [`crate::storage::trashing::Trashing`].
 
-use crate::pipeline::sweep::{self, Purged};
-use crate::pipeline::trash::{self, Restored, RunRecord, RunSummary, TrashError, TrashRun};
+use crate::pipeline::execute::sweep::{self, Purged};
+use crate::pipeline::execute::trash::{
+    self, Restored, RunRecord, RunSummary, TrashError, TrashRun,
+};
 use crate::report::trash::TrashList;
 use crate::storage::trashing::Trashing;
 use crate::storage::{Storage, StorageError};

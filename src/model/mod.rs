@@ -6,6 +6,7 @@ pub mod digest;
 pub mod layout;
 pub mod manifest;
 pub mod problem;
+pub mod progress;
 pub mod shard;
 pub mod staged;
 pub mod text;

@@ -5,12 +5,13 @@
 
 use crate::model::digest::Digest;
 use crate::model::problem::Problem;
-use crate::pipeline::catalog::{self, Catalog};
-use crate::pipeline::inventory::{self, Inventory};
-use crate::pipeline::mark::{self, MarkOptions, Marks};
+use crate::model::progress::{Count, Progress};
+use crate::pipeline::collect::catalog::{self, Catalog};
+use crate::pipeline::collect::inventory::{self, Inventory};
+use crate::pipeline::collect::mark::{self, MarkOptions, Marks};
+use crate::pipeline::collect::{AnalysisError, unless_stopped};
 use crate::pipeline::plan::Plan;
-use crate::pipeline::progress::{AnalysisError, Count, Progress};
-use crate::pipeline::untagged_policy::{self, UntaggedPolicyReport, UntaggedRetention};
+use crate::pipeline::retention::untagged::{self, UntaggedPolicyReport, UntaggedRetention};
 use crate::storage::{MultipartUpload, Storage};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -90,7 +91,7 @@ pub fn read(
     detail: inventory::Detail,
     multipart: Multipart,
     progress: &Progress,
-    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
+    cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<StoreRead, AnalysisError> {
     // On a filesystem the listing answers at once; on S3 a worker waits for it while the others walk.
     let (scan, multipart) = rayon::join(
@@ -104,7 +105,7 @@ pub fn read(
         Ok(m) => (m, None),
         Err(e) => (Vec::new(), Some(e)),
     };
-    let inventory = progress.unless_stopped(scan)?;
+    let inventory = unless_stopped(progress, scan)?;
     let catalog = catalog::read(storage, &inventory, progress, cache);
     progress.check()?;
     Ok(StoreRead {
@@ -121,20 +122,20 @@ pub fn analyse(
     storage: &dyn Storage,
     options: &GcOptions,
     progress: &Progress,
-    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
+    cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<Analysis, AnalysisError> {
     analyse_retaining(storage, options, None, progress, cache)
 }
 
 /// As [`analyse`]; with `delete_untagged` and a `retention` policy, the untagged manifests past the
 /// grace window are judged by it, and only those it expires are planned (see
-/// [`crate::pipeline::untagged_policy`]).
+/// [`crate::pipeline::retention::untagged`]).
 pub fn analyse_retaining(
     storage: &dyn Storage,
     options: &GcOptions,
     retention: Option<&UntaggedRetention>,
     progress: &Progress,
-    cache: Option<&crate::pipeline::manifest_cache::ManifestCache>,
+    cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<Analysis, AnalysisError> {
     let start = Instant::now();
     let versioning = storage.versioning().map_err(|e| e.to_string());
@@ -190,7 +191,7 @@ pub fn analyse_retaining(
     let mut untagged_policy = None;
     if let (true, Some(retention)) = (options.delete_untagged, retention) {
         let now = inventory::unix_seconds(options.now);
-        let (kept, report) = untagged_policy::judge(
+        let (kept, report) = untagged::judge(
             storage,
             &inventory,
             &catalog,

@@ -41,17 +41,17 @@ pub struct AuditReport {
     /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
     /// layout does not say what is live, and nothing may be deleted offline.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_in_use: Option<crate::pipeline::database_lock::DatabaseOwned>,
+    pub database_in_use: Option<crate::pipeline::guard::database_owner::DatabaseOwned>,
     pub summary: AuditSummary,
     pub problems: Vec<Problem>,
     pub orphan_referrer_tags: Vec<OrphanReferrerTag>,
     pub elapsed_ms: u64,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
+    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::CacheReport>,
     /// What regsweep's trash holds (absent when it is empty); its runs are checked above.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trash: Option<crate::pipeline::trash::Held>,
+    pub trash: Option<crate::pipeline::execute::trash::Held>,
     /// Where the blobs were listed from an S3 Inventory (`--inventory`): the snapshot and what it
     /// saved and held back (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]

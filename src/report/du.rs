@@ -73,7 +73,7 @@ pub struct DuReport {
     /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
     /// layout does not say what is live, and nothing may be deleted offline.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_in_use: Option<crate::pipeline::database_lock::DatabaseOwned>,
+    pub database_in_use: Option<crate::pipeline::guard::database_owner::DatabaseOwned>,
     pub blobs: u64,
     /// All blob data.
     pub total_bytes: u64,
@@ -88,14 +88,14 @@ pub struct DuReport {
     pub elapsed_ms: u64,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
+    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::CacheReport>,
     /// What `--history` recorded: growth per repository and the fill date (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<crate::report::du_history::Growth>,
     /// What regsweep's trash holds, beside the registry's keys and not counted in `total_bytes`
     /// (absent when it is empty).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trash: Option<crate::pipeline::trash::Held>,
+    pub trash: Option<crate::pipeline::execute::trash::Held>,
     /// Where the blobs were listed from an S3 Inventory (`--inventory`): the snapshot and what it
     /// saved and held back (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]

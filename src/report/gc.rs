@@ -3,7 +3,7 @@
 use crate::model::problem::Problem;
 use crate::model::text::{count, human_bytes, thousands};
 use crate::pipeline::analysis::{Analysis, GcOptions};
-use crate::pipeline::sweep::Deleted;
+use crate::pipeline::execute::sweep::Deleted;
 use crate::report::{PlanWritten, WriteJson};
 use crate::storage::{RequestCounts, Versioning};
 use serde::Serialize;
@@ -142,7 +142,7 @@ pub struct GcReport {
     /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
     /// layout does not say what is live, and nothing may be deleted offline.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_in_use: Option<crate::pipeline::database_lock::DatabaseOwned>,
+    pub database_in_use: Option<crate::pipeline::guard::database_owner::DatabaseOwned>,
     pub dry_run: bool,
     pub delete_untagged: bool,
     pub grace_seconds: u64,
@@ -179,13 +179,13 @@ pub struct GcReport {
     pub inventory: Option<crate::storage::inventory::ListingSnapshot>,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_cache: Option<crate::pipeline::manifest_cache::CacheReport>,
+    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::CacheReport>,
     /// A dry run given `--trash`: what the moves would cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trash_plan: Option<super::trash::TrashPlan>,
     /// What regsweep's trash holds as the run leaves it (absent when it is empty).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trash: Option<crate::pipeline::trash::Held>,
+    pub trash: Option<crate::pipeline::execute::trash::Held>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
     /// When a plan file was applied: how its items fared.
@@ -199,13 +199,13 @@ pub struct GcReport {
     pub bucket_versioning: Option<BucketVersioning>,
     /// The registry's blob-descriptor cache: what the plan has cached, what a sweep evicted.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<crate::pipeline::cache::CacheReport>,
+    pub cache: Option<crate::pipeline::execute::eviction::CacheReport>,
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
     /// With `-m --policy`: what the policy made of the untagged manifests.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub untagged_policy: Option<crate::pipeline::untagged_policy::UntaggedPolicyReport>,
+    pub untagged_policy: Option<crate::pipeline::retention::untagged::UntaggedPolicyReport>,
 }
 
 /// A bucket whose versioning keeps what regsweep deletes.
@@ -690,7 +690,7 @@ pub struct Applied {
 /// The policy's lines: its counts, and with `--explain` one line per judged manifest.
 fn write_untagged_policy(
     out: &mut dyn Write,
-    p: &crate::pipeline::untagged_policy::UntaggedPolicyReport,
+    p: &crate::pipeline::retention::untagged::UntaggedPolicyReport,
     held: u64,
 ) -> io::Result<()> {
     writeln!(

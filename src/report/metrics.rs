@@ -12,7 +12,7 @@
 
 use crate::model::problem::{Problem, ProblemKind};
 use crate::model::staged::Staged;
-use crate::pipeline::trash::{Held, RunRecord};
+use crate::pipeline::execute::trash::{Held, RunRecord};
 use crate::report::audit::AuditReport;
 use crate::report::du::DuReport;
 use crate::report::gc::GcReport;

@@ -28,7 +28,7 @@ pub trait WriteJson: Serialize {
 /// The first line of a human report on a store that a metadata database owns, when it is one.
 pub fn write_owner(
     out: &mut dyn Write,
-    owner: Option<&crate::pipeline::database_lock::DatabaseOwned>,
+    owner: Option<&crate::pipeline::guard::database_owner::DatabaseOwned>,
 ) -> io::Result<()> {
     match owner {
         Some(o) => writeln!(out, "{}", o.warning()),

@@ -1,11 +1,11 @@
 //! The `prune-tags` report: per matched repository, each tag kept (and why) or removed, and what a
-//! deletion or a reviewed plan file did. Built from [`crate::pipeline::retention::PrunePlan`].
+//! deletion or a reviewed plan file did. Built from [`crate::pipeline::retention::tags::PrunePlan`].
 
 use crate::model::problem::Problem;
 use crate::model::text::{count, thousands};
 use crate::model::time::rfc3339;
-use crate::pipeline::retention::PrunePlan;
-use crate::pipeline::sweep::TagsDeleted;
+use crate::pipeline::execute::sweep::TagsDeleted;
+use crate::pipeline::retention::tags::PrunePlan;
 use crate::report::{PlanWritten, WriteJson};
 use serde::Serialize;
 use std::io::Write;
@@ -26,7 +26,7 @@ pub struct PruneReport {
     /// The store is owned by a metadata database (GitLab's `database-in-use` lock file): the
     /// layout does not say what is live, and nothing may be deleted offline.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_in_use: Option<crate::pipeline::database_lock::DatabaseOwned>,
+    pub database_in_use: Option<crate::pipeline::guard::database_owner::DatabaseOwned>,
     pub dry_run: bool,
     pub repositories_total: usize,
     pub repositories_matched: usize,
@@ -41,7 +41,7 @@ pub struct PruneReport {
     pub deleted: Option<TagsDeleted>,
     /// What regsweep's trash holds as the run leaves it (absent when it is empty).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trash: Option<crate::pipeline::trash::Held>,
+    pub trash: Option<crate::pipeline::execute::trash::Held>,
     /// Where `--plan` wrote the plan, and the command that executes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan_file: Option<PlanWritten>,
@@ -64,8 +64,8 @@ pub struct PruneReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicySummary {
     pub path: String,
-    pub format: crate::pipeline::policy::Format,
-    pub unit: crate::pipeline::policy::Unit,
+    pub format: crate::pipeline::retention::policy::Format,
+    pub unit: crate::pipeline::retention::policy::Unit,
     pub rules: usize,
     pub pins: usize,
     /// Pulls read from the records, and the span they cover (RFC 3339).

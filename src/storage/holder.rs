@@ -1,5 +1,5 @@
 //! Who holds the store's lock, as a backend writes it into the lock and reads it back
-//! (see [`crate::pipeline::lock`] for the lock itself).
+//! (see [`crate::pipeline::guard::lock`] for the lock itself).
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};

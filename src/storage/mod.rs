@@ -109,12 +109,12 @@ pub struct ListingNote {
     pub message: String,
 }
 
-/// A lock held by someone else, as the backend found it (see [`crate::pipeline::lock`]).
+/// A lock held by someone else, as the backend found it (see [`crate::pipeline::guard::lock`]).
 #[derive(Debug, Clone)]
 pub struct HeldLock {
     /// Where the lock is: a path or an `s3://` URL.
     pub location: String,
-    /// The holder's record ([`crate::pipeline::lock::Holder`] as JSON), where the backend could learn it.
+    /// The holder's record ([`crate::pipeline::guard::lock::Holder`] as JSON), where the backend could learn it.
     pub record: Option<Vec<u8>>,
     /// When the lock was last written.
     pub renewed: Option<SystemTime>,
@@ -322,7 +322,7 @@ pub trait Storage: Sync {
     /// backend can. `Ok(Err(held))` when someone else holds it. The lock lasts until [`Storage::unlock`].
     fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError>;
 
-    /// Removes a lock that [`crate::pipeline::lock`] judged stale (only that one: a lock taken again since stays).
+    /// Removes a lock that [`crate::pipeline::guard::lock`] judged stale (only that one: a lock taken again since stays).
     fn break_lock(&self, held: &HeldLock) -> Result<(), StorageError>;
 
     /// Releases a lock taken by [`Storage::try_lock`].

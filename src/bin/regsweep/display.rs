@@ -4,7 +4,7 @@
 //! SIGTERM ask the run to stop after the batch in flight; a second one ends it at once.
 
 use indicatif::{HumanBytes, HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use regsweep::pipeline::progress::{Count, Phase, Progress, Snapshot, signal_name};
+use regsweep::model::progress::{Count, Phase, Progress, Snapshot, signal_name};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;

@@ -10,10 +10,11 @@ use anyhow::Context;
 use regsweep::commands::config::{StorageSpec, Target};
 use regsweep::commands::gc::{self, GcOptions};
 use regsweep::commands::trash::TrashOptions;
-use regsweep::pipeline::cache::{CacheReport, CacheSpec, Evictor, RedisSpec};
-use regsweep::pipeline::manifest_cache::ManifestCache;
-use regsweep::pipeline::plan_file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
-use regsweep::pipeline::progress::{AnalysisError, Progress};
+use regsweep::model::progress::Progress;
+use regsweep::pipeline::collect::AnalysisError;
+use regsweep::pipeline::collect::manifest_cache::ManifestCache;
+use regsweep::pipeline::execute::eviction::{CacheReport, CacheSpec, Evictor, RedisSpec};
+use regsweep::pipeline::plan::file::{PlanCommand, PlanFile, PlanHeader, PlanOutput};
 use regsweep::report::WriteJson;
 use regsweep::report::metrics::{Metrics, MetricsOutput};
 use regsweep::storage::Storage;
@@ -314,7 +315,7 @@ fn open_storage(
     }
     let storage = regsweep::commands::config::open(&target.spec)?;
     storage.stop_listings_on(job.progress.stop_flag());
-    regsweep::pipeline::store_root::check(storage.as_ref())?;
+    regsweep::pipeline::guard::store_root::check(storage.as_ref())?;
     // Remote backends wait on the network: more threads than cores keep requests in flight.
     // RAYON_NUM_THREADS, when set, wins (rayon reads it itself).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -386,7 +387,7 @@ fn shard_manifests(args: ShardManifestsArgs, job: &mut Job) -> anyhow::Result<Ex
 fn shard_merge(args: ShardMergeArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
     let Some(dir) =
-        (args.cache_dir.clone()).or_else(regsweep::pipeline::manifest_cache::default_dir)
+        (args.cache_dir.clone()).or_else(regsweep::pipeline::collect::manifest_cache::default_dir)
     else {
         anyhow::bail!(
             "no folder for the manifest cache: give --cache-dir (neither HOME nor XDG_CACHE_HOME is set)"
@@ -408,17 +409,17 @@ fn shard_merge(args: ShardMergeArgs, job: &mut Job) -> anyhow::Result<Exit> {
 /// cannot be told is warned of here (a deleting run has refused it already).
 fn database_owner(
     storage: &dyn Storage,
-) -> Option<regsweep::pipeline::database_lock::DatabaseOwned> {
-    regsweep::pipeline::database_lock::check(storage).unwrap_or_else(|e| {
+) -> Option<regsweep::pipeline::guard::database_owner::DatabaseOwned> {
+    regsweep::pipeline::guard::database_owner::check(storage).unwrap_or_else(|e| {
         eprintln!("regsweep: warning: {e}");
         None
     })
 }
 
 /// What the trash holds, for a report; a trash that cannot be listed is warned of.
-fn trash_held(storage: &dyn Storage) -> Option<regsweep::pipeline::trash::Held> {
-    match regsweep::pipeline::trash::list(storage, SystemTime::now()) {
-        Ok(runs) => regsweep::pipeline::trash::Held::of(&runs),
+fn trash_held(storage: &dyn Storage) -> Option<regsweep::pipeline::execute::trash::Held> {
+    match regsweep::pipeline::execute::trash::list(storage, SystemTime::now()) {
+        Ok(runs) => regsweep::pipeline::execute::trash::Held::of(&runs),
         Err(e) => {
             eprintln!("regsweep: warning: the trash cannot be listed: {e}");
             None
@@ -436,19 +437,19 @@ fn prepare_delete<'a>(
     target: &Target,
     storage: &'a dyn Storage,
     safety: &SafetyArgs,
-) -> anyhow::Result<Result<Option<regsweep::pipeline::lock::Guard<'a>>, Exit>> {
+) -> anyhow::Result<Result<Option<regsweep::pipeline::guard::lock::Guard<'a>>, Exit>> {
     if !delete {
         return Ok(Ok(None));
     }
     if let Err(exit) = delete_checks(arg, target, storage, safety) {
         return Ok(Err(exit));
     }
-    match regsweep::pipeline::lock::acquire(storage, safety.break_lock) {
+    match regsweep::pipeline::guard::lock::acquire(storage, safety.break_lock) {
         Ok(guard) => {
             purge_expired_trash(storage)?;
             Ok(Ok(Some(guard)))
         }
-        Err(e @ regsweep::pipeline::lock::LockError::Storage { .. }) => Err(e.into()),
+        Err(e @ regsweep::pipeline::guard::lock::LockError::Storage { .. }) => Err(e.into()),
         Err(e) => {
             eprintln!("regsweep: {e}");
             Ok(Err(Exit::Error))
@@ -464,7 +465,7 @@ fn delete_checks(
     storage: &dyn Storage,
     safety: &SafetyArgs,
 ) -> Result<(), Exit> {
-    match regsweep::pipeline::database_lock::check(storage) {
+    match regsweep::pipeline::guard::database_owner::check(storage) {
         Ok(None) => {}
         Ok(Some(owned)) => {
             eprintln!("regsweep: {}", owned.refusal());
@@ -598,7 +599,7 @@ fn manifest_cache(args: &ManifestCacheArgs) -> Option<ManifestCache> {
     match args
         .cache_dir
         .clone()
-        .or_else(regsweep::pipeline::manifest_cache::default_dir)
+        .or_else(regsweep::pipeline::collect::manifest_cache::default_dir)
     {
         Some(dir) => Some(ManifestCache::open(&dir)),
         None => {
@@ -817,19 +818,21 @@ fn read_policy(
     path: &std::path::Path,
     inputs: &crate::cli::PolicyInputs,
 ) -> anyhow::Result<(
-    regsweep::pipeline::policy::Policy,
-    regsweep::pipeline::pins::Pins,
-    Option<regsweep::pipeline::pulls::Pulls>,
+    regsweep::pipeline::retention::policy::Policy,
+    regsweep::pipeline::retention::pins::Pins,
+    Option<regsweep::pipeline::retention::pulls::Pulls>,
 )> {
-    let policy = regsweep::pipeline::policy::Policy::read(path)?;
+    let policy = regsweep::pipeline::retention::policy::Policy::read(path)?;
     let pins = match &inputs.keep_images {
-        Some(f) => regsweep::pipeline::pins::Pins::read(f)?,
+        Some(f) => regsweep::pipeline::retention::pins::Pins::read(f)?,
         None => Default::default(),
     };
     let pulls = if inputs.pulls.is_empty() {
         None
     } else {
-        Some(regsweep::pipeline::pulls::Pulls::read(&inputs.pulls)?)
+        Some(regsweep::pipeline::retention::pulls::Pulls::read(
+            &inputs.pulls,
+        )?)
     };
     if policy.on_pulls() && pulls.is_none() {
         eprintln!(
@@ -847,7 +850,7 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let retention = match &args.policy {
         Some(path) => {
             let (policy, pins, pulls) = read_policy(path, &args.policy_inputs)?;
-            Some(regsweep::pipeline::untagged_policy::UntaggedRetention {
+            Some(regsweep::pipeline::retention::untagged::UntaggedRetention {
                 policy,
                 pins,
                 pulls,
@@ -1087,9 +1090,9 @@ fn sweep_and_render(
                 return Ok(Exit::Error);
             }
         };
-        let after: &dyn regsweep::pipeline::sweep::AfterDelete = match &evictor {
+        let after: &dyn regsweep::pipeline::execute::sweep::AfterDelete = match &evictor {
             Some(e) => e,
-            None => &regsweep::pipeline::sweep::NoOne,
+            None => &regsweep::pipeline::execute::sweep::NoOne,
         };
         match gc::execute(storage, analysis, &job.progress, after, trash) {
             Ok(deleted) => {
@@ -1144,11 +1147,11 @@ fn sweep_and_render(
 
 fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let plan_out = args.plan.as_deref().map(PlanOutput::create).transpose()?;
-    let rules = regsweep::pipeline::retention::Rules {
+    let rules = regsweep::pipeline::retention::tags::Rules {
         repos: if args.policy.is_some() && args.repos.is_empty() {
-            regsweep::pipeline::retention::Rules::repo_globs(&["**".to_owned()])?
+            regsweep::pipeline::retention::tags::Rules::repo_globs(&["**".to_owned()])?
         } else {
-            regsweep::pipeline::retention::Rules::repo_globs(&args.repos)?
+            regsweep::pipeline::retention::tags::Rules::repo_globs(&args.repos)?
         },
         repo_patterns: args.repos.clone(),
         tag: args.tag,
@@ -1177,9 +1180,9 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let result = match &policy {
-        Some((policy, pins, pulls)) => regsweep::pipeline::retention::plan_by_policy(
+        Some((policy, pins, pulls)) => regsweep::pipeline::retention::tags::plan_by_policy(
             storage.as_ref(),
-            &regsweep::pipeline::retention::PolicyRun {
+            &regsweep::pipeline::retention::tags::PolicyRun {
                 policy,
                 repos: (!args.repos.is_empty()).then_some(&rules),
                 pins,
@@ -1188,7 +1191,7 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
             SystemTime::now(),
             &job.progress,
         ),
-        None => regsweep::pipeline::retention::plan(
+        None => regsweep::pipeline::retention::tags::plan(
             storage.as_ref(),
             &rules,
             SystemTime::now(),
@@ -1224,7 +1227,7 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
             .iter()
             .map(|r| (r.name.clone(), r.tags, r.removed))
             .collect();
-        report.refused = regsweep::pipeline::policy_judge::guards(policy, &counts)
+        report.refused = regsweep::pipeline::retention::judge::guards(policy, &counts)
             .iter()
             .map(|b| b.to_string())
             .collect();
@@ -1266,7 +1269,7 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
 /// Removes the planned tags when `delete`, then renders the report; the exit status says how it went.
 fn delete_tags_and_render(
     job: &mut Job,
-    plan: &regsweep::pipeline::retention::PrunePlan,
+    plan: &regsweep::pipeline::retention::tags::PrunePlan,
     mut report: regsweep::report::prune_tags::PruneReport,
     storage: &dyn Storage,
     delete: Option<Option<TrashOptions>>,
@@ -1326,10 +1329,10 @@ fn trash_list(args: TrashListArgs, job: &mut Job) -> anyhow::Result<Exit> {
 fn trash_lock<'a>(
     storage: &'a dyn Storage,
     break_lock: bool,
-) -> anyhow::Result<Result<regsweep::pipeline::lock::Guard<'a>, Exit>> {
-    match regsweep::pipeline::lock::acquire(storage, break_lock) {
+) -> anyhow::Result<Result<regsweep::pipeline::guard::lock::Guard<'a>, Exit>> {
+    match regsweep::pipeline::guard::lock::acquire(storage, break_lock) {
         Ok(guard) => Ok(Ok(guard)),
-        Err(e @ regsweep::pipeline::lock::LockError::Storage { .. }) => Err(e.into()),
+        Err(e @ regsweep::pipeline::guard::lock::LockError::Storage { .. }) => Err(e.into()),
         Err(e) => {
             eprintln!("regsweep: {e}");
             Ok(Err(Exit::Error))

@@ -19,15 +19,15 @@
 //! ([`Storage::delete_batch`]), batches in parallel.
 //!
 //! After each batch of links or blobs is gone, [`AfterDelete`] hears of it (the registry's
-//! blob-descriptor cache is evicted there, see [`crate::pipeline::cache`]): after, so that a read in between
+//! blob-descriptor cache is evicted there, see [`crate::pipeline::execute::eviction`]): after, so that a read in between
 //! cannot put a key back for something still there. When it answers that the sweep must stop (the
 //! cache went away), no further batch is started: what was not attempted stays, as after a crash.
 
 use crate::model::digest::Digest;
 use crate::model::layout;
-use crate::pipeline::inventory::Tag;
+use crate::model::progress::{Count, Progress};
+use crate::pipeline::collect::inventory::Tag;
 use crate::pipeline::plan::{Plan, PlanItem};
-use crate::pipeline::progress::{Count, Progress};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -93,7 +93,7 @@ pub struct Deleted {
     /// With `--trash`: the run that holds what was "deleted" (moved, and restorable until it
     /// expires).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trash: Option<crate::pipeline::trash::RunRecord>,
+    pub trash: Option<crate::pipeline::execute::trash::RunRecord>,
     /// Incomplete multipart uploads a trashing run left (they cannot be moved).
     #[serde(skip_serializing_if = "is_zero")]
     pub multipart_kept: u64,
@@ -240,7 +240,7 @@ pub fn sweep_telling(
     if out.not_attempted > 0 {
         out.stopped_by = progress
             .stop_requested()
-            .map(crate::pipeline::progress::signal_name);
+            .map(crate::model::progress::signal_name);
     }
     out
 }
@@ -484,7 +484,7 @@ pub struct TagsDeleted {
     pub failures: Vec<Failure>,
     /// With `--trash`: the run that holds the removed tags.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trash: Option<crate::pipeline::trash::RunRecord>,
+    pub trash: Option<crate::pipeline::execute::trash::RunRecord>,
 }
 
 /// Removes tags, as (repository, tag): each tag's index entries, then its `current` link, then its
@@ -559,10 +559,10 @@ pub struct Purged {
 pub fn purge_trash_runs(storage: &dyn Storage, ids: &[String]) -> Purged {
     let mut out = Purged::default();
     for id in ids {
-        let keys = match crate::pipeline::trash::keys_of(storage, id) {
+        let keys = match crate::pipeline::execute::trash::keys_of(storage, id) {
             Ok(k) => k,
-            Err(crate::pipeline::trash::TrashError::NoSuchRun(_)) => continue,
-            Err(crate::pipeline::trash::TrashError::Storage(e)) => {
+            Err(crate::pipeline::execute::trash::TrashError::NoSuchRun(_)) => continue,
+            Err(crate::pipeline::execute::trash::TrashError::Storage(e)) => {
                 out.failures.push(Failure::storage(id.clone(), e));
                 continue;
             }
@@ -581,14 +581,14 @@ pub fn purge_trash_runs(storage: &dyn Storage, ids: &[String]) -> Purged {
             }
         }
         if out.failures.len() == before {
-            let folder = crate::pipeline::trash::run_folder(id);
+            let folder = crate::pipeline::execute::trash::run_folder(id);
             if let Err(e) = storage.remove_empty_folders(&folder) {
                 out.failures.push(Failure::storage(folder, e));
             }
             out.runs.push(id.clone());
         }
     }
-    let _ = storage.remove_folder_if_empty(crate::pipeline::trash::TRASH);
+    let _ = storage.remove_folder_if_empty(crate::pipeline::execute::trash::TRASH);
     out
 }
 
@@ -603,7 +603,7 @@ fn purge_hidden_versions(
 ) -> (Vec<(String, u64)>, usize) {
     let versions = format!(
         "{}{}",
-        crate::pipeline::trash::run_folder(id),
+        crate::pipeline::execute::trash::run_folder(id),
         crate::storage::trashing::VERSIONS
     );
     let (hidden, rest): (Vec<_>, Vec<_>) = keys
@@ -612,7 +612,7 @@ fn purge_hidden_versions(
     let results: Vec<Result<u64, StorageError>> = hidden
         .par_iter()
         .map(|(key, _)| {
-            let version = crate::pipeline::trash::read_version(storage, key)?;
+            let version = crate::pipeline::execute::trash::read_version(storage, key)?;
             storage.delete_version(&key[versions.len()..], &version)?;
             Ok(version.size)
         })
@@ -633,17 +633,18 @@ fn purge_hidden_versions(
     (left, records)
 }
 
-/// Restores trash run `id` ([`crate::pipeline::trash::restore`]): the trash's copies of what is back
+/// Restores trash run `id` ([`crate::pipeline::execute::trash::restore`]): the trash's copies of what is back
 /// in place, and the run's record once it is empty, are deleted here, and the folders left empty.
 pub fn restore_trash_run(
     storage: &dyn Storage,
     id: &str,
-) -> Result<crate::pipeline::trash::Restored, crate::pipeline::trash::TrashError> {
+) -> Result<crate::pipeline::execute::trash::Restored, crate::pipeline::execute::trash::TrashError>
+{
     let discard = |keys: &[String]| storage.delete(keys);
-    let restored = crate::pipeline::trash::restore(storage, id, &discard)?;
+    let restored = crate::pipeline::execute::trash::restore(storage, id, &discard)?;
     if restored.run_removed {
-        let _ = storage.remove_empty_folders(&crate::pipeline::trash::run_folder(id));
-        let _ = storage.remove_folder_if_empty(crate::pipeline::trash::TRASH);
+        let _ = storage.remove_empty_folders(&crate::pipeline::execute::trash::run_folder(id));
+        let _ = storage.remove_folder_if_empty(crate::pipeline::execute::trash::TRASH);
     }
     Ok(restored)
 }

@@ -9,8 +9,8 @@
 //! rules and in the same words. What lands after the last check is what read-only mode is for.
 
 use crate::model::digest::Digest;
-use crate::pipeline::inventory::{self, Repository, Tag};
-use crate::pipeline::progress::{Count, Progress, Stopped};
+use crate::model::progress::{Count, Progress, Stopped};
+use crate::pipeline::collect::inventory::{self, Repository, Tag};
 use crate::storage::{Storage, StorageError};
 use std::cmp::Ordering;
 use std::fmt;

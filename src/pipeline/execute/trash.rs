@@ -18,7 +18,7 @@
 //!
 //! A run expires `WINDOW` after it was made; the next deleting run (trash or not) purges the runs
 //! whose window has passed, and `regsweep trash purge` purges by hand. What a purge deletes is
-//! deleted by [`crate::pipeline::sweep`], the only code that deletes.
+//! deleted by [`crate::pipeline::execute::sweep`], the only code that deletes.
 
 use crate::model::layout::{self, BlobKey, RepoKey};
 use crate::model::problem::{Problem, ProblemKind};
@@ -468,7 +468,7 @@ pub fn read_version(storage: &dyn Storage, key: &str) -> Result<ObjectVersion, S
 
 /// Puts every object of run `id` back where it was (see the module's words), then hands the trash
 /// copies whose place holds them already, and the run's record once the run is empty, to `discard`
-/// ([`crate::pipeline::sweep::restore_run`] deletes them, and the folders left empty).
+/// ([`crate::pipeline::execute::sweep::restore_run`] deletes them, and the folders left empty).
 pub fn restore(
     storage: &dyn Storage,
     id: &str,

@@ -17,8 +17,8 @@
 //! keys left. A registry caching `inmemory` cannot be reached from outside: it must be restarted.
 
 use crate::model::digest::Digest;
+use crate::pipeline::execute::sweep::AfterDelete;
 use crate::pipeline::plan::Plan;
-use crate::pipeline::sweep::AfterDelete;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Mutex;

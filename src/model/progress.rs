@@ -228,16 +228,6 @@ impl Progress {
         }
     }
 
-    /// What a job's listing gave, unless a stop was asked for (which may have cut the listing short
-    /// with an error): then `Stopped`.
-    pub fn unless_stopped<T>(
-        &self,
-        r: Result<T, crate::storage::StorageError>,
-    ) -> Result<T, AnalysisError> {
-        self.check()?;
-        Ok(r?)
-    }
-
     /// `Err(Stopped)` once a stop was asked for: for analyses, between phases and after a phase
     /// that may have been cut short.
     pub fn check(&self) -> Result<(), Stopped> {
@@ -295,15 +285,6 @@ pub fn signal_name(signal: usize) -> String {
         libc::SIGHUP => "SIGHUP".into(),
         n => format!("signal {n}"),
     }
-}
-
-/// Why an analysis did not finish: the store could not be listed, or a stop was asked for.
-#[derive(Debug, thiserror::Error)]
-pub enum AnalysisError {
-    #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
-    #[error(transparent)]
-    Stopped(#[from] Stopped),
 }
 
 #[cfg(test)]

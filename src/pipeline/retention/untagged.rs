@@ -5,7 +5,7 @@
 //!
 //! The policy judges images, not their parts: an untagged manifest that another untagged one holds
 //! (a platform manifest of an index, a signature or SBOM whose subject is one) is not judged on its
-//! own but follows what holds it, kept with it ([`crate::pipeline::mark::mark_keeping`] reaches
+//! own but follows what holds it, kept with it ([`crate::pipeline::collect::mark::mark_keeping`] reaches
 //! it) or collected with it. A count rule so counts an untagged multi-arch image once.
 //!
 //! An untagged manifest's push time is its revision link's modification time (one stat or HEAD a
@@ -14,13 +14,13 @@
 use crate::model::digest::Digest;
 use crate::model::layout;
 use crate::model::time::rfc3339;
-use crate::pipeline::catalog::Catalog;
-use crate::pipeline::inventory::{Inventory, Repository};
-use crate::pipeline::mark::followed_children;
-use crate::pipeline::pins::Pins;
-use crate::pipeline::policy::{Format, Policy};
-use crate::pipeline::policy_judge::{self, Judgement};
-use crate::pipeline::pulls::Pulls;
+use crate::pipeline::collect::catalog::Catalog;
+use crate::pipeline::collect::inventory::{Inventory, Repository};
+use crate::pipeline::collect::mark::followed_children;
+use crate::pipeline::retention::judge::{self, Judgement};
+use crate::pipeline::retention::pins::Pins;
+use crate::pipeline::retention::policy::{Format, Policy};
+use crate::pipeline::retention::pulls::Pulls;
 use crate::storage::Storage;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -97,7 +97,7 @@ pub fn judge(
             let known: Vec<(Digest, i64)> = (revs.iter().zip(&times))
                 .filter_map(|(d, t)| t.as_ref().ok().map(|&t| (*d, t)))
                 .collect();
-            let mut judged = policy_judge::judge_untagged(
+            let mut judged = judge::judge_untagged(
                 &retention.policy,
                 &repo.name,
                 &repo.tags,

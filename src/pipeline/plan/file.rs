@@ -30,7 +30,7 @@ pub enum PlanCommand {
 }
 
 /// What a `gc` plan was made with and from: its options, and counts and fingerprints of every tag
-/// and of the manifest revisions it keeps (see [`crate::pipeline::recheck::Fingerprints`]).
+/// and of the manifest revisions it keeps (see [`crate::pipeline::guard::recheck::Fingerprints`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcState {
     pub delete_untagged: bool,

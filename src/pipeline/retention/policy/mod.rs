@@ -1,6 +1,6 @@
 //! A retention policy, as a file: regsweep's own rules (YAML or JSON), an ECR lifecycle policy as
 //! AWS writes it, or an ACR purge command line. Each is read into the same ordered [`Rule`]s, which
-//! [`crate::pipeline::policy_judge`] applies. Parsing and checking only: no I/O but the file read.
+//! [`crate::pipeline::retention::judge`] applies. Parsing and checking only: no I/O but the file read.
 //!
 //! The semantics, in README's "Retention policies": rules by priority (lowest first; in file order
 //! where none is given), the first rule that selects a tag (or an image, for ECR) decides it, what

@@ -14,8 +14,8 @@
 use crate::model::digest::Digest;
 use crate::model::layout::{self, BlobKey, RepoKey};
 use crate::model::problem::{Problem, ProblemKind};
+use crate::model::progress::{Count, Progress, Tally};
 pub use crate::model::time::unix_seconds;
-use crate::pipeline::progress::{Count, Progress, Tally};
 use crate::storage::{Entry, Lean, ListingNote, Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;

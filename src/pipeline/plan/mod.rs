@@ -1,7 +1,7 @@
 //! The plan: what a sweep would delete, as a value.
 //!
 //! A plan is computed the same way for a dry run and for `--delete`; a dry run renders it, `--delete`
-//! hands it to [`crate::pipeline::sweep`]. Items are listed in sweep order: untagged manifests, then `_layers`
+//! hands it to [`crate::pipeline::execute::sweep`]. Items are listed in sweep order: untagged manifests, then `_layers`
 //! links, then blob data, then abandoned uploads, S3 multipart uploads, and last the repositories the
 //! rest leaves empty. A blob is planned only when no root reaches it and its data is older than the
 //! grace window; a `_layers` link only when its blob is planned, or when its repository is left
@@ -12,9 +12,11 @@
 //! registry could serve from it remains, so its remaining links (to blobs other repositories keep)
 //! go too, and then its folders, so that it leaves the registry's catalog.
 
+pub mod file;
+
 use crate::model::digest::Digest;
-use crate::pipeline::inventory::Inventory;
-use crate::pipeline::mark::Marks;
+use crate::pipeline::collect::inventory::Inventory;
+use crate::pipeline::collect::mark::Marks;
 use roaring::RoaringBitmap;
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +53,7 @@ pub enum PlanItem {
 /// no tag, every revision `untagged` (and so planned), every upload older than the grace window,
 /// every `_layers` link to a swept blob or else written before it.
 pub fn left_empty(
-    repo: &crate::pipeline::inventory::Repository,
+    repo: &crate::pipeline::collect::inventory::Repository,
     untagged: &[Digest],
     swept: &RoaringBitmap,
     grace_cutoff: i64,
@@ -63,9 +65,9 @@ pub fn left_empty(
 }
 
 /// Whether `repo` is left empty if its `_layers` links are old enough: the repositories whose link
-/// times [`crate::pipeline::inventory::layer_link_times`] must know before the plan is built.
+/// times [`crate::pipeline::collect::inventory::layer_link_times`] must know before the plan is built.
 pub fn could_be_left_empty(
-    repo: &crate::pipeline::inventory::Repository,
+    repo: &crate::pipeline::collect::inventory::Repository,
     untagged: &[Digest],
     grace_cutoff: i64,
 ) -> bool {
@@ -173,7 +175,7 @@ impl Plan {
             .iter()
             .filter(|u| {
                 u.initiated
-                    .map(crate::pipeline::inventory::unix_seconds)
+                    .map(crate::pipeline::collect::inventory::unix_seconds)
                     .is_some_and(|t| t <= grace_cutoff)
             })
             .map(|u| PlanItem::Multipart {
@@ -310,7 +312,7 @@ mod tests {
         ];
         let (mut out, mut line) = (Vec::new(), Vec::new());
         for item in &items {
-            crate::pipeline::plan_file::item_line(item, &mut line);
+            crate::pipeline::plan::file::item_line(item, &mut line);
             out.extend_from_slice(&line);
         }
         let hex = "ab".repeat(32);

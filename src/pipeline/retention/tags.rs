@@ -1,13 +1,14 @@
 //! Which tags go, for `prune-tags`: rules (repository globs, tag patterns, keep the newest N, keep
 //! those pushed within a window, only orphan referrer tags) judged against the tags of the matched
-//! repositories, each tag kept (and why) or removed. Judges only; [`crate::pipeline::sweep`] removes.
+//! repositories, each tag kept (and why) or removed. Judges only; [`crate::pipeline::execute::sweep`] removes.
 
 use crate::model::problem::Problem;
+use crate::model::progress::Progress;
 use crate::model::time::rfc3339;
-use crate::pipeline::inventory::{self, Tag};
-use crate::pipeline::plan_file::{LineKind, TagLine};
-use crate::pipeline::progress::{AnalysisError, Progress};
-use crate::pipeline::referrers;
+use crate::pipeline::collect::inventory::{self, Tag};
+use crate::pipeline::collect::referrers;
+use crate::pipeline::collect::{AnalysisError, unless_stopped};
+use crate::pipeline::plan::file::{LineKind, TagLine};
 use crate::storage::Storage;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use regex::Regex;
@@ -45,7 +46,7 @@ pub struct Rules {
     /// Of the candidates, those pushed within this window stay.
     pub older_than: Option<Duration>,
     /// Candidates are only referrer tags whose subject the repository no longer holds (see
-    /// [`crate::pipeline::referrers`]).
+    /// [`crate::pipeline::collect::referrers`]).
     pub orphan_referrer_tags: bool,
 }
 
@@ -215,8 +216,10 @@ pub fn plan(
     progress: &Progress,
 ) -> Result<PrunePlan, AnalysisError> {
     let start = Instant::now();
-    let (repositories, problems, vanished) =
-        progress.unless_stopped(inventory::scan_repositories_only(storage, progress))?;
+    let (repositories, problems, vanished) = unless_stopped(
+        progress,
+        inventory::scan_repositories_only(storage, progress),
+    )?;
     let repositories_total = repositories.len();
     let mut matched = vec![false; rules.repo_patterns.len()];
     for r in &repositories {
@@ -257,10 +260,10 @@ pub fn plan(
 /// What `prune-tags --policy` judges: the policy, the repositories it may touch (`--repo`; all
 /// when `None`), pins and pull records.
 pub struct PolicyRun<'a> {
-    pub policy: &'a crate::pipeline::policy::Policy,
+    pub policy: &'a crate::pipeline::retention::policy::Policy,
     pub repos: Option<&'a Rules>,
-    pub pins: &'a crate::pipeline::pins::Pins,
-    pub pulls: Option<&'a crate::pipeline::pulls::Pulls>,
+    pub pins: &'a crate::pipeline::retention::pins::Pins,
+    pub pulls: Option<&'a crate::pipeline::retention::pulls::Pulls>,
 }
 
 /// Walks the store and judges every tag by the policy. Never deletes.
@@ -270,10 +273,12 @@ pub fn plan_by_policy(
     now: SystemTime,
     progress: &Progress,
 ) -> Result<PrunePlan, AnalysisError> {
-    use crate::pipeline::policy_judge::judge;
+    use crate::pipeline::retention::judge::judge;
     let start = Instant::now();
-    let (repositories, problems, vanished) =
-        progress.unless_stopped(inventory::scan_repositories_only(storage, progress))?;
+    let (repositories, problems, vanished) = unless_stopped(
+        progress,
+        inventory::scan_repositories_only(storage, progress),
+    )?;
     let repositories_total = repositories.len();
     let mut matched = vec![false; run.repos.map_or(0, |r| r.repo_patterns.len())];
     let now_s = inventory::unix_seconds(now);

@@ -1,14 +1,14 @@
 //! Applies a [`Policy`] to a repository: what each rule selects (tags, or ECR's images), decided by
 //! the first rule that selects it, kept or expired with the reason; pins first, never expired;
 //! rules on pulls that the records do not cover keep everything they select. Then the guards over
-//! the whole run. Judges only: [`crate::pipeline::sweep`] removes.
+//! the whole run. Judges only: [`crate::pipeline::execute::sweep`] removes.
 
 use crate::model::digest::Digest;
 use crate::model::time::rfc3339;
-use crate::pipeline::inventory::Tag;
-use crate::pipeline::pins::Pins;
-use crate::pipeline::policy::{Policy, Rule, Status, Unit};
-use crate::pipeline::pulls::Pulls;
+use crate::pipeline::collect::inventory::Tag;
+use crate::pipeline::retention::pins::Pins;
+use crate::pipeline::retention::policy::{Policy, Rule, Status, Unit};
+use crate::pipeline::retention::pulls::Pulls;
 use std::cmp::Reverse;
 use std::time::Duration;
 

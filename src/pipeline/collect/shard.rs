@@ -4,11 +4,12 @@
 //! which a final step merges into the cache the collecting run uses; that run then reads only what
 //! no shard read (entries whose index another shard read, manifests pushed since).
 
+use crate::model::progress::Progress;
 use crate::model::shard::Shard;
-use crate::pipeline::catalog;
-use crate::pipeline::inventory::{self, Detail};
-use crate::pipeline::manifest_cache::ManifestCache;
-use crate::pipeline::progress::{AnalysisError, Progress};
+use crate::pipeline::collect::catalog;
+use crate::pipeline::collect::inventory::{self, Detail};
+use crate::pipeline::collect::manifest_cache::ManifestCache;
+use crate::pipeline::collect::{AnalysisError, unless_stopped};
 use crate::storage::Storage;
 
 /// What a shard read.
@@ -27,7 +28,10 @@ pub fn read_share(
     progress: &Progress,
     cache: &ManifestCache,
 ) -> Result<ShareRead, AnalysisError> {
-    let mut inv = progress.unless_stopped(inventory::scan(storage, Detail::Targets, progress))?;
+    let mut inv = unless_stopped(
+        progress,
+        inventory::scan(storage, Detail::Targets, progress),
+    )?;
     let mut roots = std::collections::BTreeSet::new();
     for r in &mut inv.repositories {
         r.revisions.retain(|d| shard.holds(d));

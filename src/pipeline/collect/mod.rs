@@ -1,0 +1,35 @@
+//! Collect: what the store holds and what its tags reach. [`inventory`] is the parallel walk,
+//! [`catalog`] reads each manifest once (or has it answered by [`manifest_cache`]), [`mark`] follows
+//! roots down to every blob, [`referrers`] reads referrer tags, and [`shard`] is one machine's share
+//! of the manifest reading. Nothing here deletes.
+
+use crate::model::progress::{Progress, Stopped};
+use crate::storage::StorageError;
+
+pub mod catalog;
+pub mod inventory;
+// Maps its file (memmap2 cannot do that without `unsafe`); the module says why each use holds.
+#[allow(unsafe_code)]
+pub mod manifest_cache;
+pub mod mark;
+pub mod referrers;
+pub mod shard;
+
+/// Why an analysis did not finish: the store could not be listed, or a stop was asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
+/// What a job's listing gave, unless a stop was asked for (which may have cut the listing short
+/// with an error): then `Stopped`.
+pub fn unless_stopped<T>(
+    progress: &Progress,
+    r: Result<T, StorageError>,
+) -> Result<T, AnalysisError> {
+    progress.check()?;
+    Ok(r?)
+}
