@@ -15,6 +15,7 @@ use crate::pipeline::collect::catalog::Catalog;
 use crate::pipeline::collect::inventory;
 use crate::pipeline::collect::inventory::Inventory;
 use crate::pipeline::collect::mark;
+use crate::pipeline::collect::walk;
 use crate::report::du::{BlobUsage, DuReport, Reclaimable, RepoUsage, SHARED_NAMES, TagUsage};
 use crate::storage::Storage;
 use rayon::prelude::*;
@@ -45,8 +46,8 @@ pub fn du(
     progress.phase("marking per repository", Count::ManifestsRead, None);
     let per_repo = mark::tag_reach(&inv, &cat);
     let plain = mark::mark_every_revision(&inv, &cat);
-    let ids = inventory::to_measure(&inv, &plain.blobs);
-    inventory::measure(storage, &mut inv, &ids, progress);
+    let ids = walk::to_measure(&inv, &plain.blobs);
+    walk::measure(storage, &mut inv, &ids, progress);
     progress.check()?;
     // Blobs reached from one repository only, and from two or more.
     let (mut once, mut twice) = (RoaringBitmap::new(), RoaringBitmap::new());

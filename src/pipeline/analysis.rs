@@ -9,6 +9,7 @@ use crate::model::progress::{Count, Progress};
 use crate::pipeline::collect::catalog::{self, Catalog};
 use crate::pipeline::collect::inventory::{self, Inventory};
 use crate::pipeline::collect::mark::{self, MarkOptions, Marks};
+use crate::pipeline::collect::walk;
 use crate::pipeline::collect::{AnalysisError, unless_stopped};
 use crate::pipeline::plan::Plan;
 use crate::pipeline::retention::untagged::{self, UntaggedPolicyReport, UntaggedRetention};
@@ -29,7 +30,7 @@ pub struct GcOptions {
 impl GcOptions {
     /// Unix seconds after which data counts as recent.
     pub fn grace_cutoff(&self) -> i64 {
-        inventory::unix_seconds(self.now) - self.grace.as_secs() as i64
+        crate::model::time::unix_seconds(self.now) - self.grace.as_secs() as i64
     }
 }
 
@@ -95,7 +96,7 @@ pub fn read(
 ) -> Result<StoreRead, AnalysisError> {
     // On a filesystem the listing answers at once; on S3 a worker waits for it while the others walk.
     let (scan, multipart) = rayon::join(
-        || inventory::scan(storage, detail, progress),
+        || walk::scan(storage, detail, progress),
         || match multipart {
             Multipart::Listed => storage.multipart_uploads().map_err(|e| e.to_string()),
             Multipart::NotListed => Ok(Vec::new()),
@@ -183,14 +184,14 @@ pub fn analyse_retaining(
             .flatten()
             .filter_map(|d| inventory.blobs.id(d))
             .collect();
-        inventory::measure(storage, &mut inventory, &untagged, progress);
+        walk::measure(storage, &mut inventory, &untagged, progress);
         progress.check()?;
         progress.phase(&marking, Count::ManifestsRead, None);
     }
     let mut marks = mark::mark(&inventory, &catalog, mark_options);
     let mut untagged_policy = None;
     if let (true, Some(retention)) = (options.delete_untagged, retention) {
-        let now = inventory::unix_seconds(options.now);
+        let now = crate::model::time::unix_seconds(options.now);
         let (kept, report) = untagged::judge(
             storage,
             &inventory,
@@ -203,8 +204,8 @@ pub fn analyse_retaining(
         untagged_policy = Some(report);
         progress.check()?;
     }
-    let ids = inventory::to_measure(&inventory, &marks.blobs);
-    inventory::measure(storage, &mut inventory, &ids, progress);
+    let ids = walk::to_measure(&inventory, &marks.blobs);
+    walk::measure(storage, &mut inventory, &ids, progress);
     progress.check()?;
     let candidates: Vec<usize> = (inventory.repositories.iter().zip(&marks.untagged))
         .enumerate()
@@ -214,7 +215,7 @@ pub fn analyse_retaining(
         })
         .map(|(i, _)| i)
         .collect();
-    inventory::layer_link_times(storage, &mut inventory, &candidates);
+    walk::layer_link_times(storage, &mut inventory, &candidates);
     let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
     plan.add_multipart(&multipart, options.grace_cutoff());
     progress.check()?;

@@ -28,8 +28,9 @@
 //! keeps its own bitmap and the bitmaps are united once at the end.
 
 use crate::model::digest::Digest;
+use crate::pipeline::collect::blob_table::BlobTable;
 use crate::pipeline::collect::catalog::{Catalog, Refs, State};
-use crate::pipeline::collect::inventory::{BlobTable, Inventory, Repository};
+use crate::pipeline::collect::inventory::{Inventory, Repository};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::{HashMap, HashSet};

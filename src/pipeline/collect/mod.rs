@@ -6,14 +6,18 @@
 use crate::model::progress::{Progress, Stopped};
 use crate::storage::StorageError;
 
+pub mod blob_table;
 pub mod catalog;
 pub mod inventory;
+pub mod links;
 // Maps its file (memmap2 cannot do that without `unsafe`); the module says why each use holds.
 #[allow(unsafe_code)]
 pub mod manifest_cache;
 pub mod mark;
 pub mod referrers;
 pub mod shard;
+pub mod snapshot;
+pub mod walk;
 
 /// Why an analysis did not finish: the store could not be listed, or a stop was asked for.
 #[derive(Debug, thiserror::Error)]

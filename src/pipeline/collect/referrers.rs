@@ -14,7 +14,8 @@
 //! or a `_layers` link), so a tag is never called an orphan while its subject can still be pulled.
 
 use crate::model::digest::Digest;
-use crate::pipeline::collect::inventory::{BlobTable, Repository, Tag};
+use crate::pipeline::collect::blob_table::BlobTable;
+use crate::pipeline::collect::inventory::{Repository, Tag};
 
 /// The suffixes cosign gives the tags it writes beside an image.
 const COSIGN_SUFFIXES: [&str; 3] = [".sig", ".att", ".sbom"];

@@ -7,8 +7,9 @@
 use crate::model::progress::Progress;
 use crate::model::shard::Shard;
 use crate::pipeline::collect::catalog;
-use crate::pipeline::collect::inventory::{self, Detail};
+use crate::pipeline::collect::inventory::Detail;
 use crate::pipeline::collect::manifest_cache::ManifestCache;
+use crate::pipeline::collect::walk;
 use crate::pipeline::collect::{AnalysisError, unless_stopped};
 use crate::storage::Storage;
 
@@ -28,10 +29,7 @@ pub fn read_share(
     progress: &Progress,
     cache: &ManifestCache,
 ) -> Result<ShareRead, AnalysisError> {
-    let mut inv = unless_stopped(
-        progress,
-        inventory::scan(storage, Detail::Targets, progress),
-    )?;
+    let mut inv = unless_stopped(progress, walk::scan(storage, Detail::Targets, progress))?;
     let mut roots = std::collections::BTreeSet::new();
     for r in &mut inv.repositories {
         r.revisions.retain(|d| shard.holds(d));

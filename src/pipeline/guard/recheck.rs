@@ -10,7 +10,8 @@
 
 use crate::model::digest::Digest;
 use crate::model::progress::{Count, Progress, Stopped};
-use crate::pipeline::collect::inventory::{self, Repository, Tag};
+use crate::pipeline::collect::inventory::{Repository, Tag};
+use crate::pipeline::collect::walk;
 use crate::storage::{Storage, StorageError};
 use std::cmp::Ordering;
 use std::fmt;
@@ -277,7 +278,7 @@ pub struct Relisted {
 /// Objects that vanished between listing and reading are a change: the store is moving.
 pub fn relist(storage: &dyn Storage, progress: &Progress) -> Result<Relisted, Refused> {
     progress.phase("listing the repositories again", Count::Listed, None);
-    let now = inventory::scan_repositories_only(storage, progress);
+    let now = walk::scan_repositories_only(storage, progress);
     progress.check().map_err(Refused::Stopped)?;
     let (repositories, problems, vanished) = now.map_err(Refused::Unlisted)?;
     none_vanished(vanished)?;

@@ -65,7 +65,7 @@ pub fn left_empty(
 }
 
 /// Whether `repo` is left empty if its `_layers` links are old enough: the repositories whose link
-/// times [`crate::pipeline::collect::inventory::layer_link_times`] must know before the plan is built.
+/// times [`crate::pipeline::collect::walk::layer_link_times`] must know before the plan is built.
 pub fn could_be_left_empty(
     repo: &crate::pipeline::collect::inventory::Repository,
     untagged: &[Digest],
@@ -175,7 +175,7 @@ impl Plan {
             .iter()
             .filter(|u| {
                 u.initiated
-                    .map(crate::pipeline::collect::inventory::unix_seconds)
+                    .map(crate::model::time::unix_seconds)
                     .is_some_and(|t| t <= grace_cutoff)
             })
             .map(|u| PlanItem::Multipart {

@@ -5,8 +5,9 @@
 use crate::model::problem::Problem;
 use crate::model::progress::Progress;
 use crate::model::time::rfc3339;
-use crate::pipeline::collect::inventory::{self, Tag};
+use crate::pipeline::collect::inventory::Tag;
 use crate::pipeline::collect::referrers;
+use crate::pipeline::collect::walk;
 use crate::pipeline::collect::{AnalysisError, unless_stopped};
 use crate::pipeline::plan::file::{LineKind, TagLine};
 use crate::storage::Storage;
@@ -170,7 +171,7 @@ pub fn decide(
     newest_first(&mut tags);
     let cutoff = rules
         .older_than
-        .map(|d| inventory::unix_seconds(now) - d.as_secs() as i64);
+        .map(|d| crate::model::time::unix_seconds(now) - d.as_secs() as i64);
     let mut candidates = 0;
     tags.into_iter()
         .map(|tag| {
@@ -216,10 +217,8 @@ pub fn plan(
     progress: &Progress,
 ) -> Result<PrunePlan, AnalysisError> {
     let start = Instant::now();
-    let (repositories, problems, vanished) = unless_stopped(
-        progress,
-        inventory::scan_repositories_only(storage, progress),
-    )?;
+    let (repositories, problems, vanished) =
+        unless_stopped(progress, walk::scan_repositories_only(storage, progress))?;
     let repositories_total = repositories.len();
     let mut matched = vec![false; rules.repo_patterns.len()];
     for r in &repositories {
@@ -239,7 +238,7 @@ pub fn plan(
         .filter(|r| rules.repos.is_match(&r.name))
         .map(|r| {
             // The walk read no blob table: `_layers` links are kept by digest.
-            let blobs = inventory::BlobTable::default();
+            let blobs = crate::pipeline::collect::blob_table::BlobTable::default();
             let orphan = |t: &Tag| referrers::orphan_subject(&r, &blobs, t).is_some();
             RepoDecisions {
                 tags: decide(rules, &r.tags, &orphan, now),
@@ -275,13 +274,11 @@ pub fn plan_by_policy(
 ) -> Result<PrunePlan, AnalysisError> {
     use crate::pipeline::retention::judge::judge;
     let start = Instant::now();
-    let (repositories, problems, vanished) = unless_stopped(
-        progress,
-        inventory::scan_repositories_only(storage, progress),
-    )?;
+    let (repositories, problems, vanished) =
+        unless_stopped(progress, walk::scan_repositories_only(storage, progress))?;
     let repositories_total = repositories.len();
     let mut matched = vec![false; run.repos.map_or(0, |r| r.repo_patterns.len())];
-    let now_s = inventory::unix_seconds(now);
+    let now_s = crate::model::time::unix_seconds(now);
     let mut out = Vec::new();
     for r in repositories {
         if let Some(rules) = run.repos {

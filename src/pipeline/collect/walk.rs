@@ -1,0 +1,589 @@
+//! The walk: what a store holds, read from listings plus the few small links that must be opened.
+//!
+//! Two parallel walks over known shards, each with local state merged once at the end:
+//! - the blob tree, over 16 shards `blobs/sha256/0` … `f` (each 16 of its 256 folders). A blob's digest is its folder name
+//!   and its size and age come from the listing: no blob is opened. The result is the [`BlobTable`], a
+//!   table of digests sorted so that a digest's index is its compact [`BlobId`];
+//! - the repositories, one shard per top-level folder of `repositories/`. Keys are classified by
+//!   [`crate::model::layout`]. Tag `current` links and revision links are then read in parallel: the tag's to
+//!   learn its target, the revision's to check that it names its own folder (the registry resolves a
+//!   revision through that content, so a bad one must be reported, never guessed around).
+//!
+//! Anything odd becomes a [`Problem`] and the walk goes on.
+
+use crate::model::digest::Digest;
+use crate::model::layout::{self, RepoKey};
+use crate::model::problem::Problem;
+use crate::model::progress::{Count, Progress, Tally};
+use crate::model::time::unix_seconds;
+use crate::pipeline::collect::blob_table::{
+    self, BlobId, BlobTable, modified_seconds, note_problem,
+};
+use crate::pipeline::collect::inventory::{Detail, Inventory, Repository, Tag, Upload};
+use crate::pipeline::collect::links::{self, LinkOutcome, LinkToRead};
+use crate::pipeline::collect::snapshot;
+use crate::storage::{Entry, Lean, Storage, StorageError};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// The blobs whose size and age a judgement needs when `kept` are the blobs it keeps: every blob
+/// it does not keep (what a plan may sweep, what a report counts as reclaimable), and the kept
+/// ones no descriptor declared a size for.
+pub fn to_measure(inv: &Inventory, kept: &RoaringBitmap) -> RoaringBitmap {
+    let mut ids = RoaringBitmap::new();
+    ids.insert_range(0..inv.blobs.len() as u32);
+    ids -= kept;
+    ids.extend(kept.iter().filter(|&id| inv.blobs.known_size(id).is_none()));
+    ids
+}
+
+/// Learns the size and age of the blobs `ids` where the scan did not tell them ([`Detail::Names`]):
+/// blobs found to have no data go to [`Inventory::no_data`], blobs that could not be measured are
+/// problems.
+pub fn measure(
+    storage: &dyn Storage,
+    inv: &mut Inventory,
+    ids: &RoaringBitmap,
+    progress: &Progress,
+) {
+    let (gone, problems) = inv.blobs.learn(storage, ids, progress);
+    inv.no_data |= gone;
+    if !problems.is_empty() {
+        inv.problems.extend(problems);
+        inv.problems
+            .sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    }
+}
+
+/// Reads a store's inventory.
+///
+/// A listing that fails as a whole (no credentials, no bucket, an unreadable shard folder) ends the
+/// scan with that error: an inventory missing a shard would make its blobs look unreferenced or its
+/// repositories' blobs look orphaned, so no plan may be made from it. Problems with single entries are
+/// collected and the scan goes on.
+///
+/// Once a stop is asked for (see [`Progress::check`]) it lists and reads no more and returns what it
+/// has, which the caller must drop.
+pub fn scan(
+    storage: &dyn Storage,
+    detail: Detail,
+    progress: &Progress,
+) -> Result<Inventory, StorageError> {
+    progress.phase("listing blobs and repositories", Count::Listed, None);
+    let (mut blobs, mut problems) = blob_table::scan_blobs(storage, detail.lean(), progress)?;
+    let (mut repositories, repo_problems, vanished) =
+        scan_repositories(storage, &blobs, detail.lean(), progress)?;
+    if storage.listing_snapshot().is_some() {
+        blobs = snapshot::add_blobs_after_snapshot(storage, blobs, &mut repositories, progress)?;
+    }
+    problems.extend(repo_problems);
+    problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    Ok(Inventory {
+        blobs,
+        repositories,
+        problems,
+        vanished,
+        no_data: RoaringBitmap::new(),
+    })
+}
+
+/// Reads only the repositories (their tags, revisions and links), not the blob tree: for jobs that
+/// never weigh blobs, like `prune-tags`. Every `_layers` link then counts as dangling, since no blob
+/// table was read to resolve it; the caller must not judge layer links from this. Also returns how
+/// many listed links had gone when read.
+pub fn scan_repositories_only(
+    storage: &dyn Storage,
+    progress: &Progress,
+) -> Result<(Vec<Repository>, Vec<Problem>, u64), StorageError> {
+    let (repositories, mut problems, vanished) =
+        scan_repositories(storage, &BlobTable::default(), Lean::default(), progress)?;
+    problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
+    Ok((repositories, problems, vanished))
+}
+
+/// Learns when the newest `_layers` link of each repository in `repos` (indices into
+/// `inv.repositories`) was written, where the listing did not say: each link's time is asked of the
+/// store. A link whose time cannot be learned counts as written now, which keeps it under any grace.
+pub fn layer_link_times(storage: &dyn Storage, inv: &mut Inventory, repos: &[usize]) {
+    let newest: Vec<(usize, i64)> = repos
+        .par_iter()
+        .filter(|&&r| inv.repositories[r].layer_links_newest.is_none())
+        .map(|&r| {
+            let repo = &inv.repositories[r];
+            let digests = repo
+                .layer_links
+                .iter()
+                .map(|&id| inv.blobs.digest(id))
+                .chain(repo.dangling_layer_links.iter().copied());
+            let now = unix_seconds(SystemTime::now());
+            let newest = digests
+                .map(
+                    |d| match storage.modified(&layout::layer_link(&repo.name, &d)) {
+                        Ok(Some(t)) => unix_seconds(t),
+                        _ => now,
+                    },
+                )
+                .max()
+                .unwrap_or(i64::MIN);
+            (r, newest)
+        })
+        .collect();
+    for (r, t) in newest {
+        inv.repositories[r].layer_links_newest = Some(t);
+    }
+}
+
+#[derive(Default)]
+struct RepoBuilder {
+    revisions: Vec<Digest>,
+    tags: BTreeMap<String, Tag>,
+    layer_links: Vec<BlobId>,
+    dangling_layer_links: Vec<Digest>,
+    /// The newest link time listed, and whether a link was listed without one.
+    layer_links_newest: Option<i64>,
+    layer_link_time_unknown: bool,
+    uploads: BTreeMap<String, Upload>,
+    /// Revisions whose link must be read to be checked (all of them, unless an ETag vouched).
+    unverified: Vec<Digest>,
+    /// Tags whose `current/link` was listed without its content, with its ETag where the listing
+    /// gave one: read, unless the ETag says which of the tag's index entries it names.
+    current: Vec<(String, Option<String>)>,
+}
+
+/// The repositories a listing is inside of, and those it has left.
+///
+/// A listing visits each folder's keys together (the storage contract: a depth-first walk, or keys
+/// in sorted order), and a repository's keys are all below its own folder, so once a key of
+/// another repository comes that is not below a repository's folder, that repository's keys are
+/// all listed and it is finished at once: the builders alive at a time are the chain of nested
+/// repositories the listing is in, not every repository of a shard (one top-level folder can hold
+/// thousands).
+struct Repositories {
+    /// The repositories the listing is inside of, each nested in the one before it.
+    open: Vec<(String, RepoBuilder)>,
+    finished: Vec<Finished>,
+    /// What the caller does without.
+    lean: Lean,
+}
+
+impl Repositories {
+    /// The builder of repository `name`, after finishing every open repository the listing left
+    /// to reach it.
+    fn enter(&mut self, storage: &dyn Storage, name: &str) -> &mut RepoBuilder {
+        while let Some((top, _)) = self.open.last() {
+            if within(name, top) {
+                break;
+            }
+            let (top, b) = self.open.pop().expect("looked at just before");
+            self.finished.push(finish(storage, top, b, self.lean));
+        }
+        if self.open.last().is_none_or(|(top, _)| top != name) {
+            self.open.push((name.to_owned(), RepoBuilder::default()));
+        }
+        &mut self.open.last_mut().expect("pushed just before").1
+    }
+
+    /// Finishes the repositories still open: the listing has ended.
+    fn close(mut self, storage: &dyn Storage) -> Vec<Finished> {
+        while let Some((name, b)) = self.open.pop() {
+            self.finished.push(finish(storage, name, b, self.lean));
+        }
+        self.finished
+    }
+}
+
+/// Whether repository `name` is `folder`'s own or nested below it.
+fn within(name: &str, folder: &str) -> bool {
+    name.strip_prefix(folder)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn classify(
+    storage: &dyn Storage,
+    repos: &mut Repositories,
+    problems: &mut Vec<Problem>,
+    blobs: &BlobTable,
+    e: Entry,
+) {
+    let Some((name, kind)) = layout::parse_repo_key(&e.key) else {
+        return;
+    };
+    let b = repos.enter(storage, name);
+    match kind {
+        RepoKey::LayerLink(d) => {
+            match e.modified {
+                Some(t) => {
+                    let t = unix_seconds(t);
+                    b.layer_links_newest = Some(b.layer_links_newest.map_or(t, |n| n.max(t)));
+                }
+                None => b.layer_link_time_unknown = true,
+            }
+            match blobs.id(&d) {
+                Some(id) => b.layer_links.push(id),
+                None => b.dangling_layer_links.push(d),
+            }
+        }
+        RepoKey::RevisionLink(d) => {
+            b.revisions.push(d);
+            if let Some(content) = &e.content {
+                match links::check_link(content, &e.key, name, Some(d), None) {
+                    LinkOutcome::Bad(p) | LinkOutcome::Names(_, Some(p)) => problems.push(p),
+                    LinkOutcome::Names(_, None) | LinkOutcome::Vanished => {}
+                }
+            } else if !e.etag.is_some_and(|etag| storage.link_proven(&etag, &d)) {
+                b.unverified.push(d);
+            }
+        }
+        RepoKey::TagCurrent(tag) => {
+            let t = b.tags.entry(tag.to_owned()).or_default();
+            t.moved = modified_seconds(&e);
+            match &e.content {
+                Some(content) => match links::check_link(content, &e.key, name, None, Some(tag)) {
+                    LinkOutcome::Names(d, note) => {
+                        t.current = Some(d);
+                        problems.extend(note);
+                    }
+                    LinkOutcome::Bad(p) => problems.push(p),
+                    LinkOutcome::Vanished => {}
+                },
+                None => b.current.push((tag.to_owned(), e.etag.clone())),
+            }
+        }
+        RepoKey::TagIndexEntry(tag, d) => b.tags.entry(tag.to_owned()).or_default().index.push(d),
+        RepoKey::Upload { id, .. } => {
+            let u = b.uploads.entry(id.to_owned()).or_default();
+            u.size += e.size;
+            u.modified = u.modified.max(modified_seconds(&e));
+        }
+        RepoKey::Other => {}
+    }
+}
+
+type RepoScan = (Vec<Repository>, Vec<Problem>, u64);
+
+/// A repository as the listing finished it, with the links still to be read: revisions whose link
+/// must be checked, and tags (by index) whose current link was not read in passing.
+type Finished = (Repository, Vec<Digest>, Vec<usize>);
+
+/// Turns a builder into its compact, sorted repository as soon as the listing has left its folder
+/// ([`Repositories`]), so that few builders exist at a time.
+///
+/// Where the caller does without tags' index entries ([`Lean::no_tag_index`]) and the listing gave
+/// them anyway (S3), they are dropped once they told where the tags point: at a million blobs they
+/// are 7 MB that only `gc -m` and `prune-tags` use.
+fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Finished {
+    let sorted = |mut v: Vec<Digest>| {
+        v.sort_unstable();
+        v.dedup();
+        v.shrink_to_fit();
+        v
+    };
+    let mut layer_links = b.layer_links;
+    layer_links.sort_unstable();
+    layer_links.dedup();
+    layer_links.shrink_to_fit();
+    let mut tags: Vec<Tag> = b
+        .tags
+        .into_iter()
+        .map(|(name, mut t)| {
+            t.name = name;
+            t.index = sorted(t.index);
+            t
+        })
+        .collect();
+    // A tag's link names one of the digests its index lists (the registry writes both when the tag
+    // moves): where the storage says the listing proved the link holds one of them, the listing has
+    // said where the tag points, and the link need not be read. Anything else (no proof, or a link
+    // naming what its index does not) is read.
+    let mut current = Vec::new();
+    for (name, etag) in &b.current {
+        let i = tags
+            .binary_search_by(|t| t.name.cmp(name))
+            .expect("tag was recorded with its link");
+        let named = etag.as_deref().and_then(|etag| {
+            tags[i]
+                .index
+                .iter()
+                .find(|d| storage.link_proven(etag, d))
+                .copied()
+        });
+        match named {
+            Some(d) => tags[i].current = Some(d),
+            None => current.push(i),
+        }
+    }
+    if lean.no_tag_index {
+        for t in &mut tags {
+            t.index = Vec::new();
+        }
+    }
+    let uploads = b
+        .uploads
+        .into_iter()
+        .map(|(id, mut u)| {
+            u.id = id;
+            u
+        })
+        .collect();
+    let repo = Repository {
+        name,
+        revisions: sorted(b.revisions),
+        tags,
+        layer_links,
+        dangling_layer_links: sorted(b.dangling_layer_links),
+        layer_links_newest: b.layer_links_newest.filter(|_| !b.layer_link_time_unknown),
+        uploads,
+    };
+    (repo, b.unverified, current)
+}
+
+fn scan_repositories(
+    storage: &dyn Storage,
+    blobs: &BlobTable,
+    lean: Lean,
+    progress: &Progress,
+) -> Result<RepoScan, StorageError> {
+    let mut problems = Vec::new();
+    let mut tops = storage.list_dirs(layout::REPOSITORIES)?;
+    // Shards of neighbouring folders, in the order their keys sort (`a-b/` before `a/`), a few per
+    // thread: a backend that lists by pages lists each shard as one range.
+    tops.sort_by(|a, b| a.bytes().chain([b'/']).cmp(b.bytes().chain([b'/'])));
+    let per_shard = tops.len().div_ceil(storage.parallelism().max(1) * 4).max(1);
+    type Shard = Result<(Vec<Finished>, Vec<Problem>), StorageError>;
+    let shards: Vec<Shard> = tops
+        .par_chunks(per_shard)
+        .map(|folders| {
+            let mut repos = Repositories {
+                open: Vec::new(),
+                finished: Vec::new(),
+                lean,
+            };
+            let mut problems = Vec::new();
+            if progress.stop_requested().is_some() {
+                return Ok((Vec::new(), problems));
+            }
+            let mut notes = Vec::new();
+            let mut listed = Tally::new(progress, Count::Listed);
+            let result = storage.list_folders(
+                layout::REPOSITORIES,
+                folders,
+                lean,
+                &mut |e| {
+                    listed.one();
+                    classify(storage, &mut repos, &mut problems, blobs, e)
+                },
+                &mut |n| notes.push(note_problem(n)),
+            );
+            problems.extend(notes);
+            result.map(|()| (repos.close(storage), problems))
+        })
+        .collect();
+
+    let mut finished: Vec<Finished> = Vec::new();
+    for shard in shards {
+        let (f, p) = shard?;
+        finished.extend(f);
+        problems.extend(p);
+    }
+    finished.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    // A repository finished twice was listed in two parts (a backend breaking the contract that a
+    // listing keeps a folder's keys together): each part would lack links the other holds, and a
+    // manifest or layer could look unreferenced. Nothing may be judged from such a scan.
+    if let Some(w) = finished.windows(2).find(|w| w[0].0.name == w[1].0.name) {
+        return Err(StorageError::Other {
+            key: format!("{}{}/", layout::REPOSITORIES, w[0].0.name),
+            message: "the listing returned this repository's keys in two parts, not together; \
+                      no plan can be made from it"
+                .to_owned(),
+        });
+    }
+
+    let mut repos = Vec::with_capacity(finished.len());
+    let mut to_read = Vec::new();
+    for (i, (repo, unverified, current)) in finished.into_iter().enumerate() {
+        for digest in unverified {
+            to_read.push(LinkToRead::Revision { repo: i, digest });
+        }
+        for tag in current {
+            to_read.push(LinkToRead::Tag { repo: i, tag });
+        }
+        repos.push(repo);
+    }
+
+    if progress.stop_requested().is_some() {
+        return Ok((repos, problems, 0));
+    }
+    if !to_read.is_empty() {
+        progress.phase(
+            &format!(
+                "reading tag and revision links ({} repositories)",
+                crate::model::text::thousands(repos.len() as u64)
+            ),
+            Count::LinksRead,
+            Some(to_read.len() as u64),
+        );
+    }
+    let read = progress.each(&to_read, Count::LinksRead, |l| {
+        links::read_link(storage, l, &repos)
+    });
+    let mut vanished = 0;
+    for (l, result) in to_read.iter().zip(read) {
+        // Not read because a stop was asked for (the caller drops it all): the tag stays
+        // unresolved meanwhile.
+        let result = result.unwrap_or(LinkOutcome::Vanished);
+        match (result, l) {
+            (LinkOutcome::Names(d, note), LinkToRead::Tag { repo, tag }) => {
+                repos[*repo].tags[*tag].current = Some(d);
+                problems.extend(note);
+            }
+            (LinkOutcome::Names(_, note), LinkToRead::Revision { .. }) => problems.extend(note),
+            (LinkOutcome::Vanished, _) => vanished += 1,
+            (LinkOutcome::Bad(p), _) => problems.push(p),
+        }
+    }
+    // A tag whose current link vanished or is bad stays listed with no target (`current: None`); a bad
+    // one is also a problem, which keeps --delete from running.
+    Ok((repos, problems, vanished))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::ListingNote;
+
+    use crate::storage::mem::MemStorage;
+
+    /// Repositories nested in each other, in the order a sorted listing and a depth-first walk
+    /// both give: `n/0x` before `n`'s own keys, `n/b` (and `n/b/c` within it) after.
+    const NESTED: [&str; 5] = ["n", "n/0x", "n/b", "n/b/c", "n-1"];
+
+    /// Puts repository `repo` with one blob of its name's bytes, linked as its revision and as
+    /// its layer; returns the blob's digest.
+    fn put_repository(s: &MemStorage, repo: &str) -> Digest {
+        let d = Digest::of(repo.as_bytes());
+        s.put(&layout::blob_data(&d), repo.as_bytes().to_vec());
+        s.put(&layout::revision_link(repo, &d), d.to_string().into_bytes());
+        s.put(&layout::layer_link(repo, &d), d.to_string().into_bytes());
+        d
+    }
+
+    fn nested_store() -> MemStorage {
+        let s = MemStorage::new();
+        for (i, repo) in NESTED.iter().enumerate() {
+            let d = put_repository(&s, repo);
+            s.put(
+                &layout::tag_current(repo, &format!("t{i}")),
+                d.to_string().into_bytes(),
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn nested_repositories_each_keep_their_own_links() {
+        let s = nested_store();
+        let inv = scan(&s, Detail::Targets, &Progress::new()).unwrap();
+        assert!(inv.problems.is_empty(), "{:?}", inv.problems);
+        let mut names: Vec<&str> = NESTED.to_vec();
+        names.sort_unstable();
+        let got: Vec<&str> = inv.repositories.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(got, names);
+        for r in &inv.repositories {
+            let d = Digest::of(r.name.as_bytes());
+            let i = NESTED.iter().position(|n| *n == r.name).unwrap();
+            assert_eq!(r.revisions, vec![d], "{}", r.name);
+            assert_eq!(r.layer_links, vec![inv.blobs.id(&d).unwrap()], "{}", r.name);
+            let tags: Vec<(&str, Option<Digest>)> = r
+                .tags
+                .iter()
+                .map(|t| (t.name.as_str(), t.current))
+                .collect();
+            assert_eq!(
+                tags,
+                vec![(format!("t{i}").as_str(), Some(d))],
+                "{}",
+                r.name
+            );
+        }
+    }
+
+    /// A store whose listings break the contract: the revision links of the first folder listed
+    /// come after every other folder's keys, so that its repository arrives in two parts.
+    struct Split(MemStorage);
+
+    impl Storage for Split {
+        fn list(
+            &self,
+            prefix: &str,
+            visit: &mut dyn FnMut(Entry),
+            note: &mut dyn FnMut(ListingNote),
+        ) -> Result<(), StorageError> {
+            self.0.list(prefix, visit, note)
+        }
+        fn list_folders(
+            &self,
+            prefix: &str,
+            folders: &[String],
+            lean: Lean,
+            visit: &mut dyn FnMut(Entry),
+            note: &mut dyn FnMut(ListingNote),
+        ) -> Result<(), StorageError> {
+            let mut all = Vec::new();
+            self.0
+                .list_folders(prefix, folders, lean, &mut |e| all.push(e), note)?;
+            let first = format!("{prefix}{}/_manifests/revisions/", folders[0]);
+            let (late, early): (Vec<Entry>, Vec<Entry>) =
+                all.into_iter().partition(|e| e.key.starts_with(&first));
+            early.into_iter().chain(late).for_each(visit);
+            Ok(())
+        }
+        fn parallelism(&self) -> usize {
+            1
+        }
+        fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.0.list_dirs(prefix)
+        }
+        fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+            self.0.read(key, limit)
+        }
+        fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
+            self.0.read_chunks(key, chunk)
+        }
+        fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+            self.0.delete(keys)
+        }
+        fn try_lock(
+            &self,
+            record: &[u8],
+        ) -> Result<Result<crate::storage::LockToken, crate::storage::HeldLock>, StorageError>
+        {
+            self.0.try_lock(record)
+        }
+        fn break_lock(&self, held: &crate::storage::HeldLock) -> Result<(), StorageError> {
+            self.0.break_lock(held)
+        }
+        fn unlock(&self, token: crate::storage::LockToken) -> Result<(), StorageError> {
+            self.0.unlock(token)
+        }
+        fn describe(&self) -> String {
+            "split".to_owned()
+        }
+    }
+
+    #[test]
+    fn a_repository_listed_in_two_parts_is_refused() {
+        // Five top-level folders, listed two to a shard with one thread: `r0` and `r2` each come
+        // in two parts.
+        let s = MemStorage::new();
+        for repo in ["r0", "r1", "r2", "r3", "r4"] {
+            put_repository(&s, repo);
+        }
+        let whole = scan(&s, Detail::Targets, &Progress::new()).unwrap();
+        assert_eq!(whole.repositories.len(), 5);
+        let e = scan(&Split(s), Detail::Targets, &Progress::new()).unwrap_err();
+        assert_eq!(e.key(), format!("{}r0/", layout::REPOSITORIES), "{e}");
+        assert!(e.to_string().contains("two parts"), "{e}");
+    }
+}
