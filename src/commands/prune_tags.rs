@@ -8,7 +8,7 @@
 use crate::model::progress::{Count, Progress};
 use crate::model::time::rfc3339;
 use crate::pipeline::collect::inventory::Tag;
-use crate::pipeline::execute::sweep::{self, TagsDeleted};
+use crate::pipeline::execute::tags::{self, TagsDeleted};
 use crate::pipeline::guard::recheck::{self, Judged, JudgedRepo, Refused, Relisted, Since};
 use crate::pipeline::retention::tags::{
     PrunePlan, RepoDecisions, TagDecision, Verdict, newest_first,
@@ -186,7 +186,7 @@ pub fn execute(
         Some(removed.len() as u64),
     );
     let (mut deleted, run) = crate::commands::trash::sweeping(storage, trash, |s| {
-        sweep::remove_tags(s, &removed, progress)
+        tags::remove_tags(s, &removed, progress)
     })?;
     deleted.trash = run;
     Ok(deleted)

@@ -2,10 +2,10 @@
 //! `purge`). What the trash is and how a restore goes is [`crate::pipeline::execute::trash`]; what a trashing
 //! run sweeps with is [`crate::storage::trashing::Trashing`].
 
-use crate::pipeline::execute::sweep::{self, Purged};
 use crate::pipeline::execute::trash::{
     self, Restored, RunRecord, RunSummary, TrashError, TrashRun,
 };
+use crate::pipeline::execute::trash_purge::{self, Purged};
 use crate::report::trash::TrashList;
 use crate::storage::trashing::Trashing;
 use crate::storage::{Storage, StorageError};
@@ -74,10 +74,10 @@ pub fn select(
     })
 }
 
-/// Purges `runs` (see [`sweep::purge_trash_runs`]).
+/// Purges `runs` (see [`trash_purge::purge_trash_runs`]).
 pub fn purge(storage: &dyn Storage, runs: &[RunSummary]) -> Purged {
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
-    sweep::purge_trash_runs(storage, &ids)
+    trash_purge::purge_trash_runs(storage, &ids)
 }
 
 /// What a deleting run does first: the runs whose window has passed are purged. `None` when there
@@ -92,5 +92,5 @@ pub fn purge_expired(storage: &dyn Storage, now: SystemTime) -> Result<Option<Pu
 
 /// Restores run `id`.
 pub fn restore(storage: &dyn Storage, id: &str) -> Result<Restored, TrashError> {
-    sweep::restore_trash_run(storage, id)
+    trash_purge::restore_trash_run(storage, id)
 }

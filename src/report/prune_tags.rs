@@ -4,7 +4,7 @@
 use crate::model::problem::Problem;
 use crate::model::text::{count, thousands};
 use crate::model::time::rfc3339;
-use crate::pipeline::execute::sweep::TagsDeleted;
+use crate::pipeline::execute::tags::TagsDeleted;
 use crate::pipeline::retention::tags::PrunePlan;
 use crate::report::{PlanWritten, WriteJson};
 use serde::Serialize;

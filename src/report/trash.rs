@@ -2,8 +2,8 @@
 //! report gives its trash run.
 
 use crate::model::text::{count, human_bytes};
-use crate::pipeline::execute::sweep::Purged;
 use crate::pipeline::execute::trash::{Held, Restored, RunRecord, RunSummary};
+use crate::pipeline::execute::trash_purge::Purged;
 use serde::Serialize;
 use std::io::{self, Write};
 

@@ -5,4 +5,6 @@
 
 pub mod eviction;
 pub mod sweep;
+pub mod tags;
 pub mod trash;
+pub mod trash_purge;

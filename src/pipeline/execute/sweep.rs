@@ -1,5 +1,5 @@
-//! Sweep: the only code above the storage seam that deletes, removes folders or aborts uploads. It
-//! executes a `gc` [`Plan`], and removes the tags `prune-tags` decided on ([`remove_tags`]).
+//! Sweep: executes a `gc` [`Plan`] (tag removal for `prune-tags` is [`super::tags`], the trash's
+//! deletes [`super::trash_purge`]).
 //!
 //! Order, so that a run cut off at any instant never leaves a link to missing data:
 //! 1. tag index entries of untagged manifests;
@@ -26,7 +26,6 @@
 use crate::model::digest::Digest;
 use crate::model::layout;
 use crate::model::progress::{Count, Progress};
-use crate::pipeline::collect::inventory::Tag;
 use crate::pipeline::plan::{Plan, PlanItem};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
@@ -61,7 +60,7 @@ fn as_text<S: serde::Serializer>(why: &Why, s: S) -> Result<S::Ok, S::Error> {
 }
 
 impl Failure {
-    fn storage(key: impl Into<String>, e: StorageError) -> Failure {
+    pub(crate) fn storage(key: impl Into<String>, e: StorageError) -> Failure {
         Failure {
             key: key.into(),
             error: Why::Storage(e),
@@ -125,7 +124,7 @@ impl AfterDelete for NoOne {
 }
 
 /// Deletes `keys` in parallel batches, recording each failure; returns the indices of those that failed.
-fn delete_all(
+pub(crate) fn delete_all(
     storage: &dyn Storage,
     keys: &[String],
     failures: &mut Vec<Failure>,
@@ -477,178 +476,6 @@ fn sweep_upload(storage: &dyn Storage, folder: &str, failures: &mut Vec<Failure>
     true
 }
 
-/// What `prune-tags --delete` removed.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TagsDeleted {
-    pub tags: u64,
-    pub failures: Vec<Failure>,
-    /// With `--trash`: the run that holds the removed tags.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trash: Option<crate::pipeline::execute::trash::RunRecord>,
-}
-
-/// Removes tags, as (repository, tag): each tag's index entries, then its `current` link, then its
-/// folder. A tag whose index entries could not all be deleted keeps its current link, so a tag cut off
-/// halfway still resolves; a tag is counted removed when its current link is gone.
-pub fn remove_tags(
-    storage: &dyn Storage,
-    tags: &[(&str, &Tag)],
-    progress: &Progress,
-) -> TagsDeleted {
-    let mut out = TagsDeleted::default();
-    // Index entries of every tag first: a tag cut off here still has its current link.
-    let index: Vec<String> = tags
-        .iter()
-        .flat_map(|(repo, t)| {
-            t.index
-                .iter()
-                .map(|d| layout::tag_index_entry(repo, &t.name, d))
-        })
-        .collect();
-    let index_failed: HashSet<&str> = delete_all(storage, &index, &mut out.failures)
-        .into_iter()
-        .map(|i| tag_folder_of(&index[i]))
-        .collect();
-    // Then the current links of the tags whose index entries all went.
-    let current: Vec<(String, String)> = tags
-        .iter()
-        .map(|(repo, t)| {
-            (
-                layout::tag_current(repo, &t.name),
-                layout::tag_folder(repo, &t.name),
-            )
-        })
-        .filter(|(_, folder)| !index_failed.contains(folder.as_str()))
-        .collect();
-    let keys: Vec<String> = current.iter().map(|(k, _)| k.clone()).collect();
-    let failed = delete_all(storage, &keys, &mut out.failures);
-    for (i, (_, folder)) in current.iter().enumerate() {
-        if failed.contains(&i) {
-            continue;
-        }
-        out.tags += 1;
-        progress.add(Count::Deleted, 1);
-        if let Err(e) = storage.remove_empty_folders(folder) {
-            out.failures.push(Failure::storage(folder.clone(), e));
-        }
-    }
-    out
-}
-
-/// `…/_manifests/tags/<tag>/` of a key below it.
-fn tag_folder_of(key: &str) -> &str {
-    let i = key
-        .find("/_manifests/tags/")
-        .map_or(0, |i| i + "/_manifests/tags/".len());
-    let end = key[i..].find('/').map_or(key.len(), |j| i + j + 1);
-    &key[..end]
-}
-
-/// What purging trash runs deleted.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Purged {
-    /// The runs gone from the trash.
-    pub runs: Vec<String>,
-    pub objects: u64,
-    pub bytes: u64,
-    pub failures: Vec<Failure>,
-}
-
-/// Deletes trash runs `ids` whole (their objects, then their records, then their folders): the
-/// space comes back, and they can no longer be restored.
-pub fn purge_trash_runs(storage: &dyn Storage, ids: &[String]) -> Purged {
-    let mut out = Purged::default();
-    for id in ids {
-        let keys = match crate::pipeline::execute::trash::keys_of(storage, id) {
-            Ok(k) => k,
-            Err(crate::pipeline::execute::trash::TrashError::NoSuchRun(_)) => continue,
-            Err(crate::pipeline::execute::trash::TrashError::Storage(e)) => {
-                out.failures.push(Failure::storage(id.clone(), e));
-                continue;
-            }
-        };
-        let before = out.failures.len();
-        // A version the run hid goes for good first; its record in the trash after it.
-        let (keys, records) = purge_hidden_versions(storage, id, keys, &mut out);
-        let (names, sizes): (Vec<String>, Vec<u64>) = keys.into_iter().unzip();
-        // The record is the last key: a purge cut off leaves a run that still lists.
-        let failed = delete_all(storage, &names, &mut out.failures);
-        for (i, size) in sizes.iter().enumerate() {
-            // The version records were counted with their versions; the run's record is last.
-            if !failed.contains(&i) && i >= records && i + 1 < names.len() {
-                out.objects += 1;
-                out.bytes += size;
-            }
-        }
-        if out.failures.len() == before {
-            let folder = crate::pipeline::execute::trash::run_folder(id);
-            if let Err(e) = storage.remove_empty_folders(&folder) {
-                out.failures.push(Failure::storage(folder, e));
-            }
-            out.runs.push(id.clone());
-        }
-    }
-    let _ = storage.remove_folder_if_empty(crate::pipeline::execute::trash::TRASH);
-    out
-}
-
-/// Deletes for good each version run `id` hid (recorded below its `versions/` folder), counting
-/// the version's bytes; returns the keys left to delete, first the records of the versions deleted
-/// and how many they are (a record whose version could not be deleted stays, its failure named).
-fn purge_hidden_versions(
-    storage: &dyn Storage,
-    id: &str,
-    keys: Vec<(String, u64)>,
-    out: &mut Purged,
-) -> (Vec<(String, u64)>, usize) {
-    let versions = format!(
-        "{}{}",
-        crate::pipeline::execute::trash::run_folder(id),
-        crate::storage::trashing::VERSIONS
-    );
-    let (hidden, rest): (Vec<_>, Vec<_>) = keys
-        .into_iter()
-        .partition(|(k, _)| k.starts_with(&versions));
-    let results: Vec<Result<u64, StorageError>> = hidden
-        .par_iter()
-        .map(|(key, _)| {
-            let version = crate::pipeline::execute::trash::read_version(storage, key)?;
-            storage.delete_version(&key[versions.len()..], &version)?;
-            Ok(version.size)
-        })
-        .collect();
-    let mut left = Vec::with_capacity(rest.len() + hidden.len());
-    for ((key, _), r) in hidden.into_iter().zip(results) {
-        match r {
-            Ok(size) => {
-                out.objects += 1;
-                out.bytes += size;
-                left.push((key, 0));
-            }
-            Err(e) => out.failures.push(Failure::storage(key, e)),
-        }
-    }
-    let records = left.len();
-    left.extend(rest);
-    (left, records)
-}
-
-/// Restores trash run `id` ([`crate::pipeline::execute::trash::restore`]): the trash's copies of what is back
-/// in place, and the run's record once it is empty, are deleted here, and the folders left empty.
-pub fn restore_trash_run(
-    storage: &dyn Storage,
-    id: &str,
-) -> Result<crate::pipeline::execute::trash::Restored, crate::pipeline::execute::trash::TrashError>
-{
-    let discard = |keys: &[String]| storage.delete(keys);
-    let restored = crate::pipeline::execute::trash::restore(storage, id, &discard)?;
-    if restored.run_removed {
-        let _ = storage.remove_empty_folders(&crate::pipeline::execute::trash::run_folder(id));
-        let _ = storage.remove_folder_if_empty(crate::pipeline::execute::trash::TRASH);
-    }
-    Ok(restored)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,45 +544,5 @@ mod tests {
             // Links, then blobs: each step's keys in batches of `batch`.
             assert_eq!(store.calls(Op::Delete), calls, "batch {batch}");
         }
-    }
-
-    #[test]
-    fn a_tag_whose_index_entry_could_not_go_keeps_its_current_link() {
-        let store = MemStorage::new().with_delete_batch(1);
-        let tags: Vec<Tag> = ["a", "b"]
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let t = Tag {
-                    name: (*name).into(),
-                    current: Some(d(i as u8)),
-                    moved: 0,
-                    index: vec![d(i as u8)],
-                };
-                store.put(&layout::tag_current("r", name), d(i as u8).to_string());
-                store.put(
-                    &layout::tag_index_entry("r", name, &d(i as u8)),
-                    d(i as u8).to_string(),
-                );
-                t
-            })
-            .collect();
-        store.fail_call(Op::Delete, 1);
-        let removed: Vec<(&str, &Tag)> = tags.iter().map(|t| ("r", t)).collect();
-        let out = remove_tags(&store, &removed, &Progress::new());
-        assert_eq!(out.tags, 1);
-        assert_eq!(out.failures.len(), 1);
-        let left = store.keys();
-        assert_eq!(left.len(), 2, "{left:?}");
-        // The tag cut off still resolves: its current link stays beside its index entry.
-        let folder = tag_folder_of(&left[0]).to_owned();
-        assert!(left.iter().all(|k| k.starts_with(&folder)), "{left:?}");
-        assert!(left.contains(&format!("{folder}current/link")), "{left:?}");
-    }
-
-    #[test]
-    fn tag_folders_are_found_from_keys() {
-        let key = layout::tag_index_entry("a/b", "v1", &Digest([7; 32]));
-        assert_eq!(tag_folder_of(&key), layout::tag_folder("a/b", "v1"));
     }
 }
