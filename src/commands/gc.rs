@@ -41,14 +41,14 @@ impl RefusedError {
 /// new tag may need. What lands after this check is what read-only mode exists for.
 ///
 /// With `trash`, what the plan deletes is moved into a new trash run instead
-/// ([`crate::commands::trash::sweeping`]); incomplete S3 multipart uploads, which cannot be moved,
+/// ([`crate::pipeline::execute::trash::sweeping`]); incomplete S3 multipart uploads, which cannot be moved,
 /// are left (counted in [`Deleted::multipart_kept`]).
 pub fn execute(
     storage: &dyn Storage,
     analysis: &Analysis,
     progress: &Progress,
     after: &dyn sweep::AfterDelete,
-    trash: Option<crate::commands::trash::TrashOptions>,
+    trash: Option<crate::pipeline::execute::trash::TrashOptions>,
 ) -> Result<Deleted, RefusedError> {
     let problems: Vec<&Problem> = analysis
         .problems()
@@ -77,7 +77,7 @@ pub fn execute(
     } else {
         (&analysis.plan, 0)
     };
-    let (mut deleted, run) = crate::commands::trash::sweeping(storage, trash, |s| {
+    let (mut deleted, run) = crate::pipeline::execute::trash::sweeping(storage, trash, |s| {
         sweep::sweep_telling(s, plan, after, progress)
     })?;
     deleted.trash = run;

@@ -150,7 +150,7 @@ pub fn execute(
     storage: &dyn Storage,
     plan: &PrunePlan,
     progress: &Progress,
-    trash: Option<crate::commands::trash::TrashOptions>,
+    trash: Option<crate::pipeline::execute::trash::TrashOptions>,
 ) -> Result<TagsDeleted, PruneRefused> {
     if let Some(first) = plan.problems.first() {
         return Err(PruneRefused::Problems {
@@ -185,7 +185,7 @@ pub fn execute(
         Count::Deleted,
         Some(removed.len() as u64),
     );
-    let (mut deleted, run) = crate::commands::trash::sweeping(storage, trash, |s| {
+    let (mut deleted, run) = crate::pipeline::execute::trash::sweeping(storage, trash, |s| {
         tags::remove_tags(s, &removed, progress)
     })?;
     deleted.trash = run;

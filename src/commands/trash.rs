@@ -2,39 +2,11 @@
 //! `purge`). What the trash is and how a restore goes is [`crate::pipeline::execute::trash`]; what a trashing
 //! run sweeps with is [`crate::storage::trashing::Trashing`].
 
-use crate::pipeline::execute::trash::{
-    self, Restored, RunRecord, RunSummary, TrashError, TrashRun,
-};
+use crate::pipeline::execute::trash::{self, Restored, RunSummary, TrashError};
 use crate::pipeline::execute::trash_purge::{self, Purged};
 use crate::report::trash::TrashList;
-use crate::storage::trashing::Trashing;
 use crate::storage::{Storage, StorageError};
-use std::time::{Duration, SystemTime};
-
-/// A deleting run's trash: how long what it moves is kept, and which command it is.
-#[derive(Debug, Clone, Copy)]
-pub struct TrashOptions {
-    pub window: Duration,
-    pub command: &'static str,
-}
-
-/// Runs `sweep` on `storage`, or with `trash`, on the store whose deletes move into a new run's
-/// trash (its record written before the first move, completed after the last, with what moved).
-/// Returns what `sweep` returned, and the run's record.
-pub fn sweeping<T>(
-    storage: &dyn Storage,
-    trash: Option<TrashOptions>,
-    sweep: impl FnOnce(&dyn Storage) -> T,
-) -> Result<(T, Option<RunRecord>), StorageError> {
-    let Some(options) = trash else {
-        return Ok((sweep(storage), None));
-    };
-    let mut run = TrashRun::open(storage, options.command, options.window, SystemTime::now())?;
-    let trashing = Trashing::new(storage, trash::run_folder(&run.record.id));
-    let out = sweep(&trashing);
-    run.finish(storage, trashing.moved(), trashing.hidden())?;
-    Ok((out, Some(run.record)))
-}
+use std::time::SystemTime;
 
 pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<TrashList, StorageError> {
     let runs = trash::list(storage, now)?;

@@ -23,7 +23,7 @@
 use crate::model::layout::{self, BlobKey, RepoKey};
 use crate::model::problem::{Problem, ProblemKind};
 use crate::model::time::{rfc3339, unix_seconds};
-use crate::storage::trashing::VERSIONS;
+use crate::storage::trashing::{Trashing, VERSIONS};
 use crate::storage::{ObjectVersion, Storage, StorageError};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -581,6 +581,31 @@ fn note_what_stays(storage: &dyn Storage, id: &str) -> Result<(), TrashError> {
     record.state = PARTLY_RESTORED.into();
     TrashRun { record }.write(storage)?;
     Ok(())
+}
+
+/// A deleting run's trash: how long what it moves is kept, and which command it is.
+#[derive(Debug, Clone, Copy)]
+pub struct TrashOptions {
+    pub window: Duration,
+    pub command: &'static str,
+}
+
+/// Runs `sweep` on `storage`, or with `trash`, on the store whose deletes move into a new run's
+/// trash (its record written before the first move, completed after the last, with what moved).
+/// Returns what `sweep` returned, and the run's record.
+pub fn sweeping<T>(
+    storage: &dyn Storage,
+    trash: Option<TrashOptions>,
+    sweep: impl FnOnce(&dyn Storage) -> T,
+) -> Result<(T, Option<RunRecord>), StorageError> {
+    let Some(options) = trash else {
+        return Ok((sweep(storage), None));
+    };
+    let mut run = TrashRun::open(storage, options.command, options.window, SystemTime::now())?;
+    let trashing = Trashing::new(storage, run_folder(&run.record.id));
+    let out = sweep(&trashing);
+    run.finish(storage, trashing.moved(), trashing.hidden())?;
+    Ok((out, Some(run.record)))
 }
 
 #[cfg(test)]
