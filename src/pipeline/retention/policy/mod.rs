@@ -12,6 +12,10 @@ use serde::Deserialize;
 use std::path::Path;
 use std::time::Duration;
 
+mod acr;
+mod ecr;
+mod native;
+
 /// A policy that cannot be used; names the file, and the rule where there is one.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -177,92 +181,13 @@ pub struct Policy {
 /// The share of tags a run removes at most unless the policy says more.
 pub const DEFAULT_MAX_REMOVED_SHARE: f64 = 0.5;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeFile {
-    rules: Vec<NativeRule>,
-    #[serde(default)]
-    allow_emptying_repositories: bool,
-    max_removed_share: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeRule {
-    name: Option<String>,
-    priority: Option<i64>,
-    #[serde(default)]
-    repositories: Vec<String>,
-    #[serde(default)]
-    exclude_repositories: Vec<String>,
-    status: Option<Status>,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    exclude_tags: Vec<String>,
-    keep: Option<NativeKeep>,
-    #[serde(default)]
-    expire: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NativeKeep {
-    Word(String),
-    Conditions(NativeConditions),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NativeConditions {
-    newest: Option<usize>,
-    most_recently_pulled: Option<usize>,
-    pushed_within: Option<String>,
-    pulled_within: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EcrFile {
-    rules: Vec<EcrRule>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EcrRule {
-    rule_priority: i64,
-    description: Option<String>,
-    selection: EcrSelection,
-    action: EcrAction,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct EcrSelection {
-    tag_status: Status,
-    #[serde(default)]
-    tag_pattern_list: Vec<String>,
-    #[serde(default)]
-    tag_prefix_list: Vec<String>,
-    storage_class: Option<String>,
-    count_type: String,
-    count_unit: Option<String>,
-    count_number: u64,
-}
-
-#[derive(Deserialize)]
-struct EcrAction {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
 /// A duration in days (`30d`), hours, minutes (as `prune-tags --older-than` takes them).
-fn duration(text: &str) -> Result<Duration, String> {
+pub(super) fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("{text:?} is not a duration like 30d or 12h: {e}"))
 }
 
-fn repo_glob(p: &str) -> Result<GlobMatcher, String> {
+pub(super) fn repo_glob(p: &str) -> Result<GlobMatcher, String> {
     GlobBuilder::new(p.trim_matches('/'))
         .literal_separator(true)
         .backslash_escape(true)
@@ -289,8 +214,8 @@ impl Policy {
             message,
         };
         let trimmed = text.trim_start();
-        if let Some(cmd) = acr_command(trimmed) {
-            return acr_purge(path, &cmd);
+        if let Some(cmd) = acr::acr_command(trimmed) {
+            return acr::acr_purge(path, &cmd);
         }
         let value: serde_json::Value = serde_norway::from_str(text)
             .map_err(|e| read(format!("neither YAML nor JSON: {e}")))?;
@@ -298,19 +223,27 @@ impl Policy {
             .as_array()
             .is_some_and(|r| r.iter().any(|r| r.get("rulePriority").is_some()));
         let mut policy = if is_ecr {
-            let file: EcrFile = serde_json::from_value(value)
+            let file: ecr::EcrFile = serde_json::from_value(value)
                 .map_err(|e| read(format!("not an ECR lifecycle policy: {e}")))?;
-            ecr(path, file)?
+            ecr::ecr(path, file)?
         } else {
-            let file: NativeFile = serde_json::from_value(value).map_err(|e| {
+            let file: native::NativeFile = serde_json::from_value(value).map_err(|e| {
                 read(format!(
                     "not a policy (see README, Retention policies): {e}"
                 ))
             })?;
-            native(path, file)?
+            native::native(path, file)?
         };
         if policy.rules.is_empty() {
             return Err(read("the policy has no rules".into()));
+        }
+        let mut priorities: Vec<i64> = policy.rules.iter().map(|r| r.priority).collect();
+        priorities.sort();
+        if priorities.windows(2).any(|w| w[0] == w[1]) {
+            return Err(read(match policy.format {
+                Format::EcrLifecycle => "rulePriority values must be unique".into(),
+                _ => "two rules have the same priority: the order would be a guess".into(),
+            }));
         }
         policy.rules.sort_by_key(|r| r.priority);
         Ok(policy)
@@ -322,407 +255,10 @@ impl Policy {
     }
 }
 
-fn native(path: &str, file: NativeFile) -> Result<Policy, PolicyError> {
-    let mut rules = Vec::new();
-    for (i, r) in file.rules.into_iter().enumerate() {
-        let name = r.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
-        let bad = |message: String| PolicyError::Rule {
-            path: path.to_owned(),
-            rule: name.clone(),
-            message,
-        };
-        let keep = match (&r.keep, r.expire) {
-            (Some(_), true) => return Err(bad("give keep or expire, not both".into())),
-            (None, false) => return Err(bad("say what the rule does: keep or expire".into())),
-            (None, true) => Keep::default(),
-            (Some(NativeKeep::Word(w)), false) if w == "all" => Keep {
-                all: true,
-                ..Keep::default()
-            },
-            (Some(NativeKeep::Word(w)), false) => {
-                return Err(bad(format!(
-                    "keep: {w:?}: give `all` or conditions (newest, most_recently_pulled, \
-                     pushed_within, pulled_within)"
-                )));
-            }
-            (Some(NativeKeep::Conditions(c)), false) => {
-                let k = Keep {
-                    all: false,
-                    newest: c.newest,
-                    most_recently_pulled: c.most_recently_pulled,
-                    pushed_within: c
-                        .pushed_within
-                        .as_deref()
-                        .map(duration)
-                        .transpose()
-                        .map_err(&bad)?,
-                    pulled_within: c
-                        .pulled_within
-                        .as_deref()
-                        .map(duration)
-                        .transpose()
-                        .map_err(&bad)?,
-                };
-                if k == Keep::default() {
-                    return Err(bad("keep has no condition".into()));
-                }
-                k
-            }
-        };
-        let status = r.status.unwrap_or(Status::Tagged);
-        if status == Status::Untagged && !(r.tags.is_empty() && r.exclude_tags.is_empty()) {
-            return Err(bad("an untagged rule has no tags to match".into()));
-        }
-        let patterns = |list: &[String]| {
-            list.iter()
-                .map(|p| Pattern::parse(p))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        let globs = |list: &[String]| {
-            list.iter()
-                .map(|p| repo_glob(p))
-                .collect::<Result<Vec<_>, _>>()
-        };
-        rules.push(Rule {
-            priority: r.priority.unwrap_or(i as i64),
-            repositories: globs(&r.repositories).map_err(&bad)?,
-            exclude_repositories: globs(&r.exclude_repositories).map_err(&bad)?,
-            repository_regex: None,
-            status,
-            tags: patterns(&r.tags).map_err(&bad)?,
-            exclude_tags: patterns(&r.exclude_tags).map_err(&bad)?,
-            keep,
-            name,
-        });
-    }
-    let share = file.max_removed_share.unwrap_or(DEFAULT_MAX_REMOVED_SHARE);
-    if !(0.0..=1.0).contains(&share) {
-        return Err(PolicyError::Read {
-            path: path.to_owned(),
-            message: format!("max_removed_share {share} is not between 0 and 1"),
-        });
-    }
-    let mut priorities: Vec<i64> = rules.iter().map(|r| r.priority).collect();
-    priorities.sort();
-    if priorities.windows(2).any(|w| w[0] == w[1]) {
-        return Err(PolicyError::Read {
-            path: path.to_owned(),
-            message: "two rules have the same priority: the order would be a guess".into(),
-        });
-    }
-    Ok(Policy {
-        path: path.to_owned(),
-        format: Format::Regsweep,
-        unit: Unit::Tag,
-        counts_decided: false,
-        rules,
-        allow_emptying_repositories: file.allow_emptying_repositories,
-        max_removed_share: share,
-    })
-}
-
-/// An ECR lifecycle policy, with the checks ECR makes when it is put on a repository.
-fn ecr(path: &str, file: EcrFile) -> Result<Policy, PolicyError> {
-    let mut rules = Vec::new();
-    let mut untagged = 0;
-    for r in &file.rules {
-        let name = r
-            .description
-            .clone()
-            .unwrap_or_else(|| format!("rulePriority {}", r.rule_priority));
-        let bad = |message: String| PolicyError::Rule {
-            path: path.to_owned(),
-            rule: name.clone(),
-            message,
-        };
-        let s = &r.selection;
-        if r.action.kind != "expire" {
-            return Err(bad(format!(
-                "action {:?}: only expire applies to a registry's storage (there is no archive tier)",
-                r.action.kind
-            )));
-        }
-        if s.storage_class.as_deref().is_some_and(|c| c != "standard") {
-            return Err(bad(
-                "storageClass archive: a registry's storage has one class".into(),
-            ));
-        }
-        if !s.tag_pattern_list.is_empty() && !s.tag_prefix_list.is_empty() {
-            return Err(bad("give tagPatternList or tagPrefixList, not both".into()));
-        }
-        let listed = !s.tag_pattern_list.is_empty() || !s.tag_prefix_list.is_empty();
-        match s.tag_status {
-            Status::Tagged if !listed => {
-                return Err(bad(
-                    "tagStatus tagged needs tagPatternList or tagPrefixList".into(),
-                ));
-            }
-            Status::Untagged | Status::Any if listed => {
-                return Err(bad("only tagStatus tagged takes a tag list".into()));
-            }
-            Status::Untagged => untagged += 1,
-            _ => {}
-        }
-        if s.tag_status == Status::Any
-            && file.rules.iter().any(|o| o.rule_priority > r.rule_priority)
-        {
-            return Err(bad(
-                "a tagStatus any rule must have the highest rulePriority".into(),
-            ));
-        }
-        let mut tags = Vec::new();
-        for p in &s.tag_pattern_list {
-            if p.matches('*').count() > 4 {
-                return Err(bad(format!("{p:?}: at most four wildcards")));
-            }
-            tags.push(Pattern::parse(p).map_err(&bad)?);
-        }
-        tags.extend(s.tag_prefix_list.iter().map(|p| Pattern::Prefix(p.clone())));
-        let n = s.count_number;
-        if n < 1 {
-            return Err(bad("countNumber must be at least 1".into()));
-        }
-        let days = || -> Result<Duration, PolicyError> {
-            match s.count_unit.as_deref() {
-                Some("days") => Ok(Duration::from_secs(n * 86_400)),
-                Some(other) => Err(bad(format!(
-                    "countUnit {other:?}: ECR counts time in days (\"countUnit\": \"days\")"
-                ))),
-                None => Err(bad(
-                    "countUnit is missing: ECR counts time in days (\"countUnit\": \"days\")"
-                        .into(),
-                )),
-            }
-        };
-        let keep = match s.count_type.as_str() {
-            "imageCountMoreThan" if s.count_unit.is_none() => Keep {
-                newest: Some(n as usize),
-                ..Keep::default()
-            },
-            "imageCountMoreThan" => {
-                return Err(bad("imageCountMoreThan takes no countUnit".into()));
-            }
-            "sinceImagePushed" => Keep {
-                pushed_within: Some(days()?),
-                ..Keep::default()
-            },
-            "sinceImagePulled" => Keep {
-                pulled_within: Some(days()?),
-                ..Keep::default()
-            },
-            other => {
-                return Err(bad(format!(
-                    "countType {other:?} is not one regsweep applies"
-                )));
-            }
-        };
-        rules.push(Rule {
-            name,
-            priority: r.rule_priority,
-            repositories: Vec::new(),
-            exclude_repositories: Vec::new(),
-            repository_regex: None,
-            status: s.tag_status,
-            tags,
-            exclude_tags: Vec::new(),
-            keep,
-        });
-    }
-    if untagged > 1 {
-        return Err(PolicyError::Read {
-            path: path.to_owned(),
-            message: "only one rule may select untagged images".into(),
-        });
-    }
-    let mut priorities: Vec<i64> = rules.iter().map(|r| r.priority).collect();
-    priorities.sort();
-    if priorities.windows(2).any(|w| w[0] == w[1]) {
-        return Err(PolicyError::Read {
-            path: path.to_owned(),
-            message: "rulePriority values must be unique".into(),
-        });
-    }
-    Ok(Policy {
-        path: path.to_owned(),
-        format: Format::EcrLifecycle,
-        unit: Unit::Image,
-        counts_decided: true,
-        rules,
-        allow_emptying_repositories: true,
-        max_removed_share: 1.0,
-    })
-}
-
-/// The words of an `acr purge` command line (also inside `az acr run --cmd "acr purge …"`), with
-/// shell quoting undone.
-fn acr_command(text: &str) -> Option<Vec<String>> {
-    let first = text
-        .lines()
-        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
-    let words = shell_words(first);
-    if let Some(inner) = words.iter().find(|w| w.starts_with("acr purge ")) {
-        return Some(shell_words(inner));
-    }
-    let at = words
-        .windows(2)
-        .position(|w| w[0] == "acr" && w[1] == "purge")?;
-    Some(words[at..].to_vec())
-}
-
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote: Option<char> = None;
-    let mut any = false;
-    for c in line.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => word.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                any = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if any || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-                any = false;
-            }
-            (None, c) => word.push(c),
-        }
-    }
-    if any || !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
-
-/// ACR purge's filters as a policy: per `--filter repo:regex`, the tags that match, except the
-/// `--keep` most recent, go when last pushed before `--ago`; `--untagged` lets untagged manifests
-/// go too (by `gc -m --policy`).
-fn acr_purge(path: &str, words: &[String]) -> Result<Policy, PolicyError> {
-    let bad = |message: String| PolicyError::Read {
-        path: path.to_owned(),
-        message: format!("acr purge: {message}"),
-    };
-    let mut filters = Vec::new();
-    let (mut ago, mut keep, mut untagged) = (None, 0usize, false);
-    let mut it = words.iter().skip(2);
-    while let Some(w) = it.next() {
-        let (flag, inline) = match w.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
-            _ => (w.as_str(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| bad(format!("{flag} takes a value")))
-        };
-        match flag {
-            "--filter" => filters.push(value()?),
-            "--ago" => ago = Some(acr_ago(&value()?).map_err(&bad)?),
-            "--keep" => {
-                keep = value()?
-                    .parse()
-                    .map_err(|_| bad("--keep takes a number".into()))?
-            }
-            "--untagged" => untagged = true,
-            "--dry-run" | "--include-locked" => {}
-            "--concurrency" | "--timeout" => {
-                value()?;
-            }
-            other => {
-                return Err(bad(format!(
-                    "{other:?} is not a purge option regsweep knows"
-                )));
-            }
-        }
-    }
-    let ago = ago.ok_or_else(|| bad("--ago is required (as acr purge requires it)".into()))?;
-    if filters.is_empty() {
-        return Err(bad("--filter is required".into()));
-    }
-    let mut rules = Vec::new();
-    for (i, f) in filters.iter().enumerate() {
-        let (repo, tag) = f
-            .split_once(':')
-            .ok_or_else(|| bad(format!("--filter {f:?} is not <repository>:<tag regex>")))?;
-        let repository_regex = Regex::new(&format!("^(?:{repo})$"))
-            .map_err(|e| bad(format!("--filter {f:?}: repository: {e}")))?;
-        let tag = Regex::new(tag).map_err(|e| bad(format!("--filter {f:?}: tag: {e}")))?;
-        rules.push(Rule {
-            name: format!("--filter {f}"),
-            priority: i as i64,
-            repositories: Vec::new(),
-            exclude_repositories: Vec::new(),
-            repository_regex: Some(repository_regex.clone()),
-            status: Status::Tagged,
-            tags: vec![Pattern::Regex(tag)],
-            exclude_tags: Vec::new(),
-            keep: Keep {
-                newest: (keep > 0).then_some(keep),
-                pushed_within: Some(ago),
-                ..Keep::default()
-            },
-        });
-        if untagged {
-            rules.push(Rule {
-                name: format!("--untagged ({repo})"),
-                priority: (filters.len() + i) as i64,
-                repositories: Vec::new(),
-                exclude_repositories: Vec::new(),
-                repository_regex: Some(repository_regex),
-                status: Status::Untagged,
-                tags: Vec::new(),
-                exclude_tags: Vec::new(),
-                keep: Keep {
-                    pushed_within: Some(ago),
-                    ..Keep::default()
-                },
-            });
-        }
-    }
-    Ok(Policy {
-        path: path.to_owned(),
-        format: Format::AcrPurge,
-        unit: Unit::Tag,
-        counts_decided: false,
-        rules,
-        allow_emptying_repositories: true,
-        max_removed_share: 1.0,
-    })
-}
-
-/// ACR's `--ago`: a Go-style duration with days added (`1d`, `2d3h6m`, `30m`).
-fn acr_ago(text: &str) -> Result<Duration, String> {
-    let mut total = 0u64;
-    let mut number = String::new();
-    let bad = || format!("--ago {text:?} is not a duration like 1d, 2d3h6m or 30m");
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: u64 = number.parse().map_err(|_| bad())?;
-        number.clear();
-        total += n * match c {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-    }
-    if !number.is_empty() || text.is_empty() {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::retention::policy::acr::acr_ago;
 
     #[test]
     fn each_format_is_recognised_by_its_shape() {
