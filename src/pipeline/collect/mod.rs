@@ -10,8 +10,6 @@ pub mod blob_table;
 pub mod catalog;
 pub mod inventory;
 pub mod links;
-// Maps its file (memmap2 cannot do that without `unsafe`); the module says why each use holds.
-#[allow(unsafe_code)]
 pub mod manifest_cache;
 pub mod mark;
 pub mod referrers;
