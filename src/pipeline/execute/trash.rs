@@ -345,9 +345,6 @@ pub fn keys_of(storage: &dyn Storage, id: &str) -> Result<Vec<(String, u64)>, Tr
     Ok(keys)
 }
 
-/// Deletes keys, a result each (what a restore hands the trash copies it no longer needs to).
-pub type Discard<'a> = dyn Fn(&[String]) -> Vec<Result<(), StorageError>> + 'a;
-
 /// Why a trash command could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum TrashError {
@@ -466,14 +463,10 @@ pub fn read_version(storage: &dyn Storage, key: &str) -> Result<ObjectVersion, S
     })
 }
 
-/// Puts every object of run `id` back where it was (see the module's words), then hands the trash
-/// copies whose place holds them already, and the run's record once the run is empty, to `discard`
-/// ([`crate::pipeline::execute::sweep::restore_run`] deletes them, and the folders left empty).
-pub fn restore(
-    storage: &dyn Storage,
-    id: &str,
-    discard: &Discard<'_>,
-) -> Result<Restored, TrashError> {
+/// Puts every object of run `id` back where it was (see the module's words), then deletes the trash
+/// copies whose place holds them already, and the run's record once the run is empty
+/// ([`crate::pipeline::execute::trash_purge::restore_trash_run`] removes the folders left empty).
+pub fn restore(storage: &dyn Storage, id: &str) -> Result<Restored, TrashError> {
     let keys = keys_of(storage, id)?;
     let folder = run_folder(id);
     let record = format!("{folder}{RECORD}");
@@ -529,13 +522,13 @@ pub fn restore(
                 Err(e) => out.failures.push(e.to_string()),
             }
         }
-        for (r, key) in discard(&duplicates).into_iter().zip(&duplicates) {
+        for (r, key) in storage.delete(&duplicates).into_iter().zip(&duplicates) {
             match r {
                 Ok(()) => out.already_there += 1,
                 Err(e) => out.failures.push(format!("{key}: {e}")),
             }
         }
-        for (r, key) in discard(&spent).into_iter().zip(&spent) {
+        for (r, key) in storage.delete(&spent).into_iter().zip(&spent) {
             if let Err(e) = r {
                 out.failures.push(format!("{key}: {e}"));
             }
@@ -544,7 +537,7 @@ pub fn restore(
     if out.conflicts.is_empty() && out.failures.is_empty() {
         // The record last: a restore cut off before it leaves a run that still lists.
         records.sort_by_key(|k| *k == record);
-        let gone = discard(&records);
+        let gone = storage.delete(&records);
         out.run_removed = gone.iter().all(Result::is_ok);
     }
     if !out.run_removed {
@@ -614,10 +607,6 @@ mod tests {
     use crate::model::digest::Digest;
     use crate::storage::mem::MemStorage;
 
-    fn discard(store: &MemStorage) -> impl Fn(&[String]) -> Vec<Result<(), StorageError>> + '_ {
-        move |keys| store.delete(keys)
-    }
-
     #[test]
     fn a_restore_puts_back_what_a_run_moved_and_never_overwrites_what_was_written_since() {
         let store = MemStorage::new();
@@ -662,7 +651,7 @@ mod tests {
         // The tag was pushed again meanwhile, at another digest; the blob again with its bytes.
         store.put(&tag, Digest([8; 32]).to_string());
         store.put(&data, vec![1; 100_000]);
-        let r = restore(&store, &run.record.id, &discard(&store)).unwrap();
+        let r = restore(&store, &run.record.id).unwrap();
         assert_eq!(r.restored, 1, "the link: {r:?}");
         assert_eq!(r.already_there, 1, "the blob: {r:?}");
         assert_eq!(r.conflicts.len(), 1, "the tag: {r:?}");
@@ -689,11 +678,11 @@ mod tests {
 
         // Once the tag is as it was, a second restore empties the run.
         store.delete(std::slice::from_ref(&tag));
-        let r = restore(&store, &run.record.id, &discard(&store)).unwrap();
+        let r = restore(&store, &run.record.id).unwrap();
         assert_eq!((r.restored, r.run_removed), (1, true), "{r:?}");
         assert_eq!(store.keys(), before);
         assert!(matches!(
-            restore(&store, &run.record.id, &discard(&store)),
+            restore(&store, &run.record.id),
             Err(TrashError::NoSuchRun(_))
         ));
     }

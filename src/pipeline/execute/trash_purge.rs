@@ -102,8 +102,7 @@ pub fn restore_trash_run(
     id: &str,
 ) -> Result<crate::pipeline::execute::trash::Restored, crate::pipeline::execute::trash::TrashError>
 {
-    let discard = |keys: &[String]| storage.delete(keys);
-    let restored = crate::pipeline::execute::trash::restore(storage, id, &discard)?;
+    let restored = crate::pipeline::execute::trash::restore(storage, id)?;
     if restored.run_removed {
         let _ = storage.remove_empty_folders(&crate::pipeline::execute::trash::run_folder(id));
         let _ = storage.remove_folder_if_empty(crate::pipeline::execute::trash::TRASH);

@@ -3,7 +3,6 @@
 
 use crate::model::digest::Digest;
 use crate::model::manifest::{Child, Manifest, ManifestKind};
-use std::io::Read;
 
 /// What the cache holds for a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
