@@ -14,7 +14,14 @@ use crate::pipeline::collect::inventory::{self, Inventory};
 use crate::pipeline::guard::recheck::{Fingerprints, Refused, Since};
 use crate::pipeline::plan::file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
 use crate::pipeline::plan::{Plan, PlanItem};
-use crate::report::gc::Applied;
+use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
+use crate::commands::outcome::{Error, Outcome, Refusal};
+use crate::commands::{CacheDir, Store};
+use crate::model::progress::Progress;
+use crate::pipeline::collect::manifest_cache::ManifestCache;
+use crate::report::gc::{Applied, GcReport};
+use crate::report::prune_tags::PruneReport;
+use crate::report::{GcShown, PruneShown, Render, View};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -236,4 +243,116 @@ fn describe(item: &PlanItem) -> String {
         }
         PlanItem::Repository { repo } => format!("repository {repo}"),
     }
+}
+
+/// What `apply` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyRun {
+    pub plan: std::path::PathBuf,
+    /// This machine's share of a sweep split over several (`--shard I/N`).
+    pub shard: Option<crate::model::shard::Shard>,
+    pub safety: Safety,
+    pub cache: CacheChoice,
+    pub manifests: CacheDir,
+}
+
+/// What `apply` shows: a gc plan's report, or a prune-tags plan's.
+pub enum ApplyShown {
+    Gc(GcShown),
+    PruneTags(PruneShown),
+}
+
+impl Render for ApplyShown {
+    fn json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match self {
+            ApplyShown::Gc(r) => r.json(out),
+            ApplyShown::PruneTags(r) => r.json(out),
+        }
+    }
+    fn human(&self, out: &mut dyn std::io::Write, view: &View) -> std::io::Result<()> {
+        match self {
+            ApplyShown::Gc(r) => r.human(out, view),
+            ApplyShown::PruneTags(r) => r.human(out, view),
+        }
+    }
+}
+
+/// Reads the plan file, before the store is opened (a bad file fails at once, by name).
+pub fn read_plan(run: &ApplyRun) -> Result<PlanFile, Error> {
+    PlanFile::read(&run.plan).map_err(Error::other)
+}
+
+/// `apply`: the gate, then the plan's command: its tags removed as reviewed, or the store analysed
+/// again and what the file lists and the analysis still plans swept.
+pub fn run(
+    store: Store<'_>,
+    run: &ApplyRun,
+    file: PlanFile,
+    progress: &Progress,
+) -> Result<(ApplyShown, Outcome), Error> {
+    let storage = store.storage;
+    let shown = run.plan.display();
+    let mut cache = CacheRun::new(store.target, &run.cache)?;
+    file.check_store(&storage.identity())
+        .map_err(|e| Refusal::Plan(e.to_string()))?;
+    // The shards of a sweep run at once, so they cannot each hold the store's lock: they check
+    // what every deleting run checks, and the run over the whole plan that ends the sweep (it
+    // skips what the shards deleted and removes emptied repositories) takes the lock.
+    let _gate = if run.shard.is_some() {
+        Gate::pass_unlocked(storage, store.arg, store.target, &run.safety)?
+    } else {
+        Gate::pass(storage, store.arg, store.target, &run.safety)?
+    };
+    let gc_state = match (file.header.command, &file.header.gc) {
+        (PlanCommand::Gc, Some(gc)) => gc,
+        (PlanCommand::Gc, None) => {
+            return Err(Error::other(format!(
+                "{shown}: a gc plan without its options in the header"
+            )));
+        }
+        (PlanCommand::PruneTags, _) => {
+            let lines = file.items().map_err(Error::other)?;
+            let (plan, applied) = match crate::commands::prune_tags::from_reviewed(
+                storage,
+                &lines,
+                &file.header.created,
+                progress,
+            ) {
+                Ok(reviewed) => reviewed,
+                Err(e) if e.stopped() => return Err(Error::Stopped(e.to_string())),
+                Err(e) => return Err(Refusal::Plan(format!("{shown}: {e}")).into()),
+            };
+            let mut report = PruneReport::new(&storage.describe(), &plan);
+            report.applied = Some(applied);
+            let trash = run.safety.trash_for("apply");
+            let (shown, outcome) =
+                crate::commands::prune_tags::remove(storage, plan, report, Some(trash), progress);
+            return Ok((ApplyShown::PruneTags(shown), outcome));
+        }
+    };
+    cache.check(true, run.safety.force)?;
+    let options = gc_options(gc_state, std::time::SystemTime::now());
+    let manifests = run.manifests.open();
+    let mut analysis = crate::pipeline::analysis::analyse(
+        storage,
+        &options,
+        progress,
+        manifests.as_ref(),
+    )
+    .map_err(|e| Error::analysis(e, &storage.describe()))?;
+    let manifest_cache = manifests.map(ManifestCache::finish);
+    let (plan, applied) =
+        check(&file, &analysis).map_err(|e| Refusal::Plan(format!("{shown}: {e}")))?;
+    analysis.plan = plan;
+    if let Some(shard) = run.shard {
+        analysis.plan.keep_shard(shard);
+    }
+    let mut report = GcReport::new(&storage.describe(), &options, &analysis);
+    report.database_in_use = gate::database_owner(storage);
+    report.applied = Some(applied);
+    report.manifest_cache = manifest_cache;
+    let trash = run.safety.trash_for("apply");
+    let (shown, outcome) =
+        crate::commands::gc::sweep(storage, report, analysis, true, trash, &cache, progress)?;
+    Ok((ApplyShown::Gc(shown), outcome))
 }

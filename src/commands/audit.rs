@@ -373,3 +373,32 @@ fn verify_digests(
     let n = hashed.len() as u64;
     (hashed.into_iter().flatten().collect(), n)
 }
+
+/// What `audit` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct AuditRun {
+    pub verify_digests: bool,
+    pub grace: Duration,
+    pub manifests: crate::commands::CacheDir,
+}
+
+/// `audit`: every check; `Partial` when a problem was found.
+pub fn run(
+    store: crate::commands::Store<'_>,
+    run: &AuditRun,
+    progress: &Progress,
+) -> Result<(AuditReport, crate::commands::outcome::Outcome), crate::commands::outcome::Error> {
+    use crate::pipeline::collect::manifest_cache::ManifestCache;
+    let options = AuditOptions {
+        verify_digests: run.verify_digests,
+        grace: run.grace,
+        now: SystemTime::now(),
+    };
+    let manifests = run.manifests.open().map(ManifestCache::for_audit);
+    let mut report =
+        audit(store.storage, &options, progress, manifests.as_ref()).map_err(|e| store.analysis(e))?;
+    report.manifest_cache = manifests.map(ManifestCache::finish);
+    report.database_in_use = crate::commands::gate::database_owner(store.storage);
+    let outcome = crate::commands::outcome::Outcome::partial_if(!report.problems.is_empty());
+    Ok((report, outcome))
+}

@@ -513,6 +513,14 @@ fn key_prefix(root: &str) -> String {
     }
 }
 
+/// Refuses a store that is no registry's store: a path one level off, or a prefix with nothing of
+/// the registry under it ([`crate::pipeline::guard::store_root`]).
+pub fn check_store_root(
+    storage: &dyn Storage,
+) -> Result<(), crate::pipeline::guard::store_root::NotAStore> {
+    crate::pipeline::guard::store_root::check(storage)
+}
+
 /// Opens the store a spec names.
 pub fn open(spec: &StorageSpec) -> Result<Box<dyn Storage>, ConfigError> {
     match spec {

@@ -17,6 +17,13 @@ use crate::pipeline::collect::inventory::Inventory;
 use crate::pipeline::collect::mark;
 use crate::pipeline::collect::walk;
 use crate::report::du::{BlobUsage, DuReport, Reclaimable, RepoUsage, SHARED_NAMES, TagUsage};
+use crate::commands::config::{StorageSpec, Target};
+use crate::commands::gate;
+use crate::commands::outcome::{Error, Outcome};
+use crate::commands::{CacheDir, Store};
+use crate::model::staged::Staged;
+use crate::pipeline::collect::manifest_cache::ManifestCache;
+use crate::report::du_history::{self, Room};
 use crate::storage::Storage;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
@@ -109,6 +116,7 @@ pub fn du(
         manifest_cache: None,
         trash: None,
         history: None,
+        page: None,
         inventory: storage.listing_snapshot(),
     })
 }
@@ -175,4 +183,110 @@ fn largest_blobs(inv: &Inventory, per_repo: &[RoaringBitmap], n: usize) -> Vec<V
             ids.iter().map(usage).collect()
         })
         .collect()
+}
+
+/// What `du` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct DuRun {
+    pub blobs_per_repo: usize,
+    /// The page to write (`--html`).
+    pub html: Option<std::path::PathBuf>,
+    /// The history file to read and append to (`--history`).
+    pub history: Option<std::path::PathBuf>,
+    /// The store's capacity in bytes (`--capacity`), for the fill date.
+    pub capacity: Option<u64>,
+    pub manifests: CacheDir,
+}
+
+/// `du`: the measure, the history appended, the page written.
+pub fn run(
+    store: Store<'_>,
+    run: &DuRun,
+    progress: &Progress,
+) -> Result<(DuReport, Outcome), Error> {
+    let storage = store.storage;
+    if let Some(page) = &run.html {
+        let folder = page.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(folder) = folder.filter(|f| !f.is_dir()) {
+            return Err(Error::other(format!(
+                "--html {}: there is no folder {}",
+                page.display(),
+                folder.display()
+            )));
+        }
+    }
+    // A damaged history stops the run before the work, by name.
+    let recorded = match &run.history {
+        Some(path) => Some(du_history::read(path, &storage.describe()).map_err(Error::other)?),
+        None => None,
+    };
+    let manifests = run.manifests.open();
+    let result = du(storage, run.blobs_per_repo, progress, manifests.as_ref());
+    let read_at = SystemTime::now();
+    let mut report = result.map_err(|e| store.analysis(e))?;
+    report.manifest_cache = manifests.map(ManifestCache::finish);
+    report.database_in_use = gate::database_owner(storage);
+    report.trash = gate::trash_held(storage);
+    if let (Some(path), Some(mut runs)) = (&run.history, recorded) {
+        let room = store_room(store.target, run.capacity, report.total_bytes)?;
+        let recorded = report.recorded(read_at, room);
+        du_history::append(path, &recorded).map_err(Error::other)?;
+        runs.push(recorded);
+        report.history = du_history::growth(path, &runs);
+    }
+    if let Some(path) = &run.html {
+        write_page(path, &report)?;
+        report.page = Some(path.display().to_string());
+    }
+    Ok((report, Outcome::Done))
+}
+
+/// Where the store's bytes may go: `capacity` less what it holds, or its filesystem's size and
+/// free space; `None` for a bucket without a capacity.
+fn store_room(
+    target: &Target,
+    capacity: Option<u64>,
+    total_bytes: u64,
+) -> Result<Option<Room>, Error> {
+    if let Some(capacity_bytes) = capacity {
+        let available_bytes = capacity_bytes.saturating_sub(total_bytes);
+        return Ok(Some(Room {
+            capacity_bytes,
+            available_bytes,
+        }));
+    }
+    match &target.spec {
+        StorageSpec::Filesystem { root } => {
+            let fs = rustix::fs::statvfs(root).map_err(|e| {
+                Error::failed(
+                    format!(
+                        "reading the size of the filesystem holding {}",
+                        root.display()
+                    ),
+                    e,
+                )
+            })?;
+            Ok(Some(Room {
+                capacity_bytes: fs.f_blocks * fs.f_frsize,
+                available_bytes: fs.f_bavail * fs.f_frsize,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Writes the du page to `path` whole (a temporary file beside it, renamed into place), so that a
+/// reader never sees half a page.
+fn write_page(path: &std::path::Path, report: &DuReport) -> Result<(), Error> {
+    if path.file_name().is_none() {
+        return Err(Error::other(format!(
+            "--html {}: not a file name",
+            path.display()
+        )));
+    }
+    let context = || format!("writing the page {}", path.display());
+    let staged = Staged::create(path, "a file").map_err(|e| Error::failed(context(), e))?;
+    staged
+        .finish(|out| crate::report::du_page::write_page(report, out))
+        .map_err(|e| Error::failed(context(), e))
 }

@@ -10,6 +10,8 @@
 //! it gives the items of `gc`'s own plan (without `-m`), which the analysis also computed here, so
 //! the summary says how many to expect.
 
+use crate::commands::outcome::{Error, Outcome};
+use crate::commands::{CacheDir, Store};
 use crate::model::progress::Progress;
 use crate::pipeline::analysis::{self, Analysis, GcOptions};
 use crate::pipeline::collect::AnalysisError;
@@ -271,4 +273,52 @@ fn tables(a: &Analysis, storage: &dyn Storage, options: &GcOptions) -> Vec<Table
             ],
         },
     ]
+}
+
+impl crate::report::Render for Exported {
+    fn json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        crate::report::WriteJson::write_json(self, out)
+    }
+    fn human(&self, out: &mut dyn std::io::Write, _view: &crate::report::View) -> std::io::Result<()> {
+        self.write_human(out)
+    }
+}
+
+/// Refuses a folder that holds something (nothing is overwritten): before the store is opened.
+pub fn check_folder(dir: &Path) -> Result<(), Error> {
+    match std::fs::read_dir(dir).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => Err(Error::other(format!(
+            "{}: the folder is not empty; export writes into an empty or new folder",
+            dir.display()
+        ))),
+        Ok(false) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::failed(dir.display().to_string(), e)),
+    }
+}
+
+/// `export`: the tables and the plan's SQL into `dir` (made when missing).
+pub fn run(
+    store: Store<'_>,
+    dir: &Path,
+    grace: std::time::Duration,
+    manifests: &CacheDir,
+    progress: &Progress,
+) -> Result<(Exported, Outcome), Error> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::failed(format!("creating {}", dir.display()), e))?;
+    let options = GcOptions {
+        delete_untagged: false,
+        grace,
+        now: std::time::SystemTime::now(),
+    };
+    let manifests = manifests.open();
+    let exported = match export(store.storage, dir, &options, progress, manifests.as_ref()) {
+        Err(ExportError::Analysis(e)) => return Err(store.analysis(e)),
+        other => other.map_err(Error::other)?,
+    };
+    if let Some(m) = manifests {
+        m.finish();
+    }
+    Ok((exported, Outcome::Done))
 }

@@ -8,7 +8,19 @@ use crate::model::progress::Progress;
 pub use crate::pipeline::analysis::{Analysis, GcOptions, analyse, analyse_retaining};
 use crate::pipeline::execute::sweep::{self, Deleted};
 use crate::pipeline::guard::recheck::{self, Judged, Refused, Since};
+use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
+use crate::commands::outcome::{Error, Outcome, Refusal};
+use crate::commands::{CacheDir, PolicyFiles, Store, plan_written};
+use crate::pipeline::collect::manifest_cache::ManifestCache;
+use crate::pipeline::execute::eviction::Evictor;
+use crate::pipeline::execute::trash::TrashOptions;
+use crate::pipeline::plan::file::PlanOutput;
+use crate::pipeline::retention::untagged::UntaggedRetention;
+use crate::report::GcShown;
+use crate::report::gc::GcReport;
+use crate::report::trash::TrashPlan;
 use crate::storage::Storage;
+use std::time::SystemTime;
 
 /// Why a sweep did not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,4 +95,168 @@ pub fn execute(
     deleted.trash = run;
     deleted.multipart_kept = multipart_kept;
     Ok(deleted)
+}
+
+/// What `gc` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct GcRun {
+    pub delete_untagged: bool,
+    pub grace: std::time::Duration,
+    pub delete: bool,
+    /// Keep the policy's decision per manifest in the report (`--explain`).
+    pub explain: bool,
+    /// Where the plan file goes (`--plan`).
+    pub plan: Option<std::path::PathBuf>,
+    /// `--delete-versions`, for the command that applies a plan file.
+    pub delete_versions: bool,
+    pub safety: Safety,
+    pub cache: CacheChoice,
+    pub manifests: CacheDir,
+}
+
+/// What `gc` reads before it opens the store, so that a bad file or path fails at once: the plan
+/// file's place (an unwritable one fails now, not after the listing), and the retention policy.
+pub struct GcInputs {
+    plan_out: Option<PlanOutput>,
+    retention: Option<UntaggedRetention>,
+}
+
+impl GcInputs {
+    pub fn read(run: &GcRun, policy: Option<&PolicyFiles>) -> Result<GcInputs, Error> {
+        let plan_out = run
+            .plan
+            .as_deref()
+            .map(PlanOutput::create)
+            .transpose()
+            .map_err(Error::other)?;
+        let retention = match policy {
+            Some(files) => {
+                let (policy, pins, pulls) = files.read()?;
+                Some(UntaggedRetention {
+                    policy,
+                    pins,
+                    pulls,
+                })
+            }
+            None => None,
+        };
+        Ok(GcInputs {
+            plan_out,
+            retention,
+        })
+    }
+}
+
+/// `gc`: the gate when deleting, the analysis, the plan file, then the sweep when asked.
+pub fn run(
+    store: Store<'_>,
+    run: &GcRun,
+    inputs: GcInputs,
+    progress: &Progress,
+) -> Result<(GcShown, Outcome), Error> {
+    let storage = store.storage;
+    let mut cache = CacheRun::new(store.target, &run.cache)?;
+    let _gate = Gate::pass_if(run.delete, storage, store.arg, store.target, &run.safety)?;
+    cache.check(run.delete, run.safety.force)?;
+    let options = GcOptions {
+        delete_untagged: run.delete_untagged,
+        grace: run.grace,
+        now: SystemTime::now(),
+    };
+    let manifests = run.manifests.open();
+    let analysis = analyse_retaining(
+        storage,
+        &options,
+        inputs.retention.as_ref(),
+        progress,
+        manifests.as_ref(),
+    )
+    .map_err(|e| store.analysis(e))?;
+    let mut report = GcReport::new(&storage.describe(), &options, &analysis);
+    if let (false, Some(p)) = (run.explain, &mut report.untagged_policy) {
+        p.decisions.clear();
+    }
+    report.database_in_use = gate::database_owner(storage);
+    report.manifest_cache = manifests.map(ManifestCache::finish);
+    if let (false, Some(window)) = (run.delete, run.safety.trash) {
+        let versioned = report
+            .bucket_versioning
+            .as_ref()
+            .is_some_and(|v| v.status == "Enabled");
+        let bytes = report.blobs.eligible_bytes + report.uploads.eligible_bytes;
+        report.trash_plan = Some(TrashPlan::new(
+            &report.storage,
+            versioned,
+            window,
+            options.now,
+            (analysis.plan.items.len() as u64, bytes),
+        ));
+    }
+    if let Some(out) = inputs.plan_out {
+        let header = crate::commands::apply::gc_header(
+            &storage.identity(),
+            &options,
+            &analysis.inventory,
+            &analysis.plan,
+        );
+        report.plan_file = Some(plan_written(out.path(), store.arg, run.delete_versions));
+        out.finish(header, analysis.plan.items.iter())
+            .map_err(Error::other)?;
+    }
+    let trash = run.safety.trash_for("gc");
+    sweep(storage, report, analysis, run.delete, trash, &cache, progress)
+}
+
+/// Sweeps the analysed plan when `delete` (evicting what goes from the registry's cache), then
+/// completes the report; the outcome says how it went.
+pub(crate) fn sweep(
+    storage: &dyn Storage,
+    mut report: GcReport,
+    analysis: Analysis,
+    delete: bool,
+    trash: Option<TrashOptions>,
+    cache: &CacheRun,
+    progress: &Progress,
+) -> Result<(GcShown, Outcome), Error> {
+    let mut outcome = Outcome::Done;
+    if delete {
+        let evictor = cache.evictor()?;
+        match execute(
+            storage,
+            &analysis,
+            progress,
+            gate::after_delete(evictor.as_ref()),
+            trash,
+        ) {
+            Ok(deleted) => {
+                if !deleted.failures.is_empty() || deleted.not_attempted > 0 {
+                    outcome = Outcome::Partial;
+                }
+                let something = deleted.blobs + deleted.manifests + deleted.layer_links > 0;
+                report = report.with_deleted(deleted);
+                if cache.unknown && something {
+                    report.notice = Some(crate::report::gc::CACHE_NOTICE.to_owned());
+                }
+            }
+            Err(e) if e.stopped() => outcome = Outcome::Stopped(e.to_string()),
+            Err(e) => outcome = Outcome::Refused(Refusal::Sweep(e)),
+        }
+        if evictor.as_ref().is_some_and(Evictor::failed) && matches!(outcome, Outcome::Done) {
+            outcome = Outcome::Partial;
+        }
+        report.cache = cache.report(&analysis.plan, Some(evictor.as_ref()));
+    } else {
+        report.cache = cache.report(&analysis.plan, None);
+    }
+    // The trash as the run leaves it (expired runs purged, this run's moves in).
+    report.trash = gate::trash_held(storage);
+    report.requests = storage.request_counts();
+    report.inventory = storage.listing_snapshot();
+    Ok((
+        GcShown {
+            report,
+            plan: analysis.plan,
+        },
+        outcome,
+    ))
 }

@@ -8,7 +8,118 @@ pub mod audit;
 pub mod config;
 pub mod du;
 pub mod export;
+pub mod gate;
 pub mod gc;
+pub mod outcome;
 pub mod prune_tags;
 pub mod shard;
 pub mod trash;
+
+use crate::commands::config::Target;
+use crate::commands::outcome::Error;
+use crate::model::warning;
+use crate::pipeline::collect::manifest_cache::{self, ManifestCache};
+use crate::pipeline::retention::pins::Pins;
+use crate::pipeline::retention::policy::Policy;
+use crate::pipeline::retention::pulls::Pulls;
+use crate::report::PlanWritten;
+use crate::storage::Storage;
+use std::path::{Path, PathBuf};
+
+/// A store as a command is given it: what the user named (STORAGE), what that resolved to, and the
+/// store opened.
+#[derive(Clone, Copy)]
+pub struct Store<'a> {
+    pub arg: &'a str,
+    pub target: &'a Target,
+    pub storage: &'a dyn Storage,
+}
+
+impl Store<'_> {
+    /// A failed listing or a stop, as the command's error.
+    pub(crate) fn analysis(&self, e: crate::pipeline::collect::AnalysisError) -> Error {
+        Error::analysis(e, &self.storage.describe())
+    }
+}
+
+/// Where the manifest cache lives (`--cache-dir`), or that it is off (`--no-cache`).
+#[derive(Debug, Clone, Default)]
+pub struct CacheDir {
+    pub off: bool,
+    pub dir: Option<PathBuf>,
+}
+
+impl CacheDir {
+    /// The manifest cache a run uses, unless it is off (or no folder for it is known, which is
+    /// warned of).
+    pub fn open(&self) -> Option<ManifestCache> {
+        if self.off {
+            return None;
+        }
+        match self.dir.clone().or_else(manifest_cache::default_dir) {
+            Some(dir) => Some(ManifestCache::open(&dir)),
+            None => {
+                warning::emit(
+                    "warning: no folder for the manifest cache (neither HOME nor \
+                     XDG_CACHE_HOME is set, and no --cache-dir): every manifest is read from the store",
+                );
+                None
+            }
+        }
+    }
+
+    /// The folder, which must be known.
+    pub(crate) fn required(&self) -> Result<PathBuf, Error> {
+        self.dir.clone().or_else(manifest_cache::default_dir).ok_or_else(|| {
+            Error::other(
+                "no folder for the manifest cache: give --cache-dir (neither HOME nor XDG_CACHE_HOME is set)",
+            )
+        })
+    }
+}
+
+/// A retention policy file with what it keeps for (`--keep-images`, `--pulls`).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFiles {
+    pub policy: PathBuf,
+    pub keep_images: Option<PathBuf>,
+    pub pulls: Vec<PathBuf>,
+}
+
+impl PolicyFiles {
+    /// The policy with its pins and pull records, read before any work so that a bad file fails
+    /// at once, by name.
+    pub fn read(&self) -> Result<(Policy, Pins, Option<Pulls>), Error> {
+        let policy = Policy::read(&self.policy).map_err(Error::other)?;
+        let pins = match &self.keep_images {
+            Some(f) => Pins::read(f).map_err(Error::other)?,
+            None => Default::default(),
+        };
+        let pulls = if self.pulls.is_empty() {
+            None
+        } else {
+            Some(Pulls::read(&self.pulls).map_err(Error::other)?)
+        };
+        if policy.on_pulls() && pulls.is_none() {
+            warning::emit(format!(
+                "warning: {} has rules on pulls and no --pulls records were given: \
+                 those rules keep everything they select",
+                self.policy.display()
+            ));
+        }
+        Ok((policy, pins, pulls))
+    }
+}
+
+/// Where a plan went and how to execute it, for the report.
+fn plan_written(path: &Path, storage: &str, delete_versions: bool) -> PlanWritten {
+    let versions = if delete_versions {
+        " --delete-versions"
+    } else {
+        ""
+    };
+    PlanWritten {
+        path: path.display().to_string(),
+        apply: format!("regsweep apply {} {storage}{versions}", path.display()),
+    }
+}

@@ -14,7 +14,21 @@ use crate::pipeline::retention::tags::{
     PrunePlan, RepoDecisions, TagDecision, Verdict, newest_first,
 };
 use crate::report::prune_tags::AppliedTags;
+use crate::commands::gate::{self, Gate, Safety};
+use crate::commands::outcome::{Error, Outcome, Refusal};
+use crate::commands::{PolicyFiles, Store, plan_written};
+use crate::model::warning;
+use crate::pipeline::execute::trash::TrashOptions;
+use crate::pipeline::plan::file::{PlanCommand, PlanHeader, PlanOutput};
+use crate::pipeline::retention::judge;
+use crate::pipeline::retention::pins::Pins;
+use crate::pipeline::retention::policy::Policy;
+use crate::pipeline::retention::pulls::Pulls;
+use crate::pipeline::retention::tags::{self as retention, PolicyRun, Rules};
+use crate::report::PruneShown;
+use crate::report::prune_tags::{PolicySummary, PruneReport};
 use crate::storage::Storage;
+use std::time::SystemTime;
 use std::time::Instant;
 
 /// Why a deletion did not start.
@@ -190,4 +204,162 @@ pub fn execute(
     })?;
     deleted.trash = run;
     Ok(deleted)
+}
+
+/// What `prune-tags` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct PruneRun {
+    /// `--repo` globs.
+    pub repos: Vec<String>,
+    pub tag: Option<regex::Regex>,
+    pub keep_tag: Option<regex::Regex>,
+    pub keep_last: Option<usize>,
+    pub older_than: Option<std::time::Duration>,
+    pub orphan_referrer_tags: bool,
+    /// `--all-tags`: the rules may remove every tag of the matched repositories.
+    pub all_tags: bool,
+    pub explain: bool,
+    pub delete: bool,
+    pub plan: Option<std::path::PathBuf>,
+    pub delete_versions: bool,
+    pub safety: Safety,
+}
+
+/// What `prune-tags` reads before it opens the store: the plan file's place, the rules, and the
+/// policy files.
+pub struct PruneInputs {
+    plan_out: Option<PlanOutput>,
+    rules: Rules,
+    policy: Option<(Policy, Pins, Option<Pulls>)>,
+}
+
+impl PruneInputs {
+    pub fn read(run: &PruneRun, policy: Option<&PolicyFiles>) -> Result<PruneInputs, Error> {
+        let plan_out = run
+            .plan
+            .as_deref()
+            .map(PlanOutput::create)
+            .transpose()
+            .map_err(Error::other)?;
+        let repos = if policy.is_some() && run.repos.is_empty() {
+            Rules::repo_globs(&["**".to_owned()])
+        } else {
+            Rules::repo_globs(&run.repos)
+        }
+        .map_err(Error::other)?;
+        let rules = Rules {
+            repos,
+            repo_patterns: run.repos.clone(),
+            tag: run.tag.clone(),
+            keep_tag: run.keep_tag.clone(),
+            keep_last: run.keep_last,
+            older_than: run.older_than,
+            orphan_referrer_tags: run.orphan_referrer_tags,
+        };
+        let policy = match policy {
+            Some(files) => Some(files.read()?),
+            None => {
+                rules.require_a_rule(run.all_tags).map_err(Error::other)?;
+                None
+            }
+        };
+        Ok(PruneInputs {
+            plan_out,
+            rules,
+            policy,
+        })
+    }
+}
+
+/// `prune-tags`: the gate when deleting, the judgement, the policy's guards, the plan file, then
+/// the tags removed when asked.
+pub fn run(
+    store: Store<'_>,
+    run: &PruneRun,
+    inputs: PruneInputs,
+    progress: &Progress,
+) -> Result<(PruneShown, Outcome), Error> {
+    let storage = store.storage;
+    let _gate = Gate::pass_if(run.delete, storage, store.arg, store.target, &run.safety)?;
+    let rules = &inputs.rules;
+    let result = match &inputs.policy {
+        Some((policy, pins, pulls)) => retention::plan_by_policy(
+            storage,
+            &PolicyRun {
+                policy,
+                repos: (!run.repos.is_empty()).then_some(rules),
+                pins,
+                pulls: pulls.as_ref(),
+            },
+            SystemTime::now(),
+            progress,
+        ),
+        None => retention::plan(storage, rules, SystemTime::now(), progress),
+    };
+    let plan = result.map_err(|e| store.analysis(e))?;
+    for glob in &plan.unmatched_repo_globs {
+        warning::emit(format!(
+            "warning: --repo {glob:?} matches no repository of the store"
+        ));
+    }
+    let mut report = PruneReport::new(&storage.describe(), &plan);
+    report.database_in_use = gate::database_owner(storage);
+    if let Some((policy, pins, pulls)) = &inputs.policy {
+        if run.explain {
+            report.explain(&plan);
+        }
+        report.policy = Some(PolicySummary::of(policy, pins, pulls.as_ref()));
+        let counts: Vec<(String, usize, usize)> = report
+            .repositories
+            .iter()
+            .map(|r| (r.name.clone(), r.tags, r.removed))
+            .collect();
+        report.refused = judge::guards(policy, &counts)
+            .iter()
+            .map(|b| b.to_string())
+            .collect();
+        if !report.refused.is_empty() {
+            let refusal = Refusal::Guards(report.refused.clone());
+            return Ok((PruneShown { report, plan }, Outcome::Refused(refusal)));
+        }
+    }
+    if let Some(out) = inputs.plan_out {
+        let header = PlanHeader::new(
+            PlanCommand::PruneTags,
+            &storage.identity(),
+            SystemTime::now(),
+            None,
+        );
+        report.plan_file = Some(plan_written(out.path(), store.arg, run.delete_versions));
+        out.finish(header, plan.items()).map_err(Error::other)?;
+    }
+    let delete = run.delete.then(|| run.safety.trash_for("prune-tags"));
+    Ok(remove(storage, plan, report, delete, progress))
+}
+
+/// Removes the planned tags when `delete` (into the trash when it says so), then completes the
+/// report; the outcome says how it went.
+pub(crate) fn remove(
+    storage: &dyn Storage,
+    plan: PrunePlan,
+    mut report: PruneReport,
+    delete: Option<Option<TrashOptions>>,
+    progress: &Progress,
+) -> (PruneShown, Outcome) {
+    let mut outcome = Outcome::Done;
+    if let Some(trash) = delete {
+        match execute(storage, &plan, progress, trash) {
+            Ok(deleted) => {
+                if !deleted.failures.is_empty() {
+                    outcome = Outcome::Partial;
+                }
+                report.dry_run = false;
+                report.deleted = Some(deleted);
+            }
+            Err(e) if e.stopped() => outcome = Outcome::Stopped(e.to_string()),
+            Err(e) => outcome = Outcome::Refused(Refusal::Prune(e)),
+        }
+    }
+    report.trash = gate::trash_held(storage);
+    (PruneShown { report, plan }, outcome)
 }

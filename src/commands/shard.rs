@@ -3,6 +3,8 @@
 //! and the merge that checks every part is there, of this store, and of one N, and adds them to the
 //! manifest cache the collecting run reads.
 
+use crate::commands::outcome::{Error, Outcome};
+use crate::commands::{CacheDir, Store};
 use crate::model::progress::Progress;
 use crate::model::shard::Shard;
 use crate::pipeline::collect::AnalysisError;
@@ -142,4 +144,30 @@ pub fn merge(store: &str, parts: &Path, cache: ManifestCache) -> Result<Merged, 
         added,
         cache: cache.finish(),
     })
+}
+
+/// `shard manifests`: this shard's part of the manifest reading, into `parts` (made when missing).
+pub fn run_manifests(
+    store: Store<'_>,
+    shard: Shard,
+    parts: &Path,
+    progress: &Progress,
+) -> Result<(ManifestPart, Outcome), Error> {
+    std::fs::create_dir_all(parts)
+        .map_err(|e| Error::failed(format!("creating {}", parts.display()), e))?;
+    match manifests(store.storage, shard, parts, progress) {
+        Err(ShardError::Analysis(e)) => Err(store.analysis(e)),
+        other => Ok((other.map_err(Error::other)?, Outcome::Done)),
+    }
+}
+
+/// `shard merge`: every part into the manifest cache in `cache` (or the default folder).
+pub fn run_merge(
+    store: Store<'_>,
+    parts: &Path,
+    cache: &CacheDir,
+) -> Result<(Merged, Outcome), Error> {
+    let cache = ManifestCache::open(&cache.required()?);
+    let merged = merge(&store.storage.identity(), parts, cache).map_err(Error::other)?;
+    Ok((merged, Outcome::Done))
 }

@@ -4,7 +4,9 @@
 
 use crate::pipeline::execute::trash::{self, Restored, RunSummary, TrashError};
 use crate::pipeline::execute::trash_purge::{self, Purged};
-use crate::report::trash::TrashList;
+use crate::commands::gate::Gate;
+use crate::commands::outcome::{Error, Outcome};
+use crate::report::trash::{PurgeReport, RestoreReport, TrashList};
 use crate::storage::{Storage, StorageError};
 use std::time::SystemTime;
 
@@ -65,4 +67,50 @@ pub fn purge_expired(storage: &dyn Storage, now: SystemTime) -> Result<Option<Pu
 /// Restores run `id`.
 pub fn restore(storage: &dyn Storage, id: &str) -> Result<Restored, TrashError> {
     trash_purge::restore_trash_run(storage, id)
+}
+
+/// `trash list`.
+pub fn run_list(storage: &dyn Storage) -> Result<(TrashList, Outcome), Error> {
+    Ok((list(storage, SystemTime::now()).map_err(Error::other)?, Outcome::Done))
+}
+
+/// `trash restore RUN`, holding the store's lock; `Partial` when something stayed in the trash.
+pub fn run_restore(
+    storage: &dyn Storage,
+    id: &str,
+    break_lock: bool,
+) -> Result<(RestoreReport, Outcome), Error> {
+    let _gate = Gate::lock_only(storage, break_lock)?;
+    let restored = restore(storage, id).map_err(Error::other)?;
+    let outcome = Outcome::partial_if(!restored.conflicts.is_empty() || !restored.failures.is_empty());
+    let report = RestoreReport {
+        storage: storage.describe(),
+        restored,
+    };
+    Ok((report, outcome))
+}
+
+/// `trash purge`: the runs `which` names, purged when `delete` (holding the store's lock), else
+/// listed; `Partial` when a purge failed.
+pub fn run_purge(
+    storage: &dyn Storage,
+    which: &Which,
+    delete: bool,
+    break_lock: bool,
+) -> Result<(PurgeReport, Outcome), Error> {
+    let _gate = if delete {
+        Gate::lock_only(storage, break_lock)?
+    } else {
+        Gate::open_dry()
+    };
+    let runs = select(storage, which, SystemTime::now()).map_err(Error::other)?;
+    let purged = delete.then(|| purge(storage, &runs));
+    let outcome = Outcome::partial_if(purged.as_ref().is_some_and(|p| !p.failures.is_empty()));
+    let report = PurgeReport {
+        storage: storage.describe(),
+        dry_run: purged.is_none(),
+        runs,
+        purged,
+    };
+    Ok((report, outcome))
 }

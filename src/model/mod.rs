@@ -11,3 +11,4 @@ pub mod shard;
 pub mod staged;
 pub mod text;
 pub mod time;
+pub mod warning;

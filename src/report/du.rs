@@ -92,6 +92,9 @@ pub struct DuReport {
     /// What `--history` recorded: growth per repository and the fill date (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<crate::report::du_history::Growth>,
+    /// Where `--html` wrote the page (not part of `--json`).
+    #[serde(skip)]
+    pub page: Option<String>,
     /// What regsweep's trash holds, beside the registry's keys and not counted in `total_bytes`
     /// (absent when it is empty).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -80,3 +80,104 @@ impl PlanWritten {
         )
     }
 }
+
+/// What the human rendering of a report may be asked for: how many of the largest to show
+/// (`--top`), and the plan item by item (`--list`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct View {
+    pub top: usize,
+    pub list: bool,
+}
+
+/// A command's report as the binary shows it: `--json`, or a summary for people. Every command's
+/// result is one; the binary renders it and nothing else.
+pub trait Render {
+    fn json(&self, out: &mut dyn Write) -> io::Result<()>;
+    fn human(&self, out: &mut dyn Write, view: &View) -> io::Result<()>;
+
+    /// `json` when asked for, else `human`.
+    fn render(&self, out: &mut dyn Write, json: bool, view: &View) -> io::Result<()> {
+        if json {
+            self.json(out)
+        } else {
+            self.human(out, view)
+        }
+    }
+}
+
+/// `Render` for a report whose human form needs no view.
+macro_rules! render_plain {
+    ($($t:ty),* $(,)?) => {$(
+        impl Render for $t {
+            fn json(&self, out: &mut dyn Write) -> io::Result<()> {
+                self.write_json(out)
+            }
+            fn human(&self, out: &mut dyn Write, _view: &View) -> io::Result<()> {
+                self.write_human(out)
+            }
+        }
+    )*};
+}
+
+render_plain!(
+    audit::AuditReport,
+    shard::ManifestPart,
+    shard::Merged,
+    trash::RestoreReport,
+    trash::PurgeReport,
+);
+
+impl Render for trash::TrashList {
+    fn json(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.write_json(out)
+    }
+    fn human(&self, out: &mut dyn Write, _view: &View) -> io::Result<()> {
+        trash::write_list(self, out)
+    }
+}
+
+impl Render for du::DuReport {
+    fn json(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.write_json(out)
+    }
+    fn human(&self, out: &mut dyn Write, view: &View) -> io::Result<()> {
+        self.write_human(out, view.top)?;
+        match &self.page {
+            Some(p) => writeln!(out, "page written to {p}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A gc (or apply) report with the plan it was made from, for `--list`.
+pub struct GcShown {
+    pub report: gc::GcReport,
+    pub plan: crate::pipeline::plan::Plan,
+}
+
+impl Render for GcShown {
+    fn json(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.report.write_json(out)
+    }
+    fn human(&self, out: &mut dyn Write, view: &View) -> io::Result<()> {
+        if view.list {
+            gc::write_plan_list(&self.plan, out)?;
+        }
+        self.report.write_human(out, view.top)
+    }
+}
+
+/// A prune-tags (or apply) report with the plan it judged.
+pub struct PruneShown {
+    pub report: prune_tags::PruneReport,
+    pub plan: crate::pipeline::retention::tags::PrunePlan,
+}
+
+impl Render for PruneShown {
+    fn json(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.report.write_json(out)
+    }
+    fn human(&self, out: &mut dyn Write, _view: &View) -> io::Result<()> {
+        prune_tags::write_human(&self.plan, &self.report, out)
+    }
+}

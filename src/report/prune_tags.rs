@@ -77,6 +77,27 @@ pub struct PolicySummary {
     pub pull_records_to: Option<String>,
 }
 
+impl PolicySummary {
+    /// The policy as a report names it: its file, its kind, how many rules, pins and pulls.
+    pub fn of(
+        policy: &crate::pipeline::retention::policy::Policy,
+        pins: &crate::pipeline::retention::pins::Pins,
+        pulls: Option<&crate::pipeline::retention::pulls::Pulls>,
+    ) -> PolicySummary {
+        let span = pulls.and_then(|p| p.span());
+        PolicySummary {
+            path: policy.path.clone(),
+            format: policy.format,
+            unit: policy.unit,
+            rules: policy.rules.len(),
+            pins: pins.references.len(),
+            pulls: pulls.map(|p| p.pulls),
+            pull_records_from: span.map(|s| crate::model::time::rfc3339(s.0)),
+            pull_records_to: span.map(|s| crate::model::time::rfc3339(s.1)),
+        }
+    }
+}
+
 /// One tag's fate, for `--explain`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionLine {

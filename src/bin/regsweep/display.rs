@@ -103,6 +103,9 @@ fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
             }
         }
         shown = snap.phases.len();
+        for line in regsweep::model::warning::drain() {
+            say(&bar, &format!("regsweep: {line}"));
+        }
         if let Some((b, p)) = &bar {
             update(b, &snap.phases[*p], &snap);
         }

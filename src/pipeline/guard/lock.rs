@@ -60,7 +60,7 @@ impl Drop for Guard<'_> {
         if let Some(token) = self.token.take()
             && let Err(e) = self.storage.unlock(token)
         {
-            eprintln!("regsweep: warning: could not release the lock: {e}");
+            crate::model::warning::emit(format!("warning: could not release the lock: {e}"));
         }
     }
 }
@@ -136,7 +136,7 @@ pub fn acquire(storage: &dyn Storage, break_stale: bool) -> Result<Guard<'_>, Lo
         };
         match stale(&held, holder.as_ref(), now) {
             Some(why) if break_stale && !broke => {
-                eprintln!("regsweep: breaking the stale lock on {store} ({shown}, {why})");
+                crate::model::warning::emit(format!("breaking the stale lock on {store} ({shown}, {why})"));
                 storage.break_lock(&held).map_err(storage_error)?;
                 broke = true;
             }

@@ -527,10 +527,9 @@ async fn renew_lock(
         match client.put(&name, &record, Condition::Etag(&current)).await {
             Ok(Some(e)) => *etag.lock().expect("not poisoned") = e,
             Ok(None) => {
-                eprintln!(
-                    "regsweep: warning: the lock {}/{name} was broken or replaced while this run held it",
+                crate::model::warning::emit(format!("warning: the lock {}/{name} was broken or replaced while this run held it",
                     client.container
-                );
+                ));
                 return;
             }
             Err(_) => {}
