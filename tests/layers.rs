@@ -383,7 +383,10 @@ fn the_binary_uses_commands_reports_and_the_model_and_storage_types_only() {
         for d in imports(&m.code, "regsweep", None, &modules) {
             let top = d.split("::").next().unwrap();
             if !BINARY_MAY_USE.contains(&top) {
-                wrong.push(format!("src/bin/{}.rs uses regsweep::{d}", file.replace("::", "/")));
+                wrong.push(format!(
+                    "src/bin/{}.rs uses regsweep::{d}",
+                    file.replace("::", "/")
+                ));
             }
         }
     }

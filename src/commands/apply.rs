@@ -7,18 +7,18 @@
 //! listed item is no longer eligible (reachable again, or its data rewritten since the plan). Items
 //! already gone are skipped, so an apply cut off and run again converges.
 
-use crate::model::digest::Digest;
-use crate::model::time::rfc3339;
-use crate::pipeline::analysis::{Analysis, GcOptions};
-use crate::pipeline::collect::inventory::{self, Inventory};
-use crate::pipeline::guard::recheck::{Fingerprints, Refused, Since};
-use crate::pipeline::plan::file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
-use crate::pipeline::plan::{Plan, PlanItem};
 use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, Refusal};
 use crate::commands::{CacheDir, Store};
+use crate::model::digest::Digest;
 use crate::model::progress::Progress;
+use crate::model::time::rfc3339;
+use crate::pipeline::analysis::{Analysis, GcOptions};
+use crate::pipeline::collect::inventory::{self, Inventory};
 use crate::pipeline::collect::manifest_cache::ManifestCache;
+use crate::pipeline::guard::recheck::{Fingerprints, Refused, Since};
+use crate::pipeline::plan::file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
+use crate::pipeline::plan::{Plan, PlanItem};
 use crate::report::gc::{Applied, GcReport};
 use crate::report::prune_tags::PruneReport;
 use crate::report::{GcShown, PruneShown, Render, View};
@@ -258,8 +258,8 @@ pub struct ApplyRun {
 
 /// What `apply` shows: a gc plan's report, or a prune-tags plan's.
 pub enum ApplyShown {
-    Gc(GcShown),
-    PruneTags(PruneShown),
+    Gc(Box<GcShown>),
+    PruneTags(Box<PruneShown>),
 }
 
 impl Render for ApplyShown {
@@ -327,19 +327,15 @@ pub fn run(
             let trash = run.safety.trash_for("apply");
             let (shown, outcome) =
                 crate::commands::prune_tags::remove(storage, plan, report, Some(trash), progress);
-            return Ok((ApplyShown::PruneTags(shown), outcome));
+            return Ok((ApplyShown::PruneTags(Box::new(shown)), outcome));
         }
     };
     cache.check(true, run.safety.force)?;
     let options = gc_options(gc_state, std::time::SystemTime::now());
     let manifests = run.manifests.open();
-    let mut analysis = crate::pipeline::analysis::analyse(
-        storage,
-        &options,
-        progress,
-        manifests.as_ref(),
-    )
-    .map_err(|e| Error::analysis(e, &storage.describe()))?;
+    let mut analysis =
+        crate::pipeline::analysis::analyse(storage, &options, progress, manifests.as_ref())
+            .map_err(|e| Error::analysis(e, &storage.describe()))?;
     let manifest_cache = manifests.map(ManifestCache::finish);
     let (plan, applied) =
         check(&file, &analysis).map_err(|e| Refusal::Plan(format!("{shown}: {e}")))?;
@@ -354,5 +350,5 @@ pub fn run(
     let trash = run.safety.trash_for("apply");
     let (shown, outcome) =
         crate::commands::gc::sweep(storage, report, analysis, true, trash, &cache, progress)?;
-    Ok((ApplyShown::Gc(shown), outcome))
+    Ok((ApplyShown::Gc(Box::new(shown)), outcome))
 }

@@ -395,8 +395,8 @@ pub fn run(
         now: SystemTime::now(),
     };
     let manifests = run.manifests.open().map(ManifestCache::for_audit);
-    let mut report =
-        audit(store.storage, &options, progress, manifests.as_ref()).map_err(|e| store.analysis(e))?;
+    let mut report = audit(store.storage, &options, progress, manifests.as_ref())
+        .map_err(|e| store.analysis(e))?;
     report.manifest_cache = manifests.map(ManifestCache::finish);
     report.database_in_use = crate::commands::gate::database_owner(store.storage);
     let outcome = crate::commands::outcome::Outcome::partial_if(!report.problems.is_empty());

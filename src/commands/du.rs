@@ -8,21 +8,21 @@
 //! what `_uploads` folders hold (`uploads_bytes`), and on S3 the parts of incomplete multipart uploads
 //! (`multipart_bytes`), which no object listing shows and which are billed all the same.
 
+use crate::commands::config::{StorageSpec, Target};
+use crate::commands::gate;
+use crate::commands::outcome::{Error, Outcome};
+use crate::commands::{CacheDir, Store};
 use crate::model::progress::{Count, Progress};
+use crate::model::staged::Staged;
 use crate::pipeline::analysis::{self, Multipart, StoreRead};
 use crate::pipeline::collect::AnalysisError;
 use crate::pipeline::collect::catalog::Catalog;
 use crate::pipeline::collect::inventory;
 use crate::pipeline::collect::inventory::Inventory;
+use crate::pipeline::collect::manifest_cache::ManifestCache;
 use crate::pipeline::collect::mark;
 use crate::pipeline::collect::walk;
 use crate::report::du::{BlobUsage, DuReport, Reclaimable, RepoUsage, SHARED_NAMES, TagUsage};
-use crate::commands::config::{StorageSpec, Target};
-use crate::commands::gate;
-use crate::commands::outcome::{Error, Outcome};
-use crate::commands::{CacheDir, Store};
-use crate::model::staged::Staged;
-use crate::pipeline::collect::manifest_cache::ManifestCache;
 use crate::report::du_history::{self, Room};
 use crate::storage::Storage;
 use rayon::prelude::*;

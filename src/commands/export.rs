@@ -279,7 +279,11 @@ impl crate::report::Render for Exported {
     fn json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         crate::report::WriteJson::write_json(self, out)
     }
-    fn human(&self, out: &mut dyn std::io::Write, _view: &crate::report::View) -> std::io::Result<()> {
+    fn human(
+        &self,
+        out: &mut dyn std::io::Write,
+        _view: &crate::report::View,
+    ) -> std::io::Result<()> {
         self.write_human(out)
     }
 }

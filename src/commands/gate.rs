@@ -172,9 +172,7 @@ fn purge_expired_trash(storage: &dyn Storage) {
                 warning::emit(format!("warning: trash purge: {}: {}", f.key, f.error));
             }
         }
-        Err(e) => warning::emit(format!(
-            "warning: cannot purge the expired trash runs: {e}"
-        )),
+        Err(e) => warning::emit(format!("warning: cannot purge the expired trash runs: {e}")),
     }
 }
 
@@ -193,7 +191,7 @@ impl CacheRun {
     pub fn new(target: &Target, choice: &CacheChoice) -> Result<CacheRun, Error> {
         let spec = match &choice.redis {
             Some(url) => Some(CacheSpec::Redis(Box::new(
-                RedisSpec::from_url(url).map_err(|e| Error::other(e))?,
+                RedisSpec::from_url(url).map_err(Error::other)?,
             ))),
             None => target.cache.clone(),
         };

@@ -3,17 +3,17 @@
 //! [`execute`] sweeps a plan after checking that nothing in the analysis leaves reachability in doubt
 //! and that the store is still as analysed ([`crate::pipeline::guard::recheck`]).
 
-use crate::model::problem::Problem;
-use crate::model::progress::Progress;
-pub use crate::pipeline::analysis::{Analysis, GcOptions, analyse, analyse_retaining};
-use crate::pipeline::execute::sweep::{self, Deleted};
-use crate::pipeline::guard::recheck::{self, Judged, Refused, Since};
 use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, Refusal};
 use crate::commands::{CacheDir, PolicyFiles, Store, plan_written};
+use crate::model::problem::Problem;
+use crate::model::progress::Progress;
+pub use crate::pipeline::analysis::{Analysis, GcOptions, analyse, analyse_retaining};
 use crate::pipeline::collect::manifest_cache::ManifestCache;
 use crate::pipeline::execute::eviction::Evictor;
+use crate::pipeline::execute::sweep::{self, Deleted};
 use crate::pipeline::execute::trash::TrashOptions;
+use crate::pipeline::guard::recheck::{self, Judged, Refused, Since};
 use crate::pipeline::plan::file::PlanOutput;
 use crate::pipeline::retention::untagged::UntaggedRetention;
 use crate::report::GcShown;
@@ -204,7 +204,9 @@ pub fn run(
             .map_err(Error::other)?;
     }
     let trash = run.safety.trash_for("gc");
-    sweep(storage, report, analysis, run.delete, trash, &cache, progress)
+    sweep(
+        storage, report, analysis, run.delete, trash, &cache, progress,
+    )
 }
 
 /// Sweeps the analysed plan when `delete` (evicting what goes from the registry's cache), then

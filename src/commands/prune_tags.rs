@@ -5,31 +5,31 @@
 //! `current` link, and the next run finishes it). Manifests and blobs are `gc`'s business. Which tags
 //! go is [`crate::pipeline::retention::tags`]'s judgement; the report is [`crate::report::prune_tags`].
 
-use crate::model::progress::{Count, Progress};
-use crate::model::time::rfc3339;
-use crate::pipeline::collect::inventory::Tag;
-use crate::pipeline::execute::tags::{self, TagsDeleted};
-use crate::pipeline::guard::recheck::{self, Judged, JudgedRepo, Refused, Relisted, Since};
-use crate::pipeline::retention::tags::{
-    PrunePlan, RepoDecisions, TagDecision, Verdict, newest_first,
-};
-use crate::report::prune_tags::AppliedTags;
 use crate::commands::gate::{self, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, Refusal};
 use crate::commands::{PolicyFiles, Store, plan_written};
+use crate::model::progress::{Count, Progress};
+use crate::model::time::rfc3339;
 use crate::model::warning;
+use crate::pipeline::collect::inventory::Tag;
+use crate::pipeline::execute::tags::{self, TagsDeleted};
 use crate::pipeline::execute::trash::TrashOptions;
+use crate::pipeline::guard::recheck::{self, Judged, JudgedRepo, Refused, Relisted, Since};
 use crate::pipeline::plan::file::{PlanCommand, PlanHeader, PlanOutput};
 use crate::pipeline::retention::judge;
 use crate::pipeline::retention::pins::Pins;
 use crate::pipeline::retention::policy::Policy;
 use crate::pipeline::retention::pulls::Pulls;
 use crate::pipeline::retention::tags::{self as retention, PolicyRun, Rules};
+use crate::pipeline::retention::tags::{
+    PrunePlan, RepoDecisions, TagDecision, Verdict, newest_first,
+};
 use crate::report::PruneShown;
+use crate::report::prune_tags::AppliedTags;
 use crate::report::prune_tags::{PolicySummary, PruneReport};
 use crate::storage::Storage;
-use std::time::SystemTime;
 use std::time::Instant;
+use std::time::SystemTime;
 
 /// Why a deletion did not start.
 #[derive(Debug, thiserror::Error)]

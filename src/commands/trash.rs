@@ -2,10 +2,10 @@
 //! `purge`). What the trash is and how a restore goes is [`crate::pipeline::execute::trash`]; what a trashing
 //! run sweeps with is [`crate::storage::trashing::Trashing`].
 
-use crate::pipeline::execute::trash::{self, Restored, RunSummary, TrashError};
-use crate::pipeline::execute::trash_purge::{self, Purged};
 use crate::commands::gate::Gate;
 use crate::commands::outcome::{Error, Outcome};
+use crate::pipeline::execute::trash::{self, Restored, RunSummary, TrashError};
+use crate::pipeline::execute::trash_purge::{self, Purged};
 use crate::report::trash::{PurgeReport, RestoreReport, TrashList};
 use crate::storage::{Storage, StorageError};
 use std::time::SystemTime;
@@ -71,7 +71,10 @@ pub fn restore(storage: &dyn Storage, id: &str) -> Result<Restored, TrashError> 
 
 /// `trash list`.
 pub fn run_list(storage: &dyn Storage) -> Result<(TrashList, Outcome), Error> {
-    Ok((list(storage, SystemTime::now()).map_err(Error::other)?, Outcome::Done))
+    Ok((
+        list(storage, SystemTime::now()).map_err(Error::other)?,
+        Outcome::Done,
+    ))
 }
 
 /// `trash restore RUN`, holding the store's lock; `Partial` when something stayed in the trash.
@@ -82,7 +85,8 @@ pub fn run_restore(
 ) -> Result<(RestoreReport, Outcome), Error> {
     let _gate = Gate::lock_only(storage, break_lock)?;
     let restored = restore(storage, id).map_err(Error::other)?;
-    let outcome = Outcome::partial_if(!restored.conflicts.is_empty() || !restored.failures.is_empty());
+    let outcome =
+        Outcome::partial_if(!restored.conflicts.is_empty() || !restored.failures.is_empty());
     let report = RestoreReport {
         storage: storage.describe(),
         restored,

@@ -29,7 +29,10 @@ mod tests {
         emit("warning: one");
         emit(String::from("two"));
         let out = drain();
-        let ours: Vec<&String> = out.iter().filter(|l| *l == "warning: one" || *l == "two").collect();
+        let ours: Vec<&String> = out
+            .iter()
+            .filter(|l| *l == "warning: one" || *l == "two")
+            .collect();
         assert_eq!(ours, ["warning: one", "two"]);
         assert!(!drain().iter().any(|l| l == "two"), "drained once");
     }

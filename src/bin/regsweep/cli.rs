@@ -608,6 +608,56 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration like 30m, 2h or 0s: {e}"))
 }
 
+// The library's options, from the command line's (the library never sees clap).
+
+impl From<&SafetyArgs> for regsweep::commands::gate::Safety {
+    fn from(a: &SafetyArgs) -> Self {
+        regsweep::commands::gate::Safety {
+            force: a.force,
+            break_lock: a.break_lock,
+            trash: a.trash,
+        }
+    }
+}
+
+impl From<&CacheArgs> for regsweep::commands::gate::CacheChoice {
+    fn from(a: &CacheArgs) -> Self {
+        regsweep::commands::gate::CacheChoice {
+            redis: a.redis.clone(),
+            skip_eviction: a.skip_cache_eviction,
+        }
+    }
+}
+
+impl From<&ManifestCacheArgs> for regsweep::commands::CacheDir {
+    fn from(a: &ManifestCacheArgs) -> Self {
+        regsweep::commands::CacheDir {
+            off: a.no_cache,
+            dir: a.cache_dir.clone(),
+        }
+    }
+}
+
+impl From<&ViewArgs> for regsweep::report::View {
+    fn from(a: &ViewArgs) -> Self {
+        regsweep::report::View {
+            top: a.top,
+            list: a.list,
+        }
+    }
+}
+
+impl PolicyInputs {
+    /// The policy file `policy` with these inputs.
+    pub fn files(&self, policy: &std::path::Path) -> regsweep::commands::PolicyFiles {
+        regsweep::commands::PolicyFiles {
+            policy: policy.to_owned(),
+            keep_images: self.keep_images.clone(),
+            pulls: self.pulls.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 mod arenas;
 mod cli;
 mod display;
+mod exit;
 mod run;
 
 use clap::Parser;

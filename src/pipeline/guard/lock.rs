@@ -136,7 +136,9 @@ pub fn acquire(storage: &dyn Storage, break_stale: bool) -> Result<Guard<'_>, Lo
         };
         match stale(&held, holder.as_ref(), now) {
             Some(why) if break_stale && !broke => {
-                crate::model::warning::emit(format!("breaking the stale lock on {store} ({shown}, {why})"));
+                crate::model::warning::emit(format!(
+                    "breaking the stale lock on {store} ({shown}, {why})"
+                ));
                 storage.break_lock(&held).map_err(storage_error)?;
                 broke = true;
             }

@@ -527,7 +527,8 @@ async fn renew_lock(
         match client.put(&name, &record, Condition::Etag(&current)).await {
             Ok(Some(e)) => *etag.lock().expect("not poisoned") = e,
             Ok(None) => {
-                crate::model::warning::emit(format!("warning: the lock {}/{name} was broken or replaced while this run held it",
+                crate::model::warning::emit(format!(
+                    "warning: the lock {}/{name} was broken or replaced while this run held it",
                     client.container
                 ));
                 return;

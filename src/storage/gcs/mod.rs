@@ -446,7 +446,8 @@ async fn renew_lock(
         {
             Ok(Some(g)) => *generation.lock().expect("not poisoned") = g,
             Ok(None) => {
-                crate::model::warning::emit(format!("warning: the lock gs://{bucket}/{name} was broken or replaced while this run held it"
+                crate::model::warning::emit(format!(
+                    "warning: the lock gs://{bucket}/{name} was broken or replaced while this run held it"
                 ));
                 return;
             }

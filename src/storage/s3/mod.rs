@@ -140,7 +140,8 @@ async fn renew_lock(
         if let Err(e) = put
             && matches!(http_status(&e), Some(412 | 404))
         {
-            crate::model::warning::emit(format!("warning: the lock s3://{bucket}/{key} was broken or replaced while this run held it"
+            crate::model::warning::emit(format!(
+                "warning: the lock s3://{bucket}/{key} was broken or replaced while this run held it"
             ));
             return;
         }
