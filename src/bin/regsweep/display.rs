@@ -88,6 +88,10 @@ fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
     let mut told_stop = false;
     loop {
         let last = done.load(Ordering::SeqCst);
+        // Warnings first: one handed in before a phase began is said before it.
+        for line in regsweep::model::warning::drain() {
+            say(&bar, &format!("regsweep: {line}"));
+        }
         let snap = progress.snapshot();
         for (i, phase) in snap.phases.iter().enumerate().skip(shown) {
             match mode {
@@ -103,9 +107,6 @@ fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
             }
         }
         shown = snap.phases.len();
-        for line in regsweep::model::warning::drain() {
-            say(&bar, &format!("regsweep: {line}"));
-        }
         if let Some((b, p)) = &bar {
             update(b, &snap.phases[*p], &snap);
         }
