@@ -519,3 +519,34 @@ fn the_imports_of_a_module_are_read_from_use_groups_and_paths() {
     assert_eq!(room_of("pipeline::execute::sweep"), Some("execute"));
     assert_eq!(node_of("storage::gcs::batch"), "storage::gcs");
 }
+
+#[test]
+fn no_file_is_over_900_lines_and_no_folder_holds_more_than_12_files() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut long = Vec::new();
+    let mut crowded = Vec::new();
+    let mut stack = vec![src.clone()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        let mut here = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                here += 1;
+                files += 1;
+                let lines = std::fs::read_to_string(&p).unwrap().lines().count();
+                if lines > 900 {
+                    long.push(format!("{} ({lines} lines)", p.display()));
+                }
+            }
+        }
+        if here > 12 {
+            crowded.push(format!("{} ({here} files)", dir.display()));
+        }
+    }
+    assert!(files > 80, "the source was found ({files} files)");
+    assert!(long.is_empty(), "split these by idea: {long:#?}");
+    assert!(crowded.is_empty(), "give these folders rooms: {crowded:#?}");
+}

@@ -388,7 +388,7 @@ fn redis_spec(redis: Option<serde_norway::Value>) -> Result<RedisSpec, String> {
     addrs.dedup();
     if let Some(master) = section.mastername.filter(|m| !m.is_empty()) {
         return Err(format!(
-            "redis.mastername {master:?} names a sentinel-managed master, which regsweep cannot              evict from yet; name the master with --redis redis://HOST:PORT/DB"
+            "redis.mastername {master:?} names a sentinel-managed master, which regsweep cannot evict from yet; name the master with --redis redis://HOST:PORT/DB"
         ));
     }
     let addr = match addrs.as_slice() {
@@ -463,7 +463,6 @@ fn go_duration(v: &serde_norway::Value) -> Option<std::time::Duration> {
     })
 }
 
-/// The key prefix of a store from a root directory: no leading `/`, a trailing `/` unless empty.
 /// An Azure Blob URL as the portal and azcopy show it, `https://ACCOUNT.blob.REALM/CONTAINER/prefix`,
 /// or an emulator's path-style URL, `http://HOST:PORT/ACCOUNT/CONTAINER/prefix` (a host that is
 /// an IP address or `localhost`).
@@ -504,6 +503,7 @@ fn azure_url(arg: &str) -> Result<AzureOptions, ConfigError> {
     })
 }
 
+/// The key prefix of a store from a root directory: no leading `/`, a trailing `/` unless empty.
 fn key_prefix(root: &str) -> String {
     let trimmed = root.trim_matches('/');
     if trimmed.is_empty() {

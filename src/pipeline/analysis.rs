@@ -86,7 +86,7 @@ pub enum Multipart {
 /// Walks the store and reads its manifests. Incomplete multipart uploads are listed beside the walk
 /// (one listing of the whole bucket, which some S3 servers answer by scanning every object: seconds
 /// that overlap the walk instead of following it). Fails when the store cannot be listed (see
-/// [`inventory::scan`]), or when a stop was asked for.
+/// [`crate::pipeline::collect::walk::scan`]), or when a stop was asked for.
 pub fn read(
     storage: &dyn Storage,
     detail: inventory::Detail,
@@ -117,7 +117,7 @@ pub fn read(
     })
 }
 
-/// Computes the plan. Fails when the store cannot be listed (see [`inventory::scan`]), or when a
+/// Computes the plan. Fails when the store cannot be listed (see [`crate::pipeline::collect::walk::scan`]), or when a
 /// stop was asked for.
 pub fn analyse(
     storage: &dyn Storage,

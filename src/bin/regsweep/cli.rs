@@ -83,7 +83,8 @@ pub struct RunArgs {
 pub struct ApplyArgs {
     /// The plan file written by `regsweep gc --plan FILE` or `regsweep prune-tags --plan FILE`.
     pub plan: PathBuf,
-    /// The store the plan was made of: rootdirectory, config.yml, or s3://bucket/prefix.
+    /// The store the plan was made of: rootdirectory, config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL.
     pub storage: String,
     /// Delete only the items shard I of N owns (0-based; or N with the index from
     /// JOB_COMPLETION_INDEX), without taking the store's lock, so that shards run at once; then
@@ -124,7 +125,8 @@ pub struct ViewArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct PruneArgs {
-    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// Repositories the rules apply to (repeatable): `team/*` is one level, `team/**` any depth,
     /// `**` every repository. At least one is required.
@@ -227,7 +229,8 @@ pub enum TrashCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct TrashListArgs {
-    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// Print the runs as one JSON object.
     #[arg(long)]
@@ -240,7 +243,8 @@ pub struct TrashListArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct TrashRestoreArgs {
-    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// The run's id, as `regsweep trash list` names it.
     pub run_id: String,
@@ -260,7 +264,8 @@ pub struct TrashRestoreArgs {
 #[command(group = clap::ArgGroup::new("which").required(true).args(["run_id", "expired", "all"]))]
 #[command(override_usage = "regsweep trash purge <STORAGE> <RUN_ID|--expired|--all> [OPTIONS]")]
 pub struct TrashPurgeArgs {
-    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// The run's id, as `regsweep trash list` names it.
     pub run_id: Option<String>,
@@ -297,7 +302,8 @@ pub enum ShardCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct ShardManifestsArgs {
-    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// Which shard: I/N (0-based), or N with the index from JOB_COMPLETION_INDEX.
     #[arg(long, value_name = "I/N")]
@@ -337,7 +343,8 @@ pub struct ShardMergeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
-    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// The folder for the tables and plan.sql: created if need be, and refused unless empty.
     pub dir: PathBuf,
@@ -359,7 +366,8 @@ pub struct ExportArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DuArgs {
-    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// Print the report as one JSON object.
     #[arg(long)]
@@ -394,7 +402,8 @@ pub struct DuArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// The store: the registry's rootdirectory, its config.yml, or s3://bucket/prefix.
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// Print the report as one JSON object.
     #[arg(long)]
@@ -417,8 +426,9 @@ pub struct AuditArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
-    /// The store: the registry's rootdirectory (the folder holding docker/registry/v2), or the
-    /// registry's config.yml.
+    /// The store: the registry's rootdirectory (the folder holding docker/registry/v2), its
+    /// config.yml, s3://bucket/prefix, gs://bucket/prefix, or an Azure Blob URL
+    /// (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
     pub storage: String,
     /// Untagged manifests are garbage too; children of tagged lists/indexes and referrers (subject)
     /// of kept manifests stay.

@@ -284,7 +284,7 @@ impl BlobTable {
     /// blob). Returns the ids whose data was not there (a blob folder left without its `data`, which
     /// is no blob: callers leave it out of what they judge), and a problem for each blob that could
     /// not be asked about (it keeps counting as written now, so no grace window lets it go).
-    pub(crate) fn learn(
+    pub fn learn(
         &self,
         storage: &dyn Storage,
         ids: &RoaringBitmap,

@@ -45,7 +45,7 @@ pub struct Repository {
     pub dangling_layer_links: Vec<Digest>,
     /// When the newest `_layers` link was written (Unix seconds), where the listing told every link's
     /// time (S3); `None` when it did not (a filesystem walk knows links by their folders' names) or
-    /// there are none. See [`layer_link_times`].
+    /// there are none. See [`crate::pipeline::collect::walk::layer_link_times`].
     pub layer_links_newest: Option<i64>,
     pub uploads: Vec<Upload>,
 }

@@ -7,8 +7,8 @@
 //!
 //! How a backend locks is its own business ([`crate::storage::Storage::try_lock`]): a filesystem takes
 //! an advisory `flock` on the store's own folder (no new file; the kernel drops it with the process,
-//! so it is never stale), S3 creates an object beside `docker/` with a conditional write and renews
-//! it while the run lasts. Both hold a [`Holder`] record, so that a refusal names who holds the lock.
+//! so it is never stale); S3, GCS and Azure create an object beside `docker/` with a conditional
+//! write (if absent) and renew it while the run lasts. Both hold a [`Holder`] record, so that a refusal names who holds the lock.
 
 pub use crate::storage::holder::{Holder, RENEW_EVERY, hostname};
 use crate::storage::{HeldLock, LockToken, Storage, StorageError};

@@ -268,7 +268,7 @@ impl<'a> Judged<'a> {
     }
 }
 
-/// The repositories as they are now, and how many listed objects had gone when read.
+/// The repositories as they are now, and the problems met listing them again.
 pub struct Relisted {
     pub repositories: Vec<Repository>,
     pub problems: Vec<crate::model::problem::Problem>,

@@ -553,7 +553,6 @@ impl Storage for GcsStorage {
         }
     }
 
-    /// One DELETE a key, as many in flight as the bound allows.
     /// JSON batches of up to 100 deletes a request; one result a key ("not found" is success).
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         let names: Vec<String> = keys.iter().map(|k| self.full(k)).collect();

@@ -236,7 +236,7 @@ impl ManifestCache {
         }
     }
 
-    /// Lets go of the pages the lookups so far touched (see [`ManifestCache::forget`]): called
+    /// Lets go of the pages the lookups so far touched (see `ManifestCache::forget`): called
     /// between batches, so that the mapping never holds more than a batch's pages.
     pub fn release(&self) {
         if let Some(map) = &self.map {
