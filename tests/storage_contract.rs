@@ -375,6 +375,11 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
     proves_links_and_holds_the_lock(&f, "gs://contract/store/");
     moves_without_overwriting(&f);
     deletes_in_batches(&f);
+    let proxy = throttling(dir.path(), &f._server.endpoint());
+    let via = f
+        ._server
+        .storage_via("contract", "store/", &proxy.endpoint());
+    sends_throttled_parts_again(&f, &via, &proxy);
 }
 
 #[test]
@@ -392,6 +397,9 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
     contract(&f);
     proves_links_and_holds_the_lock(&f, &format!("{}/contract/store/", f._server.service_url()));
     deletes_in_batches(&f);
+    let proxy = throttling(dir.path(), &format!("http://127.0.0.1:{}", f._server.port));
+    let via = f._server.storage_via("contract", "store/", proxy.port);
+    sends_throttled_parts_again(&f, &via, &proxy);
     // Registry 3.0 to 3.1.1 wrote links as append blobs: no MD5 in the listing, so it is read.
     let d = regsweep::model::digest::Digest::from_hex(&"ef".repeat(32)).unwrap();
     let doubled = format!("{d}{d}");
@@ -441,6 +449,46 @@ fn deletes_in_batches(f: &dyn Fixture) {
         f.name()
     );
     assert!(list(s, &format!("{V2}batch/")).is_empty(), "{}", f.name());
+}
+
+/// A proxy in front of `upstream` that answers every batch of deletes with a 429 for each part.
+fn throttling(dir: &std::path::Path, upstream: &str) -> support::proxy::Proxy {
+    support::proxy::Proxy::start_with(dir, upstream, &["--throttle-batches"])
+}
+
+/// A batch whose every part was throttled: each delete is sent again on its own and goes, and the
+/// requests count the batch and each delete sent again, on every backend that batches alike.
+fn sends_throttled_parts_again(f: &dyn Fixture, via: &dyn Storage, proxy: &support::proxy::Proxy) {
+    let keys: Vec<String> = (0..5).map(|i| format!("{V2}throttled/k{i}")).collect();
+    let objects: Vec<(String, Vec<u8>)> = keys.iter().map(|k| (k.clone(), b"x".to_vec())).collect();
+    f.put(&objects);
+    assert_eq!(
+        list(f.storage(), &format!("{V2}throttled/")).len(),
+        5,
+        "{}",
+        f.name()
+    );
+    let before = via.request_counts().unwrap().delete_requests;
+    let results = via.delete(&keys);
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{}: {results:?}",
+        f.name()
+    );
+    assert!(
+        list(f.storage(), &format!("{V2}throttled/")).is_empty(),
+        "{}: every throttled delete went on its own",
+        f.name()
+    );
+    assert_eq!(
+        via.request_counts().unwrap().delete_requests - before,
+        1 + 5,
+        "{}: the batch, then each part again",
+        f.name()
+    );
+    let stats = proxy.stats();
+    assert_eq!(stats["batches_throttled"], 1, "{}: {stats}", f.name());
+    assert_eq!(stats["parts_throttled"], 5, "{}: {stats}", f.name());
 }
 
 /// The trash's move: the bytes arrive whole under the new key and leave the old one; a move onto

@@ -1,9 +1,104 @@
 //! Batched requests as `multipart/mixed` (GCS's JSON batch and Azure's Blob Batch speak the same
 //! shape): a body of `application/http` parts, one request each, numbered by `Content-ID`; and the
 //! answer's parts, one status each, found again by their `Content-ID` (`0`, `<0>` or
-//! `<response-0>`) or else by their place.
+//! `<response-0>`) or else by their place. And the one batch-delete driver both backends use
+//! ([`delete`]), so that they resend and count alike.
 
+use crate::storage::StorageError;
+use std::future::Future;
 use std::time::SystemTime;
+
+/// What became of one delete of a batch.
+#[derive(Debug)]
+pub enum Part {
+    /// Deleted, or not there ("not found" is success).
+    Done,
+    /// Throttled (429), failed on the server's side (5xx), or left out of the answer: to be sent
+    /// again on its own.
+    Again,
+    /// Refused for good (a 403, a bad name): the error names the key.
+    Failed(StorageError),
+}
+
+impl Part {
+    /// A part's status: 2xx and 404 done, 429 and 5xx again, anything else `failed()`.
+    pub fn of(status: u16, failed: impl FnOnce() -> StorageError) -> Part {
+        match status {
+            200..=299 | 404 => Part::Done,
+            429 | 500..=599 => Part::Again,
+            _ => Part::Failed(failed()),
+        }
+    }
+}
+
+/// A backend that deletes in batches.
+pub trait Batcher: Clone + Send + Sync + 'static {
+    /// Deletes a batch takes at most.
+    const MAX: usize;
+
+    /// One batch (at most [`Batcher::MAX`] deletes): a part a key, or `None` when the server takes
+    /// no batches.
+    fn batch(
+        &self,
+        keys: &[String],
+        names: &[String],
+    ) -> impl Future<Output = Result<Option<Vec<Part>>, StorageError>> + Send;
+
+    /// One delete on its own, with the backoff every single request has ("not found" is success).
+    fn one(
+        &self,
+        key: String,
+        name: String,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// Deletes `names` (the objects of `keys`) in batches, one result a key. A part throttled, failed
+/// on the server's side or left out of the answer is sent again on its own, as many in flight as
+/// the bound allows; a server without batches gets every delete on its own. Returns the results
+/// and the requests made (a batch counts one, each delete sent on its own one more).
+pub async fn delete<B: Batcher>(
+    b: &B,
+    keys: &[String],
+    names: &[String],
+) -> (Vec<Result<(), StorageError>>, u64) {
+    let mut out = Vec::with_capacity(keys.len());
+    let mut requests = 0;
+    for (keys, names) in keys.chunks(B::MAX).zip(names.chunks(B::MAX)) {
+        requests += 1;
+        let parts: Vec<Part> = match b.batch(keys, names).await {
+            Ok(Some(mut parts)) => {
+                parts.resize_with(keys.len(), || Part::Again);
+                parts
+            }
+            Ok(None) => keys.iter().map(|_| Part::Again).collect(),
+            Err(e) => keys.iter().map(|_| Part::Failed(e.clone())).collect(),
+        };
+        let mut results: Vec<Result<(), StorageError>> = Vec::with_capacity(keys.len());
+        let mut again = tokio::task::JoinSet::new();
+        for (i, part) in parts.into_iter().enumerate() {
+            results.push(match part {
+                Part::Done => Ok(()),
+                Part::Failed(e) => Err(e),
+                Part::Again => {
+                    requests += 1;
+                    let (b, key, name) = (b.clone(), keys[i].clone(), names[i].clone());
+                    again.spawn(async move { (i, b.one(key, name).await) });
+                    Err(StorageError::Other {
+                        key: keys[i].clone(),
+                        message: "the delete did not finish".into(),
+                    })
+                }
+            });
+        }
+        while let Some(done) = again.join_next().await {
+            if let Ok((i, r)) = done {
+                results[i] = r;
+            }
+        }
+        out.extend(results);
+    }
+    (out, requests)
+}
 
 /// A boundary no object name can hold (it never appears in a request line or header we write).
 pub fn boundary() -> String {

@@ -168,12 +168,17 @@ impl AzureServer {
 
     /// The store at `prefix` (empty or ending with `/`) in `container`.
     pub fn storage(&self, container: &str, prefix: &str) -> AzureStorage {
+        self.storage_via(container, prefix, self.port)
+    }
+
+    /// The same store, reached through `port` on loopback (a proxy in front of the emulator).
+    pub fn storage_via(&self, container: &str, prefix: &str, port: u16) -> AzureStorage {
         AzureStorage::open(AzureOptions {
             account: EMULATOR_ACCOUNT.into(),
             container: container.into(),
             prefix: prefix.into(),
             account_key: Some(EMULATOR_KEY.into()),
-            service_url: Some(self.service_url()),
+            service_url: Some(format!("http://127.0.0.1:{port}/{EMULATOR_ACCOUNT}")),
             max_in_flight: 16,
             ..AzureOptions::default()
         })

@@ -25,6 +25,10 @@ Other modes, for tests that act while a run is in flight:
   --opaque-etags        rewrites every <ETag> in ListObjectsV2 answers to one that is not the MD5 of
                         the object (as under SSE-KMS or SSE-C, or for a multipart upload: "<hex>-1");
                         implies --no-faults;
+  --throttle-batches    answers every batch request (a POST of multipart/mixed: GCS's JSON batch,
+                        Azure's Blob Batch) itself, without forwarding it, with one 429 Too Many
+                        Requests part for each DELETE it holds, as a throttled server does; the
+                        deletes must then be sent again on their own; implies --no-faults;
   --initiated-now       rewrites every <Initiated> time in ListMultipartUploads answers to the time the
                         proxy started (moto reports every upload as initiated in 2010, which no grace
                         would hold);
@@ -82,7 +86,10 @@ def main():
     ap.add_argument("--initiated-now", action="store_true")
     ap.add_argument("--strict-checksums", action="store_true")
     ap.add_argument("--opaque-etags", action="store_true")
+    ap.add_argument("--throttle-batches", action="store_true")
     args = ap.parse_args()
+    if args.throttle_batches:
+        args.no_faults = True
     if args.opaque_etags:
         args.no_faults = True
     if args.strict_checksums:
@@ -93,7 +100,8 @@ def main():
     upstream = urllib.parse.urlparse(args.upstream)
     lock = threading.Lock()
     stats = {"requests": 0, "throttled": 0, "server_error": 0, "dropped": 0, "slow": 0,
-             "held": 0, "held_dropped": 0, "md5_checked": 0, "rejected": 0}
+             "held": 0, "held_dropped": 0, "md5_checked": 0, "rejected": 0,
+             "batches_throttled": 0, "parts_throttled": 0}
 
     def count(kind):
         with lock:
@@ -196,6 +204,18 @@ def main():
                     data = ERROR.format(code="InvalidRequest", n=n).replace(
                         "injected by the test proxy", rejection).encode()
                     return self.reply(400, [("Content-Type", "application/xml")], data)
+            if args.throttle_batches and self.command == "POST" and (
+                    self.headers.get("Content-Type") or "").startswith("multipart/mixed"):
+                deletes = [l for l in (body or b"").split(b"\r\n") if l.startswith(b"DELETE ")]
+                count("batches_throttled")
+                parts = []
+                for i in range(len(deletes)):
+                    count("parts_throttled")
+                    parts.append("--throttled\r\nContent-Type: application/http\r\n"
+                                 f"Content-ID: <response-{i}>\r\n\r\n"
+                                 "HTTP/1.1 429 Too Many Requests\r\n\r\n")
+                data = ("".join(parts) + "--throttled--\r\n").encode()
+                return self.reply(202, [("Content-Type", "multipart/mixed; boundary=throttled")], data)
             if args.no_faults:
                 status, headers, data = self.forward(body)
                 if args.disorder_pages and "continuation-token" in self.path:

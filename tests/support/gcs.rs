@@ -84,10 +84,15 @@ impl GcsServer {
 
     /// The store at `prefix` (empty or ending with `/`) in `bucket`.
     pub fn storage(&self, bucket: &str, prefix: &str) -> GcsStorage {
+        self.storage_via(bucket, prefix, &self.endpoint())
+    }
+
+    /// The same store, reached through `endpoint` (a proxy in front of the emulator).
+    pub fn storage_via(&self, bucket: &str, prefix: &str, endpoint: &str) -> GcsStorage {
         GcsStorage::open(GcsOptions {
             bucket: bucket.into(),
             prefix: prefix.into(),
-            endpoint: Some(self.endpoint()),
+            endpoint: Some(endpoint.to_owned()),
             max_in_flight: 16,
             ..GcsOptions::default()
         })

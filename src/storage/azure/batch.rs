@@ -1,9 +1,12 @@
 //! Deletes by Blob Batch: up to 256 signed `DELETE`s in one `multipart/mixed` request, one
-//! status a blob in the answer. A server without batches (an older emulator, a gateway) gets
-//! the deletes one by one, as many in flight as the bound allows.
+//! status a blob in the answer. A part that was throttled or failed on the server's side (429,
+//! 5xx), or that the answer leaves out, is sent again on its own; a server without batches (an
+//! older emulator, a gateway) gets every delete on its own, as many in flight as the bound allows
+//! (the driver, [`crate::storage::multipart::delete`], is GCS's too).
 
 use super::{Client, http_date};
-use crate::storage::{StorageError, multipart};
+use crate::storage::StorageError;
+use crate::storage::multipart::{self, Batcher, Part};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,21 +14,30 @@ use std::time::SystemTime;
 /// Subrequests a batch takes at most.
 pub const MAX: usize = 256;
 
-/// Deletes `names` (the blobs of `keys`), one result a key; "not found" is success.
-pub async fn delete(
-    client: &Arc<Client>,
-    keys: &[String],
-    names: &[String],
-) -> Vec<Result<(), StorageError>> {
-    let mut out = Vec::with_capacity(keys.len());
-    for (keys, names) in keys.chunks(MAX).zip(names.chunks(MAX)) {
-        match one_batch(client, keys, names).await {
-            Ok(Some(results)) => out.extend(results),
-            Ok(None) => out.extend(one_by_one(client, keys, names).await),
-            Err(e) => out.extend(keys.iter().map(|_| Err(e.clone()))),
-        }
+/// Where the deletes go.
+#[derive(Clone)]
+pub struct Target(pub Arc<Client>);
+
+impl Batcher for Target {
+    const MAX: usize = MAX;
+
+    async fn batch(
+        &self,
+        keys: &[String],
+        names: &[String],
+    ) -> Result<Option<Vec<Part>>, StorageError> {
+        one_batch(&self.0, keys, names).await
     }
-    out
+
+    async fn one(&self, key: String, name: String) -> Result<(), StorageError> {
+        self.0
+            .delete_if(&name, None)
+            .await
+            .map_err(|e| StorageError::Other {
+                key,
+                message: e.to_string(),
+            })
+    }
 }
 
 /// `Ok(None)` when the server takes no batches.
@@ -33,7 +45,7 @@ async fn one_batch(
     client: &Client,
     keys: &[String],
     names: &[String],
-) -> Result<Option<Vec<Result<(), StorageError>>>, StorageError> {
+) -> Result<Option<Vec<Part>>, StorageError> {
     let boundary = multipart::boundary();
     let bearer = client.signer.bearer(&client.http).await?;
     let mut requests = Vec::with_capacity(names.len());
@@ -92,75 +104,29 @@ async fn one_batch(
     )))
 }
 
-/// Each subrequest's result from the batch's answer, by `Content-ID` (or by place).
-fn statuses(keys: &[String], answer: &str, boundary: &str) -> Vec<Result<(), StorageError>> {
-    let mut out: Vec<Result<(), StorageError>> = keys
-        .iter()
-        .map(|k| {
-            Err(StorageError::Other {
-                key: k.clone(),
-                message: "the batch's answer has no status for this delete".into(),
-            })
-        })
-        .collect();
+/// Each subrequest's result from the batch's answer, by `Content-ID` (or by place); throttled,
+/// failed on the server's side or missing parts are to be sent again.
+fn statuses(keys: &[String], answer: &str, boundary: &str) -> Vec<Part> {
+    let mut out: Vec<Part> = keys.iter().map(|_| Part::Again).collect();
     for a in multipart::answers(answer, boundary) {
         let Some(key) = keys.get(a.index) else {
             continue;
         };
-        out[a.index] = match a.status {
-            200..=299 | 404 => Ok(()),
-            _ => {
-                let code = a
-                    .text
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .starts_with("x-ms-error-code:")
-                            .then(|| l[16..].trim().to_owned())
-                    })
-                    .unwrap_or_default();
-                Err(StorageError::Other {
-                    key: key.clone(),
-                    message: format!("{} {code}", a.status_line).trim().to_owned(),
+        out[a.index] = Part::of(a.status, || {
+            let code = a
+                .text
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with("x-ms-error-code:")
+                        .then(|| l[16..].trim().to_owned())
                 })
+                .unwrap_or_default();
+            StorageError::Other {
+                key: key.clone(),
+                message: format!("{} {code}", a.status_line).trim().to_owned(),
             }
-        };
-    }
-    out
-}
-
-async fn one_by_one(
-    client: &Arc<Client>,
-    keys: &[String],
-    names: &[String],
-) -> Vec<Result<(), StorageError>> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, name) in names.iter().enumerate() {
-        let (client, name, key) = (client.clone(), name.clone(), keys[i].clone());
-        tasks.spawn(async move {
-            let r = client.delete_if(&name, None).await;
-            (
-                i,
-                r.map_err(|e| StorageError::Other {
-                    key,
-                    message: e.to_string(),
-                }),
-            )
         });
-    }
-    let mut out: Vec<Result<(), StorageError>> = keys
-        .iter()
-        .map(|k| {
-            Err(StorageError::Other {
-                key: k.clone(),
-                message: "the delete did not finish".into(),
-            })
-        })
-        .collect();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok((i, r)) = done {
-            out[i] = r;
-        }
     }
     out
 }
@@ -178,8 +144,11 @@ mod tests {
                       Accepted\r\n\r\n--r\r\nContent-ID: 2\r\n\r\nHTTP/1.1 403 Forbidden\r\n\
                       x-ms-error-code: AuthorizationFailure\r\n\r\n--r--\r\n";
         let r = statuses(&keys, answer, "r");
-        assert!(r[0].is_ok() && r[1].is_ok());
-        let e = r[2].as_ref().unwrap_err().to_string();
+        assert!(matches!(r[0], Part::Done) && matches!(r[1], Part::Done));
+        let Part::Failed(e) = &r[2] else {
+            panic!("a 403 fails for good: {:?}", r[2]);
+        };
+        let e = e.to_string();
         assert!(
             e.starts_with("c: HTTP/1.1 403") && e.contains("AuthorizationFailure"),
             "{e}"
@@ -189,6 +158,11 @@ mod tests {
             "--r\r\nContent-ID: 0\r\n\r\nHTTP/1.1 202 Accepted\r\n--r--",
             "r",
         );
-        assert!(r[0].is_ok() && r[1].is_err() && r[2].is_err());
+        // Parts the answer leaves out are sent again on their own.
+        assert!(
+            matches!(r[0], Part::Done)
+                && matches!(r[1], Part::Again)
+                && matches!(r[2], Part::Again)
+        );
     }
 }

@@ -488,9 +488,12 @@ impl Storage for AzureStorage {
             Err(e) => return keys.iter().map(|_| Err(e.clone())).collect(),
         };
         let names: Vec<String> = keys.iter().map(|k| format!("{root}{k}")).collect();
-        self.counters.delete.fetch_add(1, Ordering::Relaxed);
-        self.http
-            .block_on(batch::delete(&self.client, keys, &names))
+        let target = batch::Target(self.client.clone());
+        let (results, requests) = self
+            .http
+            .block_on(crate::storage::multipart::delete(&target, keys, &names));
+        self.counters.delete.fetch_add(requests, Ordering::Relaxed);
+        results
     }
 
     fn delete_batch(&self) -> usize {

@@ -2,75 +2,71 @@
 //! `/batch/storage/v1`, authorized once (the outer request's `Authorization` applies to every
 //! part), one status a part in the answer. A part that was throttled or failed on the server's
 //! side (429, 5xx), or that the answer leaves out, is sent again on its own, with the backoff
-//! every single request has; a server without the batch endpoint gets every delete on its own.
+//! every single request has; a server without the batch endpoint gets every delete on its own (the
+//! driver, [`crate::storage::multipart::delete`], is Azure's too).
 
 use super::{auth, call, encode, other};
+use crate::storage::StorageError;
 use crate::storage::http::Shared;
-use crate::storage::{StorageError, multipart};
+use crate::storage::multipart::{self, Batcher, Part};
 use bytes::Bytes;
 
 /// Parts a batch takes at most (the JSON API's limit).
 pub const MAX: usize = 100;
 
 /// Where the deletes go.
-pub struct Target<'a> {
-    pub http: &'a std::sync::Arc<Shared>,
-    pub tokens: &'a std::sync::Arc<auth::Tokens>,
-    pub base: &'a str,
-    pub bucket: &'a str,
+#[derive(Clone)]
+pub struct Target {
+    pub http: std::sync::Arc<Shared>,
+    pub tokens: std::sync::Arc<auth::Tokens>,
+    pub base: String,
+    pub bucket: String,
 }
 
-/// Deletes `names` (the objects of `keys`), one result a key; "not found" is success. Returns
-/// the results and the number of requests made.
-pub async fn delete(
-    t: &Target<'_>,
-    keys: &[String],
-    names: &[String],
-) -> (Vec<Result<(), StorageError>>, u64) {
-    let mut out = Vec::with_capacity(keys.len());
-    let mut requests = 0;
-    for (keys, names) in keys.chunks(MAX).zip(names.chunks(MAX)) {
-        requests += 1;
-        let mut results = match one_batch(t, keys, names).await {
-            Ok(Some(results)) => results,
-            Ok(None) => keys.iter().map(|_| Err(retry())).collect(),
-            Err(e) => keys.iter().map(|_| Err(e.clone())).collect(),
-        };
-        let again: Vec<usize> = (0..keys.len())
-            .filter(|&i| matches!(&results[i], Err(e) if is_retry(e)))
-            .collect();
-        requests += again.len() as u64;
-        for (i, r) in again.iter().zip(one_by_one(t, keys, names, &again).await) {
-            results[*i] = r;
-        }
-        out.extend(results);
+impl Batcher for Target {
+    const MAX: usize = MAX;
+
+    async fn batch(
+        &self,
+        keys: &[String],
+        names: &[String],
+    ) -> Result<Option<Vec<Part>>, StorageError> {
+        one_batch(self, keys, names).await
     }
-    (out, requests)
-}
 
-const RETRY: &str = "to be sent again on its own";
-
-fn retry() -> StorageError {
-    other("", RETRY)
-}
-
-fn is_retry(e: &StorageError) -> bool {
-    matches!(e, StorageError::Other { key, message } if key.is_empty() && message == RETRY)
+    async fn one(&self, key: String, name: String) -> Result<(), StorageError> {
+        let url = super::object_url(&self.base, &self.bucket, &name);
+        let reply = call(
+            &self.http,
+            &self.tokens,
+            &key,
+            http::Method::DELETE,
+            &url,
+            &[],
+            Bytes::new(),
+        )
+        .await?;
+        if reply.ok() || reply.status == 404 {
+            Ok(())
+        } else {
+            Err(reply.error(&key))
+        }
+    }
 }
 
 /// `Ok(None)` when the server takes no batches.
 async fn one_batch(
-    t: &Target<'_>,
+    t: &Target,
     keys: &[String],
     names: &[String],
-) -> Result<Option<Vec<Result<(), StorageError>>>, StorageError> {
+) -> Result<Option<Vec<Part>>, StorageError> {
     let boundary = multipart::boundary();
     let requests: Vec<(String, Vec<(&str, String)>)> = names
         .iter()
         .map(|name| {
             let line = format!(
                 "DELETE /storage/v1/b/{}/o/{}",
-                encode(t.bucket),
+                encode(&t.bucket),
                 encode(name)
             );
             (line, Vec::new())
@@ -84,8 +80,8 @@ async fn one_batch(
         format!("multipart/mixed; boundary={boundary}"),
     )];
     let reply = call(
-        t.http,
-        t.tokens,
+        &t.http,
+        &t.tokens,
         &what,
         http::Method::POST,
         &url,
@@ -105,75 +101,27 @@ async fn one_batch(
     Ok(Some(statuses(keys, &answer, &answer_boundary)))
 }
 
-/// Each part's result; throttled, failed on the server's side or missing parts are marked to be
-/// sent again.
-fn statuses(keys: &[String], answer: &str, boundary: &str) -> Vec<Result<(), StorageError>> {
-    let mut out: Vec<Result<(), StorageError>> = keys.iter().map(|_| Err(retry())).collect();
+/// Each part's result; throttled, failed on the server's side or missing parts are to be sent
+/// again.
+fn statuses(keys: &[String], answer: &str, boundary: &str) -> Vec<Part> {
+    let mut out: Vec<Part> = keys.iter().map(|_| Part::Again).collect();
     for a in multipart::answers(answer, boundary) {
         let Some(key) = keys.get(a.index) else {
             continue;
         };
-        out[a.index] = match a.status {
-            200..=299 | 404 => Ok(()),
-            429 | 500..=599 => Err(retry()),
-            _ => {
-                let message = a
-                    .text
-                    .find('{')
-                    .and_then(|at| serde_json::from_str::<serde_json::Value>(&a.text[at..]).ok())
-                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                    .or_else(|| {
-                        let last = a.text.lines().rev().find(|l| !l.trim().is_empty())?;
-                        (last.trim() != a.status_line)
-                            .then(|| last.trim().chars().take(200).collect())
-                    })
-                    .unwrap_or_default();
-                Err(other(key, format!("{} {message}", a.status_line).trim()))
-            }
-        };
-    }
-    out
-}
-
-/// The deletes of `which`, each on its own, as many in flight as the bound allows.
-async fn one_by_one(
-    t: &Target<'_>,
-    keys: &[String],
-    names: &[String],
-    which: &[usize],
-) -> Vec<Result<(), StorageError>> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (slot, &i) in which.iter().enumerate() {
-        let (http, tokens) = (t.http.clone(), t.tokens.clone());
-        let url = super::object_url(t.base, t.bucket, &names[i]);
-        let key = keys[i].clone();
-        tasks.spawn(async move {
-            let reply = call(
-                &http,
-                &tokens,
-                &key,
-                http::Method::DELETE,
-                &url,
-                &[],
-                Bytes::new(),
-            )
-            .await;
-            let result = match reply {
-                Ok(r) if r.ok() || r.status == 404 => Ok(()),
-                Ok(r) => Err(r.error(&key)),
-                Err(e) => Err(e),
-            };
-            (slot, result)
+        out[a.index] = Part::of(a.status, || {
+            let message = a
+                .text
+                .find('{')
+                .and_then(|at| serde_json::from_str::<serde_json::Value>(&a.text[at..]).ok())
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .or_else(|| {
+                    let last = a.text.lines().rev().find(|l| !l.trim().is_empty())?;
+                    (last.trim() != a.status_line).then(|| last.trim().chars().take(200).collect())
+                })
+                .unwrap_or_default();
+            other(key, format!("{} {message}", a.status_line).trim())
         });
-    }
-    let mut out: Vec<Result<(), StorageError>> = which
-        .iter()
-        .map(|&i| Err(other(&keys[i], "the delete did not finish")))
-        .collect();
-    while let Some(done) = tasks.join_next().await {
-        if let Ok((slot, r)) = done {
-            out[slot] = r;
-        }
     }
     out
 }
@@ -193,13 +141,16 @@ mod tests {
                       Content-Type: application/json\r\n\r\n{\"error\":{\"code\":403,\"message\":\
                       \"x lacks storage.objects.delete\"}}\r\n--b--\r\n";
         let r = statuses(&keys, answer, "b");
-        assert!(r[0].is_ok() && r[1].is_ok());
-        assert!(is_retry(r[2].as_ref().unwrap_err()));
-        let e = r[3].as_ref().unwrap_err().to_string();
+        assert!(matches!(r[0], Part::Done) && matches!(r[1], Part::Done));
+        assert!(matches!(r[2], Part::Again));
+        let Part::Failed(e) = &r[3] else {
+            panic!("a 403 fails for good: {:?}", r[3]);
+        };
+        let e = e.to_string();
         assert!(
             e.starts_with("d: HTTP/1.1 403 Forbidden") && e.contains("storage.objects.delete"),
             "{e}"
         );
-        assert!(is_retry(r[4].as_ref().unwrap_err()), "a part left out");
+        assert!(matches!(r[4], Part::Again), "a part left out");
     }
 }

@@ -557,12 +557,14 @@ impl Storage for GcsStorage {
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         let names: Vec<String> = keys.iter().map(|k| self.full(k)).collect();
         let target = batch::Target {
-            http: &self.http.shared,
-            tokens: &self.tokens,
-            base: &self.base,
-            bucket: &self.bucket,
+            http: self.http.shared.clone(),
+            tokens: self.tokens.clone(),
+            base: self.base.clone(),
+            bucket: self.bucket.clone(),
         };
-        let (results, requests) = self.http.block_on(batch::delete(&target, keys, &names));
+        let (results, requests) = self
+            .http
+            .block_on(crate::storage::multipart::delete(&target, keys, &names));
         self.counters.delete.fetch_add(requests, Ordering::Relaxed);
         results
     }
