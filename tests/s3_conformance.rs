@@ -90,7 +90,7 @@ fn on_s3_plans_match_the_reference_and_after_m_delete_every_tag_pulls() {
     // docker/registry/lockfiles/ whether a metadata database owns it, and one of regsweep-trash/
     // for what the trash holds.
     let lists = 1
-        + u64::from(regsweep::model::layout::BLOB_SHARDS)
+        + u64::from(regsweep::model::layout::BLOB_PARTITIONS)
         + 1
         + tops.len() as u64
         + 1

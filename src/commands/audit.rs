@@ -117,7 +117,7 @@ pub fn audit(
         elapsed_ms: start.elapsed().as_millis() as u64,
         manifest_cache: None,
         trash: trash::Held::of(&trash_runs),
-        inventory: storage.listing_snapshot(),
+        s3_inventory: storage.listing_snapshot(),
     })
 }
 

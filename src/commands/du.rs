@@ -8,9 +8,9 @@
 //! what `_uploads` folders hold (`uploads_bytes`), and on S3 the parts of incomplete multipart uploads
 //! (`multipart_bytes`), which no object listing shows and which are billed all the same.
 
-use crate::commands::config::{StorageSpec, Target};
 use crate::commands::gate;
 use crate::commands::outcome::{Error, Outcome};
+use crate::commands::target::{StorageSpec, Target};
 use crate::commands::{CacheDir, Store};
 use crate::model::progress::{Count, Progress};
 use crate::model::staged::Staged;
@@ -117,7 +117,7 @@ pub fn du(
         trash: None,
         history: None,
         page: None,
-        inventory: storage.listing_snapshot(),
+        s3_inventory: storage.listing_snapshot(),
     })
 }
 

@@ -9,11 +9,11 @@
 //! the operator). A dry run passes no gate and holds nothing. Refusals are returned as
 //! [`Refusal`]s; warnings go to [`crate::model::warning`].
 
-use crate::commands::config::Target;
 use crate::commands::outcome::{Error, Refusal};
+use crate::commands::target::Target;
 use crate::model::text::human_bytes;
 use crate::model::warning;
-use crate::pipeline::execute::eviction::{CacheReport, CacheSpec, Evictor, RedisSpec};
+use crate::pipeline::execute::eviction::{CacheSpec, EvictionReport, Evictor, RedisSpec};
 use crate::pipeline::execute::sweep::{AfterDelete, NoOne};
 use crate::pipeline::execute::trash::{self, Held, TrashOptions};
 use crate::pipeline::guard::database_owner::{self, DatabaseOwned};
@@ -243,11 +243,11 @@ impl CacheRun {
     }
 
     /// What a dry run would evict, or what a sweep evicted.
-    pub fn report(&self, plan: &Plan, swept: Option<Option<&Evictor>>) -> Option<CacheReport> {
+    pub fn report(&self, plan: &Plan, swept: Option<Option<&Evictor>>) -> Option<EvictionReport> {
         let spec = self.spec.as_ref()?;
         Some(match swept {
-            Some(evictor) => CacheReport::after_delete(spec, plan, evictor),
-            None => CacheReport::dry_run(spec, plan),
+            Some(evictor) => EvictionReport::after_delete(spec, plan, evictor),
+            None => EvictionReport::dry_run(spec, plan),
         })
     }
 }

@@ -253,7 +253,7 @@ pub(crate) fn sweep(
     // The trash as the run leaves it (expired runs purged, this run's moves in).
     report.trash = gate::trash_held(storage);
     report.requests = storage.request_counts();
-    report.inventory = storage.listing_snapshot();
+    report.s3_inventory = storage.listing_snapshot();
     Ok((
         GcShown {
             report,

@@ -1,11 +1,11 @@
 //! The commands: each runs the pipeline on a store and ends in a report. [`gc`] (analyse, then sweep
 //! after the re-check), [`apply`] (a reviewed plan file against the store as it is now),
 //! [`prune_tags`] (tags by retention rules), [`du`] (where the bytes are), [`audit`] (what is broken),
-//! [`trash`] (a way back from every sweep), and [`config`] (what the user named, opened as a storage).
+//! [`trash`] (a way back from every sweep), and [`target`] (what the user named, opened as a storage).
+//! Every deleting run passes [`gate`] first; how a command ended is [`outcome`].
 
 pub mod apply;
 pub mod audit;
-pub mod config;
 pub mod du;
 pub mod export;
 pub mod gate;
@@ -13,10 +13,11 @@ pub mod gc;
 pub mod outcome;
 pub mod prune_tags;
 pub mod shard;
+pub mod target;
 pub mod trash;
 
-use crate::commands::config::Target;
 use crate::commands::outcome::Error;
+use crate::commands::target::Target;
 use crate::model::warning;
 use crate::pipeline::collect::manifest_cache::{self, ManifestCache};
 use crate::pipeline::retention::pins::Pins;

@@ -16,11 +16,11 @@ pub const REPOSITORIES: &str = "docker/registry/v2/repositories/";
 ///
 /// Sixteen keeps every core (and, on S3, sixteen listing streams) busy while a small bucket still
 /// costs only sixteen list requests; 256 shards would cost 256 requests however small the store.
-pub const BLOB_SHARDS: u8 = 16;
+pub const BLOB_PARTITIONS: u8 = 16;
 
-/// The listing prefix of blob shard `n` (`0..BLOB_SHARDS`): `blobs/sha256/a`, which covers the
+/// The listing prefix of blob shard `n` (`0..BLOB_PARTITIONS`): `blobs/sha256/a`, which covers the
 /// folders `a0/` … `af/`.
-pub fn blob_shard(n: u8) -> String {
+pub fn blob_partition(n: u8) -> String {
     format!("{BLOBS}{n:x}")
 }
 

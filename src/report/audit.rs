@@ -48,14 +48,15 @@ pub struct AuditReport {
     pub elapsed_ms: u64,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::CacheReport>,
+    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::ManifestCacheStats>,
     /// What regsweep's trash holds (absent when it is empty); its runs are checked above.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trash: Option<crate::pipeline::execute::trash::Held>,
     /// Where the blobs were listed from an S3 Inventory (`--inventory`): the snapshot and what it
     /// saved and held back (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub inventory: Option<crate::storage::inventory::ListingSnapshot>,
+    #[serde(rename = "inventory")]
+    pub s3_inventory: Option<crate::storage::s3_inventory::ListingSnapshot>,
 }
 
 impl WriteJson for AuditReport {}
@@ -63,7 +64,7 @@ impl WriteJson for AuditReport {}
 impl AuditReport {
     pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         super::write_owner(out, self.database_in_use.as_ref())?;
-        super::write_snapshot(out, self.inventory.as_ref())?;
+        super::write_snapshot(out, self.s3_inventory.as_ref())?;
         for p in &self.problems {
             let kind = serde_json::to_value(p.kind).unwrap_or_default();
             writeln!(out, "{:<17} {}", kind.as_str().unwrap_or("?"), p)?;

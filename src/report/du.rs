@@ -88,7 +88,7 @@ pub struct DuReport {
     pub elapsed_ms: u64,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::CacheReport>,
+    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::ManifestCacheStats>,
     /// What `--history` recorded: growth per repository and the fill date (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<crate::report::du_history::Growth>,
@@ -102,7 +102,8 @@ pub struct DuReport {
     /// Where the blobs were listed from an S3 Inventory (`--inventory`): the snapshot and what it
     /// saved and held back (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub inventory: Option<crate::storage::inventory::ListingSnapshot>,
+    #[serde(rename = "inventory")]
+    pub s3_inventory: Option<crate::storage::s3_inventory::ListingSnapshot>,
 }
 
 impl WriteJson for DuReport {}
@@ -138,7 +139,7 @@ impl DuReport {
     /// A table of the `top` repositories by exclusive bytes, then the store's totals.
     pub fn write_human(&self, out: &mut dyn std::io::Write, top: usize) -> std::io::Result<()> {
         super::write_owner(out, self.database_in_use.as_ref())?;
-        super::write_snapshot(out, self.inventory.as_ref())?;
+        super::write_snapshot(out, self.s3_inventory.as_ref())?;
         let width = self
             .repositories
             .iter()

@@ -176,10 +176,11 @@ pub struct GcReport {
     /// Where the blobs were listed from an S3 Inventory (`--inventory`): the snapshot and what it
     /// saved and held back (absent without it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub inventory: Option<crate::storage::inventory::ListingSnapshot>,
+    #[serde(rename = "inventory")]
+    pub s3_inventory: Option<crate::storage::s3_inventory::ListingSnapshot>,
     /// What the run took from and added to the manifest cache (absent with `--no-cache`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::CacheReport>,
+    pub manifest_cache: Option<crate::pipeline::collect::manifest_cache::ManifestCacheStats>,
     /// A dry run given `--trash`: what the moves would cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trash_plan: Option<super::trash::TrashPlan>,
@@ -199,7 +200,7 @@ pub struct GcReport {
     pub bucket_versioning: Option<BucketVersioning>,
     /// The registry's blob-descriptor cache: what the plan has cached, what a sweep evicted.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<crate::pipeline::execute::eviction::CacheReport>,
+    pub cache: Option<crate::pipeline::execute::eviction::EvictionReport>,
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
@@ -328,7 +329,7 @@ impl GcReport {
             vanished: inv.vanished,
             elapsed_ms: a.elapsed.as_millis() as u64,
             requests: None,
-            inventory: None,
+            s3_inventory: None,
             manifest_cache: None,
             trash_plan: None,
             trash: None,
@@ -364,7 +365,7 @@ impl GcReport {
             self.storage,
             humantime::format_duration(std::time::Duration::from_secs(self.grace_seconds))
         )?;
-        super::write_snapshot(out, self.inventory.as_ref())?;
+        super::write_snapshot(out, self.s3_inventory.as_ref())?;
         writeln!(
             out,
             "  repositories  {}, {}",

@@ -39,7 +39,7 @@ pub fn write_owner(
 /// The line that says a run's blobs were listed from an S3 Inventory, and how old it was.
 pub fn write_snapshot(
     out: &mut dyn Write,
-    s: Option<&crate::storage::inventory::ListingSnapshot>,
+    s: Option<&crate::storage::s3_inventory::ListingSnapshot>,
 ) -> io::Result<()> {
     let Some(s) = s else { return Ok(()) };
     writeln!(

@@ -47,7 +47,7 @@ pub struct Merged {
     pub part_entries: u64,
     /// Entries added to the cache (the rest it held already).
     pub added: u64,
-    pub cache: crate::pipeline::collect::manifest_cache::CacheReport,
+    pub cache: crate::pipeline::collect::manifest_cache::ManifestCacheStats,
 }
 
 impl crate::report::WriteJson for Merged {}

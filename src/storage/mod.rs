@@ -12,11 +12,11 @@ pub mod fs;
 pub mod gcs;
 pub mod holder;
 pub mod http;
-pub mod inventory;
 pub mod mem;
 mod multipart;
 mod pace;
 pub mod s3;
+pub mod s3_inventory;
 pub mod trashing;
 
 use crate::model::digest::Digest;
@@ -331,7 +331,7 @@ pub trait Storage: Sync {
     /// When the blob tree's listings come from a snapshot of the store (an S3 Inventory) rather
     /// than from the store itself: when it was taken and what it held (the report's `inventory`). Blobs written after it are
     /// not listed, so the walk asks after every blob a fresh link names that the listing lacks.
-    fn listing_snapshot(&self) -> Option<inventory::ListingSnapshot> {
+    fn listing_snapshot(&self) -> Option<s3_inventory::ListingSnapshot> {
         None
     }
 

@@ -107,7 +107,7 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
     #[command(flatten)]
     pub s3_delete: S3DeleteArgs,
 }
@@ -178,7 +178,7 @@ pub struct PruneArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
     #[command(flatten)]
     pub s3_delete: S3DeleteArgs,
 }
@@ -238,7 +238,7 @@ pub struct TrashListArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -257,7 +257,7 @@ pub struct TrashRestoreArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -287,7 +287,7 @@ pub struct TrashPurgeArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -317,9 +317,9 @@ pub struct ShardManifestsArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
-    pub inventory: InventoryArgs,
+    pub inventory: S3InventoryArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -338,7 +338,7 @@ pub struct ShardMergeArgs {
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -359,9 +359,9 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub manifest_cache: ManifestCacheArgs,
     #[command(flatten)]
-    pub inventory: InventoryArgs,
+    pub inventory: S3InventoryArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -395,9 +395,9 @@ pub struct DuArgs {
     #[command(flatten)]
     pub manifest_cache: ManifestCacheArgs,
     #[command(flatten)]
-    pub inventory: InventoryArgs,
+    pub inventory: S3InventoryArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -419,9 +419,9 @@ pub struct AuditArgs {
     #[command(flatten)]
     pub manifest_cache: ManifestCacheArgs,
     #[command(flatten)]
-    pub inventory: InventoryArgs,
+    pub inventory: S3InventoryArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -471,9 +471,9 @@ pub struct GcArgs {
     #[command(flatten)]
     pub cache: CacheArgs,
     #[command(flatten)]
-    pub inventory: InventoryArgs,
+    pub inventory: S3InventoryArgs,
     #[command(flatten)]
-    pub s3: S3Args,
+    pub s3: RemoteArgs,
     #[command(flatten)]
     pub s3_delete: S3DeleteArgs,
 }
@@ -526,7 +526,7 @@ pub struct ManifestCacheArgs {
 /// Blobs listed from an S3 Inventory instead of the bucket (for a store in S3).
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "S3 Inventory")]
-pub struct InventoryArgs {
+pub struct S3InventoryArgs {
     /// List the store's blobs from this S3 Inventory (its manifest.json: s3://bucket/key or a
     /// local copy of the destination bucket) instead of the bucket; repositories are still listed
     /// fresh, blobs written after it are found through their links and kept, and each blob is
@@ -539,10 +539,11 @@ pub struct InventoryArgs {
     pub inventory_max_age: Duration,
 }
 
-/// Options that apply when STORAGE is in S3 (the request bounds also on GCS and Azure).
+/// Options for a store in S3, GCS or Azure: the request bounds apply to all three, the endpoint to
+/// S3 and GCS (refused for the others).
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "S3")]
-pub struct S3Args {
+pub struct RemoteArgs {
     /// A non-AWS S3 endpoint (MinIO, Ceph, …); implies path-style addressing. Also read from
     /// AWS_ENDPOINT_URL. For a gs:// store, a GCS emulator's URL (as STORAGE_EMULATOR_HOST).
     #[arg(long, value_name = "URL")]

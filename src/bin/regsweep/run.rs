@@ -2,15 +2,15 @@
 //! report to stdout, and maps how it ended to an exit code ([`crate::exit`]).
 
 use crate::cli::{
-    ApplyArgs, AuditArgs, Cli, Command, DuArgs, ExportArgs, GcArgs, PruneArgs, RunArgs, S3Args,
+    ApplyArgs, AuditArgs, Cli, Command, DuArgs, ExportArgs, GcArgs, PruneArgs, RemoteArgs, RunArgs,
     ShardCommand, ShardManifestsArgs, ShardMergeArgs, TrashCommand, TrashListArgs, TrashPurgeArgs,
     TrashRestoreArgs,
 };
 use crate::display::{Display, Mode};
 use crate::exit::Exit;
 use anyhow::Context;
-use regsweep::commands::config::{StorageSpec, Target};
 use regsweep::commands::outcome::{Error, Outcome};
+use regsweep::commands::target::{StorageSpec, Target};
 use regsweep::commands::{self, Store};
 use regsweep::model::progress::Progress;
 use regsweep::report::metrics::{Metrics, MetricsOutput};
@@ -243,14 +243,23 @@ fn man() -> Exit {
     }
 }
 
-/// Resolves STORAGE, applies the S3 options, opens the store, and sizes the thread pool to it.
+/// Resolves STORAGE, applies the remote stores' options, opens the store, and sizes the thread
+/// pool to it. A flag that would do nothing for the store is refused.
 fn open_storage(
     arg: &str,
-    s3: &S3Args,
+    s3: &RemoteArgs,
     delete_versions: bool,
     job: &Job,
 ) -> anyhow::Result<(Target, Box<dyn Storage>)> {
-    let mut target = regsweep::commands::config::resolve(arg)?;
+    let mut target = regsweep::commands::target::resolve(arg)?;
+    if let (Some(url), StorageSpec::Azure(_) | StorageSpec::Filesystem { .. }) =
+        (&s3.endpoint_url, &target.spec)
+    {
+        anyhow::bail!(
+            "--endpoint-url {url} names an S3 or GCS endpoint, and {arg} is neither in S3 nor in GCS \
+             (an Azure store's URL names its service: http://HOST:PORT/ACCOUNT/CONTAINER/prefix)"
+        );
+    }
     match &mut target.spec {
         StorageSpec::S3(opts) => {
             if s3.endpoint_url.is_some() {
@@ -279,9 +288,9 @@ fn open_storage(
         ),
         _ => {}
     }
-    let storage = regsweep::commands::config::open(&target.spec)?;
+    let storage = regsweep::commands::target::open(&target.spec)?;
     storage.stop_listings_on(job.progress.stop_flag());
-    regsweep::commands::config::check_store_root(storage.as_ref())?;
+    regsweep::commands::target::check_store_root(storage.as_ref())?;
     // Remote backends wait on the network: more threads than cores keep requests in flight.
     // RAYON_NUM_THREADS, when set, wins (rayon reads it itself).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
@@ -298,9 +307,9 @@ fn with_inventory(
     arg: &str,
     target: &Target,
     storage: Box<dyn Storage>,
-    args: &crate::cli::InventoryArgs,
+    args: &crate::cli::S3InventoryArgs,
 ) -> anyhow::Result<Box<dyn Storage>> {
-    use regsweep::storage::inventory::{Inventoried, Location, Options};
+    use regsweep::storage::s3_inventory::{Inventoried, Location, Options};
     let Some(url) = &args.inventory else {
         return Ok(storage);
     };

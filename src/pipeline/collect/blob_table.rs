@@ -154,7 +154,7 @@ impl BlobTable {
             .into_iter()
             .collect();
         let mut shards = self.shards;
-        shards.resize_with(layout::BLOB_SHARDS as usize, Vec::new);
+        shards.resize_with(layout::BLOB_PARTITIONS as usize, Vec::new);
         for (d, size) in added {
             let n = (d.0[0] >> 4) as usize;
             shards[n].push(BlobRow::new(d, size, Some(AFTER_SNAPSHOT), &mut large));
@@ -350,7 +350,7 @@ pub(crate) fn scan_blobs(
     type Shard = Result<(Vec<BlobRow>, Vec<(Digest, u64)>, Vec<Problem>), StorageError>;
     // Shard `n` holds exactly the digests whose first hex digit is `n`, so the sorted shards joined in
     // order are the sorted table.
-    let shards: Vec<Shard> = (0..layout::BLOB_SHARDS)
+    let shards: Vec<Shard> = (0..layout::BLOB_PARTITIONS)
         .into_par_iter()
         .map(|n| {
             let (mut rows, mut large, mut problems) = (Vec::new(), Vec::new(), Vec::new());
@@ -366,7 +366,7 @@ pub(crate) fn scan_blobs(
                 }
             };
             let mut note = |n| problems.push(note_problem(n));
-            let prefix = layout::blob_shard(n);
+            let prefix = layout::blob_partition(n);
             let result = storage.list_lean(&prefix, lean, &mut visit, &mut note);
             rows.sort_unstable_by_key(|r| r.digest);
             rows.dedup_by_key(|r| r.digest);

@@ -253,7 +253,7 @@ fn targets(plan: &Plan) -> (Vec<String>, Vec<(String, String)>) {
 
 /// What a run did (or a dry run would do) to the registry's blob-descriptor cache.
 #[derive(Debug, Clone, Serialize)]
-pub struct CacheReport {
+pub struct EvictionReport {
     /// `redis`, `inmemory`, or `unusable` (redis that regsweep cannot address).
     pub kind: &'static str,
     /// The redis server, without its password.
@@ -285,10 +285,10 @@ pub struct CacheReport {
     pub advice: Option<String>,
 }
 
-impl CacheReport {
-    fn new(kind: &'static str, plan: &Plan) -> CacheReport {
+impl EvictionReport {
+    fn new(kind: &'static str, plan: &Plan) -> EvictionReport {
         let (keys, members) = targets(plan);
-        CacheReport {
+        EvictionReport {
             kind,
             address: None,
             from: None,
@@ -305,11 +305,11 @@ impl CacheReport {
     }
 
     /// The report of a dry run: for redis, how much of the plan is cached now (read only).
-    pub fn dry_run(spec: &CacheSpec, plan: &Plan) -> CacheReport {
+    pub fn dry_run(spec: &CacheSpec, plan: &Plan) -> EvictionReport {
         match spec {
-            CacheSpec::InMemory => CacheReport::in_memory(plan),
+            CacheSpec::InMemory => EvictionReport::in_memory(plan),
             CacheSpec::Unusable { why } => {
-                let mut r = CacheReport::new("unusable", plan);
+                let mut r = EvictionReport::new("unusable", plan);
                 r.error = Some(why.clone());
                 r.advice = Some(format!(
                     "--delete will refuse: {why}; pass --force to delete anyway, then flush the \
@@ -318,7 +318,7 @@ impl CacheReport {
                 r
             }
             CacheSpec::Redis(s) => {
-                let mut r = CacheReport::new("redis", plan);
+                let mut r = EvictionReport::new("redis", plan);
                 r.address = Some(s.address());
                 r.from = Some(s.from);
                 match Evictor::open(s).and_then(|e| e.cached(plan)) {
@@ -342,8 +342,8 @@ impl CacheReport {
         }
     }
 
-    fn in_memory(plan: &Plan) -> CacheReport {
-        let mut r = CacheReport::new("inmemory", plan);
+    fn in_memory(plan: &Plan) -> EvictionReport {
+        let mut r = EvictionReport::new("inmemory", plan);
         r.restart_required = true;
         r.advice = Some(
             "the registry caches blob descriptors in its memory (storage.cache.blobdescriptor: \
@@ -355,11 +355,15 @@ impl CacheReport {
     }
 
     /// The report of a deleting run's cache, once the sweep is done.
-    pub fn after_delete(spec: &CacheSpec, plan: &Plan, evictor: Option<&Evictor>) -> CacheReport {
+    pub fn after_delete(
+        spec: &CacheSpec,
+        plan: &Plan,
+        evictor: Option<&Evictor>,
+    ) -> EvictionReport {
         if let CacheSpec::InMemory = spec {
-            return CacheReport::in_memory(plan);
+            return EvictionReport::in_memory(plan);
         }
-        let mut r = CacheReport::new(
+        let mut r = EvictionReport::new(
             match spec {
                 CacheSpec::Redis(_) => "redis",
                 _ => "unusable",
@@ -397,8 +401,8 @@ impl CacheReport {
     }
 }
 
-impl CacheReport {
-    /// The cache's lines of the human summary (its advice goes last, see [`CacheReport::advice`]).
+impl EvictionReport {
+    /// The cache's lines of the human summary (its advice goes last, see [`EvictionReport::advice`]).
     pub fn write_human(&self, out: &mut dyn std::io::Write, dry_run: bool) -> std::io::Result<()> {
         use crate::model::text::count;
         let name = match (&self.address, self.from) {

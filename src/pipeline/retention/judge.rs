@@ -25,7 +25,7 @@ pub struct Judgement {
 }
 
 /// Something a rule judges: one tag (regsweep's rules, ACR) or an image with all its tags (ECR).
-struct Judged {
+struct Candidate {
     tags: Vec<usize>,
     names: Vec<String>,
     digest: Option<Digest>,
@@ -71,7 +71,7 @@ pub fn judge_untagged(
 ) -> Vec<Judgement> {
     let mut units = tagged_units(policy, tags);
     let first = units.len();
-    units.extend(untagged.iter().map(|&(d, pushed)| Judged {
+    units.extend(untagged.iter().map(|&(d, pushed)| Candidate {
         tags: Vec::new(),
         names: Vec::new(),
         digest: Some(d),
@@ -95,8 +95,8 @@ fn not_selected() -> Judgement {
 }
 
 /// What the policy judges of `tags`: each tag, or each image with all its tags.
-fn tagged_units(policy: &Policy, tags: &[Tag]) -> Vec<Judged> {
-    let mut units: Vec<Judged> = Vec::new();
+fn tagged_units(policy: &Policy, tags: &[Tag]) -> Vec<Candidate> {
+    let mut units: Vec<Candidate> = Vec::new();
     for (i, t) in tags.iter().enumerate() {
         let same = match policy.unit {
             Unit::Tag => None,
@@ -110,7 +110,7 @@ fn tagged_units(policy: &Policy, tags: &[Tag]) -> Vec<Judged> {
                 u.names.push(t.name.clone());
                 u.pushed = u.pushed.max(t.moved);
             }
-            None => units.push(Judged {
+            None => units.push(Candidate {
                 tags: vec![i],
                 names: vec![t.name.clone()],
                 digest: t.current,
@@ -127,7 +127,7 @@ fn tagged_units(policy: &Policy, tags: &[Tag]) -> Vec<Judged> {
 fn decide(
     policy: &Policy,
     repo: &str,
-    units: &mut [Judged],
+    units: &mut [Candidate],
     pins: &Pins,
     pulls: Option<&Pulls>,
     now: i64,
@@ -161,7 +161,7 @@ fn decide(
     }
 }
 
-fn selects(policy: &Policy, rule: &Rule, u: &Judged) -> bool {
+fn selects(policy: &Policy, rule: &Rule, u: &Candidate) -> bool {
     let tagged = !u.names.is_empty();
     match rule.status {
         Status::Untagged => return !tagged,
@@ -188,12 +188,12 @@ fn selects(policy: &Policy, rule: &Rule, u: &Judged) -> bool {
             .any(|p| u.names.iter().any(|n| p.is_match(n)))
 }
 
-fn apply(policy: &Policy, rule: &Rule, units: &mut [Judged], pulls: Option<&Pulls>, now: i64) {
+fn apply(policy: &Policy, rule: &Rule, units: &mut [Candidate], pulls: Option<&Pulls>, now: i64) {
     let mut chosen: Vec<usize> = (0..units.len())
         .filter(|&i| selects(policy, rule, &units[i]))
         .filter(|&i| policy.counts_decided || units[i].decided.is_none())
         .collect();
-    let key = |u: &Judged| {
+    let key = |u: &Candidate| {
         (
             Reverse(u.pushed),
             u.names.first().cloned().unwrap_or_default(),

@@ -53,7 +53,7 @@ pub const FILE_NAME: &str = "manifests-v2";
 
 /// What a run did with the cache, for reports.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct CacheReport {
+pub struct ManifestCacheStats {
     /// The cache file.
     pub path: String,
     /// Manifests answered from the cache (not read from the store).
@@ -69,7 +69,7 @@ pub struct CacheReport {
     pub notes: Vec<String>,
 }
 
-impl CacheReport {
+impl ManifestCacheStats {
     /// One line of figures, and a note for each thing that went wrong.
     pub fn write_human(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         use crate::model::text::thousands;
@@ -384,7 +384,7 @@ impl ManifestCache {
 
     /// Writes the cache again when the run added to it or found an entry damaged (the old entries
     /// that checked out, then the new), and tells what the run did with it.
-    pub fn finish(self) -> CacheReport {
+    pub fn finish(self) -> ManifestCacheStats {
         let hits = self.hits.load(Ordering::Relaxed);
         let read = self.misses.load(Ordering::Relaxed);
         let mut notes = self.notes.into_inner().expect("notes lock");
@@ -415,7 +415,7 @@ impl ManifestCache {
                 let _ = std::fs::remove_file(p);
             }
         }
-        CacheReport {
+        ManifestCacheStats {
             path: self.path.display().to_string(),
             hits,
             read,

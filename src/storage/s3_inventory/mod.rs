@@ -690,8 +690,12 @@ mod tests {
         };
         let mut all = Vec::new();
         for n in 0..16u8 {
-            let shard = keys(&layout::blob_shard(n));
-            assert!(shard.iter().all(|k| k.starts_with(&layout::blob_shard(n))));
+            let shard = keys(&layout::blob_partition(n));
+            assert!(
+                shard
+                    .iter()
+                    .all(|k| k.starts_with(&layout::blob_partition(n)))
+            );
             all.extend(shard);
         }
         let mut expected: Vec<String> = ds.iter().map(layout::blob_data).collect();
