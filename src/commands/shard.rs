@@ -61,10 +61,11 @@ pub fn manifests(
     };
     let path = record_path(parts, shard);
     let json = serde_json::to_vec_pretty(&part).expect("a part serializes");
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| ShardError::Parts(format!("{}: {e}", path.display())))?;
+    let failed = |e: String| ShardError::Parts(format!("{}: {e}", path.display()));
+    crate::model::staged::Staged::create(&path, "a file")
+        .map_err(failed)?
+        .finish(|out| out.write_all(&json))
+        .map_err(|e| failed(e.to_string()))?;
     Ok(part)
 }
 
