@@ -50,10 +50,11 @@ impl Reply {
     /// An error naming `key`, the status and the start of the body (where servers say why).
     pub fn error(&self, key: &str) -> StorageError {
         let text = String::from_utf8_lossy(&self.body[..self.body.len().min(400)]);
-        StorageError::Other {
-            key: key.to_owned(),
-            message: format!("HTTP {}: {}", self.status, text.trim()),
-        }
+        StorageError::of_status(
+            key,
+            self.status,
+            format!("HTTP {}: {}", self.status, text.trim()),
+        )
     }
 }
 
@@ -275,7 +276,7 @@ fn transport(key: &str, e: &(dyn std::error::Error + 'static)) -> StorageError {
         message.push_str(&c.to_string());
         cur = c.source();
     }
-    StorageError::Other {
+    StorageError::Transport {
         key: key.to_owned(),
         message,
     }

@@ -67,6 +67,17 @@ pub enum StorageError {
     /// A move's target is there already (a move never overwrites).
     #[error("{key}: already exists; not overwritten")]
     Exists { key: String },
+    /// The service refused the credentials or the permission (401, 403, `AccessDenied`): asking
+    /// again will not help.
+    #[error("{key}: {message}")]
+    Denied { key: String, message: String },
+    /// The service asked to slow down (429, 503, `SlowDown`), and the retries ran out.
+    #[error("{key}: {message}")]
+    Throttled { key: String, message: String },
+    /// No answer came: the connection was refused, reset or timed out, or TLS failed. The message
+    /// carries the whole chain of causes.
+    #[error("{key}: {message}")]
+    Transport { key: String, message: String },
     /// Any other failure of the backend.
     #[error("{key}: {message}")]
     Other { key: String, message: String },
@@ -80,7 +91,21 @@ impl StorageError {
             | StorageError::TooLarge { key, .. }
             | StorageError::Symlink { key }
             | StorageError::Exists { key }
+            | StorageError::Denied { key, .. }
+            | StorageError::Throttled { key, .. }
+            | StorageError::Transport { key, .. }
             | StorageError::Other { key, .. } => key,
+        }
+    }
+
+    /// A failure of the backend by its HTTP status: denied (401, 403), throttled (429, 503), or
+    /// another.
+    pub fn of_status(key: &str, status: u16, message: String) -> StorageError {
+        let key = key.to_owned();
+        match status {
+            401 | 403 => StorageError::Denied { key, message },
+            429 | 503 => StorageError::Throttled { key, message },
+            _ => StorageError::Other { key, message },
         }
     }
 

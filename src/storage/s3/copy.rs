@@ -58,7 +58,7 @@ impl S3Storage {
             .key(&full)
             .send()
             .await
-            .map_err(|e| other(to, describe(&e)))?;
+            .map_err(|e| sdk_error(to, &e))?;
         let id = upload
             .upload_id()
             .ok_or_else(|| other(to, "CreateMultipartUpload gave no upload id"))?
@@ -93,7 +93,7 @@ impl S3Storage {
                         .build(),
                 ),
                 Err(e) => {
-                    copied = Err(other(to, describe(&e)));
+                    copied = Err(sdk_error(to, &e));
                     break;
                 }
             }
@@ -114,7 +114,7 @@ impl S3Storage {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| other(to, describe(&e)));
+                .map_err(|e| sdk_error(to, &e));
         }
         if copied.is_err() {
             self.counters.trash.fetch_add(1, Ordering::Relaxed);

@@ -47,7 +47,7 @@ impl S3Storage {
                 req.set_continuation_token(token.take())
                     .send()
                     .await
-                    .map_err(|e| other(prefix, describe(&e)))?
+                    .map_err(|e| sdk_error(prefix, &e))?
             };
             // The key before this one: borrowed within the page, carried over between pages.
             let mut previous = last.as_deref();

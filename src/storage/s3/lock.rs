@@ -61,7 +61,10 @@ impl S3Storage {
             .body
             .collect()
             .await
-            .map_err(|e| other(LOCK_KEY, describe(&e)))?
+            .map_err(|e| StorageError::Transport {
+                key: LOCK_KEY.to_owned(),
+                message: describe(&e),
+            })?
             .into_bytes();
         Ok(Some((bytes.to_vec(), etag, modified)))
     }
@@ -78,7 +81,7 @@ impl S3Storage {
                     .key(self.full(LOCK_KEY))
                     .send()
                     .await
-                    .map_err(|e| other(LOCK_KEY, describe(&e)))?;
+                    .map_err(|e| sdk_error(LOCK_KEY, &e))?;
                 Ok(())
             }
             _ => Ok(()),

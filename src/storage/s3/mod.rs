@@ -149,6 +149,44 @@ fn http_status<E>(e: &aws_sdk_s3::error::SdkError<E>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
 }
 
+/// An SDK error as the seam's error, by kind: no answer (transport), denied, throttled, or another;
+/// its message is [`describe`]'s.
+fn sdk_error<E>(key: &str, e: &aws_sdk_s3::error::SdkError<E>) -> StorageError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+    let message = describe(e);
+    if matches!(
+        e,
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_)
+    ) {
+        return StorageError::Transport {
+            key: key.to_owned(),
+            message,
+        };
+    }
+    match e.code() {
+        Some(
+            "AccessDenied"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "AllAccessDisabled"
+            | "ExpiredToken",
+        ) => StorageError::Denied {
+            key: key.to_owned(),
+            message,
+        },
+        Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded") => {
+            StorageError::Throttled {
+                key: key.to_owned(),
+                message,
+            }
+        }
+        _ => StorageError::of_status(key, http_status(e).unwrap_or(0), message),
+    }
+}
+
 /// The full message of an SDK error, with its source chain (the SDK's Display is terse).
 fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
@@ -342,7 +380,10 @@ impl Storage for S3Storage {
                 .body
                 .collect()
                 .await
-                .map_err(|e| other(key, describe(&e)))?
+                .map_err(|e| StorageError::Transport {
+                    key: key.to_owned(),
+                    message: describe(&e),
+                })?
                 .into_bytes();
             if bytes.len() as u64 > limit {
                 return Err(StorageError::TooLarge {
@@ -371,11 +412,14 @@ impl Storage for S3Storage {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
             let mut out = self.get_object(key).await?;
-            while let Some(bytes) = out
-                .body
-                .try_next()
-                .await
-                .map_err(|e| other(key, describe(&e)))?
+            while let Some(bytes) =
+                out.body
+                    .try_next()
+                    .await
+                    .map_err(|e| StorageError::Transport {
+                        key: key.to_owned(),
+                        message: describe(&e),
+                    })?
             {
                 chunk(&bytes);
             }
@@ -440,7 +484,7 @@ impl Storage for S3Storage {
                     .copy_source(source)
                     .send()
                     .await
-                    .map_err(|e| other(to, describe(&e)))?;
+                    .map_err(|e| sdk_error(to, &e))?;
             }
             let copied = self.head(to).await?;
             // A copy in parts has a multipart ETag; its parts were copied only while the source's
@@ -479,7 +523,7 @@ impl Storage for S3Storage {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| other(key, describe(&e)))
+                .map_err(|e| sdk_error(key, &e))
         })
     }
 
@@ -622,7 +666,7 @@ impl Storage for S3Storage {
                         .set_upload_id_marker(id_marker.take())
                         .send()
                         .await
-                        .map_err(|e| other("(multipart uploads)", describe(&e)))?
+                        .map_err(|e| sdk_error("(multipart uploads)", &e))?
                 };
                 for u in page.uploads() {
                     let (Some(key), Some(id)) = (
@@ -669,7 +713,7 @@ impl Storage for S3Storage {
             {
                 Ok(_) => Ok(()),
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
-                Err(e) => Err(other(&upload.key, describe(&e))),
+                Err(e) => Err(sdk_error(&upload.key, &e)),
             }
         })
     }
@@ -697,7 +741,7 @@ impl Storage for S3Storage {
                     Ok(out) => out.e_tag().map(str::to_owned),
                     // 412 Precondition Failed: it exists; 409: a concurrent conditional write won.
                     Err(e) if matches!(http_status(&e), Some(412 | 409)) => None,
-                    Err(e) => return Err(other(LOCK_KEY, describe(&e))),
+                    Err(e) => return Err(sdk_error(LOCK_KEY, &e)),
                 };
                 let found = self.read_lock().await?;
                 match found {

@@ -29,7 +29,7 @@ impl S3Storage {
                     {
                         return Ok(0);
                     }
-                    Err(e) => return Err(other(&u.key, describe(&e))),
+                    Err(e) => return Err(sdk_error(&u.key, &e)),
                 }
             };
             size += page

@@ -32,7 +32,7 @@ impl S3Storage {
                     key: key.to_owned(),
                 })
             }
-            Err(e) => Err(other(key, describe(&e))),
+            Err(e) => Err(sdk_error(key, &e)),
         }
     }
 
@@ -76,7 +76,7 @@ impl S3Storage {
             Ok(o) => Ok(Some(o)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) if http_status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(other(key, describe(&e))),
+            Err(e) => Err(sdk_error(key, &e)),
         }
     }
 }

@@ -41,7 +41,7 @@ impl S3Storage {
                     .set_version_id_marker(id_marker.take())
                     .send()
                     .await
-                    .map_err(|e| other(key, describe(&e)))?
+                    .map_err(|e| sdk_error(key, &e))?
             };
             // The prefix also matches longer keys: only the key itself counts.
             let entry = |id: Option<&str>, marker, latest: Option<bool>| {
@@ -137,7 +137,7 @@ impl S3Storage {
             .bucket(&self.bucket)
             .send()
             .await
-            .map_err(|e| other(&format!("s3://{}", self.bucket), describe(&e)))?;
+            .map_err(|e| sdk_error(&format!("s3://{}", self.bucket), &e))?;
         let status = out.status().map(|s| s.as_str().to_owned());
         Ok(self.status.get_or_init(|| status).clone())
     }
