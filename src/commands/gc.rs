@@ -5,7 +5,7 @@
 
 use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, Refusal};
-use crate::commands::{CacheDir, PolicyFiles, Store, plan_written};
+use crate::commands::{CacheDir, PolicyFiles, Store, plan_output, plan_written};
 use crate::model::problem::Problem;
 use crate::model::progress::Progress;
 pub use crate::pipeline::analysis::{Analysis, GcOptions, analyse, analyse_retaining};
@@ -123,12 +123,7 @@ pub struct GcInputs {
 
 impl GcInputs {
     pub fn read(run: &GcRun, policy: Option<&PolicyFiles>) -> Result<GcInputs, Error> {
-        let plan_out = run
-            .plan
-            .as_deref()
-            .map(PlanOutput::create)
-            .transpose()
-            .map_err(Error::other)?;
+        let plan_out = plan_output(run.plan.as_deref())?;
         let retention = match policy {
             Some(files) => {
                 let (policy, pins, pulls) = files.read()?;

@@ -112,6 +112,15 @@ impl PolicyFiles {
     }
 }
 
+/// The plan file's place, made now so that an unwritable one fails before any work.
+fn plan_output(
+    path: Option<&Path>,
+) -> Result<Option<crate::pipeline::plan::file::PlanOutput>, Error> {
+    path.map(crate::pipeline::plan::file::PlanOutput::create)
+        .transpose()
+        .map_err(Error::other)
+}
+
 /// Where a plan went and how to execute it, for the report.
 fn plan_written(path: &Path, storage: &str, delete_versions: bool) -> PlanWritten {
     let versions = if delete_versions {

@@ -7,7 +7,7 @@
 
 use crate::commands::gate::{self, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, Refusal};
-use crate::commands::{PolicyFiles, Store, plan_written};
+use crate::commands::{PolicyFiles, Store, plan_output, plan_written};
 use crate::model::progress::{Count, Progress};
 use crate::model::time::rfc3339;
 use crate::model::warning;
@@ -235,12 +235,7 @@ pub struct PruneInputs {
 
 impl PruneInputs {
     pub fn read(run: &PruneRun, policy: Option<&PolicyFiles>) -> Result<PruneInputs, Error> {
-        let plan_out = run
-            .plan
-            .as_deref()
-            .map(PlanOutput::create)
-            .transpose()
-            .map_err(Error::other)?;
+        let plan_out = plan_output(run.plan.as_deref())?;
         let repos = if policy.is_some() && run.repos.is_empty() {
             Rules::repo_globs(&["**".to_owned()])
         } else {
