@@ -14,34 +14,16 @@ use crate::model::digest::Digest;
 use crate::model::progress::Progress;
 use crate::model::time::rfc3339;
 use crate::pipeline::analysis::{Analysis, GcOptions};
-use crate::pipeline::collect::inventory::{self, Inventory};
+use crate::pipeline::collect::inventory;
 use crate::pipeline::collect::manifest_cache::ManifestCache;
 use crate::pipeline::guard::recheck::{Fingerprints, Refused, Since};
-use crate::pipeline::plan::file::{GcState, PlanCommand, PlanFile, PlanFileError, PlanHeader};
+use crate::pipeline::plan::file::{GcState, PlanCommand, PlanFile, PlanFileError};
 use crate::pipeline::plan::{Plan, PlanItem};
 use crate::report::gc::{Applied, GcReport};
 use crate::report::prune_tags::PruneReport;
 use crate::report::{GcShown, PruneShown, Render, View};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-
-/// The header of a `gc` plan of `storage` (its [`crate::storage::Storage::identity`]).
-pub fn gc_header(storage: &str, options: &GcOptions, inv: &Inventory, plan: &Plan) -> PlanHeader {
-    let state = Fingerprints::of(&inv.repositories, plan.manifests());
-    PlanHeader::new(
-        PlanCommand::Gc,
-        storage,
-        options.now,
-        Some(GcState {
-            delete_untagged: options.delete_untagged,
-            grace_seconds: options.grace.as_secs(),
-            tags: state.tags,
-            tags_fingerprint: state.tags_fingerprint,
-            revisions: state.revisions,
-            revisions_fingerprint: state.revisions_fingerprint,
-        }),
-    )
-}
 
 /// The options to analyse with when applying a `gc` plan: the plan's, with the time now.
 pub fn gc_options(gc: &GcState, now: std::time::SystemTime) -> GcOptions {

@@ -16,6 +16,7 @@ use crate::model::warning;
 use crate::pipeline::execute::eviction::{CacheSpec, EvictionReport, Evictor, RedisSpec};
 use crate::pipeline::execute::sweep::{AfterDelete, NoOne};
 use crate::pipeline::execute::trash::{self, Held, TrashOptions};
+use crate::pipeline::execute::trash_purge::{Purged, purge_trash_runs};
 use crate::pipeline::guard::database_owner::{self, DatabaseOwned};
 use crate::pipeline::guard::lock::{self, Guard, LockError};
 use crate::pipeline::plan::Plan;
@@ -158,7 +159,7 @@ fn lock_store(storage: &dyn Storage, break_lock: bool) -> Result<Guard<'_>, Erro
 
 /// The trash runs past their window, purged, and said.
 fn purge_expired_trash(storage: &dyn Storage) {
-    match crate::commands::trash::purge_expired(storage, SystemTime::now()) {
+    match purge_expired(storage, SystemTime::now()) {
         Ok(None) => {}
         Ok(Some(p)) => {
             warning::emit(format!(
@@ -174,6 +175,22 @@ fn purge_expired_trash(storage: &dyn Storage) {
         }
         Err(e) => warning::emit(format!("warning: cannot purge the expired trash runs: {e}")),
     }
+}
+
+/// Purges the runs whose window has passed; `None` when there were none.
+fn purge_expired(
+    storage: &dyn Storage,
+    now: SystemTime,
+) -> Result<Option<Purged>, trash::TrashError> {
+    let expired: Vec<String> = trash::list(storage, now)?
+        .into_iter()
+        .filter(|r| r.expired)
+        .map(|r| r.id)
+        .collect();
+    if expired.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(purge_trash_runs(storage, &expired)))
 }
 
 /// What a run knows of the registry's blob-descriptor cache, and what a deleting run does with it.

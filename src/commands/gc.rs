@@ -4,7 +4,7 @@
 //! and that the store is still as analysed ([`crate::pipeline::guard::recheck`]).
 
 use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
-use crate::commands::outcome::{Error, Outcome, Refusal};
+use crate::commands::outcome::{Error, Outcome, Refusal, RefusedError};
 use crate::commands::{CacheDir, PolicyFiles, Store, plan_output, plan_written};
 use crate::model::problem::Problem;
 use crate::model::progress::Progress;
@@ -13,7 +13,7 @@ use crate::pipeline::collect::manifest_cache::ManifestCache;
 use crate::pipeline::execute::eviction::Evictor;
 use crate::pipeline::execute::sweep::{self, Deleted};
 use crate::pipeline::execute::trash::TrashOptions;
-use crate::pipeline::guard::recheck::{self, Judged, Refused, Since};
+use crate::pipeline::guard::recheck::{self, Judged, Since};
 use crate::pipeline::plan::file::PlanOutput;
 use crate::pipeline::retention::untagged::UntaggedRetention;
 use crate::report::GcShown;
@@ -21,28 +21,6 @@ use crate::report::gc::GcReport;
 use crate::report::trash::TrashPlan;
 use crate::storage::Storage;
 use std::time::SystemTime;
-
-/// Why a sweep did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum RefusedError {
-    #[error(
-        "refusing to delete: {count} problem(s) leave it unproven what the store still needs, the first: {first}"
-    )]
-    Problems { count: usize, first: String },
-    /// The store is not as it was analysed (or could not be listed again to tell).
-    #[error(transparent)]
-    Recheck(#[from] Refused),
-    /// The trash's run record could not be written (nothing moved), or completed.
-    #[error("the trash: {0}")]
-    Trash(#[from] crate::storage::StorageError),
-}
-
-impl RefusedError {
-    /// True when a stop was asked for (the run ends as cut off, not as refused).
-    pub fn stopped(&self) -> bool {
-        matches!(self, RefusedError::Recheck(Refused::Stopped(_)))
-    }
-}
 
 /// Sweeps the analysed plan, unless a problem makes reachability uncertain or the store's tags and
 /// revisions are no longer those the plan was made from.
@@ -95,6 +73,30 @@ pub fn execute(
     deleted.trash = run;
     deleted.multipart_kept = multipart_kept;
     Ok(deleted)
+}
+
+/// The header of a `gc` plan of `storage` (its [`crate::storage::Storage::identity`]).
+pub fn gc_header(
+    storage: &str,
+    options: &GcOptions,
+    inv: &crate::pipeline::collect::inventory::Inventory,
+    plan: &crate::pipeline::plan::Plan,
+) -> crate::pipeline::plan::file::PlanHeader {
+    let state =
+        crate::pipeline::guard::recheck::Fingerprints::of(&inv.repositories, plan.manifests());
+    crate::pipeline::plan::file::PlanHeader::new(
+        crate::pipeline::plan::file::PlanCommand::Gc,
+        storage,
+        options.now,
+        Some(crate::pipeline::plan::file::GcState {
+            delete_untagged: options.delete_untagged,
+            grace_seconds: options.grace.as_secs(),
+            tags: state.tags,
+            tags_fingerprint: state.tags_fingerprint,
+            revisions: state.revisions,
+            revisions_fingerprint: state.revisions_fingerprint,
+        }),
+    )
 }
 
 /// What `gc` was asked to do.
@@ -188,7 +190,7 @@ pub fn run(
         ));
     }
     if let Some(out) = inputs.plan_out {
-        let header = crate::commands::apply::gc_header(
+        let header = gc_header(
             &storage.identity(),
             &options,
             &analysis.inventory,

@@ -2,10 +2,9 @@
 //! returns its report with an [`Outcome`]; one that could not run returns an [`Error`]. Nothing here
 //! prints.
 
-use crate::commands::gc::RefusedError;
-use crate::commands::prune_tags::PruneRefused;
 use crate::pipeline::collect::AnalysisError;
 use crate::pipeline::guard::lock::LockError;
+use crate::pipeline::guard::recheck::Refused;
 
 /// How a command that ran (and has a report to show) ended.
 #[derive(Debug)]
@@ -120,5 +119,58 @@ impl Error {
             AnalysisError::Stopped(s) => Error::Stopped(s.to_string()),
             AnalysisError::Storage(e) => Error::failed(format!("cannot list {storage}"), e),
         }
+    }
+}
+
+/// Why a sweep did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RefusedError {
+    #[error(
+        "refusing to delete: {count} problem(s) leave it unproven what the store still needs, the first: {first}"
+    )]
+    Problems { count: usize, first: String },
+    /// The store is not as it was analysed (or could not be listed again to tell).
+    #[error(transparent)]
+    Recheck(#[from] Refused),
+    /// The trash's run record could not be written (nothing moved), or completed.
+    #[error("the trash: {0}")]
+    Trash(#[from] crate::storage::StorageError),
+}
+
+impl RefusedError {
+    /// True when a stop was asked for (the run ends as cut off, not as refused).
+    pub fn stopped(&self) -> bool {
+        matches!(self, RefusedError::Recheck(Refused::Stopped(_)))
+    }
+}
+
+/// Why a deletion did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneRefused {
+    #[error(
+        "refusing to delete: {count} problem(s) in the store, the first: {first}; fix them (see `regsweep audit`) and run again"
+    )]
+    Problems { count: usize, first: String },
+    /// The store is not as the tags were judged (or could not be listed again to tell).
+    #[error(transparent)]
+    Recheck(#[from] Refused),
+    #[error(
+        "refusing to apply: {count} tag(s) of the plan moved since it was made at {created}: {examples}; \
+         nothing was deleted. Make a new plan with `regsweep prune-tags --plan` and review it"
+    )]
+    Reviewed {
+        count: usize,
+        created: String,
+        examples: String,
+    },
+    /// The trash's run record could not be written (nothing moved), or completed.
+    #[error("the trash: {0}")]
+    Trash(#[from] crate::storage::StorageError),
+}
+
+impl PruneRefused {
+    /// True when a stop was asked for (the run ends as cut off, not as refused).
+    pub fn stopped(&self) -> bool {
+        matches!(self, PruneRefused::Recheck(Refused::Stopped(_)))
     }
 }

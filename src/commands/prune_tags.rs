@@ -6,7 +6,7 @@
 //! go is [`crate::pipeline::retention::tags`]'s judgement; the report is [`crate::report::prune_tags`].
 
 use crate::commands::gate::{self, Gate, Safety};
-use crate::commands::outcome::{Error, Outcome, Refusal};
+use crate::commands::outcome::{Error, Outcome, PruneRefused, Refusal};
 use crate::commands::{PolicyFiles, Store, plan_output, plan_written};
 use crate::model::progress::{Count, Progress};
 use crate::model::time::rfc3339;
@@ -14,7 +14,7 @@ use crate::model::warning;
 use crate::pipeline::collect::inventory::Tag;
 use crate::pipeline::execute::tags::{self, TagsDeleted};
 use crate::pipeline::execute::trash::TrashOptions;
-use crate::pipeline::guard::recheck::{self, Judged, JudgedRepo, Refused, Relisted, Since};
+use crate::pipeline::guard::recheck::{self, Judged, JudgedRepo, Relisted, Since};
 use crate::pipeline::plan::file::{PlanCommand, PlanHeader, PlanOutput};
 use crate::pipeline::retention::judge;
 use crate::pipeline::retention::pins::Pins;
@@ -30,37 +30,6 @@ use crate::report::prune_tags::{PolicySummary, PruneReport};
 use crate::storage::Storage;
 use std::time::Instant;
 use std::time::SystemTime;
-
-/// Why a deletion did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum PruneRefused {
-    #[error(
-        "refusing to delete: {count} problem(s) in the store, the first: {first}; fix them (see `regsweep audit`) and run again"
-    )]
-    Problems { count: usize, first: String },
-    /// The store is not as the tags were judged (or could not be listed again to tell).
-    #[error(transparent)]
-    Recheck(#[from] Refused),
-    #[error(
-        "refusing to apply: {count} tag(s) of the plan moved since it was made at {created}: {examples}; \
-         nothing was deleted. Make a new plan with `regsweep prune-tags --plan` and review it"
-    )]
-    Reviewed {
-        count: usize,
-        created: String,
-        examples: String,
-    },
-    /// The trash's run record could not be written (nothing moved), or completed.
-    #[error("the trash: {0}")]
-    Trash(#[from] crate::storage::StorageError),
-}
-
-impl PruneRefused {
-    /// True when a stop was asked for (the run ends as cut off, not as refused).
-    pub fn stopped(&self) -> bool {
-        matches!(self, PruneRefused::Recheck(Refused::Stopped(_)))
-    }
-}
 
 /// The plan that removes exactly the tags of a reviewed plan file (`lines`, made at `created`), from
 /// the store as it is now: every other tag of their repositories stays (`not in the plan`). Refuses

@@ -54,16 +54,6 @@ pub fn purge(storage: &dyn Storage, runs: &[RunSummary]) -> Purged {
     trash_purge::purge_trash_runs(storage, &ids)
 }
 
-/// What a deleting run does first: the runs whose window has passed are purged. `None` when there
-/// were none.
-pub fn purge_expired(storage: &dyn Storage, now: SystemTime) -> Result<Option<Purged>, TrashError> {
-    let expired = select(storage, &Which::Expired, now)?;
-    if expired.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(purge(storage, &expired)))
-}
-
 /// Restores run `id`.
 pub fn restore(storage: &dyn Storage, id: &str) -> Result<Restored, TrashError> {
     trash_purge::restore_trash_run(storage, id)
