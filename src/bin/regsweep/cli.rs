@@ -540,7 +540,7 @@ pub struct S3InventoryArgs {
 }
 
 /// Options for a store in S3, GCS or Azure: the request bounds apply to all three, the endpoint to
-/// S3 and GCS (refused for the others).
+/// S3 and GCS (refused for Azure; a store on disk ignores them).
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "S3")]
 pub struct RemoteArgs {

@@ -244,7 +244,9 @@ fn man() -> Exit {
 }
 
 /// Resolves STORAGE, applies the remote stores' options, opens the store, and sizes the thread
-/// pool to it. A flag that would do nothing for the store is refused.
+/// pool to it. An endpoint for an Azure store, whose URL names its service, is refused (a
+/// filesystem store takes the remote options and ignores them, as the same command line may name
+/// a bucket or a copy of it on disk).
 fn open_storage(
     arg: &str,
     s3: &RemoteArgs,
@@ -252,12 +254,10 @@ fn open_storage(
     job: &Job,
 ) -> anyhow::Result<(Target, Box<dyn Storage>)> {
     let mut target = regsweep::commands::target::resolve(arg)?;
-    if let (Some(url), StorageSpec::Azure(_) | StorageSpec::Filesystem { .. }) =
-        (&s3.endpoint_url, &target.spec)
-    {
+    if let (Some(url), StorageSpec::Azure(_)) = (&s3.endpoint_url, &target.spec) {
         anyhow::bail!(
-            "--endpoint-url {url} names an S3 or GCS endpoint, and {arg} is neither in S3 nor in GCS \
-             (an Azure store's URL names its service: http://HOST:PORT/ACCOUNT/CONTAINER/prefix)"
+            "--endpoint-url {url} names an S3 or GCS endpoint, and {arg} is in Azure, whose URL \
+             names its service (http://HOST:PORT/ACCOUNT/CONTAINER/prefix)"
         );
     }
     match &mut target.spec {
