@@ -317,7 +317,7 @@ pub fn run(
     let manifests = run.manifests.open();
     let mut analysis =
         crate::pipeline::analysis::analyse(storage, &options, progress, manifests.as_ref())
-            .map_err(|e| Error::analysis(e, &storage.describe()))?;
+            .map_err(|e| store.analysis(e))?;
     let manifest_cache = manifests.map(ManifestCache::finish);
     let (plan, applied) =
         check(&file, &analysis).map_err(|e| Refusal::Plan(format!("{shown}: {e}")))?;
