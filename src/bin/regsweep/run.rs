@@ -372,10 +372,27 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let at = store(&args.storage, &target, storage.as_ref());
     let result = commands::gc::run(at, &run, inputs, &job.progress);
     job.finish(result, args.json, (&args.view).into(), |m, r| {
-        m.gc(&r.report);
-        let moved = r.report.deleted.as_ref().and_then(|d| d.trash.as_ref());
-        m.trash(r.report.trash.as_ref(), moved);
+        gc_metrics(m, r)
     })
+}
+
+/// What a gc (or apply) run records: its figures and the trash, this run's moves included.
+fn gc_metrics(m: &mut Metrics, r: &regsweep::report::GcShown) {
+    m.gc(&r.report);
+    let moved = r.report.deleted.as_ref().and_then(|d| d.trash.as_ref());
+    m.trash(r.report.trash.as_ref(), moved);
+}
+
+/// What a prune-tags (or apply) run records: its figures, the trash, and its requests.
+fn prune_metrics(
+    m: &mut Metrics,
+    r: &regsweep::report::PruneShown,
+    requests: Option<&regsweep::storage::RequestCounts>,
+) {
+    m.prune(&r.report);
+    let moved = r.report.deleted.as_ref().and_then(|d| d.trash.as_ref());
+    m.trash(r.report.trash.as_ref(), moved);
+    m.requests(requests);
 }
 
 fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
@@ -393,17 +410,8 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let result = commands::apply::run(at, &run, file, &job.progress);
     let requests = storage.request_counts();
     job.finish(result, args.json, (&args.view).into(), |m, r| match r {
-        commands::apply::ApplyShown::Gc(r) => {
-            m.gc(&r.report);
-            let moved = r.report.deleted.as_ref().and_then(|d| d.trash.as_ref());
-            m.trash(r.report.trash.as_ref(), moved);
-        }
-        commands::apply::ApplyShown::PruneTags(r) => {
-            m.prune(&r.report);
-            let moved = r.report.deleted.as_ref().and_then(|d| d.trash.as_ref());
-            m.trash(r.report.trash.as_ref(), moved);
-            m.requests(requests.as_ref());
-        }
+        commands::apply::ApplyShown::Gc(r) => gc_metrics(m, r),
+        commands::apply::ApplyShown::PruneTags(r) => prune_metrics(m, r, requests.as_ref()),
     })
 }
 
@@ -436,10 +444,7 @@ fn prune_tags(args: PruneArgs, job: &mut Job) -> anyhow::Result<Exit> {
     job.finish(result, args.json, View::default(), |m, r| {
         // A run its policy's guards refused records nothing of its own.
         if !guarded {
-            m.prune(&r.report);
-            let moved = r.report.deleted.as_ref().and_then(|d| d.trash.as_ref());
-            m.trash(r.report.trash.as_ref(), moved);
-            m.requests(requests.as_ref());
+            prune_metrics(m, r, requests.as_ref());
         }
     })
 }
