@@ -182,9 +182,8 @@ fn purge_expired(
     storage: &dyn Storage,
     now: SystemTime,
 ) -> Result<Option<Purged>, trash::TrashError> {
-    let expired: Vec<String> = trash::list(storage, now)?
+    let expired: Vec<String> = trash::select(storage, &trash::Which::Expired, now)?
         .into_iter()
-        .filter(|r| r.expired)
         .map(|r| r.id)
         .collect();
     if expired.is_empty() {

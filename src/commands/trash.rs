@@ -5,6 +5,7 @@
 use crate::commands::gate::Gate;
 use crate::commands::outcome::{Error, Outcome};
 use crate::pipeline::execute::trash::{self, Restored, RunSummary, TrashError};
+pub use crate::pipeline::execute::trash::{Which, select};
 use crate::pipeline::execute::trash_purge::{self, Purged};
 use crate::report::trash::{PurgeReport, RestoreReport, TrashList};
 use crate::storage::{Storage, StorageError};
@@ -20,35 +21,7 @@ pub fn list(storage: &dyn Storage, now: SystemTime) -> Result<TrashList, Storage
     })
 }
 
-/// Which runs a purge takes.
-#[derive(Debug, Clone)]
-pub enum Which {
-    Run(String),
-    Expired,
-    All,
-}
-
-/// The runs `which` names, as listed; an unknown run id is an error.
-pub fn select(
-    storage: &dyn Storage,
-    which: &Which,
-    now: SystemTime,
-) -> Result<Vec<RunSummary>, TrashError> {
-    let runs = trash::list(storage, now)?;
-    Ok(match which {
-        Which::All => runs,
-        Which::Expired => runs.into_iter().filter(|r| r.expired).collect(),
-        Which::Run(id) => {
-            let run: Vec<RunSummary> = runs.into_iter().filter(|r| &r.id == id).collect();
-            if run.is_empty() {
-                return Err(TrashError::NoSuchRun(id.clone()));
-            }
-            run
-        }
-    })
-}
-
-/// Purges `runs` (see [`trash_purge::purge_trash_runs`]).
+/// Purges `runs` (see [`crate::pipeline::execute::trash_purge::purge_trash_runs`]).
 pub fn purge(storage: &dyn Storage, runs: &[RunSummary]) -> Purged {
     let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
     trash_purge::purge_trash_runs(storage, &ids)

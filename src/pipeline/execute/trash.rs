@@ -601,6 +601,34 @@ pub fn sweeping<T>(
     Ok((out, Some(run.record)))
 }
 
+/// Which runs a purge takes.
+#[derive(Debug, Clone)]
+pub enum Which {
+    Run(String),
+    Expired,
+    All,
+}
+
+/// The runs `which` names, as listed; an unknown run id is an error.
+pub fn select(
+    storage: &dyn Storage,
+    which: &Which,
+    now: SystemTime,
+) -> Result<Vec<RunSummary>, TrashError> {
+    let runs = list(storage, now)?;
+    Ok(match which {
+        Which::All => runs,
+        Which::Expired => runs.into_iter().filter(|r| r.expired).collect(),
+        Which::Run(id) => {
+            let run: Vec<RunSummary> = runs.into_iter().filter(|r| &r.id == id).collect();
+            if run.is_empty() {
+                return Err(TrashError::NoSuchRun(id.clone()));
+            }
+            run
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
