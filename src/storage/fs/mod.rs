@@ -188,7 +188,7 @@ impl Storage for FsStorage {
         // limit tells a too-large file just as well.
         let mut buf = Vec::with_capacity(limit.min(8 << 10) as usize + 1);
         (&mut file)
-            .take(limit + 1)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut buf)
             .map_err(|e| io_error(key, e))?;
         if buf.len() as u64 > limit {
