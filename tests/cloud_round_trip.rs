@@ -6,7 +6,7 @@
 
 mod support;
 
-use regsweep::storage::Storage;
+use regsweep::storage::{Moves, Storage};
 use std::path::Path;
 use support::registry::Registry;
 use support::scenario::build_store;

@@ -4,7 +4,7 @@
 
 mod support;
 
-use regsweep::storage::Storage;
+use regsweep::storage::{Multipart, Storage};
 use std::collections::BTreeSet;
 use std::path::Path;
 use support::scenario::build_store_on_s3;

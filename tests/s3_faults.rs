@@ -8,7 +8,7 @@
 
 mod support;
 
-use regsweep::storage::Storage;
+use regsweep::storage::Multipart;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};

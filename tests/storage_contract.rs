@@ -7,7 +7,9 @@ mod support;
 
 use regsweep::storage::fs::FsStorage;
 use regsweep::storage::mem::MemStorage;
-use regsweep::storage::{Entry, Storage, StorageError};
+use regsweep::storage::s3_inventory::Inventoried;
+use regsweep::storage::trashing::Trashing;
+use regsweep::storage::{Entry, Moves, Storage, StorageError};
 use std::collections::{BTreeMap, BTreeSet};
 
 const V2: &str = "docker/registry/v2/";
@@ -303,7 +305,7 @@ fn contract(f: &dyn Fixture) {
     );
     // A folder that still holds a key stays, and a store with folders says so.
     let kept = s.remove_empty_folders(&format!("{V2}ab/")).unwrap();
-    assert_eq!(kept, who != "filesystem", "{who}");
+    assert_eq!(kept, !who.starts_with("filesystem"), "{who}");
     assert!(
         list(s, &format!("{V2}ab/")).contains_key(&format!("{V2}ab/four")),
         "{who}"
@@ -333,17 +335,190 @@ fn assert_together(order: &[String], who: &str) {
 
 #[test]
 fn the_in_memory_store_keeps_the_storage_contract() {
-    contract(&Mem(MemStorage::new()));
+    let f = Mem(MemStorage::new());
+    contract(&f);
+    moves_without_overwriting(&f);
 }
 
 #[test]
 fn a_filesystem_store_keeps_the_storage_contract() {
     let dir = tempfile::tempdir().unwrap();
     let storage = FsStorage::open(dir.path()).unwrap();
-    contract(&Fs {
+    let f = Fs {
         root: dir.path().to_owned(),
         storage,
+    };
+    contract(&f);
+    moves_without_overwriting(&f);
+}
+
+/// A store whose deletes go to the trash ([`Trashing`]): the contract holds for its users as it
+/// does for the store's, and what it deleted is in its trash folder, whole.
+struct Trashed {
+    inner: &'static dyn Fixture,
+    name: &'static str,
+    trashing: Trashing<'static>,
+}
+
+const TRASH: &str = "regsweep-trash/run/";
+
+impl Trashed {
+    fn over(inner: Box<dyn Fixture>, name: &'static str) -> Trashed {
+        let inner: &'static dyn Fixture = Box::leak(inner);
+        Trashed {
+            inner,
+            name,
+            trashing: Trashing::new(inner.storage(), TRASH.to_owned()),
+        }
+    }
+}
+
+impl Fixture for Trashed {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn put(&self, objects: &[(String, Vec<u8>)]) {
+        self.inner.put(objects)
+    }
+    fn storage(&self) -> &dyn Storage {
+        &self.trashing
+    }
+}
+
+fn trashed_contract(inner: Box<dyn Fixture>, name: &'static str) {
+    let f = Trashed::over(inner, name);
+    contract(&f);
+    // Every key the contract deleted (a folder's nine, then `a/one`, the odd name and `a/b/two`)
+    // went to the trash; the key already gone was a success and moved nothing.
+    let (moved, _) = f.trashing.moved();
+    assert_eq!(moved, 12, "{name}");
+    let inner = f.inner.storage();
+    assert_eq!(
+        inner.read(&format!("{TRASH}{ODD}"), 100).unwrap(),
+        b"odd",
+        "{name}"
+    );
+    assert_eq!(
+        inner.read(&format!("{TRASH}{V2}a/b/two"), 100).unwrap(),
+        b"22"
+    );
+    // An incomplete multipart upload is no object: the trash refuses to abort one.
+    if let Some(m) = f.storage().multipart() {
+        let upload = regsweep::storage::MultipartUpload {
+            key: format!("{V2}u"),
+            upload_id: "1".into(),
+            initiated: None,
+            size: 1,
+        };
+        assert!(m.abort_multipart(&upload).is_err(), "{name}");
+    }
+    // What the trash does not change answers as the store does.
+    assert_eq!(f.storage().identity(), inner.identity(), "{name}");
+    assert_eq!(f.storage().parallelism(), inner.parallelism(), "{name}");
+    let token = f
+        .storage()
+        .lock()
+        .try_lock(b"{}")
+        .unwrap()
+        .expect("the lock is free");
+    assert!(
+        f.storage().lock().try_lock(b"{}").unwrap().is_err(),
+        "{name}: one lock"
+    );
+    inner.lock().unlock(token).unwrap();
+    assert!(
+        inner.lock().try_lock(b"{}").unwrap().is_ok(),
+        "{name}: released"
+    );
+}
+
+#[test]
+fn a_store_whose_deletes_go_to_the_trash_keeps_the_storage_contract() {
+    trashed_contract(Box::new(Mem(MemStorage::new())), "memory through the trash");
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::open(dir.path()).unwrap();
+    let fs = Fs {
+        root: dir.path().to_owned(),
+        storage,
+    };
+    trashed_contract(Box::new(fs), "filesystem through the trash");
+}
+
+/// A store whose blob listings come from an S3 Inventory ([`Inventoried`]): every listing, read
+/// and delete away from the blobs answers as the store's own.
+struct Listed {
+    inventoried: Inventoried,
+}
+
+impl Fixture for Listed {
+    fn name(&self) -> &'static str {
+        "memory with an inventory"
+    }
+    /// Written through the store's own writes: the inventory wraps the store it was given.
+    fn put(&self, objects: &[(String, Vec<u8>)]) {
+        let moves = self.inventoried.moves().expect("memory writes objects");
+        for (k, b) in objects {
+            moves.write_object(k, b).unwrap();
+        }
+    }
+    fn storage(&self) -> &dyn Storage {
+        &self.inventoried
+    }
+}
+
+#[test]
+fn a_store_listed_from_an_inventory_keeps_the_storage_contract() {
+    use md5::Digest as _;
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    // An inventory of bucket `contract` taken a minute ago that lists no blob.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"").unwrap();
+    let data = gz.finish().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/a.csv.gz"), &data).unwrap();
+    let md5: String = md5::Md5::digest(&data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let taken = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 60_000;
+    let manifest = serde_json::json!({
+        "sourceBucket": "contract",
+        "destinationBucket": "arn:aws:s3:::inventory",
+        "version": "2016-11-30",
+        "creationTimestamp": taken.to_string(),
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+        "files": [{"key": "data/a.csv.gz", "size": data.len(), "MD5checksum": md5}],
     });
+    let path = dir.path().join("c/manifest.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let inventoried = Inventoried::open(
+        Box::new(MemStorage::new()),
+        regsweep::storage::s3_inventory::Options {
+            location: regsweep::storage::s3_inventory::Location::Local(path),
+            bucket: "contract".into(),
+            prefix: String::new(),
+            s3: None,
+            max_age: std::time::Duration::from_secs(3600),
+            now: std::time::SystemTime::now(),
+        },
+    )
+    .unwrap();
+    let f = Listed { inventoried };
+    contract(&f);
+    moves_without_overwriting(&f);
+    let snapshot = f
+        .storage()
+        .listing_snapshot()
+        .expect("the inventory's snapshot");
+    assert_eq!((snapshot.data_files, snapshot.blobs), (1, 0));
+    assert_eq!(f.storage().describe(), "memory");
 }
 
 #[test]
@@ -369,7 +544,12 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
     };
     contract(&f);
     assert!(
-        f.storage().versioning().unwrap().is_none(),
+        f.storage()
+            .versions()
+            .unwrap()
+            .versioning()
+            .unwrap()
+            .is_none(),
         "an unversioned bucket"
     );
     proves_links_and_holds_the_lock(&f, "gs://contract/store/");
@@ -414,10 +594,12 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
     f._server.enable_soft_delete(7);
     let v = f
         .storage()
+        .versions()
+        .unwrap()
         .versioning()
         .unwrap()
         .expect("soft delete is on");
-    assert_eq!(v.status, "soft delete (7 days)");
+    assert_eq!(v.state.to_string(), "soft delete (7 days)");
     assert!(
         v.advice
             .unwrap()
@@ -499,20 +681,36 @@ fn moves_without_overwriting(f: &dyn Fixture) {
     let key = format!("{V2}mv/data");
     let to = format!("regsweep-trash/run/{key}");
     f.put(&[(key.clone(), body.clone())]);
-    assert_eq!(s.move_object(&key, &to).unwrap(), body.len() as u64);
+    assert_eq!(
+        s.moves().unwrap().move_object(&key, &to).unwrap(),
+        body.len() as u64
+    );
     assert!(s.read(&key, 1).unwrap_err().is_not_found());
     assert_eq!(s.read(&to, u64::MAX).unwrap(), body);
     f.put(&[(key.clone(), b"other".to_vec())]);
     assert!(matches!(
-        s.move_object(&key, &to),
+        s.moves().unwrap().move_object(&key, &to),
         Err(StorageError::Exists { .. })
     ));
     assert_eq!(s.read(&key, 100).unwrap(), b"other");
     assert_eq!(s.read(&to, u64::MAX).unwrap(), body);
     assert!(
-        s.move_object(&format!("{V2}mv/none"), &format!("{to}2"))
+        s.moves()
+            .unwrap()
+            .move_object(&format!("{V2}mv/none"), &format!("{to}2"))
             .unwrap_err()
             .is_not_found()
+    );
+    // A source that is gone is not found even where the target is there: a key the trash moved
+    // before is deleted again as a success.
+    assert!(
+        s.moves()
+            .unwrap()
+            .move_object(&format!("{V2}mv/none"), &to)
+            .unwrap_err()
+            .is_not_found(),
+        "{}",
+        f.name()
     );
 }
 
@@ -534,22 +732,28 @@ fn proves_links_and_holds_the_lock(f: &dyn Fixture, location: &str) {
 
     // The lock: one holder at a time, the second told who holds it; released, it can be taken.
     let token = s
+        .lock()
         .try_lock(b"{\"holder\":1}")
         .unwrap()
         .expect("the lock is free");
     let held = s
+        .lock()
         .try_lock(b"{\"holder\":2}")
         .unwrap()
         .expect_err("the lock is held");
     assert_eq!(held.record.as_deref(), Some(&b"{\"holder\":1}"[..]));
     assert!(held.location.starts_with(location), "{}", held.location);
     assert!(held.expires && held.renewed.is_some());
-    s.unlock(token).unwrap();
-    let token = s.try_lock(b"{\"holder\":3}").unwrap().expect("free again");
-    let held = s.try_lock(b"x").unwrap().expect_err("held again");
-    s.break_lock(&held).unwrap();
+    s.lock().unlock(token).unwrap();
+    let token = s
+        .lock()
+        .try_lock(b"{\"holder\":3}")
+        .unwrap()
+        .expect("free again");
+    let held = s.lock().try_lock(b"x").unwrap().expect_err("held again");
+    s.lock().break_lock(&held).unwrap();
     assert!(
-        s.try_lock(b"y").unwrap().is_ok(),
+        s.lock().try_lock(b"y").unwrap().is_ok(),
         "a broken lock can be taken"
     );
     drop(token);

@@ -7,7 +7,7 @@
 
 mod support;
 
-use regsweep::storage::Storage;
+use regsweep::storage::{Moves, Multipart, Storage};
 use std::collections::BTreeMap;
 use std::path::Path;
 use support::registry::Registry;

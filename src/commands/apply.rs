@@ -11,6 +11,7 @@ use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, Refusal};
 use crate::commands::{CacheDir, Store};
 use crate::model::digest::Digest;
+use crate::model::progress::MaybeStopped;
 use crate::model::progress::Progress;
 use crate::model::time::rfc3339;
 use crate::pipeline::analysis::{Analysis, GcOptions};
@@ -301,7 +302,7 @@ pub fn run(
                 progress,
             ) {
                 Ok(reviewed) => reviewed,
-                Err(e) if e.stopped() => return Err(Error::Stopped(e.to_string())),
+                Err(e) if e.stop().is_some() => return Err(Error::Stopped(e.to_string())),
                 Err(e) => return Err(Refusal::Plan(format!("{shown}: {e}")).into()),
             };
             let mut report = PruneReport::new(&storage.describe(), &plan);

@@ -229,7 +229,7 @@ impl CacheRun {
         let (address, why) = match &self.spec {
             Some(CacheSpec::Redis(spec)) => match Evictor::connect(spec) {
                 Ok(_) => return Ok(()),
-                Err(why) => (spec.address(), why),
+                Err(why) => (spec.address(), why.to_string()),
             },
             Some(CacheSpec::Unusable { why }) => ("the redis cache".to_owned(), why.clone()),
             Some(CacheSpec::InMemory) | None => return Ok(()),
@@ -251,9 +251,13 @@ impl CacheRun {
             return Ok(Some(Evictor::recording(why.clone())));
         }
         match &self.spec {
-            Some(CacheSpec::Redis(spec)) => Evictor::connect(spec)
-                .map(Some)
-                .map_err(|why| Refusal::CacheStopped { why }),
+            Some(CacheSpec::Redis(spec)) => {
+                Evictor::connect(spec)
+                    .map(Some)
+                    .map_err(|why| Refusal::CacheStopped {
+                        why: why.to_string(),
+                    })
+            }
             _ => Ok(None),
         }
     }

@@ -7,6 +7,7 @@ use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, Refusal, RefusedError};
 use crate::commands::{CacheDir, PolicyFiles, Store, plan_output, plan_written};
 use crate::model::problem::Problem;
+use crate::model::progress::MaybeStopped;
 use crate::model::progress::Progress;
 pub use crate::pipeline::analysis::{Analysis, GcOptions, analyse, analyse_retaining};
 use crate::pipeline::collect::manifest_cache::ManifestCache;
@@ -176,14 +177,13 @@ pub fn run(
     report.database_in_use = gate::database_owner(storage);
     report.manifest_cache = manifests.map(ManifestCache::finish);
     if let (false, Some(window)) = (run.delete, run.safety.trash) {
-        let versioned = report
-            .bucket_versioning
-            .as_ref()
-            .is_some_and(|v| v.status == "Enabled");
+        let cost = storage.moves().map_or(
+            "none: this store cannot move objects, so --delete --trash would fail",
+            |m| m.move_cost(),
+        );
         let bytes = report.blobs.eligible_bytes + report.uploads.eligible_bytes;
         report.trash_plan = Some(TrashPlan::new(
-            &report.storage,
-            versioned,
+            cost,
             window,
             options.now,
             (analysis.plan.items.len() as u64, bytes),
@@ -237,7 +237,7 @@ pub(crate) fn sweep(
                     report.notice = Some(crate::report::gc::CACHE_NOTICE.to_owned());
                 }
             }
-            Err(e) if e.stopped() => outcome = Outcome::Stopped(e.to_string()),
+            Err(e) if e.stop().is_some() => outcome = Outcome::Stopped(e.to_string()),
             Err(e) => outcome = Outcome::Refused(Refusal::Sweep(e)),
         }
         if evictor.as_ref().is_some_and(Evictor::failed) && matches!(outcome, Outcome::Done) {

@@ -2,6 +2,7 @@
 //! returns its report with an [`Outcome`]; one that could not run returns an [`Error`]. Nothing here
 //! prints.
 
+use crate::model::progress::{MaybeStopped, Stopped};
 use crate::pipeline::collect::AnalysisError;
 use crate::pipeline::guard::lock::LockError;
 use crate::pipeline::guard::recheck::Refused;
@@ -115,9 +116,12 @@ impl Error {
     /// An analysis that did not finish: stopped, or the store could not be listed (`storage`
     /// names it).
     pub fn analysis(e: AnalysisError, storage: &str) -> Error {
+        if let Some(s) = e.stop() {
+            return Error::Stopped(s.to_string());
+        }
         match e {
-            AnalysisError::Stopped(s) => Error::Stopped(s.to_string()),
             AnalysisError::Storage(e) => Error::failed(format!("cannot list {storage}"), e),
+            AnalysisError::Stopped(s) => Error::Stopped(s.to_string()),
         }
     }
 }
@@ -137,10 +141,12 @@ pub enum RefusedError {
     Trash(#[from] crate::storage::StorageError),
 }
 
-impl RefusedError {
-    /// True when a stop was asked for (the run ends as cut off, not as refused).
-    pub fn stopped(&self) -> bool {
-        matches!(self, RefusedError::Recheck(Refused::Stopped(_)))
+impl MaybeStopped for RefusedError {
+    fn stop(&self) -> Option<Stopped> {
+        match self {
+            RefusedError::Recheck(r) => r.stop(),
+            _ => None,
+        }
     }
 }
 
@@ -168,9 +174,11 @@ pub enum PruneRefused {
     Trash(#[from] crate::storage::StorageError),
 }
 
-impl PruneRefused {
-    /// True when a stop was asked for (the run ends as cut off, not as refused).
-    pub fn stopped(&self) -> bool {
-        matches!(self, PruneRefused::Recheck(Refused::Stopped(_)))
+impl MaybeStopped for PruneRefused {
+    fn stop(&self) -> Option<Stopped> {
+        match self {
+            PruneRefused::Recheck(r) => r.stop(),
+            _ => None,
+        }
     }
 }

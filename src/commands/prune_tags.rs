@@ -8,6 +8,7 @@
 use crate::commands::gate::{self, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, PruneRefused, Refusal};
 use crate::commands::{PolicyFiles, Store, plan_output, plan_written};
+use crate::model::progress::MaybeStopped;
 use crate::model::progress::{Count, Progress};
 use crate::model::time::rfc3339;
 use crate::model::warning;
@@ -320,7 +321,7 @@ pub(crate) fn remove(
                 report.dry_run = false;
                 report.deleted = Some(deleted);
             }
-            Err(e) if e.stopped() => outcome = Outcome::Stopped(e.to_string()),
+            Err(e) if e.stop().is_some() => outcome = Outcome::Stopped(e.to_string()),
             Err(e) => outcome = Outcome::Refused(Refusal::Prune(e)),
         }
     }

@@ -277,6 +277,14 @@ pub struct Stopped {
     pub signal: usize,
 }
 
+/// An error that may be a stop asked for rather than a failure: "was it a stop?" is asked of every
+/// error a run can end with this one way, so that a stopped run ends as cut off, never as failed or
+/// refused.
+pub trait MaybeStopped {
+    /// The stop, when the error is one.
+    fn stop(&self) -> Option<Stopped>;
+}
+
 /// `SIGTERM`, `SIGINT`, or `signal N`.
 pub fn signal_name(signal: usize) -> String {
     match signal as i32 {

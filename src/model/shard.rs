@@ -11,12 +11,21 @@ pub struct Shard {
     pub count: u32,
 }
 
+/// A `--shard` that names no shard: what is wrong with it, the flag's value included.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShardSpecError(pub String);
+
 /// The environment variable a Kubernetes Indexed Job sets to each pod's index.
 pub const INDEX_VARIABLE: &str = "JOB_COMPLETION_INDEX";
 
 impl Shard {
     /// `I/N`, or `N` with the index from `index_env` (the value of [`INDEX_VARIABLE`]).
-    pub fn parse(spec: &str, index_env: Option<&str>) -> Result<Shard, String> {
+    pub fn parse(spec: &str, index_env: Option<&str>) -> Result<Shard, ShardSpecError> {
+        Shard::parse_spec(spec, index_env).map_err(ShardSpecError)
+    }
+
+    fn parse_spec(spec: &str, index_env: Option<&str>) -> Result<Shard, String> {
         let number = |s: &str, what: &str| {
             s.trim()
                 .parse::<u32>()
@@ -75,11 +84,12 @@ mod tests {
         assert!(
             Shard::parse("4", None)
                 .unwrap_err()
+                .0
                 .contains(INDEX_VARIABLE)
         );
-        assert!(Shard::parse("4/4", None).unwrap_err().contains("0 to 3"));
+        assert!(Shard::parse("4/4", None).unwrap_err().0.contains("0 to 3"));
         assert!(Shard::parse("0/0", None).is_err());
-        assert!(Shard::parse("a/2", None).unwrap_err().contains("\"a\""));
+        assert!(Shard::parse("a/2", None).unwrap_err().0.contains("\"a\""));
     }
 
     #[test]

@@ -17,17 +17,22 @@ pub struct Staged {
 impl Staged {
     /// Creates the temporary file now, so that an unwritable destination fails before any work.
     /// `instead` says what to name when `path` is a folder ("a file").
-    pub fn create(path: &Path, instead: &str) -> Result<Staged, String> {
+    pub fn create(path: &Path, instead: &str) -> io::Result<Staged> {
         if path.is_dir() {
-            return Err(format!("is a folder; name {instead}"));
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                format!("is a folder; name {instead}"),
+            ));
         }
-        let name = path.file_name().ok_or("names no file")?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "names no file"))?;
         let tmp = path.with_file_name(format!(
             ".{}.tmp-{}",
             name.to_string_lossy(),
             std::process::id()
         ));
-        let file = std::fs::File::create_new(&tmp).map_err(|e| e.to_string())?;
+        let file = std::fs::File::create_new(&tmp)?;
         Ok(Staged {
             path: path.to_owned(),
             tmp,

@@ -48,7 +48,7 @@ pub struct Analysis {
     pub multipart_error: Option<String>,
     /// The bucket's versioning (S3): `Enabled` or `Suspended` means deletes leave versions behind;
     /// `Err` says why it could not be read.
-    pub versioning: Result<Option<crate::storage::Versioning>, String>,
+    pub versioning: Result<Option<crate::storage::Versioning>, crate::storage::StorageError>,
     /// With `gc -m --policy`: what the policy made of the untagged manifests.
     pub untagged_policy: Option<UntaggedPolicyReport>,
     pub elapsed: Duration,
@@ -98,7 +98,10 @@ pub fn read(
     let (scan, multipart) = rayon::join(
         || walk::scan(storage, detail, progress),
         || match multipart {
-            Multipart::Listed => storage.multipart_uploads().map_err(|e| e.to_string()),
+            Multipart::Listed => storage
+                .multipart()
+                .map_or(Ok(Vec::new()), |m| m.multipart_uploads())
+                .map_err(|e| e.to_string()),
             Multipart::NotListed => Ok(Vec::new()),
         },
     );
@@ -139,7 +142,7 @@ pub fn analyse_retaining(
     cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<Analysis, AnalysisError> {
     let start = Instant::now();
-    let versioning = storage.versioning().map_err(|e| e.to_string());
+    let versioning = storage.versions().map_or(Ok(None), |v| v.versioning());
     // What tags have pointed at matters only to the untagged manifests -m deletes (their tags'
     // index entries go with them).
     let detail = if options.delete_untagged {

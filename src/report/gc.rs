@@ -222,7 +222,9 @@ pub struct BucketVersioning {
 }
 
 impl BucketVersioning {
-    fn of(v: &Result<Option<Versioning>, String>) -> Option<BucketVersioning> {
+    fn of(
+        v: &Result<Option<Versioning>, crate::storage::StorageError>,
+    ) -> Option<BucketVersioning> {
         let rule = "the space comes back when the noncurrent versions expire. Add a lifecycle rule to \
             the bucket for the store's prefix: NoncurrentVersionExpiration {NoncurrentDays: 1} and \
             Expiration {ExpiredObjectDeleteMarker: true}; or run with --delete-versions, which \
@@ -230,7 +232,7 @@ impl BucketVersioning {
         match v {
             Ok(None) => None,
             Ok(Some(v)) if v.deletes_every_version => Some(BucketVersioning {
-                status: v.status.clone(),
+                status: v.state.to_string(),
                 error: None,
                 delete_versions: true,
                 advice: "--delete-versions: every version of each key deleted, and its delete \
@@ -239,7 +241,7 @@ impl BucketVersioning {
                     .into(),
             }),
             Ok(Some(v)) => Some(BucketVersioning {
-                status: v.status.clone(),
+                status: v.state.to_string(),
                 error: None,
                 delete_versions: false,
                 advice: v.advice.clone().unwrap_or_else(|| {
@@ -248,7 +250,7 @@ impl BucketVersioning {
             }),
             Err(e) => Some(BucketVersioning {
                 status: "unknown".into(),
-                error: Some(e.clone()),
+                error: Some(e.to_string()),
                 delete_versions: false,
                 advice: format!(
                     "what the store keeps of deleted objects could not be read (S3: \

@@ -659,7 +659,7 @@ impl MetricsOutput {
         .map(MetricsOutput)
         .map_err(|message| MetricsFileError {
             path: path.display().to_string(),
-            message,
+            message: message.to_string(),
         })
     }
 

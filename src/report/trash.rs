@@ -210,31 +210,14 @@ pub struct TrashPlan {
 }
 
 impl TrashPlan {
-    /// `storage` as the reports describe it; `versioned`: an S3 bucket whose versioning is
-    /// `Enabled`.
+    /// `cost`: what moving one key costs on the store ([`crate::storage::Moves::move_cost`]).
     pub fn new(
-        storage: &str,
-        versioned: bool,
+        cost: &str,
         window: std::time::Duration,
         now: std::time::SystemTime,
         (items, bytes): (u64, u64),
     ) -> TrashPlan {
         let created = crate::model::time::unix_seconds(now);
-        let cost = if storage.starts_with("gs://") {
-            "per key two metadata reads, a rewrite (a copy made by GCS, no data through regsweep) \
-             and the delete; the copies are billed until the run is purged"
-        } else if storage.starts_with("https://") || storage.starts_with("http://") {
-            "per key two property reads, a Copy Blob within the account, a read of the copy's \
-             properties and the delete; the copies are billed until the run is purged"
-        } else if !storage.starts_with("s3://") {
-            "one rename a key, no data copied; the bytes stay on the disk until the run is purged"
-        } else if versioned {
-            "per key a HEAD, a small version record and a delete (its marker hides the version; no \
-             data copied); the bytes are billed as noncurrent versions until the run is purged"
-        } else {
-            "per key two HEADs, a CopyObject, a HEAD of the copy and the delete (about four \
-             requests more than a delete); the copies are billed until the run is purged"
-        };
         TrashPlan {
             window_seconds: window.as_secs(),
             until: crate::model::time::rfc3339(created + window.as_secs() as i64),

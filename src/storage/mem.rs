@@ -6,7 +6,10 @@
 //! delete call fails" and check what the sweep then leaves. It has no folders: like S3, a "folder"
 //! is a key prefix, and removing empty ones has nothing to do.
 
-use super::{DELETE_BATCH, Entry, HeldLock, ListingNote, LockToken, Storage, StorageError};
+use super::{
+    DELETE_BATCH, Entry, HeldLock, ListingNote, Lock, LockToken, Moves, Multipart, Storage,
+    StorageError, Versions,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -231,17 +234,53 @@ impl Storage for MemStorage {
         self.delete_batch
     }
 
+    fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
+        self.call(Op::RemoveFolders, prefix).map(|_| true)
+    }
+
+    fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
+        self.call(Op::RemoveFolders, prefix).map(|_| true)
+    }
+
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+
+    fn parallelism(&self) -> usize {
+        2
+    }
+
+    fn moves(&self) -> Option<&dyn Moves> {
+        Some(self)
+    }
+
+    fn versions(&self) -> Option<&dyn Versions> {
+        None
+    }
+
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        Some(self)
+    }
+
+    fn lock(&self) -> &dyn Lock {
+        self
+    }
+}
+
+impl Moves for MemStorage {
     fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
         let mut s = self.call(Op::Move, from)?;
+        // A source that is gone is not found, whatever the target: a delete through the trash of
+        // a key moved before is a success.
+        if !s.objects.contains_key(from) {
+            return Err(StorageError::NotFound {
+                key: from.to_owned(),
+            });
+        }
         if s.objects.contains_key(to) {
             return Err(StorageError::Exists { key: to.to_owned() });
         }
-        let object = s
-            .objects
-            .remove(from)
-            .ok_or_else(|| StorageError::NotFound {
-                key: from.to_owned(),
-            })?;
+        let object = s.objects.remove(from).expect("checked above");
         let size = object.bytes.len() as u64;
         s.objects.insert(to.to_owned(), object);
         Ok(size)
@@ -257,18 +296,22 @@ impl Storage for MemStorage {
         Ok(())
     }
 
-    fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
-        self.call(Op::RemoveFolders, prefix).map(|_| true)
+    fn move_cost(&self) -> &'static str {
+        "one move a key, in memory"
     }
+}
 
-    fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
-        self.call(Op::RemoveFolders, prefix).map(|_| true)
+impl Multipart for MemStorage {
+    fn multipart_uploads(&self) -> Result<Vec<super::MultipartUpload>, StorageError> {
+        Ok(Vec::new())
     }
 
     fn abort_multipart(&self, upload: &super::MultipartUpload) -> Result<(), StorageError> {
         self.call(Op::AbortMultipart, &upload.key).map(|_| ())
     }
+}
 
+impl Lock for MemStorage {
     fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
         let mut s = self.call(Op::Lock, "lock")?;
         if s.locked {
@@ -293,13 +336,5 @@ impl Storage for MemStorage {
     fn unlock(&self, _token: LockToken) -> Result<(), StorageError> {
         self.call(Op::Lock, "lock")?.locked = false;
         Ok(())
-    }
-
-    fn describe(&self) -> String {
-        "memory".to_owned()
-    }
-
-    fn parallelism(&self) -> usize {
-        2
     }
 }

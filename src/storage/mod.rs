@@ -8,6 +8,7 @@
 //! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
 
 pub mod azure;
+mod capability;
 pub mod fs;
 pub mod gcs;
 pub mod holder;
@@ -18,6 +19,10 @@ mod pace;
 pub mod s3;
 pub mod s3_inventory;
 pub mod trashing;
+
+pub use capability::{
+    Lock, Moves, Multipart, ObjectVersion, Versioning, VersioningState, Versions,
+};
 
 use crate::model::digest::Digest;
 use std::time::SystemTime;
@@ -159,7 +164,16 @@ impl std::fmt::Debug for LockToken {
     }
 }
 
-/// A store of objects addressed by key.
+/// A store of objects addressed by key: a small core every backend answers, and the capabilities
+/// some have ([`Storage::moves`], [`Storage::versions`], [`Storage::multipart`], [`Storage::lock`]).
+///
+/// A decorator (a store wrapping another, as [`trashing::Trashing`] and
+/// [`s3_inventory::Inventoried`] do) names the store it wraps in [`Storage::wrapped`]: every method
+/// with a default is then answered by that store unless the decorator says otherwise, so that a
+/// refinement (a leaner listing, a stop flag, a count) is never lost on the way. What changes the
+/// store or says what it can do has no default: each backend and each decorator answers the core's
+/// reads and deletes and every capability itself, so that a new capability cannot pass a decorator
+/// unseen (a decorator that checks deletes, as `Inventoried` does, must check the new way too).
 pub trait Storage: Sync {
     /// Calls `visit` for every object whose key starts with `prefix`, in no particular order but
     /// one: a folder's keys come together (a depth-first walk, or keys in sorted order), so that once
@@ -176,6 +190,42 @@ pub trait Storage: Sync {
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError>;
 
+    /// The names of the immediate children "folders" of `prefix` (which ends with `/`): the next key
+    /// component of every key below it that has one more `/`. Empty when nothing is there.
+    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+
+    /// Reads a whole object of at most `limit` bytes.
+    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError>;
+
+    /// Streams a whole object of any size to `chunk`, piece by piece (for hashing blob data).
+    fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError>;
+
+    /// Deletes objects. Returns one result per key, in order; a key that is already gone is a success,
+    /// so that a run that was cut off converges when repeated.
+    fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;
+
+    /// A short human description (`/srv/registry`, `s3://bucket/prefix`).
+    fn describe(&self) -> String;
+
+    /// Objects moved and written whole (the trash); `None` where the store cannot.
+    fn moves(&self) -> Option<&dyn Moves>;
+
+    /// Deletes that keep older versions (a versioned bucket, a soft delete); `None` where a delete
+    /// keeps nothing by the store's nature (a filesystem).
+    fn versions(&self) -> Option<&dyn Versions>;
+
+    /// Incomplete multipart uploads (S3); `None` where there are none by the store's nature.
+    fn multipart(&self) -> Option<&dyn Multipart>;
+
+    /// The store's exclusive lock for a deleting run.
+    fn lock(&self) -> &dyn Lock;
+
+    /// The store a decorator wraps, which answers every method with a default that the decorator
+    /// does not; `None` for a backend.
+    fn wrapped(&self) -> Option<&dyn Storage> {
+        None
+    }
+
     /// Like [`Storage::list`], but leaving out what `lean` says the caller does without, where
     /// learning it costs a call per object (a filesystem's `stat` or folder read). Backends whose
     /// listings tell everything at no cost list as [`Storage::list`] does.
@@ -186,8 +236,10 @@ pub trait Storage: Sync {
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        let _ = lean;
-        self.list(prefix, visit, note)
+        match self.wrapped() {
+            Some(inner) => inner.list_lean(prefix, lean, visit, note),
+            None => self.list(prefix, visit, note),
+        }
     }
 
     /// Lists every key below the given folders of `prefix` (which ends with `/`), as
@@ -203,6 +255,9 @@ pub trait Storage: Sync {
         visit: &mut dyn FnMut(Entry),
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
+        if let Some(inner) = self.wrapped() {
+            return inner.list_folders(prefix, folders, lean, visit, note);
+        }
         for f in folders {
             self.list_lean(&format!("{prefix}{f}/"), lean, visit, note)?;
         }
@@ -212,100 +267,36 @@ pub trait Storage: Sync {
     /// An object's size and last modification time. [`StorageError::NotFound`] when it is not
     /// there; `Ok(None)` when the backend cannot tell (its listings always do).
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
-        let _ = key;
-        Ok(None)
+        self.wrapped().map_or(Ok(None), |inner| inner.stat(key))
     }
 
     /// Makes listings end early with an error once `flag` is not zero (a stop asked for by a
     /// signal): a listing of a large store takes long, and nothing listed after a stop is used.
     fn stop_listings_on(&self, flag: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        let _ = flag;
+        if let Some(inner) = self.wrapped() {
+            inner.stop_listings_on(flag)
+        }
     }
-
-    /// The names of the immediate children "folders" of `prefix` (which ends with `/`): the next key
-    /// component of every key below it that has one more `/`. Empty when nothing is there.
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
-
-    /// Reads a whole object of at most `limit` bytes.
-    fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError>;
-
-    /// Streams a whole object of any size to `chunk`, piece by piece (for hashing blob data).
-    fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError>;
 
     /// When an object was last written, for the few objects a listing gives no time for (a filesystem
     /// walk knows `_layers` links by their folders' names). `Ok(None)` when the backend cannot tell.
     fn modified(&self, key: &str) -> Result<Option<SystemTime>, StorageError> {
-        let _ = key;
-        Ok(None)
-    }
-
-    /// Deletes objects. Returns one result per key, in order; a key that is already gone is a success,
-    /// so that a run that was cut off converges when repeated.
-    fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>>;
-
-    /// Moves the object `from` to `to`, which must not exist ([`StorageError::Exists`] if it does:
-    /// a move never overwrites), for the trash and its restore. `from` not there is
-    /// [`StorageError::NotFound`]. Filesystem: a rename within the store's filesystem, no data
-    /// copied. S3: a server-side copy, checked by size (and ETag where it is the content's MD5)
-    /// before `from` is deleted, so that a crash leaves the object in one place or in both.
-    /// Returns the object's size.
-    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
-        let _ = to;
-        Err(StorageError::Other {
-            key: from.to_owned(),
-            message: "this store cannot move objects (no trash here)".to_owned(),
-        })
-    }
-
-    /// Where a delete keeps the data as an older version (an S3 bucket with versioning `Enabled`):
-    /// the version `key` holds now, which the trash hides behind a delete marker instead of copying.
-    /// `Ok(None)` where a delete keeps nothing (a filesystem, an unversioned or suspended bucket).
-    fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {
-        let _ = key;
-        Ok(None)
-    }
-
-    /// Hides `version`, the current version of `key`, behind a delete marker: the trash's move on a
-    /// versioned bucket.
-    fn hide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
-        let _ = version;
-        Err(no_versions(key))
-    }
-
-    /// Makes `version` of `key` current again (its delete markers removed); a success when it is
-    /// current already, [`StorageError::Exists`] when another version was written since.
-    fn unhide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
-        let _ = version;
-        Err(no_versions(key))
-    }
-
-    /// Deletes `version` of `key` for good (a purge of the trash).
-    fn delete_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
-        let _ = version;
-        Err(no_versions(key))
-    }
-
-    /// Writes a small object whole, replacing what was there (the trash's run records).
-    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
-        let _ = bytes;
-        Err(StorageError::Other {
-            key: key.to_owned(),
-            message: "this store cannot write objects (no trash here)".to_owned(),
-        })
+        self.wrapped().map_or(Ok(None), |inner| inner.modified(key))
     }
 
     /// The most keys one [`Storage::delete`] call takes well (a request's limit where the backend
     /// makes requests): callers delete in batches of this size, batches in parallel.
     fn delete_batch(&self) -> usize {
-        DELETE_BATCH
+        self.wrapped()
+            .map_or(DELETE_BATCH, |inner| inner.delete_batch())
     }
 
     /// True when what a listing said of a link file (its [`Entry::etag`]) proves that it holds
     /// exactly `digest` (`sha256:<hex>`), so that it need not be read. False where the backend cannot
     /// tell, and for anything that is not such proof: the caller then reads the link.
     fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
-        let _ = (etag, digest);
-        false
+        self.wrapped()
+            .is_some_and(|inner| inner.link_proven(etag, digest))
     }
 
     /// Removes the folders below `prefix` (which ends with `/`), and its own, that hold nothing, so that
@@ -313,105 +304,68 @@ pub trait Storage: Sync {
     /// gone (or was never there), false when something is left in it. Stores without folders (S3)
     /// have nothing to do: true.
     fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
-        let _ = prefix;
-        Ok(true)
+        self.wrapped()
+            .map_or(Ok(true), |inner| inner.remove_empty_folders(prefix))
     }
 
     /// Removes the folder `prefix` (which ends with `/`) when it holds nothing, not what is below it.
     /// True when it is gone (or was never there), false when it still holds something. Stores without
     /// folders (S3) have nothing to remove: true.
     fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
-        let _ = prefix;
-        Ok(true)
+        self.wrapped()
+            .map_or(Ok(true), |inner| inner.remove_folder_if_empty(prefix))
     }
-
-    /// The bucket's versioning, for stores where a delete may free nothing: `Ok(None)` when
-    /// versioning was never turned on or the store has none (a filesystem).
-    fn versioning(&self) -> Result<Option<Versioning>, StorageError> {
-        Ok(None)
-    }
-
-    /// Incomplete multipart uploads below the store's root, with the bytes their parts hold. Stores
-    /// without them (a filesystem) have none.
-    fn multipart_uploads(&self) -> Result<Vec<MultipartUpload>, StorageError> {
-        Ok(Vec::new())
-    }
-
-    /// Aborts an incomplete multipart upload, freeing its parts. One that is already gone is a success.
-    fn abort_multipart(&self, upload: &MultipartUpload) -> Result<(), StorageError> {
-        let _ = upload;
-        Ok(())
-    }
-
-    /// Takes the store's exclusive lock for a deleting run, recording `record` (the holder) where the
-    /// backend can. `Ok(Err(held))` when someone else holds it. The lock lasts until [`Storage::unlock`].
-    fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError>;
-
-    /// Removes a lock that [`crate::pipeline::guard::lock`] judged stale (only that one: a lock taken again since stays).
-    fn break_lock(&self, held: &HeldLock) -> Result<(), StorageError>;
-
-    /// Releases a lock taken by [`Storage::try_lock`].
-    fn unlock(&self, token: LockToken) -> Result<(), StorageError>;
 
     /// When the blob tree's listings come from a snapshot of the store (an S3 Inventory) rather
-    /// than from the store itself: when it was taken and what it held (the report's `inventory`). Blobs written after it are
-    /// not listed, so the walk asks after every blob a fresh link names that the listing lacks.
+    /// than from the store itself: when it was taken and what it held (the report's `inventory`).
+    /// Blobs written after it are not listed, so the walk asks after every blob a fresh link names
+    /// that the listing lacks.
     fn listing_snapshot(&self) -> Option<s3_inventory::ListingSnapshot> {
-        None
+        self.wrapped().and_then(|inner| inner.listing_snapshot())
     }
-
-    /// A short human description (`/srv/registry`, `s3://bucket/prefix`).
-    fn describe(&self) -> String;
 
     /// What names this store however it was reached (an absolute path, `s3://bucket/prefix`): plan
     /// files record it, and `apply` refuses a plan made for another store.
     fn identity(&self) -> String {
-        self.describe()
+        self.wrapped()
+            .map_or_else(|| self.describe(), |inner| inner.identity())
     }
 
     /// How many calls the backend serves well at once: the collector sizes its thread pool to it.
     fn parallelism(&self) -> usize {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
+        match self.wrapped() {
+            Some(inner) => inner.parallelism(),
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
     }
 
     /// Requests made so far, for backends that make requests.
     fn request_counts(&self) -> Option<RequestCounts> {
-        None
+        self.wrapped().and_then(|inner| inner.request_counts())
     }
+}
+
+/// The error of a move asked of a store that cannot move objects.
+pub(crate) fn cannot_move(key: &str) -> StorageError {
+    StorageError::Other {
+        key: key.to_owned(),
+        message: "this store cannot move objects (no trash here)".to_owned(),
+    }
+}
+
+/// [`Storage::versions`], or an error naming `key` where the store keeps no versions.
+pub(crate) fn versions_of<'a>(
+    storage: &'a dyn Storage,
+    key: &str,
+) -> Result<&'a dyn Versions, StorageError> {
+    storage.versions().ok_or_else(|| StorageError::Other {
+        key: key.to_owned(),
+        message: "this store keeps no versions of deleted objects".to_owned(),
+    })
 }
 
 /// Keys a delete call takes unless the backend says otherwise ([`Storage::delete_batch`]).
 pub const DELETE_BATCH: usize = 1000;
-
-/// One version of an object, where deletes keep versions: what the trash records of an object it
-/// hid instead of copying.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ObjectVersion {
-    pub version_id: String,
-    pub size: u64,
-    pub etag: Option<String>,
-}
-
-fn no_versions(key: &str) -> StorageError {
-    StorageError::Other {
-        key: key.to_owned(),
-        message: "this store keeps no versions of deleted objects".to_owned(),
-    }
-}
-
-/// A versioned bucket, where a plain delete only hides an object behind a delete marker.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Versioning {
-    /// `Enabled` or `Suspended`.
-    pub status: String,
-    /// Whether this store's deletes remove every version of a key (and its delete markers), so that
-    /// the space comes back at once; otherwise it comes back only when a lifecycle rule expires the
-    /// noncurrent versions.
-    pub deletes_every_version: bool,
-    /// What to do to get the space back, where the backend knows better than S3's advice (a GCS
-    /// soft delete policy, an Azure soft delete).
-    pub advice: Option<String>,
-}
 
 /// Wraps `visit` to pass on only keys below `prefix` in one of `folders` (a range listing of
 /// neighbouring folders also meets keys of folders that sort between them).

@@ -3,7 +3,7 @@
 //! roots down to every blob, [`referrers`] reads referrer tags, and [`shard`] is one machine's share
 //! of the manifest reading. Nothing here deletes.
 
-use crate::model::progress::{Progress, Stopped};
+use crate::model::progress::{MaybeStopped, Progress, Stopped};
 use crate::storage::StorageError;
 
 pub mod blob_table;
@@ -24,6 +24,15 @@ pub enum AnalysisError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Stopped(#[from] Stopped),
+}
+
+impl MaybeStopped for AnalysisError {
+    fn stop(&self) -> Option<Stopped> {
+        match self {
+            AnalysisError::Stopped(s) => Some(*s),
+            AnalysisError::Storage(_) => None,
+        }
+    }
 }
 
 /// What a job's listing gave, unless a stop was asked for (which may have cut the listing short

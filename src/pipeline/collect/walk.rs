@@ -554,21 +554,20 @@ mod tests {
         fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
             self.0.delete(keys)
         }
-        fn try_lock(
-            &self,
-            record: &[u8],
-        ) -> Result<Result<crate::storage::LockToken, crate::storage::HeldLock>, StorageError>
-        {
-            self.0.try_lock(record)
-        }
-        fn break_lock(&self, held: &crate::storage::HeldLock) -> Result<(), StorageError> {
-            self.0.break_lock(held)
-        }
-        fn unlock(&self, token: crate::storage::LockToken) -> Result<(), StorageError> {
-            self.0.unlock(token)
-        }
         fn describe(&self) -> String {
             "split".to_owned()
+        }
+        fn moves(&self) -> Option<&dyn crate::storage::Moves> {
+            self.0.moves()
+        }
+        fn versions(&self) -> Option<&dyn crate::storage::Versions> {
+            self.0.versions()
+        }
+        fn multipart(&self) -> Option<&dyn crate::storage::Multipart> {
+            self.0.multipart()
+        }
+        fn lock(&self) -> &dyn crate::storage::Lock {
+            self.0.lock()
         }
     }
 

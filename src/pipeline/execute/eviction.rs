@@ -66,9 +66,24 @@ pub struct RedisTls {
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Why the registry's blob-descriptor cache cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    /// `--redis` (or the config's `redis:` section) does not name a cache.
+    #[error("{0}")]
+    BadAddress(String),
+    /// The cache could not be reached, or not written.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
 impl RedisSpec {
     /// From a URL: `redis://[user:password@]host[:port][/db]`, `rediss://` for TLS.
-    pub fn from_url(url: &str) -> Result<RedisSpec, String> {
+    pub fn from_url(url: &str) -> Result<RedisSpec, CacheError> {
+        RedisSpec::parse_url(url).map_err(CacheError::BadAddress)
+    }
+
+    fn parse_url(url: &str) -> Result<RedisSpec, String> {
         let bad = |why: &str| {
             format!("--redis {url:?}: {why} (expected redis://[user:password@]host[:port][/db])")
         };
@@ -181,7 +196,7 @@ impl RedisSpec {
 }
 
 /// `host:port`, `host` (port 6379), `[::1]:6379`.
-pub fn host_port(s: &str) -> Result<(String, u16), String> {
+pub(crate) fn host_port(s: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, p) = rest
             .split_once(']')
@@ -481,7 +496,11 @@ impl Evictor {
 
     /// Connects and checks that the cache can be written (a probe key is set and deleted): what a
     /// deleting run needs before it deletes anything.
-    pub fn connect(spec: &RedisSpec) -> Result<Evictor, String> {
+    pub fn connect(spec: &RedisSpec) -> Result<Evictor, CacheError> {
+        Evictor::open_written(spec).map_err(CacheError::Unreachable)
+    }
+
+    fn open_written(spec: &RedisSpec) -> Result<Evictor, String> {
         let e = Evictor::open(spec)?;
         let probe = format!("regsweep:probe:{}", std::process::id());
         redis::pipe()

@@ -380,7 +380,16 @@ fn sweep_steps(
             initiated: None,
             size,
         };
-        match storage.abort_multipart(&upload) {
+        let aborted = match storage.multipart() {
+            Some(m) => m.abort_multipart(&upload),
+            // A store that holds no multipart uploads has none to abort: the plan's came from
+            // another store, which `apply` refuses before it gets here.
+            None => Err(crate::storage::StorageError::Other {
+                key: upload.key.clone(),
+                message: "this store holds no multipart uploads".into(),
+            }),
+        };
+        match aborted {
             Ok(()) => {
                 out.multipart_uploads += 1;
                 out.multipart_bytes += size;

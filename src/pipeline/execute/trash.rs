@@ -120,7 +120,10 @@ impl TrashRun {
     fn write(&self, storage: &dyn Storage) -> Result<(), StorageError> {
         let key = format!("{}{RECORD}", run_folder(&self.record.id));
         let bytes = serde_json::to_vec_pretty(&self.record).expect("a record serializes");
-        storage.write_object(&key, &bytes)
+        storage
+            .moves()
+            .ok_or_else(|| crate::storage::cannot_move(&key))?
+            .write_object(&key, &bytes)
     }
 
     /// Where `key` goes in this run's trash.
@@ -423,7 +426,10 @@ enum Back {
 /// Moves `item` back, or makes its hidden version current again; never overwrites.
 fn put_back(storage: &dyn Storage, item: &Item) -> Result<Back, StorageError> {
     if !item.hidden {
-        return match storage.move_object(&item.key, &item.original) {
+        let moves = storage
+            .moves()
+            .ok_or_else(|| crate::storage::cannot_move(&item.key))?;
+        return match moves.move_object(&item.key, &item.original) {
             Ok(size) => Ok(Back::Moved(size)),
             Err(StorageError::Exists { .. })
                 if same_object(storage, &item.key, &item.original, item.size) =>
@@ -435,10 +441,11 @@ fn put_back(storage: &dyn Storage, item: &Item) -> Result<Back, StorageError> {
         };
     }
     let version = read_version(storage, &item.key)?;
-    match storage.unhide_version(&item.original, &version) {
+    let versions = crate::storage::versions_of(storage, &item.original)?;
+    match versions.unhide_version(&item.original, &version) {
         Ok(()) => Ok(Back::Unhidden(version.size)),
         Err(StorageError::Exists { .. }) => {
-            let now = storage
+            let now = versions
                 .kept_version(&item.original)
                 .or_else(|e| if e.is_not_found() { Ok(None) } else { Err(e) })?;
             let same = now.is_some_and(|v| {
@@ -649,7 +656,7 @@ mod tests {
         let mut run =
             TrashRun::open(&store, "gc", Duration::from_secs(3600), SystemTime::now()).unwrap();
         for k in [&tag, &link, &data] {
-            store.move_object(k, &run.key_for(k)).unwrap();
+            crate::storage::Moves::move_object(&store, k, &run.key_for(k)).unwrap();
         }
         let listed = list(&store, SystemTime::now()).unwrap();
         assert_eq!(check(&listed).len(), 1, "an open run is named");

@@ -75,7 +75,8 @@ fn purge_hidden_versions(
         .par_iter()
         .map(|(key, _)| {
             let version = crate::pipeline::execute::trash::read_version(storage, key)?;
-            storage.delete_version(&key[versions.len()..], &version)?;
+            let original = &key[versions.len()..];
+            crate::storage::versions_of(storage, original)?.delete_version(original, &version)?;
             Ok(version.size)
         })
         .collect();

@@ -58,7 +58,7 @@ pub struct Guard<'a> {
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         if let Some(token) = self.token.take()
-            && let Err(e) = self.storage.unlock(token)
+            && let Err(e) = self.storage.lock().unlock(token)
         {
             crate::model::warning::emit(format!("warning: could not release the lock: {e}"));
         }
@@ -112,7 +112,7 @@ pub fn acquire(storage: &dyn Storage, break_stale: bool) -> Result<Guard<'_>, Lo
     };
     let mut broke = false;
     loop {
-        let held = match storage.try_lock(&record).map_err(storage_error)? {
+        let held = match storage.lock().try_lock(&record).map_err(storage_error)? {
             Ok(token) => {
                 return Ok(Guard {
                     storage,
@@ -139,7 +139,7 @@ pub fn acquire(storage: &dyn Storage, break_stale: bool) -> Result<Guard<'_>, Lo
                 crate::model::warning::emit(format!(
                     "breaking the stale lock on {store} ({shown}, {why})"
                 ));
-                storage.break_lock(&held).map_err(storage_error)?;
+                storage.lock().break_lock(&held).map_err(storage_error)?;
                 broke = true;
             }
             Some(why) if !break_stale => {

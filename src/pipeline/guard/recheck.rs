@@ -9,7 +9,7 @@
 //! rules and in the same words. What lands after the last check is what read-only mode is for.
 
 use crate::model::digest::Digest;
-use crate::model::progress::{Count, Progress, Stopped};
+use crate::model::progress::{Count, MaybeStopped, Progress, Stopped};
 use crate::pipeline::collect::inventory::{Repository, Tag};
 use crate::pipeline::collect::walk;
 use crate::storage::{Storage, StorageError};
@@ -200,6 +200,15 @@ pub enum Refused {
     Unlisted(StorageError),
     #[error("{0}")]
     Stopped(Stopped),
+}
+
+impl MaybeStopped for Refused {
+    fn stop(&self) -> Option<Stopped> {
+        match self {
+            Refused::Stopped(s) => Some(*s),
+            _ => None,
+        }
+    }
 }
 
 impl Refused {

@@ -48,7 +48,10 @@ pub fn check(storage: &dyn Storage) -> Result<(), NotAStore> {
     if v2.iter().any(|d| d == "repositories" || d == "blobs") {
         return Ok(());
     }
-    let uploads = storage.multipart_uploads().unwrap_or_default();
+    let uploads = storage
+        .multipart()
+        .and_then(|m| m.multipart_uploads().ok())
+        .unwrap_or_default();
     if uploads
         .iter()
         .any(|u| u.key.starts_with("docker/registry/v2/"))

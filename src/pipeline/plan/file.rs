@@ -164,7 +164,7 @@ impl PlanOutput {
             .map(PlanOutput)
             .map_err(|message| PlanFileError::Write {
                 path: path.display().to_string(),
-                message,
+                message: message.to_string(),
             })
     }
 

@@ -46,7 +46,7 @@ impl Pins {
         Ok(pins)
     }
 
-    pub fn parse(text: &str) -> Result<Pins, String> {
+    pub(crate) fn parse(text: &str) -> Result<Pins, String> {
         let mut pins = Pins::default();
         for line in text.lines() {
             let line = line.split('#').next().unwrap_or("");

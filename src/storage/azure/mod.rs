@@ -18,7 +18,8 @@ mod client;
 
 use super::http::{Http, Reply, Shared, encode, encode_path};
 use super::{
-    Entry, HeldLock, ListingNote, LockToken, RequestCounts, Storage, StorageError, Versioning,
+    Entry, HeldLock, ListingNote, Lock, LockToken, Moves, Multipart, RequestCounts, Storage,
+    StorageError, Versioning, VersioningState, Versions,
 };
 use crate::model::digest::Digest;
 use bytes::Bytes;
@@ -500,6 +501,67 @@ impl Storage for AzureStorage {
         batch::MAX
     }
 
+    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
+        super::md5_base64_is_of(etag, digest)
+    }
+
+    fn describe(&self) -> String {
+        let root = self.root.get().unwrap_or(&self.prefix);
+        format!(
+            "{}/{}/{}",
+            self.client.service,
+            self.client.container,
+            root.trim_end_matches('/')
+        )
+        .trim_end_matches('/')
+        .to_owned()
+    }
+
+    fn parallelism(&self) -> usize {
+        self.max_in_flight
+    }
+
+    fn request_counts(&self) -> Option<RequestCounts> {
+        let c = &self.counters;
+        let (list, get, delete) = (
+            c.list.load(Ordering::Relaxed),
+            c.get.load(Ordering::Relaxed),
+            c.delete.load(Ordering::Relaxed),
+        );
+        let sent = list + get + delete + c.other.load(Ordering::Relaxed);
+        Some(RequestCounts {
+            service: "azure",
+            list_requests: list,
+            get_requests: get,
+            delete_requests: delete,
+            retries: self
+                .http
+                .shared
+                .attempts
+                .load(Ordering::Relaxed)
+                .saturating_sub(sent),
+            ..RequestCounts::default()
+        })
+    }
+
+    fn moves(&self) -> Option<&dyn Moves> {
+        Some(self)
+    }
+
+    fn versions(&self) -> Option<&dyn Versions> {
+        Some(self)
+    }
+
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        None
+    }
+
+    fn lock(&self) -> &dyn Lock {
+        self
+    }
+}
+
+impl Moves for AzureStorage {
     /// Copy Blob within the account to a name that must be absent (`If-None-Match: *`), from the
     /// source at the ETag read (`x-ms-source-if-match`), waited for while pending, checked by size
     /// before the source is deleted at that ETag: a crash leaves the blob in one place or in both.
@@ -603,10 +665,13 @@ impl Storage for AzureStorage {
             .map(|_| ())
     }
 
-    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
-        super::md5_base64_is_of(etag, digest)
+    fn move_cost(&self) -> &'static str {
+        "per key two property reads, a Copy Blob within the account, a read of the copy's \
+         properties and the delete; the copies are billed until the run is purged"
     }
+}
 
+impl Versions for AzureStorage {
     /// Blob soft delete, from the account's Blob service properties: deleted blobs stay, billed,
     /// for its retention. (Blob versioning is an account setting the data plane does not show;
     /// a versioned account's writes answer with `x-ms-version-id`, which the lock's write checks.)
@@ -631,7 +696,7 @@ impl Storage for AzureStorage {
         }
         let text = String::from_utf8_lossy(&reply.body);
         Ok(listing::soft_delete_days(&text).map(|days| Versioning {
-            status: format!("soft delete ({days} days)"),
+            state: VersioningState::SoftDelete { days },
             deletes_every_version: false,
             advice: Some(format!(
                 "the account's blob soft delete keeps each deleted blob, billed, for {days} days, \
@@ -642,7 +707,9 @@ impl Storage for AzureStorage {
             )),
         }))
     }
+}
 
+impl Lock for AzureStorage {
     fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
         let name = self.full(LOCK_KEY)?;
         self.http.block_on(async {
@@ -694,45 +761,6 @@ impl Storage for AzureStorage {
         self.counters.other.fetch_add(1, Ordering::Relaxed);
         self.http
             .block_on(self.client.delete_if(&lock.name, Some(&etag)))
-    }
-
-    fn describe(&self) -> String {
-        let root = self.root.get().unwrap_or(&self.prefix);
-        format!(
-            "{}/{}/{}",
-            self.client.service,
-            self.client.container,
-            root.trim_end_matches('/')
-        )
-        .trim_end_matches('/')
-        .to_owned()
-    }
-
-    fn parallelism(&self) -> usize {
-        self.max_in_flight
-    }
-
-    fn request_counts(&self) -> Option<RequestCounts> {
-        let c = &self.counters;
-        let (list, get, delete) = (
-            c.list.load(Ordering::Relaxed),
-            c.get.load(Ordering::Relaxed),
-            c.delete.load(Ordering::Relaxed),
-        );
-        let sent = list + get + delete + c.other.load(Ordering::Relaxed);
-        Some(RequestCounts {
-            service: "azure",
-            list_requests: list,
-            get_requests: get,
-            delete_requests: delete,
-            retries: self
-                .http
-                .shared
-                .attempts
-                .load(Ordering::Relaxed)
-                .saturating_sub(sent),
-            ..RequestCounts::default()
-        })
     }
 }
 

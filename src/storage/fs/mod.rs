@@ -7,7 +7,10 @@
 
 mod walk;
 
-use super::{Entry, HeldLock, Lean, ListingNote, LockToken, Storage, StorageError};
+use super::{
+    Entry, HeldLock, Lean, ListingNote, Lock, LockToken, Moves, Multipart, Storage, StorageError,
+    Versions,
+};
 use crate::model::layout::{self, Leaf};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
@@ -242,6 +245,82 @@ impl Storage for FsStorage {
         Ok(self.metadata(key)?.modified().ok())
     }
 
+    fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
+        match std::fs::remove_dir(self.path(prefix.trim_end_matches('/'))) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Ok(false),
+            Err(e) => Err(io_error(prefix, e)),
+        }
+    }
+
+    fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
+        /// True when `dir` is gone afterwards.
+        fn prune(dir: &Path) -> std::io::Result<bool> {
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                // file_type does not follow symbolic links: a link to a folder is never entered.
+                if entry.file_type()?.is_dir() {
+                    match prune(&entry.path()) {
+                        // Gone meanwhile: nothing to remove there.
+                        Err(e) if e.kind() == ErrorKind::NotFound => {}
+                        r => {
+                            r?;
+                        }
+                    }
+                }
+            }
+            match std::fs::remove_dir(dir) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+                Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        match prune(&self.path(prefix.trim_end_matches('/'))) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(io_error(prefix, e)),
+            Ok(gone) => Ok(gone),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn identity(&self) -> String {
+        std::fs::canonicalize(&self.root)
+            .unwrap_or_else(|_| self.root.clone())
+            .display()
+            .to_string()
+    }
+
+    /// Sixteen threads a core (at most 64): a thread that waits on a folder or inode read from disk
+    /// (cold cache) or on the kernel's directory locks leaves its core to another, and the disk
+    /// sees more reads at once. Measured on g164k (2 cores, BENCHMARKS.md): cold 11.4 s with 8
+    /// threads, 9.8 s with 32, no better with 64 or 128; warm 1.2 s and 1.05 s.
+    fn parallelism(&self) -> usize {
+        (16 * std::thread::available_parallelism().map_or(2, |n| n.get())).min(64)
+    }
+
+    fn moves(&self) -> Option<&dyn Moves> {
+        Some(self)
+    }
+
+    fn versions(&self) -> Option<&dyn Versions> {
+        None
+    }
+
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        None
+    }
+
+    fn lock(&self) -> &dyn Lock {
+        self
+    }
+}
+
+impl Moves for FsStorage {
     /// A rename (`RENAME_NOREPLACE`, so never over an object that is there), with the target's
     /// folders made first; one that would cross filesystems is refused, since it would copy. The
     /// source's folder goes when it became empty, as after a delete.
@@ -305,45 +384,12 @@ impl Storage for FsStorage {
             })
     }
 
-    fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
-        match std::fs::remove_dir(self.path(prefix.trim_end_matches('/'))) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
-            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Ok(false),
-            Err(e) => Err(io_error(prefix, e)),
-        }
+    fn move_cost(&self) -> &'static str {
+        "one rename a key, no data copied; the bytes stay on the disk until the run is purged"
     }
+}
 
-    fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
-        /// True when `dir` is gone afterwards.
-        fn prune(dir: &Path) -> std::io::Result<bool> {
-            for entry in std::fs::read_dir(dir)? {
-                let entry = entry?;
-                // file_type does not follow symbolic links: a link to a folder is never entered.
-                if entry.file_type()?.is_dir() {
-                    match prune(&entry.path()) {
-                        // Gone meanwhile: nothing to remove there.
-                        Err(e) if e.kind() == ErrorKind::NotFound => {}
-                        r => {
-                            r?;
-                        }
-                    }
-                }
-            }
-            match std::fs::remove_dir(dir) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
-                Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Ok(false),
-                Err(e) => Err(e),
-            }
-        }
-        match prune(&self.path(prefix.trim_end_matches('/'))) {
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(io_error(prefix, e)),
-            Ok(gone) => Ok(gone),
-        }
-    }
-
+impl Lock for FsStorage {
     /// An advisory `flock` on the store's own folder: no file is created, and the kernel releases it
     /// when the process ends, however it ends. The holder is found in `/proc/locks` by the folder's
     /// inode, and described from `/proc/<pid>`.
@@ -383,25 +429,6 @@ impl Storage for FsStorage {
         // Closing the descriptor releases the flock.
         drop(token);
         Ok(())
-    }
-
-    fn describe(&self) -> String {
-        self.root.display().to_string()
-    }
-
-    fn identity(&self) -> String {
-        std::fs::canonicalize(&self.root)
-            .unwrap_or_else(|_| self.root.clone())
-            .display()
-            .to_string()
-    }
-
-    /// Sixteen threads a core (at most 64): a thread that waits on a folder or inode read from disk
-    /// (cold cache) or on the kernel's directory locks leaves its core to another, and the disk
-    /// sees more reads at once. Measured on g164k (2 cores, BENCHMARKS.md): cold 11.4 s with 8
-    /// threads, 9.8 s with 32, no better with 64 or 128; warm 1.2 s and 1.05 s.
-    fn parallelism(&self) -> usize {
-        (16 * std::thread::available_parallelism().map_or(2, |n| n.get())).min(64)
     }
 }
 

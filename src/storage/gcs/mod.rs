@@ -12,7 +12,8 @@ mod batch;
 
 use super::http::{Http, Reply, Shared, encode, request};
 use super::{
-    Entry, HeldLock, ListingNote, LockToken, RequestCounts, Storage, StorageError, Versioning,
+    Entry, HeldLock, ListingNote, Lock, LockToken, Moves, Multipart, RequestCounts, Storage,
+    StorageError, Versioning, VersioningState, Versions,
 };
 use crate::model::digest::Digest;
 use bytes::Bytes;
@@ -573,6 +574,59 @@ impl Storage for GcsStorage {
         batch::MAX
     }
 
+    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
+        super::md5_base64_is_of(etag, digest)
+    }
+
+    fn describe(&self) -> String {
+        format!("gs://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+    }
+
+    fn parallelism(&self) -> usize {
+        self.max_in_flight
+    }
+
+    fn request_counts(&self) -> Option<RequestCounts> {
+        let c = &self.counters;
+        let (list, get, delete) = (
+            c.list.load(Ordering::Relaxed),
+            c.get.load(Ordering::Relaxed),
+            c.delete.load(Ordering::Relaxed),
+        );
+        let sent = list + get + delete + c.other.load(Ordering::Relaxed);
+        Some(RequestCounts {
+            service: "gcs",
+            list_requests: list,
+            get_requests: get,
+            delete_requests: delete,
+            retries: self
+                .http
+                .shared
+                .attempts
+                .load(Ordering::Relaxed)
+                .saturating_sub(sent),
+            ..RequestCounts::default()
+        })
+    }
+
+    fn moves(&self) -> Option<&dyn Moves> {
+        Some(self)
+    }
+
+    fn versions(&self) -> Option<&dyn Versions> {
+        Some(self)
+    }
+
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        None
+    }
+
+    fn lock(&self) -> &dyn Lock {
+        self
+    }
+}
+
+impl Moves for GcsStorage {
     /// A rewrite (server-side, in as many calls as GCS takes for a large object) of the source's
     /// generation, to a name that must be absent (`ifGenerationMatch=0`), checked by size and MD5
     /// before the source is deleted at that generation: a crash leaves the object in one place or
@@ -655,10 +709,13 @@ impl Storage for GcsStorage {
             .map(|_| ())
     }
 
-    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
-        super::md5_base64_is_of(etag, digest)
+    fn move_cost(&self) -> &'static str {
+        "per key two metadata reads, a rewrite (a copy made by GCS, no data through regsweep) \
+         and the delete; the copies are billed until the run is purged"
     }
+}
 
+impl Versions for GcsStorage {
     /// Object versioning, and soft delete (on by default for new buckets, 7 days): either way a
     /// delete keeps the bytes, billed, for a while.
     fn versioning(&self) -> Result<Option<Versioning>, StorageError> {
@@ -679,7 +736,9 @@ impl Storage for GcsStorage {
             .map_err(|e| other(&what, format!("not bucket metadata: {e}")))?;
         Ok(bucket_retention(&self.bucket, &v))
     }
+}
 
+impl Lock for GcsStorage {
     fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
         self.http.block_on(async {
             for _ in 0..5 {
@@ -730,37 +789,6 @@ impl Storage for GcsStorage {
         self.http
             .block_on(self.delete_if(LOCK_KEY, Some(&generation)))
     }
-
-    fn describe(&self) -> String {
-        format!("gs://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
-    }
-
-    fn parallelism(&self) -> usize {
-        self.max_in_flight
-    }
-
-    fn request_counts(&self) -> Option<RequestCounts> {
-        let c = &self.counters;
-        let (list, get, delete) = (
-            c.list.load(Ordering::Relaxed),
-            c.get.load(Ordering::Relaxed),
-            c.delete.load(Ordering::Relaxed),
-        );
-        let sent = list + get + delete + c.other.load(Ordering::Relaxed);
-        Some(RequestCounts {
-            service: "gcs",
-            list_requests: list,
-            get_requests: get,
-            delete_requests: delete,
-            retries: self
-                .http
-                .shared
-                .attempts
-                .load(Ordering::Relaxed)
-                .saturating_sub(sent),
-            ..RequestCounts::default()
-        })
-    }
 }
 
 /// What a bucket keeps of deleted objects: noncurrent versions (versioning) or soft-deleted
@@ -774,7 +802,7 @@ fn bucket_retention(bucket: &str, v: &serde_json::Value) -> Option<Versioning> {
         .unwrap_or(0);
     if versioned {
         return Some(Versioning {
-            status: "Enabled".into(),
+            state: VersioningState::Enabled,
             deletes_every_version: false,
             advice: Some(format!(
                 "on a bucket with object versioning a delete keeps the object as a noncurrent \
@@ -785,7 +813,9 @@ fn bucket_retention(bucket: &str, v: &serde_json::Value) -> Option<Versioning> {
         });
     }
     (soft > 0).then(|| Versioning {
-        status: format!("soft delete ({} days)", soft / 86_400),
+        state: VersioningState::SoftDelete {
+            days: soft / 86_400,
+        },
         deletes_every_version: false,
         advice: Some(format!(
             "the bucket's soft delete policy keeps each deleted object, billed, for {} days, \
@@ -805,13 +835,16 @@ mod tests {
         let v = serde_json::json!({"softDeletePolicy": {"retentionDurationSeconds": "604800",
             "effectiveTime": "2024-03-01T00:00:00Z"}});
         let r = bucket_retention("b", &v).unwrap();
-        assert_eq!(r.status, "soft delete (7 days)");
+        assert_eq!(r.state.to_string(), "soft delete (7 days)");
         assert!(r.advice.unwrap().contains("--clear-soft-delete"));
         let off = serde_json::json!({"softDeletePolicy": {"retentionDurationSeconds": "0"}});
         assert!(bucket_retention("b", &off).is_none());
         assert!(bucket_retention("b", &serde_json::json!({})).is_none());
         let v = serde_json::json!({"versioning": {"enabled": true}});
-        assert_eq!(bucket_retention("b", &v).unwrap().status, "Enabled");
+        assert_eq!(
+            bucket_retention("b", &v).unwrap().state,
+            VersioningState::Enabled
+        );
     }
 
     #[test]

@@ -33,8 +33,8 @@ use versions::VersionEntry;
 
 use super::pace::Pacer;
 use super::{
-    Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, ObjectVersion, RequestCounts,
-    Storage, StorageError, Versioning,
+    Entry, HeldLock, Lean, ListingNote, Lock, LockToken, Moves, Multipart, MultipartUpload,
+    ObjectVersion, RequestCounts, Storage, StorageError, Versioning, VersioningState, Versions,
 };
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -454,6 +454,67 @@ impl Storage for S3Storage {
         DELETE_OBJECTS_MAX
     }
 
+    /// The ETag of an object put in one part without SSE-KMS or SSE-C is the MD5 of its content, so
+    /// a link whose ETag is the MD5 of `sha256:<hex>` holds exactly that. Any other ETag (a multipart
+    /// upload's `…-N`, an encrypted object's) proves nothing, and the link is read.
+    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
+        use md5::Digest as _;
+        let sum = md5::Md5::digest(digest.to_string().as_bytes());
+        let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+        etag.trim_matches('"') == hex
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
+    }
+
+    fn parallelism(&self) -> usize {
+        self.max_in_flight
+    }
+
+    fn request_counts(&self) -> Option<RequestCounts> {
+        let c = &self.counters;
+        let (list, get, delete) = (
+            c.list.load(Ordering::Relaxed),
+            c.get.load(Ordering::Relaxed),
+            c.delete.load(Ordering::Relaxed),
+        );
+        let attempts = c.attempts.load(Ordering::Relaxed);
+        Some(RequestCounts {
+            service: "s3",
+            list_requests: list,
+            get_requests: get,
+            delete_requests: delete,
+            retries: attempts.saturating_sub(
+                list + get
+                    + delete
+                    + c.lock.load(Ordering::Relaxed)
+                    + c.bucket.load(Ordering::Relaxed)
+                    + c.trash.load(Ordering::Relaxed),
+            ),
+            trash_requests: c.trash.load(Ordering::Relaxed),
+            older_versions_deleted: c.older_versions.load(Ordering::Relaxed),
+        })
+    }
+
+    fn moves(&self) -> Option<&dyn Moves> {
+        Some(self)
+    }
+
+    fn versions(&self) -> Option<&dyn Versions> {
+        Some(self)
+    }
+
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        Some(self)
+    }
+
+    fn lock(&self) -> &dyn Lock {
+        self
+    }
+}
+
+impl Moves for S3Storage {
     /// HEAD of both keys, `CopyObject` (over 5 GiB, a multipart upload of `UploadPartCopy` parts),
     /// a HEAD of the copy (its size, and its ETag where the source's is a single-part MD5), then
     /// the source's delete: a crash before the delete leaves the object in both places, never in
@@ -527,6 +588,20 @@ impl Storage for S3Storage {
         })
     }
 
+    fn move_cost(&self) -> &'static str {
+        // The status was read by the run's analysis; unknown (not read, or a failed read) is taken
+        // as a bucket whose deletes keep nothing, as the trash's own move takes it.
+        if matches!(self.status.get(), Some(Some(s)) if s == "Enabled") {
+            "per key a HEAD, a small version record and a delete (its marker hides the version; no \
+             data copied); the bytes are billed as noncurrent versions until the run is purged"
+        } else {
+            "per key two HEADs, a CopyObject, a HEAD of the copy and the delete (about four \
+             requests more than a delete); the copies are billed until the run is purged"
+        }
+    }
+}
+
+impl Versions for S3Storage {
     /// On a bucket whose versioning is `Enabled`, a HEAD: the current version's id, size and ETag.
     /// A suspended bucket's deletes overwrite the `null` version, so it keeps nothing.
     fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {
@@ -631,25 +706,17 @@ impl Storage for S3Storage {
         })
     }
 
-    /// The ETag of an object put in one part without SSE-KMS or SSE-C is the MD5 of its content, so
-    /// a link whose ETag is the MD5 of `sha256:<hex>` holds exactly that. Any other ETag (a multipart
-    /// upload's `…-N`, an encrypted object's) proves nothing, and the link is read.
-    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
-        use md5::Digest as _;
-        let sum = md5::Md5::digest(digest.to_string().as_bytes());
-        let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
-        etag.trim_matches('"') == hex
-    }
-
     fn versioning(&self) -> Result<Option<Versioning>, StorageError> {
         let status = self.runtime.block_on(self.status())?;
         Ok(status.map(|status| Versioning {
-            status,
+            state: VersioningState::of_s3(&status),
             deletes_every_version: self.delete_versions,
             advice: None,
         }))
     }
+}
 
+impl Multipart for S3Storage {
     fn multipart_uploads(&self) -> Result<Vec<MultipartUpload>, StorageError> {
         self.runtime.block_on(async {
             let mut out = Vec::new();
@@ -717,7 +784,9 @@ impl Storage for S3Storage {
             }
         })
     }
+}
 
+impl Lock for S3Storage {
     /// Creates the lock object beside `docker/` with `If-None-Match: *`, so that of two runs only
     /// one creates it, then reads it back (a server that ignores the condition lets a second writer
     /// replace it: the read shows whose it is). While held, a task writes it again every
@@ -789,39 +858,6 @@ impl Storage for S3Storage {
         lock.renew.abort();
         self.runtime
             .block_on(self.delete_lock_if(lock.etag.as_deref()))
-    }
-
-    fn describe(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.prefix.trim_end_matches('/'))
-    }
-
-    fn parallelism(&self) -> usize {
-        self.max_in_flight
-    }
-
-    fn request_counts(&self) -> Option<RequestCounts> {
-        let c = &self.counters;
-        let (list, get, delete) = (
-            c.list.load(Ordering::Relaxed),
-            c.get.load(Ordering::Relaxed),
-            c.delete.load(Ordering::Relaxed),
-        );
-        let attempts = c.attempts.load(Ordering::Relaxed);
-        Some(RequestCounts {
-            service: "s3",
-            list_requests: list,
-            get_requests: get,
-            delete_requests: delete,
-            retries: attempts.saturating_sub(
-                list + get
-                    + delete
-                    + c.lock.load(Ordering::Relaxed)
-                    + c.bucket.load(Ordering::Relaxed)
-                    + c.trash.load(Ordering::Relaxed),
-            ),
-            trash_requests: c.trash.load(Ordering::Relaxed),
-            older_versions_deleted: c.older_versions.load(Ordering::Relaxed),
-        })
     }
 }
 

@@ -56,7 +56,7 @@ pub struct Manifest {
 
 impl Manifest {
     /// Parses a manifest; `name` (its path or URL) is for the errors.
-    pub fn parse(name: &str, bytes: &[u8]) -> Result<Manifest, String> {
+    pub(crate) fn parse(name: &str, bytes: &[u8]) -> Result<Manifest, String> {
         let raw: Raw = serde_json::from_slice(bytes)
             .map_err(|e| format!("{name}: not an S3 Inventory manifest.json: {e}"))?;
         let millis: u64 = raw.creation_timestamp.trim().parse().map_err(|_| {
@@ -109,7 +109,7 @@ impl Manifest {
 }
 
 /// Checks a data file's bytes against the MD5 the manifest gives for it.
-pub fn check_md5(file: &DataFile, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn check_md5(file: &DataFile, bytes: &[u8]) -> Result<(), String> {
     use md5::Digest as _;
     let got: String = md5::Md5::digest(bytes)
         .iter()

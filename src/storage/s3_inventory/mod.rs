@@ -25,8 +25,8 @@ use crate::model::digest::Digest;
 use crate::model::layout::{self, BlobKey};
 use crate::storage::s3::{S3Options, S3Storage};
 use crate::storage::{
-    Entry, HeldLock, Lean, ListingNote, LockToken, MultipartUpload, ObjectVersion, RequestCounts,
-    Storage, StorageError, Versioning,
+    Entry, Lean, ListingNote, Lock, Moves, Multipart, ObjectVersion, Storage, StorageError,
+    Versioning, Versions,
 };
 use manifest::{Format, Manifest};
 use rayon::prelude::*;
@@ -57,6 +57,12 @@ impl Row {
 }
 
 /// Where an inventory's `manifest.json` is.
+/// An inventory that cannot be used: unreadable, not an S3 Inventory, of another bucket, too old,
+/// or with a data file that fails its MD5. The message names the manifest or the data file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InventoryError(pub String);
+
 #[derive(Debug, Clone)]
 pub enum Location {
     /// A local copy of the destination bucket (as `aws s3 sync` makes it): data files are found
@@ -69,17 +75,17 @@ pub enum Location {
 }
 
 impl Location {
-    pub fn parse(url: &str) -> Result<Location, String> {
+    pub fn parse(url: &str) -> Result<Location, InventoryError> {
         match url.strip_prefix("s3://") {
             Some(rest) => match rest.split_once('/') {
                 Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Location::S3 {
                     bucket: bucket.to_owned(),
                     key: key.to_owned(),
                 }),
-                _ => Err(format!(
+                _ => Err(InventoryError(format!(
                     "--inventory {url}: an S3 URL names a bucket and the manifest's key \
                      (s3://bucket/prefix/source-bucket/config/2024-01-01T01-00Z/manifest.json)"
-                )),
+                ))),
             },
             None => Ok(Location::Local(PathBuf::from(url))),
         }
@@ -227,7 +233,11 @@ pub struct Options {
 
 impl Inventoried {
     /// Reads and checks the inventory, and wraps `inner` (the store's own backend).
-    pub fn open(inner: Box<dyn Storage>, opts: Options) -> Result<Inventoried, String> {
+    pub fn open(inner: Box<dyn Storage>, opts: Options) -> Result<Inventoried, InventoryError> {
+        Inventoried::read(inner, opts).map_err(InventoryError)
+    }
+
+    fn read(inner: Box<dyn Storage>, opts: Options) -> Result<Inventoried, String> {
         let source = match &opts.location {
             Location::Local(p) => Source::Local {
                 manifest: p.clone(),
@@ -500,10 +510,6 @@ impl Storage for Inventoried {
         r
     }
 
-    fn stop_listings_on(&self, flag: std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-        self.inner.stop_listings_on(flag)
-    }
-
     fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         if !prefix.starts_with(layout::BLOBS) {
             return self.inner.list_dirs(prefix);
@@ -529,10 +535,6 @@ impl Storage for Inventoried {
         self.inner.read_chunks(key, chunk)
     }
 
-    fn modified(&self, key: &str) -> Result<Option<SystemTime>, StorageError> {
-        self.inner.modified(key)
-    }
-
     fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
         let checked: Vec<Result<(), StorageError>> =
             keys.par_iter().map(|k| self.still_as_listed(k)).collect();
@@ -552,86 +554,28 @@ impl Storage for Inventoried {
             .collect()
     }
 
-    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
-        self.still_as_listed(from)?;
-        self.inner.move_object(from, to)
-    }
-
-    fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {
-        self.inner.kept_version(key)
-    }
-
-    fn hide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
-        self.still_as_listed(key)?;
-        self.inner.hide_version(key, version)
-    }
-
-    fn unhide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
-        self.inner.unhide_version(key, version)
-    }
-
-    fn delete_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
-        self.inner.delete_version(key, version)
-    }
-
-    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
-        self.inner.write_object(key, bytes)
-    }
-
-    fn delete_batch(&self) -> usize {
-        self.inner.delete_batch()
-    }
-
-    fn link_proven(&self, etag: &str, digest: &Digest) -> bool {
-        self.inner.link_proven(etag, digest)
-    }
-
-    fn remove_empty_folders(&self, prefix: &str) -> Result<bool, StorageError> {
-        self.inner.remove_empty_folders(prefix)
-    }
-
-    fn remove_folder_if_empty(&self, prefix: &str) -> Result<bool, StorageError> {
-        self.inner.remove_folder_if_empty(prefix)
-    }
-
-    fn versioning(&self) -> Result<Option<Versioning>, StorageError> {
-        self.inner.versioning()
-    }
-
-    fn multipart_uploads(&self) -> Result<Vec<MultipartUpload>, StorageError> {
-        self.inner.multipart_uploads()
-    }
-
-    fn abort_multipart(&self, upload: &MultipartUpload) -> Result<(), StorageError> {
-        self.inner.abort_multipart(upload)
-    }
-
-    fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
-        self.inner.try_lock(record)
-    }
-
-    fn break_lock(&self, held: &HeldLock) -> Result<(), StorageError> {
-        self.inner.break_lock(held)
-    }
-
-    fn unlock(&self, token: LockToken) -> Result<(), StorageError> {
-        self.inner.unlock(token)
-    }
-
     fn describe(&self) -> String {
         self.inner.describe()
     }
 
-    fn identity(&self) -> String {
-        self.inner.identity()
+    fn moves(&self) -> Option<&dyn Moves> {
+        self.inner.moves().map(|_| self as &dyn Moves)
     }
 
-    fn parallelism(&self) -> usize {
-        self.inner.parallelism()
+    fn versions(&self) -> Option<&dyn Versions> {
+        self.inner.versions().map(|_| self as &dyn Versions)
     }
 
-    fn request_counts(&self) -> Option<RequestCounts> {
-        self.inner.request_counts()
+    fn multipart(&self) -> Option<&dyn Multipart> {
+        self.inner.multipart()
+    }
+
+    fn lock(&self) -> &dyn Lock {
+        self.inner.lock()
+    }
+
+    fn wrapped(&self) -> Option<&dyn Storage> {
+        Some(&*self.inner)
     }
 
     fn listing_snapshot(&self) -> Option<ListingSnapshot> {
@@ -639,6 +583,54 @@ impl Storage for Inventoried {
         s.blobs_after_snapshot = self.after.load(Ordering::Relaxed);
         s.changed_since_snapshot = self.changed.load(Ordering::Relaxed);
         Some(s)
+    }
+}
+
+/// A move of blob data is a delete from where it was: it checks as a delete does.
+impl Moves for Inventoried {
+    fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
+        self.still_as_listed(from)?;
+        self.inner
+            .moves()
+            .ok_or_else(|| super::cannot_move(from))?
+            .move_object(from, to)
+    }
+
+    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.inner
+            .moves()
+            .ok_or_else(|| super::cannot_move(key))?
+            .write_object(key, bytes)
+    }
+
+    fn move_cost(&self) -> &'static str {
+        self.inner.moves().map_or("", |m| m.move_cost())
+    }
+}
+
+/// Hiding blob data behind a delete marker is a delete: it checks as a delete does.
+impl Versions for Inventoried {
+    fn versioning(&self) -> Result<Option<Versioning>, StorageError> {
+        self.inner.versions().map_or(Ok(None), |v| v.versioning())
+    }
+
+    fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {
+        self.inner
+            .versions()
+            .map_or(Ok(None), |v| v.kept_version(key))
+    }
+
+    fn hide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        self.still_as_listed(key)?;
+        crate::storage::versions_of(&*self.inner, key)?.hide_version(key, version)
+    }
+
+    fn unhide_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        crate::storage::versions_of(&*self.inner, key)?.unhide_version(key, version)
+    }
+
+    fn delete_version(&self, key: &str, version: &ObjectVersion) -> Result<(), StorageError> {
+        crate::storage::versions_of(&*self.inner, key)?.delete_version(key, version)
     }
 }
 

@@ -70,7 +70,7 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    pub fn parse(text: &str) -> Result<Pattern, String> {
+    pub(crate) fn parse(text: &str) -> Result<Pattern, String> {
         if let Some(re) = text.strip_prefix('/').and_then(|t| t.strip_suffix('/')) {
             return Regex::new(re)
                 .map(Pattern::Regex)
