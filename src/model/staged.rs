@@ -55,6 +55,27 @@ impl Staged {
         let mut out = io::BufWriter::new(file);
         write(&mut out)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
+        self.put_in_place(file)
+    }
+
+    /// As [`Staged::finish`], for a writer that needs the file itself: one that seeks back to fill
+    /// in a header, or takes a `Send` sink of its own (a Parquet writer). `write` gets the file and
+    /// gives it back written.
+    pub fn finish_file(
+        mut self,
+        write: impl FnOnce(std::fs::File) -> io::Result<std::fs::File>,
+    ) -> io::Result<()> {
+        let file = self.file.take().expect("finished once");
+        let file = write(file)?;
+        self.put_in_place(file)
+    }
+
+    /// The temporary file's name, for an error about the writing.
+    pub fn temporary(&self) -> &Path {
+        &self.tmp
+    }
+
+    fn put_in_place(&mut self, file: std::fs::File) -> io::Result<()> {
         file.sync_all()?;
         std::fs::rename(&self.tmp, &self.path)?;
         self.renamed = true;

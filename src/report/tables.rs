@@ -64,16 +64,15 @@ impl Table {
         let schema = Arc::new(Schema::new(fields));
         let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(std::io::Error::other)?;
         let path = dir.join(format!("{}.parquet", self.name));
-        let tmp = dir.join(format!(".{}.parquet.tmp", self.name));
-        let file = std::fs::File::create(&tmp)?;
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
             .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
-            .map_err(std::io::Error::other)?;
-        w.write(&batch).map_err(std::io::Error::other)?;
-        w.close().map_err(std::io::Error::other)?;
-        std::fs::rename(&tmp, &path)
+        crate::model::staged::Staged::create(&path, "a file")?.finish_file(|file| {
+            let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
+                .map_err(std::io::Error::other)?;
+            w.write(&batch).map_err(std::io::Error::other)?;
+            w.into_inner().map_err(std::io::Error::other)
+        })
     }
 }
 

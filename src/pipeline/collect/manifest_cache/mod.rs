@@ -500,13 +500,15 @@ fn write_merged(
         }
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
+    let staged =
+        crate::model::staged::Staged::create(path, "a file").map_err(|e| shown(e, path))?;
+    let tmp = staged.temporary().to_owned();
+    let result = staged.finish_file(|file| {
         let spill_len = match &spill_file {
             Some((f, _)) => f.metadata()?.len(),
             None => 0,
         };
-        let mut out = BufWriter::new(File::create(&tmp)?);
+        let mut out = BufWriter::new(file);
         out.write_all(&[0u8; HEADER])?;
         let mut index_crc = crc32fast::Hasher::new();
         for (d, off) in &index {
@@ -535,16 +537,12 @@ fn write_merged(
         file.seek(SeekFrom::Start(0))?;
         file.write_all(&header)?;
         file.flush()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
+        Ok(file)
+    });
     remove_stale_temporaries(dir);
     match result {
         Ok(()) => Ok(index.len() as u64),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(shown(e, &tmp))
-        }
+        Err(e) => Err(shown(e, &tmp)),
     }
 }
 
@@ -559,7 +557,7 @@ fn remove_stale_temporaries(dir: &Path) {
         let name = e.file_name();
         let name = name.to_string_lossy();
         let ours = name.starts_with(&format!(".{FILE_NAME}."))
-            && (name.ends_with(".new") || name.ends_with(".tmp"));
+            && (name.ends_with(".new") || name.ends_with(".tmp") || name.contains(".tmp-"));
         let old = e
             .metadata()
             .and_then(|m| m.modified())
