@@ -16,6 +16,7 @@ pub mod http;
 pub mod mem;
 mod multipart;
 mod pace;
+mod remote;
 pub mod s3;
 pub mod s3_inventory;
 pub mod trashing;

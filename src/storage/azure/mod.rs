@@ -17,6 +17,7 @@ mod listing;
 mod client;
 
 use super::http::{Http, Reply, Shared, encode, encode_path};
+use super::remote::{Counters, Page, Renewed};
 use super::{
     Entry, HeldLock, ListingNote, Lock, LockToken, Moves, Multipart, RequestCounts, Storage,
     StorageError, Versioning, VersioningState, Versions,
@@ -26,7 +27,7 @@ use bytes::Bytes;
 pub use client::http_date;
 use client::{Client, Condition, parse_http_date};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 /// The lock object's key, relative to the store's root (as on S3).
@@ -59,15 +60,6 @@ pub struct AzureOptions {
     pub max_rps: Option<u32>,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    list: AtomicU64,
-    get: AtomicU64,
-    delete: AtomicU64,
-    /// The lock's and the account's requests, and token requests: not the store's.
-    other: AtomicU64,
-}
-
 /// A store in an Azure container.
 #[derive(Debug)]
 pub struct AzureStorage {
@@ -79,7 +71,7 @@ pub struct AzureStorage {
     root: std::sync::OnceLock<String>,
     counters: Arc<Counters>,
     max_in_flight: usize,
-    stop: std::sync::OnceLock<Arc<std::sync::atomic::AtomicUsize>>,
+    stop: super::remote::Stop,
 }
 
 fn other(key: &str, e: impl std::fmt::Display) -> StorageError {
@@ -297,46 +289,16 @@ impl AzureStorage {
         dirs: &mut Vec<String>,
     ) -> Result<(), StorageError> {
         let full_prefix = format!("{root}{prefix}");
-        let mut marker: Option<String> = None;
-        let mut last: Option<String> = None;
-        loop {
-            if self
-                .stop
-                .get()
-                .is_some_and(|s| s.load(Ordering::Relaxed) != 0)
-            {
-                return Err(other(prefix, "listing stopped: a stop was asked for"));
+        let fetch = |marker: Option<String>| {
+            let full_prefix = &full_prefix;
+            async move {
+                let page = self
+                    .list_page(full_prefix, delimiter, marker.as_deref(), 5000)
+                    .await?;
+                Ok(page_of(page, root, full_prefix))
             }
-            self.counters.list.fetch_add(1, Ordering::Relaxed);
-            let page = self
-                .list_page(&full_prefix, delimiter, marker.as_deref(), 5000)
-                .await?;
-            for blob in page.blobs {
-                let Some(key) = blob.name.strip_prefix(root) else {
-                    continue;
-                };
-                super::in_order(prefix, key, last.as_deref())?;
-                last = Some(key.to_owned());
-                visit(Entry {
-                    key: key.to_owned(),
-                    size: blob.size,
-                    modified: blob.modified,
-                    // Only a block blob put whole carries the MD5 of its content; an append
-                    // blob (3.0 to 3.1.1 wrote links so) has none, and is read.
-                    etag: blob.content_md5.filter(|_| blob.block_blob),
-                    content: None,
-                });
-            }
-            for p in page.prefixes {
-                if let Some(name) = p.strip_prefix(&full_prefix) {
-                    dirs.push(name.trim_end_matches('/').to_owned());
-                }
-            }
-            match page.next_marker {
-                Some(m) if !m.is_empty() => marker = Some(m),
-                _ => return Ok(()),
-            }
-        }
+        };
+        super::remote::list_pages(prefix, &self.stop, &self.counters.list, fetch, visit, dirs).await
     }
 
     /// The lock as it is now: its bytes, ETag and last write; `None` when there is none.
@@ -361,6 +323,38 @@ impl AzureStorage {
     }
 }
 
+/// A page of the Blob service's listing as the store's entries (names below `root`) and folders.
+fn page_of(page: listing::Page, root: &str, full_prefix: &str) -> Page<'static> {
+    let entries = page
+        .blobs
+        .into_iter()
+        .filter_map(|blob| {
+            let key = blob.name.strip_prefix(root)?.to_owned();
+            Some(Entry {
+                key,
+                size: blob.size,
+                modified: blob.modified,
+                // Only a block blob put whole carries the MD5 of its content; an append blob (3.0
+                // to 3.1.1 wrote links so) has none, and is read.
+                etag: blob.content_md5.filter(|_| blob.block_blob),
+                content: None,
+            })
+        })
+        .collect();
+    let folders = page
+        .prefixes
+        .iter()
+        .filter_map(|p| p.strip_prefix(full_prefix))
+        .map(|name| name.trim_end_matches('/').to_owned())
+        .collect();
+    Page {
+        entries,
+        folders,
+        next: page.next_marker.filter(|m| !m.is_empty()),
+        held: None,
+    }
+}
+
 /// Writes the lock again every [`super::holder::RENEW_EVERY`] while its ETag is ours.
 async fn renew_lock(
     client: Arc<Client>,
@@ -368,26 +362,23 @@ async fn renew_lock(
     record: Vec<u8>,
     etag: Arc<std::sync::Mutex<String>>,
 ) {
-    loop {
-        tokio::time::sleep(super::holder::RENEW_EVERY).await;
-        let current = etag.lock().expect("not poisoned").clone();
-        match client.put(&name, &record, Condition::Etag(&current)).await {
-            Ok(Some(e)) => *etag.lock().expect("not poisoned") = e,
-            Ok(None) => {
-                crate::model::warning::emit(format!(
-                    "warning: the lock {}/{name} was broken or replaced while this run held it",
-                    client.container
-                ));
-                return;
+    let location = format!("{}/{name}", client.container);
+    super::remote::renew_lock(location, etag, |current| {
+        let (client, name, record) = (&client, &name, &record);
+        async move {
+            match client.put(name, record, Condition::Etag(&current)).await {
+                Ok(Some(e)) => Renewed::Written(e),
+                Ok(None) => Renewed::Lost,
+                Err(_) => Renewed::Failed,
             }
-            Err(_) => {}
         }
-    }
+    })
+    .await
 }
 
 impl Storage for AzureStorage {
     fn stop_listings_on(&self, flag: Arc<std::sync::atomic::AtomicUsize>) {
-        let _ = self.stop.set(flag);
+        self.stop.set(flag);
     }
 
     fn list(
@@ -522,26 +513,8 @@ impl Storage for AzureStorage {
     }
 
     fn request_counts(&self) -> Option<RequestCounts> {
-        let c = &self.counters;
-        let (list, get, delete) = (
-            c.list.load(Ordering::Relaxed),
-            c.get.load(Ordering::Relaxed),
-            c.delete.load(Ordering::Relaxed),
-        );
-        let sent = list + get + delete + c.other.load(Ordering::Relaxed);
-        Some(RequestCounts {
-            service: "azure",
-            list_requests: list,
-            get_requests: get,
-            delete_requests: delete,
-            retries: self
-                .http
-                .shared
-                .attempts
-                .load(Ordering::Relaxed)
-                .saturating_sub(sent),
-            ..RequestCounts::default()
-        })
+        let attempts = self.http.shared.attempts.load(Ordering::Relaxed);
+        Some(self.counters.counts("azure", attempts))
     }
 
     fn moves(&self) -> Option<&dyn Moves> {

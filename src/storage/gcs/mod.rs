@@ -11,6 +11,7 @@ pub mod auth;
 mod batch;
 
 use super::http::{Http, Reply, Shared, encode, request};
+use super::remote::{Counters, Page, Renewed};
 use super::{
     Entry, HeldLock, ListingNote, Lock, LockToken, Moves, Multipart, RequestCounts, Storage,
     StorageError, Versioning, VersioningState, Versions,
@@ -18,7 +19,7 @@ use super::{
 use crate::model::digest::Digest;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 /// The lock object's key, relative to the store's root (as on S3).
@@ -40,15 +41,6 @@ pub struct GcsOptions {
     pub max_rps: Option<u32>,
 }
 
-#[derive(Debug, Default)]
-struct Counters {
-    list: AtomicU64,
-    get: AtomicU64,
-    delete: AtomicU64,
-    /// The lock's and the bucket's requests, and token requests: not the store's.
-    other: AtomicU64,
-}
-
 /// A store in a GCS bucket.
 #[derive(Debug)]
 pub struct GcsStorage {
@@ -59,7 +51,7 @@ pub struct GcsStorage {
     tokens: Arc<auth::Tokens>,
     counters: Arc<Counters>,
     max_in_flight: usize,
-    stop: std::sync::OnceLock<Arc<std::sync::atomic::AtomicUsize>>,
+    stop: super::remote::Stop,
 }
 
 #[derive(serde::Deserialize)]
@@ -197,58 +189,60 @@ impl GcsStorage {
                 encode(to)
             ));
         }
-        let mut token: Option<String> = None;
-        let mut last: Option<String> = None;
-        loop {
-            if self
-                .stop
-                .get()
-                .is_some_and(|s| s.load(Ordering::Relaxed) != 0)
-            {
-                return Err(other(prefix, "listing stopped: a stop was asked for"));
-            }
+        let fetch = |token: Option<String>| {
             let page_url = match &token {
                 Some(t) => format!("{url}&pageToken={}", encode(t)),
                 None => url.clone(),
             };
-            self.counters.list.fetch_add(1, Ordering::Relaxed);
-            let reply = self
-                .call(prefix, http::Method::GET, &page_url, &[], Bytes::new())
-                .await?;
-            if reply.status == 404 {
-                return Err(other(
-                    &format!("gs://{}", self.bucket),
-                    "no such bucket (or no permission to list it)",
-                ));
+            let full_prefix = &full_prefix;
+            async move {
+                let reply = self
+                    .call(prefix, http::Method::GET, &page_url, &[], Bytes::new())
+                    .await?;
+                if reply.status == 404 {
+                    return Err(other(
+                        &format!("gs://{}", self.bucket),
+                        "no such bucket (or no permission to list it)",
+                    ));
+                }
+                if !reply.ok() {
+                    return Err(reply.error(prefix));
+                }
+                let page: ObjectList = serde_json::from_slice(&reply.body)
+                    .map_err(|e| other(prefix, format!("not an object listing: {e}")))?;
+                Ok(self.page_of(page, full_prefix))
             }
-            if !reply.ok() {
-                return Err(reply.error(prefix));
-            }
-            let page: ObjectList = serde_json::from_slice(&reply.body)
-                .map_err(|e| other(prefix, format!("not an object listing: {e}")))?;
-            for obj in &page.items {
-                let Some(key) = obj.name.strip_prefix(&self.prefix) else {
-                    continue;
-                };
-                super::in_order(prefix, key, last.as_deref())?;
-                last = Some(key.to_owned());
-                visit(Entry {
+        };
+        super::remote::list_pages(prefix, &self.stop, &self.counters.list, fetch, visit, dirs).await
+    }
+
+    /// A page of the JSON API's object listing as the store's entries and folders.
+    fn page_of(&self, page: ObjectList, full_prefix: &str) -> Page<'static> {
+        let entries = page
+            .items
+            .iter()
+            .filter_map(|obj| {
+                let key = obj.name.strip_prefix(&self.prefix)?;
+                Some(Entry {
                     key: key.to_owned(),
                     size: obj.size(),
                     modified: obj.updated(),
                     etag: obj.md5_hash.clone(),
                     content: None,
-                });
-            }
-            for p in &page.prefixes {
-                if let Some(name) = p.strip_prefix(&full_prefix) {
-                    dirs.push(name.trim_end_matches('/').to_owned());
-                }
-            }
-            match page.next_page_token {
-                Some(t) if !t.is_empty() => token = Some(t),
-                _ => return Ok(()),
-            }
+                })
+            })
+            .collect();
+        let folders = page
+            .prefixes
+            .iter()
+            .filter_map(|p| p.strip_prefix(full_prefix))
+            .map(|name| name.trim_end_matches('/').to_owned())
+            .collect();
+        Page {
+            entries,
+            folders,
+            next: page.next_page_token.filter(|t| !t.is_empty()),
+            held: None,
         }
     }
 
@@ -431,35 +425,24 @@ async fn renew_lock(
     record: Vec<u8>,
     generation: Arc<std::sync::Mutex<String>>,
 ) {
-    loop {
-        tokio::time::sleep(super::holder::RENEW_EVERY).await;
-        let current = generation.lock().expect("not poisoned").clone();
-        match upload(
-            &http,
-            &tokens,
-            &base,
-            &bucket,
-            &name,
-            &record,
-            Some(&current),
-        )
-        .await
-        {
-            Ok(Some(g)) => *generation.lock().expect("not poisoned") = g,
-            Ok(None) => {
-                crate::model::warning::emit(format!(
-                    "warning: the lock gs://{bucket}/{name} was broken or replaced while this run held it"
-                ));
-                return;
+    let location = format!("gs://{bucket}/{name}");
+    super::remote::renew_lock(location, generation, |current| {
+        let (http, tokens, base, bucket, name, record) =
+            (&http, &tokens, &base, &bucket, &name, &record);
+        async move {
+            match upload(http, tokens, base, bucket, name, record, Some(&current)).await {
+                Ok(Some(g)) => Renewed::Written(g),
+                Ok(None) => Renewed::Lost,
+                Err(_) => Renewed::Failed,
             }
-            Err(_) => {}
         }
-    }
+    })
+    .await
 }
 
 impl Storage for GcsStorage {
     fn stop_listings_on(&self, flag: Arc<std::sync::atomic::AtomicUsize>) {
-        let _ = self.stop.set(flag);
+        self.stop.set(flag);
     }
 
     fn list(
@@ -587,26 +570,8 @@ impl Storage for GcsStorage {
     }
 
     fn request_counts(&self) -> Option<RequestCounts> {
-        let c = &self.counters;
-        let (list, get, delete) = (
-            c.list.load(Ordering::Relaxed),
-            c.get.load(Ordering::Relaxed),
-            c.delete.load(Ordering::Relaxed),
-        );
-        let sent = list + get + delete + c.other.load(Ordering::Relaxed);
-        Some(RequestCounts {
-            service: "gcs",
-            list_requests: list,
-            get_requests: get,
-            delete_requests: delete,
-            retries: self
-                .http
-                .shared
-                .attempts
-                .load(Ordering::Relaxed)
-                .saturating_sub(sent),
-            ..RequestCounts::default()
-        })
+        let attempts = self.http.shared.attempts.load(Ordering::Relaxed);
+        Some(self.counters.counts("gcs", attempts))
     }
 
     fn moves(&self) -> Option<&dyn Moves> {

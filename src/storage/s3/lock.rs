@@ -1,6 +1,7 @@
 //! The store's lock: an object written only if absent, renewed while held, deleted if still ours.
 
 use super::*;
+use crate::storage::remote::Renewed;
 
 /// A lock this backend holds: the task that renews it, and the ETag it was written with.
 pub(super) struct S3Lock {
@@ -8,8 +9,9 @@ pub(super) struct S3Lock {
     pub(super) etag: Option<String>,
 }
 
-/// Writes the lock object again every [`crate::storage::holder::RENEW_EVERY`], as long as it is still ours
-/// (`If-Match` its ETag; same bytes, same ETag). Stops when it was broken or taken over.
+/// Writes the lock object again every [`crate::storage::holder::RENEW_EVERY`], as long as it is
+/// still ours (`If-Match` its ETag; same bytes, same ETag); the remote layer's loop
+/// ([`crate::storage::remote::renew_lock`]) stops when it was broken or taken over.
 pub(super) async fn renew_lock(
     client: aws_sdk_s3::Client,
     bucket: String,
@@ -19,9 +21,10 @@ pub(super) async fn renew_lock(
     counters: Arc<Counters>,
 ) {
     let Some(etag) = etag else { return };
-    loop {
-        tokio::time::sleep(crate::storage::holder::RENEW_EVERY).await;
-        counters.lock.fetch_add(1, Ordering::Relaxed);
+    let location = format!("s3://{bucket}/{key}");
+    let etag = Arc::new(std::sync::Mutex::new(etag));
+    crate::storage::remote::renew_lock(location, etag, |etag| {
+        counters.other.fetch_add(1, Ordering::Relaxed);
         let put = client
             .put_object()
             .bucket(&bucket)
@@ -29,17 +32,16 @@ pub(super) async fn renew_lock(
             .if_match(&etag)
             .content_type("application/json")
             .body(record.clone().into())
-            .send()
-            .await;
-        if let Err(e) = put
-            && matches!(http_status(&e), Some(412 | 404))
-        {
-            crate::model::warning::emit(format!(
-                "warning: the lock s3://{bucket}/{key} was broken or replaced while this run held it"
-            ));
-            return;
+            .send();
+        async move {
+            match put.await {
+                Ok(_) => Renewed::Written(etag),
+                Err(e) if matches!(http_status(&e), Some(412 | 404)) => Renewed::Lost,
+                Err(_) => Renewed::Failed,
+            }
         }
-    }
+    })
+    .await
 }
 
 impl S3Storage {
@@ -47,7 +49,7 @@ impl S3Storage {
     pub(super) async fn read_lock(
         &self,
     ) -> Result<Option<(Vec<u8>, Option<String>, Option<SystemTime>)>, StorageError> {
-        self.counters.lock.fetch_add(1, Ordering::Relaxed);
+        self.counters.other.fetch_add(1, Ordering::Relaxed);
         let o = match self.send_get(LOCK_KEY).await {
             Ok(o) => o,
             Err(e) if e.is_not_found() => return Ok(None),
@@ -74,7 +76,7 @@ impl S3Storage {
     pub(super) async fn delete_lock_if(&self, etag: Option<&str>) -> Result<(), StorageError> {
         match self.read_lock().await? {
             Some((_, now, _)) if now.as_deref() == etag => {
-                self.counters.lock.fetch_add(1, Ordering::Relaxed);
+                self.counters.other.fetch_add(1, Ordering::Relaxed);
                 self.client
                     .delete_object()
                     .bucket(&self.bucket)

@@ -32,6 +32,7 @@ use lock::{S3Lock, renew_lock};
 use versions::VersionEntry;
 
 use super::pace::Pacer;
+use super::remote::Counters;
 use super::{
     Entry, HeldLock, Lean, ListingNote, Lock, LockToken, Moves, Multipart, MultipartUpload,
     ObjectVersion, RequestCounts, Storage, StorageError, Versioning, VersioningState, Versions,
@@ -41,7 +42,7 @@ use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 /// How to reach a bucket.
@@ -69,22 +70,6 @@ pub struct S3Options {
     /// The largest object the trash moves with one CopyObject; a larger one is copied in parts
     /// (UploadPartCopy). `None`: S3's limit, 5 GiB.
     pub copy_object_max: Option<u64>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    list: AtomicU64,
-    get: AtomicU64,
-    delete: AtomicU64,
-    /// Requests on the lock object (not the store's): kept apart so they do not count as retries.
-    lock: AtomicU64,
-    /// Requests about the bucket itself (its versioning), kept apart likewise.
-    bucket: AtomicU64,
-    attempts: AtomicU64,
-    /// Noncurrent versions and delete markers deleted with `delete_versions`.
-    older_versions: AtomicU64,
-    /// Requests of the trash: HEADs and copies of moves, and its run records' writes.
-    trash: AtomicU64,
 }
 
 /// Counts every attempt the SDK makes (first tries and retries alike).
@@ -130,7 +115,7 @@ pub struct S3Storage {
     pacer: Option<Pacer>,
     counters: Arc<Counters>,
     /// Set by [`Storage::stop_listings_on`].
-    stop: std::sync::OnceLock<Arc<std::sync::atomic::AtomicUsize>>,
+    stop: crate::storage::remote::Stop,
     delete_versions: bool,
     copy_object_max: u64,
     /// The bucket's versioning status once read: `Some(None)` when it was never turned on.
@@ -321,7 +306,7 @@ fn base64(bytes: &[u8]) -> String {
 
 impl Storage for S3Storage {
     fn stop_listings_on(&self, flag: Arc<std::sync::atomic::AtomicUsize>) {
-        let _ = self.stop.set(flag);
+        self.stop.set(flag);
     }
 
     fn list(
@@ -473,28 +458,8 @@ impl Storage for S3Storage {
     }
 
     fn request_counts(&self) -> Option<RequestCounts> {
-        let c = &self.counters;
-        let (list, get, delete) = (
-            c.list.load(Ordering::Relaxed),
-            c.get.load(Ordering::Relaxed),
-            c.delete.load(Ordering::Relaxed),
-        );
-        let attempts = c.attempts.load(Ordering::Relaxed);
-        Some(RequestCounts {
-            service: "s3",
-            list_requests: list,
-            get_requests: get,
-            delete_requests: delete,
-            retries: attempts.saturating_sub(
-                list + get
-                    + delete
-                    + c.lock.load(Ordering::Relaxed)
-                    + c.bucket.load(Ordering::Relaxed)
-                    + c.trash.load(Ordering::Relaxed),
-            ),
-            trash_requests: c.trash.load(Ordering::Relaxed),
-            older_versions_deleted: c.older_versions.load(Ordering::Relaxed),
-        })
+        let attempts = self.counters.attempts.load(Ordering::Relaxed);
+        Some(self.counters.counts("s3", attempts))
     }
 
     fn moves(&self) -> Option<&dyn Moves> {
@@ -795,7 +760,7 @@ impl Lock for S3Storage {
         self.runtime.block_on(async {
             // A lock released between our write and our read is tried again, a few times.
             for _ in 0..5 {
-                self.counters.lock.fetch_add(1, Ordering::Relaxed);
+                self.counters.other.fetch_add(1, Ordering::Relaxed);
                 let put = self
                     .client
                     .put_object()

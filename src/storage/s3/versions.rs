@@ -130,7 +130,7 @@ impl S3Storage {
             return Ok(s.clone());
         }
         let _permit = self.admit().await;
-        self.counters.bucket.fetch_add(1, Ordering::Relaxed);
+        self.counters.other.fetch_add(1, Ordering::Relaxed);
         let out = self
             .client
             .get_bucket_versioning()
