@@ -2,8 +2,11 @@
 //!
 //! It is deliberately small and blocking, in the project's own types: list a prefix flat (paging and
 //! folders hidden), list the child "folders" of a prefix (to find shards), read a small object, and
-//! delete a batch of keys with one result per key. Backends own their concurrency (the S3 backend its
-//! runtime and request bound); the collector drives them from rayon threads, hence `Sync`.
+//! delete a batch of keys with one result per key; what only some stores can do (move objects, keep
+//! versions, hold multipart uploads) and the lock are capabilities a store hands out
+//! ([`Moves`], [`Versions`], [`Multipart`], [`Lock`]). Backends own their concurrency (the S3 backend its runtime and request bound);
+//! the collector drives them from rayon threads, hence `Sync`. The remote backends share their
+//! listing loop, counters, lock renewal, token cache and ranged reads (`remote.rs`).
 //!
 //! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
 
@@ -156,7 +159,7 @@ pub struct HeldLock {
     pub etag: Option<String>,
 }
 
-/// A lock this process holds; given back to [`Storage::unlock`].
+/// A lock this process holds; given back to [`Lock::unlock`].
 pub struct LockToken(pub Box<dyn std::any::Any + Send>);
 
 impl std::fmt::Debug for LockToken {

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The flag a stop (a signal) sets, once a run hands it over ([`super::Storage::stop_listings_on`]):
 /// a listing checks it before each page and ends with an error once it is set.
@@ -118,6 +119,61 @@ where
             Some(t) if !t.is_empty() => token = Some(t),
             _ => return Ok(()),
         }
+    }
+}
+
+/// The `Range` of a read of at most `limit` bytes: one byte past the limit tells a larger object
+/// without reading it whole.
+pub(crate) fn read_range(limit: u64) -> String {
+    format!("bytes=0-{limit}")
+}
+
+/// What the answer to a ranged read ([`read_range`]) of `key` says: its bytes; not found; empty
+/// (an empty object has no byte 0, so the range is not satisfiable); larger than `limit`; or the
+/// service's error.
+pub(crate) fn ranged_read(
+    key: &str,
+    limit: u64,
+    reply: super::http::Reply,
+) -> Result<Vec<u8>, StorageError> {
+    match reply.status {
+        404 => Err(StorageError::NotFound {
+            key: key.to_owned(),
+        }),
+        416 => Ok(Vec::new()),
+        _ if reply.ok() && reply.body.len() as u64 > limit => Err(StorageError::TooLarge {
+            key: key.to_owned(),
+            limit,
+        }),
+        _ if reply.ok() => Ok(reply.body.to_vec()),
+        _ => Err(reply.error(key)),
+    }
+}
+
+/// A bearer token, fetched when first needed and kept until a minute before it expires; one fetch
+/// at a time (the others wait for it and take what it got).
+#[derive(Debug, Default)]
+pub(crate) struct TokenCache(tokio::sync::Mutex<Option<(String, Instant)>>);
+
+impl TokenCache {
+    /// The `Authorization` header's value: the kept token while it is good, or the one `fetch`
+    /// gets (with its lifetime).
+    pub(crate) async fn bearer<F, Fut>(&self, fetch: F) -> Result<String, StorageError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(String, Duration), StorageError>>,
+    {
+        let mut cached = self.0.lock().await;
+        if let Some((token, until)) = cached.as_ref()
+            && Instant::now() < *until
+        {
+            return Ok(format!("Bearer {token}"));
+        }
+        let (token, lifetime) = fetch().await?;
+        let until = Instant::now() + lifetime.saturating_sub(Duration::from_secs(60));
+        let header = format!("Bearer {token}");
+        *cached = Some((token, until));
+        Ok(header)
     }
 }
 
@@ -234,6 +290,36 @@ mod tests {
         assert!(r.unwrap_err().to_string().contains("stop"));
         assert!(seen.is_empty());
         assert_eq!(requests, 0);
+    }
+
+    #[test]
+    fn a_token_is_kept_until_a_minute_before_it_expires() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let fetched = AtomicU64::new(0);
+        let fetch = |lifetime: u64| {
+            let fetched = &fetched;
+            move || async move {
+                let n = fetched.fetch_add(1, Ordering::Relaxed);
+                Ok((format!("t{n}"), Duration::from_secs(lifetime)))
+            }
+        };
+        let long = TokenCache::default();
+        assert_eq!(rt.block_on(long.bearer(fetch(3600))).unwrap(), "Bearer t0");
+        assert_eq!(rt.block_on(long.bearer(fetch(3600))).unwrap(), "Bearer t0");
+        // A token that lives a minute or less is fetched again every time.
+        let short = TokenCache::default();
+        assert_eq!(rt.block_on(short.bearer(fetch(60))).unwrap(), "Bearer t1");
+        assert_eq!(rt.block_on(short.bearer(fetch(60))).unwrap(), "Bearer t2");
+        let failed = TokenCache::default();
+        let e = rt.block_on(failed.bearer(|| async {
+            Err::<(String, Duration), _>(StorageError::Denied {
+                key: "token".into(),
+                message: "no".into(),
+            })
+        }));
+        assert!(matches!(e, Err(StorageError::Denied { .. })));
     }
 
     #[test]

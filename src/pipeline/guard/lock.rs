@@ -5,7 +5,7 @@
 //! (`gc --delete`, `apply`, `prune-tags --delete`) therefore takes the store's lock before it
 //! analyses, and holds it until it is done; dry runs take none.
 //!
-//! How a backend locks is its own business ([`crate::storage::Storage::try_lock`]): a filesystem takes
+//! How a backend locks is its own business ([`crate::storage::Lock::try_lock`]): a filesystem takes
 //! an advisory `flock` on the store's own folder (no new file; the kernel drops it with the process,
 //! so it is never stale); S3, GCS and Azure create an object beside `docker/` with a conditional
 //! write (if absent) and renew it while the run lasts. Both hold a [`Holder`] record, so that a refusal names who holds the lock.

@@ -11,7 +11,7 @@ use crate::storage::http::{Shared, encode, form, post_form, request};
 use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{KeyInit, Mac};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Scope of a token for the Blob service.
 const SCOPE: &str = "https://storage.azure.com/.default";
@@ -175,7 +175,7 @@ impl ConnectionString {
 #[derive(Debug)]
 pub struct Signer {
     credentials: Credentials,
-    cached: tokio::sync::Mutex<Option<(String, Instant)>>,
+    cached: crate::storage::remote::TokenCache,
 }
 
 /// The parts of a request that Shared Key signs.
@@ -213,16 +213,7 @@ impl Signer {
         ) {
             return Ok(None);
         }
-        let mut cached = self.cached.lock().await;
-        if let Some((token, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(Some(format!("Bearer {token}")));
-        }
-        let (token, lifetime) = self.fetch(http).await?;
-        let until = Instant::now() + lifetime.saturating_sub(Duration::from_secs(60));
-        *cached = Some((token.clone(), until));
-        Ok(Some(format!("Bearer {token}")))
+        self.cached.bearer(|| self.fetch(http)).await.map(Some)
     }
 
     /// The `Authorization` header of a Shared Key request; `None` for other credentials.

@@ -424,8 +424,7 @@ impl Storage for AzureStorage {
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
         let name = self.full(key)?;
         self.counters.get.fetch_add(1, Ordering::Relaxed);
-        // One byte past the limit tells a larger blob without reading it whole.
-        let range = [("x-ms-range", format!("bytes=0-{limit}"))];
+        let range = [("x-ms-range", super::remote::read_range(limit))];
         let reply = self.http.block_on(self.client.call(
             key,
             http::Method::GET,
@@ -434,19 +433,7 @@ impl Storage for AzureStorage {
             &range,
             Bytes::new(),
         ))?;
-        match reply.status {
-            404 => Err(StorageError::NotFound {
-                key: key.to_owned(),
-            }),
-            // An empty blob has no byte 0.
-            416 => Ok(Vec::new()),
-            _ if reply.ok() && reply.body.len() as u64 > limit => Err(StorageError::TooLarge {
-                key: key.to_owned(),
-                limit,
-            }),
-            _ if reply.ok() => Ok(reply.body.to_vec()),
-            _ => Err(reply.error(key)),
-        }
+        super::remote::ranged_read(key, limit, reply)
     }
 
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {

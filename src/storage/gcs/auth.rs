@@ -12,7 +12,7 @@ use crate::storage::http::{Shared, form, post_form, request};
 use base64::Engine as _;
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// Read and write on objects: listing, reading, deleting, and writing the lock.
 const SCOPE: &str = "https://www.googleapis.com/auth/devstorage.read_write";
@@ -123,7 +123,7 @@ impl Credentials {
 #[derive(Debug)]
 pub struct Tokens {
     credentials: Credentials,
-    cached: tokio::sync::Mutex<Option<(String, Instant)>>,
+    cached: crate::storage::remote::TokenCache,
 }
 
 impl Tokens {
@@ -139,16 +139,7 @@ impl Tokens {
         if matches!(self.credentials, Credentials::None) {
             return Ok(None);
         }
-        let mut cached = self.cached.lock().await;
-        if let Some((token, until)) = cached.as_ref()
-            && Instant::now() < *until
-        {
-            return Ok(Some(format!("Bearer {token}")));
-        }
-        let (token, lifetime) = self.fetch(http).await?;
-        let until = Instant::now() + lifetime.saturating_sub(Duration::from_secs(60));
-        *cached = Some((token.clone(), until));
-        Ok(Some(format!("Bearer {token}")))
+        self.cached.bearer(|| self.fetch(http)).await.map(Some)
     }
 
     async fn fetch(&self, http: &Shared) -> Result<(String, Duration), StorageError> {

@@ -490,24 +490,11 @@ impl Storage for GcsStorage {
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
         self.counters.get.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}?alt=media", self.object_url(key));
-        // One byte past the limit tells a larger object without reading it whole.
-        let range = [("range", format!("bytes=0-{limit}"))];
+        let range = [("range", super::remote::read_range(limit))];
         let reply =
             self.http
                 .block_on(self.call(key, http::Method::GET, &url, &range, Bytes::new()))?;
-        match reply.status {
-            404 => Err(StorageError::NotFound {
-                key: key.to_owned(),
-            }),
-            // An empty object has no byte 0.
-            416 => Ok(Vec::new()),
-            _ if reply.ok() && reply.body.len() as u64 > limit => Err(StorageError::TooLarge {
-                key: key.to_owned(),
-                limit,
-            }),
-            _ if reply.ok() => Ok(reply.body.to_vec()),
-            _ => Err(reply.error(key)),
-        }
+        super::remote::ranged_read(key, limit, reply)
     }
 
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
