@@ -483,7 +483,7 @@ fn listing_neighbouring_folders_as_one_range_lists_what_each_folder_holds_on_s3_
     let on_s3 = s3.storage("ranges");
     let on_disk = regsweep::storage::fs::FsStorage::open(&fs_root).unwrap();
     for storage in [&on_s3 as &dyn Storage, &on_disk] {
-        let mut folders = storage.list_dirs(repos).unwrap();
+        let mut folders = storage.child_folders(repos).unwrap();
         folders.sort_by(|a, b| a.bytes().chain([b'/']).cmp(b.bytes().chain([b'/'])));
         assert_eq!(
             folders,
@@ -494,7 +494,7 @@ fn listing_neighbouring_folders_as_one_range_lists_what_each_folder_holds_on_s3_
         for group in [&folders[..], &folders[1..3], &folders[2..3], &folders[3..]] {
             let mut got = BTreeSet::new();
             storage
-                .list_folders(
+                .list_below(
                     repos,
                     group,
                     Default::default(),
@@ -514,7 +514,7 @@ fn listing_neighbouring_folders_as_one_range_lists_what_each_folder_holds_on_s3_
     let before = on_s3.request_counts().unwrap().list_requests;
     let folders = ["a-b", "a.b", "a", "ab", "b"].map(String::from);
     on_s3
-        .list_folders(
+        .list_below(
             repos,
             &folders,
             Default::default(),

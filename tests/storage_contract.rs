@@ -183,17 +183,19 @@ fn contract(f: &dyn Fixture) {
     );
 
     // Folders: the next component of every deeper key, files left out.
-    let dirs: BTreeSet<String> = s.list_dirs(V2).unwrap().into_iter().collect();
+    let dirs: BTreeSet<String> = s.child_folders(V2).unwrap().into_iter().collect();
     let want: BTreeSet<String> = ["a", "a-b", "ab", "odd"].map(String::from).into();
     assert_eq!(dirs, want, "{who}");
     assert!(
-        s.list_dirs(&format!("{V2}nothing/")).unwrap().is_empty(),
+        s.child_folders(&format!("{V2}nothing/"))
+            .unwrap()
+            .is_empty(),
         "{who}"
     );
 
     // Neighbouring folders in key order list as each would alone.
     let mut grouped = BTreeSet::new();
-    s.list_folders(
+    s.list_below(
         V2,
         &["a-b".to_owned(), "a".to_owned()],
         Default::default(),
@@ -209,7 +211,7 @@ fn contract(f: &dyn Fixture) {
         .collect();
     assert_eq!(grouped, alone, "{who}");
 
-    // A folder's keys come together, at every depth, in `list` and in `list_folders`: the scan
+    // A folder's keys come together, at every depth, in `list` and in `list_below`: the scan
     // finishes a repository once the listing leaves its folder.
     let nested: Vec<(String, Vec<u8>)> = [
         "n/0x/_layers/l",
@@ -235,7 +237,7 @@ fn contract(f: &dyn Fixture) {
     .unwrap();
     assert_together(&order, who);
     let mut order = Vec::new();
-    s.list_folders(
+    s.list_below(
         V2,
         &["n-1".to_owned(), "n.z".to_owned(), "n".to_owned()],
         Default::default(),
@@ -310,9 +312,9 @@ fn contract(f: &dyn Fixture) {
         list(s, &format!("{V2}ab/")).contains_key(&format!("{V2}ab/four")),
         "{who}"
     );
-    let dirs: BTreeSet<String> = s.list_dirs(V2).unwrap().into_iter().collect();
+    let dirs: BTreeSet<String> = s.child_folders(V2).unwrap().into_iter().collect();
     assert_eq!(dirs, ["a-b", "ab"].map(String::from).into(), "{who}");
-    assert!(s.delete_batch() >= 1, "{who}");
+    assert!(s.max_delete_keys() >= 1, "{who}");
 }
 
 /// Fails when some folder's keys in `order` are not next to each other.
@@ -500,7 +502,7 @@ fn a_store_listed_from_an_inventory_keeps_the_storage_contract() {
     std::fs::write(&path, manifest.to_string()).unwrap();
     let inventoried = Inventoried::open(
         Box::new(MemStorage::new()),
-        regsweep::storage::s3_inventory::Options {
+        regsweep::storage::s3_inventory::InventoryOptions {
             location: regsweep::storage::s3_inventory::Location::Local(path),
             bucket: "contract".into(),
             prefix: String::new(),
@@ -611,13 +613,13 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
 /// result its own (an absent key is deleted too), and the keys are gone after.
 fn deletes_in_batches(f: &dyn Fixture) {
     let s = f.storage();
-    let n = s.delete_batch() + 5;
+    let n = s.max_delete_keys() + 5;
     let keys: Vec<String> = (0..n).map(|i| format!("{V2}batch/k{i:04}")).collect();
     let objects: Vec<(String, Vec<u8>)> = keys.iter().map(|k| (k.clone(), b"x".to_vec())).collect();
     f.put(&objects[1..]);
     let before = s.request_counts().unwrap().delete_requests;
-    let first = s.delete(&keys[..s.delete_batch()]);
-    let second = s.delete(&keys[s.delete_batch()..]);
+    let first = s.delete(&keys[..s.max_delete_keys()]);
+    let second = s.delete(&keys[s.max_delete_keys()..]);
     assert_eq!(first.len() + second.len(), n);
     assert!(
         first.iter().chain(&second).all(Result::is_ok),

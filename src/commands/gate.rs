@@ -14,7 +14,7 @@ use crate::commands::target::Target;
 use crate::model::text::human_bytes;
 use crate::model::warning;
 use crate::pipeline::execute::eviction::{CacheSpec, EvictionReport, Evictor, RedisSpec};
-use crate::pipeline::execute::sweep::{AfterDelete, NoOne};
+use crate::pipeline::execute::sweep::{AfterDelete, NoEviction};
 use crate::pipeline::execute::trash::{self, Held, TrashOptions};
 use crate::pipeline::execute::trash_purge::{Purged, purge_trash_runs};
 use crate::pipeline::guard::database_owner::{self, DatabaseOwned};
@@ -276,7 +276,7 @@ impl CacheRun {
 pub fn after_delete(evictor: Option<&Evictor>) -> &dyn AfterDelete {
     match evictor {
         Some(e) => e,
-        None => &NoOne,
+        None => &NoEviction,
     }
 }
 

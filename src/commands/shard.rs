@@ -62,7 +62,7 @@ pub fn manifests(
     let path = record_path(parts, shard);
     let json = serde_json::to_vec_pretty(&part).expect("a part serializes");
     let failed = |e: std::io::Error| ShardError::Parts(format!("{}: {e}", path.display()));
-    crate::model::staged::Staged::create(&path, "a file")
+    crate::model::atomic_file::Staged::create(&path, "a file")
         .map_err(failed)?
         .finish(|out| out.write_all(&json))
         .map_err(failed)?;

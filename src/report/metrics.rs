@@ -10,8 +10,8 @@
 //! [`MetricsOutput`] writes the file atomically: a temporary file beside it, renamed into place, so
 //! that the collector never reads half a file.
 
+use crate::model::atomic_file::Staged;
 use crate::model::problem::{Problem, ProblemKind};
-use crate::model::staged::Staged;
 use crate::pipeline::execute::trash::{Held, RunRecord};
 use crate::report::audit::AuditReport;
 use crate::report::du::DuReport;

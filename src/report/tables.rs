@@ -67,7 +67,7 @@ impl Table {
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
             .build();
-        crate::model::staged::Staged::create(&path, "a file")?.finish_file(|file| {
+        crate::model::atomic_file::Staged::create(&path, "a file")?.finish_file(|file| {
             let mut w = parquet::arrow::ArrowWriter::try_new(file, schema, Some(props))
                 .map_err(std::io::Error::other)?;
             w.write(&batch).map_err(std::io::Error::other)?;

@@ -163,7 +163,7 @@ impl Storage for MemStorage {
         Ok(())
     }
 
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let s = self.call(Op::ListDirs, prefix)?;
         let mut dirs: Vec<String> = s
             .below(prefix)
@@ -230,7 +230,7 @@ impl Storage for MemStorage {
         }
     }
 
-    fn delete_batch(&self) -> usize {
+    fn max_delete_keys(&self) -> usize {
         self.delete_batch
     }
 

@@ -14,8 +14,8 @@ pub mod azure;
 mod capability;
 pub mod fs;
 pub mod gcs;
-pub mod holder;
 pub mod http;
+pub mod lock_record;
 pub mod mem;
 mod multipart;
 mod pace;
@@ -184,7 +184,7 @@ pub trait Storage: Sync {
     /// a key outside a folder follows keys inside it, no key of that folder comes again. The scan
     /// finishes a repository as soon as the listing leaves its folder, and refuses a repository it
     /// was given in two parts. The same holds for [`Storage::list_lean`] and
-    /// [`Storage::list_folders`].
+    /// [`Storage::list_below`].
     /// Problems with single entries (unreadable folders, symbolic links) go to `note` and the listing
     /// goes on; an error is returned only when the listing as a whole failed.
     fn list(
@@ -196,7 +196,7 @@ pub trait Storage: Sync {
 
     /// The names of the immediate children "folders" of `prefix` (which ends with `/`): the next key
     /// component of every key below it that has one more `/`. Empty when nothing is there.
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
 
     /// Reads a whole object of at most `limit` bytes.
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError>;
@@ -248,10 +248,10 @@ pub trait Storage: Sync {
 
     /// Lists every key below the given folders of `prefix` (which ends with `/`), as
     /// [`Storage::list_lean`] would list each `{prefix}{folder}/` in turn. The folders are names
-    /// [`Storage::list_dirs`] gave, in the order their keys sort (by `{folder}/`) and next to each
+    /// [`Storage::child_folders`] gave, in the order their keys sort (by `{folder}/`) and next to each
     /// other in that order. Backends whose listings return many keys a call (S3: 1000 a page) list
     /// them as one range, so that many small folders cost pages by their keys, not one page each.
-    fn list_folders(
+    fn list_below(
         &self,
         prefix: &str,
         folders: &[String],
@@ -260,7 +260,7 @@ pub trait Storage: Sync {
         note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
         if let Some(inner) = self.wrapped() {
-            return inner.list_folders(prefix, folders, lean, visit, note);
+            return inner.list_below(prefix, folders, lean, visit, note);
         }
         for f in folders {
             self.list_lean(&format!("{prefix}{f}/"), lean, visit, note)?;
@@ -290,9 +290,9 @@ pub trait Storage: Sync {
 
     /// The most keys one [`Storage::delete`] call takes well (a request's limit where the backend
     /// makes requests): callers delete in batches of this size, batches in parallel.
-    fn delete_batch(&self) -> usize {
+    fn max_delete_keys(&self) -> usize {
         self.wrapped()
-            .map_or(DELETE_BATCH, |inner| inner.delete_batch())
+            .map_or(DELETE_BATCH, |inner| inner.max_delete_keys())
     }
 
     /// True when what a listing said of a link file (its [`Entry::etag`]) proves that it holds
@@ -368,7 +368,7 @@ pub(crate) fn versions_of<'a>(
     })
 }
 
-/// Keys a delete call takes unless the backend says otherwise ([`Storage::delete_batch`]).
+/// Keys a delete call takes unless the backend says otherwise ([`Storage::max_delete_keys`]).
 pub const DELETE_BATCH: usize = 1000;
 
 /// Wraps `visit` to pass on only keys below `prefix` in one of `folders` (a range listing of

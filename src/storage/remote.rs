@@ -187,7 +187,7 @@ pub(crate) enum Renewed {
     Failed,
 }
 
-/// Writes a held lock again every [`super::holder::RENEW_EVERY`], to show that its run is alive:
+/// Writes a held lock again every [`super::lock_record::RENEW_EVERY`], to show that its run is alive:
 /// `write` writes it on the condition that it still has the tag it is given, the one in `tag`,
 /// which then holds the new one (for the release, which deletes only that). Ends when the lock is
 /// lost (a warning naming `location` says so) or when the task holding it is dropped.
@@ -200,7 +200,7 @@ pub(crate) async fn renew_lock<F, Fut>(
     Fut: Future<Output = Renewed>,
 {
     loop {
-        tokio::time::sleep(super::holder::RENEW_EVERY).await;
+        tokio::time::sleep(super::lock_record::RENEW_EVERY).await;
         let current = tag.lock().expect("not poisoned").clone();
         match write(current).await {
             Renewed::Written(t) => *tag.lock().expect("not poisoned") = t,

@@ -95,8 +95,8 @@ impl Storage for Trashing<'_> {
         self.inner.list(prefix, visit, note)
     }
 
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.inner.list_dirs(prefix)
+    fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        self.inner.child_folders(prefix)
     }
 
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
@@ -122,7 +122,7 @@ impl Storage for Trashing<'_> {
             .collect()
     }
 
-    fn delete_batch(&self) -> usize {
+    fn max_delete_keys(&self) -> usize {
         MOVE_BATCH
     }
 

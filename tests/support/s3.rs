@@ -96,7 +96,7 @@ impl S3Server {
             .list(
                 "",
                 &mut |e| {
-                    if e.key != regsweep::storage::s3::LOCK_KEY {
+                    if e.key != regsweep::storage::lock_record::LOCK_KEY {
                         out.insert(e.key);
                     }
                 },

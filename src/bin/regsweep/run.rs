@@ -309,14 +309,14 @@ fn with_inventory(
     storage: Box<dyn Storage>,
     args: &crate::cli::S3InventoryArgs,
 ) -> anyhow::Result<Box<dyn Storage>> {
-    use regsweep::storage::s3_inventory::{Inventoried, Location, Options};
+    use regsweep::storage::s3_inventory::{Inventoried, InventoryOptions, Location};
     let Some(url) = &args.inventory else {
         return Ok(storage);
     };
     let StorageSpec::S3(s3) = &target.spec else {
         anyhow::bail!("--inventory {url}: S3 Inventory lists an S3 bucket, and {arg} is not in S3");
     };
-    let opts = Options {
+    let opts = InventoryOptions {
         location: Location::parse(url).map_err(anyhow::Error::msg)?,
         bucket: s3.bucket.clone(),
         prefix: s3.prefix.clone(),

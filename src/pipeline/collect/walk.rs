@@ -346,7 +346,7 @@ fn scan_repositories(
     progress: &Progress,
 ) -> Result<RepoScan, StorageError> {
     let mut problems = Vec::new();
-    let mut tops = storage.list_dirs(layout::REPOSITORIES)?;
+    let mut tops = storage.child_folders(layout::REPOSITORIES)?;
     // Shards of neighbouring folders, in the order their keys sort (`a-b/` before `a/`), a few per
     // thread: a backend that lists by pages lists each shard as one range.
     tops.sort_by(|a, b| a.bytes().chain([b'/']).cmp(b.bytes().chain([b'/'])));
@@ -366,7 +366,7 @@ fn scan_repositories(
             }
             let mut notes = Vec::new();
             let mut listed = Tally::new(progress, Count::Listed);
-            let result = storage.list_folders(
+            let result = storage.list_below(
                 layout::REPOSITORIES,
                 folders,
                 lean,
@@ -522,7 +522,7 @@ mod tests {
         ) -> Result<(), StorageError> {
             self.0.list(prefix, visit, note)
         }
-        fn list_folders(
+        fn list_below(
             &self,
             prefix: &str,
             folders: &[String],
@@ -532,7 +532,7 @@ mod tests {
         ) -> Result<(), StorageError> {
             let mut all = Vec::new();
             self.0
-                .list_folders(prefix, folders, lean, &mut |e| all.push(e), note)?;
+                .list_below(prefix, folders, lean, &mut |e| all.push(e), note)?;
             let first = format!("{prefix}{}/_manifests/revisions/", folders[0]);
             let (late, early): (Vec<Entry>, Vec<Entry>) =
                 all.into_iter().partition(|e| e.key.starts_with(&first));
@@ -542,8 +542,8 @@ mod tests {
         fn parallelism(&self) -> usize {
             1
         }
-        fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-            self.0.list_dirs(prefix)
+        fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.0.child_folders(prefix)
         }
         fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
             self.0.read(key, limit)

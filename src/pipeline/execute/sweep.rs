@@ -16,7 +16,7 @@
 //!
 //! A failure is recorded with its key and the sweep goes on with what stays safe; the next run plans
 //! whatever is left. Each step deletes in batches of the keys one delete call takes
-//! ([`Storage::delete_batch`]), batches in parallel.
+//! ([`Storage::max_delete_keys`]), batches in parallel.
 //!
 //! After each batch of links or blobs is gone, [`AfterDelete`] hears of it (the registry's
 //! blob-descriptor cache is evicted there, see [`crate::pipeline::execute::eviction`]): after, so that a read in between
@@ -38,12 +38,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Failure {
     pub key: String,
     #[serde(serialize_with = "as_text")]
-    pub error: Why,
+    pub error: FailureReason,
 }
 
 /// Why a key or folder stayed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum Why {
+pub enum FailureReason {
     /// The store refused or failed the operation.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -55,7 +55,7 @@ pub enum Why {
     UploadLeftInPlace(String),
 }
 
-fn as_text<S: serde::Serializer>(why: &Why, s: S) -> Result<S::Ok, S::Error> {
+fn as_text<S: serde::Serializer>(why: &FailureReason, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(why)
 }
 
@@ -63,7 +63,7 @@ impl Failure {
     pub(crate) fn storage(key: impl Into<String>, e: StorageError) -> Failure {
         Failure {
             key: key.into(),
-            error: Why::Storage(e),
+            error: FailureReason::Storage(e),
         }
     }
 }
@@ -112,9 +112,9 @@ pub trait AfterDelete: Sync {
 }
 
 /// Nobody to tell.
-pub struct NoOne;
+pub struct NoEviction;
 
-impl AfterDelete for NoOne {
+impl AfterDelete for NoEviction {
     fn links_deleted(&self, _: &[(&str, &Digest)]) -> bool {
         true
     }
@@ -153,7 +153,7 @@ impl<'a> Stop<'a> {
     }
 }
 
-/// Deletes `keys` in parallel batches of [`Storage::delete_batch`] keys, recording each failure, and calls `after` with
+/// Deletes `keys` in parallel batches of [`Storage::max_delete_keys`] keys, recording each failure, and calls `after` with
 /// the indices each batch deleted; once `after` answers false (or a stop is asked for) no batch
 /// starts. Returns the indices not deleted (failed or not attempted) and how many were not attempted.
 fn delete_batches(
@@ -163,7 +163,7 @@ fn delete_batches(
     stop: &Stop,
     after: &(dyn Fn(&[usize]) -> bool + Sync),
 ) -> (HashSet<usize>, HashSet<usize>) {
-    let batch = storage.delete_batch().max(1);
+    let batch = storage.max_delete_keys().max(1);
     let results: Vec<(usize, Option<Failure>)> = keys
         .par_chunks(batch)
         .enumerate()
@@ -205,7 +205,7 @@ fn delete_batches(
 
 /// Executes the plan, telling no one.
 pub fn sweep(storage: &dyn Storage, plan: &Plan) -> Deleted {
-    sweep_telling(storage, plan, &NoOne, &Progress::new())
+    sweep_telling(storage, plan, &NoEviction, &Progress::new())
 }
 
 /// Executes the plan, telling `after` of each batch of links and blobs gone, and counting into
@@ -440,7 +440,7 @@ fn remove_repository(storage: &dyn Storage, repo: &str) -> Result<(), Failure> {
         {
             return Err(Failure {
                 key: own,
-                error: Why::NotEmpty,
+                error: FailureReason::NotEmpty,
             });
         }
     }
@@ -470,7 +470,7 @@ fn sweep_upload(storage: &dyn Storage, folder: &str, failures: &mut Vec<Failure>
     if let Some(n) = notes.into_iter().next() {
         failures.push(Failure {
             key: n.key,
-            error: Why::UploadLeftInPlace(n.message),
+            error: FailureReason::UploadLeftInPlace(n.message),
         });
         return false;
     }
@@ -521,7 +521,10 @@ mod tests {
         let out = sweep(&store, &plan);
         assert_eq!(out.failures.len(), 1, "{:?}", out.failures);
         let failed = &out.failures[0];
-        assert!(matches!(failed.error, Why::Storage(_)), "{failed:?}");
+        assert!(
+            matches!(failed.error, FailureReason::Storage(_)),
+            "{failed:?}"
+        );
         let (_, kind) = layout::parse_repo_key(&failed.key).expect("a repository key failed");
         let kept = match kind {
             layout::RepoKey::LayerLink(d) => d,

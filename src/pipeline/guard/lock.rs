@@ -10,7 +10,7 @@
 //! so it is never stale); S3, GCS and Azure create an object beside `docker/` with a conditional
 //! write (if absent) and renew it while the run lasts. Both hold a [`Holder`] record, so that a refusal names who holds the lock.
 
-pub use crate::storage::holder::{Holder, RENEW_EVERY, hostname};
+pub use crate::storage::lock_record::{Holder, RENEW_EVERY, hostname};
 use crate::storage::{HeldLock, LockToken, Storage, StorageError};
 use std::time::{Duration, SystemTime};
 

@@ -43,7 +43,7 @@ pub fn check(storage: &dyn Storage) -> Result<(), NotAStore> {
         error,
     };
     let v2 = storage
-        .list_dirs("docker/registry/v2/")
+        .child_folders("docker/registry/v2/")
         .map_err(unlistable)?;
     if v2.iter().any(|d| d == "repositories" || d == "blobs") {
         return Ok(());
@@ -58,7 +58,7 @@ pub fn check(storage: &dyn Storage) -> Result<(), NotAStore> {
     {
         return Ok(());
     }
-    let top = storage.list_dirs("").map_err(unlistable)?;
+    let top = storage.child_folders("").map_err(unlistable)?;
     let hint = LEVELS
         .iter()
         .find(|(names, _)| top.iter().any(|d| names.contains(&d.as_str())))

@@ -9,8 +9,8 @@
 //! unwritable path fails at once, not after an hour of listing) and renamed into place when
 //! complete, so no reader ever sees half a plan.
 
+use crate::model::atomic_file::Staged;
 use crate::model::digest::Digest;
-use crate::model::staged::Staged;
 use crate::model::time::{rfc3339, unix_seconds};
 use serde::{Deserialize, Serialize};
 use std::io::BufRead;

@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 /// The lock object's key, relative to the store's root (as on S3).
-pub use super::s3::LOCK_KEY;
+pub use super::lock_record::LOCK_KEY;
 
 /// The Blob service version regsweep speaks (Blob Batch needs 2018-11-09 or later).
 const VERSION: &str = "2021-08-06";
@@ -355,7 +355,7 @@ fn page_of(page: listing::Page, root: &str, full_prefix: &str) -> Page<'static> 
     }
 }
 
-/// Writes the lock again every [`super::holder::RENEW_EVERY`] while its ETag is ours.
+/// Writes the lock again every [`super::lock_record::RENEW_EVERY`] while its ETag is ours.
 async fn renew_lock(
     client: Arc<Client>,
     name: String,
@@ -394,7 +394,7 @@ impl Storage for AzureStorage {
 
     /// One prefix a folder, in their order: Azure lists from a prefix or a marker, never from a
     /// key, so a range of folders cannot be one listing.
-    fn list_folders(
+    fn list_below(
         &self,
         prefix: &str,
         folders: &[String],
@@ -413,7 +413,7 @@ impl Storage for AzureStorage {
         })
     }
 
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let root = self.root()?;
         let mut dirs = Vec::new();
         self.http
@@ -475,7 +475,7 @@ impl Storage for AzureStorage {
         results
     }
 
-    fn delete_batch(&self) -> usize {
+    fn max_delete_keys(&self) -> usize {
         batch::MAX
     }
 

@@ -162,7 +162,7 @@ impl Storage for FsStorage {
         Ok(Some((m.len(), m.modified().ok())))
     }
 
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let rd = match std::fs::read_dir(self.path(prefix)) {
             Ok(rd) => rd,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -435,7 +435,7 @@ impl Lock for FsStorage {
 /// The process holding a `flock` on the file `st` describes, from `/proc/locks`, with its command
 /// line and start time from `/proc/<pid>`; `None` when it is not visible (another host over NFS,
 /// another PID namespace).
-fn flock_holder(st: &rustix::fs::Stat) -> Option<super::holder::Holder> {
+fn flock_holder(st: &rustix::fs::Stat) -> Option<super::lock_record::Holder> {
     let dev = format!(
         "{:02x}:{:02x}:{}",
         rustix::fs::major(st.st_dev),
@@ -461,7 +461,9 @@ fn flock_holder(st: &rustix::fs::Stat) -> Option<super::holder::Holder> {
         })
         .unwrap_or_default();
     let started = process_start(pid).unwrap_or(UNIX_EPOCH);
-    Some(super::holder::Holder::on_this_host(pid, started, command))
+    Some(super::lock_record::Holder::on_this_host(
+        pid, started, command,
+    ))
 }
 
 /// When process `pid` started: its start in clock ticks after boot (`/proc/<pid>/stat`, field 22)
@@ -515,7 +517,7 @@ mod tests {
         assert_eq!(listed(&s, "r/a").0, vec!["r/ab/x/data", "r/ac/y/data"]);
         assert_eq!(listed(&s, "r/").0.len(), 3);
         assert!(listed(&s, "missing/").0.is_empty());
-        assert_eq!(s.list_dirs("r/").unwrap(), vec!["ab", "ac", "b"]);
+        assert_eq!(s.child_folders("r/").unwrap(), vec!["ab", "ac", "b"]);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 /// The lock object's key, relative to the store's root (as on S3).
-pub use super::s3::LOCK_KEY;
+pub use super::lock_record::LOCK_KEY;
 
 /// How to reach a bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -415,7 +415,7 @@ async fn upload(
     }
 }
 
-/// Writes the lock again every [`super::holder::RENEW_EVERY`] while its generation is ours.
+/// Writes the lock again every [`super::lock_record::RENEW_EVERY`] while its generation is ours.
 async fn renew_lock(
     http: Arc<Shared>,
     tokens: Arc<auth::Tokens>,
@@ -455,7 +455,7 @@ impl Storage for GcsStorage {
             .block_on(self.list_async(prefix, false, None, visit, &mut Vec::new()))
     }
 
-    fn list_folders(
+    fn list_below(
         &self,
         prefix: &str,
         folders: &[String],
@@ -480,7 +480,7 @@ impl Storage for GcsStorage {
         ))
     }
 
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let mut dirs = Vec::new();
         self.http
             .block_on(self.list_async(prefix, true, None, &mut |_| {}, &mut dirs))?;
@@ -540,7 +540,7 @@ impl Storage for GcsStorage {
         results
     }
 
-    fn delete_batch(&self) -> usize {
+    fn max_delete_keys(&self) -> usize {
         batch::MAX
     }
 

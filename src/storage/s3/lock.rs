@@ -9,7 +9,7 @@ pub(super) struct S3Lock {
     pub(super) etag: Option<String>,
 }
 
-/// Writes the lock object again every [`crate::storage::holder::RENEW_EVERY`], as long as it is
+/// Writes the lock object again every [`crate::storage::lock_record::RENEW_EVERY`], as long as it is
 /// still ours (`If-Match` its ETag; same bytes, same ETag); the remote layer's loop
 /// ([`crate::storage::remote::renew_lock`]) stops when it was broken or taken over.
 pub(super) async fn renew_lock(

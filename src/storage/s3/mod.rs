@@ -92,8 +92,7 @@ impl Intercept for CountAttempts {
     }
 }
 
-/// The lock object's key, relative to the store's root: beside `docker/`, outside the registry's keys.
-pub const LOCK_KEY: &str = "regsweep.lock";
+pub use crate::storage::lock_record::LOCK_KEY;
 
 /// List pages in flight at once, at most (within `--max-in-flight`). A page of 1,000 keys is about
 /// half a megabyte while it is read and parsed, against well under a kilobyte for a link or a
@@ -319,7 +318,7 @@ impl Storage for S3Storage {
             .block_on(self.list_async(prefix, false, None, visit, &mut Vec::new()))
     }
 
-    fn list_folders(
+    fn list_below(
         &self,
         prefix: &str,
         folders: &[String],
@@ -344,7 +343,7 @@ impl Storage for S3Storage {
         ))
     }
 
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let mut dirs = Vec::new();
         self.runtime
             .block_on(self.list_async(prefix, true, None, &mut |_| {}, &mut dirs))?;
@@ -435,7 +434,7 @@ impl Storage for S3Storage {
         })
     }
 
-    fn delete_batch(&self) -> usize {
+    fn max_delete_keys(&self) -> usize {
         DELETE_OBJECTS_MAX
     }
 
@@ -755,7 +754,7 @@ impl Lock for S3Storage {
     /// Creates the lock object beside `docker/` with `If-None-Match: *`, so that of two runs only
     /// one creates it, then reads it back (a server that ignores the condition lets a second writer
     /// replace it: the read shows whose it is). While held, a task writes it again every
-    /// [`crate::storage::holder::RENEW_EVERY`] (`If-Match` its ETag), so that its age shows the run is alive.
+    /// [`crate::storage::lock_record::RENEW_EVERY`] (`If-Match` its ETag), so that its age shows the run is alive.
     fn try_lock(&self, record: &[u8]) -> Result<Result<LockToken, HeldLock>, StorageError> {
         self.runtime.block_on(async {
             // A lock released between our write and our read is tried again, a few times.

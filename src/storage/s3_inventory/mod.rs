@@ -218,7 +218,7 @@ pub struct Inventoried {
 }
 
 /// How the inventory is reached and judged.
-pub struct Options {
+pub struct InventoryOptions {
     pub location: Location,
     /// The store's bucket and key prefix (empty or ending with `/`): the inventory must list that
     /// bucket, and only keys below the prefix are the store's.
@@ -233,11 +233,14 @@ pub struct Options {
 
 impl Inventoried {
     /// Reads and checks the inventory, and wraps `inner` (the store's own backend).
-    pub fn open(inner: Box<dyn Storage>, opts: Options) -> Result<Inventoried, InventoryError> {
+    pub fn open(
+        inner: Box<dyn Storage>,
+        opts: InventoryOptions,
+    ) -> Result<Inventoried, InventoryError> {
         Inventoried::read(inner, opts).map_err(InventoryError)
     }
 
-    fn read(inner: Box<dyn Storage>, opts: Options) -> Result<Inventoried, String> {
+    fn read(inner: Box<dyn Storage>, opts: InventoryOptions) -> Result<Inventoried, String> {
         let source = match &opts.location {
             Location::Local(p) => Source::Local {
                 manifest: p.clone(),
@@ -483,7 +486,7 @@ impl Storage for Inventoried {
         self.inner.list_lean(prefix, lean, visit, note)
     }
 
-    fn list_folders(
+    fn list_below(
         &self,
         prefix: &str,
         folders: &[String],
@@ -497,7 +500,7 @@ impl Storage for Inventoried {
             }
             return Ok(());
         }
-        self.inner.list_folders(prefix, folders, lean, visit, note)
+        self.inner.list_below(prefix, folders, lean, visit, note)
     }
 
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
@@ -510,9 +513,9 @@ impl Storage for Inventoried {
         r
     }
 
-    fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         if !prefix.starts_with(layout::BLOBS) {
-            return self.inner.list_dirs(prefix);
+            return self.inner.child_folders(prefix);
         }
         let mut dirs: Vec<String> = self
             .blobs_below(prefix)

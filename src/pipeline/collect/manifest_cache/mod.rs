@@ -501,7 +501,7 @@ fn write_merged(
     }
     let dir = path.parent().unwrap_or(Path::new("."));
     let staged =
-        crate::model::staged::Staged::create(path, "a file").map_err(|e| shown(e, path))?;
+        crate::model::atomic_file::Staged::create(path, "a file").map_err(|e| shown(e, path))?;
     let tmp = staged.temporary().to_owned();
     let result = staged.finish_file(|file| {
         let spill_len = match &spill_file {

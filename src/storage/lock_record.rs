@@ -1,5 +1,6 @@
-//! Who holds the store's lock, as a backend writes it into the lock and reads it back
-//! (see [`crate::pipeline::guard::lock`] for the lock itself).
+//! The store's lock as the object stores keep it: where it is, who holds it (the record a backend
+//! writes into the lock and reads back), and how often it is renewed (see
+//! [`crate::pipeline::guard::lock`] for the lock itself).
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -52,6 +53,10 @@ pub fn hostname() -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// The lock object's key on an object store, relative to the store's root: beside `docker/`,
+/// outside the registry's keys.
+pub const LOCK_KEY: &str = "regsweep.lock";
 
 /// How often a held S3 lock is written again, to show that its run is alive.
 pub const RENEW_EVERY: Duration = Duration::from_secs(60);
