@@ -4,10 +4,12 @@
 //! Requests in flight are bounded by a semaphore and request starts spaced by an optional
 //! requests-per-second cap. Throttling (429, 503), other 5xx, 408 and dropped connections are
 //! retried with exponential backoff and jitter (honouring `Retry-After`), at most
-//! [`MAX_ATTEMPTS`] tries; every attempt is counted so that retries show in the report.
+//! `MAX_ATTEMPTS` tries (the remote layer's one retry policy); every attempt is counted so that
+//! retries show in the report.
 
 use super::StorageError;
 use super::pace::Pacer;
+use super::remote::{FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -21,9 +23,6 @@ type Client = hyper_util::client::legacy::Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Body,
 >;
-
-/// Tries of one request at most (the first and its retries).
-pub const MAX_ATTEMPTS: u32 = 8;
 
 /// How long one attempt may take, from its start to the end of its response's headers.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -257,11 +256,12 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs.min(30)))
 }
 
-/// 100 ms doubling to at most 10 s, with full jitter so that many threads do not retry together.
+/// [`FIRST_BACKOFF`] doubling to at most [`MAX_BACKOFF`], with jitter so that many threads do not
+/// retry together.
 fn backoff(attempt: u32) -> Duration {
-    let cap = Duration::from_millis(100)
+    let cap = FIRST_BACKOFF
         .saturating_mul(1 << attempt.min(7))
-        .min(Duration::from_secs(10));
+        .min(MAX_BACKOFF);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

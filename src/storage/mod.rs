@@ -118,6 +118,14 @@ impl StorageError {
         }
     }
 
+    /// Any other failure of the backend about `key`, said in `message`.
+    pub fn other(key: &str, message: impl std::fmt::Display) -> StorageError {
+        StorageError::Other {
+            key: key.to_owned(),
+            message: message.to_string(),
+        }
+    }
+
     /// True when the object is simply not there.
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound { .. })

@@ -10,6 +10,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+/// One retry policy for every remote backend (the S3 SDK's configuration and the HTTP client of GCS
+/// and Azure): tries of one request at most, the first and its retries...
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
+/// ...waiting this long before the first retry, doubling up to [`MAX_BACKOFF`].
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
 /// The flag a stop (a signal) sets, once a run hands it over ([`super::Storage::stop_listings_on`]):
 /// a listing checks it before each page and ends with an error once it is set.
 #[derive(Debug, Default)]

@@ -74,13 +74,6 @@ pub struct AzureStorage {
     stop: super::remote::Stop,
 }
 
-fn other(key: &str, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Other {
-        key: key.to_owned(),
-        message: e.to_string(),
-    }
-}
-
 /// A lock this backend holds: the task that renews it, and the ETag it last wrote.
 struct AzureLock {
     renew: tokio::task::JoinHandle<()>,
@@ -101,7 +94,7 @@ impl AzureStorage {
     pub fn open(opts: AzureOptions) -> Result<AzureStorage, StorageError> {
         let shown = format!("azure container {}", opts.container);
         if opts.container.is_empty() {
-            return Err(other(&shown, "no container named"));
+            return Err(StorageError::other(&shown, "no container named"));
         }
         let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
         let kind = opts.credentials_type.as_deref().unwrap_or("shared_key");
@@ -118,7 +111,7 @@ impl AzureStorage {
             .or(connection.account.clone())
             .or_else(|| var("AZURE_STORAGE_ACCOUNT"))
             .ok_or_else(|| {
-                other(
+                StorageError::other(
                     &shown,
                     "no storage account named (accountname, the URL's host, or AZURE_STORAGE_ACCOUNT)",
                 )
@@ -139,7 +132,7 @@ impl AzureStorage {
             "client_secret" => {
                 let need = |v: &Option<String>, name: &str| {
                     v.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
-                        other(
+                        StorageError::other(
                             &shown,
                             format!("credentials.type client_secret needs credentials.{name}"),
                         )
@@ -163,7 +156,7 @@ impl AzureStorage {
                 (None, None, None) => auth::Credentials::default_chain(&account)?,
             },
             t => {
-                return Err(other(
+                return Err(StorageError::other(
                     &shown,
                     format!(
                         "credentials.type {t:?} is not one the registry knows (shared_key, \
@@ -209,7 +202,7 @@ impl AzureStorage {
         })?;
         let root = match (has_plain, has_slashed) {
             (true, true) => {
-                return Err(other(
+                return Err(StorageError::other(
                     &self.describe(),
                     format!(
                         "the container holds registry data twice: under {plain}docker/ (as \
@@ -268,7 +261,7 @@ impl AzureStorage {
             )
             .await?;
         if reply.status == 404 {
-            return Err(other(
+            return Err(StorageError::other(
                 &self.describe(),
                 "no such container (or no permission to list it)",
             ));
@@ -276,7 +269,7 @@ impl AzureStorage {
         if !reply.ok() {
             return Err(reply.error(full_prefix));
         }
-        listing::Page::parse(&reply.body).map_err(|e| other(full_prefix, e))
+        listing::Page::parse(&reply.body).map_err(|e| StorageError::other(full_prefix, e))
     }
 
     /// Lists the store's `prefix` flat, or one level with a delimiter (folders go to `dirs`).
@@ -592,7 +585,7 @@ impl Moves for AzureStorage {
                     .unwrap_or_else(|| "success".into());
             }
             if status != "success" {
-                return Err(other(
+                return Err(StorageError::other(
                     to,
                     format!("the copy of {from} ended {status:?}; the original stays"),
                 ));
@@ -602,7 +595,7 @@ impl Moves for AzureStorage {
                 copied = c.head(&dst).await?;
             }
             if copied.as_ref().map(|h| h.size) != Some(size) {
-                return Err(other(
+                return Err(StorageError::other(
                     to,
                     format!(
                         "the copy of {from} does not match it (size {size}; copy {:?}); the \
@@ -695,7 +688,7 @@ impl Lock for AzureStorage {
                     }));
                 }
             }
-            Err(other(
+            Err(StorageError::other(
                 LOCK_KEY,
                 "the lock blob kept vanishing between writing and reading it; another client is deleting it",
             ))
@@ -715,7 +708,7 @@ impl Lock for AzureStorage {
         let lock = token
             .0
             .downcast::<AzureLock>()
-            .map_err(|_| other(LOCK_KEY, "not a lock of this store"))?;
+            .map_err(|_| StorageError::other(LOCK_KEY, "not a lock of this store"))?;
         lock.renew.abort();
         let etag = lock.etag.lock().expect("not poisoned").clone();
         self.counters.other.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,7 @@
 //! every single request has; a server without the batch endpoint gets every delete on its own (the
 //! driver, [`crate::storage::multipart::delete`], is Azure's too).
 
-use super::{auth, call, encode, other};
+use super::{auth, call, encode};
 use crate::storage::StorageError;
 use crate::storage::http::Shared;
 use crate::storage::multipart::{self, Batcher, Part};
@@ -95,8 +95,10 @@ async fn one_batch(
     if !reply.ok() {
         return Ok(None);
     }
-    let answer_boundary = multipart::answer_boundary(reply.header("content-type"))
-        .ok_or_else(|| other(&what, "the batch's answer names no multipart boundary"))?;
+    let answer_boundary =
+        multipart::answer_boundary(reply.header("content-type")).ok_or_else(|| {
+            StorageError::other(&what, "the batch's answer names no multipart boundary")
+        })?;
     let answer = String::from_utf8_lossy(&reply.body);
     Ok(Some(statuses(keys, &answer, &answer_boundary)))
 }
@@ -120,7 +122,7 @@ fn statuses(keys: &[String], answer: &str, boundary: &str) -> Vec<Part> {
                     (last.trim() != a.status_line).then(|| last.trim().chars().take(200).collect())
                 })
                 .unwrap_or_default();
-            other(key, format!("{} {message}", a.status_line).trim())
+            StorageError::other(key, format!("{} {message}", a.status_line).trim())
         });
     }
     out

@@ -86,13 +86,6 @@ impl Object {
     }
 }
 
-fn other(key: &str, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Other {
-        key: key.to_owned(),
-        message: e.to_string(),
-    }
-}
-
 /// A lock this backend holds: the task that renews it, and the generation it last wrote.
 struct GcsLock {
     renew: tokio::task::JoinHandle<()>,
@@ -200,7 +193,7 @@ impl GcsStorage {
                     .call(prefix, http::Method::GET, &page_url, &[], Bytes::new())
                     .await?;
                 if reply.status == 404 {
-                    return Err(other(
+                    return Err(StorageError::other(
                         &format!("gs://{}", self.bucket),
                         "no such bucket (or no permission to list it)",
                     ));
@@ -208,8 +201,9 @@ impl GcsStorage {
                 if !reply.ok() {
                     return Err(reply.error(prefix));
                 }
-                let page: ObjectList = serde_json::from_slice(&reply.body)
-                    .map_err(|e| other(prefix, format!("not an object listing: {e}")))?;
+                let page: ObjectList = serde_json::from_slice(&reply.body).map_err(|e| {
+                    StorageError::other(prefix, format!("not an object listing: {e}"))
+                })?;
                 Ok(self.page_of(page, full_prefix))
             }
         };
@@ -261,7 +255,7 @@ impl GcsStorage {
             404 => Ok(None),
             _ if reply.ok() => serde_json::from_slice(&reply.body)
                 .map(Some)
-                .map_err(|e| other(key, format!("not object metadata: {e}"))),
+                .map_err(|e| StorageError::other(key, format!("not object metadata: {e}"))),
             _ => Err(reply.error(key)),
         }
     }
@@ -408,7 +402,7 @@ async fn upload(
         412 => Ok(None),
         _ if reply.ok() => {
             let o: Object = serde_json::from_slice(&reply.body)
-                .map_err(|e| other(name, format!("not object metadata: {e}")))?;
+                .map_err(|e| StorageError::other(name, format!("not object metadata: {e}")))?;
             Ok(Some(o.generation.unwrap_or_default()))
         }
         _ => Err(reply.error(name)),
@@ -623,21 +617,22 @@ impl Moves for GcsStorage {
                     _ => {}
                 }
                 let r: serde_json::Value = serde_json::from_slice(&reply.body)
-                    .map_err(|e| other(to, format!("not a rewrite response: {e}")))?;
+                    .map_err(|e| StorageError::other(to, format!("not a rewrite response: {e}")))?;
                 if r["done"].as_bool() == Some(true) {
-                    break serde_json::from_value(r["resource"].clone())
-                        .map_err(|e| other(to, format!("not object metadata: {e}")))?;
+                    break serde_json::from_value(r["resource"].clone()).map_err(|e| {
+                        StorageError::other(to, format!("not object metadata: {e}"))
+                    })?;
                 }
                 token = r["rewriteToken"].as_str().map(str::to_owned);
                 if token.is_none() {
-                    return Err(other(
+                    return Err(StorageError::other(
                         to,
                         "a rewrite neither done nor with a token to go on",
                     ));
                 }
             };
             if copied.size() != src.size() || copied.md5_hash != src.md5_hash {
-                return Err(other(
+                return Err(StorageError::other(
                     to,
                     format!(
                         "the copy of {from} does not match it (size {}, MD5 {:?}; copy {}, {:?}); \
@@ -685,7 +680,7 @@ impl Versions for GcsStorage {
             return Err(reply.error(&what));
         }
         let v: serde_json::Value = serde_json::from_slice(&reply.body)
-            .map_err(|e| other(&what, format!("not bucket metadata: {e}")))?;
+            .map_err(|e| StorageError::other(&what, format!("not bucket metadata: {e}")))?;
         Ok(bucket_retention(&self.bucket, &v))
     }
 }
@@ -719,7 +714,7 @@ impl Lock for GcsStorage {
                     }));
                 }
             }
-            Err(other(
+            Err(StorageError::other(
                 LOCK_KEY,
                 "the lock object kept vanishing between writing and reading it; another client is deleting it",
             ))
@@ -735,7 +730,7 @@ impl Lock for GcsStorage {
         let lock = token
             .0
             .downcast::<GcsLock>()
-            .map_err(|_| other(LOCK_KEY, "not a lock of this store"))?;
+            .map_err(|_| StorageError::other(LOCK_KEY, "not a lock of this store"))?;
         lock.renew.abort();
         let generation = lock.generation.lock().expect("not poisoned").clone();
         self.http

@@ -61,7 +61,7 @@ impl S3Storage {
             .map_err(|e| sdk_error(to, &e))?;
         let id = upload
             .upload_id()
-            .ok_or_else(|| other(to, "CreateMultipartUpload gave no upload id"))?
+            .ok_or_else(|| StorageError::other(to, "CreateMultipartUpload gave no upload id"))?
             .to_owned();
         let part = copy_part(size, self.copy_object_max);
         let mut parts = Vec::new();

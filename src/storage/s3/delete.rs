@@ -55,7 +55,12 @@ impl S3Storage {
             identifiers.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build());
         let request = match request {
             Ok(r) => r,
-            Err(e) => return objects.iter().map(|(k, _)| Err(other(k, &e))).collect(),
+            Err(e) => {
+                return objects
+                    .iter()
+                    .map(|(k, _)| Err(StorageError::other(k, &e)))
+                    .collect();
+            }
         };
         let _permit = self.admit().await;
         self.counters.delete.fetch_add(1, Ordering::Relaxed);
@@ -86,7 +91,7 @@ impl S3Storage {
                     .iter()
                     .map(
                         |(k, version)| match failed.get(&(self.full(k).as_str(), *version)) {
-                            Some(msg) => Err(other(k, msg.trim())),
+                            Some(msg) => Err(StorageError::other(k, msg.trim())),
                             None => Ok(()),
                         },
                     )
@@ -94,7 +99,10 @@ impl S3Storage {
             }
             Err(e) => {
                 let msg = describe(&e);
-                objects.iter().map(|(k, _)| Err(other(k, &msg))).collect()
+                objects
+                    .iter()
+                    .map(|(k, _)| Err(StorageError::other(k, &msg)))
+                    .collect()
             }
         }
     }

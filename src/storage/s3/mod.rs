@@ -121,13 +121,6 @@ pub struct S3Storage {
     status: std::sync::OnceLock<Option<String>>,
 }
 
-fn other(key: &str, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Other {
-        key: key.to_owned(),
-        message: e.to_string(),
-    }
-}
-
 /// The HTTP status an SDK error came back with, if it got that far.
 fn http_status<E>(e: &aws_sdk_s3::error::SdkError<E>) -> Option<u16> {
     e.raw_response().map(|r| r.status().as_u16())
@@ -190,7 +183,7 @@ impl S3Storage {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| other(&opts.bucket, e))?;
+            .map_err(|e| StorageError::other(&opts.bucket, e))?;
         let counters = Arc::new(Counters::default());
         let endpoint = opts
             .endpoint
@@ -205,9 +198,9 @@ impl S3Storage {
             let mut b = aws_sdk_s3::config::Builder::from(&sdk)
                 .retry_config(
                     aws_sdk_s3::config::retry::RetryConfig::standard()
-                        .with_max_attempts(8)
-                        .with_initial_backoff(Duration::from_millis(100))
-                        .with_max_backoff(Duration::from_secs(10)),
+                        .with_max_attempts(crate::storage::remote::MAX_ATTEMPTS)
+                        .with_initial_backoff(crate::storage::remote::FIRST_BACKOFF)
+                        .with_max_backoff(crate::storage::remote::MAX_BACKOFF),
                 )
                 .timeout_config(
                     aws_sdk_s3::config::timeout::TimeoutConfig::builder()
@@ -520,7 +513,7 @@ impl Moves for S3Storage {
                 None => false,
             };
             if !verified {
-                return Err(other(
+                return Err(StorageError::other(
                     to,
                     format!(
                         "the copy of {from} does not match it (size {size}, ETag {etag:?}; copy \
@@ -612,7 +605,7 @@ impl Versions for S3Storage {
                 .iter()
                 .position(|e| e.id == version.version_id)
                 .ok_or_else(|| {
-                    other(
+                    StorageError::other(
                         key,
                         format!(
                             "its version {} is gone (a lifecycle rule on noncurrent versions, or \
@@ -802,7 +795,7 @@ impl Lock for S3Storage {
                     None => continue,
                 }
             }
-            Err(other(
+            Err(StorageError::other(
                 LOCK_KEY,
                 "the lock object kept vanishing between writing and reading it; another client is deleting it",
             ))
@@ -818,7 +811,7 @@ impl Lock for S3Storage {
         let lock = token
             .0
             .downcast::<S3Lock>()
-            .map_err(|_| other(LOCK_KEY, "not a lock of this store"))?;
+            .map_err(|_| StorageError::other(LOCK_KEY, "not a lock of this store"))?;
         lock.renew.abort();
         self.runtime
             .block_on(self.delete_lock_if(lock.etag.as_deref()))

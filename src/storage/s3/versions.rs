@@ -93,7 +93,7 @@ impl S3Storage {
                     results.push(Ok(()));
                     objects.extend(v.iter().map(|id| (i, key.as_str(), id.as_str())));
                 }
-                Err(e) => results.push(Err(other(key, e))),
+                Err(e) => results.push(Err(StorageError::other(key, e))),
             }
         }
         let outcomes = self.runtime.block_on(async {
