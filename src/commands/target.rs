@@ -521,6 +521,51 @@ pub fn check_store_root(
     crate::pipeline::guard::store_root::check(storage)
 }
 
+/// A store as [`open_checked`] found it.
+pub enum Opened {
+    /// A registry's store.
+    Store(Box<dyn Storage>),
+    /// Where a registry's config says its store is, nothing of the registry yet (no
+    /// `docker/registry/v2/`, or not even the root folder): an empty store, on which every command
+    /// finds nothing.
+    NothingStored(Box<dyn Storage>),
+}
+
+/// Why STORAGE could not be opened as a registry's store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    NotAStore(#[from] crate::pipeline::guard::store_root::NotAStore),
+}
+
+/// Opens the store `target` names and checks that it is a registry's store
+/// ([`check_store_root`]). A store named by the registry's config that holds nothing of the
+/// registry yet is an empty store (the config is the truth of where the store is); one named by a
+/// bare path or URL is refused, since it may be one level off.
+pub fn open_checked(target: &Target) -> Result<Opened, OpenError> {
+    let from_config = target.readonly.is_some();
+    if let (true, StorageSpec::Filesystem { root }) = (from_config, &target.spec)
+        && !root.exists()
+    {
+        let shown = root.display().to_string();
+        return Ok(Opened::NothingStored(Box::new(
+            crate::storage::empty::NothingStored::named(shown.clone(), shown),
+        )));
+    }
+    let store = open(&target.spec)?;
+    match check_store_root(store.as_ref()) {
+        Ok(()) => Ok(Opened::Store(store)),
+        Err(crate::pipeline::guard::store_root::NotAStore::Empty { .. }) if from_config => {
+            Ok(Opened::NothingStored(Box::new(
+                crate::storage::empty::NothingStored::instead_of(store.as_ref()),
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Opens the store a spec names.
 pub fn open(spec: &StorageSpec) -> Result<Box<dyn Storage>, ConfigError> {
     match spec {

@@ -12,6 +12,7 @@
 
 pub mod azure;
 mod capability;
+pub mod empty;
 pub mod fs;
 pub mod gcs;
 pub mod http;

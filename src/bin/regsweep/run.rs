@@ -10,7 +10,7 @@ use crate::display::{Display, Mode};
 use crate::exit::Exit;
 use anyhow::Context;
 use regsweep::commands::outcome::{Error, Outcome};
-use regsweep::commands::target::{StorageSpec, Target};
+use regsweep::commands::target::{Opened, StorageSpec, Target};
 use regsweep::commands::{self, Store};
 use regsweep::model::progress::Progress;
 use regsweep::report::metrics::{Metrics, MetricsOutput};
@@ -288,9 +288,18 @@ fn open_storage(
         ),
         _ => {}
     }
-    let storage = regsweep::commands::target::open(&target.spec)?;
+    let storage = match regsweep::commands::target::open_checked(&target)? {
+        Opened::Store(s) => s,
+        Opened::NothingStored(s) => {
+            regsweep::model::warning::emit(format!(
+                "note: nothing stored yet: {} holds no docker/registry/v2/, as before a \
+                 registry's first push; this run finds nothing to do",
+                s.describe()
+            ));
+            s
+        }
+    };
     storage.stop_listings_on(job.progress.stop_flag());
-    regsweep::commands::target::check_store_root(storage.as_ref())?;
     // Remote backends wait on the network: more threads than cores keep requests in flight.
     // RAYON_NUM_THREADS, when set, wins (rayon reads it itself).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
