@@ -1,12 +1,15 @@
 //! What the real registry writes itself, read right: a registry that has stored nothing yet is an
 //! empty store when its config names it (and a bare path with nothing of the registry under it is
-//! still refused).
+//! still refused); the `_layers` folder a blob deleted through the API leaves without its link is
+//! no link; the `_layers` links its own garbage-collect leaves naming data it removed are planned
+//! away.
 
 mod support;
 
 use std::ffi::OsStr;
+use std::process::Command;
 use support::registry::Registry;
-use support::regsweep_json;
+use support::{oci, regsweep_json, run, skopeo_copy, try_skopeo_copy};
 
 /// `regsweep ARGS --json` for a store given as a path.
 fn json(args: &[&str], store: &std::path::Path) -> (i32, serde_json::Value, String) {
@@ -89,4 +92,101 @@ fn a_registry_on_s3_that_has_stored_nothing_yet_is_an_empty_store_by_its_config(
     ]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("holds no registry store"), "{stderr}");
+}
+
+/// The problems of an audit's report, as (kind, path).
+fn problems(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["problems"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no problems array: {report}"))
+        .iter()
+        .map(|p| {
+            (
+                p["kind"].as_str().unwrap_or("").to_owned(),
+                p["path"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_layers_folder_without_its_link_is_no_link_and_links_to_removed_data_are_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let layout = dir.path().join("layout");
+    let image = oci::single(&layout, &["base", "app"]);
+    skopeo_copy(
+        &format!("oci:{}:latest", layout.display()),
+        &registry.image("app", "1"),
+        &[],
+    );
+    // A blob pushed on its own and deleted through the API: its link goes, its folder stays.
+    let deleted = registry.push_blob("app", b"pushed, then deleted through the API");
+    let r = registry.http("DELETE", &format!("/v2/app/blobs/{deleted}"), &[], &[]);
+    assert_eq!(r.status, 202, "DELETE blob");
+    let layers = registry
+        .root
+        .join("docker/registry/v2/repositories/app/_layers/sha256");
+    let deleted_folder = layers.join(deleted.trim_start_matches("sha256:"));
+    assert!(deleted_folder.is_dir() && !deleted_folder.join("link").exists());
+    // A blob pushed on its own and left: nothing refers to it but its link.
+    let left = registry.push_blob("app", b"pushed and left");
+
+    // The registry's own collector removes both blobs' data, and leaves the link of the second.
+    run(Command::new("docker-registry")
+        .env_remove("AWS_CA_BUNDLE")
+        .args(["garbage-collect"])
+        .arg(&registry.config));
+    let data = |d: &str| {
+        let hex = d.trim_start_matches("sha256:");
+        registry.root.join(format!(
+            "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
+    };
+    assert!(!data(&deleted).exists() && !data(&left).exists());
+    let left_link = layers.join(left.trim_start_matches("sha256:")).join("link");
+    assert!(left_link.is_file());
+    assert_eq!(
+        registry.get_blob("app", &left).status,
+        404,
+        "the link serves nothing"
+    );
+
+    // The folder without a link is no problem; the link to removed data is one.
+    let (code, report, stderr) = json(&["audit"], &registry.config);
+    assert_eq!(code, 1, "{stderr}");
+    let found = problems(&report);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "missing_blob");
+    assert!(
+        found[0]
+            .1
+            .ends_with(&format!("{}/link", left.trim_start_matches("sha256:"))),
+        "{found:?}"
+    );
+
+    // gc plans the dead link (and not the folder without one), sweeps it, and the store is whole.
+    let (code, report, stderr) = json(&["gc", "--grace", "0s"], &registry.config);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["layer_links"]["eligible"], 1, "{report}");
+    let (code, _, stderr) = json(
+        &["gc", "--grace", "0s", "--delete", "--force"],
+        &registry.config,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!left_link.exists());
+    let (code, report, stderr) = json(&["audit"], &registry.config);
+    assert_eq!(code, 0, "{stderr} {report}");
+    // The image is whole, and a second run finds nothing more to do.
+    try_skopeo_copy(
+        &registry.image("app", "1"),
+        &format!("oci:{}:pulled", dir.path().join("pulled").display()),
+        &[],
+    )
+    .unwrap();
+    assert!(image.layers.iter().all(|l| data(l).exists()));
+    let (code, report, stderr) = json(&["gc", "--grace", "0s"], &registry.config);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["layer_links"]["eligible"], 0, "{report}");
 }

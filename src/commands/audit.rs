@@ -61,10 +61,11 @@ pub fn audit(
     )?;
     let mut problems: Vec<Problem> = inv.problems.clone();
     problems.extend(cat.problems.iter().cloned());
-    problems.extend(check_name_links(storage, &inv, progress));
+    let (link_problems, no_link) = check_name_links(storage, &inv, progress);
+    problems.extend(link_problems);
     progress.check()?;
     progress.phase("following tags", Count::ManifestsRead, None);
-    problems.extend(missing_blobs(&inv, &cat));
+    problems.extend(missing_blobs(&inv, &cat, &no_link));
     problems.extend(dangling_tags(&inv));
     problems.extend(stale_uploads(&inv, options));
     let mut verified = 0;
@@ -122,7 +123,14 @@ pub fn audit(
 }
 
 /// Reads every `_layers` link and tag index link and checks that it names its folder's digest.
-fn check_name_links(storage: &dyn Storage, inv: &Inventory, progress: &Progress) -> Vec<Problem> {
+/// Also returns the `_layers` folders that hold no link (the registry leaves one when a blob is
+/// deleted through its API, and its pull-through cache when an entry expires), as (index into
+/// `inv.repositories`, digest): they are no link, and name nothing.
+fn check_name_links(
+    storage: &dyn Storage,
+    inv: &Inventory,
+    progress: &Progress,
+) -> (Vec<Problem>, HashSet<(usize, Digest)>) {
     let mut links: Vec<(usize, Option<usize>, Digest)> = Vec::new();
     for (i, r) in inv.repositories.iter().enumerate() {
         for &id in &r.layer_links {
@@ -152,7 +160,7 @@ fn check_name_links(storage: &dyn Storage, inv: &Inventory, progress: &Progress)
                 None => p,
             })
         };
-        match storage.read(&key, 256) {
+        let found = match storage.read(&key, 256) {
             Ok(bytes) => match Digest::parse(&String::from_utf8_lossy(&bytes)) {
                 Ok(named) if named == d => None,
                 Ok(named) => problem(
@@ -162,21 +170,33 @@ fn check_name_links(storage: &dyn Storage, inv: &Inventory, progress: &Progress)
                 Err(e) => problem(ProblemKind::BadLink, format!("link content is {e}")),
             },
             // Listed by its folder, and the folder holds no link: not a link at all.
-            Err(e) if e.is_not_found() => None,
+            Err(e) if e.is_not_found() => return (None, t.is_none().then_some((i, d))),
             Err(StorageError::TooLarge { .. }) => problem(
                 ProblemKind::BadLink,
                 "link file is too large to hold a digest".into(),
             ),
             Err(e) => problem(ProblemKind::Unreadable, e.to_string()),
-        }
+        };
+        (found, None)
     });
-    checked.into_iter().flatten().flatten().collect()
+    let mut problems = Vec::new();
+    let mut no_link = HashSet::new();
+    for (problem, absent) in checked.into_iter().flatten() {
+        problems.extend(problem);
+        no_link.extend(absent);
+    }
+    (problems, no_link)
 }
 
-/// Blobs named by what tags reach, or by links, that have no data.
-fn missing_blobs(inv: &Inventory, cat: &Catalog) -> Vec<Problem> {
+/// Blobs named by what tags reach, or by links, that have no data (a `_layers` folder in `no_link`
+/// holds no link, and names nothing).
+fn missing_blobs(
+    inv: &Inventory,
+    cat: &Catalog,
+    no_link: &HashSet<(usize, Digest)>,
+) -> Vec<Problem> {
     let mut out = Vec::new();
-    for r in &inv.repositories {
+    for (i, r) in inv.repositories.iter().enumerate() {
         let mut seen: HashSet<Digest> = HashSet::new();
         for t in &r.tags {
             let Some(target) = t.current else { continue };
@@ -248,6 +268,9 @@ fn missing_blobs(inv: &Inventory, cat: &Catalog) -> Vec<Problem> {
             }
         }
         for d in &r.dangling_layer_links {
+            if no_link.contains(&(i, *d)) {
+                continue;
+            }
             out.push(
                 Problem::at(
                     ProblemKind::MissingBlob,

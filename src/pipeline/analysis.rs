@@ -220,6 +220,8 @@ pub fn analyse_retaining(
         .collect();
     walk::layer_link_times(storage, &mut inventory, &candidates);
     let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
+    let dead = walk::dead_layer_links(storage, &inventory, options.grace_cutoff());
+    plan.add_dead_layer_links(&inventory, &dead);
     plan.add_multipart(&multipart, options.grace_cutoff());
     progress.check()?;
     Ok(Analysis {

@@ -135,6 +135,36 @@ pub fn layer_link_times(storage: &dyn Storage, inv: &mut Inventory, repos: &[usi
     }
 }
 
+/// The `_layers` links that name a blob with no data, confirmed with the store one by one (there
+/// are few): the link is there (a folder without its `link`, which the registry leaves when a blob
+/// is deleted through its API, is no link), it was written before `cutoff` (Unix seconds), and the
+/// data is still not there (it may have been written since the listing). Such a link can serve
+/// nothing (the registry answers 404 for it); the registry's own collector leaves them when it
+/// removes their data. As (index into `inv.repositories`, digest).
+pub fn dead_layer_links(
+    storage: &dyn Storage,
+    inv: &Inventory,
+    cutoff: i64,
+) -> Vec<(usize, Digest)> {
+    let named: Vec<(usize, Digest)> = (inv.repositories.iter().enumerate())
+        .flat_map(|(i, r)| r.dangling_layer_links.iter().map(move |d| (i, *d)))
+        .collect();
+    named
+        .into_par_iter()
+        .filter(|(i, d)| {
+            let link = layout::layer_link(&inv.repositories[*i].name, d);
+            let old = match storage.stat(&link) {
+                Ok(Some((_, Some(t)))) => unix_seconds(t) <= cutoff,
+                // Not there, or of unknown age: not planned.
+                _ => false,
+            };
+            old && storage
+                .stat(&layout::blob_data(d))
+                .is_err_and(|e| e.is_not_found())
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct RepoBuilder {
     revisions: Vec<Digest>,

@@ -86,6 +86,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Adds the `_layers` links that name no data ([`crate::pipeline::collect::walk::dead_layer_links`]),
+    /// but those the plan has already (a repository left empty loses all its links).
+    pub fn add_dead_layer_links(&mut self, inv: &Inventory, dead: &[(usize, Digest)]) {
+        let planned: std::collections::HashSet<(&str, &Digest)> = self.layer_links().collect();
+        let new: Vec<PlanItem> = dead
+            .iter()
+            .map(|(r, d)| (inv.repositories[*r].name.as_str(), d))
+            .filter(|link| !planned.contains(link))
+            .map(|(repo, d)| PlanItem::LayerLink {
+                repo: repo.to_owned(),
+                digest: *d,
+            })
+            .collect();
+        self.items.extend(new);
+    }
+
     /// Builds the plan from an inventory and its marks.
     pub fn build(inv: &Inventory, marks: &Marks, grace_cutoff: i64) -> Plan {
         let mut plan = Plan::default();
