@@ -190,3 +190,56 @@ fn a_layers_folder_without_its_link_is_no_link_and_links_to_removed_data_are_swe
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["layer_links"]["eligible"], 0, "{report}");
 }
+
+#[test]
+fn a_blob_written_half_a_second_after_a_run_starts_is_not_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let layout = dir.path().join("layout");
+    oci::single(&layout, &["base"]);
+    skopeo_copy(
+        &format!("oci:{}:latest", layout.display()),
+        &registry.image("app", "1"),
+        &[],
+    );
+    let late = registry.push_blob("app", b"written after the run started");
+    let hex = late.trim_start_matches("sha256:");
+    let data = registry.root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}/data",
+        &hex[..2]
+    ));
+    // Start early in a second, and date the blob half a second later: the same second as the
+    // run's start, after it.
+    let mut waited = 0;
+    let start = loop {
+        let now = std::time::SystemTime::now();
+        let into = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis();
+        if into < 150 || waited > 150 {
+            break now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        waited += 1;
+    };
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_modified(start + std::time::Duration::from_millis(500))
+        .unwrap();
+    let (code, report, stderr) = json(&["gc", "--grace", "0s", "--no-cache"], &registry.root);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["blobs"]["eligible"], 0, "{report}");
+    assert_eq!(report["blobs"]["held_by_grace"], 1, "{report}");
+    // Once its time has passed, it is planned.
+    std::fs::File::options()
+        .write(true)
+        .open(&data)
+        .unwrap()
+        .set_modified(start - std::time::Duration::from_secs(1))
+        .unwrap();
+    let (_, report, _) = json(&["gc", "--grace", "0s", "--no-cache"], &registry.root);
+    assert_eq!(report["blobs"]["eligible"], 1, "{report}");
+}

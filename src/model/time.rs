@@ -10,6 +10,19 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
     }
 }
 
+/// `t` in Unix seconds, as judged against `cutoff`: a time after the cutoff is never counted in
+/// the cutoff's own second (it counts as the second after), so that comparing whole seconds
+/// (`seconds > unix_seconds(cutoff)`) tells "written after the cutoff" exactly, at the precision
+/// the store kept `t`.
+pub fn seconds_against(t: SystemTime, cutoff: SystemTime) -> i64 {
+    let s = unix_seconds(t);
+    if t > cutoff {
+        s.max(unix_seconds(cutoff) + 1)
+    } else {
+        s
+    }
+}
+
 /// Unix seconds as RFC 3339 in UTC, to the second (`2026-01-02T03:04:05Z`); before 1970 reads as 1970.
 pub fn rfc3339(seconds: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64);

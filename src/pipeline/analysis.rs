@@ -28,9 +28,18 @@ pub struct GcOptions {
 }
 
 impl GcOptions {
-    /// Unix seconds after which data counts as recent.
+    /// The time after which data counts as recent: the grace window's start.
+    pub fn cutoff_time(&self) -> SystemTime {
+        self.now
+            .checked_sub(self.grace)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    /// [`GcOptions::cutoff_time`] in Unix seconds. Times in its own second are learned exactly
+    /// before they are judged, so that whole seconds compared with it tell "written after it"
+    /// exactly (see [`crate::model::time::seconds_against`]).
     pub fn grace_cutoff(&self) -> i64 {
-        crate::model::time::unix_seconds(self.now) - self.grace.as_secs() as i64
+        crate::model::time::unix_seconds(self.cutoff_time())
     }
 }
 
@@ -156,6 +165,11 @@ pub fn analyse_retaining(
         multipart,
         multipart_error,
     } = read(storage, detail, Multipart::Listed, progress, cache)?;
+    // Whole seconds cannot tell what was written in the cutoff's own second before it from what
+    // was written after: those few are asked of the store.
+    let cutoff = options.cutoff_time();
+    inventory.blobs.settle_at(storage, cutoff);
+    walk::upload_times(storage, &mut inventory, cutoff);
     let marking = format!(
         "marking ({} manifests)",
         crate::model::text::thousands(catalog.len() as u64)
@@ -188,6 +202,7 @@ pub fn analyse_retaining(
             .filter_map(|d| inventory.blobs.id(d))
             .collect();
         walk::measure(storage, &mut inventory, &untagged, progress);
+        inventory.blobs.settle_at(storage, cutoff);
         progress.check()?;
         progress.phase(&marking, Count::ManifestsRead, None);
     }
@@ -209,6 +224,7 @@ pub fn analyse_retaining(
     }
     let ids = walk::to_measure(&inventory, &marks.blobs);
     walk::measure(storage, &mut inventory, &ids, progress);
+    inventory.blobs.settle_at(storage, cutoff);
     progress.check()?;
     let candidates: Vec<usize> = (inventory.repositories.iter().zip(&marks.untagged))
         .enumerate()
@@ -218,7 +234,7 @@ pub fn analyse_retaining(
         })
         .map(|(i, _)| i)
         .collect();
-    walk::layer_link_times(storage, &mut inventory, &candidates);
+    walk::layer_link_times(storage, &mut inventory, &candidates, cutoff);
     let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
     let dead = walk::dead_layer_links(storage, &inventory, options.grace_cutoff());
     plan.add_dead_layer_links(&inventory, &dead);
@@ -346,5 +362,60 @@ mod tests {
         assert!(a.multipart_error.is_none());
         // Only reads: the analysis deleted nothing.
         assert_eq!(s.calls(crate::storage::mem::Op::Delete), 0);
+    }
+
+    #[test]
+    fn nothing_written_after_the_grace_windows_start_is_planned_in_its_own_second() {
+        let s = MemStorage::new();
+        // The run starts at a whole second and a quarter; blobs nothing names are written in that
+        // second, before and after the start, and in the second before.
+        let start = SystemTime::UNIX_EPOCH + Duration::from_millis(1_900_000_000_250);
+        let at = |bytes: &[u8], millis: i64| {
+            let d = Digest::of(bytes);
+            let t = if millis >= 0 {
+                start + Duration::from_millis(millis as u64)
+            } else {
+                start - Duration::from_millis((-millis) as u64)
+            };
+            s.put_at(&layout::blob_data(&d), bytes, t);
+            d
+        };
+        let before = at(b"before, same second", -200);
+        let earlier = at(b"the second before", -1_000);
+        let after = at(b"after, same second", 500);
+        let options = GcOptions {
+            delete_untagged: false,
+            grace: Duration::ZERO,
+            now: start,
+        };
+        let a = analyse(&s, &options, &Progress::new(), None).unwrap();
+        assert_eq!(
+            planned(&a),
+            BTreeSet::from([format!("blob {before}"), format!("blob {earlier}")])
+        );
+        assert_eq!(a.plan.blobs_held_by_grace, 1, "{after} is held");
+        // A grace window of less than a second starts inside a second too.
+        let options = GcOptions {
+            grace: Duration::from_millis(500),
+            now: start + Duration::from_millis(400),
+            ..options
+        };
+        let a = analyse(&s, &options, &Progress::new(), None).unwrap();
+        assert_eq!(
+            planned(&a),
+            BTreeSet::from([format!("blob {before}"), format!("blob {earlier}")])
+        );
+    }
+
+    #[test]
+    fn a_time_after_the_cutoff_never_counts_in_its_second() {
+        use crate::model::time::seconds_against;
+        let cutoff = SystemTime::UNIX_EPOCH + Duration::from_millis(100_250);
+        let ms = |m: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(m);
+        assert_eq!(seconds_against(ms(100_100), cutoff), 100);
+        assert_eq!(seconds_against(ms(100_250), cutoff), 100);
+        assert_eq!(seconds_against(ms(100_251), cutoff), 101);
+        assert_eq!(seconds_against(ms(101_500), cutoff), 101);
+        assert_eq!(seconds_against(ms(99_999), cutoff), 99);
     }
 }

@@ -269,6 +269,28 @@ impl BlobTable {
         (t != UNKNOWN_TIME).then_some(t as i64)
     }
 
+    /// Learns the exact time of each blob whose data was written in the second of `cutoff` (whole
+    /// seconds cannot tell whether before or after it), and counts one written after it in the
+    /// second after ([`crate::model::time::seconds_against`]), so that comparing whole seconds
+    /// with the cutoff's tells "written after it" exactly. A time the store cannot tell counts as
+    /// after. Few blobs are asked about: those of one second.
+    pub fn settle_at(&self, storage: &dyn Storage, cutoff: SystemTime) {
+        let second = unix_seconds(cutoff);
+        let slot = time_slot(second);
+        let todo: Vec<BlobId> = (0..self.len() as BlobId)
+            .filter(|&id| self.row(id).time.load(Ordering::Relaxed) == slot)
+            .collect();
+        todo.par_iter().for_each(|&id| {
+            let t = match storage.stat(&layout::blob_data(&self.digest(id))) {
+                Ok(Some((_, Some(t)))) => crate::model::time::seconds_against(t, cutoff),
+                // Gone since the listing: whoever judges it finds it gone.
+                Err(e) if e.is_not_found() => return,
+                _ => second + 1,
+            };
+            self.row(id).time.store(time_slot(t), Ordering::Relaxed);
+        });
+    }
+
     /// Sum of the sizes of the blobs `ids` (as [`BlobTable::size`] tells them).
     pub fn bytes_of(&self, ids: &RoaringBitmap) -> u64 {
         ids.iter().map(|id| self.size(id)).sum()

@@ -104,12 +104,25 @@ pub fn scan_repositories_only(
 }
 
 /// Learns when the newest `_layers` link of each repository in `repos` (indices into
-/// `inv.repositories`) was written, where the listing did not say: each link's time is asked of the
-/// store. A link whose time cannot be learned counts as written now, which keeps it under any grace.
-pub fn layer_link_times(storage: &dyn Storage, inv: &mut Inventory, repos: &[usize]) {
+/// `inv.repositories`) was written, where the listing did not say or said a time in the second of
+/// `cutoff` (the grace window's start; whole seconds cannot tell whether before or after it): each
+/// link's time is asked of the store, and one after the cutoff counts in the second after
+/// ([`crate::model::time::seconds_against`]). A link whose time cannot be learned counts as written
+/// now, which keeps it under any grace.
+pub fn layer_link_times(
+    storage: &dyn Storage,
+    inv: &mut Inventory,
+    repos: &[usize],
+    cutoff: SystemTime,
+) {
+    let second = unix_seconds(cutoff);
     let newest: Vec<(usize, i64)> = repos
         .par_iter()
-        .filter(|&&r| inv.repositories[r].layer_links_newest.is_none())
+        .filter(|&&r| {
+            inv.repositories[r]
+                .layer_links_newest
+                .is_none_or(|t| t == second)
+        })
         .map(|&r| {
             let repo = &inv.repositories[r];
             let digests = repo
@@ -117,14 +130,19 @@ pub fn layer_link_times(storage: &dyn Storage, inv: &mut Inventory, repos: &[usi
                 .iter()
                 .map(|&id| inv.blobs.digest(id))
                 .chain(repo.dangling_layer_links.iter().copied());
-            let now = unix_seconds(SystemTime::now());
+            let now = unix_seconds(SystemTime::now()).max(second + 1);
             let newest = digests
-                .map(
-                    |d| match storage.modified(&layout::layer_link(&repo.name, &d)) {
-                        Ok(Some(t)) => unix_seconds(t),
-                        _ => now,
-                    },
-                )
+                .map(|d| {
+                    let link = layout::layer_link(&repo.name, &d);
+                    let t = match storage.modified(&link) {
+                        Ok(Some(t)) => Some(t),
+                        Ok(None) => storage.stat(&link).ok().flatten().and_then(|(_, t)| t),
+                        // A folder without its link (or a link gone since): nothing written.
+                        Err(e) if e.is_not_found() => return i64::MIN,
+                        Err(_) => None,
+                    };
+                    t.map_or(now, |t| crate::model::time::seconds_against(t, cutoff))
+                })
                 .max()
                 .unwrap_or(i64::MIN);
             (r, newest)
@@ -132,6 +150,30 @@ pub fn layer_link_times(storage: &dyn Storage, inv: &mut Inventory, repos: &[usi
         .collect();
     for (r, t) in newest {
         inv.repositories[r].layer_links_newest = Some(t);
+    }
+}
+
+/// Learns the exact times of the uploads whose newest file was written in the second of `cutoff`
+/// (the grace window's start), listing their folders again: one written after the cutoff counts in
+/// the second after ([`crate::model::time::seconds_against`]). An upload that cannot be listed again
+/// counts likewise, which keeps it.
+pub fn upload_times(storage: &dyn Storage, inv: &mut Inventory, cutoff: SystemTime) {
+    let second = unix_seconds(cutoff);
+    for repo in &mut inv.repositories {
+        let name = repo.name.clone();
+        for u in repo.uploads.iter_mut().filter(|u| u.modified == second) {
+            let prefix = layout::upload_folder(&name, &u.id);
+            let mut newest = None;
+            let listed = storage.list(
+                &prefix,
+                &mut |e| newest = newest.max(e.modified),
+                &mut |_| {},
+            );
+            u.modified = match (listed, newest) {
+                (Ok(()), Some(t)) => crate::model::time::seconds_against(t, cutoff),
+                _ => second + 1,
+            };
+        }
     }
 }
 
