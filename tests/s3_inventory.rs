@@ -159,6 +159,23 @@ fn inventories_in_three_formats_plan_as_a_listing_and_keep_what_came_after() {
         manifests.push(key);
     }
 
+    // Blank lines in a CSV file hold no record: the same plan.
+    let blank = write_inventory(
+        &endpoint,
+        &local,
+        "CSV",
+        "inv-blank",
+        &[&extra[..], &["--blank-lines"]].concat(),
+    );
+    let (plan, summary) = plan_with(&["--inventory", &format!("s3://inventory/{blank}")]);
+    assert_eq!(
+        plan,
+        listed,
+        "blank lines\n{}",
+        diff(&plan.blobs, &listed.blobs)
+    );
+    assert_eq!(summary["inventory"]["blobs"], store_blobs, "{summary}");
+
     // A local copy of the destination bucket serves as well.
     let local_manifest = local.join(&manifests[2]);
     let (plan, _) = plan_with(&["--inventory", local_manifest.to_str().unwrap()]);

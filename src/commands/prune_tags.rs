@@ -165,7 +165,10 @@ pub fn execute(
         })
         .collect();
     progress.phase(
-        &format!("removing {} tags", removed.len()),
+        &format!(
+            "removing {}",
+            crate::model::text::count(removed.len() as u64, "tag", "tags")
+        ),
         Count::Deleted,
         Some(removed.len() as u64),
     );

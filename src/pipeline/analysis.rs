@@ -171,8 +171,8 @@ pub fn analyse_retaining(
     inventory.blobs.settle_at(storage, cutoff);
     walk::upload_times(storage, &mut inventory, cutoff);
     let marking = format!(
-        "marking ({} manifests)",
-        crate::model::text::thousands(catalog.len() as u64)
+        "marking ({})",
+        crate::model::text::count(catalog.len() as u64, "manifest", "manifests")
     );
     progress.phase(&marking, Count::ManifestsRead, None);
     let mark_options = MarkOptions {

@@ -27,11 +27,11 @@ impl ManifestPart {
         use crate::model::text::thousands;
         writeln!(
             out,
-            "Shard {}/{} of {}: {} manifests it owns, {} read from the store, {} entries in its part.",
+            "Shard {}/{} of {}: {} it owns, {} read from the store, {} entries in its part.",
             self.shard,
             self.shards,
             self.store,
-            thousands(self.roots),
+            crate::model::text::count(self.roots, "manifest", "manifests"),
             thousands(self.read),
             thousands(self.entries)
         )

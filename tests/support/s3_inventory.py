@@ -11,11 +11,12 @@ with is_latest false / is_delete_marker true, as in a versioned bucket's invento
 
 usage: s3_inventory.py ENDPOINT SOURCE DEST_BUCKET PREFIX FORMAT LOCAL_DIR [--files N] [--taken-ms MS]
            [--extra-row KEY,SIZE,IS_LATEST,IS_DELETE_MARKER]... [--source-prefix P] [--unversioned]
-           [--local-only]
+           [--local-only] [--blank-lines]
 Prints the manifest's key. The same files are also written below LOCAL_DIR (a copy of the bucket).
 --source-prefix lists only keys below P (an inventory configured with a prefix filter);
 --unversioned lists with ListObjectsV2 (a server without versioning); --local-only writes LOCAL_DIR
-only (benches/s3_inventory.py).
+only (benches/s3_inventory.py); --blank-lines puts an empty line after every third CSV record
+and at the end (a file edited or joined by hand; a blank line holds no record).
 """
 import argparse, csv, gzip, hashlib, io, json, os, time, urllib.parse, uuid
 from datetime import datetime, timezone
@@ -34,6 +35,7 @@ p.add_argument("--extra-row", action="append", default=[])
 p.add_argument("--source-prefix", default="")
 p.add_argument("--unversioned", action="store_true")
 p.add_argument("--local-only", action="store_true")
+p.add_argument("--blank-lines", action="store_true")
 args = p.parse_args()
 
 s3 = boto3.client("s3", endpoint_url=args.endpoint, region_name="us-east-1",
@@ -95,13 +97,17 @@ def encode(part):
     if fmt == "CSV":
         text = io.StringIO()
         w = csv.writer(text, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        for r in part:
+        for n, r in enumerate(part):
+            if args.blank_lines and n % 3 == 2:
+                text.write("\n")
             when = r["last_modified_date"].astimezone(timezone.utc)
             w.writerow([args.source, urllib.parse.quote_plus(r["key"]), r["version_id"],
                         str(r["is_latest"]).lower(), str(r["is_delete_marker"]).lower(),
                         "" if r["size"] is None else r["size"],
                         when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z",
                         r["e_tag"] or "", r["storage_class"] or ""])
+        if args.blank_lines:
+            text.write("\n\n")
         return gzip.compress(text.getvalue().encode()), "csv.gz"
     out = io.BytesIO()
     if fmt == "ORC":

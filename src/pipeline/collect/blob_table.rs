@@ -321,8 +321,8 @@ impl BlobTable {
         }
         progress.phase(
             &format!(
-                "measuring {} blobs that may be swept",
-                crate::model::text::thousands(todo.len() as u64)
+                "measuring {} that may be swept",
+                crate::model::text::count(todo.len() as u64, "blob", "blobs")
             ),
             Count::Measured,
             Some(todo.len() as u64),

@@ -227,9 +227,9 @@ pub fn read(
     let mut not_manifests: Vec<(BlobId, Problem)> = Vec::new();
     progress.phase(
         &format!(
-            "reading manifests ({} blobs, {} repositories)",
-            crate::model::text::thousands(inv.blobs.len() as u64),
-            crate::model::text::thousands(inv.repositories.len() as u64)
+            "reading manifests ({}, {})",
+            crate::model::text::count(inv.blobs.len() as u64, "blob", "blobs"),
+            crate::model::text::count(inv.repositories.len() as u64, "repository", "repositories")
         ),
         Count::ManifestsRead,
         Some(0),

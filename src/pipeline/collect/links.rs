@@ -133,6 +133,20 @@ pub(crate) fn check_link(
                 key,
                 format!("revision link names {d}, not its folder's digest {folder}"),
             ),
+            (Err(_), _) if Digest::parse(text.trim()).is_ok() => Problem::at(
+                ProblemKind::BadLink,
+                key,
+                format!(
+                    "the link holds {} with white space around it ({:?}); the registry cannot \
+                     read it either (it answers 500 for what it names): rewrite it to hold the \
+                     digest alone",
+                    text.trim(),
+                    text.trim_start_matches(|c: char| !c.is_whitespace())
+                        .chars()
+                        .filter(|c| c.is_whitespace())
+                        .collect::<String>()
+                ),
+            ),
             (Err(e), _) => Problem::at(ProblemKind::BadLink, key, format!("link content is {e}")),
         }
     }
@@ -149,6 +163,19 @@ pub(crate) fn check_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_ending_in_a_newline_is_refused_and_the_message_says_the_registry_refuses_it_too() {
+        let d = Digest::of(b"x");
+        let key = "docker/registry/v2/repositories/r/_manifests/tags/t/current/link";
+        match check_link(format!("{d}\n").as_bytes(), key, "r", None, Some("t")) {
+            LinkOutcome::Bad(p) => {
+                assert!(p.message.contains("cannot read it either"), "{}", p.message);
+                assert!(p.message.contains(&d.to_string()), "{}", p.message);
+            }
+            _ => panic!("a link with a newline names nothing"),
+        }
+    }
 
     #[test]
     fn a_link_holding_its_digest_twice_names_it_and_says_so() {

@@ -45,8 +45,8 @@ pub(crate) fn add_blobs_after_snapshot(
     }
     progress.phase(
         &format!(
-            "asking after {} linked blobs written after the inventory",
-            crate::model::text::thousands(absent.len() as u64)
+            "asking after {} written after the inventory",
+            crate::model::text::count(absent.len() as u64, "linked blob", "linked blobs")
         ),
         Count::Measured,
         Some(absent.len() as u64),

@@ -490,8 +490,8 @@ fn scan_repositories(
     if !to_read.is_empty() {
         progress.phase(
             &format!(
-                "reading tag and revision links ({} repositories)",
-                crate::model::text::thousands(repos.len() as u64)
+                "reading tag and revision links ({})",
+                crate::model::text::count(repos.len() as u64, "repository", "repositories")
             ),
             Count::LinksRead,
             Some(to_read.len() as u64),

@@ -25,6 +25,10 @@ pub fn rows(
     for (n, record) in records(&text).enumerate() {
         let line = n + 1;
         let fields = record.map_err(|e| format!("{name}: record {line}: {e}"))?;
+        // A blank line holds no record (the file's MD5 already proved it whole).
+        if fields.len() == 1 && fields[0].is_empty() {
+            continue;
+        }
         if fields.len() != columns.len() {
             return Err(format!(
                 "{name}: record {line} has {} fields, the fileSchema {}",
@@ -147,6 +151,17 @@ mod tests {
         assert_eq!(rows[0].modified, 1_714_557_600);
         assert_eq!((rows[1].key.as_str(), rows[1].current), ("x,\"y", false));
         assert!(!rows[2].current, "a delete marker is no object");
+    }
+
+    #[test]
+    fn a_blank_line_holds_no_record() {
+        let columns: Vec<String> = ["Bucket", "Key", "Size", "LastModifiedDate"]
+            .map(String::from)
+            .to_vec();
+        let row = "\"b\",\"k\",\"1\",\"2024-05-01T10:00:00.000Z\"\n";
+        let text = format!("\n{row}\n\r\n{row}\n");
+        let rows = rows("f.csv.gz", &gz(&text), &columns, &|_| true).unwrap();
+        assert_eq!(rows.len(), 2);
     }
 
     #[test]
