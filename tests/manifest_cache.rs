@@ -123,7 +123,7 @@ fn a_damaged_truncated_or_foreign_cache_file_is_survived_with_a_note_and_the_sam
     }
     s.age_all(DAY);
     let cache = tempfile::tempdir().unwrap();
-    let file = cache.path().join("manifests-v2");
+    let file = cache.path().join("manifests-v3");
     let (expected, _) = gc(&s.root, None, &[]);
     assert!(!expected.manifests.is_empty());
     let (warm, summary) = gc(&s.root, Some(cache.path()), &[]);
@@ -156,7 +156,7 @@ fn a_damaged_truncated_or_foreign_cache_file_is_survived_with_a_note_and_the_sam
             "{what}: a note says what was wrong: {summary}"
         );
         assert!(
-            notes[0].as_str().unwrap().contains("manifests-v2"),
+            notes[0].as_str().unwrap().contains("manifests-v3"),
             "{what}: names the file: {summary}"
         );
         assert_eq!(summary["problems"], serde_json::json!([]), "{what}");
@@ -182,7 +182,7 @@ fn the_cache_is_shared_by_commands_found_in_the_users_cache_folder_and_off_with_
             .arg(&s.root);
         cmd.output().unwrap()
     };
-    let file = home.path().join("regsweep/manifests-v2");
+    let file = home.path().join("regsweep/manifests-v3");
 
     // --no-cache neither reads nor writes it, and says nothing of it.
     let out = with_home(&["gc", "--json", "--no-cache"]);

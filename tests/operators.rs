@@ -669,7 +669,7 @@ fn the_systemd_units_and_the_cronjob_parse_and_their_commands_run_as_written() {
     }
     // gc keeps what manifests reference in the folder systemd makes for it (CacheDirectory=).
     assert_eq!(get(&service, "Service", "CacheDirectory"), ["regsweep"]);
-    assert!(cache.join("manifests-v2").is_file());
+    assert!(cache.join("manifests-v3").is_file());
     // Where systemd's own linter is installed, it finds nothing to say of either unit (it checks
     // every key and value, and that the ExecStart binary exists: here, the one under test).
     if Command::new("systemd-analyze")
@@ -770,5 +770,5 @@ fn the_systemd_units_and_the_cronjob_parse_and_their_commands_run_as_written() {
     run_example(&second, &paths, dir.path());
     // gc keeps the manifest cache on a volume of its own, which lasts between runs.
     assert_eq!(mounted["/cache"], "manifest-cache");
-    assert!(cache.join("manifests-v2").is_file());
+    assert!(cache.join("manifests-v3").is_file());
 }

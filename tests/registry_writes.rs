@@ -243,3 +243,214 @@ fn a_blob_written_half_a_second_after_a_run_starts_is_not_planned() {
     let (_, report, _) = json(&["gc", "--grace", "0s", "--no-cache"], &registry.root);
     assert_eq!(report["blobs"]["eligible"], 1, "{report}");
 }
+
+/// `sha512:<hex>` of `data`.
+fn sha512(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hex: String = sha2::Sha512::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha512:{hex}")
+}
+
+/// Uploads `data` into `repo` through the API under `digest` (either algorithm).
+fn upload(registry: &Registry, repo: &str, data: &[u8], digest: &str) {
+    let r = registry.http("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], &[]);
+    assert_eq!(r.status, 202, "POST upload");
+    let location = r.header("location").expect("location").to_owned();
+    let path = location
+        .split_once(&format!("127.0.0.1:{}", registry.port))
+        .map_or(location.as_str(), |p| p.1)
+        .to_owned();
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let r = registry.http(
+        "PUT",
+        &format!("{path}{sep}digest={digest}"),
+        &[("Content-Type", "application/octet-stream")],
+        data,
+    );
+    assert_eq!(r.status, 201, "PUT {digest}");
+}
+
+/// A descriptor of `data` named by `digest`.
+fn descriptor(media_type: &str, data: &[u8], digest: &str) -> serde_json::Value {
+    serde_json::json!({"mediaType": media_type, "digest": digest, "size": data.len()})
+}
+
+/// Pulls `reference` of `repo` as a client that checks every digest does: the manifest, and every
+/// blob and child it names by the digest it names it with, each body hashed with that algorithm.
+fn pull(registry: &Registry, repo: &str, reference: &str, digest: Option<&str>) {
+    let r = registry.get_manifest(repo, reference);
+    assert_eq!(r.status, 200, "GET manifest {repo}:{reference}");
+    if let Some(d) = digest {
+        assert_eq!(
+            named(&r.body, d),
+            d,
+            "{repo}:{reference} hashes to its digest"
+        );
+    }
+    let m: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    for desc in m["manifests"].as_array().into_iter().flatten() {
+        let d = desc["digest"].as_str().unwrap();
+        pull(registry, repo, d, Some(d));
+    }
+    let blobs = m["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(m.get("config"));
+    for desc in blobs {
+        let d = desc["digest"].as_str().unwrap();
+        let r = registry.get_blob(repo, d);
+        assert_eq!(r.status, 200, "GET blob {repo}@{d}");
+        assert_eq!(named(&r.body, d), d, "{repo}@{d} hashes to its digest");
+    }
+}
+
+/// `data`'s digest by the algorithm `like` names.
+fn named(data: &[u8], like: &str) -> String {
+    if like.starts_with("sha512:") {
+        sha512(data)
+    } else {
+        oci::sha256(data)
+    }
+}
+
+#[test]
+fn blobs_uploaded_and_named_by_sha512_are_kept_through_their_aliases_and_collected_when_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let oci_manifest = "application/vnd.oci.image.manifest.v1+json";
+    // An image whose config and layer were uploaded by sha512 and which names them so, tagged v1;
+    // an index naming it by sha512 (its bytes uploaded as a sha512 blob), tagged idx.
+    let put = |repo: &str, data: &[u8]| {
+        let d = sha512(data);
+        upload(&registry, repo, data, &d);
+        d
+    };
+    let image = |repo: &str, seed: &str| {
+        let layer = format!("layer of {seed}").repeat(20).into_bytes();
+        let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": []}, "seed": seed})
+        .to_string()
+        .into_bytes();
+        let (l, c) = (put(repo, &layer), put(repo, &config));
+        serde_json::to_vec(
+            &serde_json::json!({"schemaVersion": 2, "mediaType": oci_manifest,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", &config, &c),
+            "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", &layer, &l)]}),
+        )
+        .unwrap()
+    };
+    let v1 = image("app", "kept");
+    assert_eq!(
+        registry.put_manifest("app", "v1", oci_manifest, &v1).status,
+        201
+    );
+    let child = put("app", &v1);
+    let index = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [descriptor(oci_manifest, &v1, &child)]}))
+    .unwrap();
+    let index_type = "application/vnd.oci.image.index.v1+json";
+    assert_eq!(
+        registry
+            .put_manifest("app", "idx", index_type, &index)
+            .status,
+        201
+    );
+    // Garbage: an image pushed the same way and deleted, a blob uploaded by sha512 and left, and a
+    // repository that holds only such a blob.
+    let old = image("app", "untagged");
+    assert_eq!(
+        registry
+            .put_manifest("app", "old", oci_manifest, &old)
+            .status,
+        201
+    );
+    registry.delete_manifest("app", &oci::sha256(&old));
+    let junk = put("app", b"uploaded by sha512, never named");
+    let lonely = put("lonely", b"the only blob of its repository");
+    pull(&registry, "app", "v1", None);
+    pull(&registry, "app", "idx", None);
+
+    // Nothing is called corrupt, and only the garbage is planned.
+    let (code, report, stderr) = json(&["audit"], &registry.config);
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    let (code, report, stderr) = json(&["gc", "-m", "--grace", "0s"], &registry.config);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        report["problems"].as_array().is_none_or(Vec::is_empty),
+        "{report}"
+    );
+    // The old image's manifest, config and layer, the junk blob and the lonely one.
+    assert_eq!(report["blobs"]["eligible"], 5, "{report}");
+    // Each of the four blobs uploaded by sha512 has its sha256 link and its alias link (the deleted
+    // manifest, put by tag, has none).
+    assert_eq!(report["layer_links"]["eligible"], 8, "{report}");
+
+    let (code, report, stderr) = json(
+        &["gc", "-m", "--grace", "0s", "--delete", "--force"],
+        &registry.config,
+    );
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    let repos = registry.root.join("docker/registry/v2/repositories");
+    assert!(
+        !repos.join("lonely").exists(),
+        "the emptied repository is gone"
+    );
+    let alias_folder = |repo: &str, d: &str| {
+        repos
+            .join(repo)
+            .join("_layers/sha512")
+            .join(d.trim_start_matches("sha512:"))
+    };
+    assert!(
+        !alias_folder("app", &junk).exists(),
+        "the junk's alias link is gone"
+    );
+    assert!(
+        alias_folder("app", &child).exists(),
+        "the child's alias link stays"
+    );
+    let _ = lonely;
+
+    // Restarted, the registry serves every tag by every digest it was pushed with.
+    drop(registry);
+    let registry = Registry::start(dir.path());
+    pull(&registry, "app", "v1", None);
+    pull(&registry, "app", "idx", None);
+    let r = registry.get_manifest("app", &child);
+    assert_eq!(r.status, 200, "the child by its sha512 digest");
+    // A repository left with only an alias link, its data and sha256 link gone (as the registry's
+    // own collector and a delete through the API leave it): audit names it, gc empties it.
+    let stray = sha512(b"stray");
+    upload(&registry, "stray", b"stray", &stray);
+    let stray256 = oci::sha256(b"stray");
+    let hex = stray256.trim_start_matches("sha256:");
+    std::fs::remove_dir_all(repos.join("stray/_layers/sha256")).unwrap();
+    std::fs::remove_dir_all(registry.root.join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{hex}",
+        &hex[..2]
+    )))
+    .unwrap();
+    let (code, report, _) = json(&["audit"], &registry.config);
+    assert_eq!(code, 1, "{report}");
+    let (code, report, stderr) = json(
+        &["gc", "-m", "--grace", "0s", "--delete", "--force"],
+        &registry.config,
+    );
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    assert!(!repos.join("stray").exists(), "{report}");
+    // The next runs find nothing to do and nothing wrong.
+    let (code, report, stderr) = json(
+        &["gc", "-m", "--grace", "0s", "--delete", "--force"],
+        &registry.config,
+    );
+    assert_eq!(code, 0, "{stderr}\n{report}");
+    assert_eq!(report["blobs"]["eligible"], 0, "{report}");
+    assert_eq!(report["layer_links"]["eligible"], 0, "{report}");
+    let (code, _, stderr) = json(&["audit"], &registry.config);
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -10,7 +10,7 @@
 use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
 use crate::commands::outcome::{Error, Outcome, Refusal};
 use crate::commands::{CacheDir, Store};
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 use crate::model::progress::MaybeStopped;
 use crate::model::progress::Progress;
 use crate::model::time::rfc3339;
@@ -59,6 +59,7 @@ pub enum ApplyError {
 enum Key {
     Manifest(String, Digest),
     LayerLink(String, Digest),
+    AliasLink(String, AliasDigest),
     Blob(Digest),
     Upload(String, String),
     Multipart(String, String),
@@ -69,6 +70,7 @@ fn key(item: &PlanItem) -> Key {
     match item {
         PlanItem::Manifest { repo, digest, .. } => Key::Manifest(repo.clone(), *digest),
         PlanItem::LayerLink { repo, digest } => Key::LayerLink(repo.clone(), *digest),
+        PlanItem::AliasLink { repo, alias, .. } => Key::AliasLink(repo.clone(), alias.clone()),
         PlanItem::Blob { digest, .. } => Key::Blob(*digest),
         PlanItem::Upload { repo, id, .. } => Key::Upload(repo.clone(), id.clone()),
         PlanItem::Multipart { key, upload_id, .. } => {
@@ -126,6 +128,9 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
                         .id(digest)
                         .is_some_and(|id| r.layer_links.binary_search(&id).is_ok())
             }),
+            PlanItem::AliasLink { repo: r, alias, .. } => {
+                repo(r).is_some_and(|r| r.resolve(alias).is_some())
+            }
             PlanItem::Upload { repo: r, id, .. } => {
                 repo(r).is_some_and(|r| r.uploads.iter().any(|u| &u.id == id))
             }
@@ -219,6 +224,11 @@ fn describe(item: &PlanItem) -> String {
     match item {
         PlanItem::Manifest { repo, digest, .. } => format!("manifest {repo}@{digest}"),
         PlanItem::LayerLink { repo, digest } => format!("layer link {repo} → {digest}"),
+        PlanItem::AliasLink {
+            repo,
+            alias,
+            digest,
+        } => format!("alias link {repo} {alias} → {digest}"),
         PlanItem::Blob { digest, .. } => format!("blob {digest}"),
         PlanItem::Upload { repo, id, .. } => format!("upload {repo}/{id}"),
         PlanItem::Multipart { key, upload_id, .. } => {

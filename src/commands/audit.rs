@@ -15,6 +15,7 @@
 
 use crate::model::digest::Digest;
 use crate::model::layout;
+use crate::model::manifest::Aliased;
 use crate::model::problem::{Problem, ProblemKind};
 use crate::model::progress::{Count, Progress};
 use crate::model::time::unix_seconds;
@@ -239,6 +240,32 @@ fn missing_blobs(
                                 .digest(b),
                             );
                         }
+                        // A reference by an alias the repository does not link cannot be served;
+                        // one it links to data that is gone is a missing blob.
+                        for a in refs.aliased {
+                            if matches!(a, Aliased::Subject(_)) {
+                                continue;
+                            }
+                            let why = match r.resolve(a.alias()) {
+                                None => format!(
+                                    "manifest {m} (tag {}) names {}, which this repository has no \
+                                     alias link for: the registry cannot serve it",
+                                    t.name,
+                                    a.alias()
+                                ),
+                                Some(d) if inv.blobs.id(&d).is_none() => format!(
+                                    "manifest {m} (tag {}) names {}, whose data {d} is gone",
+                                    t.name,
+                                    a.alias()
+                                ),
+                                Some(_) => continue,
+                            };
+                            out.push(
+                                Problem::at(ProblemKind::MissingBlob, &data, why)
+                                    .repo(&r.name)
+                                    .tag(&t.name),
+                            );
+                        }
                         let followed: Vec<Digest> =
                             mark::followed_children(refs, r, cat, &inv.blobs).collect();
                         // An entry not followed is a blob of the list: its data must be there.
@@ -280,6 +307,19 @@ fn missing_blobs(
                 .repo(&r.name)
                 .digest(*d),
             );
+        }
+        for (a, d) in &r.aliases {
+            if inv.blobs.id(d).is_none() {
+                out.push(
+                    Problem::at(
+                        ProblemKind::MissingBlob,
+                        layout::alias_link(&r.name, a),
+                        format!("alias link {a} names {d}, which has no data"),
+                    )
+                    .repo(&r.name)
+                    .digest(*d),
+                );
+            }
         }
         for d in &r.revisions {
             if inv.blobs.id(d).is_none() {

@@ -12,12 +12,15 @@
 
 use crate::commands::outcome::{Error, Outcome};
 use crate::commands::{CacheDir, Store};
+use crate::model::digest::{AliasDigest, Digest};
+use crate::model::manifest::Aliased;
 use crate::model::progress::Progress;
 use crate::pipeline::analysis::{self, Analysis, GcOptions};
 use crate::pipeline::collect::AnalysisError;
 use crate::pipeline::collect::catalog::State;
 use crate::report::tables::{Column, Table};
 use crate::storage::Storage;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The portable SQL of gc's plan over the exported tables.
@@ -127,6 +130,14 @@ fn tables(a: &Analysis, storage: &dyn Storage, options: &GcOptions) -> Vec<Table
         ],
     };
 
+    // A reference by an alias (sha512) stands for the sha256 digest any repository's alias link
+    // gives it: the table has no repository column, so it keeps what any of them would.
+    let mut aliases: HashMap<&AliasDigest, Vec<Digest>> = HashMap::new();
+    for r in &inv.repositories {
+        for (al, d) in &r.aliases {
+            aliases.entry(al).or_default().push(*d);
+        }
+    }
     let (mut manifest, mut referenced, mut kind) = (Vec::new(), Vec::new(), Vec::new());
     for (id, _) in a.catalog.iter() {
         let Some(refs) = a.catalog.refs(id) else {
@@ -156,6 +167,17 @@ fn tables(a: &Analysis, storage: &dyn Storage, options: &GcOptions) -> Vec<Table
         }
         if let Some(s) = refs.subject {
             push(s.to_string(), "subject");
+        }
+        for al in refs.aliased {
+            let k = match al {
+                Aliased::Blob(_) | Aliased::Foreign(_) => "blob",
+                Aliased::Child(..) => "entry",
+                Aliased::Subject(_) => "subject",
+            };
+            match aliases.get(al.alias()) {
+                Some(ds) => ds.iter().for_each(|d| push(d.to_string(), k)),
+                None => push(al.alias().to_string(), k),
+            }
         }
     }
     let refs = Table {

@@ -2,14 +2,84 @@
 //!
 //! Every blob, manifest and link in a Distribution store is named by a sha256 digest. Holding the raw
 //! bytes (not the 71-character string) keeps the blob table at 32 bytes a digest, and makes sorting and
-//! binary search cheap. Other algorithms (sha512) are not written by the reference registry and are
-//! treated as bad input, which the collector reports instead of guessing.
+//! binary search cheap. A blob uploaded by another algorithm's digest (OCI's sha512, or sha384) is
+//! stored under its sha256 digest all the same: the registry keeps the other digest as an alias, a
+//! link `_layers/<algorithm>/<hex>/link` in the repository that holds `sha256:<hex>`, and manifests
+//! may name the blob by the alias ([`AliasDigest`]).
 
 use std::fmt;
 
 /// A sha256 digest.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest(pub [u8; 32]);
+
+/// A digest by another algorithm than sha256 (`sha512:<128 hex>`, `sha384:<96 hex>`): the name a
+/// blob was uploaded or is referenced by, which each repository resolves to the sha256 digest its
+/// data is stored under through an alias link.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AliasDigest {
+    /// `sha512` or `sha384`.
+    algorithm: &'static str,
+    /// Lowercase hex.
+    hex: Box<str>,
+}
+
+impl AliasDigest {
+    /// Parses `sha512:<128 hex>` or `sha384:<96 hex>`, lowercase, exactly.
+    pub fn parse(s: &str) -> Option<AliasDigest> {
+        let (algorithm, hex) = s.split_once(':')?;
+        AliasDigest::from_parts(algorithm, hex)
+    }
+
+    /// The algorithm and the hex as a key names them (`_layers/sha512/<hex>/`).
+    pub fn from_parts(algorithm: &str, hex: &str) -> Option<AliasDigest> {
+        let (algorithm, len) = match algorithm {
+            "sha512" => ("sha512", 128),
+            "sha384" => ("sha384", 96),
+            _ => return None,
+        };
+        let lower_hex = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+        (hex.len() == len && hex.as_bytes().iter().all(lower_hex)).then(|| AliasDigest {
+            algorithm,
+            hex: hex.into(),
+        })
+    }
+
+    pub fn algorithm(&self) -> &'static str {
+        self.algorithm
+    }
+
+    pub fn hex(&self) -> &str {
+        &self.hex
+    }
+}
+
+impl fmt::Display for AliasDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm, self.hex)
+    }
+}
+
+impl fmt::Debug for AliasDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for AliasDigest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AliasDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<AliasDigest, D::Error> {
+        let s = String::deserialize(d)?;
+        AliasDigest::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("not a sha512 or sha384 digest: {s:?}"))
+        })
+    }
+}
 
 /// Why a string is not a digest.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

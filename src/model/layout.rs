@@ -5,7 +5,7 @@
 //! name ends at its first component that starts with `_` (`_manifests`, `_layers`, `_uploads`):
 //! components of a name never do, which is what lets `a` and `a/b` both be repositories.
 
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 
 /// Prefix of all blob data.
 pub const BLOBS: &str = "docker/registry/v2/blobs/sha256/";
@@ -103,6 +103,9 @@ pub fn parse_blob_key(key: &str) -> BlobKey {
 pub enum RepoKey<'a> {
     /// `_layers/sha256/<hex>/link`
     LayerLink(Digest),
+    /// `_layers/sha512/<hex>/link` (or sha384): an alias, which holds the sha256 digest the data
+    /// is stored under.
+    AliasLink(AliasDigest),
     /// `_manifests/revisions/sha256/<hex>/link`
     RevisionLink(Digest),
     /// `_manifests/tags/<tag>/current/link`
@@ -113,6 +116,15 @@ pub enum RepoKey<'a> {
     Upload { id: &'a str, rest: &'a str },
     /// Any other key inside a repository (for example a link folder whose name is not a digest).
     Other,
+}
+
+/// A repository's alias link: `_layers/<algorithm>/<hex>/link`, holding `sha256:<hex>`.
+pub fn alias_link(repo: &str, a: &AliasDigest) -> String {
+    format!(
+        "{REPOSITORIES}{repo}/_layers/{}/{}/link",
+        a.algorithm(),
+        a.hex()
+    )
 }
 
 /// Splits a repository key into the repository name and what the key is. `None` when the key holds no
@@ -126,6 +138,9 @@ pub fn parse_repo_key(key: &str) -> Option<(&str, RepoKey<'_>)> {
     let kind = match parts.as_slice() {
         ["_layers", "sha256", hex, "link"] => {
             Digest::from_hex(hex).map_or(RepoKey::Other, RepoKey::LayerLink)
+        }
+        ["_layers", algorithm, hex, "link"] => {
+            AliasDigest::from_parts(algorithm, hex).map_or(RepoKey::Other, RepoKey::AliasLink)
         }
         ["_manifests", "revisions", "sha256", hex, "link"] => {
             Digest::from_hex(hex).map_or(RepoKey::Other, RepoKey::RevisionLink)
@@ -186,6 +201,9 @@ pub fn folder_leaf(dir: &str, child: &str) -> Option<Leaf> {
             digest.then_some(Leaf::Name("link"))
         }
         ["_manifests", "revisions", "sha256", ""] => digest.then_some(Leaf::Read("link")),
+        ["_layers", algorithm, ""] if AliasDigest::from_parts(algorithm, child).is_some() => {
+            Some(Leaf::Read("link"))
+        }
         ["_manifests", "tags", ""] => Some(Leaf::Tag),
         _ => None,
     }

@@ -17,10 +17,14 @@
 //!
 //! A list or index entry that declares a size of 0 (or none) declares nothing: the registry accepts
 //! it, so it is not a size to check the data against.
-//! An unknown media type, or a reference that is not a valid sha256 digest, is an error: the collector
-//! cannot prove what such a manifest keeps alive, so it must not sweep on a guess.
+//! A reference by a sha512 (or sha384) digest is an alias ([`Aliased`]): the registry stores the
+//! blob under its sha256 digest and resolves the alias per repository, through the alias link the
+//! upload wrote; the mark resolves it the same way.
+//!
+//! An unknown media type, or a reference that is no digest of a known algorithm, is an error: the
+//! collector cannot prove what such a manifest keeps alive, so it must not sweep on a guess.
 
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 use serde::Deserialize;
 
 /// Manifests are small; the reference registry refuses ones over 4 MiB.
@@ -52,6 +56,31 @@ pub struct Manifest {
     /// Every descriptor that states a size (config, layers, blobs, children; not the subject), with
     /// that size: what the blob's data must measure. A list or index entry of size 0 states none.
     pub declared: Vec<(Digest, i64)>,
+    /// The references by an alias (a sha512 or sha384 digest), in the manifest's order.
+    pub aliased: Vec<Aliased>,
+}
+
+/// A reference by an alias digest, and what it is in the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aliased {
+    /// A config, layer or artifact blob.
+    Blob(AliasDigest),
+    /// A layer that carries `urls` (foreign).
+    Foreign(AliasDigest),
+    /// A list or index entry, typed as a manifest or not (see [`Child`]).
+    Child(AliasDigest, bool),
+    /// The subject.
+    Subject(AliasDigest),
+}
+
+impl Aliased {
+    pub fn alias(&self) -> &AliasDigest {
+        match self {
+            Aliased::Blob(a) | Aliased::Foreign(a) | Aliased::Child(a, _) | Aliased::Subject(a) => {
+                a
+            }
+        }
+    }
 }
 
 /// An entry of a list or index.
@@ -153,6 +182,19 @@ fn digest(field: &'static str, value: &str) -> Result<Digest, ManifestError> {
     })
 }
 
+/// A reference: by sha256, or by an alias digest.
+enum Reference {
+    Sha256(Digest),
+    Alias(AliasDigest),
+}
+
+fn reference(field: &'static str, value: &str) -> Result<Reference, ManifestError> {
+    match AliasDigest::parse(value) {
+        Some(a) => Ok(Reference::Alias(a)),
+        None => digest(field, value).map(Reference::Sha256),
+    }
+}
+
 /// Parses a manifest's bytes.
 pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     let raw: Raw = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
@@ -164,47 +206,62 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
         children: Vec::new(),
         subject: None,
         declared: Vec::new(),
+        aliased: Vec::new(),
     };
-    // `entry`: a list or index entry, whose size 0 declares nothing.
+    // `entry`: a list or index entry, whose size 0 declares nothing. A reference by an alias
+    // declares nothing checkable (the data's sha256 is learned through the repository).
+    let mut declared = Vec::new();
     let mut declare = |d: Digest, desc: &Descriptor, entry: bool| {
         if let Some(size) = desc.size.filter(|&s| !(entry && s == 0)) {
-            m.declared.push((d, size));
+            declared.push((d, size));
         }
         d
     };
-    let mut blobs = Vec::new();
-    let mut foreign = Vec::new();
-    let mut children = Vec::new();
     if let Some(c) = &raw.config {
-        blobs.push(declare(digest("config", &c.digest)?, c, false));
+        match reference("config", &c.digest)? {
+            Reference::Sha256(d) => m.blobs.push(declare(d, c, false)),
+            Reference::Alias(a) => m.aliased.push(Aliased::Blob(a)),
+        }
     }
     for l in raw.layers.iter().flatten() {
-        let d = declare(digest("layers", &l.digest)?, l, false);
-        if l.urls.as_ref().is_some_and(|u| !u.is_empty()) {
-            foreign.push(d);
-        } else {
-            blobs.push(d);
+        let foreign = l.urls.as_ref().is_some_and(|u| !u.is_empty());
+        match (reference("layers", &l.digest)?, foreign) {
+            (Reference::Sha256(d), true) => m.foreign.push(declare(d, l, false)),
+            (Reference::Sha256(d), false) => m.blobs.push(declare(d, l, false)),
+            (Reference::Alias(a), true) => m.aliased.push(Aliased::Foreign(a)),
+            (Reference::Alias(a), false) => m.aliased.push(Aliased::Blob(a)),
         }
     }
     for b in raw.blobs.iter().flatten() {
-        blobs.push(declare(digest("blobs", &b.digest)?, b, false));
+        match reference("blobs", &b.digest)? {
+            Reference::Sha256(d) => m.blobs.push(declare(d, b, false)),
+            Reference::Alias(a) => m.aliased.push(Aliased::Blob(a)),
+        }
     }
     for c in raw.manifests.iter().flatten() {
-        let d = declare(digest("manifests", &c.digest)?, c, true);
-        children.push(match c.media_type.as_deref() {
-            Some(mt) if is_manifest_media_type(mt) => Child::Manifest(d),
-            _ => Child::Undeclared(d),
-        });
+        let typed = c.media_type.as_deref().is_some_and(is_manifest_media_type);
+        match reference("manifests", &c.digest)? {
+            Reference::Sha256(d) => {
+                let d = declare(d, c, true);
+                m.children.push(if typed {
+                    Child::Manifest(d)
+                } else {
+                    Child::Undeclared(d)
+                });
+            }
+            Reference::Alias(a) => m.aliased.push(Aliased::Child(a, typed)),
+        }
     }
-    m.blobs = blobs;
-    m.foreign = foreign;
-    m.children = children;
     for l in raw.fs_layers.iter().flatten() {
         m.blobs.push(digest("fsLayers", &l.blob_sum)?);
     }
     if let Some(s) = &raw.subject {
-        m.subject = Some(digest("subject", &s.digest)?);
+        match reference("subject", &s.digest)? {
+            Reference::Sha256(d) => m.subject = Some(d),
+            Reference::Alias(a) => m.aliased.push(Aliased::Subject(a)),
+        }
     }
+    m.declared = declared;
     Ok(m)
 }
 
@@ -358,6 +415,47 @@ mod tests {
         let m = parse(j.as_bytes()).unwrap();
         assert_eq!(m.kind, ManifestKind::SchemaV1);
         assert_eq!(m.blobs, vec![dg('f'), dg('f')]);
+    }
+
+    #[test]
+    fn references_by_sha512_are_aliases() {
+        let a = format!("sha512:{}", "ab".repeat(64));
+        let j = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{a}","size":7}},
+            {{"digest":"{}","size":3}}],"subject":{{"digest":"{a}"}}}}"#,
+            d('c')
+        );
+        let m = parse(j.as_bytes()).unwrap();
+        let alias = AliasDigest::parse(&a).unwrap();
+        assert_eq!(
+            m.aliased,
+            vec![
+                Aliased::Child(alias.clone(), true),
+                Aliased::Subject(alias.clone())
+            ]
+        );
+        assert_eq!(m.children, vec![Child::Undeclared(dg('c'))]);
+        assert_eq!(m.declared, vec![(dg('c'), 3)]);
+        let j = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{a}","size":2}},"layers":[{{"digest":"{a}","urls":["u"]}},{{"digest":"{}"}}]}}"#,
+            d('e')
+        );
+        let m = parse(j.as_bytes()).unwrap();
+        assert_eq!(
+            m.aliased,
+            vec![Aliased::Blob(alias.clone()), Aliased::Foreign(alias)]
+        );
+        assert_eq!(m.blobs, vec![dg('e')]);
+        // Not a digest of a known algorithm, or not its length: refused.
+        for bad in [
+            "sha512:abc",
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            "SHA512:ab",
+        ] {
+            let j = format!(r#"{{"config":{{"digest":"{bad}"}},"layers":[]}}"#);
+            assert!(parse(j.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -230,7 +230,9 @@ pub fn analyse_retaining(
         .enumerate()
         .filter(|(_, (r, untagged))| {
             crate::pipeline::plan::could_be_left_empty(r, untagged, options.grace_cutoff())
-                && !(r.layer_links.is_empty() && r.dangling_layer_links.is_empty())
+                && !(r.layer_links.is_empty()
+                    && r.dangling_layer_links.is_empty()
+                    && r.aliases.is_empty())
         })
         .map(|(i, _)| i)
         .collect();
@@ -238,6 +240,8 @@ pub fn analyse_retaining(
     let mut plan = Plan::build(&inventory, &marks, options.grace_cutoff());
     let dead = walk::dead_layer_links(storage, &inventory, options.grace_cutoff());
     plan.add_dead_layer_links(&inventory, &dead);
+    let dead = walk::dead_alias_links(storage, &inventory, options.grace_cutoff());
+    plan.add_dead_alias_links(&inventory, &dead);
     plan.add_multipart(&multipart, options.grace_cutoff());
     progress.check()?;
     Ok(Analysis {

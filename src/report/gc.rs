@@ -99,7 +99,8 @@ fn losses(a: &Analysis) -> (Vec<RepoLoss>, Unlinked, u64) {
             attributed.insert(d);
         }
     }
-    for (repo, d) in a.plan.layer_links() {
+    let aliases = a.plan.alias_links().map(|(repo, _, d)| (repo, d));
+    for (repo, d) in a.plan.layer_links().chain(aliases) {
         let e = entry(&mut by, repo);
         e.layer_links += 1;
         if let Some(size) = swept.get(d) {
@@ -307,9 +308,13 @@ impl GcReport {
                 total: inv
                     .repositories
                     .iter()
-                    .map(|r| (r.layer_links.len() + r.dangling_layer_links.len()) as u64)
+                    .map(|r| {
+                        (r.layer_links.len() + r.dangling_layer_links.len() + r.aliases.len())
+                            as u64
+                    })
                     .sum(),
-                eligible: a.plan.layer_links().count() as u64,
+                // Alias links (`_layers/sha512/`) count as the `_layers` links they are.
+                eligible: (a.plan.layer_links().count() + a.plan.alias_links().count()) as u64,
             },
             uploads: UploadCounts {
                 count: uploads.clone().count() as u64,
@@ -651,6 +656,11 @@ pub fn write_plan_list(plan: &crate::pipeline::plan::Plan, out: &mut dyn Write) 
             PlanItem::LayerLink { repo, digest } => {
                 writeln!(out, "layer link  {repo} -> {digest}")?
             }
+            PlanItem::AliasLink {
+                repo,
+                alias,
+                digest,
+            } => writeln!(out, "alias link  {repo} {alias} -> {digest}")?,
             PlanItem::Blob { digest, size } => {
                 writeln!(out, "blob        {digest}  {}", human_bytes(*size))?
             }

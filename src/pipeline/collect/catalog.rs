@@ -15,9 +15,9 @@
 //! References are kept as [`BlobId`]s (4 bytes each) where the store holds the blob, and as digests
 //! only when it does not.
 
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 use crate::model::layout;
-use crate::model::manifest::{self, Child, MAX_MANIFEST_BYTES, Manifest, ManifestKind};
+use crate::model::manifest::{self, Aliased, Child, MAX_MANIFEST_BYTES, Manifest, ManifestKind};
 use crate::model::problem::{Problem, ProblemKind};
 use crate::model::progress::{Count, Progress};
 use crate::pipeline::collect::blob_table::{BlobId, BlobTable};
@@ -41,6 +41,9 @@ pub struct Refs<'a> {
     /// store holds them as such: see [`State::NotManifest`]).
     pub undeclared: &'a [Digest],
     pub subject: Option<Digest>,
+    /// References by an alias digest (sha512), which each repository resolves through its alias
+    /// links ([`crate::pipeline::collect::inventory::Repository::resolve`]).
+    pub aliased: &'a [Aliased],
 }
 
 /// What reading a manifest gave.
@@ -66,6 +69,7 @@ struct Slot {
     children: (u32, u32),
     undeclared: u32,
     has_subject: bool,
+    aliased: (u32, u32),
 }
 
 /// Every manifest reachable from a revision or a tag, compactly: one small slot each, keyed by the
@@ -79,6 +83,7 @@ pub struct Catalog {
     blob_refs: Vec<BlobId>,
     digest_refs: Vec<Digest>,
     absent: Vec<(Digest, bool)>,
+    aliased: Vec<Aliased>,
     /// Slots of undeclared index entries whose data is no manifest.
     not_manifests: usize,
     pub problems: Vec<Problem>,
@@ -138,6 +143,7 @@ impl Catalog {
                 let after_entries = (slot.children.0 + slot.children.1 + slot.undeclared) as usize;
                 self.digest_refs[after_entries]
             }),
+            aliased: &self.aliased[range(slot.aliased)],
         })
     }
 
@@ -162,7 +168,9 @@ impl Catalog {
             children: span(self.digest_refs.len(), r.children.len()),
             undeclared: r.undeclared.len() as u32,
             has_subject: r.subject.is_some(),
+            aliased: span(self.aliased.len(), r.aliased.len()),
         };
+        self.aliased.extend(r.aliased);
         self.blob_refs.extend(r.blobs);
         self.absent.extend(r.absent);
         self.digest_refs.extend(r.children);
@@ -206,6 +214,15 @@ pub fn read(
     for r in &inv.repositories {
         linked.extend(r.layer_links.iter().copied());
         linked.extend(r.revisions.iter().filter_map(|d| inv.blobs.id(d)));
+    }
+    // What each alias stands for in some repository: an entry named by an alias is read as the
+    // data its alias links hold (the mark resolves it per repository).
+    let mut aliases: std::collections::HashMap<&AliasDigest, Vec<Digest>> =
+        std::collections::HashMap::new();
+    for r in &inv.repositories {
+        for (a, d) in &r.aliases {
+            aliases.entry(a).or_default().push(*d);
+        }
     }
     // Rounds are lists of (blob id, strict) (8 bytes a manifest); a manifest the store has no data
     // for is recorded as missing at once.
@@ -266,7 +283,7 @@ pub fn read(
             }
         }
         // Children not read yet form the next round.
-        let children: Vec<(Digest, bool)> = catalog.slots[first_new..]
+        let mut children: Vec<(Digest, bool)> = catalog.slots[first_new..]
             .iter()
             .flat_map(|(_, s)| {
                 let (typed, undeclared) = catalog.entries(s);
@@ -274,6 +291,15 @@ pub fn read(
                 typed.chain(undeclared.iter().map(|d| (*d, false)))
             })
             .collect();
+        for (_, s) in &catalog.slots[first_new..] {
+            let range = s.aliased.0 as usize..(s.aliased.0 + s.aliased.1) as usize;
+            for a in &catalog.aliased[range] {
+                if let Aliased::Child(a, typed) = a {
+                    let named = aliases.get(a).into_iter().flatten();
+                    children.extend(named.map(|d| (*d, *typed)));
+                }
+            }
+        }
         catalog.index();
         round.clear();
         for (c, strict) in children {
@@ -334,6 +360,7 @@ struct Read {
     children: Vec<Digest>,
     undeclared: Vec<Digest>,
     subject: Option<Digest>,
+    aliased: Vec<Aliased>,
     /// What is wrong with it (a corrupt manifest, or descriptor sizes that disagree with data).
     problems: Vec<Problem>,
 }
@@ -348,6 +375,7 @@ impl Read {
             children: Vec::new(),
             undeclared: Vec::new(),
             subject: None,
+            aliased: Vec::new(),
             problems: problem.into_iter().collect(),
         }
     }
@@ -506,6 +534,7 @@ fn parsed(inv: &Inventory, id: BlobId, d: &Digest, m: Manifest) -> Read {
         }
     }
     r.subject = m.subject;
+    r.aliased = m.aliased;
     let tagged = m
         .blobs
         .iter()

@@ -2,7 +2,7 @@
 //! repositories, with their tags, revisions, `_layers` links and uploads) and how much a scan
 //! learns ([`Detail`]). [`super::walk`] fills it.
 
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 use crate::model::problem::Problem;
 use crate::pipeline::collect::blob_table::{BlobId, BlobTable};
 use crate::storage::Lean;
@@ -48,6 +48,9 @@ pub struct Repository {
     /// there are none. See [`crate::pipeline::collect::walk::layer_link_times`].
     pub layer_links_newest: Option<i64>,
     pub uploads: Vec<Upload>,
+    /// Alias links (`_layers/sha512/<hex>/link`): each alias with the sha256 digest it holds,
+    /// sorted by alias. The registry resolves a reference by the alias through it.
+    pub aliases: Vec<(AliasDigest, Digest)>,
 }
 
 impl Inventory {
@@ -70,6 +73,12 @@ impl Repository {
     /// revision link, or a `_layers` link (releases before 2.1 linked manifests there, and a manifest
     /// mounted from another repository arrives as a blob). Only then can the registry serve `d` as a
     /// manifest from this repository.
+    /// The sha256 digest the alias link for `a` holds, where the repository has one.
+    pub fn resolve(&self, a: &AliasDigest) -> Option<Digest> {
+        let i = self.aliases.binary_search_by(|(x, _)| x.cmp(a)).ok()?;
+        Some(self.aliases[i].1)
+    }
+
     pub fn holds_manifest(&self, blobs: &BlobTable, d: &Digest) -> bool {
         self.revisions.binary_search(d).is_ok()
             || match blobs.id(d) {

@@ -1,7 +1,7 @@
 //! The links the walk must open: a tag's `current` link (where the tag points) and each revision
 //! link (which must name its own folder), read and checked.
 
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 use crate::model::layout;
 use crate::model::problem::{Problem, ProblemKind};
 use crate::pipeline::collect::inventory::Repository;
@@ -10,8 +10,19 @@ use crate::storage::{Storage, StorageError};
 /// A link whose content must be read (by index of its repository): a revision link, to check that
 /// it names its own folder, or a tag's current link (by index in the repository's tags).
 pub(crate) enum LinkToRead {
-    Revision { repo: usize, digest: Digest },
-    Tag { repo: usize, tag: usize },
+    Revision {
+        repo: usize,
+        digest: Digest,
+    },
+    Tag {
+        repo: usize,
+        tag: usize,
+    },
+    /// An alias link (`_layers/sha512/<hex>/link`), which holds the sha256 digest of its data.
+    Alias {
+        repo: usize,
+        alias: AliasDigest,
+    },
 }
 
 /// The most a link file may hold: `sha256:` and 64 hex digits, with room for a newline or two.
@@ -45,6 +56,10 @@ pub(crate) fn read_link(
         LinkToRead::Tag { repo, tag } => {
             let (name, tag) = (&repos[repo].name, &repos[repo].tags[tag].name);
             (name, layout::tag_current(name, tag), None, Some(tag))
+        }
+        LinkToRead::Alias { repo, ref alias } => {
+            let name = &repos[repo].name;
+            (name, layout::alias_link(name, alias), None, None)
         }
     };
     let bytes = match storage.read(&key, LINK_LIMIT) {

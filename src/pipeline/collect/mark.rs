@@ -28,6 +28,7 @@
 //! keeps its own bitmap and the bitmaps are united once at the end.
 
 use crate::model::digest::Digest;
+use crate::model::manifest::Aliased;
 use crate::pipeline::collect::blob_table::BlobTable;
 use crate::pipeline::collect::catalog::{Catalog, Refs, State};
 use crate::pipeline::collect::inventory::{Inventory, Repository};
@@ -145,7 +146,48 @@ pub fn followed_children<'a>(
     let undeclared = refs.undeclared.iter().filter(|c| {
         repo.holds_manifest(blobs, c) && catalog.state(blobs, c) != Some(State::NotManifest)
     });
-    typed.chain(undeclared).copied()
+    // An entry named by an alias the repository links is served through that link (the registry
+    // resolves manifests through `_layers` links too): followed where its data is a manifest.
+    let aliased = aliased_entries(refs, repo)
+        .filter(move |(c, typed)| *typed || catalog.state(blobs, c) != Some(State::NotManifest));
+    typed
+        .chain(undeclared)
+        .copied()
+        .chain(aliased.map(|(c, _)| c))
+}
+
+/// The list or index entries of `refs` named by an alias that `repo` links, as the sha256 digest the
+/// link holds, with whether the entry is typed as a manifest.
+pub fn aliased_entries<'a>(
+    refs: Refs<'a>,
+    repo: &'a Repository,
+) -> impl Iterator<Item = (Digest, bool)> + 'a {
+    refs.aliased.iter().filter_map(|a| match a {
+        Aliased::Child(alias, typed) => repo.resolve(alias).map(|d| (d, *typed)),
+        _ => None,
+    })
+}
+
+/// The blobs (config, layers, artifact blobs) `refs` names by an alias that `repo` links, as the
+/// sha256 digest the link holds.
+pub fn aliased_blobs<'a>(
+    refs: Refs<'a>,
+    repo: &'a Repository,
+) -> impl Iterator<Item = Digest> + 'a {
+    refs.aliased.iter().filter_map(|a| match a {
+        Aliased::Blob(alias) | Aliased::Foreign(alias) => repo.resolve(alias),
+        _ => None,
+    })
+}
+
+/// The subject of `refs`, named by sha256 or by an alias `repo` links.
+pub fn subject_in(refs: Refs<'_>, repo: &Repository) -> Option<Digest> {
+    refs.subject.or_else(|| {
+        refs.aliased.iter().find_map(|a| match a {
+            Aliased::Subject(alias) => repo.resolve(alias),
+            _ => None,
+        })
+    })
 }
 
 /// Walks from `start` in `repo`, adding every manifest reached to `kept` and every blob to `marks`.
@@ -168,9 +210,11 @@ fn reach(
             marks.insert(id);
             if let Some(refs) = catalog.refs(id) {
                 marks.extend(refs.blobs.iter().copied());
+                marks.extend(aliased_blobs(refs, repo).filter_map(|b| blobs.id(&b)));
                 // Every entry's own data is kept, whether or not it is followed.
                 let entries = refs.children.iter().chain(refs.undeclared);
                 marks.extend(entries.filter_map(|c| blobs.id(c)));
+                marks.extend(aliased_entries(refs, repo).filter_map(|(c, _)| blobs.id(&c)));
                 stack.extend(followed_children(refs, repo, catalog, blobs));
             }
         }
@@ -247,7 +291,7 @@ fn referrers_in(
     let mut referrers: HashMap<Digest, Vec<Digest>> = HashMap::new();
     for rev in &repo.revisions {
         let refs = inv.blobs.id(rev).and_then(|id| catalog.refs(id));
-        if let Some(subject) = refs.and_then(|r| r.subject) {
+        if let Some(subject) = refs.and_then(|r| subject_in(r, repo)) {
             referrers.entry(subject).or_default().push(*rev);
         }
     }

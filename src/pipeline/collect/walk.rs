@@ -11,7 +11,7 @@
 //!
 //! Anything odd becomes a [`Problem`] and the walk goes on.
 
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 use crate::model::layout::{self, RepoKey};
 use crate::model::problem::Problem;
 use crate::model::progress::{Count, Progress, Tally};
@@ -103,8 +103,8 @@ pub fn scan_repositories_only(
     Ok((repositories, problems, vanished))
 }
 
-/// Learns when the newest `_layers` link of each repository in `repos` (indices into
-/// `inv.repositories`) was written, where the listing did not say or said a time in the second of
+/// Learns when the newest `_layers` link (alias links included) of each repository in `repos`
+/// (indices into `inv.repositories`) was written, where the listing did not say or said a time in the second of
 /// `cutoff` (the grace window's start; whole seconds cannot tell whether before or after it): each
 /// link's time is asked of the store, and one after the cutoff counts in the second after
 /// ([`crate::model::time::seconds_against`]). A link whose time cannot be learned counts as written
@@ -119,21 +119,23 @@ pub fn layer_link_times(
     let newest: Vec<(usize, i64)> = repos
         .par_iter()
         .filter(|&&r| {
-            inv.repositories[r]
-                .layer_links_newest
-                .is_none_or(|t| t == second)
+            let repo = &inv.repositories[r];
+            // A listing's times are of the sha256 links only: alias links are asked after.
+            repo.layer_links_newest.is_none_or(|t| t == second) || !repo.aliases.is_empty()
         })
         .map(|&r| {
             let repo = &inv.repositories[r];
-            let digests = repo
+            let links = repo
                 .layer_links
                 .iter()
-                .map(|&id| inv.blobs.digest(id))
-                .chain(repo.dangling_layer_links.iter().copied());
+                .map(|&id| layout::layer_link(&repo.name, &inv.blobs.digest(id)))
+                .chain(
+                    (repo.dangling_layer_links.iter()).map(|d| layout::layer_link(&repo.name, d)),
+                )
+                .chain((repo.aliases.iter()).map(|(a, _)| layout::alias_link(&repo.name, a)));
             let now = unix_seconds(SystemTime::now()).max(second + 1);
-            let newest = digests
-                .map(|d| {
-                    let link = layout::layer_link(&repo.name, &d);
+            let newest = links
+                .map(|link| {
                     let t = match storage.modified(&link) {
                         Ok(Some(t)) => Some(t),
                         Ok(None) => storage.stat(&link).ok().flatten().and_then(|(_, t)| t),
@@ -207,6 +209,36 @@ pub fn dead_layer_links(
         .collect()
 }
 
+/// The alias links (`_layers/sha512/<hex>/link`) whose sha256 digest has no data, confirmed as
+/// [`dead_layer_links`] confirms those: the link is there and older than `cutoff`, the data still
+/// absent. As (index into `inv.repositories`, alias, digest).
+pub fn dead_alias_links(
+    storage: &dyn Storage,
+    inv: &Inventory,
+    cutoff: i64,
+) -> Vec<(usize, AliasDigest, Digest)> {
+    let named: Vec<(usize, AliasDigest, Digest)> = (inv.repositories.iter().enumerate())
+        .flat_map(|(i, r)| {
+            (r.aliases.iter())
+                .filter(|(_, d)| inv.blobs.id(d).is_none())
+                .map(move |(a, d)| (i, a.clone(), *d))
+        })
+        .collect();
+    named
+        .into_par_iter()
+        .filter(|(i, a, d)| {
+            let link = layout::alias_link(&inv.repositories[*i].name, a);
+            let old = match storage.stat(&link) {
+                Ok(Some((_, Some(t)))) => unix_seconds(t) <= cutoff,
+                _ => false,
+            };
+            old && storage
+                .stat(&layout::blob_data(d))
+                .is_err_and(|e| e.is_not_found())
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct RepoBuilder {
     revisions: Vec<Digest>,
@@ -219,6 +251,9 @@ struct RepoBuilder {
     uploads: BTreeMap<String, Upload>,
     /// Revisions whose link must be read to be checked (all of them, unless an ETag vouched).
     unverified: Vec<Digest>,
+    /// Alias links read in passing, with the digest they hold, and those still to be read.
+    aliases: Vec<(AliasDigest, Digest)>,
+    unread_aliases: Vec<AliasDigest>,
     /// Tags whose `current/link` was listed without its content, with its ETag where the listing
     /// gave one: read, unless the ETag says which of the tag's index entries it names.
     current: Vec<(String, Option<String>)>,
@@ -323,6 +358,17 @@ fn classify(
                 None => b.current.push((tag.to_owned(), e.etag.clone())),
             }
         }
+        RepoKey::AliasLink(a) => match &e.content {
+            Some(content) => match links::check_link(content, &e.key, name, None, None) {
+                LinkOutcome::Names(d, note) => {
+                    b.aliases.push((a, d));
+                    problems.extend(note);
+                }
+                LinkOutcome::Bad(p) => problems.push(p),
+                LinkOutcome::Vanished => {}
+            },
+            None => b.unread_aliases.push(a),
+        },
         RepoKey::TagIndexEntry(tag, d) => b.tags.entry(tag.to_owned()).or_default().index.push(d),
         RepoKey::Upload { id, .. } => {
             let u = b.uploads.entry(id.to_owned()).or_default();
@@ -336,8 +382,8 @@ fn classify(
 type RepoScan = (Vec<Repository>, Vec<Problem>, u64);
 
 /// A repository as the listing finished it, with the links still to be read: revisions whose link
-/// must be checked, and tags (by index) whose current link was not read in passing.
-type Finished = (Repository, Vec<Digest>, Vec<usize>);
+/// must be checked, tags (by index) whose current link was not read in passing, and alias links.
+type Finished = (Repository, Vec<Digest>, Vec<usize>, Vec<AliasDigest>);
 
 /// Turns a builder into its compact, sorted repository as soon as the listing has left its folder
 /// ([`Repositories`]), so that few builders exist at a time.
@@ -399,6 +445,9 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
             u
         })
         .collect();
+    let mut aliases = b.aliases;
+    aliases.sort_unstable();
+    aliases.dedup();
     let repo = Repository {
         name,
         revisions: sorted(b.revisions),
@@ -407,8 +456,9 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
         dangling_layer_links: sorted(b.dangling_layer_links),
         layer_links_newest: b.layer_links_newest.filter(|_| !b.layer_link_time_unknown),
         uploads,
+        aliases,
     };
-    (repo, b.unverified, current)
+    (repo, b.unverified, current, b.unread_aliases)
 }
 
 fn scan_repositories(
@@ -474,9 +524,12 @@ fn scan_repositories(
 
     let mut repos = Vec::with_capacity(finished.len());
     let mut to_read = Vec::new();
-    for (i, (repo, unverified, current)) in finished.into_iter().enumerate() {
+    for (i, (repo, unverified, current, aliases)) in finished.into_iter().enumerate() {
         for digest in unverified {
             to_read.push(LinkToRead::Revision { repo: i, digest });
+        }
+        for alias in aliases {
+            to_read.push(LinkToRead::Alias { repo: i, alias });
         }
         for tag in current {
             to_read.push(LinkToRead::Tag { repo: i, tag });
@@ -511,9 +564,17 @@ fn scan_repositories(
                 problems.extend(note);
             }
             (LinkOutcome::Names(_, note), LinkToRead::Revision { .. }) => problems.extend(note),
+            (LinkOutcome::Names(d, note), LinkToRead::Alias { repo, alias }) => {
+                repos[*repo].aliases.push((alias.clone(), d));
+                problems.extend(note);
+            }
             (LinkOutcome::Vanished, _) => vanished += 1,
             (LinkOutcome::Bad(p), _) => problems.push(p),
         }
+    }
+    for r in &mut repos {
+        r.aliases.sort_unstable();
+        r.aliases.dedup();
     }
     // A tag whose current link vanished or is bad stays listed with no target (`current: None`); a bad
     // one is also a problem, which keeps --delete from running.

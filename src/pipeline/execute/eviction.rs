@@ -263,6 +263,12 @@ fn targets(plan: &Plan) -> (Vec<String>, Vec<(String, String)>) {
         keys.push(repository_blob_key(repo, d));
         members.push((repository_set(repo), d.to_string()));
     }
+    // The registry caches a blob uploaded by an alias under the alias too.
+    for (repo, a, _) in plan.alias_links() {
+        keys.push(format!("blobs::{a}"));
+        keys.push(format!("repository::{repo}::blobs::{a}"));
+        members.push((repository_set(repo), a.to_string()));
+    }
     (keys, members)
 }
 

@@ -23,7 +23,7 @@
 //! cannot put a key back for something still there. When it answers that the sweep must stop (the
 //! cache went away), no further batch is started: what was not attempted stays, as after a crash.
 
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 use crate::model::layout;
 use crate::model::progress::{Count, Progress};
 use crate::pipeline::plan::{Plan, PlanItem};
@@ -302,11 +302,18 @@ fn sweep_steps(
     let mut keep_data: HashSet<Digest> = blocked.iter().map(|m| *manifests[*m].1).collect();
     keep_data.extend(failed.iter().map(|i| *manifests[ready[*i]].1));
 
-    // 3. Layer links.
-    let links: Vec<(&str, &Digest)> = plan.layer_links().collect();
-    let keys: Vec<String> = links
-        .iter()
+    // 3. Layer links, and alias links (by the sha256 digest they hold).
+    let aliases: Vec<(&str, &AliasDigest, &Digest)> = plan.alias_links().collect();
+    let links: Vec<(&str, &Digest)> = (plan.layer_links())
+        .chain(aliases.iter().map(|(repo, _, d)| (*repo, *d)))
+        .collect();
+    let keys: Vec<String> = (plan.layer_links())
         .map(|(repo, d)| layout::layer_link(repo, d))
+        .chain(
+            aliases
+                .iter()
+                .map(|(repo, a, _)| layout::alias_link(repo, a)),
+        )
         .collect();
     let tell = |done: &[usize]| {
         let gone: Vec<(&str, &Digest)> = done.iter().map(|i| links[*i]).collect();

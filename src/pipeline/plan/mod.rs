@@ -14,7 +14,7 @@
 
 pub mod file;
 
-use crate::model::digest::Digest;
+use crate::model::digest::{AliasDigest, Digest};
 use crate::pipeline::collect::inventory::Inventory;
 use crate::pipeline::collect::mark::Marks;
 use roaring::RoaringBitmap;
@@ -34,6 +34,13 @@ pub enum PlanItem {
     },
     /// A repository's link to a blob that is being swept.
     LayerLink { repo: String, digest: Digest },
+    /// A repository's alias link (`_layers/sha512/<hex>/link`) to a blob that is being swept, or
+    /// to data that is gone; `digest` is the sha256 digest it holds.
+    AliasLink {
+        repo: String,
+        alias: AliasDigest,
+        digest: Digest,
+    },
     /// A blob's data.
     Blob { digest: Digest, size: u64 },
     /// An abandoned upload: its `_uploads/<id>/` folder, every file in it.
@@ -54,12 +61,18 @@ pub enum PlanItem {
 /// every `_layers` link to a swept blob or else written before it.
 pub fn left_empty(
     repo: &crate::pipeline::collect::inventory::Repository,
+    blobs: &crate::pipeline::collect::blob_table::BlobTable,
     untagged: &[Digest],
     swept: &RoaringBitmap,
     grace_cutoff: i64,
 ) -> bool {
+    // An alias link is kept with the blob it names (one with no data counts as kept, as a dangling
+    // `_layers` link does); it is written with the sha256 link of the same upload, whose age is
+    // the one judged.
+    let swept_digest = |d: &Digest| blobs.id(d).is_some_and(|id| swept.contains(id));
     let links_kept = repo.layer_links.iter().any(|id| !swept.contains(*id))
-        || !repo.dangling_layer_links.is_empty();
+        || !repo.dangling_layer_links.is_empty()
+        || repo.aliases.iter().any(|(_, d)| !swept_digest(d));
     could_be_left_empty(repo, untagged, grace_cutoff)
         && (!links_kept || repo.layer_links_newest.is_some_and(|t| t <= grace_cutoff))
 }
@@ -102,6 +115,24 @@ impl Plan {
         self.items.extend(new);
     }
 
+    /// Adds the alias links that name no data ([`crate::pipeline::collect::walk::dead_alias_links`]),
+    /// but those the plan has already.
+    pub fn add_dead_alias_links(&mut self, inv: &Inventory, dead: &[(usize, AliasDigest, Digest)]) {
+        let planned: std::collections::HashSet<(&str, &AliasDigest)> =
+            self.alias_links().map(|(r, a, _)| (r, a)).collect();
+        let new: Vec<PlanItem> = dead
+            .iter()
+            .map(|(r, a, d)| (inv.repositories[*r].name.as_str(), a, d))
+            .filter(|(r, a, _)| !planned.contains(&(*r, *a)))
+            .map(|(repo, a, d)| PlanItem::AliasLink {
+                repo: repo.to_owned(),
+                alias: a.clone(),
+                digest: *d,
+            })
+            .collect();
+        self.items.extend(new);
+    }
+
     /// Builds the plan from an inventory and its marks.
     pub fn build(inv: &Inventory, marks: &Marks, grace_cutoff: i64) -> Plan {
         let mut plan = Plan::default();
@@ -132,7 +163,7 @@ impl Plan {
             .repositories
             .iter()
             .zip(&marks.untagged)
-            .map(|(repo, untagged)| left_empty(repo, untagged, &swept, grace_cutoff))
+            .map(|(repo, untagged)| left_empty(repo, &inv.blobs, untagged, &swept, grace_cutoff))
             .collect();
         for (repo, &empty) in inv.repositories.iter().zip(&emptied) {
             for &id in &repo.layer_links {
@@ -147,6 +178,16 @@ impl Plan {
                 for d in &repo.dangling_layer_links {
                     plan.items.push(PlanItem::LayerLink {
                         repo: repo.name.clone(),
+                        digest: *d,
+                    });
+                }
+            }
+            for (alias, d) in &repo.aliases {
+                let swept_here = inv.blobs.id(d).is_some_and(|id| swept.contains(id));
+                if empty || swept_here {
+                    plan.items.push(PlanItem::AliasLink {
+                        repo: repo.name.clone(),
+                        alias: alias.clone(),
                         digest: *d,
                     });
                 }
@@ -211,6 +252,7 @@ impl Plan {
         self.items.retain(|i| match i {
             PlanItem::Blob { digest, .. }
             | PlanItem::LayerLink { digest, .. }
+            | PlanItem::AliasLink { digest, .. }
             | PlanItem::Manifest { digest, .. } => shard.holds(digest),
             PlanItem::Upload { repo, id, .. } => {
                 shard.holds(&Digest::of(format!("{repo}/{id}").as_bytes()))
@@ -258,6 +300,18 @@ impl Plan {
     pub fn layer_links(&self) -> impl Iterator<Item = (&str, &Digest)> {
         self.items.iter().filter_map(|i| match i {
             PlanItem::LayerLink { repo, digest } => Some((repo.as_str(), digest)),
+            _ => None,
+        })
+    }
+
+    /// The alias links: (repository, alias, the sha256 digest it holds).
+    pub fn alias_links(&self) -> impl Iterator<Item = (&str, &AliasDigest, &Digest)> {
+        self.items.iter().filter_map(|i| match i {
+            PlanItem::AliasLink {
+                repo,
+                alias,
+                digest,
+            } => Some((repo.as_str(), alias, digest)),
             _ => None,
         })
     }

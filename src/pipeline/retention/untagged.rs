@@ -172,7 +172,7 @@ fn heads(
     for u in untagged {
         if let Some(r) = refs(u) {
             held.extend(followed_children(r, repo, catalog, &inv.blobs));
-            if r.subject
+            if crate::pipeline::collect::mark::subject_in(r, repo)
                 .is_some_and(|s| repo.revisions.binary_search(&s).is_ok())
             {
                 held.insert(*u);

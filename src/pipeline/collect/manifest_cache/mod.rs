@@ -42,14 +42,16 @@ pub use crate::pipeline::collect::manifest_cache::record::Cached;
 use crate::pipeline::collect::manifest_cache::record::{decode, encode};
 
 const MAGIC: &[u8; 8] = b"RSWPMC01";
-/// 2: every list or index entry is a child (typed or undeclared) and an entry's size 0 declares
-/// nothing; version 1 kept entries of other media types as plain blobs, which a run must not trust.
-const VERSION: u32 = 2;
+/// 3: references by a sha512 or sha384 digest are aliases, kept with the manifest; version 2 held
+/// such a manifest as not understood, which a run must not trust. 2: every list or index entry is
+/// a child (typed or undeclared) and an entry's size 0 declares nothing; version 1 kept entries of
+/// other media types as plain blobs.
+const VERSION: u32 = 3;
 const HEADER: usize = 48;
 const ENTRY: usize = 40;
 /// The cache file's name in the cache folder (the version is in it, so a future format starts its
 /// own file instead of rejecting this one).
-pub const FILE_NAME: &str = "manifests-v2";
+pub const FILE_NAME: &str = "manifests-v3";
 
 /// What a run did with the cache, for reports.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -587,10 +589,15 @@ pub fn default_dir() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::manifest::{Child, Manifest, ManifestKind};
+    use crate::model::digest::AliasDigest;
+    use crate::model::manifest::{Aliased, Child, Manifest, ManifestKind};
 
     fn d(i: u32) -> Digest {
         Digest::of(&i.to_le_bytes())
+    }
+
+    fn alias(c: char) -> AliasDigest {
+        AliasDigest::parse(&format!("sha512:{}", c.to_string().repeat(128))).unwrap()
     }
 
     fn sample(i: u32) -> Cached {
@@ -603,6 +610,13 @@ mod tests {
                 children: vec![Child::Manifest(d(i + 3)), Child::Undeclared(d(i + 4))],
                 subject: Some(d(i + 5)),
                 declared: vec![(d(i + 1), 7), (d(i + 3), 9), (d(i + 9), 11)],
+                aliased: vec![
+                    Aliased::Blob(alias('a')),
+                    Aliased::Foreign(alias('b')),
+                    Aliased::Child(alias('c'), true),
+                    Aliased::Child(alias('d'), false),
+                    Aliased::Subject(alias('e')),
+                ],
             },
         }
     }

@@ -1,8 +1,8 @@
 //! A cache record's payload: a manifest's kind (or "not a manifest", with the reason), its length
 //! and its references, as bytes and back. A payload is used only when it decodes whole.
 
-use crate::model::digest::Digest;
-use crate::model::manifest::{Child, Manifest, ManifestKind};
+use crate::model::digest::{AliasDigest, Digest};
+use crate::model::manifest::{Aliased, Child, Manifest, ManifestKind};
 
 /// What the cache holds for a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,9 @@ const DECLARED_INLINE: u16 = u16::MAX;
 /// foreign layers, children, declared sizes (u32 each) and a subject flag (u8), the blobs' and
 /// foreign layers' digests, each child as a u8 (0 typed, 1 undeclared) and its digest, the subject,
 /// and each declared size as the position of its digest among blobs, foreign layers and children
-/// (u16, or [`DECLARED_INLINE`] then the digest) and the size (i64); for data that is not a
+/// (u16, or [`DECLARED_INLINE`] then the digest) and the size (i64), then the count of references
+/// by an alias (u32) and each as its role (u8: 0 blob, 1 foreign, 2 typed child, 3 undeclared
+/// child, 4 subject) and the alias as text (its length, u8, and its bytes); for data that is not a
 /// manifest the reason's length (u32) and its UTF-8 bytes.
 pub(super) fn encode(c: &Cached) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
@@ -98,6 +100,19 @@ pub(super) fn encode(c: &Cached) -> Vec<u8> {
                     }
                 }
                 out.extend_from_slice(&size.to_le_bytes());
+            }
+            out.extend_from_slice(&(m.aliased.len() as u32).to_le_bytes());
+            for a in &m.aliased {
+                out.push(match a {
+                    Aliased::Blob(_) => 0,
+                    Aliased::Foreign(_) => 1,
+                    Aliased::Child(_, true) => 2,
+                    Aliased::Child(_, false) => 3,
+                    Aliased::Subject(_) => 4,
+                });
+                let text = a.alias().to_string();
+                out.push(text.len() as u8);
+                out.extend_from_slice(text.as_bytes());
             }
         }
     }
@@ -167,6 +182,7 @@ pub(super) fn decode(b: &[u8]) -> Option<Cached> {
             children: Vec::with_capacity(nc),
             subject: None,
             declared: Vec::with_capacity(nd),
+            aliased: Vec::new(),
         };
         let mut refs = Vec::with_capacity(nb + nf + nc);
         for _ in 0..nb {
@@ -203,6 +219,23 @@ pub(super) fn decode(b: &[u8]) -> Option<Cached> {
             };
             let size = c.u64()? as i64;
             m.declared.push((d, size));
+        }
+        let na = c.u32()? as usize;
+        if na > b.len() {
+            return None;
+        }
+        for _ in 0..na {
+            let role = c.u8()?;
+            let len = c.u8()? as usize;
+            let alias = AliasDigest::parse(std::str::from_utf8(c.take(len)?).ok()?)?;
+            m.aliased.push(match role {
+                0 => Aliased::Blob(alias),
+                1 => Aliased::Foreign(alias),
+                2 => Aliased::Child(alias, true),
+                3 => Aliased::Child(alias, false),
+                4 => Aliased::Subject(alias),
+                _ => return None,
+            });
         }
         Cached::Manifest { size, manifest: m }
     };
