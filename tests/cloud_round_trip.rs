@@ -55,6 +55,7 @@ fn a_store_copied_into_gcs_and_azure_plans_as_on_disk_and_every_tag_pulls_after_
         v3.write_object(f, &bytes).unwrap();
         azure.put_blob("reg-v28", &format!("/{f}"), &bytes);
     }
+    support::next_second();
 
     let gcs_url = "gs://registry/store".to_owned();
     let v3_url = format!("{}/reg-v3/store", azure.service_url());

@@ -247,6 +247,7 @@ fn demo_on_s3(
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env_remove("AWS_CA_BUNDLE"),
     );
+    support::next_second();
     let plan = dir.join(plan_name);
     let url = format!("s3://{bucket}/store");
     let (code, stderr) = exit_and_stderr(&[

@@ -590,6 +590,7 @@ fn odd_names_on_s3_plan_and_sweep_exactly_as_on_disk() {
             .env_remove("AWS_CA_BUNDLE")
             .env_remove("AWS_PROFILE"),
     );
+    support::next_second();
     let url = Path::new("s3://odd/store");
     let endpoint = s3.endpoint();
     let s3_args = ["--endpoint-url", endpoint.as_str(), "--grace", "0s", "-m"];

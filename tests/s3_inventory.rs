@@ -209,6 +209,7 @@ fn inventories_in_three_formats_plan_as_a_listing_and_keep_what_came_after() {
     let orphan = s
         .registry
         .push_blob("late/orphan", b"a blob written after the snapshot");
+    support::next_second();
 
     let (now_listed, _) = plan_with(&[]);
     assert!(

@@ -115,6 +115,7 @@ fn round_trip(
     let store = support::scenario::build_store(dir, start());
     let before_crawl = crawl::crawl(&store.registry);
     drop(store);
+    support::next_second();
     let before = snapshot(storage);
 
     // A dry run with --trash says what the moves would cost on this store.

@@ -13,11 +13,16 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
 /// `t` in Unix seconds, as judged against `cutoff`: a time after the cutoff is never counted in
 /// the cutoff's own second (it counts as the second after), so that comparing whole seconds
 /// (`seconds > unix_seconds(cutoff)`) tells "written after the cutoff" exactly, at the precision
-/// the store kept `t`.
+/// the store kept `t`. A time on a whole second in the cutoff's second, which a store that keeps
+/// whole seconds (S3, Azure) gives for anything written in that second, cannot be told from one
+/// after the cutoff: it counts as after.
 pub fn seconds_against(t: SystemTime, cutoff: SystemTime) -> i64 {
-    let s = unix_seconds(t);
-    if t > cutoff {
-        s.max(unix_seconds(cutoff) + 1)
+    let (s, second) = (unix_seconds(t), unix_seconds(cutoff));
+    let whole = t
+        .duration_since(UNIX_EPOCH)
+        .is_ok_and(|d| d.subsec_nanos() == 0);
+    if t > cutoff || (whole && s == second && t != cutoff) {
+        s.max(second + 1)
     } else {
         s
     }

@@ -168,7 +168,7 @@ pub fn analyse_retaining(
     // Whole seconds cannot tell what was written in the cutoff's own second before it from what
     // was written after: those few are asked of the store.
     let cutoff = options.cutoff_time();
-    inventory.blobs.settle_at(storage, cutoff);
+    inventory.blobs.settle_at(storage, cutoff, None);
     walk::upload_times(storage, &mut inventory, cutoff);
     let marking = format!(
         "marking ({})",
@@ -201,8 +201,9 @@ pub fn analyse_retaining(
             .flatten()
             .filter_map(|d| inventory.blobs.id(d))
             .collect();
+        let learned = unknown_times(&inventory, &untagged);
         walk::measure(storage, &mut inventory, &untagged, progress);
-        inventory.blobs.settle_at(storage, cutoff);
+        inventory.blobs.settle_at(storage, cutoff, Some(&learned));
         progress.check()?;
         progress.phase(&marking, Count::ManifestsRead, None);
     }
@@ -223,8 +224,9 @@ pub fn analyse_retaining(
         progress.check()?;
     }
     let ids = walk::to_measure(&inventory, &marks.blobs);
+    let learned = unknown_times(&inventory, &ids);
     walk::measure(storage, &mut inventory, &ids, progress);
-    inventory.blobs.settle_at(storage, cutoff);
+    inventory.blobs.settle_at(storage, cutoff, Some(&learned));
     progress.check()?;
     let candidates: Vec<usize> = (inventory.repositories.iter().zip(&marks.untagged))
         .enumerate()
@@ -255,6 +257,16 @@ pub fn analyse_retaining(
         untagged_policy,
         elapsed: start.elapsed(),
     })
+}
+
+/// Those of `ids` whose time the scan did not tell: the ones a measure learns.
+fn unknown_times(
+    inv: &crate::pipeline::collect::inventory::Inventory,
+    ids: &roaring::RoaringBitmap,
+) -> roaring::RoaringBitmap {
+    ids.iter()
+        .filter(|&id| inv.blobs.known_modified(id).is_none())
+        .collect()
 }
 
 #[cfg(test)]
@@ -421,5 +433,10 @@ mod tests {
         assert_eq!(seconds_against(ms(100_251), cutoff), 101);
         assert_eq!(seconds_against(ms(101_500), cutoff), 101);
         assert_eq!(seconds_against(ms(99_999), cutoff), 99);
+        // A whole second in the cutoff's second (what a store of whole seconds gives for anything
+        // written in it) cannot be told from after: after.
+        assert_eq!(seconds_against(ms(100_000), cutoff), 101);
+        assert_eq!(seconds_against(ms(99_000), cutoff), 99);
+        assert_eq!(seconds_against(cutoff, cutoff), 100);
     }
 }

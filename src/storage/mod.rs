@@ -352,6 +352,14 @@ pub trait Storage: Sync {
         }
     }
 
+    /// True when the store keeps object times in whole seconds (S3's `LastModified`, Azure's
+    /// `Last-Modified`): a time in a given second says nothing finer, so asking again cannot tell
+    /// before from after within it.
+    fn times_to_the_second(&self) -> bool {
+        self.wrapped()
+            .is_some_and(|inner| inner.times_to_the_second())
+    }
+
     /// Requests made so far, for backends that make requests.
     fn request_counts(&self) -> Option<RequestCounts> {
         self.wrapped().and_then(|inner| inner.request_counts())

@@ -53,6 +53,24 @@ pub fn copy_of_demo(dir: &Path) -> (PathBuf, PathBuf) {
     (root, config)
 }
 
+/// Waits until the clock is in a later second than when called. A store that keeps whole seconds
+/// (S3, Azure) cannot tell what was written in a run's first second from what was written just
+/// before it, and holds both back under `--grace 0s`: a test that writes a store and plans it at once
+/// waits for the second to pass first.
+pub fn next_second() {
+    let second = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let start = second(std::time::SystemTime::now());
+    for _ in 0..200 {
+        if second(std::time::SystemTime::now()) > start {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// `skopeo copy` with TLS checks off for the loopback registry.
 pub fn skopeo_copy(src: &str, dst: &str, extra: &[&str]) {
     if let Err(e) = try_skopeo_copy(src, dst, extra) {

@@ -28,6 +28,7 @@ pub fn build_store_on_s3(dir: &Path) -> (super::s3::S3Server, Store) {
     let s3 = super::s3::S3Server::start(&dir.join("moto.log"));
     s3.create_bucket("registry");
     let store = build_store(dir, Registry::start_s3(dir, &s3, "registry"));
+    super::next_second();
     (s3, store)
 }
 

@@ -273,13 +273,30 @@ impl BlobTable {
     /// seconds cannot tell whether before or after it), and counts one written after it in the
     /// second after ([`crate::model::time::seconds_against`]), so that comparing whole seconds
     /// with the cutoff's tells "written after it" exactly. A time the store cannot tell counts as
-    /// after. Few blobs are asked about: those of one second.
-    pub fn settle_at(&self, storage: &dyn Storage, cutoff: SystemTime) {
+    /// after. Few blobs are asked about: those of one second, among `only` where it is given (the
+    /// blobs whose times were learned since the last call).
+    pub fn settle_at(
+        &self,
+        storage: &dyn Storage,
+        cutoff: SystemTime,
+        only: Option<&RoaringBitmap>,
+    ) {
         let second = unix_seconds(cutoff);
         let slot = time_slot(second);
-        let todo: Vec<BlobId> = (0..self.len() as BlobId)
-            .filter(|&id| self.row(id).time.load(Ordering::Relaxed) == slot)
-            .collect();
+        let in_second = |&id: &BlobId| self.row(id).time.load(Ordering::Relaxed) == slot;
+        let todo: Vec<BlobId> = match only {
+            Some(ids) => ids.iter().filter(in_second).collect(),
+            None => (0..self.len() as BlobId).filter(in_second).collect(),
+        };
+        // A store of whole seconds would only say the same second again.
+        if storage.times_to_the_second() {
+            for id in todo {
+                self.row(id)
+                    .time
+                    .store(time_slot(second + 1), Ordering::Relaxed);
+            }
+            return;
+        }
         todo.par_iter().for_each(|&id| {
             let t = match storage.stat(&layout::blob_data(&self.digest(id))) {
                 Ok(Some((_, Some(t)))) => crate::model::time::seconds_against(t, cutoff),

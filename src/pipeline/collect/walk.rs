@@ -120,8 +120,10 @@ pub fn layer_link_times(
         .par_iter()
         .filter(|&&r| {
             let repo = &inv.repositories[r];
-            // A listing's times are of the sha256 links only: alias links are asked after.
-            repo.layer_links_newest.is_none_or(|t| t == second) || !repo.aliases.is_empty()
+            // A listing's times are of the sha256 links only: alias links are asked after. A
+            // store of whole seconds would only say the cutoff's second again: after it.
+            let settle = !storage.times_to_the_second() && repo.layer_links_newest == Some(second);
+            repo.layer_links_newest.is_none() || settle || !repo.aliases.is_empty()
         })
         .map(|&r| {
             let repo = &inv.repositories[r];
@@ -153,6 +155,14 @@ pub fn layer_link_times(
     for (r, t) in newest {
         inv.repositories[r].layer_links_newest = Some(t);
     }
+    if storage.times_to_the_second() {
+        for &r in repos {
+            let newest = &mut inv.repositories[r].layer_links_newest;
+            if *newest == Some(second) {
+                *newest = Some(second + 1);
+            }
+        }
+    }
 }
 
 /// Learns the exact times of the uploads whose newest file was written in the second of `cutoff`
@@ -161,9 +171,14 @@ pub fn layer_link_times(
 /// counts likewise, which keeps it.
 pub fn upload_times(storage: &dyn Storage, inv: &mut Inventory, cutoff: SystemTime) {
     let second = unix_seconds(cutoff);
+    let whole = storage.times_to_the_second();
     for repo in &mut inv.repositories {
         let name = repo.name.clone();
         for u in repo.uploads.iter_mut().filter(|u| u.modified == second) {
+            if whole {
+                u.modified = second + 1;
+                continue;
+            }
             let prefix = layout::upload_folder(&name, &u.id);
             let mut newest = None;
             let listed = storage.list(

@@ -492,6 +492,10 @@ impl Storage for AzureStorage {
         self.max_in_flight
     }
 
+    fn times_to_the_second(&self) -> bool {
+        true
+    }
+
     fn request_counts(&self) -> Option<RequestCounts> {
         let attempts = self.http.shared.attempts.load(Ordering::Relaxed);
         Some(self.counters.counts("azure", attempts))

@@ -449,6 +449,10 @@ impl Storage for S3Storage {
         self.max_in_flight
     }
 
+    fn times_to_the_second(&self) -> bool {
+        true
+    }
+
     fn request_counts(&self) -> Option<RequestCounts> {
         let attempts = self.counters.attempts.load(Ordering::Relaxed);
         Some(self.counters.counts("s3", attempts))
