@@ -73,6 +73,7 @@ const READS: &[&str] = &[
     "identity",
     "parallelism",
     "request_counts",
+    "times_to_the_second",
 ];
 
 struct Module {

@@ -290,6 +290,7 @@ fn a_versioned_bucket_is_named_before_a_delete_with_the_lifecycle_rule_that_free
     )
     .unwrap();
     assert_eq!(on.status, 200);
+    support::next_second();
     let endpoint = s3.endpoint();
     let gc = |bucket: &str, json: bool| {
         let url = format!("s3://{bucket}/store");

@@ -341,6 +341,30 @@ pub fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The `Range` of a read of at most `limit` bytes: one byte past the limit tells a larger object
+/// without reading it whole.
+pub(crate) fn read_range(limit: u64) -> String {
+    format!("bytes=0-{limit}")
+}
+
+/// What the answer to a ranged read ([`read_range`]) of `key` says: its bytes; not found; empty
+/// (an empty object has no byte 0, so the range is not satisfiable); larger than `limit`; or the
+/// service's error.
+pub(crate) fn ranged_read(key: &str, limit: u64, reply: Reply) -> Result<Vec<u8>, StorageError> {
+    match reply.status {
+        404 => Err(StorageError::NotFound {
+            key: key.to_owned(),
+        }),
+        416 => Ok(Vec::new()),
+        _ if reply.ok() && reply.body.len() as u64 > limit => Err(StorageError::TooLarge {
+            key: key.to_owned(),
+            limit,
+        }),
+        _ if reply.ok() => Ok(reply.body.to_vec()),
+        _ => Err(reply.error(key)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

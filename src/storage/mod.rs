@@ -6,7 +6,7 @@
 //! versions, hold multipart uploads) and the lock are capabilities a store hands out
 //! ([`Moves`], [`Versions`], [`Multipart`], [`Lock`]). Backends own their concurrency (the S3 backend its runtime and request bound);
 //! the collector drives them from rayon threads, hence `Sync`. The remote backends share their
-//! listing loop, counters, lock renewal, token cache and ranged reads (`remote.rs`).
+//! listing loop, counters, lock renewal, token cache and retry policy (`remote.rs`).
 //!
 //! Keys are relative to the store's root directory, `/`-separated, and never start with `/`.
 

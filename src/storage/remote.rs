@@ -1,6 +1,7 @@
 //! What the three remote backends (S3, GCS, Azure) share beneath their own request code: the paged
-//! listing with its order check and stop flag, the request counters, and the renewal of a lock
-//! held as a conditionally written object. Each backend fetches a page or writes its lock in its
+//! listing with its order check and stop flag, the request counters, the renewal of a lock held as
+//! a conditionally written object, the bearer-token cache and the retry policy (the ranged read,
+//! an HTTP matter, is in [`super::http`]). Each backend fetches a page or writes its lock in its
 //! own protocol; the loop around it, and what it promises, is written once here.
 
 use super::{Entry, RequestCounts, StorageError};
@@ -126,34 +127,6 @@ where
             Some(t) if !t.is_empty() => token = Some(t),
             _ => return Ok(()),
         }
-    }
-}
-
-/// The `Range` of a read of at most `limit` bytes: one byte past the limit tells a larger object
-/// without reading it whole.
-pub(crate) fn read_range(limit: u64) -> String {
-    format!("bytes=0-{limit}")
-}
-
-/// What the answer to a ranged read ([`read_range`]) of `key` says: its bytes; not found; empty
-/// (an empty object has no byte 0, so the range is not satisfiable); larger than `limit`; or the
-/// service's error.
-pub(crate) fn ranged_read(
-    key: &str,
-    limit: u64,
-    reply: super::http::Reply,
-) -> Result<Vec<u8>, StorageError> {
-    match reply.status {
-        404 => Err(StorageError::NotFound {
-            key: key.to_owned(),
-        }),
-        416 => Ok(Vec::new()),
-        _ if reply.ok() && reply.body.len() as u64 > limit => Err(StorageError::TooLarge {
-            key: key.to_owned(),
-            limit,
-        }),
-        _ if reply.ok() => Ok(reply.body.to_vec()),
-        _ => Err(reply.error(key)),
     }
 }
 

@@ -417,7 +417,7 @@ impl Storage for AzureStorage {
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
         let name = self.full(key)?;
         self.counters.get.fetch_add(1, Ordering::Relaxed);
-        let range = [("x-ms-range", super::remote::read_range(limit))];
+        let range = [("x-ms-range", super::http::read_range(limit))];
         let reply = self.http.block_on(self.client.call(
             key,
             http::Method::GET,
@@ -426,7 +426,7 @@ impl Storage for AzureStorage {
             &range,
             Bytes::new(),
         ))?;
-        super::remote::ranged_read(key, limit, reply)
+        super::http::ranged_read(key, limit, reply)
     }
 
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {

@@ -484,11 +484,11 @@ impl Storage for GcsStorage {
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
         self.counters.get.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}?alt=media", self.object_url(key));
-        let range = [("range", super::remote::read_range(limit))];
+        let range = [("range", super::http::read_range(limit))];
         let reply =
             self.http
                 .block_on(self.call(key, http::Method::GET, &url, &range, Bytes::new()))?;
-        super::remote::ranged_read(key, limit, reply)
+        super::http::ranged_read(key, limit, reply)
     }
 
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
