@@ -212,16 +212,22 @@ pub fn dead_layer_links(
         .into_par_iter()
         .filter(|(i, d)| {
             let link = layout::layer_link(&inv.repositories[*i].name, d);
-            let old = match storage.stat(&link) {
-                Ok(Some((_, Some(t)))) => unix_seconds(t) <= cutoff,
-                // Not there, or of unknown age: not planned.
-                _ => false,
-            };
-            old && storage
-                .stat(&layout::blob_data(d))
-                .is_err_and(|e| e.is_not_found())
+            names_gone_data(storage, &link, d, cutoff)
         })
         .collect()
+}
+
+/// Whether the link `link` is there, was written before `cutoff` (Unix seconds), and names data
+/// `d` that is not there: asked of the store, link and data, one at a time.
+fn names_gone_data(storage: &dyn Storage, link: &str, d: &Digest, cutoff: i64) -> bool {
+    let old = match storage.stat(link) {
+        Ok(Some((_, Some(t)))) => unix_seconds(t) <= cutoff,
+        // Not there, or of unknown age: not planned.
+        _ => false,
+    };
+    old && storage
+        .stat(&layout::blob_data(d))
+        .is_err_and(|e| e.is_not_found())
 }
 
 /// The alias links (`_layers/sha512/<hex>/link`) whose sha256 digest has no data, confirmed as
@@ -243,13 +249,7 @@ pub fn dead_alias_links(
         .into_par_iter()
         .filter(|(i, a, d)| {
             let link = layout::alias_link(&inv.repositories[*i].name, a);
-            let old = match storage.stat(&link) {
-                Ok(Some((_, Some(t)))) => unix_seconds(t) <= cutoff,
-                _ => false,
-            };
-            old && storage
-                .stat(&layout::blob_data(d))
-                .is_err_and(|e| e.is_not_found())
+            names_gone_data(storage, &link, d, cutoff)
         })
         .collect()
 }
