@@ -233,14 +233,23 @@ fn the_indexed_job_example_runs_one_pod_per_shard_with_commands_regsweep_takes()
         );
     };
     parses(&args);
-    let script = docs[1]["spec"]["template"]["spec"]["containers"][0]["args"][0]
-        .as_str()
-        .unwrap();
-    let steps: Vec<&str> = script.split("&&").collect();
-    assert_eq!(steps.len(), 2, "{script}");
-    for step in steps {
-        let words: Vec<String> = step.split_whitespace().skip(1).map(str::to_owned).collect();
-        assert_eq!(step.split_whitespace().next(), Some("regsweep"));
-        parses(&words);
+    // The merge (an init container: the image has no shell), then the plan.
+    let spec = &docs[1]["spec"]["template"]["spec"];
+    let steps = [
+        &spec["initContainers"][0]["args"],
+        &spec["containers"][0]["args"],
+    ];
+    let steps: Vec<Vec<String>> = steps
+        .iter()
+        .map(|a| {
+            (a.as_array().unwrap().iter())
+                .map(|w| w.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect();
+    assert_eq!(steps[0][..2], ["shard", "merge"], "{steps:?}");
+    assert_eq!(steps[1][0], "gc", "{steps:?}");
+    for step in &steps {
+        parses(step);
     }
 }
