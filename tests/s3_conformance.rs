@@ -349,6 +349,7 @@ fn delete_versions_removes_every_version_of_what_it_sweeps_and_the_dry_run_says_
         s3.put_object(bucket, &data, orphan);
         s3.put_object(bucket, &link, digest.as_bytes());
     }
+    support::next_second();
     let endpoint = s3.endpoint();
     let gc = |bucket: &str, extra: &[&str]| {
         let url = format!("s3://{bucket}/store");

@@ -247,6 +247,7 @@ fn inventories_in_three_formats_plan_as_a_listing_and_keep_what_came_after() {
     );
     let body = s3.storage("registry").read(&changed_key, u64::MAX).unwrap();
     s3.put_object("registry", &format!("store/{changed_key}"), &body);
+    support::next_second();
     let (code, deleted, stderr) = json_run(&[
         "gc",
         URL,
