@@ -254,25 +254,6 @@ fn sha512(data: &[u8]) -> String {
     format!("sha512:{hex}")
 }
 
-/// Uploads `data` into `repo` through the API under `digest` (either algorithm).
-fn upload(registry: &Registry, repo: &str, data: &[u8], digest: &str) {
-    let r = registry.http("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], &[]);
-    assert_eq!(r.status, 202, "POST upload");
-    let location = r.header("location").expect("location").to_owned();
-    let path = location
-        .split_once(&format!("127.0.0.1:{}", registry.port))
-        .map_or(location.as_str(), |p| p.1)
-        .to_owned();
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let r = registry.http(
-        "PUT",
-        &format!("{path}{sep}digest={digest}"),
-        &[("Content-Type", "application/octet-stream")],
-        data,
-    );
-    assert_eq!(r.status, 201, "PUT {digest}");
-}
-
 /// A descriptor of `data` named by `digest`.
 fn descriptor(media_type: &str, data: &[u8], digest: &str) -> serde_json::Value {
     serde_json::json!({"mediaType": media_type, "digest": digest, "size": data.len()})
@@ -326,7 +307,7 @@ fn blobs_uploaded_and_named_by_sha512_are_kept_through_their_aliases_and_collect
     // an index naming it by sha512 (its bytes uploaded as a sha512 blob), tagged idx.
     let put = |repo: &str, data: &[u8]| {
         let d = sha512(data);
-        upload(&registry, repo, data, &d);
+        registry.push_blob_as(repo, data, &d);
         d
     };
     let image = |repo: &str, seed: &str| {
@@ -426,7 +407,7 @@ fn blobs_uploaded_and_named_by_sha512_are_kept_through_their_aliases_and_collect
     // A repository left with only an alias link, its data and sha256 link gone (as the registry's
     // own collector and a delete through the API leave it): audit names it, gc empties it.
     let stray = sha512(b"stray");
-    upload(&registry, "stray", b"stray", &stray);
+    registry.push_blob_as("stray", b"stray", &stray);
     let stray256 = oci::sha256(b"stray");
     let hex = stray256.trim_start_matches("sha256:");
     std::fs::remove_dir_all(repos.join("stray/_layers/sha256")).unwrap();

@@ -93,7 +93,7 @@ pub struct ObjectVersion {
     pub etag: Option<String>,
 }
 
-fn no_versions(key: &str) -> StorageError {
+pub(crate) fn no_versions(key: &str) -> StorageError {
     StorageError::Other {
         key: key.to_owned(),
         message: "this store keeps no versions of deleted objects".to_owned(),

@@ -379,10 +379,9 @@ pub(crate) fn versions_of<'a>(
     storage: &'a dyn Storage,
     key: &str,
 ) -> Result<&'a dyn Versions, StorageError> {
-    storage.versions().ok_or_else(|| StorageError::Other {
-        key: key.to_owned(),
-        message: "this store keeps no versions of deleted objects".to_owned(),
-    })
+    storage
+        .versions()
+        .ok_or_else(|| capability::no_versions(key))
 }
 
 /// Keys a delete call takes unless the backend says otherwise ([`Storage::max_delete_keys`]).

@@ -283,6 +283,13 @@ impl Registry {
     /// Pushes a blob on its own (no manifest refers to it): the repository gets a `_layers` link.
     pub fn push_blob(&self, repo: &str, data: &[u8]) -> String {
         let d = super::oci::sha256(data);
+        self.push_blob_as(repo, data, &d);
+        d
+    }
+
+    /// Pushes a blob under `digest`, of either algorithm the registry takes (a sha512 upload gets
+    /// an alias link beside its sha256 one).
+    pub fn push_blob_as(&self, repo: &str, data: &[u8], d: &str) {
         let (_, path) = self.start_upload(repo);
         let sep = if path.contains('?') { '&' } else { '?' };
         let r = self.http(
@@ -291,8 +298,7 @@ impl Registry {
             &[("Content-Type", "application/octet-stream")],
             data,
         );
-        assert_eq!(r.status, 201, "PUT blob");
-        d
+        assert_eq!(r.status, 201, "PUT blob {d}");
     }
 }
 
