@@ -29,6 +29,9 @@ pub struct Safety {
     pub force: bool,
     pub break_lock: bool,
     pub trash: Option<Duration>,
+    /// `--online`: the registry stays writable (no read-only check); what is swept goes into the
+    /// trash and is healed ([`crate::commands::online`]).
+    pub online: bool,
 }
 
 impl Safety {
@@ -120,6 +123,9 @@ fn checks(
         Ok(Some(owned)) => return Err(Refusal::DatabaseOwned(owned.refusal())),
         Err(e) => return Err(Refusal::OwnerUnknown(e.to_string())),
     }
+    if safety.online {
+        return Ok(());
+    }
     read_only(storage_arg, target, safety.force)
 }
 
@@ -157,9 +163,29 @@ fn lock_store(storage: &dyn Storage, break_lock: bool) -> Result<Guard<'_>, Erro
     }
 }
 
-/// The trash runs past their window, purged, and said.
+/// Every online run still in the trash healed (a pass each), then the runs past their window
+/// purged (none whose heal failed), and said.
 fn purge_expired_trash(storage: &dyn Storage) {
-    match purge_expired(storage, SystemTime::now()) {
+    let unhealed = match crate::commands::online::heal_all(storage) {
+        Ok((healed, failed)) => {
+            if healed.objects > 0 {
+                warning::emit(format!(
+                    "healed the trash's online runs: put back {} ({}) that links written since \
+                     they ran need",
+                    crate::model::text::count(healed.objects, "object", "objects"),
+                    human_bytes(healed.bytes)
+                ));
+            }
+            failed
+        }
+        Err(e) => {
+            warning::emit(format!(
+                "warning: cannot heal the trash's online runs ({e}); no trash run is purged"
+            ));
+            return;
+        }
+    };
+    match purge_expired(storage, SystemTime::now(), &unhealed) {
         Ok(None) => {}
         Ok(Some(p)) => {
             warning::emit(format!(
@@ -181,10 +207,12 @@ fn purge_expired_trash(storage: &dyn Storage) {
 fn purge_expired(
     storage: &dyn Storage,
     now: SystemTime,
+    unhealed: &[String],
 ) -> Result<Option<Purged>, trash::TrashError> {
     let expired: Vec<String> = trash::select(storage, &trash::Which::Expired, now)?
         .into_iter()
         .map(|r| r.id)
+        .filter(|id| !unhealed.contains(id))
         .collect();
     if expired.is_empty() {
         return Ok(None);

@@ -4,6 +4,7 @@
 //! and that the store is still as analysed ([`crate::pipeline::guard::recheck`]).
 
 use crate::commands::gate::{self, CacheChoice, CacheRun, Gate, Safety};
+use crate::commands::online;
 use crate::commands::outcome::{Error, Outcome, Refusal, RefusedError};
 use crate::commands::{CacheDir, PolicyFiles, Store, plan_output, plan_written};
 use crate::model::problem::Problem;
@@ -115,6 +116,8 @@ pub struct GcRun {
     pub safety: Safety,
     pub cache: CacheChoice,
     pub manifests: CacheDir,
+    /// `--online`: collect while the registry stays writable ([`crate::commands::online`]).
+    pub online: Option<crate::commands::online::OnlineOptions>,
 }
 
 /// What `gc` reads before it opens the store, so that a bad file or path fails at once: the plan
@@ -154,12 +157,24 @@ pub fn run(
 ) -> Result<(GcShown, Outcome), Error> {
     let storage = store.storage;
     let mut cache = CacheRun::new(store.target, &run.cache)?;
+    let online = run.online.as_ref().filter(|_| run.delete);
+    if let Some(o) = online {
+        online::preflight(storage, store.arg, store.target, &cache, o)?;
+    }
     let _gate = Gate::pass_if(run.delete, storage, store.arg, store.target, &run.safety)?;
     cache.check(run.delete, run.safety.force)?;
+    // An online run's T0 is the store's own time, taken before anything is listed.
+    let begun = match online {
+        Some(o) => {
+            let window = run.safety.trash.unwrap_or(online::DEFAULT_WINDOW);
+            Some(online::begin(storage, window, run.grace, o)?)
+        }
+        None => None,
+    };
     let options = GcOptions {
         delete_untagged: run.delete_untagged,
         grace: run.grace,
-        now: SystemTime::now(),
+        now: begun.as_ref().map_or_else(SystemTime::now, |b| b.t0),
     };
     let manifests = run.manifests.open();
     let analysis = analyse_retaining(
@@ -169,7 +184,13 @@ pub fn run(
         progress,
         manifests.as_ref(),
     )
-    .map_err(|e| store.analysis(e))?;
+    .map_err(|e| {
+        if let Some(b) = &begun {
+            // Nothing moved: the run's record goes.
+            let _ = crate::pipeline::execute::trash::drop_empty(storage, &b.run);
+        }
+        store.analysis(e)
+    })?;
     let mut report = GcReport::new(&storage.describe(), &options, &analysis);
     if let (false, Some(p)) = (run.explain, &mut report.untagged_policy) {
         p.decisions.clear();
@@ -199,6 +220,19 @@ pub fn run(
         report.plan_file = Some(plan_written(out.path(), store.arg, run.delete_versions));
         out.finish(header, analysis.plan.items.iter())
             .map_err(Error::other)?;
+    }
+    if let (Some(begun), Some(o)) = (begun, online) {
+        let (report, outcome) =
+            online::sweep(storage, report, &analysis, begun, &cache, o, progress)?;
+        let mut report = report;
+        report.trash = gate::trash_held(storage);
+        report.requests = storage.request_counts();
+        report.s3_inventory = storage.listing_snapshot();
+        let shown = GcShown {
+            report,
+            plan: analysis.plan,
+        };
+        return Ok((shown, outcome));
     }
     let trash = run.safety.trash_for("gc");
     sweep(

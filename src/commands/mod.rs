@@ -1,6 +1,7 @@
 //! The commands: each runs the pipeline on a store and ends in a report. [`gc`] (analyse, then sweep
 //! after the re-check), [`apply`] (a reviewed plan file against the store as it is now),
 //! [`prune_tags`] (tags by retention rules), [`du`] (where the bytes are), [`audit`] (what is broken),
+//! [`online`] (`gc --online`: trash, settle and heal while the registry stays writable),
 //! [`trash`] (a way back from every sweep), and [`target`] (what the user named, opened as a storage).
 //! Every deleting run passes [`gate`] first; how a command ended is [`outcome`].
 
@@ -10,6 +11,7 @@ pub mod du;
 pub mod export;
 pub mod gate;
 pub mod gc;
+pub mod online;
 pub mod outcome;
 pub mod prune_tags;
 pub mod shard;

@@ -47,6 +47,9 @@ pub enum Refusal {
          registry, then run again; or pass --force if nothing can push meanwhile."
     )]
     NotReadOnly { storage: String },
+    /// `--online` cannot keep its promise on this registry (the message says why and what to do).
+    #[error("refusing to collect online: {0}; nothing was moved")]
+    Online(String),
     /// Another run holds the store's lock, or it looks abandoned.
     #[error(transparent)]
     Locked(LockError),

@@ -33,6 +33,8 @@ pub struct Target {
     pub readonly: Option<bool>,
     /// The registry's blob-descriptor cache, when STORAGE was a registry config that has one.
     pub cache: Option<CacheSpec>,
+    /// `proxy.remoteurl` when STORAGE was the config of a pull-through cache.
+    pub proxy: Option<String>,
 }
 
 /// Why STORAGE could not be resolved or opened.
@@ -67,6 +69,7 @@ pub enum ConfigError {
 struct RegistryConfig {
     storage: Option<serde_norway::Mapping>,
     redis: Option<serde_norway::Value>,
+    proxy: Option<serde_norway::Value>,
 }
 
 /// The registry's `redis` section: 2.8's (`addr`, `password`, `db`, timeouts, `tls.enabled`) and
@@ -176,6 +179,7 @@ pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
             spec: StorageSpec::S3(opts),
             readonly: None,
             cache: None,
+            proxy: None,
         });
     }
     if let Some(rest) = arg.strip_prefix("gs://") {
@@ -191,6 +195,7 @@ pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
             }),
             readonly: None,
             cache: None,
+            proxy: None,
         });
     }
     if arg.starts_with("https://") || arg.starts_with("http://") {
@@ -198,6 +203,7 @@ pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
             spec: StorageSpec::Azure(azure_url(arg)?),
             readonly: None,
             cache: None,
+            proxy: None,
         });
     }
     let path = Path::new(arg);
@@ -206,6 +212,7 @@ pub fn resolve(arg: &str) -> Result<Target, ConfigError> {
             spec: StorageSpec::Filesystem { root: path.into() },
             readonly: None,
             cache: None,
+            proxy: None,
         }),
         Ok(_) => from_registry_config(path),
         Err(_) => Err(ConfigError::NotFound(arg.to_owned())),
@@ -237,6 +244,13 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
     }
     .unwrap_or(false);
     let cache = blob_descriptor_cache(section("cache"), cfg.redis);
+    let proxy = cfg
+        .proxy
+        .as_ref()
+        .and_then(|p| p.get("remoteurl"))
+        .and_then(|u| u.as_str())
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned);
     if let Some(fs) = section("filesystem") {
         let fs: FilesystemSection = if fs.is_null() {
             FilesystemSection {
@@ -250,6 +264,7 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
             spec: StorageSpec::Filesystem { root: root.into() },
             readonly: Some(readonly),
             cache,
+            proxy,
         });
     }
     if let Some(s3) = section("s3") {
@@ -277,6 +292,7 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
             spec: StorageSpec::S3(opts),
             readonly: Some(readonly),
             cache,
+            proxy,
         });
     }
     if let Some(gcs) = section("gcs") {
@@ -298,6 +314,7 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
             }),
             readonly: Some(readonly),
             cache,
+            proxy,
         });
     }
     if let Some(azure) = section("azure") {
@@ -330,6 +347,7 @@ pub fn from_registry_config(path: &Path) -> Result<Target, ConfigError> {
             }),
             readonly: Some(readonly),
             cache,
+            proxy,
         });
     }
     let driver = storage

@@ -7,7 +7,7 @@ use crate::commands::outcome::{Error, Outcome};
 use crate::pipeline::execute::trash::{self, Restored, RunSummary, TrashError};
 pub use crate::pipeline::execute::trash::{Which, select};
 use crate::pipeline::execute::trash_purge::{self, Purged};
-use crate::report::trash::{PurgeReport, RestoreReport, TrashList};
+use crate::report::trash::{HealReport, PurgeReport, RestoreReport, TrashList};
 use crate::storage::{Storage, StorageError};
 use std::time::SystemTime;
 
@@ -78,6 +78,23 @@ pub fn run_purge(
         dry_run: purged.is_none(),
         runs,
         purged,
+    };
+    Ok((report, outcome))
+}
+
+/// `trash heal`: a heal pass over every online run in the trash, holding the store's lock;
+/// `Partial` when something needed could not be put back.
+pub fn run_heal(storage: &dyn Storage, break_lock: bool) -> Result<(HealReport, Outcome), Error> {
+    let _gate = Gate::lock_only(storage, break_lock)?;
+    let (healed, unhealed) = crate::commands::online::heal_all(storage).map_err(Error::other)?;
+    let outcome = Outcome::partial_if(
+        !healed.conflicts.is_empty() || !healed.failures.is_empty() || !unhealed.is_empty(),
+    );
+    let report = HealReport {
+        storage: storage.describe(),
+        runs: healed.passes,
+        healed,
+        unhealed,
     };
     Ok((report, outcome))
 }

@@ -209,6 +209,7 @@ pub fn analyse_retaining(
     }
     let mut marks = mark::mark(&inventory, &catalog, mark_options);
     let mut untagged_policy = None;
+    let mut policy_kept = None;
     if let (true, Some(retention)) = (options.delete_untagged, retention) {
         let now = crate::model::time::unix_seconds(options.now);
         let (kept, report) = untagged::judge(
@@ -221,6 +222,7 @@ pub fn analyse_retaining(
         );
         marks = mark::mark_keeping(&inventory, &catalog, mark_options, &kept);
         untagged_policy = Some(report);
+        policy_kept = Some(kept);
         progress.check()?;
     }
     let ids = walk::to_measure(&inventory, &marks.blobs);
@@ -228,6 +230,21 @@ pub fn analyse_retaining(
     walk::measure(storage, &mut inventory, &ids, progress);
     inventory.blobs.settle_at(storage, cutoff, Some(&learned));
     progress.check()?;
+    // Link-aware grace: what would go is judged by the age of the links naming it too (a
+    // re-push, a mount or a deduplicated upload writes links and no data). An untagged revision
+    // whose link is young is a root again: mark once more.
+    let would_go: roaring::RoaringBitmap = (0..inventory.blobs.len() as u32)
+        .filter(|&id| {
+            !marks.blobs.contains(id) && inventory.blobs.modified(id) <= options.grace_cutoff()
+        })
+        .collect();
+    if walk::link_aware_times(storage, &inventory, &would_go, cutoff) > 0 && options.delete_untagged
+    {
+        marks = match &policy_kept {
+            Some(kept) => mark::mark_keeping(&inventory, &catalog, mark_options, kept),
+            None => mark::mark(&inventory, &catalog, mark_options),
+        };
+    }
     let candidates: Vec<usize> = (inventory.repositories.iter().zip(&marks.untagged))
         .enumerate()
         .filter(|(_, (r, untagged))| {

@@ -205,6 +205,9 @@ pub struct GcReport {
     /// What the operator must do after a sweep.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// `--online`: T0, the heal passes, what they put back and why, what was left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<super::online::OnlineReport>,
     /// With `-m --policy`: what the policy made of the untagged manifests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub untagged_policy: Option<crate::pipeline::retention::untagged::UntaggedPolicyReport>,
@@ -346,6 +349,7 @@ impl GcReport {
             bucket_versioning: BucketVersioning::of(&a.versioning),
             cache: None,
             notice: None,
+            online: None,
             untagged_policy: a.untagged_policy.clone(),
         }
     }
@@ -491,6 +495,9 @@ impl GcReport {
                 )?;
                 if let Some(run) = &d.trash {
                     super::trash::write_trashed(run, &self.storage, out)?;
+                }
+                if let Some(o) = &self.online {
+                    o.write_human(out)?;
                 }
                 if d.multipart_kept > 0 {
                     writeln!(

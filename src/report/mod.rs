@@ -8,6 +8,7 @@ pub mod du_history;
 pub mod du_page;
 pub mod gc;
 pub mod metrics;
+pub mod online;
 pub mod prune_tags;
 pub mod shard;
 pub mod tables;
@@ -125,6 +126,7 @@ render_plain!(
     shard::Merged,
     trash::RestoreReport,
     trash::PurgeReport,
+    trash::HealReport,
 );
 
 impl Render for trash::TrashList {

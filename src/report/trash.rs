@@ -97,6 +97,55 @@ impl RestoreReport {
     }
 }
 
+/// `regsweep trash heal`: what heal passes over the trash's online runs put back.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealReport {
+    pub storage: String,
+    /// Online runs healed (one pass each).
+    pub runs: u64,
+    #[serde(flatten)]
+    pub healed: crate::pipeline::execute::heal::Healed,
+    /// Runs whose pass failed.
+    pub unhealed: Vec<String>,
+}
+
+impl super::WriteJson for HealReport {}
+
+impl HealReport {
+    pub fn write_human(&self, out: &mut dyn Write) -> io::Result<()> {
+        let h = &self.healed;
+        if self.runs == 0 && self.unhealed.is_empty() {
+            return writeln!(
+                out,
+                "No online run in the trash of {}: nothing to heal.",
+                self.storage
+            );
+        }
+        writeln!(
+            out,
+            "Healed {} of {}: {} written since they began, {} put back ({}).",
+            count(self.runs, "online run", "online runs"),
+            self.storage,
+            count(h.new_links, "link", "links"),
+            count(h.objects, "object", "objects"),
+            human_bytes(h.bytes)
+        )?;
+        for (why, n) in &h.by_reason {
+            writeln!(out, "  {n:>8} needed by a new {why}")?;
+        }
+        for c in &h.conflicts {
+            writeln!(out, "  conflict      {c}")?;
+        }
+        for f in &h.failures {
+            writeln!(out, "  failed        {f}")?;
+        }
+        for r in &self.unhealed {
+            writeln!(out, "  not healed    run {r}")?;
+        }
+        Ok(())
+    }
+}
+
 /// `regsweep trash purge`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PurgeReport {

@@ -225,6 +225,26 @@ pub enum TrashCommand {
     /// Delete runs from the trash for good (a dry run unless --delete): one by its id, those past
     /// their window (--expired), or every one (--all).
     Purge(TrashPurgeArgs),
+    /// Heal every online run (`gc --online`) still in the trash: put back what links written
+    /// since it began need. Every deleting run does this before it purges. Takes the store's lock.
+    Heal(TrashHealArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrashHealArgs {
+    /// The store: the registry's rootdirectory, its config.yml, s3://bucket/prefix, gs://bucket/prefix,
+    /// or an Azure Blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix).
+    pub storage: String,
+    /// Remove the store's lock first if the run that took it is gone.
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(flatten)]
+    pub s3: RemoteArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -448,9 +468,24 @@ pub struct GcArgs {
     /// Delete what the plan lists. Without it nothing is deleted.
     #[arg(long)]
     pub delete: bool,
-    /// Hold back data written within this window (30m, 2h, 0s).
+    /// Hold back data written within this window (30m, 2h, 0s): a blob is old only when its data
+    /// and every link naming it are.
     #[arg(long, default_value = "2h", value_parser = parse_duration)]
     pub grace: Duration,
+    /// Collect while the registry stays writable (STORAGE must be its config.yml; its cache redis
+    /// or none): what goes is moved into the trash (--trash, default 7d), never deleted, and put
+    /// back when a link written since the run began needs it (heal passes after the sweep; every
+    /// later deleting run and `regsweep trash heal` heal again before anything is purged).
+    #[arg(long, requires = "delete")]
+    pub online: bool,
+    /// With --online: wait this long after the sweep before each of the two heal passes. At least
+    /// your longest request: the ingress or load balancer timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "online")]
+    pub settle: Duration,
+    /// With --online and the registry's inmemory cache: a command (run with sh -c) that restarts
+    /// every registry replica, run after the heal passes, then one more pass.
+    #[arg(long, value_name = "CMD", requires = "online")]
+    pub restart_command: Option<String>,
     #[command(flatten)]
     pub safety: SafetyArgs,
     /// Write the plan to FILE as NDJSON: a header line (store, options, time, item count and checksum,
@@ -627,6 +662,7 @@ impl From<&SafetyArgs> for regsweep::commands::gate::Safety {
             force: a.force,
             break_lock: a.break_lock,
             trash: a.trash,
+            online: false,
         }
     }
 }

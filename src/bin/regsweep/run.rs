@@ -3,8 +3,8 @@
 
 use crate::cli::{
     ApplyArgs, AuditArgs, Cli, Command, DuArgs, ExportArgs, GcArgs, PruneArgs, RemoteArgs, RunArgs,
-    ShardCommand, ShardManifestsArgs, ShardMergeArgs, TrashCommand, TrashListArgs, TrashPurgeArgs,
-    TrashRestoreArgs,
+    ShardCommand, ShardManifestsArgs, ShardMergeArgs, TrashCommand, TrashHealArgs, TrashListArgs,
+    TrashPurgeArgs, TrashRestoreArgs,
 };
 use crate::display::{Display, Mode};
 use crate::exit::Exit;
@@ -157,6 +157,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Trash(TrashCommand::List(a)) => ("trash list", &a.storage, &a.run),
         Command::Trash(TrashCommand::Restore(a)) => ("trash restore", &a.storage, &a.run),
         Command::Trash(TrashCommand::Purge(a)) => ("trash purge", &a.storage, &a.run),
+        Command::Trash(TrashCommand::Heal(a)) => ("trash heal", &a.storage, &a.run),
         Command::Completions { shell } => return completions(*shell),
         Command::Man => return man(),
     };
@@ -179,6 +180,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Trash(TrashCommand::List(args)) => trash_list(args, &mut job),
         Command::Trash(TrashCommand::Restore(args)) => trash_restore(args, &mut job),
         Command::Trash(TrashCommand::Purge(args)) => trash_purge(args, &mut job),
+        Command::Trash(TrashCommand::Heal(args)) => trash_heal(args, &mut job),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     };
     job.end(result)
@@ -369,9 +371,18 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         explain: args.explain,
         plan: args.plan.clone(),
         delete_versions: args.s3_delete.delete_versions,
-        safety: (&args.safety).into(),
+        safety: regsweep::commands::gate::Safety {
+            online: args.online,
+            ..(&args.safety).into()
+        },
         cache: (&args.cache).into(),
         manifests: (&args.manifest_cache).into(),
+        online: args
+            .online
+            .then(|| regsweep::commands::online::OnlineOptions {
+                settle: args.settle,
+                restart_command: args.restart_command.clone(),
+            }),
     };
     let policy = args.policy.as_deref().map(|p| args.policy_inputs.files(p));
     let inputs = commands::gc::GcInputs::read(&run, policy.as_ref()).map_err(failed)?;
@@ -551,5 +562,11 @@ fn trash_purge(args: TrashPurgeArgs, job: &mut Job) -> anyhow::Result<Exit> {
         (None, false) => Which::All,
     };
     let result = commands::trash::run_purge(storage.as_ref(), &which, args.delete, args.break_lock);
+    job.finish(result, args.json, View::default(), |_, _| {})
+}
+
+fn trash_heal(args: TrashHealArgs, job: &mut Job) -> anyhow::Result<Exit> {
+    let (_target, storage) = open_storage(&args.storage, &args.s3, false, job)?;
+    let result = commands::trash::run_heal(storage.as_ref(), args.break_lock);
     job.finish(result, args.json, View::default(), |_, _| {})
 }

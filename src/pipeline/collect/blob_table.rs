@@ -269,6 +269,14 @@ impl BlobTable {
         (t != UNKNOWN_TIME).then_some(t as i64)
     }
 
+    /// Counts the blob as written no earlier than `second` (a link naming it was written then): its
+    /// age is the newest of its data and the links that name it.
+    pub fn written_at_least(&self, id: BlobId, second: i64) {
+        self.row(id)
+            .time
+            .fetch_max(time_slot(second), Ordering::Relaxed);
+    }
+
     /// Learns the exact time of each blob whose data was written in the second of `cutoff` (whole
     /// seconds cannot tell whether before or after it), and counts one written after it in the
     /// second after ([`crate::model::time::seconds_against`]), so that comparing whole seconds

@@ -165,6 +165,58 @@ pub fn layer_link_times(
     }
 }
 
+/// Link-aware grace: a blob's age is the newest of its data and every link naming it. Each link of
+/// the blobs `ids` (their `_layers` links in every repository, and the revision links of those that
+/// are revisions) is asked of the store, and a link written after `cutoff` makes its blob as young
+/// as the link (a re-push, a mount or a deduplicated upload writes a link and no data). A link
+/// whose time cannot be learned counts as written now; a link that is not there counts for
+/// nothing. Returns how many blobs became younger than the cutoff.
+pub fn link_aware_times(
+    storage: &dyn Storage,
+    inv: &Inventory,
+    ids: &RoaringBitmap,
+    cutoff: SystemTime,
+) -> u64 {
+    if ids.is_empty() {
+        return 0;
+    }
+    let second = unix_seconds(cutoff);
+    let now = unix_seconds(SystemTime::now()).max(second + 1);
+    let links: Vec<(BlobId, String)> = inv
+        .repositories
+        .iter()
+        .flat_map(|repo| {
+            let layers = (repo.layer_links.iter())
+                .filter(|&&id| ids.contains(id))
+                .map(|&id| (id, layout::layer_link(&repo.name, &inv.blobs.digest(id))));
+            let revisions = (repo.revisions.iter())
+                .filter_map(|d| inv.blobs.id(d).filter(|&id| ids.contains(id)))
+                .map(|id| (id, layout::revision_link(&repo.name, &inv.blobs.digest(id))));
+            layers.chain(revisions).collect::<Vec<_>>()
+        })
+        .collect();
+    let young: Vec<(BlobId, i64)> = links
+        .par_iter()
+        .filter_map(|(id, link)| {
+            let t = match storage.stat(link) {
+                Ok(Some((_, Some(t)))) => crate::model::time::seconds_against(t, cutoff),
+                Ok(None) => return None,
+                Err(e) if e.is_not_found() => return None,
+                _ => now,
+            };
+            (t > second).then_some((*id, t))
+        })
+        .collect();
+    let mut younger = RoaringBitmap::new();
+    for (id, t) in young {
+        if inv.blobs.modified(id) <= second {
+            younger.insert(id);
+        }
+        inv.blobs.written_at_least(id, t);
+    }
+    younger.len()
+}
+
 /// Learns the exact times of the uploads whose newest file was written in the second of `cutoff`
 /// (the grace window's start), listing their folders again: one written after the cutoff counts in
 /// the second after ([`crate::model::time::seconds_against`]). An upload that cannot be listed again

@@ -33,10 +33,10 @@ use std::time::{Duration, SystemTime};
 /// Where every run's trash lives, beside `docker/`.
 pub const TRASH: &str = "regsweep-trash/";
 /// A run's record, in its folder.
-const RECORD: &str = "run.json";
+pub(super) const RECORD: &str = "run.json";
 /// Where every key the trash holds came from: the registry's keys all start here. Anything else in
 /// a run's folder (a record's temporary file left by a kill) is the record's, and goes with it.
-const STORE: &str = "docker/";
+pub(super) const STORE: &str = "docker/";
 /// A run's states: moving things, ended, and partly put back (a restore left conflicts).
 const OPEN: &str = "open";
 const COMPLETE: &str = "complete";
@@ -63,6 +63,29 @@ pub struct RunRecord {
     pub hidden: u64,
     #[serde(default)]
     pub hidden_bytes: u64,
+    /// An online run's part (`gc --online`): its T0 and its heal passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<OnlineRecord>,
+}
+
+/// What an online run records of itself (see [`super::heal`]): when it began by the store's own
+/// clock, the windows it ran with, and where its heal passes stand.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OnlineRecord {
+    /// T0: the time the store gave the run's record when it was first written (RFC 3339).
+    pub t0: String,
+    pub t0_unix_nanos: u64,
+    pub grace_seconds: u64,
+    /// At least the registry's longest request: how far back each heal pass looks past the start
+    /// of the pass before it.
+    pub settle_seconds: u64,
+    /// The next heal pass looks at links written since this (store time): T0 minus the grace
+    /// window at first, then each pass's start minus the settle time.
+    pub heal_since_unix_nanos: u64,
+    /// Heal passes run over this run, and what they put back.
+    pub passes: u64,
+    pub restored: u64,
+    pub restored_bytes: u64,
 }
 
 /// Whether `rest`, a key below a run's folder, records a hidden version.
@@ -111,10 +134,29 @@ impl TrashRun {
                 bytes: 0,
                 hidden: 0,
                 hidden_bytes: 0,
+                online: None,
             },
         };
         run.write(storage)?;
         Ok(run)
+    }
+
+    /// The store's own time of this run's record, as last written: what an online run takes for
+    /// T0 and for the start of each heal pass (no host clock is compared with the store's).
+    pub fn store_time(&self, storage: &dyn Storage) -> Result<SystemTime, StorageError> {
+        let key = format!("{}{RECORD}", run_folder(&self.record.id));
+        match storage.modified(&key)? {
+            Some(t) => Ok(t),
+            None => storage
+                .stat(&key)?
+                .and_then(|(_, t)| t)
+                .ok_or_else(|| StorageError::other(&key, "the store gives no time for it")),
+        }
+    }
+
+    /// Writes the record again (an online run's passes).
+    pub fn save(&self, storage: &dyn Storage) -> Result<(), StorageError> {
+        self.write(storage)
     }
 
     fn write(&self, storage: &dyn Storage) -> Result<(), StorageError> {
@@ -358,7 +400,7 @@ pub enum TrashError {
 }
 
 /// The order a restore puts objects back in: data before the links that name it, tags last.
-fn restore_step(original: &str) -> u8 {
+pub(super) fn restore_step(original: &str) -> u8 {
     if let BlobKey::Data(_) = layout::parse_blob_key(original) {
         return 0;
     }
@@ -403,18 +445,18 @@ fn same_object(storage: &dyn Storage, copy: &str, place: &str, size: u64) -> boo
 }
 
 /// One object of a run, as a restore sees it.
-struct Item {
+pub(super) struct Item {
     /// Its key in the trash.
-    key: String,
+    pub(super) key: String,
     /// Where it came from.
-    original: String,
-    size: u64,
+    pub(super) original: String,
+    pub(super) size: u64,
     /// `key` records a version hidden behind a delete marker, not the object itself.
-    hidden: bool,
+    pub(super) hidden: bool,
 }
 
 /// How an object went back.
-enum Back {
+pub(super) enum Back {
     Moved(u64),
     Unhidden(u64),
     /// Its place holds the same again: the trash's key is not needed.
@@ -424,7 +466,7 @@ enum Back {
 }
 
 /// Moves `item` back, or makes its hidden version current again; never overwrites.
-fn put_back(storage: &dyn Storage, item: &Item) -> Result<Back, StorageError> {
+pub(super) fn put_back(storage: &dyn Storage, item: &Item) -> Result<Back, StorageError> {
     if !item.hidden {
         let moves = storage
             .moves()
@@ -602,10 +644,33 @@ pub fn sweeping<T>(
         return Ok((sweep(storage), None));
     };
     let mut run = TrashRun::open(storage, options.command, options.window, SystemTime::now())?;
+    let out = sweeping_into(storage, &mut run, sweep)?;
+    Ok((out, Some(run.record)))
+}
+
+/// Runs `sweep` on the store whose deletes move into the opened run `run`, then completes its
+/// record with what moved.
+pub fn sweeping_into<T>(
+    storage: &dyn Storage,
+    run: &mut TrashRun,
+    sweep: impl FnOnce(&dyn Storage) -> T,
+) -> Result<T, StorageError> {
     let trashing = Trashing::new(storage, run_folder(&run.record.id));
     let out = sweep(&trashing);
     run.finish(storage, trashing.moved(), trashing.hidden())?;
-    Ok((out, Some(run.record)))
+    Ok(out)
+}
+
+/// Deletes the record of a run that moved nothing (an online run opens its run before it knows
+/// whether anything will go).
+pub fn drop_empty(storage: &dyn Storage, run: &TrashRun) -> Result<(), StorageError> {
+    let key = format!("{}{RECORD}", run_folder(&run.record.id));
+    match storage.delete(std::slice::from_ref(&key)).pop() {
+        Some(Err(e)) if !e.is_not_found() => Err(e),
+        _ => storage
+            .remove_folder_if_empty(&run_folder(&run.record.id))
+            .map(|_| ()),
+    }
 }
 
 /// Which runs a purge takes.

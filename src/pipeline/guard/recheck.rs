@@ -322,6 +322,48 @@ pub fn recheck(
     }
 }
 
+/// What changed since the analysis, for an online run's narrowing: the repositories whose tags,
+/// revisions or `_layers` links differ from what the analysis read (new ones included), and every
+/// digest those name now (their revisions, their tags' targets and their `_layers` links). A run
+/// that narrows leaves those repositories and digests out, instead of refusing the whole sweep.
+pub fn changed_since(
+    then: &[Repository],
+    blobs: &crate::pipeline::collect::blob_table::BlobTable,
+    now: &[Repository],
+) -> (Vec<String>, std::collections::HashSet<Digest>) {
+    use std::collections::{BTreeSet, HashMap, HashSet};
+    let shape = |r: &Repository, links: BTreeSet<Digest>| {
+        let tags: BTreeSet<(String, Option<Digest>)> =
+            r.tags.iter().map(|t| (t.name.clone(), t.current)).collect();
+        let revisions: BTreeSet<Digest> = r.revisions.iter().copied().collect();
+        (tags, revisions, links)
+    };
+    let before: HashMap<&str, _> = then
+        .iter()
+        .map(|r| {
+            let links = (r.layer_links.iter().map(|&id| blobs.digest(id)))
+                .chain(r.dangling_layer_links.iter().copied())
+                .collect();
+            (r.name.as_str(), shape(r, links))
+        })
+        .collect();
+    let (mut names, mut digests) = (Vec::new(), HashSet::new());
+    for r in now {
+        // A relisting reads no blob table: every `_layers` link is among its dangling ones.
+        let links: BTreeSet<Digest> = r.dangling_layer_links.iter().copied().collect();
+        let current = shape(r, links);
+        if before.get(r.name.as_str()) == Some(&current) {
+            continue;
+        }
+        let (tags, revisions, links) = current;
+        digests.extend(tags.into_iter().filter_map(|(_, d)| d));
+        digests.extend(revisions);
+        digests.extend(links);
+        names.push(r.name.clone());
+    }
+    (names, digests)
+}
+
 /// The first difference (in repository, then tag or revision order) between what was judged and
 /// `now` (sorted by name, as a walk returns them); `None` when they agree.
 pub fn first_change(judged: &Judged<'_>, now: &[Repository]) -> Option<Change> {

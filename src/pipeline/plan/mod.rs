@@ -218,6 +218,29 @@ impl Plan {
 
     /// Plans the multipart uploads initiated before the grace cutoff (an unknown time counts as
     /// recent), before the repositories, which stay last.
+    /// Leaves out every item of the repositories `repos` and the blobs `digests` (with every
+    /// repository's links to them): what an online run's re-check found changed. A repository
+    /// left out is not emptied either.
+    pub fn narrow(
+        &mut self,
+        repos: &std::collections::HashSet<&str>,
+        digests: &std::collections::HashSet<Digest>,
+    ) {
+        self.items.retain(|item| match item {
+            PlanItem::Manifest { repo, digest, .. } | PlanItem::LayerLink { repo, digest } => {
+                !repos.contains(repo.as_str()) && !digests.contains(digest)
+            }
+            PlanItem::AliasLink { repo, digest, .. } => {
+                !repos.contains(repo.as_str()) && !digests.contains(digest)
+            }
+            PlanItem::Blob { digest, .. } => !digests.contains(digest),
+            PlanItem::Upload { repo, .. } | PlanItem::Repository { repo } => {
+                !repos.contains(repo.as_str())
+            }
+            PlanItem::Multipart { .. } => true,
+        });
+    }
+
     pub fn add_multipart(
         &mut self,
         uploads: &[crate::storage::MultipartUpload],
