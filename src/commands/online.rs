@@ -303,9 +303,12 @@ pub fn sweep(
     }
     let evictor = cache.evictor()?;
     let mut plan = analysis.plan.clone();
+    // Multipart uploads cannot be moved; and a repository's folders are left in place, since the
+    // registry creates a link's folders before it writes the link, so removing an empty folder
+    // could fail a push in flight (the next offline run removes them).
+    let multipart_kept = analysis.plan.multipart().count() as u64;
     plan.items
-        .retain(|i| !matches!(i, PlanItem::Multipart { .. }));
-    let multipart_kept = (analysis.plan.items.len() - plan.items.len()) as u64;
+        .retain(|i| !matches!(i, PlanItem::Multipart { .. } | PlanItem::Repository { .. }));
     if !plan.items.is_empty() {
         let (names, digests) = match narrow(storage, analysis, &mut plan, progress) {
             Ok(n) => n,

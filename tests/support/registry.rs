@@ -106,6 +106,40 @@ impl Registry {
         root: PathBuf,
         level: &str,
     ) -> Registry {
+        Registry::start_wrapped(dir, storage_section, extra, root, level, &[])
+    }
+
+    /// Starts a registry on `dir/root` (keeping what it holds), with `extra` top-level sections,
+    /// logging requests, and run by `wrapper` (a command line the registry's own is appended to,
+    /// such as strace holding one path's opens).
+    pub fn start_held(
+        dir: &Path,
+        storage_extra: &str,
+        extra: &str,
+        wrapper: &[String],
+    ) -> Registry {
+        let root = dir.join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let section = format!(
+            "  filesystem:\n    rootdirectory: {}\n{storage_extra}",
+            root.display()
+        );
+        Registry::start_wrapped(dir, &section, extra, root, "info", wrapper)
+    }
+
+    /// The registry's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn start_wrapped(
+        dir: &Path,
+        storage_section: &str,
+        extra: &str,
+        root: PathBuf,
+        level: &str,
+        wrapper: &[String],
+    ) -> Registry {
         let port = free_port();
         let config = dir.join("config.yml");
         std::fs::write(
@@ -117,7 +151,15 @@ impl Registry {
         )
         .unwrap();
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("docker-registry");
+                c
+            }
+            None => Command::new("docker-registry"),
+        };
+        let child = command
             .env_remove("AWS_CA_BUNDLE")
             .arg("serve")
             .arg(&config)

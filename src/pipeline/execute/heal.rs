@@ -386,6 +386,14 @@ pub fn recorded_pass(storage: &dyn Storage, run: &mut TrashRun) -> Result<Healed
     let healed = pass(storage, run, since)?;
     let settle = Duration::from_secs(online.settle_seconds);
     let next = unix_nanos(started.checked_sub(settle).unwrap_or(UNIX_EPOCH));
+    if healed.objects > 0 {
+        crate::pipeline::execute::trash::recount(storage, &mut run.record).map_err(
+            |e| match e {
+                crate::pipeline::execute::trash::TrashError::Storage(e) => e,
+                other => StorageError::other(&run.record.id, other),
+            },
+        )?;
+    }
     if let Some(o) = run.record.online.as_mut() {
         o.heal_since_unix_nanos = o.heal_since_unix_nanos.max(next);
         o.passes += 1;

@@ -607,8 +607,18 @@ fn note_what_stays(storage: &dyn Storage, id: &str) -> Result<(), TrashError> {
     else {
         return Ok(());
     };
+    recount(storage, &mut record)?;
+    record.state = PARTLY_RESTORED.into();
+    TrashRun { record }.write(storage)?;
+    Ok(())
+}
+
+/// Sets the record's counts to what its run's folder holds now (after a restore or a heal).
+pub(super) fn recount(storage: &dyn Storage, record: &mut RunRecord) -> Result<(), TrashError> {
+    let id = record.id.clone();
+    let folder = run_folder(&id);
     let (mut moved, mut bytes, mut hidden, mut hidden_bytes) = (0, 0, 0, 0);
-    for (k, size) in keys_of(storage, id)? {
+    for (k, size) in keys_of(storage, &id)? {
         let rest = &k[folder.len()..];
         if rest.starts_with(STORE) {
             (moved, bytes) = (moved + 1, bytes + size);
@@ -620,8 +630,6 @@ fn note_what_stays(storage: &dyn Storage, id: &str) -> Result<(), TrashError> {
     }
     (record.moved, record.bytes) = (moved, bytes);
     (record.hidden, record.hidden_bytes) = (hidden, hidden_bytes);
-    record.state = PARTLY_RESTORED.into();
-    TrashRun { record }.write(storage)?;
     Ok(())
 }
 

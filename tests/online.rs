@@ -1,0 +1,611 @@
+//! `gc --online` against the real registry while it takes pushes (issue 44, ONLINE.md §2).
+//!
+//! Each race is forced, not waited for: the registry runs under strace, which holds one request
+//! at the open of one path (a manifest's revision link: the PUT has verified what the manifest
+//! references and not yet written the link that acknowledges it; a `_layers` link: a mount has
+//! checked the source and not yet linked). A collector runs inside that hold. After the hold the
+//! registry answers the push 201; the registry is then restarted (a fresh process, no strace) and
+//! every acknowledged tag is pulled with skopeo, which checks every digest, and audited.
+//!
+//! The same interleavings with a plain `--delete --force` lose the image: the tests show it, so
+//! that the online runs' passing is not luck of timing.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+use support::oci;
+use support::redis::RedisServer;
+use support::registry::Registry;
+use support::{regsweep, regsweep_json, skopeo_copy, try_skopeo_copy};
+
+/// How long strace holds the request: long enough for a collector run on a tiny store.
+const HOLD: Duration = Duration::from_secs(6);
+
+/// The registry's cache in a scenario.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cache {
+    Off,
+    Redis,
+}
+
+/// The image a scenario pushes, deletes, and pushes again while the collector runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Image {
+    /// One platform: the held request is its manifest's PUT (races R1 and R4).
+    Single,
+    /// Two platforms: the children are pushed again first, the held request is the index's PUT
+    /// (race R6).
+    Multi,
+}
+
+struct Scenario {
+    dir: tempfile::TempDir,
+    redis: Option<RedisServer>,
+    layout: PathBuf,
+    /// The manifest (or index) digest pushed.
+    top: String,
+    /// Blobs every pull needs, for the assertions on the store.
+    blobs: Vec<String>,
+}
+
+impl Scenario {
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("config.yml")
+    }
+
+    fn storage_extra(&self) -> String {
+        match self.redis {
+            Some(_) => "  cache:\n    blobdescriptor: redis\n".to_owned(),
+            None => String::new(),
+        }
+    }
+
+    fn extra(&self) -> String {
+        match &self.redis {
+            Some(r) => format!("redis:\n  addr: 127.0.0.1:{}\n  db: 0\n", r.port),
+            None => String::new(),
+        }
+    }
+
+    /// The registry on this scenario's root, run by `wrapper`.
+    fn registry(&self, wrapper: &[String]) -> Registry {
+        Registry::start_held(
+            self.dir.path(),
+            &self.storage_extra(),
+            &self.extra(),
+            wrapper,
+        )
+    }
+
+    fn source(&self) -> String {
+        format!("oci:{}:latest", self.layout.display())
+    }
+
+    fn all(&self) -> &'static [&'static str] {
+        &["--all"]
+    }
+}
+
+/// Every file below `root` made `age` old: the store is old garbage a push can reuse.
+fn age_everything(root: &Path, age: Duration) {
+    let when = SystemTime::now() - age;
+    for entry in walk(root) {
+        std::fs::File::options()
+            .write(true)
+            .open(&entry)
+            .and_then(|f| f.set_modified(when))
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.display()));
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A registry holding `app/img:v1` pushed, then deleted through the API and aged three hours:
+/// garbage, every byte of which the push the test makes next reuses.
+fn scenario(image: Image, cache: Cache) -> Scenario {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = (cache == Cache::Redis).then(|| RedisServer::start(dir.path(), None, &[]));
+    let layout = dir.path().join("layout");
+    let (top, blobs) = match image {
+        Image::Single => {
+            let img = oci::single(&layout, &["online-base", "online-app"]);
+            let mut blobs = img.layers.clone();
+            blobs.extend([img.config.clone(), img.manifest.clone()]);
+            (img.manifest, blobs)
+        }
+        Image::Multi => {
+            let (index, images) = oci::multi(
+                &layout,
+                &[
+                    ("amd64", &["online-base", "online-amd64"]),
+                    ("arm64", &["online-arm64"]),
+                ],
+            );
+            let mut blobs = vec![index.clone()];
+            for img in images {
+                blobs.extend(img.layers.clone());
+                blobs.extend([img.config.clone(), img.manifest.clone()]);
+            }
+            (index, blobs)
+        }
+    };
+    let s = Scenario {
+        dir,
+        redis,
+        layout,
+        top,
+        blobs,
+    };
+    {
+        let reg = s.registry(&[]);
+        skopeo_copy(&s.source(), &reg.image("app/img", "v1"), s.all());
+        // The repository keeps another image: it is not left empty.
+        let keep = s.dir.path().join("keep");
+        oci::single(&keep, &["online-keep"]);
+        let keep = format!("oci:{}:latest", keep.display());
+        skopeo_copy(&keep, &reg.image("app/img", "keep"), &[]);
+        reg.delete_manifest("app/img", &s.top);
+    }
+    age_everything(&s.root(), Duration::from_secs(3 * 3600));
+    s
+}
+
+/// strace holding every open of `path` for [`HOLD`].
+fn hold(path: &Path) -> Vec<String> {
+    vec![
+        "strace".into(),
+        "-f".into(),
+        "-qq".into(),
+        "-o".into(),
+        "/dev/null".into(),
+        "-P".into(),
+        path.display().to_string(),
+        "-e".into(),
+        "trace=openat".into(),
+        "-e".into(),
+        format!("inject=openat:delay_enter={}", HOLD.as_micros()),
+    ]
+}
+
+fn revision_link(root: &Path, repo: &str, digest: &str) -> PathBuf {
+    root.join(format!(
+        "docker/registry/v2/repositories/{repo}/_manifests/revisions/sha256/{}/link",
+        digest.trim_start_matches("sha256:")
+    ))
+}
+
+/// The push of the scenario's image, started; returns when the registry holds its last manifest
+/// PUT (the registry's log shows every request before it answered, and the PUT has had time to
+/// reach the hold).
+fn push_held(s: &Scenario, reg: &Registry) -> std::thread::JoinHandle<Result<(), String>> {
+    let log = s.dir.path().join("registry.log");
+    let before = std::fs::read_to_string(&log).unwrap_or_default().len();
+    let (src, dst) = (s.source(), reg.image("app/img", "v1"));
+    let pusher = std::thread::spawn(move || try_skopeo_copy(&src, &dst, &["--all"]));
+    // Every blob is HEADed (and, for an index, each child manifest PUT) before the held PUT.
+    let children = s.blobs.len().saturating_sub(1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let answered = text[before.min(text.len())..]
+            .lines()
+            .filter(|l| l.contains("response completed"))
+            .count();
+        if answered >= children.min(3) {
+            break;
+        }
+        assert!(
+            !pusher.is_finished(),
+            "the push ended before the registry held it"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the push did not reach the registry"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !pusher.is_finished(),
+        "the push was not held: the race was not forced"
+    );
+    pusher
+}
+
+/// Runs one forced interleaving: the push held between its check and its link, a collector run
+/// (`args`) inside the hold, the push answered, the registry restarted. Returns whether the
+/// acknowledged tag pulls (every platform), the collector's summary, and the registry's root.
+fn race(
+    image: Image,
+    cache: Cache,
+    args: &[&str],
+) -> (Result<(), String>, serde_json::Value, Scenario) {
+    let s = scenario(image, cache);
+    let summary;
+    {
+        let held = revision_link(&s.root(), "app/img", &s.top);
+        let reg = s.registry(&hold(&held));
+        let pusher = push_held(&s, &reg);
+        let mut cmd: Vec<std::ffi::OsString> = vec!["gc".into(), s.config().into()];
+        cmd.extend(args.iter().map(Into::into));
+        let started = Instant::now();
+        let (code, json, stderr) =
+            regsweep_json(&cmd.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
+        assert!(code == 0, "gc {args:?} exited {code}:\n{stderr}\n{json:#}");
+        summary = json;
+        let pushed = pusher.join().unwrap();
+        assert!(
+            pushed.is_ok(),
+            "the held push must be acknowledged (201): {pushed:?}"
+        );
+        // The premise: the collector's sweep ran while the push was held.
+        assert!(
+            summary["deleted"]["blobs"].as_u64().unwrap_or(0) > 0,
+            "the collector swept nothing inside the hold (after {:?}): {summary:#}",
+            started.elapsed()
+        );
+    }
+    let reg = s.registry(&[]);
+    let dest = format!("oci:{}:pulled", s.dir.path().join("pulled").display());
+    let pulled = try_skopeo_copy(&reg.image("app/img", "v1"), &dest, &["--all"]);
+    drop(reg);
+    (pulled, summary, s)
+}
+
+fn online_args() -> Vec<&'static str> {
+    vec![
+        "-m", "--delete", "--online", "--grace", "1h", "--settle", "8s",
+    ]
+}
+
+/// What an online run must leave: the acknowledged tag pulls, audit finds nothing missing, the
+/// report says what was put back and why.
+fn assert_healed(pulled: Result<(), String>, summary: &serde_json::Value, s: &Scenario) {
+    assert!(
+        pulled.is_ok(),
+        "the acknowledged tag must pull after an online run: {pulled:?}\n{summary:#}"
+    );
+    let online = &summary["online"];
+    assert!(
+        online["restored"]["objects"].as_u64().unwrap() >= 1,
+        "the settle must have put objects back: {online:#}"
+    );
+    assert_eq!(online["settle_passes"].as_u64(), Some(2), "{online:#}");
+    let reasons = online["restored"]["by_reason"].as_object().unwrap();
+    assert!(
+        reasons.contains_key("revision link") || reasons.contains_key("tag"),
+        "restored for a new revision or tag: {reasons:?}"
+    );
+    for d in &s.blobs {
+        let data = s.root().join(format!(
+            "docker/registry/v2/blobs/sha256/{}/{}/data",
+            &d[7..9],
+            &d[7..]
+        ));
+        assert!(data.is_file(), "{d} must be back in place");
+    }
+    let audit = regsweep()
+        .arg("audit")
+        .arg(s.config())
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(
+        audit.status.success(),
+        "audit must find nothing missing after the online run: {report:#}"
+    );
+}
+
+#[test]
+fn a_manifest_put_held_between_its_check_and_its_link_is_healed_cache_off() {
+    let (pulled, summary, s) = race(Image::Single, Cache::Off, &online_args());
+    assert_healed(pulled, &summary, &s);
+}
+
+#[test]
+fn a_manifest_put_held_between_its_check_and_its_link_is_healed_with_redis() {
+    let (pulled, summary, s) = race(Image::Single, Cache::Redis, &online_args());
+    assert_healed(pulled, &summary, &s);
+    assert!(
+        summary["cache"]["evicted_keys"].as_u64().unwrap_or(0) > 0,
+        "the redis cache was evicted: {:#}",
+        summary["cache"]
+    );
+}
+
+#[test]
+fn an_index_put_after_its_children_is_healed() {
+    let (pulled, summary, s) = race(Image::Multi, Cache::Off, &online_args());
+    assert_healed(pulled, &summary, &s);
+}
+
+#[test]
+fn the_same_race_without_online_loses_the_image() {
+    for (image, cache) in [(Image::Single, Cache::Off), (Image::Multi, Cache::Redis)] {
+        let (pulled, summary, s) = race(
+            image,
+            cache,
+            &["-m", "--delete", "--force", "--grace", "1h"],
+        );
+        assert!(
+            pulled.is_err(),
+            "{image:?}/{cache:?}: a plain --delete inside the hold must lose the acknowledged image \
+             (or this test forces nothing): {summary:#}"
+        );
+        let audit = regsweep().arg("audit").arg(s.config()).output().unwrap();
+        assert!(!audit.status.success(), "audit must name what is missing");
+    }
+}
+
+#[test]
+fn a_mount_held_before_its_link_is_healed() {
+    // Race R3: an old blob nothing references is mounted into another repository; the mount's
+    // check finds it, the collector moves it, then the mount links it and the manifest that
+    // uses it is pushed.
+    let s = scenario(Image::Single, Cache::Off);
+    let layer = oci::sha256(&oci::layer("online-app", 4096).0);
+    let link = s.root().join(format!(
+        "docker/registry/v2/repositories/other/img/_layers/sha256/{}/link",
+        &layer[7..]
+    ));
+    let summary;
+    {
+        let reg = s.registry(&hold(&link));
+        let port = reg.port;
+        let path = format!("/v2/other/img/blobs/uploads/?mount={layer}&from=app/img");
+        let mount = std::thread::spawn(move || {
+            support::registry::http_to(port, "POST", &path, &[], &[]).map(|r| r.status)
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(!mount.is_finished(), "the mount was not held");
+        let (code, json, stderr) = regsweep_json(&[
+            "gc".as_ref(),
+            s.config().as_os_str(),
+            "-m".as_ref(),
+            "--delete".as_ref(),
+            "--online".as_ref(),
+            "--grace".as_ref(),
+            "1h".as_ref(),
+            "--settle".as_ref(),
+            "8s".as_ref(),
+        ]);
+        assert_eq!(code, 0, "{stderr}\n{json:#}");
+        summary = json;
+        assert_eq!(
+            mount.join().unwrap().unwrap(),
+            201,
+            "the mount is acknowledged"
+        );
+        assert!(summary["deleted"]["blobs"].as_u64().unwrap() > 0);
+    }
+    // The layer the mount linked is back; a manifest using it is accepted and pulls.
+    let data = s.root().join(format!(
+        "docker/registry/v2/blobs/sha256/{}/{}/data",
+        &layer[7..9],
+        &layer[7..]
+    ));
+    assert!(
+        data.is_file(),
+        "the mounted layer must be back: {:#}",
+        summary["online"]
+    );
+    assert_eq!(
+        summary["online"]["restored"]["by_reason"]["layer link"].as_u64(),
+        Some(1),
+        "{:#}",
+        summary["online"]
+    );
+    let reg = s.registry(&[]);
+    let r = reg.get_blob("other/img", &layer);
+    assert_eq!(
+        r.status, 200,
+        "the mounted layer pulls from its new repository"
+    );
+}
+
+#[test]
+fn a_run_killed_before_its_settle_is_healed_by_the_next_run() {
+    let s = scenario(Image::Single, Cache::Off);
+    {
+        let held = revision_link(&s.root(), "app/img", &s.top);
+        let reg = s.registry(&hold(&held));
+        let pusher = push_held(&s, &reg);
+        let mut gc = regsweep()
+            .arg("gc")
+            .arg(s.config())
+            .args([
+                "-m", "--delete", "--online", "--grace", "1h", "--settle", "1h",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once its sweep is done (the trash run's record is complete), before any pass.
+        let trash = s.root().join("regsweep-trash");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !walk_if(&trash).iter().any(|p| {
+            p.ends_with("run.json")
+                && std::fs::read_to_string(p).is_ok_and(|t| t.contains("\"complete\""))
+        }) {
+            assert!(Instant::now() < deadline, "the online run did not sweep");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Command::new("kill")
+            .args(["-KILL", &gc.id().to_string()])
+            .status()
+            .unwrap();
+        gc.wait().unwrap();
+        assert!(pusher.join().unwrap().is_ok(), "the push is acknowledged");
+    }
+    let reg = s.registry(&[]);
+    let dest = format!("oci:{}:lost", s.dir.path().join("pulled").display());
+    assert!(
+        try_skopeo_copy(&reg.image("app/img", "v1"), &dest, &[]).is_err(),
+        "killed before its settle, the run has not healed yet (or nothing was forced)"
+    );
+    // The next deleting run heals every online run in the trash before anything else.
+    let out = regsweep()
+        .arg("gc")
+        .arg(s.config())
+        .args([
+            "-m", "--delete", "--online", "--grace", "1h", "--settle", "1s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("healed the trash's online runs"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dest = format!("oci:{}:healed", s.dir.path().join("pulled").display());
+    assert_eq!(
+        try_skopeo_copy(&reg.image("app/img", "v1"), &dest, &[]),
+        Ok(())
+    );
+}
+
+fn walk_if(dir: &Path) -> Vec<PathBuf> {
+    if dir.is_dir() { walk(dir) } else { Vec::new() }
+}
+
+/// A config.yml for `root` with `extra` lines under `storage:` and `top` top-level sections.
+fn config(dir: &Path, name: &str, root: &Path, storage_extra: &str, top: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n{storage_extra}{top}",
+            root.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn online_refuses_what_it_cannot_keep_its_promise_on_and_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, _) = support::copy_of_demo(dir.path());
+    let before = walk(&root).len();
+    let cases: [(&str, PathBuf, &str); 3] = [
+        (
+            "inmemory",
+            config(
+                dir.path(),
+                "inmemory.yml",
+                &root,
+                "  cache:\n    blobdescriptor: inmemory\n",
+                "",
+            ),
+            "inmemory",
+        ),
+        (
+            "proxy",
+            config(
+                dir.path(),
+                "proxy.yml",
+                &root,
+                "",
+                "proxy:\n  remoteurl: https://registry-1.docker.io\n",
+            ),
+            "pull-through cache",
+        ),
+        ("a bare folder", root.clone(), "not a registry config.yml"),
+    ];
+    for (what, target, says) in cases {
+        let out = regsweep()
+            .arg("gc")
+            .arg(&target)
+            .args([
+                "-m", "--delete", "--online", "--grace", "0s", "--settle", "1s",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        assert!(stderr.contains(says), "{what}: {stderr}");
+        assert!(
+            !root.join("regsweep-trash").exists(),
+            "{what}: nothing moved"
+        );
+        assert_eq!(walk(&root).len(), before, "{what}: nothing moved");
+    }
+    // --online is a deleting mode: without --delete clap says so.
+    let out = regsweep()
+        .arg("gc")
+        .arg(&root)
+        .arg("--online")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--delete"));
+}
+
+#[test]
+fn an_inmemory_cache_is_accepted_with_a_restart_command_run_after_the_settle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, _) = support::copy_of_demo(dir.path());
+    let cfg = config(
+        dir.path(),
+        "inmemory.yml",
+        &root,
+        "  cache:\n    blobdescriptor: inmemory\n",
+        "",
+    );
+    let marker = dir.path().join("restarted");
+    let cmd = format!("touch {}", marker.display());
+    let (code, json, stderr) = regsweep_json(&[
+        "gc".as_ref(),
+        cfg.as_os_str(),
+        "-m".as_ref(),
+        "--delete".as_ref(),
+        "--online".as_ref(),
+        "--grace".as_ref(),
+        "0s".as_ref(),
+        "--settle".as_ref(),
+        "1s".as_ref(),
+        "--restart-command".as_ref(),
+        cmd.as_ref(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(marker.exists(), "the restart command ran");
+    assert_eq!(json["online"]["restart"], "ran");
+    assert_eq!(
+        json["online"]["settle_passes"].as_u64(),
+        Some(3),
+        "two passes, then one after the restart"
+    );
+    // Nothing was deleted: what went is in the trash, and the run records its T0 and passes.
+    let moved = json["deleted"]["trash"]["moved"].as_u64().unwrap();
+    assert!(moved > 0);
+    let run = json["online"]["trash_run"].as_str().unwrap();
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join(format!("regsweep-trash/{run}/run.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["online"]["passes"].as_u64(), Some(3));
+    assert!(record["online"]["t0_unix_nanos"].as_u64().unwrap() > 0);
+}
