@@ -340,6 +340,7 @@ fn the_in_memory_store_keeps_the_storage_contract() {
     let f = Mem(MemStorage::new());
     contract(&f);
     moves_without_overwriting(&f);
+    heals_what_new_links_need(&f);
 }
 
 #[test]
@@ -352,6 +353,103 @@ fn a_filesystem_store_keeps_the_storage_contract() {
     };
     contract(&f);
     moves_without_overwriting(&f);
+    heals_what_new_links_need(&f);
+}
+
+/// An online run's heal ([`regsweep::pipeline::execute::heal`]): an image moved into a trash run,
+/// then a revision link and a tag written, as the registry writes them after a check that found
+/// the image; a heal pass puts back what they need (data, then links) and nothing else, and the
+/// run's record counts what stays.
+fn heals_what_new_links_need(f: &dyn Fixture) {
+    use regsweep::model::digest::Digest;
+    use regsweep::model::layout;
+    use regsweep::pipeline::execute::{heal, trash};
+    use std::time::{Duration, SystemTime};
+    let s = f.storage();
+    let (config, layer, stray) = (b"{}".to_vec(), vec![7u8; 5000], b"stray".to_vec());
+    let (c, l, x) = (Digest::of(&config), Digest::of(&layer), Digest::of(&stray));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c.to_string(), "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": l.to_string(), "size": 5000}],
+    })
+    .to_string()
+    .into_bytes();
+    let m = Digest::of(&manifest);
+    let repo = "heal/img";
+    let link = |d: &Digest| d.to_string().into_bytes();
+    let swept = vec![
+        (layout::blob_data(&m), manifest.clone()),
+        (layout::blob_data(&c), config.clone()),
+        (layout::blob_data(&l), layer.clone()),
+        (layout::blob_data(&x), stray.clone()),
+        (layout::layer_link(repo, &c), link(&c)),
+        (layout::layer_link(repo, &l), link(&l)),
+    ];
+    f.put(&swept);
+    let mut run =
+        trash::TrashRun::open(s, "gc", Duration::from_secs(3600), SystemTime::now()).unwrap();
+    let t0 = run.store_time(s).unwrap();
+    run.record.online = Some(trash::OnlineRecord {
+        t0_unix_nanos: heal::unix_nanos(t0),
+        heal_since_unix_nanos: heal::unix_nanos(t0),
+        settle_seconds: 1,
+        ..trash::OnlineRecord::default()
+    });
+    let keys: Vec<String> = swept.iter().map(|(k, _)| k.clone()).collect();
+    trash::sweeping_into(s, &mut run, |t| t.delete(&keys)).unwrap();
+    for k in &keys {
+        assert!(
+            s.read(k, 1).unwrap_err().is_not_found(),
+            "{}: {k} moved",
+            f.name()
+        );
+    }
+    // The registry acknowledges the image: its revision, then its tag.
+    f.put(&[
+        (layout::revision_link(repo, &m), link(&m)),
+        (layout::tag_index_entry(repo, "v1", &m), link(&m)),
+        (layout::tag_current(repo, "v1"), link(&m)),
+    ]);
+    let healed = heal::recorded_pass(s, &mut run).unwrap();
+    assert_eq!(healed.objects, 5, "{}: {healed:?}", f.name());
+    assert!(
+        healed.failures.is_empty() && healed.conflicts.is_empty(),
+        "{healed:?}"
+    );
+    for (k, body) in &swept[..3] {
+        assert_eq!(
+            &s.read(k, u64::MAX).unwrap(),
+            body,
+            "{}: {k} back",
+            f.name()
+        );
+    }
+    for (k, body) in &swept[4..] {
+        assert_eq!(
+            &s.read(k, u64::MAX).unwrap(),
+            body,
+            "{}: {k} back",
+            f.name()
+        );
+    }
+    let stray_key = &swept[3].0;
+    assert!(
+        s.read(stray_key, 1).unwrap_err().is_not_found(),
+        "{}: nothing needs the stray blob",
+        f.name()
+    );
+    assert_eq!(
+        (run.record.moved, run.record.bytes),
+        (1, stray.len() as u64),
+        "{}: the record counts what stays",
+        f.name()
+    );
+    assert_eq!(run.record.online.as_ref().unwrap().passes, 1);
+    // A second pass finds nothing more to do.
+    let again = heal::recorded_pass(s, &mut run).unwrap();
+    assert_eq!(again.objects, 0, "{}: {again:?}", f.name());
 }
 
 /// A store whose deletes go to the trash ([`Trashing`]): the contract holds for its users as it
@@ -529,7 +627,9 @@ fn an_s3_store_keeps_the_storage_contract() {
     let server = support::s3::S3Server::start(&dir.path().join("moto.log"));
     server.create_bucket("contract");
     let storage = server.storage("contract");
-    contract(&S3 { server, storage });
+    let f = S3 { server, storage };
+    contract(&f);
+    heals_what_new_links_need(&f);
 }
 
 #[test]
@@ -556,6 +656,7 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
     );
     proves_links_and_holds_the_lock(&f, "gs://contract/store/");
     moves_without_overwriting(&f);
+    heals_what_new_links_need(&f);
     deletes_in_batches(&f);
     let proxy = throttling(dir.path(), &f._server.endpoint());
     let via = f
@@ -579,6 +680,7 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
     contract(&f);
     proves_links_and_holds_the_lock(&f, &format!("{}/contract/store/", f._server.service_url()));
     deletes_in_batches(&f);
+    heals_what_new_links_need(&f);
     let proxy = throttling(dir.path(), &format!("http://127.0.0.1:{}", f._server.port));
     let via = f._server.storage_via("contract", "store/", proxy.port);
     sends_throttled_parts_again(&f, &via, &proxy);
