@@ -12,6 +12,7 @@
 
 mod support;
 
+use regsweep::storage::Storage;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -608,4 +609,139 @@ fn an_inmemory_cache_is_accepted_with_a_restart_command_run_after_the_settle() {
     .unwrap();
     assert_eq!(record["online"]["passes"].as_u64(), Some(3));
     assert!(record["online"]["t0_unix_nanos"].as_u64().unwrap() > 0);
+}
+
+/// Run E1 on S3 (moto, the registry's own s3 driver): with an `inmemory` cache, an image pushed
+/// again after the sweep is acknowledged with no object written, since the cache vouches for what
+/// went. An online run (given the command that restarts the registry) puts back what the new
+/// revision and tag need, runs the restart after its passes, and the image pulls; a plain run
+/// loses it.
+#[test]
+fn on_s3_a_push_through_a_stale_inmemory_cache_is_healed() {
+    for online in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+        s3.create_bucket("reg");
+        let cache = "  cache:\n    blobdescriptor: inmemory\n";
+        let start = || Registry::start_s3_with(dir.path(), &s3, "reg", cache);
+        let layout = dir.path().join("layout");
+        let img = oci::single(&layout, &["s3-base", "s3-app"]);
+        let src = format!("oci:{}:latest", layout.display());
+        let mut reg = start();
+        skopeo_copy(&src, &reg.image("app/img", "v1"), &[]);
+        let keep = dir.path().join("keep");
+        oci::single(&keep, &["s3-keep"]);
+        skopeo_copy(
+            &format!("oci:{}:latest", keep.display()),
+            &reg.image("app/img", "keep"),
+            &[],
+        );
+        reg.delete_manifest("app/img", &img.manifest);
+        // S3 keeps whole seconds: what was written in T0's second is held back.
+        std::thread::sleep(Duration::from_millis(1100));
+        let config = dir.path().join("config.yml");
+        let marker = dir.path().join("restart-asked");
+        let mut gc = regsweep();
+        gc.arg("gc")
+            .arg(&config)
+            .args(["-m", "--delete", "--grace", "0s", "--json"]);
+        if online {
+            gc.args(["--online", "--settle", "4s", "--restart-command"])
+                .arg(format!("touch {}", marker.display()));
+        } else {
+            gc.arg("--force");
+        }
+        let gc = gc
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if online {
+            // The sweep is over when the run's record says complete.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let records: Vec<String> = s3
+                    .keys("reg")
+                    .into_iter()
+                    .filter(|k| k.ends_with("/run.json"))
+                    .collect();
+                let complete = records.iter().any(|k| {
+                    let storage = s3.storage("reg");
+                    let k = k.trim_start_matches("store/");
+                    storage
+                        .read(k, 1 << 16)
+                        .is_ok_and(|b| String::from_utf8_lossy(&b).contains("\"complete\""))
+                });
+                if complete {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the online run did not sweep");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let out = if online {
+            // Pushed again while the cache still vouches for what went: acknowledged.
+            skopeo_copy(&src, &reg.image("app/img", "v1"), &[]);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !marker.exists() {
+                assert!(Instant::now() < deadline, "the restart command did not run");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            drop(reg);
+            reg = start();
+            gc.wait_with_output().unwrap()
+        } else {
+            let out = gc.wait_with_output().unwrap();
+            skopeo_copy(&src, &reg.image("app/img", "v1"), &[]);
+            drop(reg);
+            reg = start();
+            out
+        };
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "online {online}: {}\n{summary:#}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            summary["deleted"]["blobs"].as_u64().unwrap() >= 3,
+            "{summary:#}"
+        );
+        let dest = format!("oci:{}:pulled", dir.path().join("pulled").display());
+        let pulled = try_skopeo_copy(&reg.image("app/img", "v1"), &dest, &[]);
+        if online {
+            assert_eq!(pulled, Ok(()), "{summary:#}");
+            let o = &summary["online"];
+            assert_eq!(o["restart"], "ran", "{o:#}");
+            assert_eq!(o["settle_passes"].as_u64(), Some(3), "{o:#}");
+            // The manifest's data is what the cache made the registry skip writing (run E1).
+            assert!(o["restored"]["objects"].as_u64().unwrap() >= 1, "{o:#}");
+            assert!(
+                o["restored"]["by_reason"]["revision link"]
+                    .as_u64()
+                    .unwrap()
+                    >= 1
+            );
+            let data = format!(
+                "docker/registry/v2/blobs/sha256/{}/{}/data",
+                &img.manifest[7..9],
+                &img.manifest[7..]
+            );
+            let back = s3.storage("reg").read(&data, 1 << 20);
+            let keys: Vec<String> = s3
+                .keys("reg")
+                .into_iter()
+                .filter(|k| k.contains("blobs"))
+                .collect();
+            assert!(
+                back.is_ok(),
+                "the manifest's data is back: {data}: {back:?}\n{keys:#?}"
+            );
+        } else {
+            assert!(
+                pulled.is_err(),
+                "a plain run must lose the image here (run E1)"
+            );
+        }
+    }
 }

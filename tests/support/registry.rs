@@ -58,6 +58,23 @@ impl Registry {
         Registry::start_with(dir, &section, dir.join("no-local-root"))
     }
 
+    /// As [`Registry::start_s3`], with `storage_extra` (lines under `storage:`, such as a cache)
+    /// and logging every request.
+    pub fn start_s3_with(
+        dir: &Path,
+        s3: &super::s3::S3Server,
+        bucket: &str,
+        storage_extra: &str,
+    ) -> Registry {
+        let section = format!(
+            "  s3:\n    bucket: {bucket}\n    region: us-east-1\n    regionendpoint: {}\n    \
+             rootdirectory: /store\n    accesskey: test\n    secretkey: test\n    forcepathstyle: true\n    \
+             secure: false\n    v4auth: true\n{storage_extra}",
+            s3.endpoint()
+        );
+        Registry::start_configured(dir, &section, "", dir.join("no-local-root"), "info")
+    }
+
     /// Starts a registry with the given `storage:` driver section (indented by two spaces).
     pub fn start_with(dir: &Path, storage_section: &str, root: PathBuf) -> Registry {
         Registry::start_configured(dir, storage_section, "", root, "warn")
