@@ -577,6 +577,7 @@ fn an_inmemory_cache_is_accepted_with_a_restart_command_run_after_the_settle() {
         "",
     );
     let marker = dir.path().join("restarted");
+    let metrics = dir.path().join("gc.prom");
     let cmd = format!("touch {}", marker.display());
     let (code, json, stderr) = regsweep_json(&[
         "gc".as_ref(),
@@ -590,8 +591,22 @@ fn an_inmemory_cache_is_accepted_with_a_restart_command_run_after_the_settle() {
         "1s".as_ref(),
         "--restart-command".as_ref(),
         cmd.as_ref(),
+        "--metrics-file".as_ref(),
+        metrics.as_os_str(),
     ]);
     assert_eq!(code, 0, "{stderr}");
+    // The metrics file says the same, as Prometheus parses it.
+    let samples = support::metrics::parse_metrics(&metrics);
+    let value = |name: &str| {
+        samples
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    assert_eq!(value("regsweep_online_settle_passes_total"), 3.0);
+    assert_eq!(value("regsweep_online_restored_objects_total"), 0.0);
+    assert_eq!(value("regsweep_online_narrowed_repositories"), 0.0);
     assert!(marker.exists(), "the restart command ran");
     assert_eq!(json["online"]["restart"], "ran");
     assert_eq!(

@@ -402,6 +402,38 @@ impl Metrics {
             "Deletes not attempted because the sweep stopped early (`deleted.not_attempted`).",
             d.not_attempted,
         );
+        if let Some(o) = &r.online {
+            self.counter_n(
+                "online_settle_passes_total",
+                "Heal passes an online run made (`online.settle_passes`).",
+                o.settle_passes,
+            );
+            self.counter_n(
+                "online_restored_objects_total",
+                "Objects heal passes put back from the trash (`online.restored.objects`).",
+                o.restored.objects,
+            );
+            self.counter_n(
+                "online_restored_bytes_total",
+                "Bytes heal passes put back (`online.restored.bytes`).",
+                o.restored.bytes,
+            );
+            for (why, n) in &o.restored.by_reason {
+                self.counter_with(
+                    "online_restored_by_reason_total",
+                    "Objects put back, by the kind of new link that needed them \
+                     (`online.restored.by_reason`).",
+                    &[("reason", why)],
+                    *n as f64,
+                );
+            }
+            self.gauge_n(
+                "online_narrowed_repositories",
+                "Repositories an online run left out because they changed during it \
+                 (`online.narrowed_repositories`).",
+                o.narrowed_repositories.len() as u64,
+            );
+        }
         if let Some(cache) = &r.cache {
             self.counter_n("cache_evicted_keys_total",
                 "Keys evicted from the registry's redis blob-descriptor cache (`cache.evicted_keys`).",
