@@ -760,3 +760,290 @@ fn on_s3_a_push_through_a_stale_inmemory_cache_is_healed() {
         }
     }
 }
+
+/// What a load worker last did to one repository.
+#[derive(Clone, Debug)]
+enum Last {
+    Pushed { image: usize },
+    Untagged,
+}
+
+/// Whether `repo:v` serves manifest `digest` and every blob it (and its children) names, through
+/// the registry's API: what a pull reads, without writing anything.
+fn serves(port: u16, repo: &str, digest: &str) -> bool {
+    let get = |path: &str, accept: &str| {
+        support::registry::http_to(port, "GET", path, &[("Accept", accept)], &[]).ok()
+    };
+    let accept =
+        "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+    let Some(r) = get(&format!("/v2/{repo}/manifests/v"), accept) else {
+        return false;
+    };
+    if r.status != 200 || oci::sha256(&r.body) != digest {
+        return false;
+    }
+    let m: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    let mut blobs: Vec<String> = Vec::new();
+    for d in m["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain([&m["config"]])
+    {
+        if let Some(d) = d["digest"].as_str() {
+            blobs.push(d.to_owned());
+        }
+    }
+    blobs.iter().all(|d| {
+        support::registry::http_to(port, "HEAD", &format!("/v2/{repo}/blobs/{d}"), &[], &[])
+            .is_ok_and(|r| r.status == 200)
+    })
+}
+
+/// The bounded load test: pushers re-push and untag images whose content is old garbage in the
+/// store (one push in four copies from another repository: a mount), the registry's opens and
+/// stats slowed by strace, `gc -m --delete --online` back to back. Then one heal and a restart:
+/// every tag whose last push was acknowledged pulls. Failed pushes are counted and printed, as is
+/// the transient window (acknowledged → served). `REGSWEEP_ONLINE_LOAD_SECONDS` (default 40) sets
+/// how long the load runs (BENCHMARKS.md's figures come from a longer run).
+#[test]
+fn under_load_no_acknowledged_tag_is_lost() {
+    let seconds: u64 = std::env::var("REGSWEEP_ONLINE_LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    const WORKERS: usize = 3;
+    const REPOS: usize = 2;
+    const IMAGES: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let layouts: Vec<(String, String)> = (0..IMAGES)
+        .map(|k| {
+            let path = dir.path().join(format!("img{k}"));
+            let img = oci::single(
+                &path,
+                &["load-base", &format!("load-{k}-a"), &format!("load-{k}-b")],
+            );
+            (format!("oci:{}:latest", path.display()), img.manifest)
+        })
+        .collect();
+    let repo = |w: usize, j: usize| format!("w{w}/t{j}");
+    let root = dir.path().join("root");
+    {
+        let reg = Registry::start_held(dir.path(), "", "", &[]);
+        for w in 0..WORKERS {
+            for j in 0..REPOS {
+                let (src, digest) = &layouts[(w + j) % IMAGES];
+                skopeo_copy(src, &reg.image(&repo(w, j), "v"), &[]);
+                reg.delete_manifest(&repo(w, j), digest);
+            }
+        }
+    }
+    age_everything(&root, Duration::from_secs(3 * 3600));
+    let latency: Vec<String> = [
+        "strace",
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=openat,newfstatat",
+        "-e",
+        "inject=openat,newfstatat:delay_enter=10000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let reg = Registry::start_held(dir.path(), "", "", &latency);
+    let port = reg.port;
+    let config = dir.path().join("config.yml");
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let lasts: Vec<std::sync::Mutex<Vec<Option<Last>>>> = (0..WORKERS)
+        .map(|_| std::sync::Mutex::new(vec![None; REPOS]))
+        .collect();
+    let windows = std::sync::Mutex::new(Vec::<Duration>::new());
+    let (pushed, failed, untagged) = (
+        std::sync::atomic::AtomicU64::new(0),
+        std::sync::atomic::AtomicU64::new(0),
+        std::sync::atomic::AtomicU64::new(0),
+    );
+    let mut runs: Vec<(i32, serde_json::Value)> = Vec::new();
+    std::thread::scope(|scope| {
+        for w in 0..WORKERS {
+            let (lasts, windows, layouts) = (&lasts, &windows, &layouts);
+            let (pushed, failed, untagged) = (&pushed, &failed, &untagged);
+            scope.spawn(move || {
+                let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ (w as u64 + 1);
+                let mut next = |n: u64| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed % n
+                };
+                let image = |port: u16, r: &str| format!("docker://127.0.0.1:{port}/{r}:v");
+                for _ in 0..400 {
+                    if Instant::now() > end {
+                        break;
+                    }
+                    let j = next(REPOS as u64) as usize;
+                    let last = lasts[w].lock().unwrap()[j].clone();
+                    if let (Some(Last::Pushed { image: k, .. }), 0) = (&last, next(2)) {
+                        let r = support::registry::http_to(
+                            port,
+                            "DELETE",
+                            &format!("/v2/{}/manifests/{}", repo(w, j), layouts[*k].1),
+                            &[],
+                            &[],
+                        );
+                        if r.is_ok_and(|r| r.status == 202) {
+                            lasts[w].lock().unwrap()[j] = Some(Last::Untagged);
+                            untagged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        continue;
+                    }
+                    let k = next(IMAGES as u64) as usize;
+                    // One push in four copies from another worker's repository (a mount) when
+                    // that one serves the same image.
+                    let from = (next(4) == 0).then(|| {
+                        let other = (w + 1) % WORKERS;
+                        let l = lasts[other].lock().unwrap()[0].clone();
+                        matches!(l, Some(Last::Pushed { image, .. }) if image == k)
+                            .then(|| image(port, &repo(other, 0)))
+                    });
+                    let src = from.flatten().unwrap_or_else(|| layouts[k].0.clone());
+                    let out = Command::new("timeout")
+                        .args(["60", "skopeo", "--insecure-policy", "copy", "--quiet"])
+                        .args(["--src-tls-verify=false", "--dest-tls-verify=false"])
+                        .arg(&src)
+                        .arg(image(port, &repo(w, j)))
+                        .output()
+                        .unwrap();
+                    if out.status.success() {
+                        let at = Instant::now();
+                        lasts[w].lock().unwrap()[j] = Some(Last::Pushed { image: k });
+                        pushed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // The transient window: until the registry serves it whole, while this
+                        // worker leaves the repository alone (bounded).
+                        let deadline = at + Duration::from_secs(60);
+                        while !serves(port, &repo(w, j), &layouts[k].1) {
+                            if Instant::now() > deadline {
+                                break;
+                            }
+                            std::thread::sleep(Duration::from_millis(200));
+                        }
+                        windows.lock().unwrap().push(at.elapsed());
+                    } else {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        eprintln!(
+                            "push failed (reported, not hidden): {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        );
+                    }
+                }
+            });
+        }
+        // The collector, back to back while the load runs (a breath between runs that moved
+        // nothing, which have no settle).
+        for _ in 0..200 {
+            if Instant::now() > end {
+                break;
+            }
+            let out = regsweep()
+                .arg("gc")
+                .arg(&config)
+                .args([
+                    "-m", "--delete", "--online", "--grace", "10s", "--settle", "3s",
+                ])
+                .arg("--json")
+                .output()
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if json["online"].is_null() {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            if out.status.code() != Some(0) {
+                eprintln!(
+                    "gc exited {:?}: {}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .filter(|l| !l.starts_with('['))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            runs.push((out.status.code().unwrap_or(-1), json));
+        }
+    });
+    drop(reg);
+    // A final heal, then the registry restarted as a fresh process.
+    let heal = regsweep()
+        .arg("trash")
+        .arg("heal")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        heal.status.success(),
+        "{}",
+        String::from_utf8_lossy(&heal.stderr)
+    );
+    let reg = Registry::start_held(dir.path(), "", "", &[]);
+    let mut unpullable = Vec::new();
+    let mut acknowledged = 0;
+    for w in 0..WORKERS {
+        for (j, last) in lasts[w].lock().unwrap().iter().enumerate() {
+            if let Some(Last::Pushed { image, .. }) = last {
+                acknowledged += 1;
+                let dest = format!("oci:{}:w{w}t{j}", dir.path().join("pulled").display());
+                if try_skopeo_copy(&reg.image(&repo(w, j), "v"), &dest, &[]).is_err()
+                    || !serves(reg.port, &repo(w, j), &layouts[*image].1)
+                {
+                    unpullable.push(repo(w, j));
+                }
+            }
+        }
+    }
+    let restored: u64 = (runs.iter())
+        .filter_map(|(_, j)| j["online"]["restored"]["objects"].as_u64())
+        .sum();
+    let moved: u64 = (runs.iter())
+        .filter_map(|(_, j)| j["deleted"]["trash"]["moved"].as_u64())
+        .sum();
+    let mut w = windows.into_inner().unwrap();
+    w.sort();
+    let pct = |p: usize| {
+        w.get((w.len() * p / 100).min(w.len().saturating_sub(1)))
+            .copied()
+    };
+    eprintln!(
+        "online load, {seconds}s, {WORKERS} pushers: {} pushes acknowledged, {} failed, {} untags; \
+         {} gc runs (exit codes {:?}), {moved} objects moved, {restored} put back; \
+         {acknowledged} tags acknowledged at the end, {} unpullable; window acknowledged→served: \
+         median {:?}, p95 {:?}, max {:?}",
+        pushed.into_inner(),
+        failed.into_inner(),
+        untagged.into_inner(),
+        runs.len(),
+        runs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        unpullable.len(),
+        pct(50),
+        pct(95),
+        w.last()
+    );
+    assert!(unpullable.is_empty(), "tags lost: {unpullable:?}");
+    assert!(runs.len() >= 2, "the collector ran back to back");
+    assert!(
+        runs.iter().all(|(c, _)| [0, 1].contains(c)),
+        "every collector run ran: {:?}",
+        runs.iter()
+            .map(|(c, j)| (c, j["online"].clone()))
+            .collect::<Vec<_>>()
+    );
+    assert!(moved > 0, "the collector moved garbage under load");
+    let audit = regsweep().arg("audit").arg(&config).output().unwrap();
+    assert!(
+        audit.status.success(),
+        "audit after the load: {}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+}

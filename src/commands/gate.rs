@@ -166,7 +166,7 @@ fn lock_store(storage: &dyn Storage, break_lock: bool) -> Result<Guard<'_>, Erro
 /// Every online run still in the trash healed (a pass each), then the runs past their window
 /// purged (none whose heal failed), and said.
 fn purge_expired_trash(storage: &dyn Storage) {
-    let unhealed = match crate::commands::online::heal_all(storage) {
+    let unhealed = match crate::pipeline::execute::heal::heal_all(storage) {
         Ok((healed, failed)) => {
             if healed.objects > 0 {
                 warning::emit(format!(

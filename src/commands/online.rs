@@ -29,11 +29,11 @@ use crate::model::progress::{MaybeStopped, Progress, Stopped};
 use crate::model::warning;
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::execute::eviction::{CacheSpec, Evictor};
-use crate::pipeline::execute::heal::{self, Healed, unix_nanos};
+use crate::pipeline::execute::heal::{self, unix_nanos};
 use crate::pipeline::execute::sweep::AfterDelete;
 use crate::pipeline::execute::trash::{OnlineRecord, TrashRun};
 use crate::pipeline::plan::{Plan, PlanItem};
-pub use crate::report::online::{OnlineReport, Restored};
+pub use crate::report::trash::{OnlineReport, OnlineRestored};
 use crate::storage::{Storage, StorageError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -237,32 +237,6 @@ pub fn settle(
     Ok(())
 }
 
-/// Heals every online run the trash still holds (a pass each, recorded in its record): what the
-/// gate does before it purges, and `regsweep trash heal`. Returns what was put back, and the runs
-/// whose pass failed (never purged in this invocation).
-pub fn heal_all(storage: &dyn Storage) -> Result<(Healed, Vec<String>), StorageError> {
-    let runs = crate::pipeline::execute::trash::list(storage, SystemTime::now())?;
-    let mut total = Healed::default();
-    let mut failed = Vec::new();
-    for summary in runs {
-        let Some(record) = summary.record.filter(|r| r.online.is_some()) else {
-            continue;
-        };
-        let mut run = TrashRun { record };
-        match heal::recorded_pass(storage, &mut run) {
-            Ok(healed) => total.add(healed),
-            Err(e) => {
-                warning::emit(format!(
-                    "warning: cannot heal trash run {}: {e}; it is not purged",
-                    run.record.id
-                ));
-                failed.push(run.record.id.clone());
-            }
-        }
-    }
-    Ok((total, failed))
-}
-
 /// The online sweep of `analysis`: narrowed by the re-check, moved into the begun run's trash
 /// (each batch evicted from the cache), then settled. The report gains `deleted` (what moved) and
 /// `online`.
@@ -290,9 +264,19 @@ pub fn sweep(
             ));
         }
     };
-    let problems: Vec<_> = (analysis.problems())
+    // A link read while the registry writes it (its filesystem driver before 3.1 writes in place:
+    // an empty read) or a tag whose revision a DELETE is taking away are what a writable registry
+    // shows in passing: the repository is left out of this run (the heal covers what the link, once
+    // written, needs). Anything else that leaves reachability unproven refuses, as offline.
+    let (passing, problems): (Vec<_>, Vec<_>) = (analysis.problems())
         .filter(|p| p.kind.blocks_delete())
-        .collect();
+        .partition(|p| {
+            matches!(
+                p.kind,
+                crate::model::problem::ProblemKind::BadLink
+                    | crate::model::problem::ProblemKind::DanglingTag
+            ) && p.repo.is_some()
+        });
     if let Some(first) = problems.first() {
         drop_run(&begun.run);
         let refused = RefusedError::Problems {
@@ -319,6 +303,19 @@ pub fn sweep(
         };
         begun.report.narrowed_repositories = names;
         begun.report.narrowed_digests = digests;
+    }
+    if !passing.is_empty() {
+        let repos: std::collections::HashSet<&str> =
+            passing.iter().filter_map(|p| p.repo.as_deref()).collect();
+        let digests: std::collections::HashSet<_> =
+            passing.iter().filter_map(|p| p.digest).collect();
+        plan.narrow(&repos, &digests);
+        for r in repos {
+            if !begun.report.narrowed_repositories.iter().any(|n| n == r) {
+                begun.report.narrowed_repositories.push(r.to_owned());
+            }
+        }
+        begun.report.narrowed_digests += digests.len() as u64;
     }
     let after = crate::commands::gate::after_delete(evictor.as_ref());
     let swept = crate::pipeline::execute::trash::sweeping_into(storage, &mut begun.run, |s| {

@@ -86,7 +86,8 @@ pub fn run_purge(
 /// `Partial` when something needed could not be put back.
 pub fn run_heal(storage: &dyn Storage, break_lock: bool) -> Result<(HealReport, Outcome), Error> {
     let _gate = Gate::lock_only(storage, break_lock)?;
-    let (healed, unhealed) = crate::commands::online::heal_all(storage).map_err(Error::other)?;
+    let (healed, unhealed) =
+        crate::pipeline::execute::heal::heal_all(storage).map_err(Error::other)?;
     let outcome = Outcome::partial_if(
         !healed.conflicts.is_empty() || !healed.failures.is_empty() || !unhealed.is_empty(),
     );

@@ -207,7 +207,7 @@ pub struct GcReport {
     pub notice: Option<String>,
     /// `--online`: T0, the heal passes, what they put back and why, what was left out.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub online: Option<super::online::OnlineReport>,
+    pub online: Option<super::trash::OnlineReport>,
     /// With `-m --policy`: what the policy made of the untagged manifests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub untagged_policy: Option<crate::pipeline::retention::untagged::UntaggedPolicyReport>,

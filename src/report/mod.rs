@@ -8,7 +8,6 @@ pub mod du_history;
 pub mod du_page;
 pub mod gc;
 pub mod metrics;
-pub mod online;
 pub mod prune_tags;
 pub mod shard;
 pub mod tables;

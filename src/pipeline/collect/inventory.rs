@@ -47,6 +47,9 @@ pub struct Repository {
     /// time (S3); `None` when it did not (a filesystem walk knows links by their folders' names) or
     /// there are none. See [`crate::pipeline::collect::walk::layer_link_times`].
     pub layer_links_newest: Option<i64>,
+    /// When the newest revision link was written, where the listing told every one's time (as
+    /// `layer_links_newest`): link-aware grace asks the store only where it did not.
+    pub revision_links_newest: Option<i64>,
     pub uploads: Vec<Upload>,
     /// Alias links (`_layers/sha512/<hex>/link`): each alias with the sha256 digest it holds,
     /// sorted by alias. The registry resolves a reference by the alias through it.

@@ -182,14 +182,24 @@ pub fn link_aware_times(
     }
     let second = unix_seconds(cutoff);
     let now = unix_seconds(SystemTime::now()).max(second + 1);
+    // Where the listing told every link's time and the newest is older than the cutoff's
+    // second, no link of that kind in the repository is young: nothing to ask (a store of whole
+    // seconds cannot tell the cutoff's own second apart).
+    let all_older = |newest: Option<i64>| newest.is_some_and(|t| t < second);
     let links: Vec<(BlobId, String)> = inv
         .repositories
         .iter()
         .flat_map(|repo| {
+            let (skip_layers, skip_revisions) = (
+                all_older(repo.layer_links_newest),
+                all_older(repo.revision_links_newest),
+            );
             let layers = (repo.layer_links.iter())
+                .filter(move |_| !skip_layers)
                 .filter(|&&id| ids.contains(id))
                 .map(|&id| (id, layout::layer_link(&repo.name, &inv.blobs.digest(id))));
             let revisions = (repo.revisions.iter())
+                .filter(move |_| !skip_revisions)
                 .filter_map(|d| inv.blobs.id(d).filter(|&id| ids.contains(id)))
                 .map(|id| (id, layout::revision_link(&repo.name, &inv.blobs.digest(id))));
             layers.chain(revisions).collect::<Vec<_>>()
@@ -315,6 +325,9 @@ struct RepoBuilder {
     /// The newest link time listed, and whether a link was listed without one.
     layer_links_newest: Option<i64>,
     layer_link_time_unknown: bool,
+    /// The same of revision links.
+    revision_links_newest: Option<i64>,
+    revision_link_time_unknown: bool,
     uploads: BTreeMap<String, Upload>,
     /// Revisions whose link must be read to be checked (all of them, unless an ETag vouched).
     unverified: Vec<Digest>,
@@ -401,6 +414,13 @@ fn classify(
         }
         RepoKey::RevisionLink(d) => {
             b.revisions.push(d);
+            match e.modified {
+                Some(t) => {
+                    let t = unix_seconds(t);
+                    b.revision_links_newest = Some(b.revision_links_newest.map_or(t, |n| n.max(t)));
+                }
+                None => b.revision_link_time_unknown = true,
+            }
             if let Some(content) = &e.content {
                 match links::check_link(content, &e.key, name, Some(d), None) {
                     LinkOutcome::Bad(p) | LinkOutcome::Names(_, Some(p)) => problems.push(p),
@@ -522,6 +542,9 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
         layer_links,
         dangling_layer_links: sorted(b.dangling_layer_links),
         layer_links_newest: b.layer_links_newest.filter(|_| !b.layer_link_time_unknown),
+        revision_links_newest: b
+            .revision_links_newest
+            .filter(|_| !b.revision_link_time_unknown),
         uploads,
         aliases,
     };

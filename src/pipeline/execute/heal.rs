@@ -44,6 +44,9 @@ pub struct Healed {
     /// Objects put back, and their bytes.
     pub objects: u64,
     pub bytes: u64,
+    /// Objects needed whose place held them again (a push wrote the same bytes): the trash's
+    /// copy is dropped.
+    pub already_there: u64,
     /// Objects put back, by the kind of new link that needed them.
     pub by_reason: BTreeMap<String, u64>,
     /// Objects needed whose place was written again with other content (left in the trash).
@@ -58,6 +61,7 @@ impl Healed {
         self.new_links += other.new_links;
         self.objects += other.objects;
         self.bytes += other.bytes;
+        self.already_there += other.already_there;
         for (k, v) in other.by_reason {
             *self.by_reason.entry(k).or_default() += v;
         }
@@ -354,7 +358,10 @@ pub fn pass(
                         duplicates.push(item.key.clone());
                     }
                 }
-                Ok(Back::AlreadyThere) => duplicates.push(item.key.clone()),
+                Ok(Back::AlreadyThere) => {
+                    out.already_there += 1;
+                    duplicates.push(item.key.clone());
+                }
                 Ok(Back::Conflict) => out.conflicts.push(format!(
                     "{}: needed by a {why} written since the run, but written again with other \
                      content; kept in the trash at {}",
@@ -386,7 +393,8 @@ pub fn recorded_pass(storage: &dyn Storage, run: &mut TrashRun) -> Result<Healed
     let healed = pass(storage, run, since)?;
     let settle = Duration::from_secs(online.settle_seconds);
     let next = unix_nanos(started.checked_sub(settle).unwrap_or(UNIX_EPOCH));
-    if healed.objects > 0 {
+    // Objects put back, and trash copies dropped because their place holds them again.
+    if healed.objects > 0 || healed.already_there > 0 {
         crate::pipeline::execute::trash::recount(storage, &mut run.record).map_err(
             |e| match e {
                 crate::pipeline::execute::trash::TrashError::Storage(e) => e,
@@ -402,4 +410,30 @@ pub fn recorded_pass(storage: &dyn Storage, run: &mut TrashRun) -> Result<Healed
     }
     run.save(storage)?;
     Ok(healed)
+}
+
+/// Heals every online run the trash still holds (a pass each, recorded in its record): what the
+/// gate does before it purges, and `regsweep trash heal`. Returns what was put back, and the runs
+/// whose pass failed (never purged in this invocation).
+pub fn heal_all(storage: &dyn Storage) -> Result<(Healed, Vec<String>), StorageError> {
+    let runs = super::trash::list(storage, SystemTime::now())?;
+    let mut total = Healed::default();
+    let mut failed = Vec::new();
+    for summary in runs {
+        let Some(record) = summary.record.filter(|r| r.online.is_some()) else {
+            continue;
+        };
+        let mut run = TrashRun { record };
+        match recorded_pass(storage, &mut run) {
+            Ok(healed) => total.add(healed),
+            Err(e) => {
+                crate::model::warning::emit(format!(
+                    "warning: cannot heal trash run {}: {e}; it is not purged",
+                    run.record.id
+                ));
+                failed.push(run.record.id.clone());
+            }
+        }
+    }
+    Ok((total, failed))
 }

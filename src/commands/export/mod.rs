@@ -1,5 +1,5 @@
 //! `export`: the run's tables as Parquet, and gc's plan as portable SQL over them
-//! (`export_plan.sql`), for an operator who already runs DuckDB, Spark, Athena or Trino, and for
+//! (`plan.sql`), for an operator who already runs DuckDB, Spark, Athena or Trino, and for
 //! stores whose mark is better done by an engine that spills to disk.
 //!
 //! The tables are what the analysis read (the walk and the catalog, through the manifest cache and
@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The portable SQL of gc's plan over the exported tables.
-pub const PLAN_SQL: &str = include_str!("export_plan.sql");
+pub const PLAN_SQL: &str = include_str!("plan.sql");
 
 /// What an export wrote.
 #[derive(Debug, Clone, serde::Serialize)]
