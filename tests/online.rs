@@ -990,8 +990,8 @@ fn under_load_no_acknowledged_tag_is_lost() {
     let reg = Registry::start_held(dir.path(), "", "", &[]);
     let mut unpullable = Vec::new();
     let mut acknowledged = 0;
-    for w in 0..WORKERS {
-        for (j, last) in lasts[w].lock().unwrap().iter().enumerate() {
+    for (w, lasts) in lasts.iter().enumerate() {
+        for (j, last) in lasts.lock().unwrap().iter().enumerate() {
             if let Some(Last::Pushed { image, .. }) = last {
                 acknowledged += 1;
                 let dest = format!("oci:{}:w{w}t{j}", dir.path().join("pulled").display());
