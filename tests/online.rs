@@ -244,8 +244,32 @@ fn race(
         let held = revision_link(&s.root(), "app/img", &s.top);
         let reg = s.registry(&hold(&held));
         let pusher = push_held(&s, &reg);
-        let mut cmd: Vec<std::ffi::OsString> = vec!["gc".into(), s.config().into()];
-        cmd.extend(args.iter().map(Into::into));
+        // `apply …`: a plan made by a dry run before the push, applied inside the hold.
+        let mut cmd: Vec<std::ffi::OsString> = match args.first() {
+            Some(&"apply") => {
+                let plan = s.dir.path().join("plan.ndjson");
+                let out = regsweep()
+                    .arg("gc")
+                    .arg(s.config())
+                    .args(["-m", "--grace", "1h", "--plan"])
+                    .arg(&plan)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                vec!["apply".into(), plan.into(), s.config().into()]
+            }
+            _ => vec!["gc".into(), s.config().into()],
+        };
+        let rest = if args.first() == Some(&"apply") {
+            &args[1..]
+        } else {
+            args
+        };
+        cmd.extend(rest.iter().map(Into::into));
         let started = Instant::now();
         let (code, json, stderr) =
             regsweep_json(&cmd.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
@@ -336,6 +360,20 @@ fn a_manifest_put_held_between_its_check_and_its_link_is_healed_with_redis() {
 fn an_index_put_after_its_children_is_healed() {
     let (pulled, summary, s) = race(Image::Multi, Cache::Off, &online_args());
     assert_healed(pulled, &summary, &s);
+}
+
+#[test]
+fn a_plan_applied_online_inside_the_hold_is_healed() {
+    let (pulled, summary, s) = race(
+        Image::Single,
+        Cache::Off,
+        &["apply", "--online", "--settle", "8s"],
+    );
+    assert_healed(pulled, &summary, &s);
+    assert!(
+        summary["applied"]["eligible"].as_u64().unwrap() > 0,
+        "{summary:#}"
+    );
 }
 
 #[test]

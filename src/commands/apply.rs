@@ -149,6 +149,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
         eligible: 0,
         already_gone: 0,
         new_since_plan: 0,
+        no_longer_eligible: 0,
     };
     for item in &items {
         let k = key(item);
@@ -220,6 +221,35 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
     Ok((plan, applied))
 }
 
+/// An online apply's check: the fresh analysis's items that the file lists, whatever changed
+/// since the plan (a writable registry always changes); what the file lists and the analysis no
+/// longer plans is left out (counted in `no_longer_eligible`), never refused.
+pub fn check_online(file: &PlanFile, analysis: &Analysis) -> (Plan, Applied) {
+    let listed: HashSet<Key> = match file.items() {
+        Ok(items) => items.iter().map(key).collect(),
+        Err(_) => HashSet::new(),
+    };
+    let mut plan = Plan {
+        blobs_held_by_grace: analysis.plan.blobs_held_by_grace,
+        bytes_held_by_grace: analysis.plan.bytes_held_by_grace,
+        ..Plan::default()
+    };
+    let mut applied = Applied {
+        planned: listed.len() as u64,
+        ..Applied::default()
+    };
+    for item in &analysis.plan.items {
+        if listed.contains(&key(item)) {
+            plan.items.push(item.clone());
+        } else {
+            applied.new_since_plan += 1;
+        }
+    }
+    applied.eligible = plan.items.len() as u64;
+    applied.no_longer_eligible = applied.planned - applied.eligible;
+    (plan, applied)
+}
+
 fn describe(item: &PlanItem) -> String {
     match item {
         PlanItem::Manifest { repo, digest, .. } => format!("manifest {repo}@{digest}"),
@@ -247,6 +277,8 @@ pub struct ApplyRun {
     pub safety: Safety,
     pub cache: CacheChoice,
     pub manifests: CacheDir,
+    /// `--online`: a gc plan applied while the registry stays writable.
+    pub online: Option<crate::commands::online::OnlineOptions>,
 }
 
 /// What `apply` shows: a gc plan's report, or a prune-tags plan's.
@@ -288,6 +320,16 @@ pub fn run(
     let mut cache = CacheRun::new(store.target, &run.cache)?;
     file.check_store(&storage.identity())
         .map_err(|e| Refusal::Plan(e.to_string()))?;
+    if let Some(o) = &run.online {
+        if file.header.command != PlanCommand::Gc {
+            return Err(Refusal::Online(format!(
+                "{shown} is a prune-tags plan; --online applies gc plans (removing tags loses no \
+                 data: apply it without --online)"
+            ))
+            .into());
+        }
+        crate::commands::online::preflight(storage, store.arg, store.target, &cache, o)?;
+    }
     // The shards of a sweep run at once, so they cannot each hold the store's lock: they check
     // what every deleting run checks, and the run over the whole plan that ends the sweep (it
     // skips what the shards deleted and removes emptied repositories) takes the lock.
@@ -324,14 +366,37 @@ pub fn run(
         }
     };
     cache.check(true, run.safety.force)?;
-    let options = gc_options(gc_state, std::time::SystemTime::now());
+    let grace = Duration::from_secs(gc_state.grace_seconds);
+    let begun = match &run.online {
+        Some(o) => {
+            let window = run
+                .safety
+                .trash
+                .unwrap_or(crate::commands::online::DEFAULT_WINDOW);
+            Some(crate::commands::online::begin(storage, window, grace, o)?)
+        }
+        None => None,
+    };
+    let now = begun
+        .as_ref()
+        .map_or_else(std::time::SystemTime::now, |b| b.t0);
+    let options = gc_options(gc_state, now);
     let manifests = run.manifests.open();
-    let mut analysis =
-        crate::pipeline::analysis::analyse(storage, &options, progress, manifests.as_ref())
-            .map_err(|e| store.analysis(e))?;
+    let analysis =
+        crate::pipeline::analysis::analyse(storage, &options, progress, manifests.as_ref());
+    let mut analysis = analysis.map_err(|e| {
+        if let Some(b) = &begun {
+            let _ = crate::pipeline::execute::trash::drop_empty(storage, &b.run);
+        }
+        store.analysis(e)
+    })?;
     let manifest_cache = manifests.map(ManifestCache::finish);
-    let (plan, applied) =
-        check(&file, &analysis).map_err(|e| Refusal::Plan(format!("{shown}: {e}")))?;
+    let checked = match begun {
+        // Online: what changed since the plan is left out, never refused.
+        Some(_) => Ok(check_online(&file, &analysis)),
+        None => check(&file, &analysis),
+    };
+    let (plan, applied) = checked.map_err(|e| Refusal::Plan(format!("{shown}: {e}")))?;
     analysis.plan = plan;
     if let Some(shard) = run.shard {
         analysis.plan.keep_shard(shard);
@@ -340,6 +405,17 @@ pub fn run(
     report.database_in_use = gate::database_owner(storage);
     report.applied = Some(applied);
     report.manifest_cache = manifest_cache;
+    if let (Some(begun), Some(o)) = (begun, &run.online) {
+        let (mut report, outcome) =
+            crate::commands::online::sweep(storage, report, &analysis, begun, &cache, o, progress)?;
+        report.trash = gate::trash_held(storage);
+        report.requests = storage.request_counts();
+        let shown = GcShown {
+            report,
+            plan: analysis.plan,
+        };
+        return Ok((ApplyShown::Gc(Box::new(shown)), outcome));
+    }
     let trash = run.safety.trash_for("apply");
     let (shown, outcome) =
         crate::commands::gc::sweep(storage, report, analysis, true, trash, &cache, progress)?;

@@ -461,6 +461,13 @@ impl GcReport {
                 thousands(a.already_gone),
                 thousands(a.new_since_plan)
             )?;
+            if a.no_longer_eligible > 0 {
+                writeln!(
+                    out,
+                    "  left out      {} the plan lists that the store no longer lets go (--online)",
+                    count(a.no_longer_eligible, "item", "items")
+                )?;
+            }
         }
         if let Some(p) = &self.plan_file {
             p.write_human(out)?;
@@ -695,7 +702,7 @@ pub fn write_plan_list(plan: &crate::pipeline::plan::Plan, out: &mut dyn Write) 
 }
 
 /// What applying a plan file will do.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Applied {
     /// Items in the plan file.
     pub planned: u64,
@@ -705,6 +712,14 @@ pub struct Applied {
     pub already_gone: u64,
     /// Garbage the new analysis found that the file does not list: left alone, it was not reviewed.
     pub new_since_plan: u64,
+    /// `apply --online`: listed items the new analysis no longer plans (reachable again, written
+    /// again, or gone), left out instead of refusing.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub no_longer_eligible: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The policy's lines: its counts, and with `--explain` one line per judged manifest.

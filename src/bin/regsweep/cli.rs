@@ -92,6 +92,13 @@ pub struct ApplyArgs {
     /// repositories.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// Apply a gc plan while the registry stays writable, as `gc --online` sweeps: what the plan
+    /// lists and a fresh analysis still plans is moved into the trash and healed; what changed
+    /// since the plan is left out instead of refusing.
+    #[arg(long, conflicts_with = "shard")]
+    pub online: bool,
+    #[command(flatten)]
+    pub online_tuning: OnlineTuning,
     #[command(flatten)]
     pub safety: SafetyArgs,
     /// Print the summary as one JSON object.
@@ -181,6 +188,29 @@ pub struct PruneArgs {
     pub s3: RemoteArgs,
     #[command(flatten)]
     pub s3_delete: S3DeleteArgs,
+}
+
+/// How an online run settles (`--online` is the command's own flag).
+#[derive(Debug, clap::Args)]
+pub struct OnlineTuning {
+    /// With --online: wait this long after the sweep before each of the two heal passes. At least
+    /// your longest request: the ingress or load balancer timeout.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "online")]
+    pub settle: Duration,
+    /// With --online and the registry's inmemory cache: a command (run with sh -c) that restarts
+    /// every registry replica, run after the heal passes, then one more pass.
+    #[arg(long, value_name = "CMD", requires = "online")]
+    pub restart_command: Option<String>,
+}
+
+impl OnlineTuning {
+    /// The library's online options, when `online`.
+    pub fn options(&self, online: bool) -> Option<regsweep::commands::online::OnlineOptions> {
+        online.then(|| regsweep::commands::online::OnlineOptions {
+            settle: self.settle,
+            restart_command: self.restart_command.clone(),
+        })
+    }
 }
 
 /// Options that guard --delete.
@@ -478,14 +508,8 @@ pub struct GcArgs {
     /// later deleting run and `regsweep trash heal` heal again before anything is purged).
     #[arg(long, requires = "delete")]
     pub online: bool,
-    /// With --online: wait this long after the sweep before each of the two heal passes. At least
-    /// your longest request: the ingress or load balancer timeout.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration, requires = "online")]
-    pub settle: Duration,
-    /// With --online and the registry's inmemory cache: a command (run with sh -c) that restarts
-    /// every registry replica, run after the heal passes, then one more pass.
-    #[arg(long, value_name = "CMD", requires = "online")]
-    pub restart_command: Option<String>,
+    #[command(flatten)]
+    pub online_tuning: OnlineTuning,
     #[command(flatten)]
     pub safety: SafetyArgs,
     /// Write the plan to FILE as NDJSON: a header line (store, options, time, item count and checksum,

@@ -377,12 +377,7 @@ fn gc(args: GcArgs, job: &mut Job) -> anyhow::Result<Exit> {
         },
         cache: (&args.cache).into(),
         manifests: (&args.manifest_cache).into(),
-        online: args
-            .online
-            .then(|| regsweep::commands::online::OnlineOptions {
-                settle: args.settle,
-                restart_command: args.restart_command.clone(),
-            }),
+        online: args.online_tuning.options(args.online),
     };
     let policy = args.policy.as_deref().map(|p| args.policy_inputs.files(p));
     let inputs = commands::gc::GcInputs::read(&run, policy.as_ref()).map_err(failed)?;
@@ -419,9 +414,13 @@ fn apply(args: ApplyArgs, job: &mut Job) -> anyhow::Result<Exit> {
     let run = commands::apply::ApplyRun {
         plan: args.plan.clone(),
         shard: args.shard.as_deref().map(shard_of).transpose()?,
-        safety: (&args.safety).into(),
+        safety: regsweep::commands::gate::Safety {
+            online: args.online,
+            ..(&args.safety).into()
+        },
         cache: (&args.cache).into(),
         manifests: (&args.manifest_cache).into(),
+        online: args.online_tuning.options(args.online),
     };
     let file = commands::apply::read_plan(&run).map_err(failed)?;
     let (target, storage) =
