@@ -39,6 +39,9 @@ enum Image {
     /// Two platforms: the children are pushed again first, the held request is the index's PUT
     /// (race R6).
     Multi,
+    /// One platform left untagged by moving its tag (its revision link stays), then pointed at
+    /// again (race R5: the PUT rewrites the revision link the sweep moves).
+    Retagged,
 }
 
 struct Scenario {
@@ -125,7 +128,7 @@ fn scenario(image: Image, cache: Cache) -> Scenario {
     let redis = (cache == Cache::Redis).then(|| RedisServer::start(dir.path(), None, &[]));
     let layout = dir.path().join("layout");
     let (top, blobs) = match image {
-        Image::Single => {
+        Image::Single | Image::Retagged => {
             let img = oci::single(&layout, &["online-base", "online-app"]);
             let mut blobs = img.layers.clone();
             blobs.extend([img.config.clone(), img.manifest.clone()]);
@@ -162,7 +165,11 @@ fn scenario(image: Image, cache: Cache) -> Scenario {
         oci::single(&keep, &["online-keep"]);
         let keep = format!("oci:{}:latest", keep.display());
         skopeo_copy(&keep, &reg.image("app/img", "keep"), &[]);
-        reg.delete_manifest("app/img", &s.top);
+        if image == Image::Retagged {
+            skopeo_copy(&keep, &reg.image("app/img", "v1"), &[]);
+        } else {
+            reg.delete_manifest("app/img", &s.top);
+        }
     }
     age_everything(&s.root(), Duration::from_secs(3 * 3600));
     s
@@ -360,6 +367,16 @@ fn a_manifest_put_held_between_its_check_and_its_link_is_healed_with_redis() {
 fn an_index_put_after_its_children_is_healed() {
     let (pulled, summary, s) = race(Image::Multi, Cache::Off, &online_args());
     assert_healed(pulled, &summary, &s);
+}
+
+#[test]
+fn a_tag_pointed_again_at_an_untagged_manifest_is_healed() {
+    let (pulled, summary, s) = race(Image::Retagged, Cache::Off, &online_args());
+    assert_healed(pulled, &summary, &s);
+    assert!(
+        summary["deleted"]["manifests"].as_u64().unwrap() >= 1,
+        "the untagged revision was swept inside the hold: {summary:#}"
+    );
 }
 
 #[test]

@@ -398,7 +398,7 @@ fn heals_what_new_links_need(f: &dyn Fixture) {
         ..trash::OnlineRecord::default()
     });
     let keys: Vec<String> = swept.iter().map(|(k, _)| k.clone()).collect();
-    trash::sweeping_into(s, &mut run, |t| t.delete(&keys)).unwrap();
+    trash::sweeping_into(s, &mut run, true, |t| t.delete(&keys)).unwrap();
     for k in &keys {
         assert!(
             s.read(k, 1).unwrap_err().is_not_found(),

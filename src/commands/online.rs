@@ -318,9 +318,10 @@ pub fn sweep(
         begun.report.narrowed_digests += digests.len() as u64;
     }
     let after = crate::commands::gate::after_delete(evictor.as_ref());
-    let swept = crate::pipeline::execute::trash::sweeping_into(storage, &mut begun.run, |s| {
-        crate::pipeline::execute::sweep::sweep_telling(s, &plan, after, progress)
-    });
+    let swept =
+        crate::pipeline::execute::trash::sweeping_into(storage, &mut begun.run, true, |s| {
+            crate::pipeline::execute::sweep::sweep_telling(s, &plan, after, progress)
+        });
     let mut deleted =
         swept.map_err(|e| Error::failed("cannot complete the trash run's record", e))?;
     deleted.multipart_kept = multipart_kept;

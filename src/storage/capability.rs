@@ -16,6 +16,13 @@ pub trait Moves: Sync {
     /// Returns the object's size.
     fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError>;
 
+    /// As [`Moves::move_object`], leaving the folder that held `from` even when it is left empty
+    /// (an online run's sweep: the registry makes a link's folders before it writes the link, so
+    /// removing one could fail a push in flight). Stores without folders: the same move.
+    fn move_object_keeping_folder(&self, from: &str, to: &str) -> Result<u64, StorageError> {
+        self.move_object(from, to)
+    }
+
     /// Writes a small object whole, replacing what was there (the trash's run records).
     fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError>;
 

@@ -30,6 +30,9 @@ pub struct Trashing<'a> {
     /// Of those, the objects hidden behind delete markers, and their bytes.
     hidden: AtomicU64,
     hidden_bytes: AtomicU64,
+    /// Leave the folders a move empties (an online run: see
+    /// [`super::Moves::move_object_keeping_folder`]).
+    keep_folders: bool,
 }
 
 impl<'a> Trashing<'a> {
@@ -42,7 +45,14 @@ impl<'a> Trashing<'a> {
             bytes: AtomicU64::new(0),
             hidden: AtomicU64::new(0),
             hidden_bytes: AtomicU64::new(0),
+            keep_folders: false,
         }
+    }
+
+    /// The same, leaving the folders its moves empty.
+    pub fn keeping_folders(mut self) -> Trashing<'a> {
+        self.keep_folders = true;
+        self
     }
 
     /// Objects moved so far, and their bytes.
@@ -70,7 +80,12 @@ impl<'a> Trashing<'a> {
             None => None,
         };
         let Some((versions, version)) = kept else {
-            return moves.move_object(key, &format!("{}{key}", self.folder));
+            let to = format!("{}{key}", self.folder);
+            return if self.keep_folders {
+                moves.move_object_keeping_folder(key, &to)
+            } else {
+                moves.move_object(key, &to)
+            };
         };
         let record = serde_json::to_vec(&version).expect("a version serializes");
         moves.write_object(&format!("{}{VERSIONS}{key}", self.folder), &record)?;

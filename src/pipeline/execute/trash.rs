@@ -652,18 +652,22 @@ pub fn sweeping<T>(
         return Ok((sweep(storage), None));
     };
     let mut run = TrashRun::open(storage, options.command, options.window, SystemTime::now())?;
-    let out = sweeping_into(storage, &mut run, sweep)?;
+    let out = sweeping_into(storage, &mut run, false, sweep)?;
     Ok((out, Some(run.record)))
 }
 
 /// Runs `sweep` on the store whose deletes move into the opened run `run`, then completes its
-/// record with what moved.
+/// record with what moved. With `keep_folders` (an online run), folders the moves empty stay.
 pub fn sweeping_into<T>(
     storage: &dyn Storage,
     run: &mut TrashRun,
+    keep_folders: bool,
     sweep: impl FnOnce(&dyn Storage) -> T,
 ) -> Result<T, StorageError> {
-    let trashing = Trashing::new(storage, run_folder(&run.record.id));
+    let mut trashing = Trashing::new(storage, run_folder(&run.record.id));
+    if keep_folders {
+        trashing = trashing.keeping_folders();
+    }
     let out = sweep(&trashing);
     run.finish(storage, trashing.moved(), trashing.hidden())?;
     Ok(out)

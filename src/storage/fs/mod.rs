@@ -325,6 +325,26 @@ impl Moves for FsStorage {
     /// folders made first; one that would cross filesystems is refused, since it would copy. The
     /// source's folder goes when it became empty, as after a delete.
     fn move_object(&self, from: &str, to: &str) -> Result<u64, StorageError> {
+        self.rename_object(from, to, true)
+    }
+
+    fn move_object_keeping_folder(&self, from: &str, to: &str) -> Result<u64, StorageError> {
+        self.rename_object(from, to, false)
+    }
+
+    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.write_whole(key, bytes)
+    }
+
+    fn move_cost(&self) -> &'static str {
+        "one rename a key, no data copied; the bytes stay on the disk until the run is purged"
+    }
+}
+
+impl FsStorage {
+    /// The move: see [`Moves::move_object`]; the source's folder goes when `tidy` and it became
+    /// empty.
+    fn rename_object(&self, from: &str, to: &str, tidy: bool) -> Result<u64, StorageError> {
         let meta = self.metadata(from)?;
         if !meta.is_file() {
             return Err(StorageError::Other {
@@ -361,6 +381,7 @@ impl Moves for FsStorage {
         }
         if let Some(parent) = source.parent()
             && parent != self.root
+            && tidy
         {
             let _ = std::fs::remove_dir(parent);
         }
@@ -368,7 +389,7 @@ impl Moves for FsStorage {
     }
 
     /// Written beside its place under a temporary name, then renamed over it.
-    fn write_object(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    fn write_whole(&self, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
         self.no_link_on_the_way(key)?;
         let path = self.path(key);
         if let Some(parent) = path.parent() {
@@ -382,10 +403,6 @@ impl Moves for FsStorage {
                 let _ = std::fs::remove_file(&tmp);
                 io_error(key, e)
             })
-    }
-
-    fn move_cost(&self) -> &'static str {
-        "one rename a key, no data copied; the bytes stay on the disk until the run is purged"
     }
 }
 
