@@ -73,6 +73,35 @@ fn scratch() -> tempfile::TempDir {
 /// so that one's runs do not slow the other's and move its kill points.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// How long the analysis of `root` takes: the median of three dry runs (a deleting run spends
+/// this long before its first delete).
+fn analysis_time(root: &Path) -> std::time::Duration {
+    let mut times: Vec<std::time::Duration> = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            run(regsweep()
+                .arg("gc")
+                .arg(root)
+                .args(["-m", "--grace", "0s", "--json"]));
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[1]
+}
+
+/// Kill point `k` of `points`: spread from a little before the analysis ends to a little after
+/// the whole run, so that most land while the sweep deletes.
+fn kill_point(
+    analysis: std::time::Duration,
+    whole: std::time::Duration,
+    k: usize,
+    points: usize,
+) -> std::time::Duration {
+    let from = analysis.mul_f64(0.8).min(whole);
+    from + (whole.mul_f64(1.1) - from).mul_f64(k as f64 / points as f64)
+}
+
 fn delete_run(root: &Path) -> std::process::Command {
     let mut cmd = regsweep();
     cmd.arg("gc")
@@ -106,6 +135,7 @@ fn gc_delete_killed_at_any_instant_leaves_the_store_intact_and_the_next_run_fini
         .difference(&planned)
         .cloned()
         .collect();
+    let analysis = analysis_time(&root);
     let start = Instant::now();
     run(&mut delete_run(&root));
     let whole = start.elapsed();
@@ -122,7 +152,7 @@ fn gc_delete_killed_at_any_instant_leaves_the_store_intact_and_the_next_run_fini
     for k in 0..points {
         let dir = scratch();
         let root = fresh(dir.path());
-        let delay = whole.mul_f64(k as f64 / points as f64 * 1.1);
+        let delay = kill_point(analysis, whole, k, points);
         let finished = kill_after(delete_run(&root), delay);
 
         let now = keys(&root);
@@ -226,6 +256,7 @@ fn a_trashing_run_or_a_restore_killed_at_any_instant_loses_nothing_and_the_resto
     let dir = scratch();
     let root = fresh(dir.path());
     let before = keys(&root);
+    let analysis = analysis_time(&root);
     let start = Instant::now();
     run(&mut trashing(&root));
     let whole = start.elapsed();
@@ -243,7 +274,7 @@ fn a_trashing_run_or_a_restore_killed_at_any_instant_loses_nothing_and_the_resto
     for k in 0..points {
         let dir = scratch();
         let root = fresh(dir.path());
-        let delay = whole.mul_f64(k as f64 / points as f64 * 1.1);
+        let delay = kill_point(analysis, whole, k, points);
         kill_after(trashing(&root), delay);
         // Every key is at its place or in the trash, never gone.
         let (now, trashed) = keys_and_trash(&root);
