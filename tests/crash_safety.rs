@@ -1,7 +1,8 @@
 //! Crash safety: `gc -m --delete` killed with SIGKILL at many instants of its run on a generated
 //! store. After every kill the store keeps every blob the tags need, no `_layers` link or tag index
 //! entry points at something gone, and a second run finishes the job: the store ends exactly as one
-//! uninterrupted run leaves it.
+//! uninterrupted run leaves it. A trashing run and its restore, and an online run followed by a
+//! heal, are killed the same way.
 
 #[path = "../fixtures/generator.rs"]
 mod generator;
@@ -321,4 +322,98 @@ fn a_trashing_run_or_a_restore_killed_at_any_instant_loses_nothing_and_the_resto
         mid >= points / 8,
         "kill points should land while the sweep moves"
     );
+}
+
+/// `gc -m --delete --online` killed at many instants (in the analysis, mid-sweep, while it
+/// settles): nothing is lost (every key is at its place or in the trash), and when the registry
+/// then acknowledges a manifest the run was sweeping (its check found it before the move: a
+/// revision link and a tag written now), one `trash heal` puts back all it needs.
+#[test]
+fn an_online_run_killed_at_any_instant_loses_nothing_an_acknowledgement_then_needs() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let template = scratch();
+    generator::generate(template.path(), 30, 8, 3, 23);
+    support::next_second();
+    let fresh = |dir: &Path| {
+        let root = dir.join("root");
+        copy_store(&template.path().join("root"), &root);
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        (root, config)
+    };
+    let online = |config: &Path| {
+        let mut cmd = regsweep();
+        cmd.arg("gc").arg(config).args([
+            "-m", "--delete", "--online", "--grace", "0s", "--settle", "100ms",
+        ]);
+        cmd
+    };
+    let dir = scratch();
+    let (root, config) = fresh(dir.path());
+    let before = keys(&root);
+    // An untagged image manifest the run sweeps, and what it names.
+    let (plan, _) = regsweep_plan(&root, &["-m", "--grace", "0s"]);
+    let (repo, m, names) = plan
+        .manifests
+        .iter()
+        .find_map(|(repo, m)| {
+            let body = std::fs::read(root.join(data_key(m))).ok()?;
+            let json: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            let names: Vec<String> = (json["layers"].as_array()?.iter())
+                .chain([&json["config"]])
+                .filter_map(|d| d["digest"].as_str().map(str::to_owned))
+                .collect();
+            Some((repo.clone(), m.clone(), names))
+        })
+        .expect("the plan sweeps an untagged image manifest");
+    let analysis = analysis_time(&root);
+    let start = Instant::now();
+    run(&mut online(&config));
+    let whole = start.elapsed();
+    let repo_key = |rest: &str| root_key(&repo, rest);
+    let points = 16;
+    for k in 0..points {
+        let dir = scratch();
+        let (root, config) = fresh(dir.path());
+        kill_after(online(&config), kill_point(analysis, whole, k, points));
+        let (now, trashed) = keys_and_trash(&root);
+        let lost: Vec<&String> = (before.iter())
+            .filter(|key| !now.contains(*key) && !trashed.contains(*key))
+            .collect();
+        assert!(lost.is_empty(), "kill point {k}: gone: {lost:?}");
+        assert_no_link_points_at_something_gone(&now);
+        // The registry acknowledges m: its revision link, then a tag, written now.
+        let hex = &m["sha256:".len()..];
+        for rest in [
+            format!("_manifests/revisions/sha256/{hex}/link"),
+            format!("_manifests/tags/ack/index/sha256/{hex}/link"),
+            "_manifests/tags/ack/current/link".to_owned(),
+        ] {
+            let path = root.join(repo_key(&rest));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &m).unwrap();
+        }
+        run(regsweep().args(["trash", "heal"]).arg(&config));
+        assert!(
+            root.join(data_key(&m)).is_file(),
+            "kill point {k}: {m} back"
+        );
+        for d in &names {
+            assert!(root.join(data_key(d)).is_file(), "kill point {k}: {d} back");
+            let link = repo_key(&format!("_layers/sha256/{}/link", &d["sha256:".len()..]));
+            assert!(root.join(&link).is_file(), "kill point {k}: {link} back");
+        }
+    }
+}
+
+/// A key inside repository `repo`'s folder.
+fn root_key(repo: &str, rest: &str) -> String {
+    format!("{V2}/repositories/{repo}/{rest}")
 }
