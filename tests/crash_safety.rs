@@ -413,6 +413,43 @@ fn an_online_run_killed_at_any_instant_loses_nothing_an_acknowledgement_then_nee
     }
 }
 
+/// A sweep longer than the settle time is healed during it (a pass every settle time), and the
+/// run's record still counts what its trash holds (audit finds no trash problem).
+#[test]
+fn an_online_sweep_longer_than_its_settle_is_healed_during_it() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch();
+    generator::generate(dir.path(), 30, 8, 3, 24);
+    support::next_second();
+    let root = dir.path().join("root");
+    let config = dir.path().join("online.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let out = run(regsweep().arg("gc").arg(&config).args([
+        "-m", "--delete", "--online", "--grace", "0s", "--settle", "1ms", "--json",
+    ]));
+    let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        summary["online"]["settle_passes"].as_u64().unwrap() > 2,
+        "passes during the sweep too: {:#}",
+        summary["online"]
+    );
+    let audit = regsweep()
+        .arg("audit")
+        .arg(&config)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert!(audit.status.success(), "{report:#}");
+}
+
 /// A key inside repository `repo`'s folder.
 fn root_key(repo: &str, rest: &str) -> String {
     format!("{V2}/repositories/{repo}/{rest}")

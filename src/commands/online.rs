@@ -29,13 +29,14 @@ use crate::model::progress::{MaybeStopped, Progress, Stopped};
 use crate::model::warning;
 use crate::pipeline::analysis::Analysis;
 use crate::pipeline::execute::eviction::{CacheSpec, Evictor};
-use crate::pipeline::execute::heal::{self, unix_nanos};
+use crate::pipeline::execute::heal::{self, Healed, unix_nanos};
 use crate::pipeline::execute::sweep::AfterDelete;
 use crate::pipeline::execute::trash::{OnlineRecord, TrashRun};
 use crate::pipeline::plan::{Plan, PlanItem};
 pub use crate::report::trash::{OnlineReport, OnlineRestored};
 use crate::storage::{Storage, StorageError};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The settle time when `--settle` is not given.
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(600);
@@ -318,12 +319,49 @@ pub fn sweep(
         begun.report.narrowed_digests += digests.len() as u64;
     }
     let after = crate::commands::gate::after_delete(evictor.as_ref());
-    let swept =
-        crate::pipeline::execute::trash::sweeping_into(storage, &mut begun.run, true, |s| {
-            crate::pipeline::execute::sweep::sweep_telling(s, &plan, after, progress)
+    // During a sweep longer than the settle time, a heal pass every settle time, so that an image
+    // pushed meanwhile is not left unpullable until the sweep ends.
+    let snapshot = begun.run.clone();
+    let since = begun.t0.checked_sub(grace_of(&begun)).unwrap_or(UNIX_EPOCH);
+    let done = AtomicBool::new(false);
+    let (swept, during) = std::thread::scope(|scope| {
+        let sweeping = scope.spawn(|| {
+            let swept = crate::pipeline::execute::trash::sweeping_into(
+                storage,
+                &mut begun.run,
+                true,
+                |s| crate::pipeline::execute::sweep::sweep_telling(s, &plan, after, progress),
+            );
+            done.store(true, Ordering::SeqCst);
+            swept
         });
+        let mut during = Healed::default();
+        loop {
+            let end = Instant::now() + options.settle;
+            while !done.load(Ordering::SeqCst) && Instant::now() < end {
+                std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
+            }
+            if done.load(Ordering::SeqCst) {
+                break;
+            }
+            evict_again(evictor.as_ref(), &plan);
+            match heal::pass(storage, &snapshot, since) {
+                Ok(h) => during.add(h),
+                Err(e) => during
+                    .failures
+                    .push(format!("heal pass during the sweep: {e}")),
+            }
+        }
+        (sweeping.join().expect("the sweep does not panic"), during)
+    });
     let mut deleted =
         swept.map_err(|e| Error::failed("cannot complete the trash run's record", e))?;
+    if during.objects + during.already_there > 0 {
+        // The record counts what the sweep moved; what the passes put back is no longer held.
+        crate::pipeline::execute::trash::recount_record(storage, &mut begun.run)
+            .map_err(|e| Error::failed("cannot count the trash run again", e))?;
+    }
+    begun.report.heard(during);
     deleted.multipart_kept = multipart_kept;
     let moved = begun.run.record.moved;
     let mut outcome =
@@ -356,4 +394,16 @@ pub fn sweep(
     report.cache = cache.report(&plan, Some(evictor.as_ref()));
     report.online = Some(begun.report);
     Ok((report, outcome))
+}
+
+/// The grace window the run began with.
+fn grace_of(begun: &Begun) -> Duration {
+    Duration::from_secs(
+        begun
+            .run
+            .record
+            .online
+            .as_ref()
+            .map_or(0, |o| o.grace_seconds),
+    )
 }

@@ -395,12 +395,7 @@ pub fn recorded_pass(storage: &dyn Storage, run: &mut TrashRun) -> Result<Healed
     let next = unix_nanos(started.checked_sub(settle).unwrap_or(UNIX_EPOCH));
     // Objects put back, and trash copies dropped because their place holds them again.
     if healed.objects > 0 || healed.already_there > 0 {
-        crate::pipeline::execute::trash::recount(storage, &mut run.record).map_err(
-            |e| match e {
-                crate::pipeline::execute::trash::TrashError::Storage(e) => e,
-                other => StorageError::other(&run.record.id, other),
-            },
-        )?;
+        crate::pipeline::execute::trash::recount_record(storage, run)?;
     }
     if let Some(o) = run.record.online.as_mut() {
         o.heal_since_unix_nanos = o.heal_since_unix_nanos.max(next);

@@ -613,6 +613,15 @@ fn note_what_stays(storage: &dyn Storage, id: &str) -> Result<(), TrashError> {
     Ok(())
 }
 
+/// Counts run `run`'s folder again and writes its record (after heal passes during its sweep).
+pub fn recount_record(storage: &dyn Storage, run: &mut TrashRun) -> Result<(), StorageError> {
+    recount(storage, &mut run.record).map_err(|e| match e {
+        TrashError::Storage(e) => e,
+        other => StorageError::other(&run.record.id, other),
+    })?;
+    run.write(storage)
+}
+
 /// Sets the record's counts to what its run's folder holds now (after a restore or a heal).
 pub(super) fn recount(storage: &dyn Storage, record: &mut RunRecord) -> Result<(), TrashError> {
     let id = record.id.clone();
