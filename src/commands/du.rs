@@ -16,6 +16,7 @@ use crate::model::atomic_file::Staged;
 use crate::model::progress::{Count, Progress};
 use crate::pipeline::analysis::{self, Multipart, StoreRead};
 use crate::pipeline::collect::AnalysisError;
+use crate::pipeline::collect::bucket::{self, BlobUse};
 use crate::pipeline::collect::catalog::Catalog;
 use crate::pipeline::collect::inventory;
 use crate::pipeline::collect::inventory::Inventory;
@@ -34,6 +35,18 @@ use std::time::{Instant, SystemTime};
 pub fn du(
     storage: &dyn Storage,
     blobs_per_repo: usize,
+    progress: &Progress,
+    cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
+) -> Result<DuReport, AnalysisError> {
+    du_accounting(storage, blobs_per_repo, false, progress, cache)
+}
+
+/// [`du`]; with `bucket`, every byte under the store's root accounted for too
+/// ([`crate::pipeline::collect::bucket`]).
+pub fn du_accounting(
+    storage: &dyn Storage,
+    blobs_per_repo: usize,
+    bucket: bool,
     progress: &Progress,
     cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<DuReport, AnalysisError> {
@@ -91,6 +104,24 @@ pub fn du(
     });
     let total_bytes = inv.blobs.total_bytes();
     let multipart_bytes = multipart.iter().map(|u| u.size).sum();
+    let unreferenced = plain.unreferenced(&inv);
+    let untagged = &plain.blobs - &tagged;
+    let bucket = if bucket {
+        progress.phase("listing every object and version", Count::Listed, None);
+        let blob_use = |d: &crate::model::digest::Digest| {
+            let id = inv.blobs.id(d)?;
+            Some(if unreferenced.contains(id) {
+                BlobUse::Unreferenced
+            } else if untagged.contains(id) {
+                BlobUse::Untagged
+            } else {
+                BlobUse::Live
+            })
+        };
+        Some(bucket::account(storage, &blob_use).map_err(AnalysisError::Storage)?)
+    } else {
+        None
+    };
     Ok(DuReport {
         database_in_use: None,
         storage: storage.describe(),
@@ -99,8 +130,8 @@ pub fn du(
         total_bytes,
         reclaimable: Reclaimable {
             grace_seconds: 0,
-            unreferenced_bytes: inv.blobs.bytes_of(&plain.unreferenced(&inv)),
-            untagged_bytes: inv.blobs.bytes_of(&(&plain.blobs - &tagged)),
+            unreferenced_bytes: inv.blobs.bytes_of(&unreferenced),
+            untagged_bytes: inv.blobs.bytes_of(&untagged),
             uploads_bytes: inv
                 .repositories
                 .iter()
@@ -118,6 +149,7 @@ pub fn du(
         history: None,
         page: None,
         s3_inventory: storage.listing_snapshot(),
+        bucket,
     })
 }
 
@@ -195,6 +227,8 @@ pub struct DuRun {
     pub history: Option<std::path::PathBuf>,
     /// The store's capacity in bytes (`--capacity`), for the fill date.
     pub capacity: Option<u64>,
+    /// Account for every byte under the store's root (`--bucket`).
+    pub bucket: bool,
     pub manifests: CacheDir,
 }
 
@@ -221,7 +255,13 @@ pub fn run(
         None => None,
     };
     let manifests = run.manifests.open();
-    let result = du(storage, run.blobs_per_repo, progress, manifests.as_ref());
+    let result = du_accounting(
+        storage,
+        run.blobs_per_repo,
+        run.bucket,
+        progress,
+        manifests.as_ref(),
+    );
     let read_at = SystemTime::now();
     let mut report = result.map_err(|e| store.analysis(e))?;
     report.manifest_cache = manifests.map(ManifestCache::finish);

@@ -104,6 +104,9 @@ pub struct DuReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(rename = "inventory")]
     pub s3_inventory: Option<crate::storage::s3_inventory::ListingSnapshot>,
+    /// `--bucket`: every byte under the store's root, by category.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<crate::pipeline::collect::bucket::Bucket>,
 }
 
 impl WriteJson for DuReport {}
@@ -213,6 +216,9 @@ impl DuReport {
         if let Some(g) = &self.history {
             g.write_human(out, top)?;
         }
+        if let Some(b) = &self.bucket {
+            write_bucket(b, out)?;
+        }
         if self.problems > 0 {
             writeln!(
                 out,
@@ -222,4 +228,120 @@ impl DuReport {
         }
         Ok(())
     }
+}
+
+/// `du --bucket`'s table: each category's bytes and share of the total, and what frees it.
+fn write_bucket(
+    b: &crate::pipeline::collect::bucket::Bucket,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let total = b.total_bytes;
+    let share = |bytes: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            bytes as f64 * 100.0 / total as f64
+        }
+    };
+    writeln!(
+        out,
+        "every byte under the store's root (--bucket): {}",
+        human_bytes(total)
+    )?;
+    let mut row = |what: &str, bytes: u64, why: &str| {
+        writeln!(
+            out,
+            "  {what:<20} {:>10} {:>6.1}%  {why}",
+            human_bytes(bytes),
+            share(bytes)
+        )
+    };
+    let r = &b.registry;
+    row("live", r.live_bytes, "what the tags reach")?;
+    row("unreferenced", r.unreferenced_bytes, "gc frees it")?;
+    row("untagged", r.untagged_bytes, "gc -m frees it")?;
+    row("uploads", r.uploads_bytes, "gc frees abandoned ones")?;
+    row("links and tags", r.links_bytes, "the registry's own")?;
+    if let Some(v) = &b.noncurrent_versions {
+        row(
+            "older versions",
+            v.bytes,
+            &format!(
+                "{}; a lifecycle rule frees them (NoncurrentVersionExpiration)",
+                count(v.count, "version", "versions")
+            ),
+        )?;
+    }
+    if let Some(m) = &b.delete_markers {
+        row(
+            "delete markers",
+            0,
+            &format!(
+                "{}; ExpiredObjectDeleteMarker removes them",
+                count(m.count, "marker", "markers")
+            ),
+        )?;
+    }
+    if let Some(m) = &b.multipart_uploads {
+        row(
+            "multipart parts",
+            m.bytes,
+            &format!(
+                "{}; gc aborts them (or an AbortIncompleteMultipartUpload rule)",
+                count(m.count, "incomplete upload", "incomplete uploads")
+            ),
+        )?;
+    }
+    row(
+        "regsweep's trash",
+        b.trash.bytes,
+        "purged when its runs expire",
+    )?;
+    let o = &b.outside_layout;
+    let example = o
+        .examples
+        .first()
+        .map_or(String::new(), |e| format!(", e.g. {e}"));
+    row(
+        "outside the layout",
+        o.bytes,
+        &format!(
+            "{}{example}: never touched; delete by hand what you know",
+            count(o.count, "key", "keys")
+        ),
+    )?;
+    if !b.by_storage_class.is_empty() {
+        let classes: Vec<String> = (b.by_storage_class.iter())
+            .map(|(c, n)| format!("{c} {}", human_bytes(*n)))
+            .collect();
+        writeln!(out, "  by storage class: {}", classes.join(", "))?;
+    }
+    if let Some(n) = &b.note {
+        writeln!(out, "  ({n})")?;
+    }
+    let mut frees = vec![
+        format!("gc {}", human_bytes(r.unreferenced_bytes + r.uploads_bytes)),
+        format!("gc -m {} more", human_bytes(r.untagged_bytes)),
+    ];
+    if let Some(v) = &b.noncurrent_versions {
+        frees.push(format!("a lifecycle rule {}", human_bytes(v.bytes)));
+    }
+    if let Some(m) = b.multipart_uploads.filter(|m| m.bytes > 0) {
+        frees.push(format!(
+            "aborting multipart uploads {}",
+            human_bytes(m.bytes)
+        ));
+    }
+    if o.bytes > 0 {
+        frees.push(format!(
+            "deleting foreign keys by hand {}",
+            human_bytes(o.bytes)
+        ));
+    }
+    writeln!(
+        out,
+        "The registry's live images are {:.1}% of what is stored; {} would free the rest.",
+        share(r.live_bytes),
+        frees.join(", ")
+    )
 }

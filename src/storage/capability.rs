@@ -65,6 +65,30 @@ pub trait Versions: Sync {
         let _ = version;
         Err(no_versions(key))
     }
+
+    /// Every version of every key below the store's root and every delete marker, current or not,
+    /// with its size and storage class: what the bucket holds and bills (`du --bucket`). One
+    /// paged listing (S3: ListObjectVersions), which on an unversioned bucket gives each object
+    /// once, as its current version.
+    fn list_every_version(&self, visit: &mut dyn FnMut(ListedVersion)) -> Result<(), StorageError> {
+        let _ = visit;
+        Err(no_versions(""))
+    }
+}
+
+/// One version of a key, or a delete marker, as a bucket-wide version listing gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedVersion {
+    /// Relative to the store's root.
+    pub key: String,
+    pub version_id: Option<String>,
+    /// 0 for a delete marker.
+    pub size: u64,
+    /// The key's current version (or a delete marker that hides it).
+    pub latest: bool,
+    pub delete_marker: bool,
+    /// As the store names it (`STANDARD`, `GLACIER`, …), where the listing gives it.
+    pub storage_class: Option<String>,
 }
 
 /// Incomplete multipart uploads (S3): the parts they hold cost money, and no object listing shows

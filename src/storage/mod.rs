@@ -26,7 +26,7 @@ pub mod s3_inventory;
 pub mod trashing;
 
 pub use capability::{
-    Lock, Moves, Multipart, ObjectVersion, Versioning, VersioningState, Versions,
+    ListedVersion, Lock, Moves, Multipart, ObjectVersion, Versioning, VersioningState, Versions,
 };
 
 use crate::model::digest::Digest;

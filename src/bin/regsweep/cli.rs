@@ -437,6 +437,13 @@ pub struct DuArgs {
     /// filesystem store's own filesystem size and free space.
     #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "history")]
     pub capacity: Option<u64>,
+    /// Account for every byte stored under the store's root, each in one category: the registry's
+    /// objects (live, unreferenced, untagged, uploads, links), older versions and delete markers,
+    /// parts of incomplete multipart uploads, regsweep's trash and lock, and keys outside the
+    /// registry's layout (never touched by any command). One more listing: every version
+    /// (ListObjectVersions on S3).
+    #[arg(long)]
+    pub bucket: bool,
     /// Largest blobs listed per repository, with who shares them.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub blobs_per_repo: usize,

@@ -477,6 +477,7 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
         history: args.history.clone(),
         capacity: args.capacity,
         manifests: (&args.manifest_cache).into(),
+        bucket: args.bucket,
     };
     let at = store(&args.storage, &target, storage.as_ref());
     let result = commands::du::run(at, &run, &job.progress);

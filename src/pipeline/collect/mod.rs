@@ -1,12 +1,14 @@
 //! Collect: what the store holds and what its tags reach. [`inventory`] is the parallel walk,
 //! [`catalog`] reads each manifest once (or has it answered by [`manifest_cache`]), [`mark`] follows
-//! roots down to every blob, [`referrers`] reads referrer tags, and [`shard`] is one machine's share
-//! of the manifest reading. Nothing here deletes.
+//! roots down to every blob, [`referrers`] reads referrer tags, [`shard`] is one machine's share
+//! of the manifest reading, and [`bucket`] accounts for every byte under the store's root.
+//! Nothing here deletes.
 
 use crate::model::progress::{MaybeStopped, Progress, Stopped};
 use crate::storage::StorageError;
 
 pub mod blob_table;
+pub mod bucket;
 pub mod catalog;
 pub mod inventory;
 pub mod links;

@@ -34,8 +34,9 @@ use versions::VersionEntry;
 use super::pace::Pacer;
 use super::remote::Counters;
 use super::{
-    Entry, HeldLock, Lean, ListingNote, Lock, LockToken, Moves, Multipart, MultipartUpload,
-    ObjectVersion, RequestCounts, Storage, StorageError, Versioning, VersioningState, Versions,
+    Entry, HeldLock, Lean, ListedVersion, ListingNote, Lock, LockToken, Moves, Multipart,
+    MultipartUpload, ObjectVersion, RequestCounts, Storage, StorageError, Versioning,
+    VersioningState, Versions,
 };
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -563,6 +564,10 @@ impl Moves for S3Storage {
 }
 
 impl Versions for S3Storage {
+    fn list_every_version(&self, visit: &mut dyn FnMut(ListedVersion)) -> Result<(), StorageError> {
+        self.runtime.block_on(self.every_version(visit))
+    }
+
     /// On a bucket whose versioning is `Enabled`, a HEAD: the current version's id, size and ETag.
     /// A suspended bucket's deletes overwrite the `null` version, so it keeps nothing.
     fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {

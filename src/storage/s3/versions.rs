@@ -74,6 +74,69 @@ impl S3Storage {
         }
     }
 
+    /// Every version and delete marker below the store's root (ListObjectVersions, 1000 a page).
+    pub(super) async fn every_version(
+        &self,
+        visit: &mut dyn FnMut(ListedVersion),
+    ) -> Result<(), StorageError> {
+        let root = self.full("");
+        let relative = |k: Option<&str>| {
+            k.and_then(|k| k.strip_prefix(root.as_str()))
+                .map(str::to_owned)
+        };
+        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+        loop {
+            self.stop.check("")?;
+            let page = {
+                let _permit = self.admit().await;
+                self.counters.list.fetch_add(1, Ordering::Relaxed);
+                self.client
+                    .list_object_versions()
+                    .bucket(&self.bucket)
+                    .prefix(&root)
+                    .set_key_marker(key_marker.take())
+                    .set_version_id_marker(id_marker.take())
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("", &e))?
+            };
+            for v in page.versions() {
+                let Some(key) = relative(v.key()) else {
+                    continue;
+                };
+                visit(ListedVersion {
+                    key,
+                    version_id: v.version_id().map(str::to_owned),
+                    size: v.size().unwrap_or(0).max(0) as u64,
+                    latest: v.is_latest() == Some(true),
+                    delete_marker: false,
+                    storage_class: v.storage_class().map(|c| c.as_str().to_owned()),
+                });
+            }
+            for m in page.delete_markers() {
+                let Some(key) = relative(m.key()) else {
+                    continue;
+                };
+                visit(ListedVersion {
+                    key,
+                    version_id: m.version_id().map(str::to_owned),
+                    size: 0,
+                    latest: m.is_latest() == Some(true),
+                    delete_marker: true,
+                    storage_class: None,
+                });
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
     /// Deletes every version of each key and every delete marker on it, so that nothing of the key
     /// is left to hold space. A key's result is an error when any of its versions could not be
     /// listed or deleted (what was deleted stays deleted; the next run finds the rest). A key with no
