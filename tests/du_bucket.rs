@@ -270,6 +270,32 @@ fn every_byte_of_a_bucket_is_in_one_category_and_the_provider_agrees() {
             "{bucket}"
         );
         assert!(n(&r["live_bytes"]) > 0 && n(&r["links_bytes"]) > 0);
+        // Priced: every category at its class's price, and the total their sum.
+        let price = dir.path().join("price.yml");
+        std::fs::write(&price, "STANDARD: 0.023\n").unwrap();
+        let priced = regsweep()
+            .args(["du", &format!("s3://{bucket}/store"), "--bucket", "--json"])
+            .args(["--endpoint-url", &endpoint, "--price"])
+            .arg(&price)
+            .output()
+            .unwrap();
+        assert!(
+            priced.status.success(),
+            "{}",
+            String::from_utf8_lossy(&priced.stderr)
+        );
+        let priced: Value = serde_json::from_slice(&priced.stdout).unwrap();
+        let cost = &priced["bucket"]["monthly_cost"];
+        let expected = n(&b["total_bytes"]) as f64 / (1u64 << 30) as f64 * 0.023;
+        let total = cost["total"].as_f64().unwrap();
+        assert!(
+            (total - expected).abs() < 1e-12,
+            "{bucket}: {cost:#} against {expected}"
+        );
+        let by: f64 = (cost["by_category"].as_object().unwrap().values())
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((by - total).abs() < 1e-12, "{cost:#}");
         // The human table ends with the auditor's sentence.
         let human = regsweep()
             .args([
@@ -300,13 +326,38 @@ fn on_a_filesystem_bucket_counts_every_file_and_says_so() {
         b"notes",
     )
     .unwrap();
+    let metrics = dir.path().join("du.prom");
     let out = regsweep()
         .arg("du")
         .arg(&root)
-        .args(["--bucket", "--json"])
+        .args(["--bucket", "--json", "--metrics-file"])
+        .arg(&metrics)
         .output()
         .unwrap();
     assert!(out.status.success());
+    // The metrics file has the categories as series, which sum to the total.
+    let samples = support::metrics::parse_metrics(&metrics);
+    let by_category: f64 = (samples.iter())
+        .filter(|s| s.name == "regsweep_bucket_bytes")
+        .map(|s| s.value)
+        .sum();
+    let total = (samples.iter())
+        .find(|s| s.name == "regsweep_bucket_total_bytes")
+        .expect("regsweep_bucket_total_bytes")
+        .value;
+    assert_eq!(by_category, total);
+    // A price table that is no map, or lacks a class, is refused by name.
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "x\n").unwrap();
+    let refused = regsweep()
+        .arg("du")
+        .arg(&root)
+        .args(["--bucket", "--price"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("bad.yml"));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let b = &report["bucket"];
     let files = support::files_ending(&root, "");

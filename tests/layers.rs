@@ -64,6 +64,8 @@ const READS: &[&str] = &[
     "link_proven",
     "versioning",
     "multipart_uploads",
+    "list_every_version",
+    "lists_every_version",
     // The lock's own object: taken, broken and released by `pipeline::guard::lock` only.
     "try_lock",
     "break_lock",

@@ -341,6 +341,7 @@ fn the_in_memory_store_keeps_the_storage_contract() {
     contract(&f);
     moves_without_overwriting(&f);
     heals_what_new_links_need(&f);
+    accounts_for_every_byte(&f);
 }
 
 #[test]
@@ -354,6 +355,7 @@ fn a_filesystem_store_keeps_the_storage_contract() {
     contract(&f);
     moves_without_overwriting(&f);
     heals_what_new_links_need(&f);
+    accounts_for_every_byte(&f);
 }
 
 /// An online run's heal ([`regsweep::pipeline::execute::heal`]): an image moved into a trash run,
@@ -450,6 +452,33 @@ fn heals_what_new_links_need(f: &dyn Fixture) {
     // A second pass finds nothing more to do.
     let again = heal::recorded_pass(s, &mut run).unwrap();
     assert_eq!(again.objects, 0, "{}: {again:?}", f.name());
+}
+
+/// `du --bucket`'s accounting on every backend: a key outside the layout is named, registry keys
+/// find their categories, and the categories sum to the total of what the store lists.
+fn accounts_for_every_byte(f: &dyn Fixture) {
+    use regsweep::pipeline::collect::bucket;
+    let s = f.storage();
+    f.put(&[("bucket-audit/stray.bin".to_owned(), vec![1u8; 123])]);
+    let b = bucket::account(s, &|_| None).unwrap();
+    assert!(
+        b.outside_layout
+            .examples
+            .iter()
+            .any(|e| e == "bucket-audit/stray.bin"),
+        "{}: {:?}",
+        f.name(),
+        b.outside_layout
+    );
+    assert!(b.outside_layout.bytes >= 123, "{}", f.name());
+    assert_eq!(b.categories_sum(), b.total_bytes, "{}: {b:?}", f.name());
+    let mut listed = 0;
+    s.list("", &mut |e| listed += e.size, &mut |_| {}).unwrap();
+    assert!(
+        b.current.bytes >= listed,
+        "{}: every listed byte counted",
+        f.name()
+    );
 }
 
 /// A store whose deletes go to the trash ([`Trashing`]): the contract holds for its users as it
@@ -630,6 +659,7 @@ fn an_s3_store_keeps_the_storage_contract() {
     let f = S3 { server, storage };
     contract(&f);
     heals_what_new_links_need(&f);
+    accounts_for_every_byte(&f);
 }
 
 #[test]
@@ -657,6 +687,7 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
     proves_links_and_holds_the_lock(&f, "gs://contract/store/");
     moves_without_overwriting(&f);
     heals_what_new_links_need(&f);
+    accounts_for_every_byte(&f);
     deletes_in_batches(&f);
     let proxy = throttling(dir.path(), &f._server.endpoint());
     let via = f
@@ -681,6 +712,7 @@ fn an_azure_store_keeps_the_storage_contract_and_its_lock() {
     proves_links_and_holds_the_lock(&f, &format!("{}/contract/store/", f._server.service_url()));
     deletes_in_batches(&f);
     heals_what_new_links_need(&f);
+    accounts_for_every_byte(&f);
     let proxy = throttling(dir.path(), &format!("http://127.0.0.1:{}", f._server.port));
     let via = f._server.storage_via("contract", "store/", proxy.port);
     sends_throttled_parts_again(&f, &via, &proxy);

@@ -229,6 +229,8 @@ pub struct DuRun {
     pub capacity: Option<u64>,
     /// Account for every byte under the store's root (`--bucket`).
     pub bucket: bool,
+    /// Prices per storage class and GiB-month (`--price FILE`).
+    pub price: Option<std::path::PathBuf>,
     pub manifests: CacheDir,
 }
 
@@ -249,6 +251,11 @@ pub fn run(
             )));
         }
     }
+    // A price table that cannot be read stops the run before the work, by name.
+    let price = match &run.price {
+        Some(path) => Some(read_price(path)?),
+        None => None,
+    };
     // A damaged history stops the run before the work, by name.
     let recorded = match &run.history {
         Some(path) => Some(du_history::read(path, &storage.describe()).map_err(Error::other)?),
@@ -265,6 +272,17 @@ pub fn run(
     let read_at = SystemTime::now();
     let mut report = result.map_err(|e| store.analysis(e))?;
     report.manifest_cache = manifests.map(ManifestCache::finish);
+    if let (Some(b), Some(price)) = (report.bucket.as_mut(), &price) {
+        let path = run
+            .price
+            .as_deref()
+            .expect("a price table was read")
+            .display();
+        b.monthly_cost = Some(
+            b.priced(price)
+                .map_err(|e| Error::other(format!("--price {path}: {e}")))?,
+        );
+    }
     report.database_in_use = gate::database_owner(storage);
     report.trash = gate::trash_held(storage);
     if let (Some(path), Some(mut runs)) = (&run.history, recorded) {
@@ -329,4 +347,25 @@ fn write_page(path: &std::path::Path, report: &DuReport) -> Result<(), Error> {
     staged
         .finish(|out| crate::report::du_page::write_page(report, out))
         .map_err(|e| Error::failed(context(), e))
+}
+
+/// A price table: storage class → price per GiB-month, every price a number of 0 or more.
+fn read_price(path: &std::path::Path) -> Result<std::collections::BTreeMap<String, f64>, Error> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::other(format!("--price {shown}: cannot read it: {e}")))?;
+    let table: std::collections::BTreeMap<String, f64> = serde_norway::from_str(&text).map_err(|e| {
+        Error::other(format!(
+            "--price {shown}: not a map of storage class to price per GiB-month (STANDARD: 0.023): {e}"
+        ))
+    })?;
+    if table.is_empty() {
+        return Err(Error::other(format!("--price {shown}: no prices in it")));
+    }
+    if let Some((class, p)) = table.iter().find(|(_, p)| !(p.is_finite() && **p >= 0.0)) {
+        return Err(Error::other(format!(
+            "--price {shown}: {class}: {p} is not a price"
+        )));
+    }
+    Ok(table)
 }

@@ -319,6 +319,25 @@ fn write_bucket(
     if let Some(n) = &b.note {
         writeln!(out, "  ({n})")?;
     }
+    if let Some(c) = &b.monthly_cost {
+        let money = |v: f64| {
+            if v >= 1.0 {
+                format!("{v:.2}")
+            } else {
+                format!("{v:.6}")
+            }
+        };
+        let parts: Vec<String> = (c.by_category.iter())
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(k, v)| format!("{k} {}", money(*v)))
+            .collect();
+        writeln!(
+            out,
+            "  a month, at the prices given: {} ({})",
+            money(c.total),
+            parts.join(", ")
+        )?;
+    }
     let mut frees = vec![
         format!("gc {}", human_bytes(r.unreferenced_bytes + r.uploads_bytes)),
         format!("gc -m {} more", human_bytes(r.untagged_bytes)),

@@ -551,6 +551,52 @@ impl Metrics {
             "Problems met while measuring (`problems`); `regsweep audit` tells them by kind.",
             r.problems as f64,
         );
+        if let Some(b) = &r.bucket {
+            let reg = &b.registry;
+            let mut categories = vec![
+                ("live", reg.live_bytes),
+                ("unreferenced", reg.unreferenced_bytes),
+                ("untagged", reg.untagged_bytes),
+                ("uploads", reg.uploads_bytes),
+                ("links", reg.links_bytes),
+                ("trash", b.trash.bytes),
+                ("outside_layout", b.outside_layout.bytes),
+            ];
+            if let Some(v) = &b.noncurrent_versions {
+                categories.push(("noncurrent_versions", v.bytes));
+            }
+            if let Some(m) = &b.multipart_uploads {
+                categories.push(("multipart_uploads", m.bytes));
+            }
+            for (category, bytes) in categories {
+                self.gauge_with(
+                    "bucket_bytes",
+                    "Every byte under the store's root, by category (`du --bucket`: `bucket`).",
+                    &[("category", category)],
+                    bytes as f64,
+                );
+            }
+            if let Some(m) = &b.delete_markers {
+                self.gauge(
+                    "bucket_delete_markers",
+                    "Delete markers under the store's root (`bucket.delete_markers.count`).",
+                    m.count as f64,
+                );
+            }
+            self.gauge(
+                "bucket_total_bytes",
+                "Bytes stored under the store's root, every version and part (`bucket.total_bytes`).",
+                b.total_bytes as f64,
+            );
+            for (class, bytes) in &b.by_storage_class {
+                self.gauge_with(
+                    "bucket_storage_class_bytes",
+                    "Bytes of every listed version by storage class (`bucket.by_storage_class`).",
+                    &[("class", class)],
+                    *bytes as f64,
+                );
+            }
+        }
     }
 
     /// The figures of an `audit` report.

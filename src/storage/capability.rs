@@ -74,6 +74,11 @@ pub trait Versions: Sync {
         let _ = visit;
         Err(no_versions(""))
     }
+
+    /// Whether [`Versions::list_every_version`] is answered here.
+    fn lists_every_version(&self) -> bool {
+        false
+    }
 }
 
 /// One version of a key, or a delete marker, as a bucket-wide version listing gives it.

@@ -180,3 +180,16 @@ impl Multipart for Trashing<'_> {
         })
     }
 }
+
+/// The version a trash run recorded at `key` (below its [`VERSIONS`] folder): the id, size and
+/// ETag of the version it hid.
+pub fn read_version_record(
+    storage: &dyn Storage,
+    key: &str,
+) -> Result<super::ObjectVersion, StorageError> {
+    let bytes = storage.read(key, 1 << 16)?;
+    serde_json::from_slice(&bytes).map_err(|e| StorageError::Other {
+        key: key.to_owned(),
+        message: format!("is not a version record: {e}"),
+    })
+}

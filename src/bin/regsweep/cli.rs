@@ -444,6 +444,11 @@ pub struct DuArgs {
     /// (ListObjectVersions on S3).
     #[arg(long)]
     pub bucket: bool,
+    /// With --bucket: what each category costs a month, from FILE: a YAML map of storage class to
+    /// price per GiB-month (`STANDARD: 0.023`; `default:` for bytes whose class the store does not
+    /// name; multipart parts are priced as STANDARD).
+    #[arg(long, value_name = "FILE", requires = "bucket")]
+    pub price: Option<PathBuf>,
     /// Largest blobs listed per repository, with who shares them.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub blobs_per_repo: usize,

@@ -478,6 +478,7 @@ fn du(args: DuArgs, job: &mut Job) -> anyhow::Result<Exit> {
         capacity: args.capacity,
         manifests: (&args.manifest_cache).into(),
         bucket: args.bucket,
+        price: args.price.clone(),
     };
     let at = store(&args.storage, &target, storage.as_ref());
     let result = commands::du::run(at, &run, &job.progress);

@@ -83,7 +83,7 @@ pub struct Outside {
 }
 
 /// Every byte under the store's root, by category (JSON field `bucket`).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Bucket {
     /// Whether the store keeps older versions (a versioned bucket): the version categories are
     /// absent where it does not.
@@ -110,6 +110,50 @@ pub struct Bucket {
     /// What this store cannot show (a filesystem keeps no versions and no multipart uploads).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// With `--price`: what each category costs a month.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_cost: Option<MonthlyCost>,
+    /// Bytes by category and storage class (`""` where the listing names none), for the prices.
+    #[serde(skip)]
+    pub by_category_class: BTreeMap<&'static str, BTreeMap<String, u64>>,
+}
+
+/// What each category costs a month, at the prices given (`--price FILE`: per storage class, per
+/// GiB-month).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct MonthlyCost {
+    pub by_category: BTreeMap<String, f64>,
+    pub total: f64,
+}
+
+/// The storage class multipart parts are billed in (S3 bills parts as the upload's class, which
+/// the listing does not give: Standard unless the price table says otherwise).
+pub const PARTS_CLASS: &str = "STANDARD";
+
+impl Bucket {
+    /// Prices every category: `price` gives a class's price per GiB-month (`default` for bytes
+    /// whose class the store does not name). A class with no price is an error naming it.
+    pub fn priced(&self, price: &BTreeMap<String, f64>) -> Result<MonthlyCost, String> {
+        let mut cost = MonthlyCost::default();
+        for (category, classes) in &self.by_category_class {
+            let mut sum = 0.0;
+            for (class, bytes) in classes {
+                let rate = match price.get(class.as_str()).or_else(|| price.get("default")) {
+                    Some(r) => *r,
+                    None if class.is_empty() => {
+                        return Err(
+                            "no price for bytes without a storage class: add `default`".into()
+                        );
+                    }
+                    None => return Err(format!("no price for storage class {class}")),
+                };
+                sum += *bytes as f64 / (1u64 << 30) as f64 * rate;
+            }
+            cost.total += sum;
+            cost.by_category.insert((*category).to_owned(), sum);
+        }
+        Ok(cost)
+    }
 }
 
 impl Bucket {
@@ -166,7 +210,7 @@ fn hidden_by_trash(storage: &dyn Storage, records: &[String]) -> HashSet<(String
             let rest = record.strip_prefix(TRASH)?;
             let (_, rest) = rest.split_once('/')?;
             let key = rest.strip_prefix(crate::storage::trashing::VERSIONS)?;
-            let v = crate::pipeline::execute::trash::read_version(storage, record).ok()?;
+            let v = crate::storage::trashing::read_version_record(storage, record).ok()?;
             Some((key.to_owned(), v.version_id))
         })
         .collect()
@@ -179,7 +223,7 @@ pub fn account(
     blob_use: &dyn Fn(&Digest) -> Option<BlobUse>,
 ) -> Result<Bucket, StorageError> {
     let mut listed: Vec<ListedVersion> = Vec::new();
-    let versions_kept = match storage.versions() {
+    let versions_kept = match storage.versions().filter(|v| v.lists_every_version()) {
         Some(v) => {
             v.list_every_version(&mut |e| listed.push(e))?;
             v.versioning()?.is_some()
@@ -233,6 +277,15 @@ pub fn account(
         ..Bucket::default()
     };
     listed.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut classes: BTreeMap<&'static str, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut priced = |category: &'static str, v: &ListedVersion| {
+        let class = v.storage_class.clone().unwrap_or_default();
+        *classes
+            .entry(category)
+            .or_default()
+            .entry(class)
+            .or_default() += v.size;
+    };
     for v in &listed {
         if v.delete_marker {
             if let Some(c) = b.delete_markers.as_mut() {
@@ -251,8 +304,14 @@ pub fn account(
                     .as_ref()
                     .is_some_and(|id| hidden.contains(&(v.key.clone(), id.clone())));
             match (trash, b.noncurrent_versions.as_mut()) {
-                (true, _) => b.trash.add(v.size),
-                (false, Some(c)) => c.add(v.size),
+                (true, _) => {
+                    b.trash.add(v.size);
+                    priced("trash", v);
+                }
+                (false, Some(c)) => {
+                    c.add(v.size);
+                    priced("noncurrent_versions", v);
+                }
                 // A store that lists no versions lists no older ones: counted as current.
                 (false, None) => b.current.add(v.size),
             }
@@ -260,30 +319,37 @@ pub fn account(
         }
         b.current.add(v.size);
         match home(&v.key) {
-            Home::Trash => b.trash.add(v.size),
+            Home::Trash => {
+                b.trash.add(v.size);
+                priced("trash", v);
+            }
             Home::Outside => {
                 b.outside_layout.count += 1;
                 b.outside_layout.bytes += v.size;
                 if b.outside_layout.examples.len() < EXAMPLES {
                     b.outside_layout.examples.push(v.key.clone());
                 }
+                priced("outside_layout", v);
             }
             Home::Links => {
                 b.registry.objects += 1;
                 b.registry.links_bytes += v.size;
+                priced("links", v);
             }
             Home::Uploads => {
                 b.registry.objects += 1;
                 b.registry.uploads_bytes += v.size;
+                priced("uploads", v);
             }
             Home::Blob(d) => {
                 b.registry.objects += 1;
-                let bytes = match blob_use(&d).unwrap_or(BlobUse::Live) {
-                    BlobUse::Live => &mut b.registry.live_bytes,
-                    BlobUse::Unreferenced => &mut b.registry.unreferenced_bytes,
-                    BlobUse::Untagged => &mut b.registry.untagged_bytes,
+                let (bytes, category) = match blob_use(&d).unwrap_or(BlobUse::Live) {
+                    BlobUse::Live => (&mut b.registry.live_bytes, "live"),
+                    BlobUse::Unreferenced => (&mut b.registry.unreferenced_bytes, "unreferenced"),
+                    BlobUse::Untagged => (&mut b.registry.untagged_bytes, "untagged"),
                 };
                 *bytes += v.size;
+                priced(category, v);
             }
         }
     }
@@ -293,14 +359,30 @@ pub fn account(
             c.add(u.size);
         }
         b.total_bytes += c.bytes;
+        *classes
+            .entry("multipart_uploads")
+            .or_default()
+            .entry(PARTS_CLASS.to_owned())
+            .or_default() += c.bytes;
         b.multipart_uploads = Some(c);
     }
-    if storage.versions().is_none() {
-        b.note = Some(
-            "this store keeps no older versions and no multipart uploads: every file under its \
-             root, as listed"
-                .to_owned(),
-        );
+    b.by_category_class = classes;
+    match storage.versions() {
+        None => {
+            b.note = Some(
+                "this store keeps no older versions and no multipart uploads: every file under \
+                 its root, as listed"
+                    .to_owned(),
+            )
+        }
+        Some(v) if !v.lists_every_version() => {
+            b.note = Some(
+                "older versions and soft-deleted objects of this store are not listed yet: its \
+                 current objects, as listed"
+                    .to_owned(),
+            )
+        }
+        Some(_) => {}
     }
     Ok(b)
 }

@@ -505,11 +505,7 @@ pub(super) fn put_back(storage: &dyn Storage, item: &Item) -> Result<Back, Stora
 
 /// The version a run recorded at `key` (below its [`VERSIONS`] folder).
 pub fn read_version(storage: &dyn Storage, key: &str) -> Result<ObjectVersion, StorageError> {
-    let bytes = storage.read(key, 1 << 16)?;
-    serde_json::from_slice(&bytes).map_err(|e| StorageError::Other {
-        key: key.to_owned(),
-        message: format!("is not a version record: {e}"),
-    })
+    crate::storage::trashing::read_version_record(storage, key)
 }
 
 /// Puts every object of run `id` back where it was (see the module's words), then deletes the trash

@@ -568,6 +568,10 @@ impl Versions for S3Storage {
         self.runtime.block_on(self.every_version(visit))
     }
 
+    fn lists_every_version(&self) -> bool {
+        true
+    }
+
     /// On a bucket whose versioning is `Enabled`, a HEAD: the current version's id, size and ETag.
     /// A suspended bucket's deletes overwrite the `null` version, so it keeps nothing.
     fn kept_version(&self, key: &str) -> Result<Option<ObjectVersion>, StorageError> {
