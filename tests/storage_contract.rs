@@ -481,6 +481,27 @@ fn accounts_for_every_byte(f: &dyn Fixture) {
     );
 }
 
+/// On a GCS bucket with versioning, an overwritten object's older generation is a noncurrent
+/// version in `du --bucket`'s accounting, and the total is every generation's bytes.
+fn noncurrent_generations_are_accounted(server: &support::gcs::GcsServer) {
+    use regsweep::pipeline::collect::bucket;
+    server.create_versioned_bucket("versioned");
+    let storage = server.storage("versioned", "store/");
+    let writer = server.storage("versioned", "");
+    let key = format!("store/{V2}blobs/sha256/notes.txt");
+    for body in [vec![1u8; 100], vec![2u8; 40]] {
+        writer.moves().unwrap().write_object(&key, &body).unwrap();
+    }
+    let b = bucket::account(&storage, &|_| None).unwrap();
+    assert!(b.versions_kept, "{b:?}");
+    let noncurrent = b.noncurrent_versions.unwrap();
+    assert_eq!((noncurrent.count, noncurrent.bytes), (1, 100), "{b:?}");
+    assert_eq!((b.current.count, b.current.bytes), (1, 40));
+    assert_eq!(b.total_bytes, 140);
+    assert_eq!(b.categories_sum(), b.total_bytes);
+    assert_eq!(b.by_storage_class.get("STANDARD"), Some(&140));
+}
+
 /// A store whose deletes go to the trash ([`Trashing`]): the contract holds for its users as it
 /// does for the store's, and what it deleted is in its trash folder, whole.
 struct Trashed {
@@ -685,6 +706,7 @@ fn a_gcs_store_keeps_the_storage_contract_and_its_lock() {
         "an unversioned bucket"
     );
     proves_links_and_holds_the_lock(&f, "gs://contract/store/");
+    noncurrent_generations_are_accounted(&f._server);
     moves_without_overwriting(&f);
     heals_what_new_links_need(&f);
     accounts_for_every_byte(&f);

@@ -82,6 +82,21 @@ impl GcsServer {
         assert_eq!(r.status, 200, "create bucket {bucket}");
     }
 
+    /// Creates `bucket` with object versioning on: an overwritten or deleted object stays as a
+    /// noncurrent generation.
+    pub fn create_versioned_bucket(&self, bucket: &str) {
+        let body = format!("{{\"name\":\"{bucket}\",\"versioning\":{{\"enabled\":true}}}}");
+        let r = http_to(
+            self.port,
+            "POST",
+            "/storage/v1/b",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "create bucket {bucket}");
+    }
+
     /// The store at `prefix` (empty or ending with `/`) in `bucket`.
     pub fn storage(&self, bucket: &str, prefix: &str) -> GcsStorage {
         self.storage_via(bucket, prefix, &self.endpoint())
