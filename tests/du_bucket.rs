@@ -327,14 +327,29 @@ fn on_a_filesystem_bucket_counts_every_file_and_says_so() {
     )
     .unwrap();
     let metrics = dir.path().join("du.prom");
+    let page = dir.path().join("du.html");
     let out = regsweep()
         .arg("du")
         .arg(&root)
         .args(["--bucket", "--json", "--metrics-file"])
         .arg(&metrics)
+        .arg("--html")
+        .arg(&page)
         .output()
         .unwrap();
     assert!(out.status.success());
+    // The page shows the same split: each category's row carries its bytes.
+    let html = std::fs::read_to_string(&page).unwrap();
+    let row = |category: &str| -> u64 {
+        let start = html
+            .find(&format!("<tr data-category=\"{category}\">"))
+            .unwrap_or_else(|| panic!("no row {category} on the page"));
+        let rest = &html[start..];
+        let at = rest.find("data-bytes=\"").unwrap() + "data-bytes=\"".len();
+        rest[at..at + rest[at..].find('"').unwrap()]
+            .parse()
+            .unwrap()
+    };
     // The metrics file has the categories as series, which sum to the total.
     let samples = support::metrics::parse_metrics(&metrics);
     let by_category: f64 = (samples.iter())
@@ -370,6 +385,11 @@ fn on_a_filesystem_bucket_counts_every_file_and_says_so() {
     assert_sums(b);
     assert_eq!(n(&b["outside_layout"]["count"]), 2);
     assert_eq!(n(&b["outside_layout"]["bytes"]), 505);
+    assert_eq!(row("outside_layout"), 505);
+    assert_eq!(row("live"), n(&b["registry"]["live_bytes"]));
+    assert_eq!(row("links"), n(&b["registry"]["links_bytes"]));
+    assert_eq!(row("total"), n(&b["total_bytes"]));
+    assert!(html.contains("<code>backups/x.tar</code>"));
     assert!(b["note"].as_str().unwrap().contains("no older versions"));
     assert!(b.get("noncurrent_versions").is_none());
     assert_eq!(

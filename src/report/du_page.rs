@@ -287,6 +287,73 @@ fn reclaimable(report: &DuReport, out: &mut String) {
     out.push_str("</tbody></table></section>");
 }
 
+/// `--bucket`: every byte under the store's root, by category, as the human table gives it.
+fn bucket(report: &DuReport, out: &mut String) {
+    let Some(b) = &report.bucket else {
+        return;
+    };
+    let r = &b.registry;
+    let mut rows = vec![
+        ("live", "what the tags reach", r.live_bytes),
+        ("unreferenced", "gc frees it", r.unreferenced_bytes),
+        ("untagged", "gc -m frees it", r.untagged_bytes),
+        ("uploads", "gc frees abandoned ones", r.uploads_bytes),
+        ("links", "links and tags: the registry's own", r.links_bytes),
+    ];
+    if let Some(v) = &b.noncurrent_versions {
+        rows.push((
+            "noncurrent_versions",
+            "older versions: a lifecycle rule frees them",
+            v.bytes,
+        ));
+    }
+    if let Some(m) = &b.multipart_uploads {
+        rows.push((
+            "multipart_uploads",
+            "parts of incomplete multipart uploads: gc aborts them",
+            m.bytes,
+        ));
+    }
+    rows.push((
+        "trash",
+        "regsweep's trash: purged when its runs expire",
+        b.trash.bytes,
+    ));
+    rows.push((
+        "outside_layout",
+        "keys outside the registry's layout: never touched",
+        b.outside_layout.bytes,
+    ));
+    let _ = write!(
+        out,
+        "<section id=\"bucket\"><h2>Every byte under the store's root</h2>\
+         <p>Each byte in one category; they add up to {} (every version and part the store lists).</p>\
+         <table><thead><tr><th>category</th><th>what frees it</th><th class=\"num\">bytes</th></tr></thead><tbody>",
+        esc(&human_bytes(b.total_bytes))
+    );
+    for (category, what, n) in rows {
+        let _ = write!(
+            out,
+            "<tr data-category=\"{category}\"><td>{category}</td><td>{}</td>{}</tr>",
+            esc(what),
+            bytes("td", "num", n)
+        );
+    }
+    let _ = write!(
+        out,
+        "</tbody><tfoot><tr data-category=\"total\"><td>total</td><td></td>{}</tr></tfoot></table>",
+        bytes("td", "num", b.total_bytes)
+    );
+    if !b.outside_layout.examples.is_empty() {
+        out.push_str("<p>Outside the layout, for example:</p><ul class=\"outside\">");
+        for e in &b.outside_layout.examples {
+            let _ = write!(out, "<li><code>{}</code></li>", esc(e));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</section>");
+}
+
 fn repo_table(report: &DuReport, out: &mut String) {
     let growth = report.history.as_ref();
     // By name, once: a lookup per row would be quadratic in the repositories.
@@ -463,6 +530,7 @@ pub fn write_page(report: &DuReport, out: &mut dyn Write) -> io::Result<()> {
     page.push_str("</section>");
     repo_table(report, &mut page);
     reclaimable(report, &mut page);
+    bucket(report, &mut page);
     details(report, &mut page);
     if report.problems > 0 {
         let _ = write!(
