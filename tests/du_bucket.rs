@@ -296,6 +296,37 @@ fn every_byte_of_a_bucket_is_in_one_category_and_the_provider_agrees() {
             .map(|v| v.as_f64().unwrap())
             .sum();
         assert!((by - total).abs() < 1e-12, "{cost:#}");
+        // One pass: the version listing answers du's own listings, so --bucket lists no more
+        // than du does (S3's requests, from the metrics file).
+        let list_requests = |extra: &[&str]| {
+            let prom = dir.path().join(format!("{bucket}-{}.prom", extra.len()));
+            let out = regsweep()
+                .args([
+                    "du",
+                    &format!("s3://{bucket}/store"),
+                    "--endpoint-url",
+                    &endpoint,
+                ])
+                .args(extra)
+                .arg("--metrics-file")
+                .arg(&prom)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            support::metrics::parse_metrics(&prom)
+                .iter()
+                .find(|s| {
+                    s.name == "regsweep_s3_requests_total"
+                        && s.labels.get("kind").map(String::as_str) == Some("list")
+                })
+                .expect("list requests")
+                .value
+        };
+        let (plain, with_bucket) = (list_requests(&[]), list_requests(&["--bucket"]));
+        assert!(
+            with_bucket <= plain,
+            "{bucket}: du --bucket made {with_bucket} list requests, du {plain}"
+        );
         // The human table ends with the auditor's sentence.
         let human = regsweep()
             .args([

@@ -50,6 +50,29 @@ pub fn du_accounting(
     progress: &Progress,
     cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
 ) -> Result<DuReport, AnalysisError> {
+    if !bucket {
+        return measure(storage, blobs_per_repo, None, progress, cache);
+    }
+    progress.phase("listing every object and version", Count::Listed, None);
+    let listing = bucket::list_all(storage)?;
+    progress.check()?;
+    if listing.of_versions {
+        // The version listing's current objects answer the analysis's listings: one pass.
+        let once = crate::storage::listed_once::ListedOnce::new(storage, listing.current());
+        measure(&once, blobs_per_repo, Some(listing), progress, cache)
+    } else {
+        measure(storage, blobs_per_repo, Some(listing), progress, cache)
+    }
+}
+
+/// The measure of [`du`], with `listing` (`--bucket`) accounted for too.
+fn measure(
+    storage: &dyn Storage,
+    blobs_per_repo: usize,
+    listing: Option<bucket::Listing>,
+    progress: &Progress,
+    cache: Option<&crate::pipeline::collect::manifest_cache::ManifestCache>,
+) -> Result<DuReport, AnalysisError> {
     let start = Instant::now();
     let StoreRead {
         inventory: mut inv,
@@ -106,8 +129,7 @@ pub fn du_accounting(
     let multipart_bytes = multipart.iter().map(|u| u.size).sum();
     let unreferenced = plain.unreferenced(&inv);
     let untagged = &plain.blobs - &tagged;
-    let bucket = if bucket {
-        progress.phase("listing every object and version", Count::Listed, None);
+    let bucket = if let Some(listing) = listing {
         let blob_use = |d: &crate::model::digest::Digest| {
             let id = inv.blobs.id(d)?;
             Some(if unreferenced.contains(id) {
@@ -118,7 +140,7 @@ pub fn du_accounting(
                 BlobUse::Live
             })
         };
-        Some(bucket::account(storage, &blob_use).map_err(AnalysisError::Storage)?)
+        Some(bucket::account_listed(storage, listing, &blob_use).map_err(AnalysisError::Storage)?)
     } else {
         None
     };

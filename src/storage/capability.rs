@@ -94,6 +94,9 @@ pub struct ListedVersion {
     pub delete_marker: bool,
     /// As the store names it (`STANDARD`, `GLACIER`, …), where the listing gives it.
     pub storage_class: Option<String>,
+    /// When it was written, and its ETag (S3) or MD5 (GCS), as the listing gives them.
+    pub modified: Option<std::time::SystemTime>,
+    pub etag: Option<String>,
 }
 
 /// Incomplete multipart uploads (S3): the parts they hold cost money, and no object listing shows

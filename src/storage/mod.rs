@@ -16,6 +16,7 @@ pub mod empty;
 pub mod fs;
 pub mod gcs;
 pub mod http;
+pub mod listed_once;
 pub mod lock_record;
 pub mod mem;
 mod multipart;

@@ -440,8 +440,8 @@ pub struct DuArgs {
     /// Account for every byte stored under the store's root, each in one category: the registry's
     /// objects (live, unreferenced, untagged, uploads, links), older versions and delete markers,
     /// parts of incomplete multipart uploads, regsweep's trash and lock, and keys outside the
-    /// registry's layout (never touched by any command). One more listing: every version
-    /// (ListObjectVersions on S3).
+    /// registry's layout (never touched by any command). The store is listed once, by version
+    /// (ListObjectVersions on S3), and that listing answers du's own.
     #[arg(long)]
     pub bucket: bool,
     /// With --bucket: what each category costs a month, from FILE: a YAML map of storage class to

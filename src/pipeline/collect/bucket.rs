@@ -216,17 +216,46 @@ fn hidden_by_trash(storage: &dyn Storage, records: &[String]) -> HashSet<(String
         .collect()
 }
 
-/// Accounts for every byte under the store's root; `blob_use` says what each blob's data is to
-/// the registry (data `du` did not see, written since, counts as live).
-pub fn account(
-    storage: &dyn Storage,
-    blob_use: &dyn Fn(&Digest) -> Option<BlobUse>,
-) -> Result<Bucket, StorageError> {
+/// What the store holds under its root, as one listing of every version gives it (or, where the
+/// store lists no versions, every object).
+pub struct Listing {
+    pub versions: Vec<ListedVersion>,
+    /// The listing was of versions (S3's ListObjectVersions, GCS's generations): its current
+    /// objects can stand in for the plain listing (see [`crate::storage::listed_once`]).
+    pub of_versions: bool,
+    /// The store keeps older versions (versioning on).
+    pub versions_kept: bool,
+}
+
+impl Listing {
+    /// The current objects, as a plain listing gives them, in key order.
+    pub fn current(&self) -> Vec<crate::storage::Entry> {
+        let mut out: Vec<crate::storage::Entry> = self
+            .versions
+            .iter()
+            .filter(|v| v.latest && !v.delete_marker)
+            .map(|v| crate::storage::Entry {
+                key: v.key.clone(),
+                size: v.size,
+                modified: v.modified,
+                etag: v.etag.clone(),
+                content: None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+}
+
+/// Lists every version under the store's root (one listing), or every object where the store
+/// lists no versions.
+pub fn list_all(storage: &dyn Storage) -> Result<Listing, StorageError> {
     let mut listed: Vec<ListedVersion> = Vec::new();
-    let versions_kept = match storage.versions().filter(|v| v.lists_every_version()) {
+    let (of_versions, versions_kept) = match storage.versions().filter(|v| v.lists_every_version())
+    {
         Some(v) => {
             v.list_every_version(&mut |e| listed.push(e))?;
-            v.versioning()?.is_some()
+            (true, v.versioning()?.is_some())
         }
         None => {
             let mut entries = Vec::new();
@@ -248,12 +277,41 @@ pub fn account(
                         latest: true,
                         delete_marker: false,
                         storage_class: None,
+                        modified: e.modified,
+                        etag: e.etag,
                     })
                 })
                 .collect::<Result<_, _>>()?;
-            false
+            (false, false)
         }
     };
+    Ok(Listing {
+        versions: listed,
+        of_versions,
+        versions_kept,
+    })
+}
+
+/// Accounts for every byte under the store's root; `blob_use` says what each blob's data is to
+/// the registry (data `du` did not see, written since, counts as live).
+pub fn account(
+    storage: &dyn Storage,
+    blob_use: &dyn Fn(&Digest) -> Option<BlobUse>,
+) -> Result<Bucket, StorageError> {
+    account_listed(storage, list_all(storage)?, blob_use)
+}
+
+/// [`account`] of a listing made before.
+pub fn account_listed(
+    storage: &dyn Storage,
+    listing: Listing,
+    blob_use: &dyn Fn(&Digest) -> Option<BlobUse>,
+) -> Result<Bucket, StorageError> {
+    let Listing {
+        versions: mut listed,
+        versions_kept,
+        ..
+    } = listing;
     let records: Vec<String> = listed
         .iter()
         .filter(|v| v.latest && !v.delete_marker)

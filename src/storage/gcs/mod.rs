@@ -679,6 +679,8 @@ struct Generation {
     generation: Option<String>,
     time_deleted: Option<String>,
     storage_class: Option<String>,
+    updated: Option<String>,
+    md5_hash: Option<String>,
 }
 
 impl GcsStorage {
@@ -692,7 +694,9 @@ impl GcsStorage {
             self.base,
             encode(&self.bucket),
             encode(&self.prefix),
-            encode("nextPageToken,items(name,size,generation,timeDeleted,storageClass)")
+            encode(
+                "nextPageToken,items(name,size,generation,timeDeleted,storageClass,updated,md5Hash)"
+            )
         );
         let mut token: Option<String> = None;
         loop {
@@ -721,6 +725,11 @@ impl GcsStorage {
                     latest: g.time_deleted.is_none(),
                     delete_marker: false,
                     storage_class: g.storage_class,
+                    modified: g
+                        .updated
+                        .as_deref()
+                        .and_then(|u| humantime::parse_rfc3339_weak(u.trim_end_matches('Z')).ok()),
+                    etag: g.md5_hash,
                 });
             }
             match page.next_page_token.filter(|t| !t.is_empty()) {

@@ -111,6 +111,10 @@ impl S3Storage {
                     latest: v.is_latest() == Some(true),
                     delete_marker: false,
                     storage_class: v.storage_class().map(|c| c.as_str().to_owned()),
+                    modified: v
+                        .last_modified()
+                        .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                    etag: v.e_tag().map(str::to_owned),
                 });
             }
             for m in page.delete_markers() {
@@ -124,6 +128,10 @@ impl S3Storage {
                     latest: m.is_latest() == Some(true),
                     delete_marker: true,
                     storage_class: None,
+                    modified: m
+                        .last_modified()
+                        .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                    etag: None,
                 });
             }
             if page.is_truncated() != Some(true) {
