@@ -186,10 +186,10 @@ pub fn link_aware_times(
     // second, no link of that kind in the repository is young: nothing to ask (a store of whole
     // seconds cannot tell the cutoff's own second apart).
     let all_older = |newest: Option<i64>| newest.is_some_and(|t| t < second);
-    let links: Vec<(BlobId, String)> = inv
-        .repositories
-        .iter()
-        .flat_map(|repo| {
+    // Each link as (repository, blob, whether a revision link), its key made only when asked:
+    // a garbage-heavy store has many, and their keys would be most of the memory this step holds.
+    let links: Vec<(u32, BlobId, bool)> = (inv.repositories.iter().enumerate())
+        .flat_map(|(r, repo)| {
             let (skip_layers, skip_revisions) = (
                 all_older(repo.layer_links_newest),
                 all_older(repo.revision_links_newest),
@@ -197,24 +197,30 @@ pub fn link_aware_times(
             let layers = (repo.layer_links.iter())
                 .filter(move |_| !skip_layers)
                 .filter(|&&id| ids.contains(id))
-                .map(|&id| (id, layout::layer_link(&repo.name, &inv.blobs.digest(id))));
+                .map(move |&id| (r as u32, id, false));
             let revisions = (repo.revisions.iter())
                 .filter(move |_| !skip_revisions)
                 .filter_map(|d| inv.blobs.id(d).filter(|&id| ids.contains(id)))
-                .map(|id| (id, layout::revision_link(&repo.name, &inv.blobs.digest(id))));
-            layers.chain(revisions).collect::<Vec<_>>()
+                .map(move |id| (r as u32, id, true));
+            layers.chain(revisions)
         })
         .collect();
     let young: Vec<(BlobId, i64)> = links
         .par_iter()
-        .filter_map(|(id, link)| {
-            let t = match storage.stat(link) {
+        .filter_map(|&(r, id, revision)| {
+            let (name, d) = (&inv.repositories[r as usize].name, inv.blobs.digest(id));
+            let link = if revision {
+                layout::revision_link(name, &d)
+            } else {
+                layout::layer_link(name, &d)
+            };
+            let t = match storage.stat(&link) {
                 Ok(Some((_, Some(t)))) => crate::model::time::seconds_against(t, cutoff),
                 Ok(None) => return None,
                 Err(e) if e.is_not_found() => return None,
                 _ => now,
             };
-            (t > second).then_some((*id, t))
+            (t > second).then_some((id, t))
         })
         .collect();
     let mut younger = RoaringBitmap::new();
