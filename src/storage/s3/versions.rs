@@ -21,15 +21,22 @@ impl S3Storage {
             .collect())
     }
 
-    /// Every version of `key` and every delete marker on it, as listed.
-    pub(super) async fn version_entries(
+    /// Every page of ListObjectVersions below `prefix` (relative to the store's root), 1000
+    /// versions a page, each handed to `on_page`. With `stoppable`, a stop asked for ends it.
+    async fn version_pages(
         &self,
-        key: &str,
-    ) -> Result<Vec<VersionEntry>, StorageError> {
-        let full = self.full(key);
-        let mut versions = Vec::new();
+        prefix: &str,
+        stoppable: bool,
+        on_page: &mut dyn FnMut(
+            &aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput,
+        ),
+    ) -> Result<(), StorageError> {
+        let full = self.full(prefix);
         let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
         loop {
+            if stoppable {
+                self.stop.check(prefix)?;
+            }
             let page = {
                 let _permit = self.admit().await;
                 self.counters.list.fetch_add(1, Ordering::Relaxed);
@@ -41,16 +48,36 @@ impl S3Storage {
                     .set_version_id_marker(id_marker.take())
                     .send()
                     .await
-                    .map_err(|e| sdk_error(key, &e))?
+                    .map_err(|e| sdk_error(prefix, &e))?
             };
-            // The prefix also matches longer keys: only the key itself counts.
-            let entry = |id: Option<&str>, marker, latest: Option<bool>| {
-                Some(VersionEntry {
-                    id: id?.to_owned(),
-                    marker,
-                    latest: latest == Some(true),
-                })
-            };
+            on_page(&page);
+            if page.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Every version of `key` and every delete marker on it, as listed.
+    pub(super) async fn version_entries(
+        &self,
+        key: &str,
+    ) -> Result<Vec<VersionEntry>, StorageError> {
+        let full = self.full(key);
+        let mut versions = Vec::new();
+        // The prefix also matches longer keys: only the key itself counts.
+        let entry = |id: Option<&str>, marker, latest: Option<bool>| {
+            Some(VersionEntry {
+                id: id?.to_owned(),
+                marker,
+                latest: latest == Some(true),
+            })
+        };
+        self.version_pages(key, false, &mut |page| {
             versions.extend(
                 page.versions()
                     .iter()
@@ -63,18 +90,12 @@ impl S3Storage {
                     .filter(|m| m.key() == Some(full.as_str()))
                     .filter_map(|m| entry(m.version_id(), true, m.is_latest())),
             );
-            if page.is_truncated() != Some(true) {
-                return Ok(versions);
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            id_marker = page.next_version_id_marker().map(str::to_owned);
-            if key_marker.is_none() {
-                return Ok(versions);
-            }
-        }
+        })
+        .await?;
+        Ok(versions)
     }
 
-    /// Every version and delete marker below the store's root (ListObjectVersions, 1000 a page).
+    /// Every version and delete marker below the store's root.
     pub(super) async fn every_version(
         &self,
         visit: &mut dyn FnMut(ListedVersion),
@@ -84,22 +105,10 @@ impl S3Storage {
             k.and_then(|k| k.strip_prefix(root.as_str()))
                 .map(str::to_owned)
         };
-        let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
-        loop {
-            self.stop.check("")?;
-            let page = {
-                let _permit = self.admit().await;
-                self.counters.list.fetch_add(1, Ordering::Relaxed);
-                self.client
-                    .list_object_versions()
-                    .bucket(&self.bucket)
-                    .prefix(&root)
-                    .set_key_marker(key_marker.take())
-                    .set_version_id_marker(id_marker.take())
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("", &e))?
-            };
+        let time = |t: Option<&aws_sdk_s3::primitives::DateTime>| {
+            t.and_then(|t| std::time::SystemTime::try_from(*t).ok())
+        };
+        self.version_pages("", true, &mut |page| {
             for v in page.versions() {
                 let Some(key) = relative(v.key()) else {
                     continue;
@@ -111,9 +120,7 @@ impl S3Storage {
                     latest: v.is_latest() == Some(true),
                     delete_marker: false,
                     storage_class: v.storage_class().map(|c| c.as_str().to_owned()),
-                    modified: v
-                        .last_modified()
-                        .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                    modified: time(v.last_modified()),
                     etag: v.e_tag().map(str::to_owned),
                 });
             }
@@ -128,21 +135,12 @@ impl S3Storage {
                     latest: m.is_latest() == Some(true),
                     delete_marker: true,
                     storage_class: None,
-                    modified: m
-                        .last_modified()
-                        .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+                    modified: time(m.last_modified()),
                     etag: None,
                 });
             }
-            if page.is_truncated() != Some(true) {
-                return Ok(());
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            id_marker = page.next_version_id_marker().map(str::to_owned);
-            if key_marker.is_none() {
-                return Ok(());
-            }
-        }
+        })
+        .await
     }
 
     /// Deletes every version of each key and every delete marker on it, so that nothing of the key
