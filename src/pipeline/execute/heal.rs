@@ -19,10 +19,7 @@
 use crate::model::digest::{AliasDigest, Digest};
 use crate::model::layout::{self, RepoKey};
 use crate::model::manifest::{self, Aliased, Child, MAX_MANIFEST_BYTES};
-use crate::pipeline::execute::trash::{
-    Back, Item, STORE, TrashRun, put_back, restore_step, run_folder,
-};
-use crate::storage::trashing::VERSIONS;
+use crate::pipeline::execute::trash::{Back, Item, TrashRun, put_back, restore_step, run_folder};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -84,21 +81,9 @@ fn held(storage: &dyn Storage, id: &str) -> Result<HashMap<String, Item>, Storag
         .list(
             &folder,
             &mut |e| {
-                let rest = &e.key[folder.len()..];
-                let (original, hidden) = match rest.strip_prefix(VERSIONS) {
-                    Some(o) if o.starts_with(STORE) => (o.to_owned(), true),
-                    _ if rest.starts_with(STORE) => (rest.to_owned(), false),
-                    _ => return,
-                };
-                out.insert(
-                    original.clone(),
-                    Item {
-                        key: e.key,
-                        original,
-                        size: e.size,
-                        hidden,
-                    },
-                );
+                if let Ok(item) = Item::of(&folder, e.key, e.size) {
+                    out.insert(item.original.clone(), item);
+                }
             },
             &mut |_| {},
         )

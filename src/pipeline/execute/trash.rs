@@ -36,7 +36,7 @@ pub const TRASH: &str = "regsweep-trash/";
 pub(super) const RECORD: &str = "run.json";
 /// Where every key the trash holds came from: the registry's keys all start here. Anything else in
 /// a run's folder (a record's temporary file left by a kill) is the record's, and goes with it.
-pub(super) const STORE: &str = "docker/";
+const STORE: &str = "docker/";
 /// A run's states: moving things, ended, and partly put back (a restore left conflicts).
 const OPEN: &str = "open";
 const COMPLETE: &str = "complete";
@@ -455,6 +455,25 @@ pub(super) struct Item {
     pub(super) hidden: bool,
 }
 
+impl Item {
+    /// The object at `key` below a run's `folder` (its size `size`), or back `key` when it is
+    /// not one of the registry's objects (the run's record, a record's temporary file).
+    pub(super) fn of(folder: &str, key: String, size: u64) -> Result<Item, String> {
+        let rest = &key[folder.len()..];
+        let (original, hidden) = match rest.strip_prefix(VERSIONS) {
+            Some(original) if original.starts_with(STORE) => (original.to_owned(), true),
+            _ if rest.starts_with(STORE) => (rest.to_owned(), false),
+            _ => return Err(key),
+        };
+        Ok(Item {
+            key,
+            original,
+            size,
+            hidden,
+        })
+    }
+}
+
 /// How an object went back.
 pub(super) enum Back {
     Moved(u64),
@@ -522,24 +541,13 @@ pub fn restore(storage: &dyn Storage, id: &str) -> Result<Restored, TrashError> 
     let mut steps: BTreeMap<u8, Vec<Item>> = BTreeMap::new();
     let mut records = Vec::new();
     for (key, size) in keys {
-        let rest = &key[folder.len()..];
-        let (original, hidden) = match rest.strip_prefix(VERSIONS) {
-            Some(original) if original.starts_with(STORE) => (original.to_owned(), true),
-            _ if rest.starts_with(STORE) => (rest.to_owned(), false),
-            _ => {
-                records.push(key);
-                continue;
-            }
-        };
-        steps
-            .entry(restore_step(&original))
-            .or_default()
-            .push(Item {
-                key,
-                original,
-                size,
-                hidden,
-            });
+        match Item::of(&folder, key, size) {
+            Ok(item) => steps
+                .entry(restore_step(&item.original))
+                .or_default()
+                .push(item),
+            Err(key) => records.push(key),
+        }
     }
     for items in steps.values() {
         let results: Vec<Result<Back, StorageError>> = items
