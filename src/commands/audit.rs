@@ -345,7 +345,7 @@ fn orphan_referrer_tags(inv: &Inventory) -> Vec<OrphanReferrerTag> {
             if let Some(subject) = referrers::orphan_subject(r, &inv.blobs, t) {
                 out.push(OrphanReferrerTag {
                     repo: r.name.clone(),
-                    tag: t.name.clone(),
+                    tag: t.name.to_string(),
                     subject,
                 });
             }

@@ -183,7 +183,7 @@ fn tag_sizes(inv: &Inventory, cat: &Catalog) -> Vec<Vec<TagUsage>> {
         .map(|(r, reaches)| {
             let tags = r.tags.iter().zip(reaches);
             tags.map(|(t, reach)| TagUsage {
-                name: t.name.clone(),
+                name: t.name.to_string(),
                 digest: t.current.map(|d| d.to_string()),
                 bytes: inv.blobs.bytes_of(&reach),
             })

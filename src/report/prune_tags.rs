@@ -159,7 +159,7 @@ impl PruneReport {
                 .flat_map(|r| {
                     r.tags.iter().map(|d| DecisionLine {
                         repository: r.name.clone(),
-                        tag: d.tag.name.clone(),
+                        tag: d.tag.name.to_string(),
                         digest: d.tag.current,
                         pushed: rfc3339(d.tag.moved),
                         removed: d.verdict.removed(),

@@ -1,4 +1,5 @@
-//! The allocator's arenas and mmap threshold, bounded for a store on S3.
+//! The allocator's arenas and mmap threshold: bounded for a store on S3, and what is freed given
+//! back for every store.
 //!
 //! glibc's malloc gives a thread that finds the arenas busy an arena of its own, up to eight per core,
 //! and every arena keeps what was freed in it. On S3 each request in flight is a collector thread
@@ -37,5 +38,31 @@ pub fn tune_for_s3() {
     }
 }
 
+/// For any store, before it is opened: a fixed mmap threshold of 64 KiB (for the reason above:
+/// every block of that size or more is a mapping of its own, given back when freed), and freed
+/// memory at the top of an arena given back at once rather than kept for the next allocation
+/// (glibc keeps up to twice the mmap threshold, and raises that as it raises the threshold).
+/// Each unless the environment sets it. g1m `gc --no-cache` (release, 2 cores): peak RSS 121 ->
+/// 111 MB, wall time unchanged (7.3 s; `MALLOC_*` variables set the same for the comparison).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn tune() {
+    for (set, param, value) in [
+        ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 64 << 10),
+        ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 0),
+        ("MALLOC_TOP_PAD_", libc::M_TOP_PAD, 0),
+    ] {
+        if std::env::var_os(set).is_none() {
+            // SAFETY: as in `tune_for_s3`.
+            unsafe {
+                libc::mallopt(param, value);
+            }
+        }
+    }
+}
+
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn tune_for_s3() {}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune() {}

@@ -262,6 +262,7 @@ fn open_storage(
              names its service (http://HOST:PORT/ACCOUNT/CONTAINER/prefix)"
         );
     }
+    crate::arenas::tune();
     match &mut target.spec {
         StorageSpec::S3(opts) => {
             if s3.endpoint_url.is_some() {

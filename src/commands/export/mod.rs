@@ -213,7 +213,7 @@ fn tables(a: &Analysis, storage: &dyn Storage, options: &GcOptions) -> Vec<Table
         }
         for t in &r.tags {
             t_repo.push(text(&r.name));
-            t_tag.push(text(&t.name));
+            t_tag.push(text(t.name.as_str()));
             t_digest.push(t.current.map(|d| d.to_string()));
         }
         for u in &r.uploads {

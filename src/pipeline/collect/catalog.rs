@@ -58,11 +58,24 @@ pub enum State {
     NotManifest,
 }
 
-/// One manifest: its state and where its references sit in the catalog's shared arrays.
+/// One manifest: its state and where its references sit in the catalog's shared arrays; 16 bytes.
+/// Most manifests reference blobs only: what the others reference too (absent blobs, list or index
+/// entries, a subject, aliases) is in a [`Rare`] apart.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     state: State,
-    blobs: (u32, u32),
+    /// Where its blobs start in `blob_refs`, and how many.
+    blobs_start: u32,
+    blobs_len: u32,
+    /// Its [`Rare`] in `rare`, or [`NO_RARE`].
+    rare: u32,
+}
+
+const NO_RARE: u32 = u32::MAX;
+
+/// What a manifest references besides blobs the store holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rare {
     absent: (u32, u32),
     /// Typed children, then `undeclared` undeclared ones, then the subject when `has_subject`, in
     /// `digest_refs`.
@@ -79,6 +92,7 @@ struct Slot {
 #[derive(Debug, Default)]
 pub struct Catalog {
     slots: Vec<(BlobId, Slot)>,
+    rare: Vec<Rare>,
     missing: Vec<Digest>,
     blob_refs: Vec<BlobId>,
     digest_refs: Vec<Digest>,
@@ -100,11 +114,20 @@ impl Catalog {
         self.len() == 0
     }
 
+    /// What a slot references besides blobs the store holds (nothing, for most manifests).
+    fn rare(&self, slot: &Slot) -> Rare {
+        self.rare
+            .get(slot.rare as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// A slot's list or index entries: those typed as manifests, and the undeclared ones.
     fn entries(&self, slot: &Slot) -> (&[Digest], &[Digest]) {
-        let start = slot.children.0 as usize;
-        let typed_end = start + slot.children.1 as usize;
-        let undeclared_end = typed_end + slot.undeclared as usize;
+        let rare = self.rare(slot);
+        let start = rare.children.0 as usize;
+        let typed_end = start + rare.children.1 as usize;
+        let undeclared_end = typed_end + rare.undeclared as usize;
         (
             &self.digest_refs[start..typed_end],
             &self.digest_refs[typed_end..undeclared_end],
@@ -132,18 +155,19 @@ impl Catalog {
             return None;
         };
         let range = |(start, len): (u32, u32)| start as usize..(start + len) as usize;
+        let rare = self.rare(slot);
         let (children, undeclared) = self.entries(slot);
         Some(Refs {
             kind,
-            blobs: &self.blob_refs[range(slot.blobs)],
-            absent: &self.absent[range(slot.absent)],
+            blobs: &self.blob_refs[range((slot.blobs_start, slot.blobs_len))],
+            absent: &self.absent[range(rare.absent)],
             children,
             undeclared,
-            subject: slot.has_subject.then(|| {
-                let after_entries = (slot.children.0 + slot.children.1 + slot.undeclared) as usize;
+            subject: rare.has_subject.then(|| {
+                let after_entries = (rare.children.0 + rare.children.1 + rare.undeclared) as usize;
                 self.digest_refs[after_entries]
             }),
-            aliased: &self.aliased[range(slot.aliased)],
+            aliased: &self.aliased[range(rare.aliased)],
         })
     }
 
@@ -161,14 +185,28 @@ impl Catalog {
     fn push(&mut self, r: Read) {
         let id = r.id;
         let span = |start: usize, len: usize| (start as u32, len as u32);
-        let slot = Slot {
-            state: r.state,
-            blobs: span(self.blob_refs.len(), r.blobs.len()),
+        let rare = Rare {
             absent: span(self.absent.len(), r.absent.len()),
             children: span(self.digest_refs.len(), r.children.len()),
             undeclared: r.undeclared.len() as u32,
             has_subject: r.subject.is_some(),
             aliased: span(self.aliased.len(), r.aliased.len()),
+        };
+        let plain = r.absent.is_empty()
+            && r.children.is_empty()
+            && r.undeclared.is_empty()
+            && r.subject.is_none()
+            && r.aliased.is_empty();
+        let slot = Slot {
+            state: r.state,
+            blobs_start: self.blob_refs.len() as u32,
+            blobs_len: r.blobs.len() as u32,
+            rare: if plain {
+                NO_RARE
+            } else {
+                self.rare.push(rare);
+                self.rare.len() as u32 - 1
+            },
         };
         self.aliased.extend(r.aliased);
         self.blob_refs.extend(r.blobs);
@@ -292,7 +330,8 @@ pub fn read(
             })
             .collect();
         for (_, s) in &catalog.slots[first_new..] {
-            let range = s.aliased.0 as usize..(s.aliased.0 + s.aliased.1) as usize;
+            let aliased = catalog.rare(s).aliased;
+            let range = aliased.0 as usize..(aliased.0 + aliased.1) as usize;
             for a in &catalog.aliased[range] {
                 if let Aliased::Child(a, typed) = a {
                     let named = aliases.get(a).into_iter().flatten();

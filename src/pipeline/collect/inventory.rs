@@ -11,7 +11,8 @@ use roaring::RoaringBitmap;
 /// A tag of a repository.
 #[derive(Debug, Clone, Default)]
 pub struct Tag {
-    pub name: String,
+    /// Inline up to 24 bytes (most tags): no allocation of its own.
+    pub name: compact_str::CompactString,
     /// What `current/link` names; `None` when it is missing or bad (a problem says which).
     pub current: Option<Digest>,
     /// Modification time of `current/link`: when the tag last moved (Unix seconds).

@@ -81,7 +81,7 @@ pub(crate) fn read_link(
             );
         }
     };
-    check_link(&bytes, &key, repo, revision, tag.map(String::as_str))
+    check_link(&bytes, &key, repo, revision, tag.map(|t| t.as_str()))
 }
 
 /// The digest a link holds more than once in a row (`sha256:…sha256:…`), and how many times.

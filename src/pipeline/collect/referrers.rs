@@ -65,7 +65,7 @@ mod tests {
     fn a_referrer_tag_is_an_orphan_only_when_its_subject_is_not_linked() {
         let subject = Digest::of(b"image");
         let tag = |name: String| Tag {
-            name,
+            name: name.into(),
             ..Tag::default()
         };
         let sig = tag(format!("sha256-{}.sig", subject.hex()));

@@ -499,7 +499,7 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
         .tags
         .into_iter()
         .map(|(name, mut t)| {
-            t.name = name;
+            t.name = name.into();
             t.index = sorted(t.index);
             t
         })
@@ -511,7 +511,7 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
     let mut current = Vec::new();
     for (name, etag) in &b.current {
         let i = tags
-            .binary_search_by(|t| t.name.cmp(name))
+            .binary_search_by(|t| t.name.as_str().cmp(name))
             .expect("tag was recorded with its link");
         let named = etag.as_deref().and_then(|etag| {
             tags[i]

@@ -333,8 +333,11 @@ pub fn changed_since(
 ) -> (Vec<String>, std::collections::HashSet<Digest>) {
     use std::collections::{BTreeSet, HashMap, HashSet};
     let shape = |r: &Repository, links: BTreeSet<Digest>| {
-        let tags: BTreeSet<(String, Option<Digest>)> =
-            r.tags.iter().map(|t| (t.name.clone(), t.current)).collect();
+        let tags: BTreeSet<(String, Option<Digest>)> = r
+            .tags
+            .iter()
+            .map(|t| (t.name.to_string(), t.current))
+            .collect();
         let revisions: BTreeSet<Digest> = r.revisions.iter().copied().collect();
         (tags, revisions, links)
     };
@@ -418,7 +421,7 @@ fn tag_change(r: &JudgedRepo<'_>, after: &Repository, push_times: bool) -> Optio
     let sides = merge(r.tags.iter().copied(), after.tags.iter(), |a, b| {
         a.name.cmp(&b.name)
     });
-    let repo = |t: &Tag| (r.name.to_owned(), t.name.clone());
+    let repo = |t: &Tag| (r.name.to_owned(), t.name.to_string());
     for side in sides {
         let change = match side {
             Side::Before(t) => {

@@ -142,7 +142,7 @@ impl Plan {
                     .tags
                     .iter()
                     .filter(|t| t.index.binary_search(d).is_ok())
-                    .map(|t| t.name.clone());
+                    .map(|t| t.name.to_string());
                 plan.items.push(PlanItem::Manifest {
                     repo: repo.name.clone(),
                     digest: *d,

@@ -107,12 +107,12 @@ fn tagged_units(policy: &Policy, tags: &[Tag]) -> Vec<Candidate> {
         match same {
             Some(u) => {
                 u.tags.push(i);
-                u.names.push(t.name.clone());
+                u.names.push(t.name.to_string());
                 u.pushed = u.pushed.max(t.moved);
             }
             None => units.push(Candidate {
                 tags: vec![i],
-                names: vec![t.name.clone()],
+                names: vec![t.name.to_string()],
                 digest: t.current,
                 pushed: t.moved,
                 pulled: None,
@@ -399,7 +399,7 @@ mod tests {
             .iter()
             .zip(&j)
             .filter(|(_, j)| !j.keep)
-            .map(|(t, _)| t.name.clone())
+            .map(|(t, _)| t.name.to_string())
             .collect();
         out.sort();
         out

@@ -347,7 +347,7 @@ impl PrunePlan {
                 .map(|d| TagLine {
                     kind: LineKind::Tag,
                     repo: r.name.clone(),
-                    tag: d.tag.name.clone(),
+                    tag: d.tag.name.to_string(),
                     digest: d.tag.current,
                     pushed: rfc3339(d.tag.moved),
                 })
@@ -395,7 +395,7 @@ mod tests {
         )
         .into_iter()
         .filter(|d| d.verdict.removed())
-        .map(|d| d.tag.name)
+        .map(|d| d.tag.name.to_string())
         .collect();
         out.sort();
         out

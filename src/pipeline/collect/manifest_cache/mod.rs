@@ -28,7 +28,7 @@ use crate::model::digest::Digest;
 use memmap2::Mmap;
 use serde::Serialize;
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +104,7 @@ pub struct ManifestCache {
     /// Digests whose entries failed their check: dropped when the file is written again.
     damaged: Mutex<Vec<Digest>>,
     /// New records, spilled to a file beside the cache as they come (so that a first run over a large
-    /// store holds none of them in memory), with their digests and offsets in the spill.
+    /// store holds none of them in memory), each after its digest; in memory, 16 bytes a record.
     spill: Mutex<SpillState>,
     notes: Mutex<Vec<String>>,
 }
@@ -118,11 +118,49 @@ enum SpillState {
     Failed,
 }
 
+/// The run's new records: in the spill file each is its digest, then the record as the cache file
+/// holds it (payload length, checksum, payload).
 struct Spill {
     path: PathBuf,
     out: BufWriter<File>,
     len: u64,
-    entries: Vec<(Digest, u64)>,
+    /// Each record's digest's first 8 bytes (the order it is sorted in; the whole digest is read
+    /// from the spill where two are alike) and its offset in the spill.
+    entries: Vec<(u64, u64)>,
+}
+
+/// A digest's first 8 bytes, in the digests' order.
+fn digest_prefix(d: &Digest) -> u64 {
+    u64::from_be_bytes(d.0[..8].try_into().expect("8 bytes"))
+}
+
+/// What the spill holds at `at`: a digest, and the record after it (its payload's length).
+fn spilled_at(file: &File, at: u64) -> std::io::Result<(Digest, u32)> {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 36];
+    file.read_exact_at(&mut head, at)?;
+    let d = Digest(head[..32].try_into().expect("32 bytes"));
+    Ok((
+        d,
+        u32::from_le_bytes(head[32..].try_into().expect("4 bytes")),
+    ))
+}
+
+/// A spilled digest as found by [`spilled_at`] (none where the spill cannot be read: the write
+/// that follows fails on the same read).
+fn spilled_digest(file: &File, at: u64) -> Digest {
+    spilled_at(file, at).map_or(Digest([0; 32]), |(d, _)| d)
+}
+
+/// Sorts the spill's entries by digest and drops a digest's later records (a manifest two threads
+/// read at once): sorted by the prefix kept in memory, and by the whole digest where prefixes tie.
+fn sort_spilled(entries: &mut Vec<(u64, u64)>, file: &File) {
+    entries.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| spilled_digest(file, a.1).cmp(&spilled_digest(file, b.1)))
+            .then(a.1.cmp(&b.1))
+    });
+    entries.dedup_by(|b, a| a.0 == b.0 && spilled_digest(file, a.1) == spilled_digest(file, b.1));
 }
 
 fn crc(parts: &[&[u8]]) -> u32 {
@@ -429,20 +467,24 @@ impl ManifestCache {
 }
 
 impl Spill {
-    /// Appends a record: its payload's length, the checksum of `d` and the payload, the payload.
+    /// Appends `d` and its record: its payload's length, the checksum of `d` and the payload, the
+    /// payload.
     fn append(&mut self, d: &Digest, payload: &[u8]) -> std::io::Result<()> {
         let sum = crc(&[&d.0, payload]);
+        self.out.write_all(&d.0)?;
         self.out.write_all(&(payload.len() as u32).to_le_bytes())?;
         self.out.write_all(&sum.to_le_bytes())?;
         self.out.write_all(payload)?;
-        self.entries.push((*d, self.len));
-        self.len += 8 + payload.len() as u64;
+        self.entries.push((digest_prefix(d), self.len));
+        self.len += 32 + 8 + payload.len() as u64;
         Ok(())
     }
 }
 
 /// Writes the merged cache to a temporary file beside `path` and renames it into place; returns
-/// the entries it holds.
+/// the entries it holds. The old entries (less the damaged, and those a new read replaced) and the
+/// new ones are merged as the index is written, and the new records follow the old in digest
+/// order: nothing but the spill's 16 bytes a record is held in memory.
 fn write_merged(
     path: &Path,
     old: Option<&[u8]>,
@@ -453,18 +495,18 @@ fn write_merged(
     spill: Option<Spill>,
 ) -> Result<u64, String> {
     let shown = |e: std::io::Error, p: &Path| format!("{}: {e}", p.display());
-    let (mut new, spill_file) = match spill {
+    let (new, spill_file) = match spill {
         Some(s) => {
             let file = s
                 .out
                 .into_inner()
                 .map_err(|e| shown(e.into_error(), &s.path))?;
-            (s.entries, Some((file, s.path)))
+            let mut entries = s.entries;
+            sort_spilled(&mut entries, &file);
+            (entries, Some(file))
         }
         None => (Vec::new(), None),
     };
-    new.sort_unstable_by_key(|e| e.0);
-    new.dedup_by_key(|e| e.0);
     let old_len = old.map_or(0, |_| records_len) as u64;
     let old_entry = |i: usize| -> (Digest, u64) {
         let m = old.expect("old entries come with the old file");
@@ -473,66 +515,82 @@ fn write_merged(
         (d, u64_at(m, at + 32).expect("within the index"))
     };
     let old_n = if old.is_some() { old_count } else { 0 };
-    // The merged index: old entries (less the damaged, and those a new read replaced), then new
-    // ones with offsets after the old records.
-    let mut index: Vec<(Digest, u64)> = Vec::with_capacity(old_n + new.len());
-    let (mut i, mut j) = (0, 0);
-    while i < old_n || j < new.len() {
-        let o = (i < old_n).then(|| old_entry(i));
-        let n = new.get(j).map(|&(d, off)| (d, off + old_len));
-        match (o, n) {
-            (Some(o), Some(n)) if n.0 <= o.0 => {
-                if n.0 == o.0 {
-                    i += 1;
-                }
-                index.push(n);
-                j += 1;
-            }
-            (Some(o), _) => {
-                if damaged.binary_search(&o.0).is_err() {
-                    index.push(o);
-                }
-                i += 1;
-            }
-            (None, Some(n)) => {
-                index.push(n);
-                j += 1;
-            }
-            (None, None) => break,
-        }
-    }
     let dir = path.parent().unwrap_or(Path::new("."));
     let staged =
         crate::model::atomic_file::Staged::create(path, "a file").map_err(|e| shown(e, path))?;
     let tmp = staged.temporary().to_owned();
+    let mut count = 0u64;
     let result = staged.finish_file(|file| {
-        let spill_len = match &spill_file {
-            Some((f, _)) => f.metadata()?.len(),
-            None => 0,
-        };
         let mut out = BufWriter::new(file);
         out.write_all(&[0u8; HEADER])?;
         let mut index_crc = crc32fast::Hasher::new();
-        for (d, off) in &index {
+        let mut entry = |d: &Digest, off: u64| -> std::io::Result<()> {
             index_crc.update(&d.0);
             index_crc.update(&off.to_le_bytes());
             out.write_all(&d.0)?;
             out.write_all(&off.to_le_bytes())?;
+            count += 1;
+            Ok(())
+        };
+        // The index: old and new entries merged by digest, a new record replacing an old one.
+        let (mut i, mut j) = (0, 0);
+        let mut new_at = old_len;
+        let next_new = |j: usize| -> std::io::Result<Option<(Digest, u32)>> {
+            match (new.get(j), &spill_file) {
+                (Some(&(_, at)), Some(f)) => spilled_at(f, at).map(Some),
+                _ => Ok(None),
+            }
+        };
+        let mut pending = next_new(0)?;
+        loop {
+            let o = (i < old_n).then(|| old_entry(i));
+            match (o, pending) {
+                (Some(o), Some((d, len))) if d <= o.0 => {
+                    if d == o.0 {
+                        i += 1;
+                    }
+                    entry(&d, new_at)?;
+                    new_at += 8 + u64::from(len);
+                    j += 1;
+                    pending = next_new(j)?;
+                }
+                (Some(o), _) => {
+                    if damaged.binary_search(&o.0).is_err() {
+                        entry(&o.0, o.1)?;
+                    }
+                    i += 1;
+                }
+                (None, Some((d, len))) => {
+                    entry(&d, new_at)?;
+                    new_at += 8 + u64::from(len);
+                    j += 1;
+                    pending = next_new(j)?;
+                }
+                (None, None) => break,
+            }
         }
+        drop(entry);
+        let index_crc = index_crc.finalize();
+        // The records: the old ones as they were, then the new in the index's order.
         if let Some(m) = old {
             out.write_all(&m[records_start..records_start + records_len])?;
         }
-        if let Some((f, _)) = spill_file {
-            let mut f = f;
-            f.seek(SeekFrom::Start(0))?;
-            std::io::copy(&mut (&mut f).take(spill_len), &mut out)?;
+        if let Some(f) = &spill_file {
+            use std::os::unix::fs::FileExt;
+            let mut record = Vec::new();
+            for &(_, at) in &new {
+                let (_, len) = spilled_at(f, at)?;
+                record.resize(8 + len as usize, 0);
+                f.read_exact_at(&mut record, at + 32)?;
+                out.write_all(&record)?;
+            }
         }
         let mut header = [0u8; HEADER];
         header[..8].copy_from_slice(MAGIC);
         header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        header[16..24].copy_from_slice(&(index.len() as u64).to_le_bytes());
-        header[24..32].copy_from_slice(&(old_len + spill_len).to_le_bytes());
-        header[32..36].copy_from_slice(&index_crc.finalize().to_le_bytes());
+        header[16..24].copy_from_slice(&count.to_le_bytes());
+        header[24..32].copy_from_slice(&new_at.to_le_bytes());
+        header[32..36].copy_from_slice(&index_crc.to_le_bytes());
         let sum = crc(&[&header[..40]]);
         header[40..44].copy_from_slice(&sum.to_le_bytes());
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
@@ -543,7 +601,7 @@ fn write_merged(
     });
     remove_stale_temporaries(dir);
     match result {
-        Ok(()) => Ok(index.len() as u64),
+        Ok(()) => Ok(count),
         Err(e) => Err(shown(e, &tmp)),
     }
 }
