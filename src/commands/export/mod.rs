@@ -70,7 +70,7 @@ pub fn export(
         delete_untagged: false,
         ..*options
     };
-    let a = analysis::analyse(storage, &options, progress, cache)?;
+    let a = analysis::analyse_keeping_references(storage, &options, progress, cache)?;
     let tables = tables(&a, storage, &options);
     for t in &tables {
         t.write(dir).map_err(|e| ExportError::Write {

@@ -28,26 +28,28 @@ pub(crate) fn modified_seconds(e: &Entry) -> i64 {
 /// holds it back under any grace window (the snapshot cannot say whether anything else needs it).
 const AFTER_SNAPSHOT: i64 = u32::MAX as i64;
 
-/// One blob: its digest, and its size and modification time where something told them (slots
-/// that can be filled after the walk: atomics, so that parallel readers of manifests can fill them).
-/// 40 bytes: a size of 4 GiB or more is kept apart ([`LARGE_SIZE`]).
+/// One blob: its digest, and its size where something told it (a slot that can be filled after
+/// the walk: an atomic, so that parallel readers of manifests can fill it). 36 bytes: a size of 4
+/// GiB or more is kept apart ([`LARGE_SIZE`]), and the time apart ([`Times`]).
 #[derive(Debug)]
 struct BlobRow {
     digest: Digest,
     /// Bytes, or [`UNKNOWN_SIZE`], or [`LARGE_SIZE`].
     size: AtomicU32,
-    /// Unix seconds (see [`time_slot`]), or [`UNKNOWN_TIME`].
-    time: AtomicU32,
 }
 
+/// A blob as listed: its row, and its time slot (Unix seconds, see [`time_slot`], or
+/// [`UNKNOWN_TIME`]).
+type Listed = (BlobRow, u32);
+
 impl BlobRow {
-    /// A row for a listed blob; a size too large for the row goes to `large`.
+    /// A row for a listed blob, with its time slot; a size too large for the row goes to `large`.
     fn new(
         digest: Digest,
         size: u64,
         modified: Option<i64>,
         large: &mut Vec<(Digest, u64)>,
-    ) -> BlobRow {
+    ) -> Listed {
         let (slot, time) = match modified {
             Some(t) => (size_slot(size), time_slot(t)),
             None => (UNKNOWN_SIZE, UNKNOWN_TIME),
@@ -55,10 +57,74 @@ impl BlobRow {
         if slot == LARGE_SIZE {
             large.push((digest, size));
         }
-        BlobRow {
-            digest,
-            size: AtomicU32::new(slot),
-            time: AtomicU32::new(time),
+        (
+            BlobRow {
+                digest,
+                size: AtomicU32::new(slot),
+            },
+            time,
+        )
+    }
+}
+
+/// The blobs' modification times: one slot a blob where the listing told most of them (S3), else
+/// only those learned since (a filesystem walk that stats no blob learns the few it judges), so
+/// that a store of names only does not carry four bytes a blob it never fills.
+#[derive(Debug)]
+enum Times {
+    /// By id.
+    Every(Vec<AtomicU32>),
+    /// The ids whose time is known.
+    Learned(Mutex<HashMap<BlobId, u32>>),
+}
+
+impl Default for Times {
+    fn default() -> Times {
+        Times::Learned(Mutex::new(HashMap::new()))
+    }
+}
+
+impl Times {
+    fn learned(&self) -> Option<std::sync::MutexGuard<'_, HashMap<BlobId, u32>>> {
+        match self {
+            Times::Every(_) => None,
+            // Every change is one call: a panic elsewhere leaves a whole map.
+            Times::Learned(m) => Some(m.lock().unwrap_or_else(|e| e.into_inner())),
+        }
+    }
+
+    fn get(&self, id: BlobId) -> u32 {
+        match (self, self.learned()) {
+            (Times::Every(v), _) => v[id as usize].load(Ordering::Relaxed),
+            (_, Some(m)) => m.get(&id).copied().unwrap_or(UNKNOWN_TIME),
+            _ => unreachable!("a map for Learned"),
+        }
+    }
+
+    fn set(&self, id: BlobId, t: u32) {
+        match (self, self.learned()) {
+            (Times::Every(v), _) => v[id as usize].store(t, Ordering::Relaxed),
+            (_, Some(mut m)) => {
+                if t == UNKNOWN_TIME {
+                    m.remove(&id);
+                } else {
+                    m.insert(id, t);
+                }
+            }
+            _ => unreachable!("a map for Learned"),
+        }
+    }
+
+    fn raise(&self, id: BlobId, t: u32) {
+        match (self, self.learned()) {
+            (Times::Every(v), _) => {
+                v[id as usize].fetch_max(t, Ordering::Relaxed);
+            }
+            (_, Some(mut m)) => {
+                let slot = m.entry(id).or_insert(UNKNOWN_TIME);
+                *slot = (*slot).max(t);
+            }
+            _ => unreachable!("a map for Learned"),
         }
     }
 }
@@ -100,6 +166,7 @@ fn time_slot(t: i64) -> u32 {
 #[derive(Debug, Default)]
 pub struct BlobTable {
     shards: Vec<Vec<BlobRow>>,
+    times: Times,
     /// `offsets[n]` is the id of shard `n`'s first row; one more entry holds the total.
     offsets: Vec<u32>,
     /// `starts[p]` is the first id whose digest's first 16 bits are at least `p`; 65,537 entries.
@@ -120,28 +187,48 @@ fn prefix16(d: &Digest) -> usize {
 impl BlobTable {
     /// Takes shards that each are sorted, without duplicates, and that cover increasing ranges of
     /// digests.
-    fn from_sorted_shards(shards: Vec<Vec<BlobRow>>, large: Vec<(Digest, u64)>) -> BlobTable {
-        let mut offsets = Vec::with_capacity(shards.len() + 1);
+    fn from_sorted_shards(listed: Vec<Vec<Listed>>, large: Vec<(Digest, u64)>) -> BlobTable {
+        let total: usize = listed.iter().map(Vec::len).sum();
+        let known: usize = (listed.iter().flatten())
+            .filter(|(_, t)| *t != UNKNOWN_TIME)
+            .count();
+        // A slot a blob where the listing told at least one time in eight.
+        let mut every = (known * 8 >= total).then(|| Vec::with_capacity(total));
+        let mut learned = HashMap::new();
+        let mut offsets = Vec::with_capacity(listed.len() + 1);
         let mut starts = Vec::with_capacity((1 << 16) + 1);
+        let mut shards = Vec::with_capacity(listed.len());
         let mut id = 0u32;
-        let mut sizes_listed = true;
-        for shard in &shards {
+        for shard in listed {
             offsets.push(id);
-            for row in shard {
+            let mut rows = Vec::with_capacity(shard.len());
+            for (row, time) in shard {
                 while starts.len() <= prefix16(&row.digest) {
                     starts.push(id);
                 }
-                sizes_listed &= row.time.load(Ordering::Relaxed) != UNKNOWN_TIME;
+                match &mut every {
+                    Some(v) => v.push(AtomicU32::new(time)),
+                    None if time != UNKNOWN_TIME => {
+                        learned.insert(id, time);
+                    }
+                    None => {}
+                }
+                rows.push(row);
                 id += 1;
             }
+            shards.push(rows);
         }
         offsets.push(id);
         starts.resize((1 << 16) + 1, id);
         BlobTable {
+            times: match every {
+                Some(v) => Times::Every(v),
+                None => Times::Learned(Mutex::new(learned)),
+            },
+            sizes_listed: known == total,
             shards,
             offsets,
             starts,
-            sizes_listed,
             large: Mutex::new(large.into_iter().collect()),
         }
     }
@@ -153,15 +240,24 @@ impl BlobTable {
             .unwrap_or_else(|e| e.into_inner())
             .into_iter()
             .collect();
-        let mut shards = self.shards;
+        let mut id = 0;
+        let mut shards: Vec<Vec<Listed>> = Vec::with_capacity(self.shards.len());
+        for shard in self.shards {
+            let mut listed = Vec::with_capacity(shard.len());
+            for row in shard {
+                listed.push((row, self.times.get(id)));
+                id += 1;
+            }
+            shards.push(listed);
+        }
         shards.resize_with(layout::BLOB_PARTITIONS as usize, Vec::new);
         for (d, size) in added {
             let n = (d.0[0] >> 4) as usize;
             shards[n].push(BlobRow::new(d, size, Some(AFTER_SNAPSHOT), &mut large));
         }
         for s in &mut shards {
-            s.sort_unstable_by_key(|r| r.digest);
-            s.dedup_by_key(|r| r.digest);
+            s.sort_unstable_by_key(|r| r.0.digest);
+            s.dedup_by_key(|r| r.0.digest);
         }
         BlobTable::from_sorted_shards(shards, large)
     }
@@ -265,16 +361,14 @@ impl BlobTable {
 
     /// Modification time of the blob's data, when it was learned.
     pub fn known_modified(&self, id: BlobId) -> Option<i64> {
-        let t = self.row(id).time.load(Ordering::Relaxed);
+        let t = self.times.get(id);
         (t != UNKNOWN_TIME).then_some(t as i64)
     }
 
     /// Counts the blob as written no earlier than `second` (a link naming it was written then): its
     /// age is the newest of its data and the links that name it.
     pub fn written_at_least(&self, id: BlobId, second: i64) {
-        self.row(id)
-            .time
-            .fetch_max(time_slot(second), Ordering::Relaxed);
+        self.times.raise(id, time_slot(second));
     }
 
     /// Learns the exact time of each blob whose data was written in the second of `cutoff` (whole
@@ -291,7 +385,7 @@ impl BlobTable {
     ) {
         let second = unix_seconds(cutoff);
         let slot = time_slot(second);
-        let in_second = |&id: &BlobId| self.row(id).time.load(Ordering::Relaxed) == slot;
+        let in_second = |&id: &BlobId| self.times.get(id) == slot;
         let todo: Vec<BlobId> = match only {
             Some(ids) => ids.iter().filter(in_second).collect(),
             None => (0..self.len() as BlobId).filter(in_second).collect(),
@@ -299,9 +393,7 @@ impl BlobTable {
         // A store of whole seconds would only say the same second again.
         if storage.times_to_the_second() {
             for id in todo {
-                self.row(id)
-                    .time
-                    .store(time_slot(second + 1), Ordering::Relaxed);
+                self.times.set(id, time_slot(second + 1));
             }
             return;
         }
@@ -312,7 +404,7 @@ impl BlobTable {
                 Err(e) if e.is_not_found() => return,
                 _ => second + 1,
             };
-            self.row(id).time.store(time_slot(t), Ordering::Relaxed);
+            self.times.set(id, time_slot(t));
         });
     }
 
@@ -358,7 +450,7 @@ impl BlobTable {
                 Ok(Some((size, modified))) => {
                     self.set_size(id, size, false);
                     let t = modified.map_or(UNKNOWN_TIME, |t| time_slot(unix_seconds(t)));
-                    self.row(id).time.store(t, Ordering::Relaxed);
+                    self.times.set(id, t);
                     Ok(None)
                 }
                 Ok(None) => Ok(None),
@@ -394,7 +486,7 @@ pub(crate) fn scan_blobs(
     lean: Lean,
     progress: &Progress,
 ) -> Result<(BlobTable, Vec<Problem>), StorageError> {
-    type Shard = Result<(Vec<BlobRow>, Vec<(Digest, u64)>, Vec<Problem>), StorageError>;
+    type Shard = Result<(Vec<Listed>, Vec<(Digest, u64)>, Vec<Problem>), StorageError>;
     // Shard `n` holds exactly the digests whose first hex digit is `n`, so the sorted shards joined in
     // order are the sorted table.
     let shards: Vec<Shard> = (0..layout::BLOB_PARTITIONS)
@@ -415,8 +507,8 @@ pub(crate) fn scan_blobs(
             let mut note = |n| problems.push(note_problem(n));
             let prefix = layout::blob_partition(n);
             let result = storage.list_lean(&prefix, lean, &mut visit, &mut note);
-            rows.sort_unstable_by_key(|r| r.digest);
-            rows.dedup_by_key(|r| r.digest);
+            rows.sort_unstable_by_key(|r| r.0.digest);
+            rows.dedup_by_key(|r| r.0.digest);
             rows.shrink_to_fit();
             result.map(|()| (rows, large, problems))
         })
@@ -438,13 +530,13 @@ mod tests {
 
     /// A blob table as a walk builds it, from (digest, size, modification time) as listed.
     fn table(rows: impl Iterator<Item = (Digest, u64, Option<i64>)>) -> BlobTable {
-        let mut shards: Vec<Vec<BlobRow>> = (0..16).map(|_| Vec::new()).collect();
+        let mut shards: Vec<Vec<Listed>> = (0..16).map(|_| Vec::new()).collect();
         let mut large = Vec::new();
         for (d, size, modified) in rows {
             shards[(d.0[0] >> 4) as usize].push(BlobRow::new(d, size, modified, &mut large));
         }
         for shard in &mut shards {
-            shard.sort_unstable_by_key(|r| r.digest);
+            shard.sort_unstable_by_key(|r| r.0.digest);
         }
         BlobTable::from_sorted_shards(shards, large)
     }

@@ -100,6 +100,9 @@ pub struct Catalog {
     aliased: Vec<Aliased>,
     /// Slots of undeclared index entries whose data is no manifest.
     not_manifests: usize,
+    /// Set by [`Catalog::forget_references`]: the slots and references are gone, and only the
+    /// counts, the missing manifests and the problems are left.
+    forgotten: Option<usize>,
     pub problems: Vec<Problem>,
 }
 
@@ -107,7 +110,32 @@ impl Catalog {
     /// How many manifests were read (parsed, missing or corrupt; not the undeclared index entries
     /// that turned out to be plain blobs).
     pub fn len(&self) -> usize {
-        self.slots.len() + self.missing.len() - self.not_manifests
+        match self.forgotten {
+            Some(n) => n,
+            None => self.slots.len() + self.missing.len() - self.not_manifests,
+        }
+    }
+
+    /// Lets every manifest's slot and references go, keeping the counts, the missing manifests and
+    /// the problems: for a caller done marking. Asking for a manifest's state or references after
+    /// this is a bug and panics (an answer of "not read" would make reachable blobs look
+    /// unreachable).
+    pub fn forget_references(&mut self) {
+        let n = self.len();
+        self.slots = Vec::new();
+        self.rare = Vec::new();
+        self.blob_refs = Vec::new();
+        self.digest_refs = Vec::new();
+        self.absent = Vec::new();
+        self.aliased = Vec::new();
+        self.forgotten = Some(n);
+    }
+
+    fn check_kept(&self) {
+        assert!(
+            self.forgotten.is_none(),
+            "a manifest's references were asked for after the catalog let them go"
+        );
     }
 
     pub fn is_empty(&self) -> bool {
@@ -135,12 +163,14 @@ impl Catalog {
     }
 
     fn slot(&self, id: BlobId) -> Option<&Slot> {
+        self.check_kept();
         let i = self.slots.binary_search_by_key(&id, |s| s.0).ok()?;
         Some(&self.slots[i].1)
     }
 
     /// What reading the manifest `d` gave, when it was read.
     pub fn state(&self, blobs: &BlobTable, d: &Digest) -> Option<State> {
+        self.check_kept();
         match blobs.id(d) {
             Some(id) => self.slot(id).map(|s| s.state),
             None => self.missing.binary_search(d).ok().map(|_| State::Missing),
@@ -174,6 +204,7 @@ impl Catalog {
     /// Every manifest read that the store holds data for, by blob id, with what reading it gave;
     /// then [`Catalog::missing`] lists the others.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, State)> + '_ {
+        self.check_kept();
         self.slots.iter().map(|(id, s)| (*id, s.state))
     }
 
