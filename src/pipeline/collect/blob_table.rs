@@ -28,9 +28,10 @@ pub(crate) fn modified_seconds(e: &Entry) -> i64 {
 /// holds it back under any grace window (the snapshot cannot say whether anything else needs it).
 const AFTER_SNAPSHOT: i64 = u32::MAX as i64;
 
-/// One blob: its digest, and its size where something told it (a slot that can be filled after
-/// the walk: an atomic, so that parallel readers of manifests can fill it). 36 bytes: a size of 4
-/// GiB or more is kept apart ([`LARGE_SIZE`]), and the time apart ([`Times`]).
+/// One blob as listed: its digest, and its size where something told it. The table keeps it as
+/// 34 bytes: the digest less the two bytes its place tells, and a size slot (an atomic, so that
+/// parallel readers of manifests can fill it); a size of 4 GiB or more is kept apart
+/// ([`LARGE_SIZE`]), and the time apart ([`Times`]).
 #[derive(Debug)]
 struct BlobRow {
     digest: Digest,
@@ -151,24 +152,23 @@ fn time_slot(t: i64) -> u32 {
 }
 
 /// Every blob in the store, sorted by digest, so that a digest's position is its [`BlobId`]
-/// (40 bytes a blob: the digest, a size and a time slot).
+/// (34 bytes a blob: the digest's last 30 bytes and a size slot; its time apart, [`Times`]).
 ///
-/// The rows stay in the sorted shards the walk produced (shard `n` holds the digests starting with
-/// hex digit `n`), so the table is never copied into one array: a row's shard is found from the id
-/// by the shards' offsets. Lookups go through a radix index of the digests' first 16 bits (256 KiB
-/// whatever the store's size), then a binary search over the few rows sharing them: a lookup touches
-/// two or three cache lines where a binary search over the whole table would miss the cache twenty
-/// times.
+/// Lookups go through a radix index of the digests' first 16 bits (256 KiB whatever the store's
+/// size), then a binary search over the few rows sharing them: a lookup touches two or three cache
+/// lines where a binary search over the whole table would miss the cache twenty times. The same
+/// index tells a row's first two bytes, which the row therefore does not keep.
 ///
 /// Where the listing did not tell a blob's size and age, its size is first learned from the
 /// descriptors that name it ([`BlobTable::declare_size`]), and only the blobs whose size or age the
 /// answer needs are asked of the store ([`BlobTable::learn`]).
 #[derive(Debug, Default)]
 pub struct BlobTable {
-    shards: Vec<Vec<BlobRow>>,
+    /// Each blob's digest but its first two bytes, by id.
+    tails: Vec<[u8; 30]>,
+    /// Each blob's size slot: bytes, or [`UNKNOWN_SIZE`], or [`LARGE_SIZE`].
+    sizes: Vec<AtomicU32>,
     times: Times,
-    /// `offsets[n]` is the id of shard `n`'s first row; one more entry holds the total.
-    offsets: Vec<u32>,
     /// `starts[p]` is the first id whose digest's first 16 bits are at least `p`; 65,537 entries.
     starts: Vec<u32>,
     /// True when the listing told every blob's size (an S3 listing, a filesystem walk that stats):
@@ -195,13 +195,13 @@ impl BlobTable {
         // A slot a blob where the listing told at least one time in eight.
         let mut every = (known * 8 >= total).then(|| Vec::with_capacity(total));
         let mut learned = HashMap::new();
-        let mut offsets = Vec::with_capacity(listed.len() + 1);
         let mut starts = Vec::with_capacity((1 << 16) + 1);
-        let mut shards = Vec::with_capacity(listed.len());
+        // Filled shard by shard as each listed one goes: the table and the listing are not both
+        // whole at once.
+        let mut tails = Vec::with_capacity(total);
+        let mut sizes = Vec::with_capacity(total);
         let mut id = 0u32;
         for shard in listed {
-            offsets.push(id);
-            let mut rows = Vec::with_capacity(shard.len());
             for (row, time) in shard {
                 while starts.len() <= prefix16(&row.digest) {
                     starts.push(id);
@@ -213,12 +213,11 @@ impl BlobTable {
                     }
                     None => {}
                 }
-                rows.push(row);
+                tails.push(row.digest.0[2..].try_into().expect("30 bytes"));
+                sizes.push(row.size);
                 id += 1;
             }
-            shards.push(rows);
         }
-        offsets.push(id);
         starts.resize((1 << 16) + 1, id);
         BlobTable {
             times: match every {
@@ -226,8 +225,8 @@ impl BlobTable {
                 None => Times::Learned(Mutex::new(learned)),
             },
             sizes_listed: known == total,
-            shards,
-            offsets,
+            tails,
+            sizes,
             starts,
             large: Mutex::new(large.into_iter().collect()),
         }
@@ -236,21 +235,18 @@ impl BlobTable {
     /// The table with `added` (digests it lacks, with their sizes) as blobs written after the
     /// listing ([`AFTER_SNAPSHOT`]). Ids change.
     pub(crate) fn with_added(self, added: Vec<(Digest, u64)>) -> BlobTable {
+        let mut shards: Vec<Vec<Listed>> =
+            (0..layout::BLOB_PARTITIONS).map(|_| Vec::new()).collect();
+        for id in 0..self.len() as BlobId {
+            let digest = self.digest(id);
+            let size = AtomicU32::new(self.sizes[id as usize].load(Ordering::Relaxed));
+            shards[(digest.0[0] >> 4) as usize]
+                .push((BlobRow { digest, size }, self.times.get(id)));
+        }
         let mut large: Vec<(Digest, u64)> = (self.large.into_inner())
             .unwrap_or_else(|e| e.into_inner())
             .into_iter()
             .collect();
-        let mut id = 0;
-        let mut shards: Vec<Vec<Listed>> = Vec::with_capacity(self.shards.len());
-        for shard in self.shards {
-            let mut listed = Vec::with_capacity(shard.len());
-            for row in shard {
-                listed.push((row, self.times.get(id)));
-                id += 1;
-            }
-            shards.push(listed);
-        }
-        shards.resize_with(layout::BLOB_PARTITIONS as usize, Vec::new);
         for (d, size) in added {
             let n = (d.0[0] >> 4) as usize;
             shards[n].push(BlobRow::new(d, size, Some(AFTER_SNAPSHOT), &mut large));
@@ -262,9 +258,8 @@ impl BlobTable {
         BlobTable::from_sorted_shards(shards, large)
     }
 
-    fn row(&self, id: BlobId) -> &BlobRow {
-        let n = self.offsets.partition_point(|&o| o <= id) - 1;
-        &self.shards[n][(id - self.offsets[n]) as usize]
+    fn size_slot(&self, id: BlobId) -> &AtomicU32 {
+        &self.sizes[id as usize]
     }
 
     /// The id of a digest, when the store holds its data.
@@ -274,16 +269,15 @@ impl BlobTable {
         if start == end {
             return None;
         }
-        let n = self.offsets.partition_point(|&o| o <= start) - 1;
-        let base = self.offsets[n];
-        let rows = &self.shards[n][(start - base) as usize..(end - base) as usize];
-        rows.binary_search_by(|r| r.digest.cmp(d))
+        let tail = &d.0[2..];
+        self.tails[start as usize..end as usize]
+            .binary_search_by(|t| t.as_slice().cmp(tail))
             .ok()
             .map(|i| start + i as BlobId)
     }
 
     pub fn len(&self) -> usize {
-        self.offsets.last().map_or(0, |&n| n as usize)
+        self.tails.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -291,7 +285,12 @@ impl BlobTable {
     }
 
     pub fn digest(&self, id: BlobId) -> Digest {
-        self.row(id).digest
+        // The row's first two bytes: the last radix bucket starting at or before it.
+        let p = self.starts.partition_point(|&s| s <= id) - 1;
+        let mut d = [0u8; 32];
+        d[..2].copy_from_slice(&(p as u16).to_be_bytes());
+        d[2..].copy_from_slice(&self.tails[id as usize]);
+        Digest(d)
     }
 
     /// The blob's size: its data's where the listing or [`BlobTable::learn`] told it, else what a
@@ -302,10 +301,9 @@ impl BlobTable {
 
     /// The blob's size, when something told it.
     pub fn known_size(&self, id: BlobId) -> Option<u64> {
-        let row = self.row(id);
-        match row.size.load(Ordering::Relaxed) {
+        match self.size_slot(id).load(Ordering::Relaxed) {
             UNKNOWN_SIZE => None,
-            LARGE_SIZE => self.large_sizes().get(&row.digest).copied(),
+            LARGE_SIZE => self.large_sizes().get(&self.digest(id)).copied(),
             s => Some(u64::from(s)),
         }
     }
@@ -318,22 +316,21 @@ impl BlobTable {
     /// Sets blob `id`'s size slot to `size`: always, or with `only_unknown` only where nothing
     /// told its size yet.
     fn set_size(&self, id: BlobId, size: u64, only_unknown: bool) {
-        let row = self.row(id);
+        let row = self.size_slot(id);
         let slot = size_slot(size);
         let set = |new: u32| {
             if only_unknown {
-                (row.size)
-                    .compare_exchange(UNKNOWN_SIZE, new, Ordering::Relaxed, Ordering::Relaxed)
+                row.compare_exchange(UNKNOWN_SIZE, new, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
             } else {
-                row.size.store(new, Ordering::Relaxed);
+                row.store(new, Ordering::Relaxed);
                 true
             }
         };
         if slot == LARGE_SIZE {
             let mut large = self.large_sizes();
             if set(LARGE_SIZE) {
-                large.insert(row.digest, size);
+                large.insert(self.digest(id), size);
             }
         } else {
             set(slot);

@@ -260,6 +260,28 @@ impl Catalog {
     }
 }
 
+/// The manifests a round reads: those named by a revision, a tag or a typed entry (read strictly)
+/// and the rest (undeclared entries, read leniently).
+#[derive(Default)]
+struct Round {
+    strict: RoaringBitmap,
+    lenient: RoaringBitmap,
+}
+
+impl Round {
+    fn push(&mut self, id: BlobId, strict: bool) {
+        if strict {
+            self.strict.insert(id);
+        } else {
+            self.lenient.insert(id);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.strict.is_empty() && self.lenient.is_empty()
+    }
+}
+
 /// How many manifests a parallel batch reads before its results join the catalog: enough to keep
 /// every thread busy, few enough that the parsed batch stays small next to the catalog.
 const BATCH: usize = 4096;
@@ -293,9 +315,10 @@ pub fn read(
             aliases.entry(a).or_default().push(*d);
         }
     }
-    // Rounds are lists of (blob id, strict) (8 bytes a manifest); a manifest the store has no data
-    // for is recorded as missing at once.
-    let mut round: Vec<(BlobId, bool)> = Vec::new();
+    // A round is the ids to read strictly and those to read leniently, as bitmaps (about 4 bits a
+    // blob of the store, where a list of (id, strict) took 8 bytes a manifest); a manifest the store
+    // has no data for is recorded as missing at once.
+    let mut round = Round::default();
     for r in &inv.repositories {
         for d in r
             .revisions
@@ -303,7 +326,7 @@ pub fn read(
             .chain(r.tags.iter().filter_map(|t| t.current.as_ref()))
         {
             match inv.blobs.id(d) {
-                Some(id) => round.push((id, true)),
+                Some(id) => round.push(id, true),
                 None => catalog.missing.push(*d),
             }
         }
@@ -321,12 +344,19 @@ pub fn read(
         Some(0),
     );
     while !round.is_empty() {
-        // Strict first, so that dedup keeps the strict read of a digest named both ways.
-        round.par_sort_unstable_by_key(|&(id, strict)| (id, !strict));
-        round.dedup_by_key(|e| e.0);
-        progress.add_total(round.len() as u64);
+        // A digest named both ways is read strictly.
+        round.lenient -= &round.strict;
+        progress.add_total(round.strict.len() + round.lenient.len());
         let first_new = catalog.slots.len();
-        for batch in round.chunks(BATCH) {
+        let all = &round.strict | &round.lenient;
+        let mut ids = all.iter();
+        loop {
+            let batch: Vec<(BlobId, bool)> = (ids.by_ref().take(BATCH))
+                .map(|id| (id, round.strict.contains(id)))
+                .collect();
+            if batch.is_empty() {
+                break;
+            }
             if progress.stop_requested().is_some() {
                 return catalog;
             }
@@ -352,6 +382,8 @@ pub fn read(
             }
         }
         // Children not read yet form the next round.
+        drop(all);
+        round = Round::default();
         let mut children: Vec<(Digest, bool)> = catalog.slots[first_new..]
             .iter()
             .flat_map(|(_, s)| {
@@ -371,7 +403,6 @@ pub fn read(
             }
         }
         catalog.index();
-        round.clear();
         for (c, strict) in children {
             let Some(id) = inv.blobs.id(&c) else {
                 // Only a typed child can be a missing manifest; an undeclared one is a missing blob.
@@ -382,7 +413,7 @@ pub fn read(
             };
             let fits = strict || inv.blobs.size(id) <= MAX_MANIFEST_BYTES;
             if linked.contains(id) && fits && catalog.slot(id).is_none() {
-                round.push((id, strict));
+                round.push(id, strict);
             }
         }
         catalog.missing.sort_unstable();

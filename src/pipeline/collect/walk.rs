@@ -500,7 +500,11 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
         .into_iter()
         .map(|(name, mut t)| {
             t.name = name.into();
-            t.index = sorted(t.index);
+            let mut index = std::mem::take(&mut t.index);
+            index.sort_unstable();
+            index.dedup();
+            index.shrink_to_fit();
+            t.index = index;
             t
         })
         .collect();
@@ -527,7 +531,7 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
     }
     if lean.no_tag_index {
         for t in &mut tags {
-            t.index = Vec::new();
+            t.index = thin_vec::ThinVec::new();
         }
     }
     let uploads = b

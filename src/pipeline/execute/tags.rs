@@ -97,7 +97,7 @@ mod tests {
                     name: (*name).into(),
                     current: Some(d(i as u8)),
                     moved: 0,
-                    index: vec![d(i as u8)],
+                    index: thin_vec::thin_vec![d(i as u8)],
                 };
                 store.put(&layout::tag_current("r", name), d(i as u8).to_string());
                 store.put(

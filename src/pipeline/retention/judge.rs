@@ -387,7 +387,7 @@ mod tests {
                 name: (*t).into(),
                 current: Some(d(n)),
                 moved: NOW - days * DAY,
-                index: vec![],
+                index: thin_vec::ThinVec::new(),
             })
             .collect()
     }

@@ -369,7 +369,7 @@ mod tests {
             name: name.into(),
             current: None,
             moved,
-            index: vec![],
+            index: thin_vec::ThinVec::new(),
         }
     }
 

@@ -104,7 +104,7 @@ pub struct ManifestCache {
     /// Digests whose entries failed their check: dropped when the file is written again.
     damaged: Mutex<Vec<Digest>>,
     /// New records, spilled to a file beside the cache as they come (so that a first run over a large
-    /// store holds none of them in memory), each after its digest; in memory, 16 bytes a record.
+    /// store holds none of them in memory), each after its digest.
     spill: Mutex<SpillState>,
     notes: Mutex<Vec<String>>,
 }
@@ -124,9 +124,8 @@ struct Spill {
     path: PathBuf,
     out: BufWriter<File>,
     len: u64,
-    /// Each record's digest's first 8 bytes (the order it is sorted in; the whole digest is read
-    /// from the spill where two are alike) and its offset in the spill.
-    entries: Vec<(u64, u64)>,
+    /// Records appended.
+    count: u64,
 }
 
 /// A digest's first 8 bytes, in the digests' order.
@@ -144,6 +143,28 @@ fn spilled_at(file: &File, at: u64) -> std::io::Result<(Digest, u32)> {
         d,
         u32::from_le_bytes(head[32..].try_into().expect("4 bytes")),
     ))
+}
+
+/// Each spilled record's digest's first 8 bytes (the order the records are sorted in; the whole
+/// digest is read from the spill where two are alike) and its offset in the spill, read from the
+/// spill once the run is done with manifests (16 bytes a record, held only while the cache is
+/// written).
+fn spilled_entries(file: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    use std::io::{BufReader, Read};
+    let mut input = BufReader::new(file);
+    input.seek(SeekFrom::Start(0))?;
+    let mut entries = Vec::new();
+    let mut at = 0u64;
+    let mut head = [0u8; 40];
+    while at < len {
+        input.read_exact(&mut head)?;
+        let d = Digest(head[..32].try_into().expect("32 bytes"));
+        let payload = u32::from_le_bytes(head[32..36].try_into().expect("4 bytes"));
+        entries.push((digest_prefix(&d), at));
+        input.seek_relative(i64::from(payload))?;
+        at += 40 + u64::from(payload);
+    }
+    Ok(entries)
 }
 
 /// A spilled digest as found by [`spilled_at`] (none where the spill cannot be read: the write
@@ -418,7 +439,7 @@ impl ManifestCache {
             path,
             out: BufWriter::new(file),
             len: 0,
-            entries: Vec::new(),
+            count: 0,
         })
     }
 
@@ -435,7 +456,7 @@ impl ManifestCache {
             SpillState::Open(s) => Some(s),
             SpillState::NotStarted | SpillState::Failed => None,
         };
-        let added = spill.as_ref().map_or(0, |s| s.entries.len() as u64);
+        let added = spill.as_ref().map_or(0, |s| s.count);
         let mut entries = self.count as u64;
         if added > 0 || !damaged.is_empty() {
             let spill_path = spill.as_ref().map(|s| s.path.clone());
@@ -475,7 +496,7 @@ impl Spill {
         self.out.write_all(&(payload.len() as u32).to_le_bytes())?;
         self.out.write_all(&sum.to_le_bytes())?;
         self.out.write_all(payload)?;
-        self.entries.push((digest_prefix(d), self.len));
+        self.count += 1;
         self.len += 32 + 8 + payload.len() as u64;
         Ok(())
     }
@@ -501,7 +522,7 @@ fn write_merged(
                 .out
                 .into_inner()
                 .map_err(|e| shown(e.into_error(), &s.path))?;
-            let mut entries = s.entries;
+            let mut entries = spilled_entries(&file, s.len).map_err(|e| shown(e, &s.path))?;
             sort_spilled(&mut entries, &file);
             (entries, Some(file))
         }
