@@ -6,8 +6,9 @@
 
 For each store (generated once with `cargo run --release --example genstore` into DIR/NAME when
 missing), runs `regsweep gc ROOT --grace 0s --no-cache` (a first run: every manifest is read),
-`regsweep gc ROOT --grace 0s` with a manifest cache that one untimed run filled (the nightly
-repeat run over an unchanged store: no manifest is read) and `docker-registry garbage-collect
+`regsweep gc ROOT --grace 0s` into an empty `--cache-dir` (a first run that fills the manifest
+cache: every manifest read and written to it), `regsweep gc ROOT --grace 0s` with a manifest cache
+that one untimed run filled (the nightly repeat run over an unchanged store: no manifest is read) and `docker-registry garbage-collect
 --dry-run CONFIG`, interleaved, `--runs` times each after one untimed warm-up run of each (warm page cache),
 and prints a Markdown table: median wall time, user and system CPU, cores busy ((user+sys)/wall),
 peak RSS, bytes of RSS per blob, and the ratio of the medians. `--extra` adds regsweep
@@ -149,6 +150,8 @@ def main():
         cache = tempfile.mkdtemp(prefix="regsweep-bench-cache-")
         commands = {
             "regsweep gc": gc + ["--no-cache"],
+            # FRESH: a new empty folder each run.
+            "regsweep gc, first run (empty cache)": gc + ["--cache-dir", "FRESH"],
             "regsweep gc, repeat run (cache)": gc + ["--cache-dir", cache],
         }
         timed(commands["regsweep gc, repeat run (cache)"], env)  # fills the cache
@@ -159,9 +162,15 @@ def main():
         samples = {k: [] for k in commands}
         for i in range(1 if args.cold else 0, args.runs + 1):
             for label, cmd in commands.items():
+                fresh = None
+                if "FRESH" in cmd:
+                    fresh = tempfile.mkdtemp(prefix="regsweep-bench-fresh-")
+                    cmd = [fresh if c == "FRESH" else c for c in cmd]
                 if args.cold:
                     drop_caches()
                 out = timed(cmd, env)
+                if fresh:
+                    shutil.rmtree(fresh, ignore_errors=True)
                 if label.startswith("regsweep gc"):
                     got = ours_eligible(out[0])
                 elif label == "reference":

@@ -58,24 +58,32 @@ pub enum State {
     NotManifest,
 }
 
-/// One manifest: its state and where its references sit in the catalog's shared arrays; 16 bytes.
-/// Most manifests reference blobs only: what the others reference too (absent blobs, list or index
-/// entries, a subject, aliases) is in a [`Rare`] apart.
+/// One manifest: its state and where its references sit in the catalog's shared arrays; 12 bytes,
+/// 16 with its id. Most manifests reference blobs only, and fewer than 65,535 of them: what the
+/// others reference too (absent blobs, list or index entries, a subject, aliases, a longer list of
+/// blobs) is in a [`Rare`] apart.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     state: State,
-    /// Where its blobs start in `blob_refs`, and how many.
+    /// How many blobs, or [`MANY`] (the count is the [`Rare`]'s).
+    blobs_len: u16,
+    /// Where its blobs start in `blob_refs`.
     blobs_start: u32,
-    blobs_len: u32,
     /// Its [`Rare`] in `rare`, or [`NO_RARE`].
     rare: u32,
 }
 
+const _: () = assert!(std::mem::size_of::<(BlobId, Slot)>() == 16);
+
 const NO_RARE: u32 = u32::MAX;
+/// A slot's blob count that says the count is its [`Rare`]'s.
+const MANY: u16 = u16::MAX;
 
 /// What a manifest references besides blobs the store holds.
 #[derive(Debug, Clone, Copy, Default)]
 struct Rare {
+    /// The blob count, where the slot's is [`MANY`].
+    blobs_len: u32,
     absent: (u32, u32),
     /// Typed children, then `undeclared` undeclared ones, then the subject when `has_subject`, in
     /// `digest_refs`.
@@ -186,10 +194,14 @@ impl Catalog {
         };
         let range = |(start, len): (u32, u32)| start as usize..(start + len) as usize;
         let rare = self.rare(slot);
+        let blobs_len = match slot.blobs_len {
+            MANY => rare.blobs_len,
+            n => u32::from(n),
+        };
         let (children, undeclared) = self.entries(slot);
         Some(Refs {
             kind,
-            blobs: &self.blob_refs[range((slot.blobs_start, slot.blobs_len))],
+            blobs: &self.blob_refs[range((slot.blobs_start, blobs_len))],
             absent: &self.absent[range(rare.absent)],
             children,
             undeclared,
@@ -216,14 +228,17 @@ impl Catalog {
     fn push(&mut self, r: Read) {
         let id = r.id;
         let span = |start: usize, len: usize| (start as u32, len as u32);
+        let many = r.blobs.len() >= usize::from(MANY);
         let rare = Rare {
+            blobs_len: r.blobs.len() as u32,
             absent: span(self.absent.len(), r.absent.len()),
             children: span(self.digest_refs.len(), r.children.len()),
             undeclared: r.undeclared.len() as u32,
             has_subject: r.subject.is_some(),
             aliased: span(self.aliased.len(), r.aliased.len()),
         };
-        let plain = r.absent.is_empty()
+        let plain = !many
+            && r.absent.is_empty()
             && r.children.is_empty()
             && r.undeclared.is_empty()
             && r.subject.is_none()
@@ -231,7 +246,7 @@ impl Catalog {
         let slot = Slot {
             state: r.state,
             blobs_start: self.blob_refs.len() as u32,
-            blobs_len: r.blobs.len() as u32,
+            blobs_len: if many { MANY } else { r.blobs.len() as u16 },
             rare: if plain {
                 NO_RARE
             } else {
@@ -648,4 +663,36 @@ fn parsed(inv: &Inventory, id: BlobId, d: &Digest, m: Manifest) -> Read {
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::manifest::ManifestKind;
+
+    #[test]
+    fn a_slot_keeps_any_number_of_blobs_and_a_forgotten_catalog_refuses_to_answer() {
+        let mut catalog = Catalog::default();
+        let counts = [0usize, 3, usize::from(MANY) - 1, usize::from(MANY), 70_000];
+        for (id, &n) in counts.iter().enumerate() {
+            let mut r = Read::without_refs(id as BlobId, State::Parsed(ManifestKind::OciManifest), None);
+            r.blobs = (0..n as BlobId).map(|b| b * 7 + id as BlobId).collect();
+            if id == 1 {
+                r.children = vec![Digest::of(b"child")];
+            }
+            catalog.push(r);
+        }
+        catalog.index();
+        for (id, &n) in counts.iter().enumerate() {
+            let refs = catalog.refs(id as BlobId).expect("parsed");
+            assert_eq!(refs.blobs.len(), n, "manifest {id}");
+            assert!(refs.blobs.iter().enumerate().all(|(i, &b)| b == i as BlobId * 7 + id as BlobId));
+            assert_eq!(refs.children.len(), usize::from(id == 1));
+        }
+        assert_eq!(catalog.len(), counts.len());
+        catalog.forget_references();
+        assert_eq!(catalog.len(), counts.len(), "the count outlives the references");
+        let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| catalog.refs(0)));
+        assert!(asked.is_err(), "references asked for after they went");
+    }
 }
