@@ -5,7 +5,7 @@
         [--in-flight 128] [--delete] [--check-plan DIR] [--du]
 
 For each store NAME:REPOS:SEED it starts fixtures/virtual_bucket.rs (the store `genstore --repos REPOS
---images 10 --seed SEED --layer-span 1024` would write, generated in memory and served as an S3 bucket,
+--images 10 --seed SEED --layer-span 1024` (or `--layer-span B`) would write, generated in memory and served as an S3 bucket,
 nothing stored) behind fixtures/latency_proxy.rs (--delay-ms a request), and runs through the proxy:
 
 - `regsweep gc s3://bench/NAME --grace 0s --json --no-cache --max-in-flight N`: wall time, peak RSS,
@@ -14,9 +14,10 @@ nothing stored) behind fixtures/latency_proxy.rs (--delay-ms a request), and run
 - with --du, `regsweep du` the same way;
 - with --delete, `regsweep gc ... -m --delete --force`: the server answers and counts DeleteObjects
   and keeps every object, so the run is repeatable;
-- with --check-plan DIR, the plan of `gc --plan` on the virtual bucket against the plan of the same
-  command on the store genstore writes into DIR/NAME from the same arguments (a filesystem store; made
-  when missing): the items must be the same.
+- with --check-plan DIR, the plan of `gc -m --plan` on the virtual bucket against the plan of the
+  same command on the store genstore writes into DIR/NAME from the same arguments (a filesystem store;
+  made when missing; `--layer-span 67108864` is genstore's default, so `--store g1m:21000:9
+  --check-plan /work/stores` checks against BENCHMARKS.md's g1m): the items must be the same.
 
 Every run's eligible-blob count must equal the generator's, or the benchmark stops.
 """
@@ -77,6 +78,8 @@ def main():
     ap.add_argument("--delete", action="store_true", help="also time gc -m --delete --force")
     ap.add_argument("--du", action="store_true", help="also time du")
     ap.add_argument("--check-plan", metavar="DIR", help="compare the plan with the filesystem store's")
+    ap.add_argument("--layer-span", type=int, default=LAYER_SPAN,
+                    help="layer sizes 1 KiB to 1 KiB + this (genstore's default is 67108864)")
     args = ap.parse_args()
     stores = args.store or ["v1m:21000:9"]
     subprocess.run(
@@ -97,7 +100,7 @@ def main():
         started = time.monotonic()
         server = subprocess.Popen(
             [str(EXAMPLES / "virtual_bucket"), str(port), "bench", name, "--repos", repos, "--images", "10",
-             "--seed", seed, "--layer-span", str(LAYER_SPAN)],
+             "--seed", seed, "--layer-span", str(args.layer_span)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         proxy = None
@@ -143,7 +146,7 @@ def main():
                 store = Path(args.check_plan) / name
                 if not (store / "expected.json").exists():
                     subprocess.run([str(EXAMPLES / "genstore"), str(store), "--repos", repos, "--images", "10",
-                                    "--seed", seed, "--layer-span", str(LAYER_SPAN)],
+                                    "--seed", seed, "--layer-span", str(args.layer_span)],
                                    check=True, stdout=subprocess.DEVNULL)
                 plans = {}
                 for where, target, extra in (("virtual", "s3://bench/" + name, ["--endpoint-url", via]),
