@@ -120,13 +120,14 @@ def main():
             )
             proxy.stdout.readline()
             via = f"http://127.0.0.1:{proxy_port}"
-            base = ["s3://bench/" + name, "--endpoint-url", via, "--grace", "0s", "--no-cache",
-                    "--max-in-flight", str(args.in_flight)]
-            runs = [("gc", ["gc"] + base + ["--json"], "plain")]
+            base = ["s3://bench/" + name, "--endpoint-url", via, "--no-cache",
+                    "--max-in-flight", str(args.in_flight), "--json"]
+            gc = ["gc"] + base + ["--grace", "0s"]
+            runs = [("gc", gc, "plain")]
             if args.du:
-                runs.append(("du", ["du"] + base + ["--json"], None))
+                runs.append(("du", ["du"] + base, None))
             if args.delete:
-                runs.append(("gc -m --delete", ["gc"] + base + ["-m", "--delete", "--force", "--json"], "untagged"))
+                runs.append(("gc -m --delete", gc + ["-m", "--delete", "--force"], "untagged"))
             floor = math.ceil(objects / 1000) + expected["revisions"]
             for label, cmd, mode in runs:
                 before = stats(port)

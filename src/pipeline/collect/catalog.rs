@@ -675,7 +675,8 @@ mod tests {
         let mut catalog = Catalog::default();
         let counts = [0usize, 3, usize::from(MANY) - 1, usize::from(MANY), 70_000];
         for (id, &n) in counts.iter().enumerate() {
-            let mut r = Read::without_refs(id as BlobId, State::Parsed(ManifestKind::OciManifest), None);
+            let mut r =
+                Read::without_refs(id as BlobId, State::Parsed(ManifestKind::OciManifest), None);
             r.blobs = (0..n as BlobId).map(|b| b * 7 + id as BlobId).collect();
             if id == 1 {
                 r.children = vec![Digest::of(b"child")];
@@ -686,12 +687,21 @@ mod tests {
         for (id, &n) in counts.iter().enumerate() {
             let refs = catalog.refs(id as BlobId).expect("parsed");
             assert_eq!(refs.blobs.len(), n, "manifest {id}");
-            assert!(refs.blobs.iter().enumerate().all(|(i, &b)| b == i as BlobId * 7 + id as BlobId));
+            assert!(
+                refs.blobs
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == i as BlobId * 7 + id as BlobId)
+            );
             assert_eq!(refs.children.len(), usize::from(id == 1));
         }
         assert_eq!(catalog.len(), counts.len());
         catalog.forget_references();
-        assert_eq!(catalog.len(), counts.len(), "the count outlives the references");
+        assert_eq!(
+            catalog.len(),
+            counts.len(),
+            "the count outlives the references"
+        );
         let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| catalog.refs(0)));
         assert!(asked.is_err(), "references asked for after they went");
     }
