@@ -545,7 +545,7 @@ fn write_merged(
         let mut out = BufWriter::new(file);
         out.write_all(&[0u8; HEADER])?;
         let mut index_crc = crc32fast::Hasher::new();
-        let mut entry = |d: &Digest, off: u64| -> std::io::Result<()> {
+        let mut entry = |out: &mut BufWriter<File>, d: &Digest, off: u64| -> std::io::Result<()> {
             index_crc.update(&d.0);
             index_crc.update(&off.to_le_bytes());
             out.write_all(&d.0)?;
@@ -570,19 +570,19 @@ fn write_merged(
                     if d == o.0 {
                         i += 1;
                     }
-                    entry(&d, new_at)?;
+                    entry(&mut out, &d, new_at)?;
                     new_at += 8 + u64::from(len);
                     j += 1;
                     pending = next_new(j)?;
                 }
                 (Some(o), _) => {
                     if damaged.binary_search(&o.0).is_err() {
-                        entry(&o.0, o.1)?;
+                        entry(&mut out, &o.0, o.1)?;
                     }
                     i += 1;
                 }
                 (None, Some((d, len))) => {
-                    entry(&d, new_at)?;
+                    entry(&mut out, &d, new_at)?;
                     new_at += 8 + u64::from(len);
                     j += 1;
                     pending = next_new(j)?;
@@ -590,7 +590,6 @@ fn write_merged(
                 (None, None) => break,
             }
         }
-        drop(entry);
         let index_crc = index_crc.finalize();
         // The records: the old ones as they were, then the new in the index's order.
         if let Some(m) = old {
