@@ -16,18 +16,24 @@
 ///
 /// The threshold: glibc serves a block of 128 KiB or more with a mapping of its own, given back
 /// when freed, but raises that threshold to the size of each such block freed (up to 32 MiB). The
-/// walk frees many blocks of megabytes (the blob table's shards as they grow), after which blocks
+/// walk frees many blocks of megabytes (the blob table's arrays as they grow), after which blocks
 /// that size come from the arenas, and what is freed there stays resident. Fixed at 128 KiB:
 /// s1m at 128 in flight 170 -> 163 MB peak RSS.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
 pub fn tune_for_s3() {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
-    for (set, param, value) in [
+    set_unless_the_environment_does(&[
         ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, arenas),
         ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 128 << 10),
-    ] {
+    ]);
+}
+
+/// Sets each allocator parameter whose environment variable (glibc's own name for it) is not set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn set_unless_the_environment_does(params: &[(&str, libc::c_int, libc::c_int)]) {
+    for &(set, param, value) in params {
         if std::env::var_os(set).is_none() {
             // SAFETY: mallopt only sets an allocator parameter; glibc takes it at any time, and a
             // value it refuses leaves the default (the result says only that, so it is not needed).
@@ -45,20 +51,12 @@ pub fn tune_for_s3() {
 /// Each unless the environment sets it. g1m `gc --no-cache` (release, 2 cores): peak RSS 121 ->
 /// 111 MB, wall time unchanged (7.3 s; `MALLOC_*` variables set the same for the comparison).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
 pub fn tune() {
-    for (set, param, value) in [
+    set_unless_the_environment_does(&[
         ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 64 << 10),
         ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 0),
         ("MALLOC_TOP_PAD_", libc::M_TOP_PAD, 0),
-    ] {
-        if std::env::var_os(set).is_none() {
-            // SAFETY: as in `tune_for_s3`.
-            unsafe {
-                libc::mallopt(param, value);
-            }
-        }
-    }
+    ]);
 }
 
 /// Gives the free pages inside every arena back to the system (not only those at an arena's top),
