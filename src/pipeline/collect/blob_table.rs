@@ -152,7 +152,7 @@ fn time_slot(t: i64) -> u32 {
 }
 
 /// Every blob in the store, sorted by digest, so that a digest's position is its [`BlobId`]
-/// (34 bytes a blob: the digest's last 30 bytes and a size slot; its time apart, [`Times`]).
+/// (34 bytes a blob: the digest's last 30 bytes and a size slot; its time apart).
 ///
 /// Lookups go through a radix index of the digests' first 16 bits (256 KiB whatever the store's
 /// size), then a binary search over the few rows sharing them: a lookup touches two or three cache
