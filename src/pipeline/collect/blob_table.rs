@@ -86,46 +86,40 @@ impl Default for Times {
 }
 
 impl Times {
-    fn learned(&self) -> Option<std::sync::MutexGuard<'_, HashMap<BlobId, u32>>> {
-        match self {
-            Times::Every(_) => None,
-            // Every change is one call: a panic elsewhere leaves a whole map.
-            Times::Learned(m) => Some(m.lock().unwrap_or_else(|e| e.into_inner())),
-        }
+    /// The learned times' map (a panic elsewhere leaves it whole: every change is one call).
+    fn lock(m: &Mutex<HashMap<BlobId, u32>>) -> std::sync::MutexGuard<'_, HashMap<BlobId, u32>> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn get(&self, id: BlobId) -> u32 {
-        match (self, self.learned()) {
-            (Times::Every(v), _) => v[id as usize].load(Ordering::Relaxed),
-            (_, Some(m)) => m.get(&id).copied().unwrap_or(UNKNOWN_TIME),
-            _ => unreachable!("a map for Learned"),
+        match self {
+            Times::Every(v) => v[id as usize].load(Ordering::Relaxed),
+            Times::Learned(m) => Times::lock(m).get(&id).copied().unwrap_or(UNKNOWN_TIME),
         }
     }
 
     fn set(&self, id: BlobId, t: u32) {
-        match (self, self.learned()) {
-            (Times::Every(v), _) => v[id as usize].store(t, Ordering::Relaxed),
-            (_, Some(mut m)) => {
-                if t == UNKNOWN_TIME {
-                    m.remove(&id);
-                } else {
-                    m.insert(id, t);
-                }
+        match self {
+            Times::Every(v) => v[id as usize].store(t, Ordering::Relaxed),
+            Times::Learned(m) if t == UNKNOWN_TIME => {
+                Times::lock(m).remove(&id);
             }
-            _ => unreachable!("a map for Learned"),
+            Times::Learned(m) => {
+                Times::lock(m).insert(id, t);
+            }
         }
     }
 
     fn raise(&self, id: BlobId, t: u32) {
-        match (self, self.learned()) {
-            (Times::Every(v), _) => {
+        match self {
+            Times::Every(v) => {
                 v[id as usize].fetch_max(t, Ordering::Relaxed);
             }
-            (_, Some(mut m)) => {
+            Times::Learned(m) => {
+                let mut m = Times::lock(m);
                 let slot = m.entry(id).or_insert(UNKNOWN_TIME);
                 *slot = (*slot).max(t);
             }
-            _ => unreachable!("a map for Learned"),
         }
     }
 }
