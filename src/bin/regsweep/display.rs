@@ -106,6 +106,10 @@ fn show(progress: &Progress, mode: Mode, usr1: &AtomicBool, done: &AtomicBool) {
                 Mode::Quiet => {}
             }
         }
+        if snap.phases.len() > shown {
+            // What the phase before freed goes back to the system now.
+            crate::arenas::trim();
+        }
         shown = snap.phases.len();
         if let Some((b, p)) = &bar {
             update(b, &snap.phases[*p], &snap);

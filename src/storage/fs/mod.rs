@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use walk::Walk;
 
+mod ahead;
+
 /// A store in a local folder.
 #[derive(Debug, Clone)]
 pub struct FsStorage {
@@ -145,6 +147,7 @@ impl Storage for FsStorage {
             visit,
             note,
             stop: self.stop.get().map(|s| s.as_ref()),
+            ahead: None,
             lean,
         };
         let mut key = dir.to_owned();
@@ -535,6 +538,58 @@ mod tests {
         assert_eq!(listed(&s, "r/").0.len(), 3);
         assert!(listed(&s, "missing/").0.is_empty());
         assert_eq!(s.child_folders("r/").unwrap(), vec!["ab", "ac", "b"]);
+    }
+
+    #[test]
+    fn a_wide_tree_walked_ahead_lists_each_key_once_and_each_repository_together() {
+        let (dir, s) = store();
+        let hex = |i: usize, c: char| format!("{i:04}{}", c.to_string().repeat(60));
+        let mut want = Vec::new();
+        let mut add = |key: String, content: &[u8]| {
+            write(dir.path(), &key, content);
+            want.push(key);
+        };
+        // Forty repositories in one namespace folder; one with more revisions than are read
+        // one by one, one with more layer links than a helper keeps.
+        for r in 0..40 {
+            let repo = format!("{}ns/app{r}/", layout::REPOSITORIES);
+            let (revisions, layers) = match r {
+                7 => (70, 2),
+                9 => (1, 600),
+                _ => (2, 3),
+            };
+            for i in 0..revisions {
+                add(
+                    format!("{repo}_manifests/revisions/sha256/{}/link", hex(i, 'a')),
+                    b"l",
+                );
+            }
+            for i in 0..layers {
+                add(format!("{repo}_layers/sha256/{}/link", hex(i, 'b')), b"");
+            }
+            add(format!("{repo}_manifests/tags/v{r}/current/link"), b"t");
+        }
+        let mut got = Vec::new();
+        let mut notes = Vec::new();
+        s.list_lean(
+            layout::REPOSITORIES,
+            Lean {
+                unstated_blobs: true,
+                no_tag_index: true,
+            },
+            &mut |e| got.push(e.key),
+            &mut |n| notes.push(n),
+        )
+        .unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        // Each repository's keys come together, whichever thread read them.
+        let repo_of = |k: &String| k.split("/_").next().unwrap().to_owned();
+        let mut order: Vec<String> = got.iter().map(repo_of).collect();
+        order.dedup();
+        assert_eq!(order.len(), 40, "a repository's keys came in parts");
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]

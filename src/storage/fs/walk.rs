@@ -1,6 +1,7 @@
 //! The folder walk behind listings: a depth-first walk of a folder tree in key order, with its notes.
 
 use super::*;
+use std::ffi::CString;
 
 /// Folders deeper than this below a listing's prefix are not walked (and noted): the layout is a few
 /// levels deep, so only a hostile tree goes further, and a walk must not run out of descriptors.
@@ -9,6 +10,21 @@ pub(super) const MAX_DEPTH: usize = 64;
 /// The most a link read in passing may hold; a longer file is delivered cut at this length, which
 /// the reader of links rejects as too large.
 pub(super) const LINK_READ: usize = 512;
+
+/// A folder's child folders are walked ahead of the walk when there are this many: not the two or
+/// three of a repository's own, which shards and the folders around them keep busy enough.
+const WIDE: usize = 4;
+
+/// A folder's children that each cost a call or two (links) are walked ahead of the walk only when
+/// there are this many.
+const LEAVES_AHEAD: usize = 64;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cost {
+    Nothing,
+    Calls,
+    Walk,
+}
 
 /// A listing in progress: a depth-first walk with descriptor-relative calls (`openat`, `fstatat`, never
 /// following a symbolic link), which learns file types from the folder read and so stats files only.
@@ -23,6 +39,9 @@ pub(super) struct Walk<'a> {
     pub(super) visit: &'a mut dyn FnMut(Entry),
     pub(super) note: &'a mut dyn FnMut(ListingNote),
     pub(super) stop: Option<&'a std::sync::atomic::AtomicUsize>,
+    /// A walk ahead's item ([`ahead::in_order`]): once it is handed back (too large to keep) what
+    /// this walk learns is no longer wanted, and it ends as a stop would end it.
+    pub(super) ahead: Option<&'a ahead::Slot>,
     /// What the listing leaves out ([`Storage::list_lean`]): a file the layout says to stat
     /// ([`Leaf::Stat`]) is only named, and tags' index folders are not walked.
     pub(super) lean: Lean,
@@ -41,6 +60,7 @@ impl Walk<'_> {
         if self
             .stop
             .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed) != 0)
+            || self.ahead.is_some_and(ahead::Slot::handed_back)
         {
             return Err(Errno::CANCELED);
         }
@@ -54,21 +74,107 @@ impl Walk<'_> {
             }
             children.push((child.file_name().to_owned(), child.file_type()));
         }
-        let dir_fd = dir.fd()?;
-        let len = key.len();
-        for (name, file_type) in children {
-            let Ok(name_str) = name.to_str() else {
-                self.noted(
-                    format!("{key}{}", name.to_string_lossy()),
-                    "name is not UTF-8; skipped",
-                );
-                continue;
-            };
-            key.push_str(name_str);
-            self.child(dir_fd, &name, file_type, key, len, depth);
-            key.truncate(len);
+        if let Some(slot) = self.ahead
+            && ahead::Slot::too_many(children.len())
+        {
+            slot.hand_back();
+            return Err(Errno::CANCELED);
         }
-        Ok(())
+        let dir_fd = dir.fd()?;
+        let lean = self.lean;
+        // What a child costs: nothing (a name the layout says all about), a call or two (a link
+        // to read, a file to stat), or a folder's walk.
+        let cost = |(name, file_type): &(CString, FileType)| match file_type {
+            FileType::Symlink => Cost::Nothing,
+            FileType::Directory | FileType::Unknown => match name.to_str() {
+                Ok(child) => match layout::folder_leaf(key, child) {
+                    Some(Leaf::Name(_)) => Cost::Nothing,
+                    Some(Leaf::Stat(_)) if lean.unstated_blobs => Cost::Nothing,
+                    Some(_) => Cost::Calls,
+                    None => Cost::Walk,
+                },
+                Err(_) => Cost::Nothing,
+            },
+            _ => Cost::Calls,
+        };
+        let costs: Vec<Cost> = children.iter().map(cost).collect();
+        // Children of a few calls each are worth a helper only by the many (a folder of 10,000
+        // tags); the folders around them (repositories) are what helpers take.
+        let calls = costs.iter().filter(|&&c| c == Cost::Calls).count();
+        let walks = costs.iter().filter(|&&c| c == Cost::Walk).count();
+        let worth: Vec<bool> = costs
+            .iter()
+            .map(|&c| {
+                (c == Cost::Walk && walks >= WIDE) || (c == Cost::Calls && calls >= LEAVES_AHEAD)
+            })
+            .collect();
+        if walks < WIDE && calls < LEAVES_AHEAD {
+            for (name, file_type) in &children {
+                if self.ahead.is_some_and(ahead::Slot::handed_back) {
+                    return Err(Errno::CANCELED);
+                }
+                self.named_child(dir_fd, name, *file_type, key, depth);
+            }
+            return Ok(());
+        }
+        let base = key.clone();
+        let stop = self.stop;
+        let walk_ahead = |(name, file_type): &(CString, FileType), keep: &mut ahead::Keep<'_>| {
+            let Ok(name_str) = name.to_str() else { return };
+            let slot = keep.slot();
+            let keep = std::cell::RefCell::new(keep);
+            let mut visit = |e| keep.borrow_mut().keep(ahead::Learned::Entry(e));
+            let mut note = |n| keep.borrow_mut().keep(ahead::Learned::Note(n));
+            let mut key = format!("{base}{name_str}");
+            let mut walk = Walk {
+                visit: &mut visit,
+                note: &mut note,
+                stop,
+                ahead: Some(slot),
+                lean,
+            };
+            walk.child(dir_fd, name, *file_type, &mut key, base.len(), depth);
+        };
+        let mut worth = worth.into_iter();
+        ahead::in_order(
+            &children,
+            |_| worth.next().unwrap_or(false),
+            &walk_ahead,
+            |turn| {
+                match turn {
+                    ahead::Turn::Walk((name, file_type)) => {
+                        self.named_child(dir_fd, name, *file_type, key, depth)
+                    }
+                    ahead::Turn::Learned(learned) => {
+                        ahead::replay(learned, &mut *self.visit, &mut *self.note)
+                    }
+                }
+                Ok::<(), Errno>(())
+            },
+        )
+    }
+
+    /// Walks the child `name` of the folder `dir_fd` whose key is `key`, noting a name that is not
+    /// UTF-8.
+    fn named_child(
+        &mut self,
+        dir_fd: BorrowedFd<'_>,
+        name: &CStr,
+        file_type: FileType,
+        key: &mut String,
+        depth: usize,
+    ) {
+        let Ok(name_str) = name.to_str() else {
+            self.noted(
+                format!("{key}{}", name.to_string_lossy()),
+                "name is not UTF-8; skipped",
+            );
+            return;
+        };
+        let len = key.len();
+        key.push_str(name_str);
+        self.child(dir_fd, name, file_type, key, len, depth);
+        key.truncate(len);
     }
 
     pub(super) fn child(
