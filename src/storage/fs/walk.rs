@@ -1,4 +1,5 @@
-//! The folder walk behind listings: a depth-first walk of a folder tree in key order, with its notes.
+//! The folder walk behind listings: a depth-first walk of a folder tree (children in the order the
+//! folder read gives them, each folder's keys together), with its notes.
 
 use super::*;
 use std::ffi::CString;
