@@ -31,6 +31,10 @@ const HELD_AT_MOST: usize = 4096;
 /// How many entries and notes helpers keep now.
 static HELD: AtomicUsize = AtomicUsize::new(0);
 
+/// Held by the tests that walk ahead, so that one can tell what [`HELD`] is once its walk is done.
+#[cfg(test)]
+pub(super) static HELD_BY_TESTS: Mutex<()> = Mutex::new(());
+
 /// What a helper learned of an item, counted in [`HELD`] until dropped.
 #[derive(Default)]
 pub(super) struct Held(Vec<Learned>);
@@ -154,17 +158,17 @@ impl Slot {
 }
 
 /// Takes `items` in order, each in its [`Turn`] through `turn`, while helpers of the pool
-/// `walk_ahead` the items up to [`AHEAD`] after it that `worth_it` says cost the disk something.
-/// `turn` ending with an error ends the walk (helpers not started then do nothing).
+/// `walk_ahead` the items up to [`AHEAD`] after it that cost the disk something (`worth`, one flag
+/// an item). `turn` ending with an error ends the walk (helpers not started then do nothing).
 pub(super) fn in_order<T: Sync, E>(
     items: &[T],
-    mut worth_it: impl FnMut(&T) -> bool,
+    worth: &[bool],
     walk_ahead: &(dyn Fn(&T, &mut Keep<'_>) + Sync),
     mut turn: impl FnMut(Turn<'_, T>) -> Result<(), E>,
 ) -> Result<(), E> {
-    for round in items.chunks(ROUND) {
+    assert_eq!(items.len(), worth.len(), "one flag an item");
+    for (round, worth) in items.chunks(ROUND).zip(worth.chunks(ROUND)) {
         let slots: Vec<Slot> = round.iter().map(|_| Slot::default()).collect();
-        let worth: Vec<bool> = round.iter().map(&mut worth_it).collect();
         let slots = &slots;
         let walked = rayon::in_place_scope(|s| {
             let offer = |i: usize| {
@@ -240,7 +244,9 @@ mod tests {
 
     #[test]
     fn items_come_in_order_each_once_whoever_walks_them() {
+        let _alone = HELD_BY_TESTS.lock().unwrap_or_else(PoisonError::into_inner);
         let items: Vec<usize> = (0..3 * ROUND + 17).collect();
+        let worth: Vec<bool> = items.iter().map(|&i| i % 11 != 4).collect();
         let walk = |&i: &usize, out: &mut dyn FnMut(Learned)| {
             for k in 0..yields(i) {
                 out(entry(format!("{i}/{k}")));
@@ -249,28 +255,23 @@ mod tests {
         let walk_ahead = |i: &usize, keep: &mut Keep<'_>| walk(i, &mut |l| keep.keep(l));
         let mut got = Vec::new();
         let (mut walked, mut replayed) = (0, 0);
-        in_order(
-            &items,
-            |&i| i % 11 != 4,
-            &walk_ahead,
-            |turn| {
-                match turn {
-                    Turn::Walk(i) => {
-                        walked += 1;
-                        walk(i, &mut |l| {
-                            if let Learned::Entry(e) = l {
-                                got.push(e.key)
-                            }
-                        })
-                    }
-                    Turn::Learned(learned) => {
-                        replayed += 1;
-                        replay(learned, &mut |e| got.push(e.key), &mut |_| {});
-                    }
+        in_order(&items, &worth, &walk_ahead, |turn| {
+            match turn {
+                Turn::Walk(i) => {
+                    walked += 1;
+                    walk(i, &mut |l| {
+                        if let Learned::Entry(e) = l {
+                            got.push(e.key)
+                        }
+                    })
                 }
-                Ok::<(), ()>(())
-            },
-        )
+                Turn::Learned(learned) => {
+                    replayed += 1;
+                    replay(learned, &mut |e| got.push(e.key), &mut |_| {});
+                }
+            }
+            Ok::<(), ()>(())
+        })
         .unwrap();
         let want: Vec<String> = (items.iter())
             .flat_map(|&i| (0..yields(i)).map(move |k| format!("{i}/{k}")))
@@ -286,18 +287,14 @@ mod tests {
 
     #[test]
     fn an_error_ends_the_walk_at_its_item() {
+        let _alone = HELD_BY_TESTS.lock().unwrap_or_else(PoisonError::into_inner);
         let items: Vec<usize> = (0..500).collect();
         let walk_ahead = |i: &usize, keep: &mut Keep<'_>| keep.keep(entry(i.to_string()));
         let mut seen = 0;
-        let got = in_order(
-            &items,
-            |_| true,
-            &walk_ahead,
-            |_| {
-                seen += 1;
-                if seen == 100 { Err(seen) } else { Ok(()) }
-            },
-        );
+        let got = in_order(&items, &[true; 500], &walk_ahead, |_| {
+            seen += 1;
+            if seen == 100 { Err(seen) } else { Ok(()) }
+        });
         assert_eq!(got, Err(100));
         assert_eq!(seen, 100);
     }

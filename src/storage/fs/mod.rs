@@ -542,6 +542,9 @@ mod tests {
 
     #[test]
     fn a_wide_tree_walked_ahead_lists_each_key_once_and_each_repository_together() {
+        let _alone = ahead::HELD_BY_TESTS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (dir, s) = store();
         let hex = |i: usize, c: char| format!("{i:04}{}", c.to_string().repeat(60));
         let mut want = Vec::new();

@@ -136,23 +136,17 @@ impl Walk<'_> {
             };
             walk.child(dir_fd, name, *file_type, &mut key, base.len(), depth);
         };
-        let mut worth = worth.into_iter();
-        ahead::in_order(
-            &children,
-            |_| worth.next().unwrap_or(false),
-            &walk_ahead,
-            |turn| {
-                match turn {
-                    ahead::Turn::Walk((name, file_type)) => {
-                        self.named_child(dir_fd, name, *file_type, key, depth)
-                    }
-                    ahead::Turn::Learned(learned) => {
-                        ahead::replay(learned, &mut *self.visit, &mut *self.note)
-                    }
+        ahead::in_order(&children, &worth, &walk_ahead, |turn| {
+            match turn {
+                ahead::Turn::Walk((name, file_type)) => {
+                    self.named_child(dir_fd, name, *file_type, key, depth)
                 }
-                Ok::<(), Errno>(())
-            },
-        )
+                ahead::Turn::Learned(learned) => {
+                    ahead::replay(learned, &mut *self.visit, &mut *self.note)
+                }
+            }
+            Ok::<(), Errno>(())
+        })
     }
 
     /// Walks the child `name` of the folder `dir_fd` whose key is `key`, noting a name that is not
