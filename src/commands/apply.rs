@@ -89,6 +89,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
     let inv = &analysis.inventory;
     let state = Fingerprints::of(
         &inv.repositories,
+        &inv.blobs,
         items.iter().filter_map(|i| match i {
             PlanItem::Manifest { repo, digest, .. } => Some((repo.as_str(), digest)),
             _ => None,
@@ -120,7 +121,7 @@ pub fn check(file: &PlanFile, analysis: &Analysis) -> Result<(Plan, Applied), Ap
             PlanItem::Blob { digest, .. } => inv.blobs.id(digest).is_some(),
             PlanItem::Manifest {
                 repo: r, digest, ..
-            } => repo(r).is_some_and(|r| r.revisions.binary_search(digest).is_ok()),
+            } => repo(r).is_some_and(|r| r.revisions.contains(&inv.blobs, digest)),
             PlanItem::LayerLink { repo: r, digest } => repo(r).is_some_and(|r| {
                 r.dangling_layer_links.binary_search(digest).is_ok()
                     || inv

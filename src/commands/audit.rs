@@ -321,18 +321,16 @@ fn missing_blobs(
                 );
             }
         }
-        for d in &r.revisions {
-            if inv.blobs.id(d).is_none() {
-                out.push(
-                    Problem::at(
-                        ProblemKind::MissingBlob,
-                        layout::revision_link(&r.name, d),
-                        format!("revision link to manifest {d}, which has no data"),
-                    )
-                    .repo(&r.name)
-                    .digest(*d),
-                );
-            }
+        for d in r.revisions.unstored() {
+            out.push(
+                Problem::at(
+                    ProblemKind::MissingBlob,
+                    layout::revision_link(&r.name, d),
+                    format!("revision link to manifest {d}, which has no data"),
+                )
+                .repo(&r.name)
+                .digest(*d),
+            );
         }
     }
     out
@@ -361,7 +359,7 @@ fn dangling_tags(inv: &Inventory) -> Vec<Problem> {
         for t in &r.tags {
             let key = layout::tag_current(&r.name, &t.name);
             let message = match t.current {
-                Some(d) if r.revisions.binary_search(&d).is_ok() => continue,
+                Some(d) if r.revisions.contains(&inv.blobs, &d) => continue,
                 Some(d) => format!(
                     "tag {} names {d}, which is no revision of {}",
                     t.name, r.name

@@ -56,7 +56,7 @@ pub fn execute(
     if analysis.plan.items.is_empty() {
         return Ok(Deleted::default());
     }
-    let judged = Judged::whole_store(&analysis.inventory.repositories);
+    let judged = Judged::whole_store(&analysis.inventory.repositories, &analysis.inventory.blobs);
     recheck::recheck(storage, progress, &judged, Since::Analysis)?;
     let kept_plan;
     let (plan, multipart_kept) = if trash.is_some() {
@@ -84,8 +84,11 @@ pub fn gc_header(
     inv: &crate::pipeline::collect::inventory::Inventory,
     plan: &crate::pipeline::plan::Plan,
 ) -> crate::pipeline::plan::file::PlanHeader {
-    let state =
-        crate::pipeline::guard::recheck::Fingerprints::of(&inv.repositories, plan.manifests());
+    let state = crate::pipeline::guard::recheck::Fingerprints::of(
+        &inv.repositories,
+        &inv.blobs,
+        plan.manifests(),
+    );
     crate::pipeline::plan::file::PlanHeader::new(
         crate::pipeline::plan::file::PlanCommand::Gc,
         storage,

@@ -3,9 +3,9 @@
 //! planned, after the re-check. There is no dry-run flag below this point: what the dry run shows is
 //! exactly what `--delete` executes.
 
-use crate::model::digest::Digest;
 use crate::model::problem::Problem;
 use crate::model::progress::{Count, Progress};
+use crate::pipeline::collect::blob_table::BlobId;
 use crate::pipeline::collect::catalog::{self, Catalog};
 use crate::pipeline::collect::inventory::{self, Inventory};
 use crate::pipeline::collect::mark::{self, MarkOptions, Marks};
@@ -205,14 +205,9 @@ fn analyse_with(
     // Untagged revisions are judged by their data's age. Where the scan did not tell it (an
     // unknown age counts as written now), learn it for the revisions no tag reaches (a mark with no
     // grace window finds them) before the mark that judges them.
-    let unknown_age = |d: &Digest| {
-        inventory
-            .blobs
-            .id(d)
-            .is_some_and(|id| inventory.blobs.known_modified(id).is_none())
-    };
+    let unknown_age = |&id: &BlobId| inventory.blobs.known_modified(id).is_none();
     if options.delete_untagged
-        && (inventory.repositories.iter()).any(|r| r.revisions.iter().any(unknown_age))
+        && (inventory.repositories.iter()).any(|r| r.revisions.stored().iter().any(unknown_age))
     {
         let no_grace = MarkOptions {
             grace_cutoff: i64::MAX,
@@ -316,6 +311,7 @@ fn unknown_times(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::digest::Digest;
     use crate::model::layout;
     use crate::pipeline::plan::PlanItem;
     use crate::storage::mem::MemStorage;

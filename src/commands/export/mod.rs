@@ -202,8 +202,8 @@ fn tables(a: &Analysis, storage: &dyn Storage, options: &GcOptions) -> Vec<Table
             kind.push(text(k));
             dangling.push(gone);
         };
-        for d in &r.revisions {
-            link(d.to_string(), "revision", inv.blobs.id(d).is_none());
+        for d in r.revisions.digests(&inv.blobs) {
+            link(d.to_string(), "revision", inv.blobs.id(&d).is_none());
         }
         for &id in &r.layer_links {
             link(inv.blobs.digest(id).to_string(), "layer", false);

@@ -319,7 +319,7 @@ pub fn read(
     let mut linked = RoaringBitmap::new();
     for r in &inv.repositories {
         linked.extend(r.layer_links.iter().copied());
-        linked.extend(r.revisions.iter().filter_map(|d| inv.blobs.id(d)));
+        linked.extend(r.revisions.stored().iter().copied());
     }
     // What each alias stands for in some repository: an entry named by an alias is read as the
     // data its alias links hold (the mark resolves it per repository).
@@ -335,11 +335,11 @@ pub fn read(
     // has no data for is recorded as missing at once.
     let mut round = Round::default();
     for r in &inv.repositories {
-        for d in r
-            .revisions
-            .iter()
-            .chain(r.tags.iter().filter_map(|t| t.current.as_ref()))
-        {
+        for &id in r.revisions.stored() {
+            round.push(id, true);
+        }
+        catalog.missing.extend(r.revisions.unstored());
+        for d in r.tags.iter().filter_map(|t| t.current.as_ref()) {
             match inv.blobs.id(d) {
                 Some(id) => round.push(id, true),
                 None => catalog.missing.push(*d),

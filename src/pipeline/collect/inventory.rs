@@ -37,8 +37,8 @@ pub struct Upload {
 #[derive(Debug, Clone, Default)]
 pub struct Repository {
     pub name: String,
-    /// Manifest revisions that have a `link`, sorted.
-    pub revisions: Vec<Digest>,
+    /// Manifest revisions that have a `link`.
+    pub revisions: Revisions,
     /// Tags, sorted by name.
     pub tags: Vec<Tag>,
     /// `_layers` links to blobs the store holds, sorted.
@@ -56,6 +56,82 @@ pub struct Repository {
     /// Alias links (`_layers/sha512/<hex>/link`): each alias with the sha256 digest it holds,
     /// sorted by alias. The registry resolves a reference by the alias through it.
     pub aliases: Vec<(AliasDigest, Digest)>,
+}
+
+/// A repository's manifest revisions (digests with a revision link), in digest order: as ids of the
+/// blob table where the store holds the manifest's data (4 bytes a revision, not 32: 7 MB at a
+/// million blobs), as digests where it does not. Read through the table that gave the ids.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revisions {
+    stored: Vec<BlobId>,
+    unstored: Vec<Digest>,
+}
+
+impl Revisions {
+    /// The revisions `digests` names (any order, repeats allowed), by `blobs`' ids.
+    pub fn new(blobs: &BlobTable, digests: impl IntoIterator<Item = Digest>) -> Revisions {
+        let (mut stored, mut unstored) = (Vec::new(), Vec::new());
+        for d in digests {
+            match blobs.id(&d) {
+                Some(id) => stored.push(id),
+                None => unstored.push(d),
+            }
+        }
+        Revisions::from_parts(stored, unstored)
+    }
+
+    /// From revisions already split by whether `blobs` holds them (any order, repeats allowed).
+    pub fn from_parts(mut stored: Vec<BlobId>, mut unstored: Vec<Digest>) -> Revisions {
+        stored.sort_unstable();
+        stored.dedup();
+        stored.shrink_to_fit();
+        unstored.sort_unstable();
+        unstored.dedup();
+        unstored.shrink_to_fit();
+        Revisions { stored, unstored }
+    }
+
+    pub fn len(&self) -> usize {
+        self.stored.len() + self.unstored.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The revisions whose manifest the store holds, as ids (sorted, so in digest order).
+    pub fn stored(&self) -> &[BlobId] {
+        &self.stored
+    }
+
+    /// The revisions whose manifest the store has no data for (sorted).
+    pub fn unstored(&self) -> &[Digest] {
+        &self.unstored
+    }
+
+    pub fn contains(&self, blobs: &BlobTable, d: &Digest) -> bool {
+        match blobs.id(d) {
+            Some(id) => self.stored.binary_search(&id).is_ok(),
+            None => self.unstored.binary_search(d).is_ok(),
+        }
+    }
+
+    /// Every revision's digest, sorted.
+    pub fn digests<'a>(&'a self, blobs: &'a BlobTable) -> impl Iterator<Item = Digest> + 'a {
+        let mut stored = self.stored.iter().map(|&id| blobs.digest(id)).peekable();
+        let mut unstored = self.unstored.iter().copied().peekable();
+        std::iter::from_fn(move || match (stored.peek(), unstored.peek()) {
+            (Some(a), Some(b)) if b < a => unstored.next(),
+            (Some(_), _) => stored.next(),
+            (None, _) => unstored.next(),
+        })
+    }
+
+    /// Keeps the revisions whose digest `keep` accepts.
+    pub fn retain(&mut self, blobs: &BlobTable, mut keep: impl FnMut(&Digest) -> bool) {
+        self.stored.retain(|&id| keep(&blobs.digest(id)));
+        self.unstored.retain(|d| keep(d));
+    }
 }
 
 impl Inventory {
@@ -85,7 +161,7 @@ impl Repository {
     }
 
     pub fn holds_manifest(&self, blobs: &BlobTable, d: &Digest) -> bool {
-        self.revisions.binary_search(d).is_ok()
+        self.revisions.contains(blobs, d)
             || match blobs.id(d) {
                 Some(id) => self.layer_links.binary_search(&id).is_ok(),
                 None => self.dangling_layer_links.binary_search(d).is_ok(),

@@ -29,7 +29,7 @@
 
 use crate::model::digest::Digest;
 use crate::model::manifest::Aliased;
-use crate::pipeline::collect::blob_table::BlobTable;
+use crate::pipeline::collect::blob_table::{BlobId, BlobTable};
 use crate::pipeline::collect::catalog::{Catalog, Refs, State};
 use crate::pipeline::collect::inventory::{Inventory, Repository};
 use rayon::prelude::*;
@@ -230,12 +230,10 @@ fn mark_all_revisions(inv: &Inventory, catalog: &Catalog) -> Marks {
         .par_iter()
         .fold(RoaringBitmap::new, |mut marks, r| {
             let mut kept = Kept::default();
-            let roots = r
-                .revisions
-                .iter()
-                .chain(r.tags.iter().filter_map(|t| t.current.as_ref()));
+            let roots =
+                (r.revisions.digests(&inv.blobs)).chain(r.tags.iter().filter_map(|t| t.current));
             for d in roots {
-                reach(*d, r, catalog, &inv.blobs, None, &mut kept, &mut marks);
+                reach(d, r, catalog, &inv.blobs, None, &mut kept, &mut marks);
             }
             marks
         })
@@ -289,10 +287,12 @@ fn referrers_in(
     catalog: &Catalog,
 ) -> HashMap<Digest, Vec<Digest>> {
     let mut referrers: HashMap<Digest, Vec<Digest>> = HashMap::new();
-    for rev in &repo.revisions {
-        let refs = inv.blobs.id(rev).and_then(|id| catalog.refs(id));
-        if let Some(subject) = refs.and_then(|r| subject_in(r, repo)) {
-            referrers.entry(subject).or_default().push(*rev);
+    for &id in repo.revisions.stored() {
+        if let Some(subject) = catalog.refs(id).and_then(|r| subject_in(r, repo)) {
+            referrers
+                .entry(subject)
+                .or_default()
+                .push(inv.blobs.digest(id));
         }
     }
     referrers
@@ -346,8 +346,8 @@ fn mark_repository(
         }
     };
     let count_kept = |kept: &Kept| {
-        let kept_here = |r: &&Digest| kept.contains(&inv.blobs, r);
-        repo.revisions.iter().filter(kept_here).count()
+        let kept_here = |r: &Digest| kept.contains(&inv.blobs, r);
+        repo.revisions.digests(&inv.blobs).filter(kept_here).count()
     };
     reach_all(
         &mut repo.tags.iter().filter_map(|t| t.current),
@@ -355,24 +355,19 @@ fn mark_repository(
         &mut marks,
     );
     let by_tags = count_kept(&kept);
-    let recent = |rev: &&Digest| {
-        inv.blobs
-            .id(rev)
-            .is_some_and(|id| inv.blobs.modified(id) > opts.grace_cutoff)
-    };
+    let recent = |&&id: &&BlobId| inv.blobs.modified(id) > opts.grace_cutoff;
     reach_all(
-        &mut repo.revisions.iter().filter(recent).copied(),
+        &mut (repo.revisions.stored().iter())
+            .filter(recent)
+            .map(|&id| inv.blobs.digest(id)),
         &mut kept,
         &mut marks,
     );
     let by_grace = count_kept(&kept);
     reach_all(&mut policy_kept.iter().copied(), &mut kept, &mut marks);
     let (held, by_policy) = (by_grace - by_tags, count_kept(&kept) - by_grace);
-    let untagged = repo
-        .revisions
-        .iter()
+    let untagged = (repo.revisions.digests(&inv.blobs))
         .filter(|r| !kept.contains(&inv.blobs, r))
-        .copied()
         .collect();
     (marks, untagged, held as u64, by_policy as u64)
 }

@@ -42,6 +42,7 @@ pub fn orphan_subject(repo: &Repository, blobs: &BlobTable, tag: &Tag) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::collect::inventory::Revisions;
 
     #[test]
     fn referrer_tags_name_their_subject() {
@@ -73,9 +74,9 @@ mod tests {
         let blobs = BlobTable::default();
         assert_eq!(orphan_subject(&repo, &blobs, &sig), Some(subject));
         assert_eq!(orphan_subject(&repo, &blobs, &tag("v1".into())), None);
-        repo.revisions.push(subject);
+        repo.revisions = Revisions::new(&blobs, [subject]);
         assert_eq!(orphan_subject(&repo, &blobs, &sig), None);
-        repo.revisions.clear();
+        repo.revisions = Revisions::default();
         repo.dangling_layer_links.push(subject);
         assert_eq!(orphan_subject(&repo, &blobs, &sig), None);
     }

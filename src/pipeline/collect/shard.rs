@@ -32,8 +32,8 @@ pub fn read_share(
     let mut inv = unless_stopped(progress, walk::scan(storage, Detail::Targets, progress))?;
     let mut roots = std::collections::BTreeSet::new();
     for r in &mut inv.repositories {
-        r.revisions.retain(|d| shard.holds(d));
-        roots.extend(r.revisions.iter().copied());
+        r.revisions.retain(&inv.blobs, |d| shard.holds(d));
+        roots.extend(r.revisions.digests(&inv.blobs));
         for t in &mut r.tags {
             t.current = t.current.filter(|d| shard.holds(d));
             roots.extend(t.current);

@@ -5,7 +5,7 @@ use crate::model::digest::Digest;
 use crate::model::layout::{self};
 use crate::model::progress::{Count, Progress};
 use crate::pipeline::collect::blob_table::{BlobId, BlobTable};
-use crate::pipeline::collect::inventory::Repository;
+use crate::pipeline::collect::inventory::{Repository, Revisions};
 use crate::storage::{Storage, StorageError};
 use rayon::prelude::*;
 
@@ -23,12 +23,7 @@ pub(crate) fn add_blobs_after_snapshot(
     let mut absent: Vec<Digest> = Vec::new();
     for r in repos.iter() {
         absent.extend(r.dangling_layer_links.iter().copied());
-        absent.extend(
-            r.revisions
-                .iter()
-                .filter(|d| blobs.id(d).is_none())
-                .copied(),
-        );
+        absent.extend(r.revisions.unstored().iter().copied());
         for t in &r.tags {
             absent.extend(
                 t.current
@@ -67,13 +62,16 @@ pub(crate) fn add_blobs_after_snapshot(
     if added.is_empty() {
         return Ok(blobs);
     }
-    // Layer links by digest while the ids change.
+    // Layer links and revisions by digest while the ids change.
     let links: Vec<Vec<Digest>> = repos
         .iter()
         .map(|r| r.layer_links.iter().map(|&id| blobs.digest(id)).collect())
         .collect();
+    let revisions: Vec<Vec<Digest>> = (repos.iter())
+        .map(|r| r.revisions.digests(&blobs).collect())
+        .collect();
     let table = blobs.with_added(added);
-    for (r, links) in repos.iter_mut().zip(links) {
+    for ((r, links), revisions) in repos.iter_mut().zip(links).zip(revisions) {
         let mut ids: Vec<BlobId> = links.iter().filter_map(|d| table.id(d)).collect();
         let (now_held, dangling): (Vec<Digest>, Vec<Digest>) =
             std::mem::take(&mut r.dangling_layer_links)
@@ -83,6 +81,7 @@ pub(crate) fn add_blobs_after_snapshot(
         ids.sort_unstable();
         r.layer_links = ids;
         r.dangling_layer_links = dangling;
+        r.revisions = Revisions::new(&table, revisions);
     }
     Ok(table)
 }

@@ -19,7 +19,7 @@ use crate::model::time::unix_seconds;
 use crate::pipeline::collect::blob_table::{
     self, BlobId, BlobTable, modified_seconds, note_problem,
 };
-use crate::pipeline::collect::inventory::{Detail, Inventory, Repository, Tag, Upload};
+use crate::pipeline::collect::inventory::{Detail, Inventory, Repository, Revisions, Tag, Upload};
 use crate::pipeline::collect::links::{self, LinkOutcome, LinkToRead};
 use crate::pipeline::collect::snapshot;
 use crate::storage::{Entry, Lean, Storage, StorageError};
@@ -198,10 +198,10 @@ pub fn link_aware_times(
                 .filter(move |_| !skip_layers)
                 .filter(|&&id| ids.contains(id))
                 .map(move |&id| (r as u32, id, false));
-            let revisions = (repo.revisions.iter())
+            let revisions = (repo.revisions.stored().iter())
                 .filter(move |_| !skip_revisions)
-                .filter_map(|d| inv.blobs.id(d).filter(|&id| ids.contains(id)))
-                .map(move |id| (r as u32, id, true));
+                .filter(|&&id| ids.contains(id))
+                .map(move |&id| (r as u32, id, true));
             layers.chain(revisions)
         })
         .collect();
@@ -324,7 +324,9 @@ pub fn dead_alias_links(
 
 #[derive(Default)]
 struct RepoBuilder {
-    revisions: Vec<Digest>,
+    /// Revisions by blob id, and those whose manifest the store has no data for.
+    revisions: Vec<BlobId>,
+    unstored_revisions: Vec<Digest>,
     tags: BTreeMap<String, Tag>,
     layer_links: Vec<BlobId>,
     dangling_layer_links: Vec<Digest>,
@@ -419,7 +421,10 @@ fn classify(
             }
         }
         RepoKey::RevisionLink(d) => {
-            b.revisions.push(d);
+            match blobs.id(&d) {
+                Some(id) => b.revisions.push(id),
+                None => b.unstored_revisions.push(d),
+            }
             match e.modified {
                 Some(t) => {
                     let t = unix_seconds(t);
@@ -547,7 +552,7 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
     aliases.dedup();
     let repo = Repository {
         name,
-        revisions: sorted(b.revisions),
+        revisions: Revisions::from_parts(b.revisions, b.unstored_revisions),
         tags,
         layer_links,
         dangling_layer_links: sorted(b.dangling_layer_links),
@@ -726,7 +731,8 @@ mod tests {
         for r in &inv.repositories {
             let d = Digest::of(r.name.as_bytes());
             let i = NESTED.iter().position(|n| *n == r.name).unwrap();
-            assert_eq!(r.revisions, vec![d], "{}", r.name);
+            let revisions: Vec<Digest> = r.revisions.digests(&inv.blobs).collect();
+            assert_eq!(revisions, vec![d], "{}", r.name);
             assert_eq!(r.layer_links, vec![inv.blobs.id(&d).unwrap()], "{}", r.name);
             let tags: Vec<(&str, Option<Digest>)> = r
                 .tags

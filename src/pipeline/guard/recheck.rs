@@ -10,6 +10,7 @@
 
 use crate::model::digest::Digest;
 use crate::model::progress::{Count, MaybeStopped, Progress, Stopped};
+use crate::pipeline::collect::blob_table::BlobTable;
 use crate::pipeline::collect::inventory::{Repository, Tag};
 use crate::pipeline::collect::walk;
 use crate::storage::{Storage, StorageError};
@@ -227,7 +228,7 @@ pub struct JudgedRepo<'a> {
     /// Its tags (any order).
     pub tags: Vec<&'a Tag>,
     /// Its manifest revisions, sorted; `None` where they were not judged.
-    pub revisions: Option<&'a [Digest]>,
+    pub revisions: Option<Vec<Digest>>,
 }
 
 /// What a command judged, and by which rules a difference counts.
@@ -243,14 +244,14 @@ pub struct Judged<'a> {
 impl<'a> Judged<'a> {
     /// Every repository, its tags by target and its revisions (`gc`: a new repository, tag or
     /// revision could need what the plan deletes).
-    pub fn whole_store(repos: &'a [Repository]) -> Judged<'a> {
+    pub fn whole_store(repos: &'a [Repository], blobs: &BlobTable) -> Judged<'a> {
         Judged::new(
             repos
                 .iter()
                 .map(|r| JudgedRepo {
                     name: &r.name,
                     tags: r.tags.iter().collect(),
-                    revisions: Some(&r.revisions),
+                    revisions: Some(r.revisions.digests(blobs).collect()),
                 })
                 .collect(),
             true,
@@ -277,7 +278,8 @@ impl<'a> Judged<'a> {
     }
 }
 
-/// The repositories as they are now, and the problems met listing them again.
+/// The repositories as they are now, and the problems met listing them again. A relisting reads no
+/// blob table: its repositories' revisions are read through an empty one (`BlobTable::default()`).
 pub struct Relisted {
     pub repositories: Vec<Repository>,
     pub problems: Vec<crate::model::problem::Problem>,
@@ -316,7 +318,7 @@ pub fn recheck(
     since: Since,
 ) -> Result<(), Refused> {
     let now = relist(storage, progress)?;
-    match first_change(judged, &now.repositories) {
+    match first_change(judged, &now.repositories, &BlobTable::default()) {
         Some(change) => Err(Refused::changed(change, since)),
         None => Ok(()),
     }
@@ -328,17 +330,17 @@ pub fn recheck(
 /// that narrows leaves those repositories and digests out, instead of refusing the whole sweep.
 pub fn changed_since(
     then: &[Repository],
-    blobs: &crate::pipeline::collect::blob_table::BlobTable,
+    blobs: &BlobTable,
     now: &[Repository],
 ) -> (Vec<String>, std::collections::HashSet<Digest>) {
     use std::collections::{BTreeSet, HashMap, HashSet};
-    let shape = |r: &Repository, links: BTreeSet<Digest>| {
+    let shape = |r: &Repository, blobs: &BlobTable, links: BTreeSet<Digest>| {
         let tags: BTreeSet<(String, Option<Digest>)> = r
             .tags
             .iter()
             .map(|t| (t.name.to_string(), t.current))
             .collect();
-        let revisions: BTreeSet<Digest> = r.revisions.iter().copied().collect();
+        let revisions: BTreeSet<Digest> = r.revisions.digests(blobs).collect();
         (tags, revisions, links)
     };
     let before: HashMap<&str, _> = then
@@ -347,14 +349,16 @@ pub fn changed_since(
             let links = (r.layer_links.iter().map(|&id| blobs.digest(id)))
                 .chain(r.dangling_layer_links.iter().copied())
                 .collect();
-            (r.name.as_str(), shape(r, links))
+            (r.name.as_str(), shape(r, blobs, links))
         })
         .collect();
     let (mut names, mut digests) = (Vec::new(), HashSet::new());
+    // A relisting reads no blob table: every `_layers` link is among its dangling ones, every
+    // revision among those the store has no data for.
+    let none = BlobTable::default();
     for r in now {
-        // A relisting reads no blob table: every `_layers` link is among its dangling ones.
         let links: BTreeSet<Digest> = r.dangling_layer_links.iter().copied().collect();
-        let current = shape(r, links);
+        let current = shape(r, &none, links);
         if before.get(r.name.as_str()) == Some(&current) {
             continue;
         }
@@ -369,7 +373,11 @@ pub fn changed_since(
 
 /// The first difference (in repository, then tag or revision order) between what was judged and
 /// `now` (sorted by name, as a walk returns them); `None` when they agree.
-pub fn first_change(judged: &Judged<'_>, now: &[Repository]) -> Option<Change> {
+pub fn first_change(
+    judged: &Judged<'_>,
+    now: &[Repository],
+    now_blobs: &BlobTable,
+) -> Option<Change> {
     if judged.whole_store {
         let names = merge(
             judged.repos.iter().map(|r| r.name),
@@ -402,8 +410,9 @@ pub fn first_change(judged: &Judged<'_>, now: &[Repository]) -> Option<Change> {
         if let Some(change) = tag_change(r, after, judged.push_times) {
             return Some(change);
         }
-        if let Some(revisions) = r.revisions {
-            let sides = merge(revisions.iter(), after.revisions.iter(), |a, b| a.cmp(b));
+        if let Some(revisions) = &r.revisions {
+            let now: Vec<Digest> = after.revisions.digests(now_blobs).collect();
+            let sides = merge(revisions.iter(), now.iter(), |a, b| a.cmp(b));
             for side in sides {
                 let repo = r.name.to_owned();
                 match side {
@@ -506,6 +515,7 @@ impl Fingerprints {
     /// The fingerprints of `repos`, leaving out the manifest revisions in `swept` (a plan's manifests).
     pub fn of<'a>(
         repos: &[Repository],
+        blobs: &BlobTable,
         swept: impl IntoIterator<Item = (&'a str, &'a Digest)>,
     ) -> Fingerprints {
         use sha2::Digest as _;
@@ -521,10 +531,7 @@ impl Fingerprints {
                 tags.update(b"\0");
                 tags.update(t.current.map_or([0; 32], |d| d.0));
             }
-            for d in r
-                .revisions
-                .iter()
-                .filter(|d| !swept.contains(&(r.name.as_str(), *d)))
+            for d in (r.revisions.digests(blobs)).filter(|d| !swept.contains(&(r.name.as_str(), d)))
             {
                 revision_count += 1;
                 revisions.update(r.name.as_bytes());
@@ -564,6 +571,7 @@ impl Fingerprints {
 mod tests {
     use super::*;
     use crate::model::layout;
+    use crate::pipeline::collect::inventory::Revisions;
     use crate::storage::mem::{MemStorage, Op};
 
     fn d(c: char) -> Digest {
@@ -583,13 +591,18 @@ mod tests {
         Repository {
             name: name.into(),
             tags: tags.iter().map(|(t, c)| tag(t, *c, 0)).collect(),
-            revisions: revisions.iter().map(|c| d(*c)).collect(),
+            revisions: Revisions::new(&BlobTable::default(), revisions.iter().map(|c| d(*c))),
             ..Repository::default()
         }
     }
 
     fn first(before: &[Repository], after: &[Repository]) -> Option<String> {
-        first_change(&Judged::whole_store(before), after).map(|c| c.to_string())
+        first_change(
+            &Judged::whole_store(before, &BlobTable::default()),
+            after,
+            &BlobTable::default(),
+        )
+        .map(|c| c.to_string())
     }
 
     #[test]
@@ -638,12 +651,12 @@ mod tests {
             repo("b", &[("new", '7')], &['2']),
             repo("c", &[], &[]),
         ];
-        assert_eq!(first_change(&judged, &grown), None);
+        assert_eq!(first_change(&judged, &grown, &BlobTable::default()), None);
         // The same target written again later is a change of age.
         let mut repushed = before.clone();
         repushed[0].tags[0].moved = 60;
         assert_eq!(
-            first_change(&judged, &repushed),
+            first_change(&judged, &repushed, &BlobTable::default()),
             Some(Change::TagPushedAgain {
                 repo: "a".into(),
                 tag: "v1".into(),
@@ -655,7 +668,7 @@ mod tests {
         // The whole store judged by targets does not count it.
         assert_eq!(first(&before, &repushed), None);
         assert_eq!(
-            first_change(&judged, &before[1..]),
+            first_change(&judged, &before[1..], &BlobTable::default()),
             Some(Change::RepositoryGone { repo: "a".into() })
         );
     }
@@ -702,9 +715,9 @@ mod tests {
     #[test]
     fn fingerprints_leave_out_the_swept_revisions_and_see_a_moved_tag() {
         let repos = vec![repo("a", &[("v1", '1')], &['1', '2'])];
-        let all = Fingerprints::of(&repos, []);
+        let all = Fingerprints::of(&repos, &BlobTable::default(), []);
         assert_eq!((all.tags, all.revisions), (1, 2));
-        let kept = Fingerprints::of(&repos, [("a", &d('2'))]);
+        let kept = Fingerprints::of(&repos, &BlobTable::default(), [("a", &d('2'))]);
         assert_eq!(kept.revisions, 1);
         assert_eq!(
             kept.change_since(&all),
@@ -717,12 +730,15 @@ mod tests {
         let mut moved = repos.clone();
         moved[0].tags[0].current = Some(d('2'));
         assert_eq!(
-            Fingerprints::of(&moved, [])
+            Fingerprints::of(&moved, &BlobTable::default(), [])
                 .change_since(&all)
                 .map(|c| c.what()),
             Some("tags")
         );
-        assert_eq!(Fingerprints::of(&repos, []).change_since(&all), None);
+        assert_eq!(
+            Fingerprints::of(&repos, &BlobTable::default(), []).change_since(&all),
+            None
+        );
     }
 
     #[test]
@@ -741,7 +757,7 @@ mod tests {
         let analysed = relist(&store, &progress).unwrap().repositories;
         assert_eq!(analysed.len(), 1);
         assert_eq!(analysed[0].tags[0].current, Some(a));
-        let judged = Judged::whole_store(&analysed);
+        let judged = Judged::whole_store(&analysed, &BlobTable::default());
         let lists = store.calls(Op::List);
         recheck(&store, &progress, &judged, Since::Analysis).expect("nothing changed");
         assert!(store.calls(Op::List) > lists, "the store was listed again");

@@ -173,7 +173,7 @@ fn heads(
         if let Some(r) = refs(u) {
             held.extend(followed_children(r, repo, catalog, &inv.blobs));
             if crate::pipeline::collect::mark::subject_in(r, repo)
-                .is_some_and(|s| repo.revisions.binary_search(&s).is_ok())
+                .is_some_and(|s| repo.revisions.contains(&inv.blobs, &s))
             {
                 held.insert(*u);
             }
