@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -176,7 +177,10 @@ impl Registry {
             }
             None => Command::new("docker-registry"),
         };
+        // A process group of its own, so that dropping the registry also ends what a wrapper runs
+        // (killing `strace` leaves the registry it traces running).
         let child = command
+            .process_group(0)
             .env_remove("AWS_CA_BUNDLE")
             .arg("serve")
             .arg(&config)
@@ -363,6 +367,11 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
