@@ -79,6 +79,15 @@ impl Storage for ListedOnce<'_> {
         self.inner.read(key, limit)
     }
 
+    fn read_each(
+        &self,
+        keys: &[String],
+        limit: u64,
+        done: &(dyn Fn(usize, crate::storage::ReadResult) + Sync),
+    ) {
+        self.inner.read_each(keys, limit, done)
+    }
+
     fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
         self.inner.read_chunks(key, chunk)
     }

@@ -211,6 +211,16 @@ pub trait Storage: Sync {
     /// Reads a whole object of at most `limit` bytes.
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError>;
 
+    /// Reads each of `keys` as [`Storage::read`] does, and gives `done` each key's index and result
+    /// as it arrives: in any order, from any thread, once each. By default a thread of the pool a
+    /// read; a backend that keeps many requests in flight without a thread each (S3) overrides it.
+    fn read_each(&self, keys: &[String], limit: u64, done: &(dyn Fn(usize, ReadResult) + Sync)) {
+        use rayon::prelude::*;
+        keys.par_iter()
+            .enumerate()
+            .for_each(|(i, k)| done(i, self.read(k, limit)));
+    }
+
     /// Streams a whole object of any size to `chunk`, piece by piece (for hashing blob data).
     fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError>;
 
@@ -386,6 +396,9 @@ pub(crate) fn versions_of<'a>(
 }
 
 /// Keys a delete call takes unless the backend says otherwise ([`Storage::max_delete_keys`]).
+/// What reading one object gave ([`Storage::read_each`]).
+pub type ReadResult = Result<Vec<u8>, StorageError>;
+
 pub const DELETE_BATCH: usize = 1000;
 
 /// Wraps `visit` to pass on only keys below `prefix` in one of `folders` (a range listing of

@@ -375,14 +375,7 @@ pub fn read(
             if progress.stop_requested().is_some() {
                 return catalog;
             }
-            let results: Vec<Read> = batch
-                .par_iter()
-                .map(|&(id, strict)| {
-                    let r = read_one(storage, inv, id, strict, cache);
-                    progress.add(Count::ManifestsRead, 1);
-                    r
-                })
-                .collect();
+            let results = read_batch(storage, inv, &batch, cache, progress);
             if let Some(c) = cache {
                 c.release();
             }
@@ -521,14 +514,54 @@ fn size_mismatches(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> V
 
 /// Reads one manifest (from the cache where it holds it). Not `strict` (an undeclared index entry):
 /// data that is not a manifest is [`State::NotManifest`], with the problem it would be kept aside.
-fn read_one(
+/// Reads a batch of manifests (`(id, strict)`), in the batch's order: what the cache holds from it,
+/// the rest from the store all at once ([`Storage::read_each`]).
+fn read_batch(
     storage: &dyn Storage,
     inv: &Inventory,
-    id: BlobId,
-    strict: bool,
+    batch: &[(BlobId, bool)],
     cache: Option<&ManifestCache>,
-) -> Read {
-    let mut r = read_strict(storage, inv, id, cache);
+    progress: &Progress,
+) -> Vec<Read> {
+    let mut reads: Vec<Option<Read>> = batch
+        .par_iter()
+        .map(|&(id, strict)| {
+            let r = cached(inv, id, cache)?;
+            progress.add(Count::ManifestsRead, 1);
+            Some(lenient(r, strict))
+        })
+        .collect();
+    let unread: Vec<usize> = (0..batch.len()).filter(|&i| reads[i].is_none()).collect();
+    let keys: Vec<String> = (unread.iter())
+        .map(|&i| layout::blob_data(&inv.blobs.digest(batch[i].0)))
+        .collect();
+    let slots: Vec<std::sync::OnceLock<Read>> =
+        unread.iter().map(|_| std::sync::OnceLock::new()).collect();
+    storage.read_each(&keys, MAX_MANIFEST_BYTES, &|j, result| {
+        let (id, strict) = batch[unread[j]];
+        let r = lenient(from_bytes(inv, id, &keys[j], result, cache), strict);
+        progress.add(Count::ManifestsRead, 1);
+        let _ = slots[j].set(r);
+    });
+    for ((i, slot), key) in unread.into_iter().zip(slots).zip(&keys) {
+        // A backend that gave no result for a key: a manifest not read, which keeps --delete off.
+        reads[i] = Some(slot.into_inner().unwrap_or_else(|| {
+            let id = batch[i].0;
+            let d = inv.blobs.digest(id);
+            let p = Problem::at(
+                ProblemKind::Unreadable,
+                key,
+                format!("manifest {d} was not read: the store gave no result for it"),
+            );
+            Read::without_refs(id, State::Corrupt, Some(p.digest(d)))
+        }));
+    }
+    reads.into_iter().flatten().collect()
+}
+
+/// A manifest read leniently (an undeclared child) whose data is no manifest is not corrupt: it is
+/// some other blob.
+fn lenient(mut r: Read, strict: bool) -> Read {
     let not_manifest = |p: &Problem| p.kind == ProblemKind::CorruptManifest;
     if !strict && r.state == State::Corrupt && r.problems.iter().all(not_manifest) {
         r.state = State::NotManifest;
@@ -536,34 +569,42 @@ fn read_one(
     r
 }
 
-fn read_strict(
-    storage: &dyn Storage,
+fn corrupt(id: BlobId, d: &Digest, key: &str, why: &str) -> Read {
+    let p = Problem::at(
+        ProblemKind::CorruptManifest,
+        key,
+        format!("manifest {d}: {why}"),
+    );
+    Read::without_refs(id, State::Corrupt, Some(p.digest(*d)))
+}
+
+/// What the manifest cache holds of blob `id`, as a read.
+fn cached(inv: &Inventory, id: BlobId, cache: Option<&ManifestCache>) -> Option<Read> {
+    let d = &inv.blobs.digest(id);
+    match cache?.get(d)? {
+        Cached::Manifest { size, manifest } => {
+            inv.blobs.declare_size(id, size);
+            Some(parsed(inv, id, d, manifest))
+        }
+        Cached::NotManifest { size, reason } => {
+            inv.blobs.declare_size(id, size);
+            Some(corrupt(id, d, &layout::blob_data(d), &reason))
+        }
+    }
+}
+
+/// What the store gave for blob `id`'s data (`key`), checked against its digest and parsed, and
+/// kept in the cache where it is what its digest names.
+fn from_bytes(
     inv: &Inventory,
     id: BlobId,
+    key: &str,
+    result: crate::storage::ReadResult,
     cache: Option<&ManifestCache>,
 ) -> Read {
     let d = &inv.blobs.digest(id);
-    let key = layout::blob_data(d);
-    let corrupt = |why: &str| {
-        let p = Problem::at(
-            ProblemKind::CorruptManifest,
-            &key,
-            format!("manifest {d}: {why}"),
-        );
-        Read::without_refs(id, State::Corrupt, Some(p.digest(*d)))
-    };
-    match cache.and_then(|c| c.get(d)) {
-        Some(Cached::Manifest { size, manifest }) => {
-            inv.blobs.declare_size(id, size);
-            return parsed(inv, id, d, manifest);
-        }
-        Some(Cached::NotManifest { size, reason }) => {
-            inv.blobs.declare_size(id, size);
-            return corrupt(&reason);
-        }
-        None => {}
-    }
-    let bytes = match storage.read(&key, MAX_MANIFEST_BYTES) {
+    let corrupt = |why: &str| corrupt(id, d, key, why);
+    let bytes = match result {
         Ok(b) => b,
         Err(e) if e.is_not_found() => return Read::without_refs(id, State::Missing, None),
         Err(StorageError::TooLarge { .. }) => {

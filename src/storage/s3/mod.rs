@@ -35,7 +35,7 @@ use super::pace::Pacer;
 use super::remote::Counters;
 use super::{
     Entry, HeldLock, Lean, ListedVersion, ListingNote, Lock, LockToken, Moves, Multipart,
-    MultipartUpload, ObjectVersion, RequestCounts, Storage, StorageError, Versioning,
+    MultipartUpload, ObjectVersion, ReadResult, RequestCounts, Storage, StorageError, Versioning,
     VersioningState, Versions,
 };
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -275,6 +275,36 @@ impl S3Storage {
     }
 }
 
+impl S3Storage {
+    /// A whole object of at most `limit` bytes, holding a place among the requests in flight.
+    async fn read_async(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let _permit = self.admit().await;
+        let out = self.get_object(key).await?;
+        if out.content_length().unwrap_or(0) as u64 > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                limit,
+            });
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Transport {
+                key: key.to_owned(),
+                message: describe(&e),
+            })?
+            .into_bytes();
+        if bytes.len() as u64 > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                limit,
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
 /// Standard base64 with padding.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -345,32 +375,20 @@ impl Storage for S3Storage {
     }
 
     fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
-        self.runtime.block_on(async {
-            let _permit = self.admit().await;
-            let out = self.get_object(key).await?;
-            if out.content_length().unwrap_or(0) as u64 > limit {
-                return Err(StorageError::TooLarge {
-                    key: key.to_owned(),
-                    limit,
-                });
-            }
-            let bytes = out
-                .body
-                .collect()
-                .await
-                .map_err(|e| StorageError::Transport {
-                    key: key.to_owned(),
-                    message: describe(&e),
-                })?
-                .into_bytes();
-            if bytes.len() as u64 > limit {
-                return Err(StorageError::TooLarge {
-                    key: key.to_owned(),
-                    limit,
-                });
-            }
-            Ok(bytes.to_vec())
-        })
+        self.runtime.block_on(self.read_async(key, limit))
+    }
+
+    /// All of them from one thread, the requests in flight waiting in the runtime rather than each
+    /// in a thread of its own (v1m at 128 in flight: 4,000 -> 4,830 manifests a second, 77 -> 58
+    /// CPU-seconds; one such thread a core was slower, 4,170 a second, on 2 cores shared with the
+    /// server).
+    fn read_each(&self, keys: &[String], limit: u64, done: &(dyn Fn(usize, ReadResult) + Sync)) {
+        use futures_util::stream::{self, StreamExt};
+        let reads = stream::iter(keys.iter().enumerate())
+            .map(|(i, k)| async move { (i, self.read_async(k, limit).await) })
+            .buffer_unordered(self.max_in_flight.max(1));
+        self.runtime
+            .block_on(reads.for_each(|(i, r)| std::future::ready(done(i, r))));
     }
 
     /// HeadObject (a listing gives the same, so the walk never asks).
