@@ -387,8 +387,10 @@ impl Storage for S3Storage {
         let reads = stream::iter(keys.iter().enumerate())
             .map(|(i, k)| async move { (i, self.read_async(k, limit).await) })
             .buffer_unordered(self.max_in_flight.max(1));
-        self.runtime
-            .block_on(reads.for_each(|(i, r)| std::future::ready(done(i, r))));
+        self.runtime.block_on(reads.for_each(|(i, r)| {
+            done(i, r);
+            std::future::ready(())
+        }));
     }
 
     /// HeadObject (a listing gives the same, so the walk never asks).
