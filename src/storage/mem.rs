@@ -338,3 +338,43 @@ impl Lock for MemStorage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_each_gives_every_key_its_own_result_once() {
+        let store = MemStorage::new();
+        store.put("a", "alpha");
+        store.put("c", "a longer object");
+        let keys: Vec<String> = ["a", "b", "c", "a"].map(String::from).to_vec();
+        let got: Vec<std::sync::Mutex<Vec<ReadOutcome>>> =
+            keys.iter().map(|_| Default::default()).collect();
+        store.read_each(&keys, 8, &|i, r| {
+            got[i].lock().unwrap().push(match r {
+                Ok(bytes) => ReadOutcome::Bytes(bytes),
+                Err(e) if e.is_not_found() => ReadOutcome::Missing,
+                Err(StorageError::TooLarge { .. }) => ReadOutcome::TooLarge,
+                Err(e) => panic!("{e}"),
+            })
+        });
+        let got: Vec<Vec<ReadOutcome>> = got.into_iter().map(|m| m.into_inner().unwrap()).collect();
+        assert_eq!(
+            got,
+            vec![
+                vec![ReadOutcome::Bytes(b"alpha".to_vec())],
+                vec![ReadOutcome::Missing],
+                vec![ReadOutcome::TooLarge],
+                vec![ReadOutcome::Bytes(b"alpha".to_vec())],
+            ]
+        );
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum ReadOutcome {
+        Bytes(Vec<u8>),
+        Missing,
+        TooLarge,
+    }
+}

@@ -512,8 +512,6 @@ fn size_mismatches(inv: &Inventory, d: &Digest, declared: &[(Digest, i64)]) -> V
         .collect()
 }
 
-/// Reads one manifest (from the cache where it holds it). Not `strict` (an undeclared index entry):
-/// data that is not a manifest is [`State::NotManifest`], with the problem it would be kept aside.
 /// Reads a batch of manifests (`(id, strict)`), in the batch's order: what the cache holds from it,
 /// the rest from the store all at once ([`Storage::read_each`]).
 fn read_batch(
@@ -559,8 +557,8 @@ fn read_batch(
     reads.into_iter().flatten().collect()
 }
 
-/// A manifest read leniently (an undeclared child) whose data is no manifest is not corrupt: it is
-/// some other blob.
+/// A manifest read not `strict` (an undeclared index entry) whose data is no manifest is
+/// [`State::NotManifest`], not corrupt, with the problem it would be kept aside.
 fn lenient(mut r: Read, strict: bool) -> Read {
     let not_manifest = |p: &Problem| p.kind == ProblemKind::CorruptManifest;
     if !strict && r.state == State::Corrupt && r.problems.iter().all(not_manifest) {
