@@ -57,6 +57,7 @@ const READS: &[&str] = &[
     "stop_listings_on",
     "child_folders",
     "read",
+    "read_each",
     "read_chunks",
     "modified",
     "kept_version",
