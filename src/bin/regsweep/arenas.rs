@@ -3,9 +3,11 @@
 //!
 //! glibc's malloc gives a thread that finds the arenas busy an arena of its own, up to eight per core,
 //! and every arena keeps what was freed in it. On S3 each listing, link read or HEAD in flight is a
-//! collector thread waiting on the SDK (manifest reads wait in the runtime instead), so with `--max-in-flight 128` the arenas, not the data, set the peak: s100k at
-//! 128 in flight peaked at 71–73 MB with glibc's default and 59–61 MB with one arena per core (two
-//! here), against a heap peak of 24 MB (heaptrack); at 32 in flight, 56 MB and 43 MB. A filesystem
+//! collector thread waiting on the SDK (manifest reads now wait in the runtime instead), so with
+//! `--max-in-flight 128` the arenas, not the data, set the peak: s100k at 128 in flight, when
+//! manifest reads took a thread each too, peaked at 71–73 MB with glibc's default and 59–61 MB with
+//! one arena per core (two here), against a heap peak of 24 MB (heaptrack); at 32 in flight, 56 MB
+//! and 43 MB. A filesystem
 //! walk keeps the default: its threads do the work, and sharing two arenas among them was 8–12%
 //! slower on g164k for 1.5 MB.
 
