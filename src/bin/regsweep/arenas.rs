@@ -7,9 +7,8 @@
 //! `--max-in-flight 128` the arenas, not the data, set the peak: s100k at 128 in flight, when
 //! manifest reads took a thread each too, peaked at 71–73 MB with glibc's default and 59–61 MB with
 //! one arena per core (two here), against a heap peak of 24 MB (heaptrack); at 32 in flight, 56 MB
-//! and 43 MB. A filesystem
-//! walk keeps the default: its threads do the work, and sharing two arenas among them was 8–12%
-//! slower on g164k for 1.5 MB.
+//! and 43 MB. A filesystem walk keeps the default: its threads do the work, and sharing two arenas
+//! among them was 8–12% slower on g164k for 1.5 MB.
 
 /// One arena per core from here on, unless `MALLOC_ARENA_MAX` says otherwise, and a fixed mmap
 /// threshold, unless `MALLOC_MMAP_THRESHOLD_` says otherwise. Called before the store is opened:
