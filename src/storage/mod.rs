@@ -395,10 +395,10 @@ pub(crate) fn versions_of<'a>(
         .ok_or_else(|| capability::no_versions(key))
 }
 
-/// Keys a delete call takes unless the backend says otherwise ([`Storage::max_delete_keys`]).
 /// What reading one object gave ([`Storage::read_each`]).
 pub type ReadResult = Result<Vec<u8>, StorageError>;
 
+/// Keys a delete call takes unless the backend says otherwise ([`Storage::max_delete_keys`]).
 pub const DELETE_BATCH: usize = 1000;
 
 /// Wraps `visit` to pass on only keys below `prefix` in one of `folders` (a range listing of

@@ -6,8 +6,9 @@
 //!
 //! The backend owns a tokio runtime; the collector calls it from rayon threads, each call blocking on
 //! its own request(s), except a batch of manifest reads ([`Storage::read_each`]), whose requests all
-//! wait in the runtime, driven from one thread. Requests in flight are bounded by a semaphore, and an optional pacer spaces
-//! request starts to a requests-per-second cap, so a run cannot flood a bucket the registry shares.
+//! wait in the runtime, driven from one thread. Requests in flight are bounded by a semaphore, and
+//! an optional pacer spaces request starts to a requests-per-second cap, so a run cannot flood a
+//! bucket the registry shares.
 //! Throttling (503 SlowDown), 5xx and dropped connections are retried by the SDK's standard retry
 //! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
 //!
