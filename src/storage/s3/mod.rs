@@ -277,36 +277,6 @@ impl S3Storage {
     }
 }
 
-impl S3Storage {
-    /// A whole object of at most `limit` bytes, holding a place among the requests in flight.
-    async fn read_async(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
-        let _permit = self.admit().await;
-        let out = self.get_object(key).await?;
-        if out.content_length().unwrap_or(0) as u64 > limit {
-            return Err(StorageError::TooLarge {
-                key: key.to_owned(),
-                limit,
-            });
-        }
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| StorageError::Transport {
-                key: key.to_owned(),
-                message: describe(&e),
-            })?
-            .into_bytes();
-        if bytes.len() as u64 > limit {
-            return Err(StorageError::TooLarge {
-                key: key.to_owned(),
-                limit,
-            });
-        }
-        Ok(bytes.to_vec())
-    }
-}
-
 /// Standard base64 with padding.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -13,6 +13,34 @@ impl S3Storage {
         self.send_get(key).await
     }
 
+    /// A whole object of at most `limit` bytes, holding a place among the requests in flight.
+    pub(super) async fn read_async(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+        let _permit = self.admit().await;
+        let out = self.get_object(key).await?;
+        if out.content_length().unwrap_or(0) as u64 > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                limit,
+            });
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StorageError::Transport {
+                key: key.to_owned(),
+                message: describe(&e),
+            })?
+            .into_bytes();
+        if bytes.len() as u64 > limit {
+            return Err(StorageError::TooLarge {
+                key: key.to_owned(),
+                limit,
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// Sends a GET of `key`; a missing key is [`StorageError::NotFound`]. Counting is the caller's.
     pub(super) async fn send_get(
         &self,
