@@ -31,7 +31,7 @@ use crate::model::digest::Digest;
 use crate::model::manifest::Aliased;
 use crate::pipeline::collect::blob_table::{BlobId, BlobTable};
 use crate::pipeline::collect::catalog::{Catalog, Refs, State};
-use crate::pipeline::collect::inventory::{Inventory, Repository};
+use crate::pipeline::collect::inventory::{Inventory, Repository, Revisions};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::{HashMap, HashSet};
@@ -126,6 +126,15 @@ impl Kept {
             Some(id) => self.ids.contains(id),
             None => self.missing.contains(d),
         }
+    }
+
+    /// How many of `revisions` are kept: by id where the store holds them, as [`Kept::contains`]
+    /// finds them, without turning each id into its digest and back.
+    fn count_of(&self, revisions: &Revisions) -> usize {
+        let stored = revisions.stored().iter();
+        let unstored = revisions.unstored().iter();
+        stored.filter(|&&id| self.ids.contains(id)).count()
+            + unstored.filter(|d| self.missing.contains(*d)).count()
     }
 }
 
@@ -345,10 +354,7 @@ fn mark_repository(
             );
         }
     };
-    let count_kept = |kept: &Kept| {
-        let kept_here = |r: &Digest| kept.contains(&inv.blobs, r);
-        repo.revisions.digests(&inv.blobs).filter(kept_here).count()
-    };
+    let count_kept = |kept: &Kept| kept.count_of(&repo.revisions);
     reach_all(
         &mut repo.tags.iter().filter_map(|t| t.current),
         &mut kept,
