@@ -81,14 +81,11 @@ impl Revisions {
     }
 
     /// From revisions already split by whether `blobs` holds them (any order, repeats allowed).
-    pub fn from_parts(mut stored: Vec<BlobId>, mut unstored: Vec<Digest>) -> Revisions {
-        stored.sort_unstable();
-        stored.dedup();
-        stored.shrink_to_fit();
-        unstored.sort_unstable();
-        unstored.dedup();
-        unstored.shrink_to_fit();
-        Revisions { stored, unstored }
+    pub fn from_parts(stored: Vec<BlobId>, unstored: Vec<Digest>) -> Revisions {
+        Revisions {
+            stored: sorted_set(stored),
+            unstored: sorted_set(unstored),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -132,6 +129,15 @@ impl Revisions {
         self.stored.retain(|&id| keep(&blobs.digest(id)));
         self.unstored.retain(|d| keep(d));
     }
+}
+
+/// `v` sorted, each value once, and holding no more room than that takes: how a finished
+/// repository keeps what its listing gave in any order.
+pub(crate) fn sorted_set<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort_unstable();
+    v.dedup();
+    v.shrink_to_fit();
+    v
 }
 
 impl Inventory {

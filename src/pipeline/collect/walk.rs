@@ -19,7 +19,9 @@ use crate::model::time::unix_seconds;
 use crate::pipeline::collect::blob_table::{
     self, BlobId, BlobTable, modified_seconds, note_problem,
 };
-use crate::pipeline::collect::inventory::{Detail, Inventory, Repository, Revisions, Tag, Upload};
+use crate::pipeline::collect::inventory::{
+    Detail, Inventory, Repository, Revisions, Tag, Upload, sorted_set,
+};
 use crate::pipeline::collect::links::{self, LinkOutcome, LinkToRead};
 use crate::pipeline::collect::snapshot;
 use crate::storage::{Entry, Lean, Storage, StorageError};
@@ -490,16 +492,7 @@ type Finished = (Repository, Vec<Digest>, Vec<usize>, Vec<AliasDigest>);
 /// them anyway (S3), they are dropped once they told where the tags point: at a million blobs they
 /// are 7 MB that only `gc -m` and `prune-tags` use.
 fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Finished {
-    let sorted = |mut v: Vec<Digest>| {
-        v.sort_unstable();
-        v.dedup();
-        v.shrink_to_fit();
-        v
-    };
-    let mut layer_links = b.layer_links;
-    layer_links.sort_unstable();
-    layer_links.dedup();
-    layer_links.shrink_to_fit();
+    let layer_links = sorted_set(b.layer_links);
     let mut tags: Vec<Tag> = b
         .tags
         .into_iter()
@@ -547,15 +540,13 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
             u
         })
         .collect();
-    let mut aliases = b.aliases;
-    aliases.sort_unstable();
-    aliases.dedup();
+    let aliases = sorted_set(b.aliases);
     let repo = Repository {
         name,
         revisions: Revisions::from_parts(b.revisions, b.unstored_revisions),
         tags,
         layer_links,
-        dangling_layer_links: sorted(b.dangling_layer_links),
+        dangling_layer_links: sorted_set(b.dangling_layer_links),
         layer_links_newest: b.layer_links_newest.filter(|_| !b.layer_link_time_unknown),
         revision_links_newest: b
             .revision_links_newest
