@@ -288,6 +288,26 @@ pub trait Storage: Sync {
         Ok(())
     }
 
+    /// Lists as [`Storage::list_below`] does, but a backend may list the range in parts side by
+    /// side once it runs long, each key given to `visit` with its part's number (from 0): a part's
+    /// keys come as `list_below` gives them, and a part begins only at a folder (a key relative
+    /// to the store, ending in `/`) that `split_at` accepts. `split_at` must refuse every folder
+    /// inside one it refuses: a refused folder's keys are then never in two parts. By default one
+    /// part, the store's own [`Storage::list_below`] (a decorator that lists through it keeps
+    /// what it does there).
+    fn list_below_in_parts(
+        &self,
+        prefix: &str,
+        folders: &[String],
+        lean: Lean,
+        split_at: &dyn Fn(&str) -> bool,
+        visit: &mut dyn FnMut(usize, Entry),
+        note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        let _ = split_at;
+        self.list_below(prefix, folders, lean, &mut |e| visit(0, e), note)
+    }
+
     /// An object's size and last modification time. [`StorageError::NotFound`] when it is not
     /// there; `Ok(None)` when the backend cannot tell (its listings always do).
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
@@ -408,17 +428,24 @@ pub(crate) fn only_folders<'a>(
     folders: &[String],
     visit: &'a mut dyn FnMut(Entry),
 ) -> impl FnMut(Entry) + 'a {
-    let mut wanted: Vec<String> = folders.to_vec();
-    wanted.sort_unstable();
+    let wanted = in_folders(prefix, folders);
     move |e: Entry| {
-        let folder = e.key[prefix.len().min(e.key.len())..]
-            .split_once('/')
-            .map(|(f, _)| f);
-        if e.key.starts_with(prefix)
-            && folder.is_some_and(|f| wanted.binary_search_by(|w| w.as_str().cmp(f)).is_ok())
-        {
+        if wanted(&e.key) {
             visit(e);
         }
+    }
+}
+
+/// Whether a key is below one of `folders` of `prefix` (see [`only_folders`]).
+pub(crate) fn in_folders<'a>(prefix: &'a str, folders: &[String]) -> impl Fn(&str) -> bool + 'a {
+    let mut wanted: Vec<String> = folders.to_vec();
+    wanted.sort_unstable();
+    move |key: &str| {
+        let folder = key[prefix.len().min(key.len())..]
+            .split_once('/')
+            .map(|(f, _)| f);
+        key.starts_with(prefix)
+            && folder.is_some_and(|f| wanted.binary_search_by(|w| w.as_str().cmp(f)).is_ok())
     }
 }
 

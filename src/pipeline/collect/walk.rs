@@ -557,6 +557,16 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
     (repo, b.unverified, current, b.unread_aliases)
 }
 
+/// Where a listing of the repositories may be split into parts: at a folder of names (a
+/// repository or a namespace, `repositories/a/b/`), never inside a repository's own folders
+/// (`_layers`, `_manifests`, `_uploads`, whose names no repository's can share), so that each
+/// repository's keys stay in one part.
+fn namespace_folder(folder: &str) -> bool {
+    folder
+        .strip_prefix(layout::REPOSITORIES)
+        .is_some_and(|names| !names.split('/').any(|c| c.starts_with('_')))
+}
+
 fn scan_repositories(
     storage: &dyn Storage,
     blobs: &BlobTable,
@@ -573,29 +583,35 @@ fn scan_repositories(
     let shards: Vec<Shard> = tops
         .par_chunks(per_shard)
         .map(|folders| {
-            let mut repos = Repositories {
-                open: Vec::new(),
-                finished: Vec::new(),
-                lean,
-            };
+            // One state a part of the listing: a part holds whole repositories.
+            let mut parts: Vec<Repositories> = Vec::new();
             let mut problems = Vec::new();
             if progress.stop_requested().is_some() {
                 return Ok((Vec::new(), problems));
             }
             let mut notes = Vec::new();
             let mut listed = Tally::new(progress, Count::Listed);
-            let result = storage.list_below(
+            let result = storage.list_below_in_parts(
                 layout::REPOSITORIES,
                 folders,
                 lean,
-                &mut |e| {
+                &namespace_folder,
+                &mut |part, e| {
                     listed.one();
-                    classify(storage, &mut repos, &mut problems, blobs, e)
+                    while parts.len() <= part {
+                        parts.push(Repositories {
+                            open: Vec::new(),
+                            finished: Vec::new(),
+                            lean,
+                        });
+                    }
+                    classify(storage, &mut parts[part], &mut problems, blobs, e)
                 },
                 &mut |n| notes.push(note_problem(n)),
             );
             problems.extend(notes);
-            result.map(|()| (repos.close(storage), problems))
+            let finished = parts.into_iter().flat_map(|r| r.close(storage)).collect();
+            result.map(|()| (finished, problems))
         })
         .collect();
 

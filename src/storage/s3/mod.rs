@@ -311,7 +311,7 @@ impl Storage for S3Storage {
         _note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
         self.runtime
-            .block_on(self.list_async(prefix, false, None, visit, &mut Vec::new()))
+            .block_on(self.list_flat(prefix, None, visit))
     }
 
     fn list_below(
@@ -330,19 +330,43 @@ impl Storage for S3Storage {
         let after = self.full(&format!("{prefix}{first}"));
         let before = self.full(&format!("{prefix}{last}0"));
         let mut keep = super::only_folders(prefix, folders, visit);
-        self.runtime.block_on(self.list_async(
+        self.runtime
+            .block_on(self.list_flat(prefix, Some((&after, &before)), &mut keep))
+    }
+
+    /// Long ranges split at folder boundaries and listed side by side ([`list`]).
+    fn list_below_in_parts(
+        &self,
+        prefix: &str,
+        folders: &[String],
+        _lean: Lean,
+        split_at: &dyn Fn(&str) -> bool,
+        visit: &mut dyn FnMut(usize, Entry),
+        _note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        let (Some(first), Some(last)) = (folders.first(), folders.last()) else {
+            return Ok(());
+        };
+        // The range as list_below has it.
+        let after = self.full(&format!("{prefix}{first}"));
+        let before = self.full(&format!("{prefix}{last}0"));
+        let wanted = super::in_folders(prefix, folders);
+        self.runtime.block_on(self.list_parts(
             prefix,
-            false,
-            Some((&after, &before)),
-            &mut keep,
-            &mut Vec::new(),
+            (&after, &before),
+            split_at,
+            &mut |part, e| {
+                if wanted(&e.key) {
+                    visit(part, e)
+                }
+            },
         ))
     }
 
     fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
         let mut dirs = Vec::new();
         self.runtime
-            .block_on(self.list_async(prefix, true, None, &mut |_| {}, &mut dirs))?;
+            .block_on(self.list_folders_async(prefix, &mut dirs))?;
         Ok(super::sorted_dirs(dirs))
     }
 

@@ -503,6 +503,23 @@ impl Storage for Inventoried {
         self.inner.list_below(prefix, folders, lean, visit, note)
     }
 
+    /// The repositories in parts as the bucket lists them; the blobs as [`Self::list_below`] does.
+    fn list_below_in_parts(
+        &self,
+        prefix: &str,
+        folders: &[String],
+        lean: Lean,
+        split_at: &dyn Fn(&str) -> bool,
+        visit: &mut dyn FnMut(usize, Entry),
+        note: &mut dyn FnMut(ListingNote),
+    ) -> Result<(), StorageError> {
+        if prefix.starts_with(layout::BLOBS) {
+            return self.list_below(prefix, folders, lean, &mut |e| visit(0, e), note);
+        }
+        self.inner
+            .list_below_in_parts(prefix, folders, lean, split_at, visit, note)
+    }
+
     fn stat(&self, key: &str) -> Result<Option<(u64, Option<SystemTime>)>, StorageError> {
         let r = self.inner.stat(key);
         if let (Ok(_), BlobKey::Data(d)) = (&r, layout::parse_blob_key(key))
