@@ -526,3 +526,148 @@ fn listing_neighbouring_folders_as_one_range_lists_what_each_folder_holds_on_s3_
         .unwrap();
     assert_eq!(on_s3.request_counts().unwrap().list_requests - before, 1);
 }
+
+/// Keys of a namespace long enough for the S3 listing to split (5,000 and more keys after its
+/// first 4 pages): 60 repositories under `big/`, one under a repository (`big/r05/sub`), a
+/// repository named as the namespace (`big`), and small neighbours.
+fn long_namespace() -> Vec<(String, Vec<u8>)> {
+    let digest = |n: u64| format!("sha256:{n:064x}");
+    let hex = |n: u64| format!("{n:064x}");
+    let mut keys = Vec::new();
+    let mut repo = |name: &str, seed: u64, layers: u64| {
+        let at = |k: String| format!("docker/registry/v2/repositories/{name}/{k}");
+        for i in 0..layers {
+            let d = seed * 1000 + i;
+            keys.push((
+                at(format!("_layers/sha256/{}/link", hex(d))),
+                digest(d).into_bytes(),
+            ));
+        }
+        for i in 0..4 {
+            let d = seed * 1000 + 900 + i;
+            keys.push((
+                at(format!("_manifests/revisions/sha256/{}/link", hex(d))),
+                digest(d).into_bytes(),
+            ));
+        }
+        let d = seed * 1000 + 903;
+        keys.push((
+            at("_manifests/tags/latest/current/link".into()),
+            digest(d).into_bytes(),
+        ));
+        keys.push((
+            at(format!(
+                "_manifests/tags/latest/index/sha256/{}/link",
+                hex(d)
+            )),
+            digest(d).into_bytes(),
+        ));
+    };
+    repo("a", 1, 3);
+    repo("big", 2, 3);
+    for r in 0..60 {
+        repo(&format!("big/r{r:02}"), 10 + r, 80);
+    }
+    repo("big/r05/sub", 90, 3);
+    repo("zz", 91, 3);
+    keys.sort();
+    keys
+}
+
+#[test]
+fn a_long_namespace_is_listed_in_parts_that_each_hold_whole_repositories_and_walk_as_on_disk() {
+    use regsweep::model::progress::Progress;
+    use regsweep::pipeline::collect::{inventory::Detail, walk};
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = support::s3::S3Server::start(&dir.path().join("moto.log"));
+    s3.create_bucket("parts");
+    let objects = long_namespace();
+    let stored: Vec<(String, Vec<u8>)> = objects
+        .iter()
+        .map(|(k, v)| (format!("store/{k}"), v.clone()))
+        .collect();
+    s3.put_objects("parts", &stored);
+    let fs_root = dir.path().join("fs");
+    for (k, body) in &objects {
+        let p = fs_root.join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let repos = "docker/registry/v2/repositories/";
+    let on_s3 = s3.storage("parts");
+
+    // The listing itself: every key once, in parts; a part's keys in order; no repository's own
+    // keys (`…/_layers/…`) in two parts; parts begin only where the caller allows.
+    let split_at = |f: &str| {
+        f.strip_prefix(repos)
+            .is_some_and(|n| !n.split('/').any(|c| c.starts_with('_')))
+    };
+    let mut seen = BTreeSet::new();
+    let mut last_of_part: Vec<Option<String>> = Vec::new();
+    let mut part_of_repo = std::collections::BTreeMap::new();
+    let folders = ["a", "big", "zz"].map(String::from);
+    let before = on_s3.request_counts().unwrap().list_requests;
+    on_s3
+        .list_below_in_parts(
+            repos,
+            &folders,
+            Default::default(),
+            &split_at,
+            &mut |part, e| {
+                if last_of_part.len() <= part {
+                    last_of_part.resize(part + 1, None);
+                }
+                if let Some(last) = &last_of_part[part] {
+                    assert!(e.key > *last, "part {part}: {} after {last}", e.key);
+                }
+                last_of_part[part] = Some(e.key.clone());
+                let repo = e.key[..e.key.find("/_").unwrap()].to_owned();
+                let first = *part_of_repo.entry(repo.clone()).or_insert(part);
+                assert_eq!(first, part, "{repo} in parts {first} and {part}");
+                assert!(seen.insert(e.key), "listed twice");
+            },
+            &mut |n| panic!("{n:?}"),
+        )
+        .unwrap();
+    let want: BTreeSet<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(seen, want);
+    assert!(
+        last_of_part.len() > 1,
+        "{} keys were listed in one part",
+        want.len()
+    );
+    // Splitting costs a few pages (where to split, and the page each part ends in), not many.
+    let pages = on_s3.request_counts().unwrap().list_requests - before;
+    let floor = want.len().div_ceil(1000) as u64;
+    assert!(
+        pages <= floor + 2 * last_of_part.len() as u64 + 4,
+        "{pages} list requests for {floor} pages"
+    );
+
+    // The walk over it: the same repositories as on disk.
+    let on_disk = regsweep::storage::fs::FsStorage::open(&fs_root).unwrap();
+    let shape = |storage: &dyn Storage| {
+        let inv = walk::scan(storage, Detail::Targets, &Progress::new()).unwrap();
+        assert!(inv.repositories.len() > 60, "{}", storage.describe());
+        inv.repositories
+            .iter()
+            .map(|r| {
+                let tags: Vec<_> = r
+                    .tags
+                    .iter()
+                    .map(|t| (t.name.to_string(), t.current))
+                    .collect();
+                let revisions: Vec<_> = r.revisions.digests(&inv.blobs).collect();
+                (
+                    r.name.clone(),
+                    revisions,
+                    tags,
+                    r.dangling_layer_links.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (s3_shape, disk_shape) = (shape(&on_s3), shape(&on_disk));
+    assert_eq!(s3_shape.len(), 64);
+    assert_eq!(s3_shape, disk_shape);
+}

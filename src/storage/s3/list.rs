@@ -91,16 +91,20 @@ impl Lister<'_> {
                     return;
                 }
                 let Some(next) = next else { return };
-                if let Some(last) = last.filter(|_| {
-                    !tried && depth < SPLIT_DEPTH && read >= SPLIT_AFTER_PAGES << depth
-                }) && let Some(parts) = s
-                    .split(self.prefix, &bounds, &next, &last, self.split_at)
-                    .await
+                if let Some(last) = last
+                    .filter(|_| !tried && depth < SPLIT_DEPTH && read >= SPLIT_AFTER_PAGES << depth)
+                    && let Some(parts) = s
+                        .split(self.prefix, &bounds, &next, &last, self.split_at)
+                        .await
                 {
                     tried = true;
                     if !parts.is_empty() {
                         let reading = parts.into_iter().enumerate().map(|(i, p)| {
-                            let number = if i == 0 { id } else { self.parts.replace(self.parts.get() + 1) };
+                            let number = if i == 0 {
+                                id
+                            } else {
+                                self.parts.replace(self.parts.get() + 1)
+                            };
                             self.list_part(p, number, pages.clone(), depth + 1)
                         });
                         join_all(reading.collect::<Vec<_>>()).await;
@@ -164,7 +168,15 @@ impl S3Storage {
                 })
             }
         };
-        list_pages(prefix, &self.stop, &self.counters.list, fetch, &mut |_| {}, dirs).await
+        list_pages(
+            prefix,
+            &self.stop,
+            &self.counters.list,
+            fetch,
+            &mut |_| {},
+            dirs,
+        )
+        .await
     }
 
     /// Lists every key under `prefix` or, with `range`, only the keys after `range.0` and before
@@ -185,7 +197,14 @@ impl S3Storage {
         let mut token = None;
         loop {
             token = self
-                .visit_page(prefix, &full_prefix, &bounds, token, &mut order, &mut *visit)
+                .visit_page(
+                    prefix,
+                    &full_prefix,
+                    &bounds,
+                    token,
+                    &mut order,
+                    &mut *visit,
+                )
                 .await?;
             if token.is_none() {
                 return Ok(());
@@ -224,7 +243,10 @@ impl S3Storage {
             let Some(next) = &token else {
                 return Ok(());
             };
-            if let Some(last) = order.last.as_deref().filter(|_| read >= SPLIT_AFTER_PAGES && !tried)
+            if let Some(last) = order
+                .last
+                .as_deref()
+                .filter(|_| read >= SPLIT_AFTER_PAGES && !tried)
                 && let Some(parts) = self
                     .split(prefix, &bounds, next, &self.full(last), split_at)
                     .await
@@ -412,7 +434,8 @@ impl S3Storage {
             self.counters.list.fetch_add(1, Ordering::Relaxed);
             let page = {
                 let _listing = (self.listing.acquire().await).expect("semaphore is never closed");
-                self.list_request(prefix, folder, true, after, token).await?
+                self.list_request(prefix, folder, true, after, token)
+                    .await?
             };
             for p in page.common_prefixes().iter().filter_map(|cp| cp.prefix()) {
                 if p >= limit {
@@ -496,11 +519,7 @@ fn next_token(page: &ListObjectsV2Output, ended: bool) -> Option<String> {
 
 /// The longest folder (ending in `/`, or the bucket's root `""`) that both keys start with.
 fn common_folder<'a>(a: &'a str, b: &str) -> &'a str {
-    let same = a
-        .bytes()
-        .zip(b.bytes())
-        .take_while(|(x, y)| x == y)
-        .count();
+    let same = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
     match a.as_bytes()[..same].iter().rposition(|&c| c == b'/') {
         Some(i) => &a[..=i],
         None => "",
@@ -514,7 +533,10 @@ mod tests {
     #[test]
     fn common_folder_is_where_a_split_looks_first() {
         assert_eq!(
-            common_folder("r/repositories/mirror/library/a/_layers/x", "r/repositories/mirror0"),
+            common_folder(
+                "r/repositories/mirror/library/a/_layers/x",
+                "r/repositories/mirror0"
+            ),
             "r/repositories/"
         );
         assert_eq!(

@@ -310,8 +310,7 @@ impl Storage for S3Storage {
         visit: &mut dyn FnMut(Entry),
         _note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        self.runtime
-            .block_on(self.list_flat(prefix, None, visit))
+        self.runtime.block_on(self.list_flat(prefix, None, visit))
     }
 
     fn list_below(
