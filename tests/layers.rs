@@ -53,6 +53,7 @@ const READS: &[&str] = &[
     "list",
     "list_lean",
     "list_below",
+    "list_below_in_parts",
     "stat",
     "stop_listings_on",
     "child_folders",
