@@ -1,13 +1,15 @@
 //! The paged listing: ListObjectsV2 by prefix or key range.
 //!
 //! A delimited listing (one level's folders) is walked by the remote layer's driver
-//! ([`crate::storage::remote::list_pages`]). A flat listing is read here, page after page; once it
-//! has shown it is long ([`SPLIT_AFTER_PAGES`]), the rest of its range is split at folder
-//! boundaries that delimited listings name ([`S3Storage::split_places`]) and the parts are listed
-//! side by side, each a few pages ahead at most, while the caller is handed the pages in key order:
-//! it sees the same keys in the same sequence as from one listing, each checked to sort after the
-//! one before. Without it, the one namespace holding a third of a store's repositories is listed
-//! one page after another long after the rest of the walk is done.
+//! ([`crate::storage::remote::list_pages`]); a flat one is read here, page after page, in key
+//! order. A listing in parts ([`Storage::list_below_in_parts`]: the walk of the repositories) goes
+//! the same way until it has shown it is long ([`SPLIT_AFTER_PAGES`]) while list requests are free
+//! to take more: then the rest of its range is split at folders that delimited listings name and
+//! the caller accepts ([`S3Storage::split_places`]), and the parts are listed side by side, each
+//! key handed on with its part's number; a part that runs long splits in turn. Each part's keys
+//! are checked to sort after the one before. Without it, a namespace holding a third of a store's
+//! repositories is listed one page after another long after the rest of the walk is done (v1m:
+//! the listing took 45 s, in parts 12 s).
 
 use super::*;
 use crate::storage::remote::{Page, list_pages};
@@ -26,8 +28,11 @@ const SPLIT_DEPTH: u32 = 3;
 const PLACE_LEVELS: usize = 4;
 /// Pages of one folder's child folders read to find places, at most.
 const SPLIT_PAGES: u32 = 64;
-/// Pages each part after the first may have read ahead of the one being visited.
-const PAGES_AHEAD: usize = 2;
+/// Parts of one listing, at most.
+const MAX_PARTS: usize = 64;
+/// Pages read and not yet visited, of all parts of a listing together (each part holds one more
+/// while it waits to hand it on).
+const PAGES_WAITING: usize = 16;
 
 /// Which keys a flat listing visits: those after `after` (the request's start-after), not before
 /// `from`, and before `end`; all full keys.
@@ -60,8 +65,8 @@ struct Lister<'a> {
 impl Lister<'_> {
     /// Lists one part (numbered `id`), page by page into `pages`; an error is sent as the part's
     /// last page. A part that has run long (twice as many pages a level deeper, up to
-    /// [`SPLIT_DEPTH`] levels) may split in turn: its first part goes on as `id`, the others are
-    /// numbered anew.
+    /// [`SPLIT_DEPTH`] levels and [`MAX_PARTS`] parts) may split in turn: its first part goes on
+    /// as `id`, the others are numbered anew.
     fn list_part(
         &self,
         part: Part,
@@ -92,7 +97,12 @@ impl Lister<'_> {
                 }
                 let Some(next) = next else { return };
                 if let Some(last) = last
-                    .filter(|_| !tried && depth < SPLIT_DEPTH && read >= SPLIT_AFTER_PAGES << depth)
+                    .filter(|_| {
+                        !tried
+                            && depth < SPLIT_DEPTH
+                            && read >= SPLIT_AFTER_PAGES << depth
+                            && self.parts.get() + SPLIT_INTO <= MAX_PARTS
+                    })
                     && let Some(parts) = s
                         .split(self.prefix, &bounds, &next, &last, self.split_at)
                         .await
@@ -117,7 +127,7 @@ impl Lister<'_> {
     }
 }
 
-/// Checks that every key handed on sorts after the one before it, across pages and parts.
+/// Checks that every key handed on sorts after the one before it, across pages (of one part).
 struct InOrder<'p> {
     prefix: &'p str,
     last: Option<String>,
@@ -264,7 +274,7 @@ impl S3Storage {
             split_at,
             parts: std::cell::Cell::new(parts.len()),
         };
-        let (pages, mut arriving) = mpsc::channel(PAGES_AHEAD * SPLIT_INTO);
+        let (pages, mut arriving) = mpsc::channel(PAGES_WAITING);
         let reading = {
             let lister = &lister;
             join_all(parts.into_iter().enumerate().map(move |(i, part)| {

@@ -13,7 +13,7 @@
 //! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
 //!
 //! One file per group of operations, each adding its methods to [`S3Storage`]: `list` (the paged
-//! listing), `object` (GET and HEAD), `delete` (DeleteObjects), `copy` (server-side copies,
+//! listing, and the repositories' in parts side by side), `object` (GET and HEAD), `delete` (DeleteObjects), `copy` (server-side copies,
 //! in parts past 5 GiB), `versions` (a versioned bucket), `multipart` (incomplete uploads) and
 //! `lock` (the store's lock object); this file holds the client, its counters and the
 //! [`Storage`] implementation that calls them.
