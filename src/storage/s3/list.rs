@@ -96,16 +96,14 @@ impl Lister<'_> {
                     return;
                 }
                 let Some(next) = next else { return };
-                if let Some(last) = last
-                    .filter(|_| {
-                        !tried
-                            && depth < SPLIT_DEPTH
-                            && read >= SPLIT_AFTER_PAGES << depth
-                            && self.parts.get() + SPLIT_INTO <= MAX_PARTS
-                    })
-                    && let Some(parts) = s
-                        .split(self.prefix, &bounds, &next, &last, self.split_at)
-                        .await
+                if let Some(last) = last.filter(|_| {
+                    !tried
+                        && depth < SPLIT_DEPTH
+                        && read >= SPLIT_AFTER_PAGES << depth
+                        && self.parts.get() + SPLIT_INTO <= MAX_PARTS
+                }) && let Some(parts) = s
+                    .split(self.prefix, &bounds, &next, &last, self.split_at)
+                    .await
                 {
                     tried = true;
                     if !parts.is_empty() {
