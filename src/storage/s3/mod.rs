@@ -333,7 +333,7 @@ impl Storage for S3Storage {
             .block_on(self.list_flat(prefix, Some((&after, &before)), &mut keep))
     }
 
-    /// Long ranges split at folder boundaries and listed side by side ([`list`]).
+    /// Long ranges split at folder boundaries and listed side by side (`list.rs`).
     fn list_below_in_parts(
         &self,
         prefix: &str,
