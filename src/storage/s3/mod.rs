@@ -263,6 +263,18 @@ impl S3Storage {
         format!("{}{key}", self.prefix)
     }
 
+    /// The key range that holds the neighbouring `folders` of `prefix` (full keys, both ends
+    /// excluded): from just before the first folder's keys to just after the last's (`0` follows
+    /// `/`). Keys of other folders that sort in between (`a-b/` sorts before `a/`) are in it too,
+    /// for the caller to leave out. `None` for no folders.
+    fn range_of(&self, prefix: &str, folders: &[String]) -> Option<(String, String)> {
+        let (first, last) = (folders.first()?, folders.last()?);
+        Some((
+            self.full(&format!("{prefix}{first}")),
+            self.full(&format!("{prefix}{last}0")),
+        ))
+    }
+
     /// Waits for a place among the requests in flight and for the pacer.
     async fn admit(&self) -> tokio::sync::SemaphorePermit<'_> {
         let permit = self
@@ -321,13 +333,9 @@ impl Storage for S3Storage {
         visit: &mut dyn FnMut(Entry),
         _note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        let (Some(first), Some(last)) = (folders.first(), folders.last()) else {
+        let Some((after, before)) = self.range_of(prefix, folders) else {
             return Ok(());
         };
-        // From just before the first folder's keys to just after the last's (`0` follows `/`).
-        // Keys of other folders that sort in between (`a-b/` sorts before `a/`) are not visited.
-        let after = self.full(&format!("{prefix}{first}"));
-        let before = self.full(&format!("{prefix}{last}0"));
         let mut keep = super::only_folders(prefix, folders, visit);
         self.runtime
             .block_on(self.list_flat(prefix, Some((&after, &before)), &mut keep))
@@ -343,12 +351,9 @@ impl Storage for S3Storage {
         visit: &mut dyn FnMut(usize, Entry),
         _note: &mut dyn FnMut(ListingNote),
     ) -> Result<(), StorageError> {
-        let (Some(first), Some(last)) = (folders.first(), folders.last()) else {
+        let Some((after, before)) = self.range_of(prefix, folders) else {
             return Ok(());
         };
-        // The range as list_below has it.
-        let after = self.full(&format!("{prefix}{first}"));
-        let before = self.full(&format!("{prefix}{last}0"));
         let wanted = super::in_folders(prefix, folders);
         self.runtime.block_on(self.list_parts(
             prefix,
