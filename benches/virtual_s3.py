@@ -162,6 +162,10 @@ def main():
                 print(f"\n{name}: gc -m plan on the virtual bucket {'equals' if same else 'DIFFERS FROM'} the "
                       f"filesystem store's ({len(plans['virtual']):,} and {len(plans['filesystem']):,} items)\n")
                 if not same:
+                    # A store DIR/NAME already there is compared as it is: one written with another
+                    # layer span (genstore's default is 67108864) differs in every size.
+                    print(f"(the filesystem store was made with the layer span it was made with; this run's is "
+                          f"{args.layer_span}: pass --layer-span with the one {store} was written with)")
                     sys.exit(1)
         finally:
             for p in (proxy, server):
