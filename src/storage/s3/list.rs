@@ -353,12 +353,9 @@ impl S3Storage {
         order: &mut InOrder<'_>,
         visit: &mut dyn FnMut(Entry),
     ) -> Result<Option<String>, StorageError> {
-        self.stop.check(prefix)?;
-        self.counters.list.fetch_add(1, Ordering::Relaxed);
         // Held until the page is visited: its memory is what the bound is for.
-        let held = (self.listing.acquire().await).expect("semaphore is never closed");
-        let page = self
-            .list_request(prefix, full_prefix, false, bounds.after.as_deref(), token)
+        let (page, held) = self
+            .list_page(prefix, full_prefix, false, bounds.after.as_deref(), token)
             .await?;
         let (entries, ended) = self.entries_of(&page, bounds);
         order.check(&entries)?;
@@ -375,11 +372,8 @@ impl S3Storage {
         bounds: &Bounds,
         token: Option<String>,
     ) -> Result<(Vec<Entry>, Option<String>), StorageError> {
-        self.stop.check(prefix)?;
-        self.counters.list.fetch_add(1, Ordering::Relaxed);
-        let _listing = (self.listing.acquire().await).expect("semaphore is never closed");
-        let page = self
-            .list_request(prefix, full_prefix, false, bounds.after.as_deref(), token)
+        let (page, _place) = self
+            .list_page(prefix, full_prefix, false, bounds.after.as_deref(), token)
             .await?;
         let (entries, ended) = self.entries_of(&page, bounds);
         Ok((entries, next_token(&page, ended)))
@@ -438,13 +432,7 @@ impl S3Storage {
         let mut found = Vec::new();
         let mut token = None;
         for _ in 0..SPLIT_PAGES {
-            self.stop.check(prefix)?;
-            self.counters.list.fetch_add(1, Ordering::Relaxed);
-            let page = {
-                let _listing = (self.listing.acquire().await).expect("semaphore is never closed");
-                self.list_request(prefix, folder, true, after, token)
-                    .await?
-            };
+            let (page, _) = self.list_page(prefix, folder, true, after, token).await?;
             for p in page.common_prefixes().iter().filter_map(|cp| cp.prefix()) {
                 if p >= limit {
                     return Ok(found);
@@ -457,6 +445,26 @@ impl S3Storage {
             }
         }
         Ok(found)
+    }
+
+    /// A page of a listing read here (not through [`list_pages`], which checks and counts
+    /// itself): once no stop was asked for, counted, with a place among the list pages in flight,
+    /// which the caller holds as long as the page's memory should count ([`LISTS_IN_FLIGHT`]).
+    async fn list_page(
+        &self,
+        prefix: &str,
+        full_prefix: &str,
+        delimiter: bool,
+        after: Option<&str>,
+        token: Option<String>,
+    ) -> Result<(ListObjectsV2Output, tokio::sync::SemaphorePermit<'_>), StorageError> {
+        self.stop.check(prefix)?;
+        self.counters.list.fetch_add(1, Ordering::Relaxed);
+        let place = (self.listing.acquire().await).expect("semaphore is never closed");
+        let page = self
+            .list_request(prefix, full_prefix, delimiter, after, token)
+            .await?;
+        Ok((page, place))
     }
 
     /// One ListObjectsV2 request (1,000 keys at most) for the keys under `full_prefix`, after
