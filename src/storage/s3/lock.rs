@@ -63,10 +63,7 @@ impl S3Storage {
             .body
             .collect()
             .await
-            .map_err(|e| StorageError::Transport {
-                key: LOCK_KEY.to_owned(),
-                message: describe(&e),
-            })?
+            .map_err(|e| body_broke(LOCK_KEY, &e))?
             .into_bytes();
         Ok(Some((bytes.to_vec(), etag, modified)))
     }

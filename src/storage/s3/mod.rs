@@ -179,6 +179,14 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// An object's body that broke off while it was read (GET, the lock's read, a streamed read).
+fn body_broke(key: &str, e: &aws_sdk_s3::primitives::ByteStreamError) -> StorageError {
+    StorageError::Transport {
+        key: key.to_owned(),
+        message: describe(e),
+    }
+}
+
 impl S3Storage {
     /// Builds the client. Fails only when the options cannot make one (no network access happens).
     pub fn open(opts: S3Options) -> Result<S3Storage, StorageError> {
@@ -410,15 +418,7 @@ impl Storage for S3Storage {
         self.runtime.block_on(async {
             let _permit = self.admit().await;
             let mut out = self.get_object(key).await?;
-            while let Some(bytes) =
-                out.body
-                    .try_next()
-                    .await
-                    .map_err(|e| StorageError::Transport {
-                        key: key.to_owned(),
-                        message: describe(&e),
-                    })?
-            {
+            while let Some(bytes) = out.body.try_next().await.map_err(|e| body_broke(key, &e))? {
                 chunk(&bytes);
             }
             Ok(())

@@ -27,10 +27,7 @@ impl S3Storage {
             .body
             .collect()
             .await
-            .map_err(|e| StorageError::Transport {
-                key: key.to_owned(),
-                message: describe(&e),
-            })?
+            .map_err(|e| body_broke(key, &e))?
             .into_bytes();
         if bytes.len() as u64 > limit {
             return Err(StorageError::TooLarge {
