@@ -59,6 +59,15 @@ pub fn repository_folder(repo: &str) -> String {
     format!("{REPOSITORIES}{repo}/")
 }
 
+/// True for a folder below [`REPOSITORIES`] (a key ending in `/`) whose every component is a
+/// name (none starts with `_`): a repository's or a namespace's folder, which holds whole
+/// repositories, never a folder inside a repository's own ([`REPOSITORY_OWN`]).
+pub fn names_folder(folder: &str) -> bool {
+    folder
+        .strip_prefix(REPOSITORIES)
+        .is_some_and(|names| !names.split('/').any(|c| c.starts_with('_')))
+}
+
 /// The folders a repository owns; anything else in its folder belongs to a nested repository.
 pub const REPOSITORY_OWN: [&str; 3] = ["_layers/", "_manifests/", "_uploads/"];
 
@@ -312,6 +321,17 @@ mod tests {
                 "{dir}"
             );
         }
+    }
+
+    #[test]
+    fn names_folders_are_repositories_and_namespaces_never_a_repositorys_own() {
+        assert!(names_folder(&format!("{REPOSITORIES}mirror/")));
+        assert!(names_folder(&format!("{REPOSITORIES}mirror/library/img1/")));
+        assert!(!names_folder(&format!(
+            "{REPOSITORIES}mirror/library/img1/_layers/"
+        )));
+        assert!(!names_folder(&format!("{REPOSITORIES}a/_manifests/tags/")));
+        assert!(!names_folder("docker/registry/v2/blobs/sha256/ab/"));
     }
 
     #[test]

@@ -557,16 +557,6 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
     (repo, b.unverified, current, b.unread_aliases)
 }
 
-/// Where a listing of the repositories may be split into parts: at a folder of names (a
-/// repository or a namespace, `repositories/a/b/`), never inside a repository's own folders
-/// (`_layers`, `_manifests`, `_uploads`, whose names no repository's can share), so that each
-/// repository's keys stay in one part.
-fn namespace_folder(folder: &str) -> bool {
-    folder
-        .strip_prefix(layout::REPOSITORIES)
-        .is_some_and(|names| !names.split('/').any(|c| c.starts_with('_')))
-}
-
 fn scan_repositories(
     storage: &dyn Storage,
     blobs: &BlobTable,
@@ -595,7 +585,8 @@ fn scan_repositories(
                 layout::REPOSITORIES,
                 folders,
                 lean,
-                &namespace_folder,
+                // Split only at folders of names, so that each repository stays in one part.
+                &layout::names_folder,
                 &mut |part, e| {
                     listed.one();
                     while parts.len() <= part {

@@ -13,10 +13,10 @@
 //! strategy with exponential backoff; an interceptor counts attempts so retries show in the report.
 //!
 //! One file per group of operations, each adding its methods to [`S3Storage`]: `list` (the paged
-//! listing, and the repositories' in parts side by side), `object` (GET and HEAD), `delete` (DeleteObjects), `copy` (server-side copies,
-//! in parts past 5 GiB), `versions` (a versioned bucket), `multipart` (incomplete uploads) and
-//! `lock` (the store's lock object); this file holds the client, its counters and the
-//! [`Storage`] implementation that calls them.
+//! listing, and the repositories' in parts side by side), `object` (GET and HEAD), `delete`
+//! (DeleteObjects), `copy` (server-side copies, in parts past 5 GiB), `versions` (a versioned
+//! bucket), `multipart` (incomplete uploads) and `lock` (the store's lock object); this file holds
+//! the client, its counters and the [`Storage`] implementation that calls them.
 
 use crate::model::digest::Digest;
 
