@@ -110,6 +110,7 @@ impl Walk<'_> {
             })
             .collect();
         if walks < WIDE && calls < LEAVES_AHEAD {
+            warm_links(dir_fd, key, &children);
             for (name, file_type) in &children {
                 if self.ahead.is_some_and(ahead::Slot::handed_back) {
                     return Err(Errno::CANCELED);
@@ -337,14 +338,15 @@ impl Walk<'_> {
         };
         // One read: a link is a few dozen bytes, and a regular file on a local filesystem returns
         // all it holds up to the buffer's length.
-        let mut buf = vec![0u8; LINK_READ];
-        match rustix::io::read(&fd, &mut buf) {
-            Ok(n) => buf.truncate(n),
+        let mut read = [0u8; LINK_READ];
+        let buf = match rustix::io::read(&fd, &mut read) {
+            // Kept at its length: a walk may hold many links before they are taken in.
+            Ok(n) => read[..n].to_vec(),
             Err(e) => {
                 self.noted(leaf_key, &e.to_string());
                 return true;
             }
-        }
+        };
         match st {
             Some(st) => self.found(leaf_key, &st, Some(buf)),
             None => (self.visit)(Entry {
@@ -378,5 +380,34 @@ impl Walk<'_> {
             key,
             message: message.to_owned(),
         });
+    }
+}
+
+/// Asks the kernel to read the small files that the layout says `children` of the folder `key`
+/// (open as `dir_fd`) lead to (a revision's `link`, a tag's `current/link`) all at once, before the
+/// walk reads them one by one: each read then finds its file read or on its way, rather than
+/// waiting for the disk in turn. Nothing is asked when the first such file is in memory already (a
+/// warm store), and no file is held open.
+fn warm_links(dir_fd: BorrowedFd<'_>, key: &str, children: &[(CString, FileType)]) {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut first = true;
+    for (name, file_type) in children {
+        if !matches!(file_type, FileType::Directory | FileType::Unknown) {
+            continue;
+        }
+        let Ok(child) = name.to_str() else { continue };
+        let file = match layout::folder_leaf(key, child) {
+            Some(Leaf::Read(file)) => file,
+            Some(Leaf::Tag) => layout::TAG_CURRENT,
+            _ => continue,
+        };
+        let path = format!("{child}/{file}");
+        let Ok(fd) = rustix::fs::openat(dir_fd, path.as_str(), flags, Mode::empty()) else {
+            continue;
+        };
+        if std::mem::take(&mut first) && in_memory(fd.as_fd()) {
+            return;
+        }
+        ask_for(fd.as_fd(), LINK_READ as u64);
     }
 }
