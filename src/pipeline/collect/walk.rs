@@ -28,6 +28,7 @@ use crate::storage::{Entry, Lean, Storage, StorageError};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 /// The blobs whose size and age a judgement needs when `kept` are the blobs it keeps: every blob
@@ -74,9 +75,31 @@ pub fn scan(
     progress: &Progress,
 ) -> Result<Inventory, StorageError> {
     progress.phase("listing blobs and repositories", Count::Listed, None);
-    let (mut blobs, mut problems) = blob_table::scan_blobs(storage, detail.lean(), progress)?;
-    let (mut repositories, repo_problems, vanished) =
-        scan_repositories(storage, &blobs, detail.lean(), progress)?;
+    let lean = detail.lean();
+    let soon = BlobsSoon::default();
+    let (blob_scan, repo_scan) = std::thread::scope(|s| {
+        let blob_side = s.spawn(|| {
+            // Sets `soon` however the listing ends, a panic included: the repositories' walk may
+            // wait for it.
+            let mut settled = Settle(&soon, None);
+            let scanned = blobs_listed(storage, lean, progress);
+            let (table, result) = match scanned {
+                Ok((table, problems)) => (Some(table), Ok(problems)),
+                Err(e) => (None, Err(e)),
+            };
+            settled.1 = table;
+            drop(settled);
+            result
+        });
+        let repos = scan_repositories(storage, &soon, lean, progress);
+        let blobs = blob_side
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (blobs, repos)
+    });
+    let mut problems = blob_scan?;
+    let (mut repositories, repo_problems, vanished) = repo_scan?;
+    let mut blobs = (soon.0.into_inner().flatten()).expect("the blob listing ended well");
     if storage.listing_snapshot().is_some() {
         blobs = snapshot::add_blobs_after_snapshot(storage, blobs, &mut repositories, progress)?;
     }
@@ -91,6 +114,47 @@ pub fn scan(
     })
 }
 
+/// The blob table while the repositories' walk runs beside the blob tree's listing: not set while
+/// the blob tree is listed, then the table, or `None` when its listing failed.
+#[derive(Default)]
+struct BlobsSoon(std::sync::OnceLock<Option<BlobTable>>);
+
+/// Sets a [`BlobsSoon`] to what it holds when dropped (`None` unless given the table).
+struct Settle<'a>(&'a BlobsSoon, Option<BlobTable>);
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.0.set(self.1.take());
+    }
+}
+
+/// The most repository entries the walks of all shards hold, together, while the blob table is
+/// not there yet to take them in (a few hundred bytes each); past it a shard's walk waits.
+const HELD_AT_MOST: usize = 16_384;
+
+/// Lists the blob tree in a pool of its own, so that it ends whatever the global pool's threads
+/// are doing: the repositories' walk, on the global pool, may wait for it.
+fn blobs_listed(
+    storage: &dyn Storage,
+    lean: Lean,
+    progress: &Progress,
+) -> Result<(BlobTable, Vec<Problem>), StorageError> {
+    let threads = storage
+        .parallelism()
+        .clamp(1, usize::from(layout::BLOB_PARTITIONS));
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("blobs-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(|| blob_table::scan_blobs(storage, lean, progress)),
+        Err(e) => Err(StorageError::Other {
+            key: layout::BLOBS.to_owned(),
+            message: format!("no threads to list the blob tree with: {e}"),
+        }),
+    }
+}
+
 /// Reads only the repositories (their tags, revisions and links), not the blob tree: for jobs that
 /// never weigh blobs, like `prune-tags`. Every `_layers` link then counts as dangling, since no blob
 /// table was read to resolve it; the caller must not judge layer links from this. Also returns how
@@ -99,8 +163,10 @@ pub fn scan_repositories_only(
     storage: &dyn Storage,
     progress: &Progress,
 ) -> Result<(Vec<Repository>, Vec<Problem>, u64), StorageError> {
+    let soon = BlobsSoon::default();
+    let _ = soon.0.set(Some(BlobTable::default()));
     let (repositories, mut problems, vanished) =
-        scan_repositories(storage, &BlobTable::default(), Lean::default(), progress)?;
+        scan_repositories(storage, &soon, Lean::default(), progress)?;
     problems.sort_by(|a, b| (a.kind, &a.path).cmp(&(b.kind, &b.path)));
     Ok((repositories, problems, vanished))
 }
@@ -559,17 +625,19 @@ fn finish(storage: &dyn Storage, name: String, b: RepoBuilder, lean: Lean) -> Fi
 
 fn scan_repositories(
     storage: &dyn Storage,
-    blobs: &BlobTable,
+    blobs: &BlobsSoon,
     lean: Lean,
     progress: &Progress,
 ) -> Result<RepoScan, StorageError> {
+    let held = std::sync::atomic::AtomicUsize::new(0);
     let mut problems = Vec::new();
     let mut tops = storage.child_folders(layout::REPOSITORIES)?;
     // Shards of neighbouring folders, in the order their keys sort (`a-b/` before `a/`), a few per
     // thread: a backend that lists by pages lists each shard as one range.
     tops.sort_by(|a, b| a.bytes().chain([b'/']).cmp(b.bytes().chain([b'/'])));
     let per_shard = tops.len().div_ceil(storage.parallelism().max(1) * 4).max(1);
-    type Shard = Result<(Vec<Finished>, Vec<Problem>), StorageError>;
+    // A shard's repositories, what it listed before the blob table was there, and its problems.
+    type Shard = Result<(Vec<Repositories>, Vec<(usize, Entry)>, Vec<Problem>), StorageError>;
     let shards: Vec<Shard> = tops
         .par_chunks(per_shard)
         .map(|folders| {
@@ -577,10 +645,12 @@ fn scan_repositories(
             let mut parts: Vec<Repositories> = Vec::new();
             let mut problems = Vec::new();
             if progress.stop_requested().is_some() {
-                return Ok((Vec::new(), problems));
+                return Ok((Vec::new(), Vec::new(), problems));
             }
             let mut notes = Vec::new();
             let mut listed = Tally::new(progress, Count::Listed);
+            // Entries listed before the blob table is there, taken in once it is.
+            let mut waiting: Vec<(usize, Entry)> = Vec::new();
             let result = storage.list_below_in_parts(
                 layout::REPOSITORIES,
                 folders,
@@ -596,13 +666,51 @@ fn scan_repositories(
                             lean,
                         });
                     }
-                    classify(storage, &mut parts[part], &mut problems, blobs, e)
+                    if waiting.is_empty()
+                        && let Some(table) = blobs.0.get()
+                    {
+                        if let Some(table) = table {
+                            classify(storage, &mut parts[part], &mut problems, table, e);
+                        }
+                        return;
+                    }
+                    waiting.push((part, e));
+                    let table = if held.fetch_add(1, Relaxed) < HELD_AT_MOST {
+                        blobs.0.get()
+                    } else {
+                        Some(blobs.0.wait())
+                    };
+                    if let Some(table) = table {
+                        held.fetch_sub(waiting.len(), Relaxed);
+                        for (part, e) in waiting.drain(..) {
+                            if let Some(table) = table {
+                                classify(storage, &mut parts[part], &mut problems, table, e);
+                            }
+                        }
+                    }
                 },
                 &mut |n| notes.push(note_problem(n)),
             );
             problems.extend(notes);
+            result.map(|()| (parts, waiting, problems))
+        })
+        .collect();
+    // A shard done before the blob table is there hands back what it holds rather than wait for
+    // the table on a thread that other shards' walks need.
+    let table = blobs.0.wait();
+    type Done = Result<(Vec<Finished>, Vec<Problem>), StorageError>;
+    let shards: Vec<Done> = shards
+        .into_par_iter()
+        .map(|shard| {
+            let (mut parts, waiting, mut problems) = shard?;
+            held.fetch_sub(waiting.len(), Relaxed);
+            for (part, e) in waiting {
+                if let Some(table) = table {
+                    classify(storage, &mut parts[part], &mut problems, table, e);
+                }
+            }
             let finished = parts.into_iter().flat_map(|r| r.close(storage)).collect();
-            result.map(|()| (finished, problems))
+            Ok((finished, problems))
         })
         .collect();
 
@@ -805,6 +913,135 @@ mod tests {
         }
         fn lock(&self) -> &dyn crate::storage::Lock {
             self.0.lock()
+        }
+    }
+
+    /// A store whose blob tree is listed only once the repositories' walk has given `wait_for`
+    /// entries (or after ten seconds, should the walk never get there): the walk runs ahead of
+    /// the blob table.
+    struct LateBlobs<'a> {
+        inner: &'a MemStorage,
+        wait_for: usize,
+        listed: std::sync::Mutex<usize>,
+        more: std::sync::Condvar,
+    }
+
+    impl Storage for LateBlobs<'_> {
+        fn wrapped(&self) -> Option<&dyn Storage> {
+            Some(self.inner)
+        }
+        fn list(
+            &self,
+            prefix: &str,
+            visit: &mut dyn FnMut(Entry),
+            note: &mut dyn FnMut(ListingNote),
+        ) -> Result<(), StorageError> {
+            self.inner.list(prefix, visit, note)
+        }
+        fn list_lean(
+            &self,
+            prefix: &str,
+            lean: Lean,
+            visit: &mut dyn FnMut(Entry),
+            note: &mut dyn FnMut(ListingNote),
+        ) -> Result<(), StorageError> {
+            if prefix.starts_with(layout::BLOBS) {
+                let listed = self.listed.lock().unwrap();
+                let _ = self
+                    .more
+                    .wait_timeout_while(listed, std::time::Duration::from_secs(10), |n| {
+                        *n < self.wait_for
+                    })
+                    .unwrap();
+            }
+            self.inner.list_lean(prefix, lean, visit, note)
+        }
+        fn list_below(
+            &self,
+            prefix: &str,
+            folders: &[String],
+            lean: Lean,
+            visit: &mut dyn FnMut(Entry),
+            note: &mut dyn FnMut(ListingNote),
+        ) -> Result<(), StorageError> {
+            let mut counted = |e| {
+                *self.listed.lock().unwrap() += 1;
+                self.more.notify_all();
+                visit(e)
+            };
+            self.inner
+                .list_below(prefix, folders, lean, &mut counted, note)
+        }
+        fn parallelism(&self) -> usize {
+            4
+        }
+        fn child_folders(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+            self.inner.child_folders(prefix)
+        }
+        fn read(&self, key: &str, limit: u64) -> Result<Vec<u8>, StorageError> {
+            self.inner.read(key, limit)
+        }
+        fn read_chunks(&self, key: &str, chunk: &mut dyn FnMut(&[u8])) -> Result<(), StorageError> {
+            self.inner.read_chunks(key, chunk)
+        }
+        fn delete(&self, keys: &[String]) -> Vec<Result<(), StorageError>> {
+            self.inner.delete(keys)
+        }
+        fn describe(&self) -> String {
+            "late blobs".to_owned()
+        }
+        fn moves(&self) -> Option<&dyn crate::storage::Moves> {
+            None
+        }
+        fn versions(&self) -> Option<&dyn crate::storage::Versions> {
+            None
+        }
+        fn multipart(&self) -> Option<&dyn crate::storage::Multipart> {
+            None
+        }
+        fn lock(&self) -> &dyn crate::storage::Lock {
+            self.inner.lock()
+        }
+    }
+
+    #[test]
+    fn repositories_listed_before_the_blob_table_is_there_are_taken_in_once_it_is() {
+        // More repository entries than the walk holds while it waits: it holds some, waits for
+        // the table, then goes on.
+        let repos: Vec<String> = (0..HELD_AT_MOST / 2 + 500)
+            .map(|i| format!("team{}/r{i}", i % 7))
+            .collect();
+        let s = MemStorage::new();
+        for repo in &repos {
+            put_repository(&s, repo);
+        }
+        let unstored = Digest::of(b"not stored");
+        s.put(
+            &layout::layer_link("team0/r0", &unstored),
+            unstored.to_string().into_bytes(),
+        );
+        let first = scan(&s, Detail::Targets, &Progress::new()).unwrap();
+        let shown = |inv: &Inventory| format!("{:?} {:?}", inv.repositories, inv.problems);
+        for wait_for in [1, HELD_AT_MOST] {
+            let late = LateBlobs {
+                inner: &s,
+                wait_for,
+                listed: Default::default(),
+                more: Default::default(),
+            };
+            let inv = scan(&late, Detail::Targets, &Progress::new()).unwrap();
+            assert!(*late.listed.lock().unwrap() > HELD_AT_MOST, "{wait_for}");
+            assert_eq!(inv.blobs.len(), repos.len());
+            assert_eq!(inv.repositories.len(), repos.len());
+            assert!(
+                shown(&inv) == shown(&first),
+                "{wait_for}: not the scan of the blobs first"
+            );
+            let r0 = (inv.repositories.iter())
+                .find(|r| r.name == "team0/r0")
+                .unwrap();
+            assert_eq!(r0.layer_links.len(), 1);
+            assert_eq!(r0.dangling_layer_links, vec![unstored]);
         }
     }
 
