@@ -1,6 +1,7 @@
 //! The walk: what a store holds, read from listings plus the few small links that must be opened.
 //!
-//! Two parallel walks over known shards, each with local state merged once at the end:
+//! Two parallel walks over known shards, side by side, each with local state merged once at the end
+//! (the repositories' walk holds what it lists until the blob table is there):
 //! - the blob tree, over 16 shards `blobs/sha256/0` … `f` (each 16 of its 256 folders). A blob's digest is its folder name
 //!   and its size and age come from the listing: no blob is opened. The result is the [`BlobTable`], a
 //!   table of digests sorted so that a digest's index is its compact [`BlobId`];
