@@ -108,6 +108,13 @@ fn read_tree(dir: &Path) -> BTreeMap<String, Module> {
                 parts.pop();
             }
             let text = std::fs::read_to_string(&p).unwrap();
+            // A module's tests: inline after `#[cfg(test)]`, or a `tests.rs` of their own (declared
+            // `#[cfg(test)] mod tests;`).
+            let text = if p.file_name().is_some_and(|n| n == "tests.rs") {
+                String::new()
+            } else {
+                text
+            };
             let code = text.split("#[cfg(test)]").next().unwrap();
             let code: Vec<&str> = code
                 .lines()
