@@ -78,6 +78,7 @@ const READS: &[&str] = &[
     "parallelism",
     "request_counts",
     "times_to_the_second",
+    "lists_side_by_side",
 ];
 
 struct Module {

@@ -383,6 +383,15 @@ pub trait Storage: Sync {
         }
     }
 
+    /// True when the blob tree may be listed while the repositories are (a filesystem): nothing the
+    /// two listings share can run out while one of them waits. False where a listing holds one of
+    /// a few request places while its visitor runs (S3), which a visitor that waits for the other
+    /// listing could hold them all.
+    fn lists_side_by_side(&self) -> bool {
+        self.wrapped()
+            .is_some_and(|inner| inner.lists_side_by_side())
+    }
+
     /// True when the store keeps object times in whole seconds (S3's `LastModified`, Azure's
     /// `Last-Modified`): a time in a given second says nothing finer, so asking again cannot tell
     /// before from after within it.

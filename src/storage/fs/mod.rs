@@ -356,6 +356,10 @@ impl Storage for FsStorage {
         (16 * std::thread::available_parallelism().map_or(2, |n| n.get())).min(64)
     }
 
+    fn lists_side_by_side(&self) -> bool {
+        true
+    }
+
     fn moves(&self) -> Option<&dyn Moves> {
         Some(self)
     }

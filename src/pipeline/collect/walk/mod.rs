@@ -78,26 +78,37 @@ pub fn scan(
     progress.phase("listing blobs and repositories", Count::Listed, None);
     let lean = detail.lean();
     let soon = BlobsSoon::default();
-    let (blob_scan, repo_scan) = std::thread::scope(|s| {
-        let blob_side = s.spawn(|| {
-            // Sets `soon` however the listing ends, a panic included: the repositories' walk may
-            // wait for it.
-            let mut settled = Settle(&soon, None);
-            let scanned = blobs_listed(storage, lean, progress);
-            let (table, result) = match scanned {
-                Ok((table, problems)) => (Some(table), Ok(problems)),
-                Err(e) => (None, Err(e)),
-            };
-            settled.1 = table;
-            drop(settled);
-            result
-        });
-        let repos = scan_repositories(storage, &soon, lean, progress);
-        let blobs = blob_side
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (blobs, repos)
-    });
+    // Side by side where the store allows it ([`Storage::lists_side_by_side`]), else the blobs
+    // first.
+    let (blob_scan, repo_scan) = if !storage.lists_side_by_side() {
+        let (table, problems) = blob_table::scan_blobs(storage, lean, progress)?;
+        let _ = soon.0.set(Some(table));
+        (
+            Ok(problems),
+            scan_repositories(storage, &soon, lean, progress),
+        )
+    } else {
+        std::thread::scope(|s| {
+            let blob_side = s.spawn(|| {
+                // Sets `soon` however the listing ends, a panic included: the repositories' walk may
+                // wait for it.
+                let mut settled = Settle(&soon, None);
+                let scanned = blobs_listed(storage, lean, progress);
+                let (table, result) = match scanned {
+                    Ok((table, problems)) => (Some(table), Ok(problems)),
+                    Err(e) => (None, Err(e)),
+                };
+                settled.1 = table;
+                drop(settled);
+                result
+            });
+            let repos = scan_repositories(storage, &soon, lean, progress);
+            let blobs = blob_side
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (blobs, repos)
+        })
+    };
     let mut problems = blob_scan?;
     let (mut repositories, repo_problems, vanished) = repo_scan?;
     let mut blobs = (soon.0.into_inner().flatten()).expect("the blob listing ended well");

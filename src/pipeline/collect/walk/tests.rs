@@ -136,6 +136,9 @@ impl Storage for LateBlobs<'_> {
     fn wrapped(&self) -> Option<&dyn Storage> {
         Some(self.inner)
     }
+    fn lists_side_by_side(&self) -> bool {
+        true
+    }
     fn list(
         &self,
         prefix: &str,
