@@ -475,6 +475,24 @@ fn within(name: &str, folder: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Takes in the entries `waiting` (each with its part) once the blob table is there, and counts
+/// them off `held`; where the blob listing failed (`None`) the scan fails with it and they go.
+fn take_in(
+    storage: &dyn Storage,
+    parts: &mut [Repositories],
+    problems: &mut Vec<Problem>,
+    table: &Option<BlobTable>,
+    waiting: &mut Vec<(usize, Entry)>,
+    held: &std::sync::atomic::AtomicUsize,
+) {
+    held.fetch_sub(waiting.len(), Relaxed);
+    for (part, e) in waiting.drain(..) {
+        if let Some(table) = table {
+            classify(storage, &mut parts[part], problems, table, e);
+        }
+    }
+}
+
 fn classify(
     storage: &dyn Storage,
     repos: &mut Repositories,
@@ -693,12 +711,14 @@ fn scan_repositories(
                         Some(blobs.0.wait())
                     };
                     if let Some(table) = table {
-                        held.fetch_sub(waiting.len(), Relaxed);
-                        for (part, e) in waiting.drain(..) {
-                            if let Some(table) = table {
-                                classify(storage, &mut parts[part], &mut problems, table, e);
-                            }
-                        }
+                        take_in(
+                            storage,
+                            &mut parts,
+                            &mut problems,
+                            table,
+                            &mut waiting,
+                            &held,
+                        );
                     }
                 },
                 &mut |n| notes.push(note_problem(n)),
@@ -714,13 +734,15 @@ fn scan_repositories(
     let shards: Vec<Done> = shards
         .into_par_iter()
         .map(|shard| {
-            let (mut parts, waiting, mut problems) = shard?;
-            held.fetch_sub(waiting.len(), Relaxed);
-            for (part, e) in waiting {
-                if let Some(table) = table {
-                    classify(storage, &mut parts[part], &mut problems, table, e);
-                }
-            }
+            let (mut parts, mut waiting, mut problems) = shard?;
+            take_in(
+                storage,
+                &mut parts,
+                &mut problems,
+                table,
+                &mut waiting,
+                &held,
+            );
             let finished = parts.into_iter().flat_map(|r| r.close(storage)).collect();
             Ok((finished, problems))
         })
