@@ -120,15 +120,22 @@ fn in_memory(fd: BorrowedFd<'_>) -> bool {
     rustix::io::preadv2(fd, bufs, 0, rustix::io::ReadWriteFlags::NOWAIT).is_ok()
 }
 
-/// Asks the kernel to read the first `len` bytes of the open file `fd` into memory without waiting
-/// for them: advice only, a read without it is as right, only slower.
-fn ask_for(fd: BorrowedFd<'_>, len: u64) {
-    let _ = rustix::fs::fadvise(
-        fd,
-        0,
-        std::num::NonZeroU64::new(len),
-        rustix::fs::Advice::WillNeed,
-    );
+/// Asks the kernel to read the first `len` bytes of each of `files` (opened as the iterator is
+/// taken, closed after) into memory without waiting for them, unless the first is in memory
+/// already (a warm store: the rest are not even opened). Advice only: a read without it is as
+/// right, only slower.
+fn ask_for<F: AsFd>(files: impl Iterator<Item = F>, len: u64) {
+    for (i, file) in files.enumerate() {
+        if i == 0 && in_memory(file.as_fd()) {
+            return;
+        }
+        let _ = rustix::fs::fadvise(
+            file,
+            0,
+            std::num::NonZeroU64::new(len),
+            rustix::fs::Advice::WillNeed,
+        );
+    }
 }
 
 impl FsStorage {
@@ -245,15 +252,8 @@ impl Storage for FsStorage {
         keys.par_chunks(READ_BATCH)
             .enumerate()
             .for_each(|(c, batch)| {
-                for (j, key) in batch.iter().enumerate() {
-                    let Ok(file) = self.open_to_read(key) else {
-                        continue;
-                    };
-                    if j == 0 && in_memory(file.as_fd()) {
-                        break;
-                    }
-                    ask_for(file.as_fd(), limit.saturating_add(1));
-                }
+                let opened = batch.iter().filter_map(|key| self.open_to_read(key).ok());
+                ask_for(opened, limit.saturating_add(1));
                 for (j, key) in batch.iter().enumerate() {
                     done(c * READ_BATCH + j, self.read(key, limit));
                 }

@@ -390,24 +390,18 @@ impl Walk<'_> {
 /// warm store), and no file is held open.
 fn warm_links(dir_fd: BorrowedFd<'_>, key: &str, children: &[(CString, FileType)]) {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut first = true;
-    for (name, file_type) in children {
+    let opened = children.iter().filter_map(|(name, file_type)| {
         if !matches!(file_type, FileType::Directory | FileType::Unknown) {
-            continue;
+            return None;
         }
-        let Ok(child) = name.to_str() else { continue };
-        let file = match layout::folder_leaf(key, child) {
-            Some(Leaf::Read(file)) => file,
-            Some(Leaf::Tag) => layout::TAG_CURRENT,
-            _ => continue,
+        let child = name.to_str().ok()?;
+        let file = match layout::folder_leaf(key, child)? {
+            Leaf::Read(file) => file,
+            Leaf::Tag => layout::TAG_CURRENT,
+            _ => return None,
         };
         let path = format!("{child}/{file}");
-        let Ok(fd) = rustix::fs::openat(dir_fd, path.as_str(), flags, Mode::empty()) else {
-            continue;
-        };
-        if std::mem::take(&mut first) && in_memory(fd.as_fd()) {
-            return;
-        }
-        ask_for(fd.as_fd(), LINK_READ as u64);
-    }
+        rustix::fs::openat(dir_fd, path.as_str(), flags, Mode::empty()).ok()
+    });
+    ask_for(opened, LINK_READ as u64);
 }
